@@ -1,0 +1,848 @@
+package schemas
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/url"
+	"strconv"
+	"strings"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// MaxDepth caps JSON nesting in a /collect body. A valid body needs 3 levels (array,
+// signal, props); the cap is checked by the scanner before any validator sees the
+// document, so a 100,000-deep body costs one pass and no recursion.
+const MaxDepth = 16
+
+// Number literals longer than this, or with an exponent beyond ±maxExponent, are
+// rejected before anything converts them: exact arithmetic on 1e999999999 would take
+// minutes, and no signal needs such a number.
+const (
+	maxNumberLen = 64
+	maxExponent  = 400
+)
+
+// Meta is what the collector knows about a request, copied into every signal from it.
+type Meta struct {
+	ReceivedAt int64 // Unix milliseconds
+	Bot        bool
+}
+
+// Rejection says why one signal of a body was not accepted.
+type Rejection struct {
+	Index   int    `json:"index"`   // position in the batch; 0 for a single signal
+	Pointer string `json:"pointer"` // JSON pointer into that signal
+	Reason  string `json:"reason"`
+	Code    string `json:"-"` // reason class, the label of rung_signals_rejected_total
+}
+
+// Rejection codes.
+const (
+	CodeSchema       = "schema"
+	CodeDuplicateKey = "duplicate_key"
+	CodeInvalidUTF8  = "invalid_utf8"
+	CodeNumberRange  = "number_range"
+	CodeNotObject    = "not_object"
+)
+
+// Batch is the result of decoding one body. It is reused: Reset keeps the capacity.
+type Batch struct {
+	Signals  []Signal
+	Rejected []Rejection
+}
+
+// Reset empties b for reuse, dropping references to the previous body.
+func (b *Batch) Reset() {
+	clear(b.Signals)
+	b.Signals = b.Signals[:0]
+	b.Rejected = b.Rejected[:0]
+}
+
+// Disagreements counts signals the fast path rejected and the oracle accepted. It must
+// stay zero; it is exported as a metric so a divergence is seen, not silently tolerated.
+func (r *Registry) Disagreements() uint64 { return r.disagree.Load() }
+
+// Decode parses a /collect body — one signal object or an array of them — validates each
+// signal and appends the accepted ones to b.Signals and the others to b.Rejected. body
+// must not change while b is in use: the signals' strings point into it. A returned error
+// concerns the whole body (ErrSyntax, ErrTooDeep, ErrNotSignals, ErrEmpty,
+// ErrBatchTooLarge), and b then holds nothing.
+func (r *Registry) Decode(body string, meta Meta, maxBatch int, b *Batch) error {
+	d := decoder{r: r, body: body, meta: meta}
+	err := d.run(maxBatch, b)
+	if err != nil {
+		b.Reset()
+	}
+	return err
+}
+
+type decoder struct {
+	r     *Registry
+	body  string
+	pos   int
+	depth int
+	meta  Meta
+
+	// The first structural problem in the current signal (duplicate key, bad UTF-8,
+	// unconvertible number): it decides the rejection without asking the validator.
+	bad Rejection
+	// The first schema problem inside the current signal's props, found while scanning.
+	propsBad Rejection
+}
+
+func (d *decoder) run(maxBatch int, b *Batch) error {
+	d.ws()
+	if d.pos >= len(d.body) {
+		return ErrEmpty
+	}
+	switch d.body[d.pos] {
+	case '{':
+		if err := d.element(0, b); err != nil {
+			return err
+		}
+	case '[':
+		d.pos++
+		d.depth++
+		d.ws()
+		if d.peek() == ']' {
+			d.pos++
+			return d.end(ErrEmpty)
+		}
+		for i := 0; ; i++ {
+			if i >= maxBatch {
+				return fmt.Errorf("%w: more than %d", ErrBatchTooLarge, maxBatch)
+			}
+			if err := d.element(i, b); err != nil {
+				return err
+			}
+			d.ws()
+			c := d.peek()
+			d.pos++
+			if c == ']' {
+				break
+			}
+			if c != ',' {
+				return d.syntax("expected ',' or ']' after a signal")
+			}
+		}
+	default:
+		return ErrNotSignals
+	}
+	return d.end(nil)
+}
+
+// end checks that nothing but whitespace follows the top-level value.
+func (d *decoder) end(err error) error {
+	d.ws()
+	if d.pos < len(d.body) {
+		return d.syntax("data after the top-level value")
+	}
+	return err
+}
+
+func (d *decoder) syntax(what string) error {
+	return fmt.Errorf("%w at byte %d: %s", ErrSyntax, d.pos, what)
+}
+
+func (d *decoder) peek() byte {
+	if d.pos < len(d.body) {
+		return d.body[d.pos]
+	}
+	return 0
+}
+
+func (d *decoder) ws() {
+	for d.pos < len(d.body) {
+		switch d.body[d.pos] {
+		case ' ', '\t', '\n', '\r':
+			d.pos++
+		default:
+			return
+		}
+	}
+}
+
+// element decodes the signal at index i of the body.
+func (d *decoder) element(i int, b *Batch) error {
+	d.ws()
+	start := d.pos
+	if d.peek() != '{' {
+		if err := d.skip(); err != nil {
+			return err
+		}
+		b.Rejected = append(b.Rejected, Rejection{Index: i, Reason: "a signal must be a JSON object", Code: CodeNotObject})
+		return nil
+	}
+	var s Signal
+	problem, err := d.signal(&s)
+	if err != nil {
+		return err
+	}
+	if problem.Reason == "" {
+		b.Signals = append(b.Signals, s)
+		return nil
+	}
+	problem.Index = i
+	if problem.Code == CodeSchema {
+		problem = d.explain(d.body[start:d.pos], problem)
+	}
+	b.Rejected = append(b.Rejected, problem)
+	return nil
+}
+
+// explain asks the oracle for the detailed report on a signal the fast path rejected.
+func (d *decoder) explain(raw string, fast Rejection) Rejection {
+	err := d.r.Validate(signalSchema, []byte(raw))
+	ve, ok := err.(*ValidationError)
+	if !ok || len(ve.Problems) == 0 {
+		d.r.disagree.Add(1)
+		return fast
+	}
+	fast.Pointer, fast.Reason = ve.Problems[0].Pointer, ve.Problems[0].Reason
+	return fast
+}
+
+// signal scans one object into toks and then checks it against its type's rules.
+func (d *decoder) signal(s *Signal) (Rejection, error) {
+	var (
+		toks    [numSlots]token
+		seen    uint32
+		unknown string
+		hasUnk  bool
+		props   string
+	)
+	d.bad, d.propsBad = Rejection{}, Rejection{}
+	d.pos++ // '{'
+	if d.depth++; d.depth > MaxDepth {
+		return Rejection{}, ErrTooDeep
+	}
+	d.ws()
+	if d.peek() == '}' {
+		d.pos++
+	} else {
+		for {
+			d.ws()
+			if d.peek() != '"' {
+				return Rejection{}, d.syntax("expected a string key")
+			}
+			key, err := d.str(where{})
+			if err != nil {
+				return Rejection{}, err
+			}
+			d.ws()
+			if d.peek() != ':' {
+				return Rejection{}, d.syntax("expected ':' after a key")
+			}
+			d.pos++
+			d.ws()
+			sl := slotOf(key)
+			switch {
+			case sl == slotNone:
+				if !hasUnk {
+					unknown, hasUnk = key, true
+				}
+				if err := d.skip(); err != nil {
+					return Rejection{}, err
+				}
+			default:
+				if seen&(1<<sl) != 0 {
+					d.flag(where{"", key}, "duplicate key "+strconv.Quote(key), CodeDuplicateKey)
+				}
+				seen |= 1 << sl
+				if sl == slotProps && d.peek() == '{' {
+					start := d.pos
+					if err := d.props(); err != nil {
+						return Rejection{}, err
+					}
+					props = d.body[start:d.pos]
+					toks[sl].kind = kindObject
+				} else if err := d.value(&toks[sl], where{"", key}); err != nil {
+					return Rejection{}, err
+				}
+			}
+			d.ws()
+			c := d.peek()
+			d.pos++
+			if c == '}' {
+				break
+			}
+			if c != ',' {
+				return Rejection{}, d.syntax("expected ',' or '}' in a signal")
+			}
+		}
+	}
+	d.depth--
+	if d.bad.Reason != "" {
+		return d.bad, nil
+	}
+	if p := d.check(&toks, seen, hasUnk, unknown); p.Reason != "" {
+		return p, nil
+	}
+	d.fill(s, &toks, seen, props)
+	return Rejection{}, nil
+}
+
+// check applies the compiled rules of the signal's type.
+func (d *decoder) check(toks *[numSlots]token, seen uint32, hasUnk bool, unknown string) Rejection {
+	fail := func(ptr, why string) Rejection { return Rejection{Pointer: ptr, Reason: why, Code: CodeSchema} }
+	if seen&(1<<slotType) == 0 {
+		return fail("", "missing properties: 'type'")
+	}
+	t := TypeUnknown
+	if toks[slotType].kind == kindString {
+		t = ParseType(toks[slotType].str)
+	}
+	if t == TypeUnknown {
+		return fail("/type", "value must be one of \"pageview\", \"event\", \"exposure\"")
+	}
+	rs := d.r.rules[t]
+	if hasUnk {
+		return fail("", "additionalProperties "+strconv.Quote(unknown)+" not allowed")
+	}
+	if miss := rs.required &^ seen; miss != 0 {
+		for sl := slot(0); sl < numSlots; sl++ {
+			if miss&(1<<sl) != 0 {
+				return fail("", "missing properties: '"+slotNames[sl]+"'")
+			}
+		}
+	}
+	for sl := slot(0); sl < numSlots; sl++ {
+		if seen&(1<<sl) == 0 || sl == slotProps {
+			continue
+		}
+		if rs.allowed&(1<<sl) == 0 {
+			return fail("", "additionalProperties "+strconv.Quote(slotNames[sl])+" not allowed")
+		}
+		if why := rs.slots[sl].check(&toks[sl]); why != "" {
+			return fail("/"+slotNames[sl], why)
+		}
+	}
+	if seen&(1<<slotProps) != 0 {
+		if rs.allowed&(1<<slotProps) == 0 {
+			return fail("", "additionalProperties \"props\" not allowed")
+		}
+		if toks[slotProps].kind != kindObject {
+			return fail("/props", "expected object, but got "+kindNames[toks[slotProps].kind])
+		}
+		if d.propsBad.Reason != "" {
+			return fail(d.propsBad.Pointer, d.propsBad.Reason)
+		}
+	}
+	return Rejection{}
+}
+
+// flag records the first structural problem of the current signal.
+// The pointer is prefix + key, built only when it is needed: the hot path never
+// concatenates.
+func (d *decoder) flag(at where, why, code string) {
+	if d.bad.Reason == "" {
+		d.bad = Rejection{Pointer: at.pointer(), Reason: why, Code: code}
+	}
+}
+
+// where names a value's place in the signal, for reports.
+type where struct{ prefix, key string }
+
+func (w where) pointer() string {
+	if w.prefix == "" && w.key == "" {
+		return ""
+	}
+	return w.prefix + "/" + escapePointer(w.key)
+}
+
+// value scans one value into t. Objects and arrays are skipped: no signal property but
+// props may hold one, and the rules reject them by kind.
+func (d *decoder) value(t *token, at where) error {
+	switch c := d.peek(); {
+	case c == '"':
+		s, err := d.str(at)
+		t.kind, t.str = kindString, s
+		return err
+	case c == '-' || (c >= '0' && c <= '9'):
+		return d.number(t, at)
+	case c == '{':
+		t.kind = kindObject
+		return d.skip()
+	case c == '[':
+		t.kind = kindArray
+		return d.skip()
+	default:
+		for _, lit := range [...]string{"true", "false", "null"} {
+			if strings.HasPrefix(d.body[d.pos:], lit) {
+				d.pos += len(lit)
+				t.kind, t.lit = kindBool, lit
+				if lit == "null" {
+					t.kind = kindNull
+				}
+				return nil
+			}
+		}
+		return d.syntax("expected a value")
+	}
+}
+
+// props scans the flat props object, checking each name and value as it goes; the first
+// schema problem is left in d.propsBad for check.
+func (d *decoder) props() error {
+	pr := &d.r.rules[TypePageview].props // identical for every type; checked in tests
+	var (
+		names [32]string
+		n     int
+		first Rejection
+	)
+	note := func(at where, why string) {
+		if first.Reason == "" {
+			first = Rejection{Pointer: at.pointer(), Reason: why}
+		}
+	}
+	d.pos++
+	if d.depth++; d.depth > MaxDepth {
+		return ErrTooDeep
+	}
+	d.ws()
+	if d.peek() == '}' {
+		d.pos++
+	} else {
+		for {
+			d.ws()
+			if d.peek() != '"' {
+				return d.syntax("expected a string key")
+			}
+			key, err := d.str(where{prefix: "/props"})
+			if err != nil {
+				return err
+			}
+			at := where{"/props", key}
+			if n < len(names) {
+				for _, k := range names[:n] {
+					if k == key {
+						d.flag(at, "duplicate key "+strconv.Quote(key), CodeDuplicateKey)
+					}
+				}
+				names[n] = key
+			}
+			n++
+			if why := pr.names.check(&token{kind: kindString, str: key}); why != "" {
+				note(at, "property name "+strconv.Quote(key)+": "+why)
+			}
+			d.ws()
+			if d.peek() != ':' {
+				return d.syntax("expected ':' after a key")
+			}
+			d.pos++
+			d.ws()
+			var t token
+			if err := d.value(&t, at); err != nil {
+				return err
+			}
+			if why := pr.values.check(&t); why != "" {
+				note(at, why)
+			}
+			d.ws()
+			c := d.peek()
+			d.pos++
+			if c == '}' {
+				break
+			}
+			if c != ',' {
+				return d.syntax("expected ',' or '}' in props")
+			}
+		}
+	}
+	d.depth--
+	if pr.maxProps >= 0 && n > pr.maxProps {
+		note(where{key: "props"}, fmt.Sprintf("maxProperties: got %d, want at most %d", n, pr.maxProps))
+	}
+	if n > len(names) && first.Reason == "" {
+		note(where{key: "props"}, "too many properties")
+	}
+	d.propsBad = first
+	return nil
+}
+
+// number scans a JSON number literal.
+func (d *decoder) number(t *token, at where) error {
+	start := d.pos
+	b := d.body
+	i := d.pos
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && b[i] >= '1' && b[i] <= '9':
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+	default:
+		d.pos = i
+		return d.syntax("malformed number")
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		j := i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		if i == j {
+			d.pos = i
+			return d.syntax("malformed number")
+		}
+	}
+	exp := 0
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		neg := false
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			neg = b[i] == '-'
+			i++
+		}
+		j := i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			if exp <= maxExponent {
+				exp = exp*10 + int(b[i]-'0')
+			}
+			i++
+		}
+		if i == j {
+			d.pos = i
+			return d.syntax("malformed number")
+		}
+		if neg {
+			exp = -exp
+		}
+	}
+	d.pos = i
+	t.kind, t.lit = kindNumber, b[start:i]
+	if len(t.lit) > maxNumberLen || exp > maxExponent || exp < -maxExponent {
+		d.flag(at, "number "+abbrev(t.lit)+" is out of range", CodeNumberRange)
+		return nil
+	}
+	t.f, _ = strconv.ParseFloat(t.lit, 64) // ±Inf on overflow, which every bound rejects
+	return nil
+}
+
+// str scans a JSON string at d.pos and returns its decoded value. Without escapes the
+// result is a substring of the body: no allocation.
+func (d *decoder) str(at where) (string, error) {
+	b := d.body
+	start := d.pos + 1
+	ascii := true
+	for i := start; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case c == '"':
+			d.pos = i + 1
+			s := b[start:i]
+			if !ascii && !utf8.ValidString(s) {
+				d.flag(at, "invalid UTF-8 in string", CodeInvalidUTF8)
+			}
+			return s, nil
+		case c == '\\':
+			return d.unescape(start, i, at)
+		case c < 0x20:
+			d.pos = i
+			return "", d.syntax("control character in string")
+		case c >= 0x80:
+			ascii = false
+		}
+	}
+	d.pos = len(b)
+	return "", d.syntax("unterminated string")
+}
+
+// unescape decodes a string with escapes; i is the first backslash.
+func (d *decoder) unescape(start, i int, at where) (string, error) {
+	b := d.body
+	out := make([]byte, 0, i-start+16)
+	out = append(out, b[start:i]...)
+	for i < len(b) {
+		c := b[i]
+		switch {
+		case c == '"':
+			d.pos = i + 1
+			if !utf8.Valid(out) {
+				d.flag(at, "invalid UTF-8 in string", CodeInvalidUTF8)
+			}
+			return string(out), nil
+		case c < 0x20:
+			d.pos = i
+			return "", d.syntax("control character in string")
+		case c != '\\':
+			out = append(out, c)
+			i++
+			continue
+		}
+		if i+1 >= len(b) {
+			break
+		}
+		switch e := b[i+1]; e {
+		case '"', '\\', '/':
+			out = append(out, e)
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case 'u':
+			r, ok := hex4(b, i+2)
+			if !ok {
+				d.pos = i
+				return "", d.syntax("malformed \\u escape")
+			}
+			i += 6
+			if utf16.IsSurrogate(r) {
+				r2, ok := rune(0), false
+				if i+1 < len(b) && b[i] == '\\' && b[i+1] == 'u' {
+					r2, ok = hex4(b, i+2)
+				}
+				if dec := utf16.DecodeRune(r, r2); ok && dec != utf8.RuneError {
+					r = dec
+					i += 6
+				} else {
+					d.flag(at, "lone UTF-16 surrogate in string", CodeInvalidUTF8)
+					r = utf8.RuneError
+				}
+			}
+			out = utf8.AppendRune(out, r)
+			continue
+		default:
+			d.pos = i
+			return "", d.syntax("invalid escape in string")
+		}
+		i += 2
+	}
+	d.pos = len(b)
+	return "", d.syntax("unterminated string")
+}
+
+func hex4(b string, i int) (rune, bool) {
+	if i+4 > len(b) {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(b[i:i+4], 16, 16)
+	return rune(v), err == nil
+}
+
+// skip scans past one value of any shape without recursion, enforcing MaxDepth and
+// JSON syntax. stack holds one bit per open level: 1 for an object.
+func (d *decoder) skip() error {
+	base := d.depth
+	var stack uint64
+	var t token
+	for {
+		// A value is expected here.
+		d.ws()
+		switch d.peek() {
+		case '{', '[':
+			obj := d.peek() == '{'
+			d.pos++
+			if d.depth++; d.depth > MaxDepth {
+				return ErrTooDeep
+			}
+			lvl := uint(d.depth - base)
+			stack &^= 1 << lvl
+			if obj {
+				stack |= 1 << lvl
+			}
+			d.ws()
+			if c := d.peek(); (obj && c == '}') || (!obj && c == ']') {
+				d.pos++
+				d.depth--
+				break
+			}
+			if obj {
+				if err := d.key(); err != nil {
+					return err
+				}
+			}
+			continue
+		default:
+			if err := d.value(&t, where{}); err != nil {
+				return err
+			}
+		}
+		// After a value: close levels or move to the next member.
+		for {
+			if d.depth == base {
+				return nil
+			}
+			obj := stack&(1<<uint(d.depth-base)) != 0
+			d.ws()
+			c := d.peek()
+			d.pos++
+			if (obj && c == '}') || (!obj && c == ']') {
+				d.depth--
+				continue
+			}
+			if c != ',' {
+				d.pos--
+				return d.syntax("expected ',' or a closing bracket")
+			}
+			if obj {
+				if err := d.key(); err != nil {
+					return err
+				}
+			}
+			break
+		}
+	}
+}
+
+// key scans `"name":` inside a skipped object.
+func (d *decoder) key() error {
+	d.ws()
+	if d.peek() != '"' {
+		return d.syntax("expected a string key")
+	}
+	if _, err := d.str(where{}); err != nil {
+		return err
+	}
+	d.ws()
+	if d.peek() != ':' {
+		return d.syntax("expected ':' after a key")
+	}
+	d.pos++
+	return nil
+}
+
+// fill copies a valid signal's tokens into s and enriches it.
+func (d *decoder) fill(s *Signal, toks *[numSlots]token, seen uint32, props string) {
+	s.Type = ParseType(toks[slotType].str)
+	s.ReceivedAt = d.meta.ReceivedAt
+	s.Bot = d.meta.Bot
+	s.Site = toks[slotSite].str
+	s.AnonymousID = toks[slotAnonymousID].str
+	s.EventID = toks[slotEventID].str
+	if s.EventID == "" {
+		s.EventID = newID()
+	}
+	s.URL = toks[slotURL].str
+	s.Path = urlPath(s.URL)
+	s.Referrer = toks[slotReferrer].str
+	s.UTMSource = toks[slotUTMSource].str
+	s.UTMMedium = toks[slotUTMMedium].str
+	s.UTMCampaign = toks[slotUTMCampaign].str
+	s.UTMTerm = toks[slotUTMTerm].str
+	s.UTMContent = toks[slotUTMContent].str
+	if s.URL != "" && strings.Contains(s.URL, "utm_") {
+		utmFromURL(s, seen)
+	}
+	s.Name = toks[slotName].str
+	s.Experiment = toks[slotExperiment].str
+	s.Variant = toks[slotVariant].str
+	if seen&(1<<slotValue) != 0 {
+		s.Value, s.HasValue = toks[slotValue].f, true
+	}
+	s.Props = props
+}
+
+// urlPath returns the path of an absolute URL, "/" when it has none.
+func urlPath(u string) string {
+	i := strings.Index(u, "://")
+	if i < 0 {
+		return ""
+	}
+	rest := u[i+3:]
+	j := strings.IndexAny(rest, "/?#")
+	if j < 0 || rest[j] != '/' {
+		return "/"
+	}
+	p := rest[j:]
+	if k := strings.IndexAny(p, "?#"); k >= 0 {
+		p = p[:k]
+	}
+	return p
+}
+
+// maxUTM is the utm length limit of the schemas, applied to values taken from the URL.
+const maxUTM = 200
+
+// utmFromURL fills the utm fields the signal did not carry from the URL's query.
+func utmFromURL(s *Signal, seen uint32) {
+	q := s.URL
+	i := strings.IndexByte(q, '?')
+	if i < 0 {
+		return
+	}
+	q = q[i+1:]
+	if j := strings.IndexByte(q, '#'); j >= 0 {
+		q = q[:j]
+	}
+	for q != "" {
+		var kv string
+		kv, q, _ = strings.Cut(q, "&")
+		k, v, _ := strings.Cut(kv, "=")
+		var dst *string
+		var sl slot
+		switch k {
+		case "utm_source":
+			dst, sl = &s.UTMSource, slotUTMSource
+		case "utm_medium":
+			dst, sl = &s.UTMMedium, slotUTMMedium
+		case "utm_campaign":
+			dst, sl = &s.UTMCampaign, slotUTMCampaign
+		case "utm_term":
+			dst, sl = &s.UTMTerm, slotUTMTerm
+		case "utm_content":
+			dst, sl = &s.UTMContent, slotUTMContent
+		default:
+			continue
+		}
+		if seen&(1<<sl) != 0 || *dst != "" {
+			continue
+		}
+		if strings.ContainsAny(v, "%+") {
+			if u, err := url.QueryUnescape(v); err == nil && utf8.ValidString(u) {
+				v = u
+			}
+		}
+		*dst = truncateRunes(v, maxUTM)
+	}
+}
+
+func truncateRunes(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for i := range s {
+		if n == 0 {
+			return s[:i]
+		}
+		n--
+	}
+	return s
+}
+
+// newID makes an event_id for a signal that came without one: 128 random bits in hex.
+func newID() string {
+	var b [32]byte
+	const hexd = "0123456789abcdef"
+	x, y := rand.Uint64(), rand.Uint64()
+	for i := 0; i < 16; i++ {
+		b[i] = hexd[x>>(60-4*i)&0xf]
+		b[16+i] = hexd[y>>(60-4*i)&0xf]
+	}
+	return string(b[:])
+}
+
+func escapePointer(s string) string {
+	if !strings.ContainsAny(s, "~/") {
+		return s
+	}
+	return strings.NewReplacer("~", "~0", "/", "~1").Replace(s)
+}
+
+func abbrev(s string) string {
+	if len(s) > 24 {
+		return s[:24] + "…"
+	}
+	return s
+}

@@ -1,0 +1,228 @@
+package schemas
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func newTestRegistry(t testing.TB) *Registry {
+	t.Helper()
+	r, err := NewRegistry()
+	if err != nil {
+		t.Fatalf("NewRegistry: %v", err)
+	}
+	return r
+}
+
+func TestDecodeValidFixtures(t *testing.T) {
+	r := newTestRegistry(t)
+	files, _ := filepath.Glob("testdata/valid/*.json")
+	if len(files) == 0 {
+		t.Fatal("no fixtures in testdata/valid")
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			body, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var b Batch
+			if err := r.Decode(string(body), Meta{ReceivedAt: 1700000000000}, 100, &b); err != nil {
+				t.Fatalf("Decode: %v", err)
+			}
+			if len(b.Rejected) > 0 {
+				t.Fatalf("rejected: %+v", b.Rejected)
+			}
+			if len(b.Signals) == 0 {
+				t.Fatal("no signals decoded")
+			}
+			for _, s := range b.Signals {
+				if s.EventID == "" || s.ReceivedAt != 1700000000000 {
+					t.Errorf("signal not enriched: %+v", s)
+				}
+				// The oracle must agree on every fixture, signal by signal.
+				if err := r.Validate(s.Type.String()+".v1", mustSignalJSON(t, body, s)); err != nil {
+					t.Errorf("oracle rejects a fixture the fast path accepted: %v", err)
+				}
+			}
+		})
+	}
+}
+
+// mustSignalJSON returns the raw object of s from a fixture body (one object or an array).
+func mustSignalJSON(t *testing.T, body []byte, s Signal) []byte {
+	t.Helper()
+	var list []json.RawMessage
+	if json.Unmarshal(body, &list) != nil {
+		return body
+	}
+	for _, raw := range list {
+		if strings.Contains(string(raw), `"`+s.AnonymousID+`"`) && strings.Contains(string(raw), `"`+s.Type.String()+`"`) {
+			return raw
+		}
+	}
+	t.Fatalf("signal %+v not found in fixture", s)
+	return nil
+}
+
+func TestDecodeFields(t *testing.T) {
+	r := newTestRegistry(t)
+	body := `{"type":"pageview","site":"example.com","anonymous_id":"a1b2c3d4e5f6","event_id":"ev-0000001",` +
+		`"url":"https://example.com/pricing/?utm_source=news%20letter&utm_medium=email&utm_campaign=spring#top",` +
+		`"utm_campaign":"given","referrer":"https://news.example/","value":-2.5e3,"props":{"plan":"pro","n":3}}`
+	var b Batch
+	if err := r.Decode(body, Meta{ReceivedAt: 5, Bot: true}, 1, &b); err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Signals) != 1 {
+		t.Fatalf("got %d signals, %+v", len(b.Signals), b.Rejected)
+	}
+	got := b.Signals[0]
+	want := Signal{
+		Type: TypePageview, Bot: true, HasValue: true, ReceivedAt: 5, Value: -2500,
+		Site: "example.com", AnonymousID: "a1b2c3d4e5f6", EventID: "ev-0000001",
+		URL:       "https://example.com/pricing/?utm_source=news%20letter&utm_medium=email&utm_campaign=spring#top",
+		Path:      "/pricing/", Referrer: "https://news.example/",
+		UTMSource: "news letter", UTMMedium: "email", UTMCampaign: "given",
+		Props: `{"plan":"pro","n":3}`,
+	}
+	if got != want {
+		t.Errorf("got  %+v\nwant %+v", got, want)
+	}
+}
+
+func TestDecodeInvalidFixtures(t *testing.T) {
+	r := newTestRegistry(t)
+	raw, err := os.ReadFile("testdata/invalid/cases.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []struct {
+		Name    string          `json:"name"`
+		Body    json.RawMessage `json:"body"`
+		Pointer string          `json:"pointer"`
+		Reason  string          `json:"reason"`
+	}
+	if err := json.Unmarshal(raw, &cases); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cases {
+		t.Run(c.Name, func(t *testing.T) {
+			var b Batch
+			if err := r.Decode(string(c.Body), Meta{}, 1, &b); err != nil {
+				t.Fatalf("Decode: %v", err)
+			}
+			if len(b.Signals) != 0 || len(b.Rejected) != 1 {
+				t.Fatalf("want one rejection, got %d signals and %+v", len(b.Signals), b.Rejected)
+			}
+			rej := b.Rejected[0]
+			if rej.Pointer != c.Pointer || rej.Code != CodeSchema || !strings.Contains(rej.Reason, c.Reason) {
+				t.Errorf("got pointer %q code %q reason %q; want pointer %q, reason containing %q",
+					rej.Pointer, rej.Code, rej.Reason, c.Pointer, c.Reason)
+			}
+			if r.Disagreements() != 0 {
+				t.Errorf("fast path and oracle disagree")
+			}
+		})
+	}
+}
+
+const okSignal = `{"type":"pageview","site":"example.com","anonymous_id":"visitor-0001","url":"https://example.com/"}`
+
+func TestDecodeHostile(t *testing.T) {
+	r := newTestRegistry(t)
+	tests := []struct {
+		name string
+		body string
+		err  error  // whole-body error, or
+		code string // the code of the one rejection
+		ptr  string
+	}{
+		{name: "empty", body: "", err: ErrEmpty},
+		{name: "whitespace", body: " \n\t", err: ErrEmpty},
+		{name: "empty array", body: "[]", err: ErrEmpty},
+		{name: "scalar", body: "42", err: ErrNotSignals},
+		{name: "string", body: `"x"`, err: ErrNotSignals},
+		{name: "truncated", body: okSignal[:40], err: ErrSyntax},
+		{name: "trailing garbage", body: okSignal + "x", err: ErrSyntax},
+		{name: "two objects", body: okSignal + okSignal, err: ErrSyntax},
+		{name: "trailing comma", body: `[` + okSignal + `,]`, err: ErrSyntax},
+		{name: "single quotes", body: `{'type':'pageview'}`, err: ErrSyntax},
+		{name: "bad literal", body: `{"type":tru}`, err: ErrSyntax},
+		{name: "bad number", body: `{"value":01}`, err: ErrSyntax},
+		{name: "bad escape", body: `{"type":"\x"}`, err: ErrSyntax},
+		{name: "control char", body: "{\"type\":\"a\x01b\"}", err: ErrSyntax},
+		{name: "deep array", body: strings.Repeat("[", 100000) + strings.Repeat("]", 100000), err: ErrTooDeep},
+		{name: "deep in field", body: `{"x":` + strings.Repeat("[", 100000), err: ErrTooDeep},
+		{name: "deep object", body: strings.Repeat(`{"a":`, 100000), err: ErrTooDeep},
+		{name: "too many", body: "[" + okSignal + "," + okSignal + "," + okSignal + "]", err: ErrBatchTooLarge},
+		{name: "invalid utf8", body: strings.Replace(okSignal, "example.com/", "example.com/\xff\xfe", 1), code: CodeInvalidUTF8, ptr: "/url"},
+		{name: "lone surrogate", body: strings.Replace(okSignal, "example.com/", `example.com/\ud800`, 1), code: CodeInvalidUTF8, ptr: "/url"},
+		{name: "reversed surrogates", body: strings.Replace(okSignal, "example.com/", `example.com/\udc00\ud800`, 1), code: CodeInvalidUTF8, ptr: "/url"},
+		{name: "duplicate key", body: strings.Replace(okSignal, `"site":"example.com"`, `"site":"a.com","site":"example.com"`, 1), code: CodeDuplicateKey, ptr: "/site"},
+		{name: "duplicate prop", body: strings.Replace(okSignal, `}`, `,"props":{"a":1,"a":2}}`, 1), code: CodeDuplicateKey, ptr: "/props/a"},
+		{name: "huge exponent", body: strings.Replace(okSignal, `}`, `,"value":1e999999999}`, 1), code: CodeNumberRange, ptr: "/value"},
+		{name: "long number", body: strings.Replace(okSignal, `}`, `,"value":`+strings.Repeat("9", 5000)+`}`, 1), code: CodeNumberRange, ptr: "/value"},
+		{name: "not an object in batch", body: `[` + okSignal + `,"x"]`, code: CodeNotObject},
+		{name: "huge string", body: strings.Replace(okSignal, "example.com/", "example.com/"+strings.Repeat("a", 1<<20), 1), code: CodeSchema, ptr: "/url"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var b Batch
+			err := r.Decode(tt.body, Meta{}, 2, &b)
+			if tt.err != nil {
+				if !errors.Is(err, tt.err) {
+					t.Fatalf("err = %v, want %v", err, tt.err)
+				}
+				if len(b.Signals)+len(b.Rejected) != 0 {
+					t.Fatalf("batch not emptied after a body error")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Decode: %v", err)
+			}
+			if len(b.Rejected) != 1 {
+				t.Fatalf("want one rejection, got %+v", b.Rejected)
+			}
+			if rej := b.Rejected[0]; rej.Code != tt.code || rej.Pointer != tt.ptr {
+				t.Errorf("got %+v, want code %q pointer %q", rej, tt.code, tt.ptr)
+			}
+		})
+	}
+}
+
+func TestDecodeAllocs(t *testing.T) {
+	r := newTestRegistry(t)
+	single := strings.Replace(okSignal, `}`, `,"event_id":"ev-0000001"}`, 1)
+	batch := "[" + strings.TrimSuffix(strings.Repeat(single+",", 50), ",") + "]"
+	var b Batch
+	for _, body := range []string{single, batch} {
+		allocs := testing.AllocsPerRun(100, func() {
+			b.Reset()
+			if err := r.Decode(body, Meta{}, 100, &b); err != nil || len(b.Rejected) > 0 {
+				t.Fatalf("Decode: %v %+v", err, b.Rejected)
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("Decode of %d bytes allocated %.1f times per run, want 0", len(body), allocs)
+		}
+	}
+}
+
+func TestPropsRulesAgreeAcrossTypes(t *testing.T) {
+	// decoder.props uses the pageview rules for every type; that is only right while
+	// the schemas share one props definition.
+	r := newTestRegistry(t)
+	for ty := TypeEvent; ty <= TypeExposure; ty++ {
+		a, b := r.rules[TypePageview].props, r.rules[ty].props
+		if a.maxProps != b.maxProps || a.values.types != b.values.types || a.values.maxLen != b.values.maxLen ||
+			a.names.pattern.String() != b.names.pattern.String() {
+			t.Errorf("%s props rules differ from pageview's", ty)
+		}
+	}
+}

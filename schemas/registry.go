@@ -1,0 +1,178 @@
+package schemas
+
+import (
+	"bytes"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strings"
+	"sync/atomic"
+
+	"github.com/santhosh-tekuri/jsonschema/v5"
+)
+
+//go:embed json/*.json
+var files embed.FS
+
+// baseURL is where the schemas say they live; it is only an identifier, nothing is
+// fetched from it.
+const baseURL = "https://rung.dev/schemas/"
+
+// signalSchema is the entry point for telemetry signals; each type's schema is reached
+// from it by the signal's "type".
+const signalSchema = "signal.v1"
+
+// Registry holds every schema rung knows, compiled once. It is safe for concurrent use.
+type Registry struct {
+	raw    map[string][]byte             // name ("pageview.v1") → file, served read-only
+	oracle map[string]*jsonschema.Schema // name → compiled by jsonschema/v5
+	events map[string]string             // business event name → its newest schema name
+	rules  [TypeExposure + 1]*rules      // fast-path constraints per signal type
+
+	disagree atomic.Uint64 // see Disagreements
+}
+
+// NewRegistry compiles the embedded schemas. An error means a schema file is broken or
+// uses a keyword the fast path cannot check: a build defect, not a runtime condition.
+func NewRegistry() (*Registry, error) {
+	r := &Registry{
+		raw:    make(map[string][]byte),
+		oracle: make(map[string]*jsonschema.Schema),
+		events: make(map[string]string),
+	}
+	c := jsonschema.NewCompiler()
+	c.Draft = jsonschema.Draft7
+	c.AssertFormat = true
+	entries, err := fs.ReadDir(files, "json")
+	if err != nil {
+		return nil, fmt.Errorf("list embedded schemas: %w", err)
+	}
+	for _, e := range entries {
+		b, err := files.ReadFile("json/" + e.Name())
+		if err != nil {
+			return nil, fmt.Errorf("read schema %s: %w", e.Name(), err)
+		}
+		name := strings.TrimSuffix(e.Name(), ".json")
+		r.raw[name] = b
+		if err := c.AddResource(baseURL+e.Name(), bytes.NewReader(b)); err != nil {
+			return nil, fmt.Errorf("add schema %s: %w", e.Name(), err)
+		}
+	}
+	for name := range r.raw {
+		s, err := c.Compile(baseURL + name + ".json")
+		if err != nil {
+			return nil, fmt.Errorf("compile schema %s: %w", name, err)
+		}
+		r.oracle[name] = s
+		base, _, _ := strings.Cut(name, ".")
+		switch base {
+		case "signal", "defs", "pageview", "event", "exposure":
+		default:
+			if cur, ok := r.events[base]; !ok || cur < name {
+				r.events[base] = name
+			}
+		}
+	}
+	for t := TypePageview; t <= TypeExposure; t++ {
+		rs, err := compileRules(r.raw, t.String()+".v1")
+		if err != nil {
+			return nil, fmt.Errorf("compile fast-path rules for %s: %w", t, err)
+		}
+		r.rules[t] = rs
+	}
+	return r, nil
+}
+
+// Names lists the schemas by name ("pageview.v1", ...), sorted.
+func (r *Registry) Names() []string {
+	names := make([]string, 0, len(r.raw))
+	for n := range r.raw {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// File returns the schema document called name ("pageview.v1" or "pageview.v1.json").
+// The returned bytes are shared: callers must not modify them.
+func (r *Registry) File(name string) ([]byte, bool) {
+	b, ok := r.raw[strings.TrimSuffix(path.Base(name), ".json")]
+	return b, ok
+}
+
+// Problem is one reason a document failed validation.
+type Problem struct {
+	Pointer string `json:"pointer"` // JSON pointer into the document ("" is the whole document)
+	Reason  string `json:"reason"`
+}
+
+// ValidationError lists every problem the oracle found, most specific first.
+type ValidationError struct {
+	Schema   string
+	Problems []Problem
+}
+
+func (e *ValidationError) Error() string {
+	if len(e.Problems) == 0 {
+		return "invalid " + e.Schema
+	}
+	p := e.Problems[0]
+	return fmt.Sprintf("invalid %s at %q: %s", e.Schema, p.Pointer, p.Reason)
+}
+
+// ValidateEvent validates doc, a business event such as lead_created, against the newest
+// version of its schema. Failures are *ValidationError or ErrUnknownSchema.
+func (r *Registry) ValidateEvent(name string, doc []byte) error {
+	sn, ok := r.events[name]
+	if !ok {
+		return fmt.Errorf("%w: business event %q", ErrUnknownSchema, name)
+	}
+	return r.validate(sn, doc)
+}
+
+// Validate validates doc against the schema called name ("pageview.v1", "signal.v1").
+func (r *Registry) Validate(name string, doc []byte) error {
+	if _, ok := r.oracle[name]; !ok {
+		return fmt.Errorf("%w: %q", ErrUnknownSchema, name)
+	}
+	return r.validate(name, doc)
+}
+
+func (r *Registry) validate(name string, doc []byte) error {
+	d := json.NewDecoder(bytes.NewReader(doc))
+	d.UseNumber()
+	var v any
+	if err := d.Decode(&v); err != nil {
+		return &ValidationError{Schema: name, Problems: []Problem{{Reason: "malformed JSON: " + err.Error()}}}
+	}
+	if d.More() {
+		return &ValidationError{Schema: name, Problems: []Problem{{Reason: "malformed JSON: data after the document"}}}
+	}
+	err := r.oracle[name].Validate(v)
+	if err == nil {
+		return nil
+	}
+	var ve *jsonschema.ValidationError
+	if !errors.As(err, &ve) {
+		return fmt.Errorf("validate %s: %w", name, err)
+	}
+	out := &ValidationError{Schema: name}
+	leaves(ve, &out.Problems)
+	return out
+}
+
+// leaves collects the most specific causes: a parent's message ("doesn't validate with
+// ...") only restates its children.
+func leaves(ve *jsonschema.ValidationError, dst *[]Problem) {
+	if len(ve.Causes) == 0 {
+		*dst = append(*dst, Problem{Pointer: ve.InstanceLocation, Reason: ve.Message})
+		return
+	}
+	for _, c := range ve.Causes {
+		leaves(c, dst)
+	}
+}

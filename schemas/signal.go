@@ -1,0 +1,70 @@
+package schemas
+
+// Type is a signal's kind.
+type Type uint8
+
+const (
+	TypeUnknown Type = iota
+	TypePageview
+	TypeEvent
+	TypeExposure
+)
+
+var typeNames = [...]string{"", "pageview", "event", "exposure"}
+
+// String returns the name used on the wire and in the stores.
+func (t Type) String() string {
+	if int(t) < len(typeNames) {
+		return typeNames[t]
+	}
+	return ""
+}
+
+// ParseType returns the Type named s, or TypeUnknown.
+func ParseType(s string) Type {
+	switch s {
+	case "pageview":
+		return TypePageview
+	case "event":
+		return TypeEvent
+	case "exposure":
+		return TypeExposure
+	}
+	return TypeUnknown
+}
+
+// Signal is one accepted telemetry signal as rung stores it. Its strings usually share
+// one backing array (the copied request body), so a Signal is cheap to make and to move
+// through the buffer; nothing in it refers to memory owned by the HTTP server.
+type Signal struct {
+	Type        Type
+	Bot         bool
+	HasValue    bool
+	ReceivedAt  int64 // Unix milliseconds, set by the collector
+	Value       float64
+	Site        string
+	AnonymousID string
+	EventID     string // client-made when present, else made by the collector
+	URL         string
+	Path        string // the URL's path, without query or fragment
+	Referrer    string
+	UTMSource   string
+	UTMMedium   string
+	UTMCampaign string
+	UTMTerm     string
+	UTMContent  string
+	Name        string // event name (type event)
+	Experiment  string // type exposure
+	Variant     string // type exposure
+	Props       string // compact JSON object, or "" when absent
+}
+
+// signalOverhead is what a Signal costs beyond its strings' bytes: the struct itself.
+const signalOverhead = 16*16 + 8*4
+
+// Size is the Signal's memory footprint in bytes, as the buffer accounts for it.
+func (s *Signal) Size() int {
+	return signalOverhead + len(s.Site) + len(s.AnonymousID) + len(s.EventID) + len(s.URL) +
+		len(s.Path) + len(s.Referrer) + len(s.UTMSource) + len(s.UTMMedium) + len(s.UTMCampaign) +
+		len(s.UTMTerm) + len(s.UTMContent) + len(s.Name) + len(s.Experiment) + len(s.Variant) + len(s.Props)
+}
