@@ -1,0 +1,12 @@
+// Package sqldb is the seam between the tiers and the two business databases rung runs
+// on: PostgreSQL (through pgx's database/sql driver) and SQLite (the pure-Go
+// modernc.org/sqlite driver). It owns only what differs between them: how to open a
+// connection, placeholder syntax, column types, time encoding, date bucketing and how a
+// unique violation is recognised. Everything else in tiers/ is plain database/sql.
+//
+// Times are always stored in UTC. On SQLite they are text in one fixed-width layout
+// (microseconds, "+00:00"), so that comparing two of them as strings orders them as
+// instants and SQLite's own date functions read them; bind every time through
+// Dialect.Time and scan every time into Time, and both backends agree to the
+// microsecond (PostgreSQL's precision).
+package sqldb
