@@ -185,4 +185,3 @@ func TestCannotAnswerLastMarchAfterDeletes(t *testing.T) {
 		})
 	}
 }
-
