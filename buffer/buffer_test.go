@@ -1,0 +1,254 @@
+package buffer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"go.uber.org/goleak"
+
+	"github.com/rungdev/rung/schemas"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// sinkRecorder is a FlushFunc that keeps what it is given, in order.
+type sinkRecorder struct {
+	mu      sync.Mutex
+	batches [][]schemas.Signal
+	fail    error
+}
+
+func (r *sinkRecorder) flush(ctx context.Context, batch []schemas.Signal) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.fail != nil {
+		return r.fail
+	}
+	r.batches = append(r.batches, append([]schemas.Signal(nil), batch...))
+	return nil
+}
+
+func (r *sinkRecorder) signals() []schemas.Signal {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var all []schemas.Signal
+	for _, b := range r.batches {
+		all = append(all, b...)
+	}
+	return all
+}
+
+func sig(visitor string, seq int) schemas.Signal {
+	return schemas.Signal{Type: schemas.TypePageview, Site: "s", AnonymousID: visitor, EventID: fmt.Sprintf("%s-%06d", visitor, seq)}
+}
+
+func checkFor(t *testing.T, total, step time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(total)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %v", total, err)
+		}
+		time.Sleep(step)
+	}
+}
+
+func start(t *testing.T, cfg Config, f FlushFunc) (*Buffer, *metrics.Set, func()) {
+	t.Helper()
+	set := metrics.NewSet()
+	b := New(cfg, f, set)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	stop := func() {
+		b.Close()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Error("Run did not return after Close")
+		}
+		cancel()
+	}
+	return b, set, stop
+}
+
+func metric(set *metrics.Set, name string) string {
+	var sb strings.Builder
+	set.WritePrometheus(&sb)
+	for _, line := range strings.Split(sb.String(), "\n") {
+		if strings.HasPrefix(line, name+" ") {
+			return strings.TrimPrefix(line, name+" ")
+		}
+	}
+	return ""
+}
+
+func TestOrderPerVisitorUnderConcurrency(t *testing.T) {
+	rec := &sinkRecorder{}
+	b, _, stop := start(t, Config{BatchSize: 37, FlushInterval: 5 * time.Millisecond, Shards: 8, Flushers: 3}, rec.flush)
+	const visitors, each = 20, 500
+	var wg sync.WaitGroup
+	for v := 0; v < visitors; v++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				s := sig(fmt.Sprintf("visitor-%02d", v), i)
+				if err := b.Push(&s); err != nil {
+					t.Errorf("Push: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	stop()
+	got := rec.signals()
+	if len(got) != visitors*each {
+		t.Fatalf("flushed %d signals, want %d", len(got), visitors*each)
+	}
+	next := map[string]int{}
+	for _, s := range got {
+		want := fmt.Sprintf("%s-%06d", s.AnonymousID, next[s.AnonymousID])
+		if s.EventID != want {
+			t.Fatalf("visitor %s: got %s, want %s: order broken", s.AnonymousID, s.EventID, want)
+		}
+		next[s.AnonymousID]++
+	}
+	if b.Held() != 0 {
+		t.Errorf("Held = %d after drain", b.Held())
+	}
+}
+
+func TestFlushBySizeAndByAge(t *testing.T) {
+	rec := &sinkRecorder{}
+	b, _, stop := start(t, Config{BatchSize: 10, FlushInterval: 50 * time.Millisecond, Shards: 1, Flushers: 1}, rec.flush)
+	defer stop()
+	for i := 0; i < 10; i++ {
+		s := sig("visitor-size", i)
+		if err := b.Push(&s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkFor(t, 5*time.Second, time.Millisecond, func() error {
+		if n := len(rec.signals()); n != 10 {
+			return fmt.Errorf("full batch not flushed: %d", n)
+		}
+		return nil
+	})
+	s := sig("visitor-age", 0)
+	if err := b.Push(&s); err != nil {
+		t.Fatal(err)
+	}
+	checkFor(t, 5*time.Second, time.Millisecond, func() error {
+		if n := len(rec.signals()); n != 11 {
+			return fmt.Errorf("old signal not flushed: %d", n)
+		}
+		return nil
+	})
+}
+
+func TestWhenFull(t *testing.T) {
+	for _, policy := range []Policy{Reject, Drop} {
+		t.Run(policy.String(), func(t *testing.T) {
+			block := make(chan struct{})
+			flush := func(ctx context.Context, batch []schemas.Signal) error {
+				select {
+				case <-block:
+					return nil
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			one := sig("visitor-full", 0)
+			max := int64(one.Size() * 5)
+			b, set, stop := start(t, Config{BatchSize: 1000, FlushInterval: time.Hour, MaxBytes: max, Shards: 1, Flushers: 1, WhenFull: policy}, flush)
+			for i := 0; i < 5; i++ {
+				s := sig("visitor-full", i)
+				if err := b.Push(&s); err != nil {
+					t.Fatalf("push %d: %v", i, err)
+				}
+			}
+			s := sig("visitor-full", 5)
+			err := b.Push(&s)
+			want, counter := ErrFull, `rung_signals_rejected_total{reason="buffer_full"}`
+			if policy == Drop {
+				want, counter = ErrDropped, `rung_signals_dropped_total{reason="buffer_full"}`
+			}
+			if !errors.Is(err, want) {
+				t.Fatalf("push over the bound: %v, want %v", err, want)
+			}
+			if got := metric(set, counter); got != "1" {
+				t.Errorf("%s = %q, want 1", counter, got)
+			}
+			close(block)
+			stop()
+		})
+	}
+}
+
+func TestHardStopCountsWhatIsLeft(t *testing.T) {
+	flush := func(ctx context.Context, batch []schemas.Signal) error {
+		<-ctx.Done() // a sink that never comes back
+		return ctx.Err()
+	}
+	set := metrics.NewSet()
+	b := New(Config{BatchSize: 4, FlushInterval: time.Millisecond, Shards: 2, Flushers: 1}, flush, set)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	for i := 0; i < 10; i++ {
+		s := sig(fmt.Sprintf("visitor-%d", i), i)
+		if err := b.Push(&s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.Close()
+	if s := sig("late-visitor", 0); !errors.Is(b.Push(&s), ErrClosed) {
+		t.Error("Push after Close did not return ErrClosed")
+	}
+	cancel()
+	<-done
+	if got := metric(set, `rung_signals_dropped_total{reason="shutdown"}`); got != "10" {
+		t.Errorf("dropped for shutdown = %q, want 10", got)
+	}
+	if b.Held() != 0 {
+		t.Errorf("Held = %d", b.Held())
+	}
+}
+
+func TestSinkErrorIsCounted(t *testing.T) {
+	rec := &sinkRecorder{fail: errors.New("table is gone")}
+	b, set, stop := start(t, Config{BatchSize: 3, FlushInterval: time.Millisecond, Shards: 1, Flushers: 1}, rec.flush)
+	for i := 0; i < 3; i++ {
+		s := sig("visitor-err", i)
+		if err := b.Push(&s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop()
+	if got := metric(set, `rung_signals_dropped_total{reason="sink_error"}`); got != "3" {
+		t.Errorf("dropped for sink_error = %q, want 3", got)
+	}
+}
+
+func TestParsePolicy(t *testing.T) {
+	for in, want := range map[string]Policy{"reject": Reject, "drop": Drop} {
+		if got, err := ParsePolicy(in); err != nil || got != want {
+			t.Errorf("ParsePolicy(%q) = %v, %v", in, got, err)
+		}
+	}
+	if _, err := ParsePolicy("block"); err == nil {
+		t.Error("ParsePolicy accepted block")
+	}
+}
