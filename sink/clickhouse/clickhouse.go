@@ -1,0 +1,337 @@
+// Package clickhouse is the production telemetry sink: ClickHouse over the native
+// protocol (clickhouse-go/v2), columnar batch inserts with explicit column lists, several
+// concurrent writers, and retries with backoff while the server is unreachable.
+//
+// It stays inside what ClickHouse 18.16 (Debian's) and current releases both accept: no
+// DateTime64, LowCardinality, TTL or date_trunc, and every INSERT names its columns.
+package clickhouse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	ch "github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/rungdev/rung/schemas"
+	"github.com/rungdev/rung/sink"
+)
+
+// ClickHouse is the ClickHouse Sink.
+type ClickHouse struct {
+	conn driver.Conn
+	db   string
+	cols sync.Pool // *columns, reused across flushes
+
+	maxServerAttempts int
+
+	rows      *metrics.Counter
+	errors    *metrics.Counter
+	retries   *metrics.Counter
+	abandoned *metrics.Counter
+}
+
+var _ sink.Sink = (*ClickHouse)(nil)
+
+// Options tunes the sink; the zero value works.
+type Options struct {
+	Writers int // connections for concurrent flushes; default 4
+	// MaxServerAttempts bounds retries of an error the server returned (as opposed to
+	// the server being unreachable, which is retried until the context ends); default 5.
+	MaxServerAttempts int
+}
+
+// Open connects to the server named by dsn ("clickhouse://host:9000/rung"), creates the
+// database and tables when absent, and returns the sink. It retries the first connection
+// until ctx ends, so rung may start before ClickHouse does.
+func Open(ctx context.Context, dsn string, o Options, set *metrics.Set) (*ClickHouse, error) {
+	opts, err := ch.ParseDSN(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("%w: clickhouse %q: %v", sink.ErrInvalidDSN, dsn, err)
+	}
+	if opts.Protocol != ch.Native {
+		return nil, fmt.Errorf("%w: clickhouse %q: only the native protocol works with every supported server", sink.ErrInvalidDSN, dsn)
+	}
+	db := opts.Auth.Database
+	if db == "" || db == "default" {
+		db = sink.DefaultDatabase
+	}
+	if o.Writers <= 0 {
+		o.Writers = 4
+	}
+	if o.MaxServerAttempts <= 0 {
+		o.MaxServerAttempts = 5
+	}
+	opts.Auth.Database = "default" // the database may not exist yet
+	opts.MaxOpenConns = o.Writers + 2
+	opts.MaxIdleConns = o.Writers + 2
+	opts.DialTimeout = 5 * time.Second
+	conn, err := ch.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("open clickhouse %s: %w", dsn, err)
+	}
+	c := &ClickHouse{
+		conn:      conn,
+		db:        db,
+		rows:      set.GetOrCreateCounter(`rung_sink_rows_written_total{table="signals"}`),
+		errors:    set.GetOrCreateCounter(`rung_sink_errors_total`),
+		retries:   set.GetOrCreateCounter(`rung_sink_retries_total`),
+		abandoned: set.GetOrCreateCounter(`rung_sink_batches_abandoned_total`),
+	}
+	c.cols.New = func() any { return new(columns) }
+	err = retry(ctx, func() error { return c.migrate(ctx) }, o.MaxServerAttempts, c.errors, c.retries)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("migrate clickhouse %s: %w", dsn, err)
+	}
+	c.maxServerAttempts = o.MaxServerAttempts
+	return c, nil
+}
+
+// Conn returns the connection, for the queries that read the sink.
+func (c *ClickHouse) Conn() driver.Conn { return c.conn }
+
+// Database returns the database the sink writes to.
+func (c *ClickHouse) Database() string { return c.db }
+
+func (c *ClickHouse) migrate(ctx context.Context) error {
+	stmts := []string{
+		"CREATE DATABASE IF NOT EXISTS " + c.db,
+		`CREATE TABLE IF NOT EXISTS ` + c.db + `.signals (
+			date         Date,
+			received_at  DateTime,
+			received_ms  Int64,
+			event_id     String,
+			type         String,
+			site         String,
+			anonymous_id String,
+			bot          UInt8,
+			url          String,
+			path         String,
+			referrer     String,
+			utm_source   String,
+			utm_medium   String,
+			utm_campaign String,
+			utm_term     String,
+			utm_content  String,
+			name         String,
+			experiment   String,
+			variant      String,
+			value        Nullable(Float64),
+			props        String
+		) ENGINE = MergeTree
+		PARTITION BY toYYYYMM(date)
+		ORDER BY (site, date, anonymous_id, received_ms)`,
+	}
+	for _, s := range stmts {
+		if err := c.conn.Exec(ctx, s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+const insertSignals = "INSERT INTO %s.signals (date, received_at, received_ms, event_id, type, site, " +
+	"anonymous_id, bot, url, path, referrer, utm_source, utm_medium, utm_campaign, utm_term, " +
+	"utm_content, name, experiment, variant, value, props)"
+
+// columns holds one batch in columnar form; reused through a pool.
+type columns struct {
+	date, at                                    []time.Time
+	ms                                          []int64
+	eventID, typ, site, anon, url, path, ref    []string
+	src, med, camp, term, content, name, exp, v []string
+	bot                                         []uint8
+	value                                       []*float64
+	values                                      []float64
+	props                                       []string
+}
+
+func (k *columns) fill(signals []schemas.Signal) {
+	n := len(signals)
+	k.date, k.at, k.ms = k.date[:0], k.at[:0], k.ms[:0]
+	for _, p := range []*[]string{&k.eventID, &k.typ, &k.site, &k.anon, &k.url, &k.path, &k.ref,
+		&k.src, &k.med, &k.camp, &k.term, &k.content, &k.name, &k.exp, &k.v, &k.props} {
+		*p = (*p)[:0]
+	}
+	k.bot, k.value = k.bot[:0], k.value[:0]
+	if cap(k.values) < n {
+		k.values = make([]float64, n)
+	}
+	k.values = k.values[:n]
+	for i := range signals {
+		g := &signals[i]
+		t := time.UnixMilli(g.ReceivedAt).UTC()
+		k.date = append(k.date, t)
+		k.at = append(k.at, t)
+		k.ms = append(k.ms, g.ReceivedAt)
+		k.eventID = append(k.eventID, g.EventID)
+		k.typ = append(k.typ, g.Type.String())
+		k.site = append(k.site, g.Site)
+		k.anon = append(k.anon, g.AnonymousID)
+		var bot uint8
+		if g.Bot {
+			bot = 1
+		}
+		k.bot = append(k.bot, bot)
+		k.url = append(k.url, g.URL)
+		k.path = append(k.path, g.Path)
+		k.ref = append(k.ref, g.Referrer)
+		k.src = append(k.src, g.UTMSource)
+		k.med = append(k.med, g.UTMMedium)
+		k.camp = append(k.camp, g.UTMCampaign)
+		k.term = append(k.term, g.UTMTerm)
+		k.content = append(k.content, g.UTMContent)
+		k.name = append(k.name, g.Name)
+		k.exp = append(k.exp, g.Experiment)
+		k.v = append(k.v, g.Variant)
+		var vp *float64
+		if g.HasValue {
+			k.values[i] = g.Value
+			vp = &k.values[i]
+		}
+		k.value = append(k.value, vp)
+		k.props = append(k.props, g.Props)
+	}
+}
+
+func (k *columns) list() []any {
+	return []any{k.date, k.at, k.ms, k.eventID, k.typ, k.site, k.anon, k.bot, k.url, k.path, k.ref,
+		k.src, k.med, k.camp, k.term, k.content, k.name, k.exp, k.v, k.value, k.props}
+}
+
+// clear drops the references to the signals' strings before the columns go back to the
+// pool.
+func (k *columns) clear() {
+	for _, p := range []*[]string{&k.eventID, &k.typ, &k.site, &k.anon, &k.url, &k.path, &k.ref,
+		&k.src, &k.med, &k.camp, &k.term, &k.content, &k.name, &k.exp, &k.v, &k.props} {
+		clear(*p)
+	}
+}
+
+// Write inserts the batch, retrying while ClickHouse is unreachable.
+func (c *ClickHouse) Write(ctx context.Context, b *sink.Batch) error {
+	if len(b.Signals) == 0 {
+		return nil
+	}
+	k := c.cols.Get().(*columns)
+	defer func() { k.clear(); c.cols.Put(k) }()
+	k.fill(b.Signals)
+	err := retry(ctx, func() error { return c.insert(ctx, k) }, c.maxServerAttempts, c.errors, c.retries)
+	if err != nil {
+		c.abandoned.Inc()
+		return fmt.Errorf("insert %d signals into clickhouse: %w", len(b.Signals), err)
+	}
+	c.rows.Add(len(b.Signals))
+	return nil
+}
+
+func (c *ClickHouse) insert(ctx context.Context, k *columns) error {
+	batch, err := c.conn.PrepareBatch(ctx, fmt.Sprintf(insertSignals, c.db))
+	if err != nil {
+		return fmt.Errorf("prepare: %w", err)
+	}
+	defer batch.Close()
+	for i, col := range k.list() {
+		if err := batch.Column(i).Append(col); err != nil {
+			return fmt.Errorf("append column %d: %w", i, err)
+		}
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("send: %w", err)
+	}
+	return nil
+}
+
+// retry runs f until it succeeds, ctx ends, or the server itself has refused it
+// maxServer times (an exception from the server will not go away by waiting). An
+// unreachable server is retried with capped exponential backoff and jitter.
+func retry(ctx context.Context, f func() error, maxServer int, errs, retries *metrics.Counter) error {
+	backoff := 50 * time.Millisecond
+	for server := 0; ; {
+		err := f()
+		if err == nil {
+			return nil
+		}
+		errs.Inc()
+		var ex *ch.Exception
+		if errors.As(err, &ex) {
+			if server++; server >= maxServer {
+				return err
+			}
+		}
+		if ctx.Err() != nil {
+			return errors.Join(err, ctx.Err())
+		}
+		retries.Inc()
+		t := time.NewTimer(backoff + rand.N(backoff/2))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return errors.Join(err, ctx.Err())
+		case <-t.C:
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+// Ping checks the server answers.
+func (c *ClickHouse) Ping(ctx context.Context) error { return c.conn.Ping(ctx) }
+
+// Close closes the connections.
+func (c *ClickHouse) Close() error { return c.conn.Close() }
+
+// VisitorSignals returns every signal of one visitor, oldest first.
+func (c *ClickHouse) VisitorSignals(ctx context.Context, anonymousID string) ([]schemas.Signal, error) {
+	return c.query(ctx, "WHERE anonymous_id = ? ORDER BY received_ms", anonymousID)
+}
+
+// Signals returns the signals received in [fromMs, toMs), oldest first.
+func (c *ClickHouse) Signals(ctx context.Context, fromMs, toMs int64) ([]schemas.Signal, error) {
+	return c.query(ctx, "WHERE received_ms >= ? AND received_ms < ? ORDER BY received_ms", fromMs, toMs)
+}
+
+func (c *ClickHouse) query(ctx context.Context, where string, args ...any) ([]schemas.Signal, error) {
+	q := "SELECT event_id, type, site, anonymous_id, received_ms, bot, url, path, referrer, utm_source, " +
+		"utm_medium, utm_campaign, utm_term, utm_content, name, experiment, variant, value, props FROM " +
+		c.db + ".signals " + where
+	rows, err := c.conn.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query signals: %w", err)
+	}
+	defer rows.Close()
+	var out []schemas.Signal
+	for rows.Next() {
+		var (
+			g     schemas.Signal
+			typ   string
+			bot   uint8
+			value *float64
+		)
+		if err := rows.Scan(&g.EventID, &typ, &g.Site, &g.AnonymousID, &g.ReceivedAt, &bot, &g.URL,
+			&g.Path, &g.Referrer, &g.UTMSource, &g.UTMMedium, &g.UTMCampaign, &g.UTMTerm, &g.UTMContent,
+			&g.Name, &g.Experiment, &g.Variant, &value, &g.Props); err != nil {
+			return nil, fmt.Errorf("scan signal: %w", err)
+		}
+		g.Type, g.Bot = schemas.ParseType(typ), bot == 1
+		if value != nil {
+			g.Value, g.HasValue = *value, true
+		}
+		out = append(out, g)
+	}
+	return out, rows.Err()
+}
+
+// DropDatabase removes the sink's database. Tests use it to clean up after themselves.
+func (c *ClickHouse) DropDatabase(ctx context.Context) error {
+	if !strings.HasPrefix(c.db, "rung_test_") {
+		return fmt.Errorf("refusing to drop database %q: not a test database", c.db)
+	}
+	return c.conn.Exec(ctx, "DROP DATABASE IF EXISTS "+c.db)
+}

@@ -1,0 +1,197 @@
+// Package sqlite is the embedded telemetry sink: one SQLite file in WAL mode through the
+// pure-Go driver, so `rung serve` runs with nothing else installed.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/VictoriaMetrics/metrics"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/rungdev/rung/schemas"
+	"github.com/rungdev/rung/sink"
+)
+
+// SQLite is the embedded Sink. Writes are serialised by a mutex (SQLite has one writer);
+// reads run concurrently on the same pool thanks to WAL.
+type SQLite struct {
+	db   *sql.DB
+	path string
+	mu   sync.Mutex // one writer
+
+	rows   *metrics.Counter
+	errors *metrics.Counter
+}
+
+var _ sink.Sink = (*SQLite)(nil)
+
+// Open opens or creates the database file at path and migrates it.
+func Open(ctx context.Context, path string, set *metrics.Set) (*SQLite, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("create directory for %s: %w", path, err)
+	}
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(4)
+	s := &SQLite{
+		db:     db,
+		path:   path,
+		rows:   set.GetOrCreateCounter(`rung_sink_rows_written_total{table="signals"}`),
+		errors: set.GetOrCreateCounter(`rung_sink_errors_total`),
+	}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// DB returns the database handle, for the queries that read the sink.
+func (s *SQLite) DB() *sql.DB { return s.db }
+
+var migrations = []string{
+	`CREATE TABLE IF NOT EXISTS signals (
+		event_id     TEXT    NOT NULL,
+		type         TEXT    NOT NULL,
+		site         TEXT    NOT NULL,
+		anonymous_id TEXT    NOT NULL,
+		received_ms  INTEGER NOT NULL,
+		bot          INTEGER NOT NULL,
+		url          TEXT    NOT NULL,
+		path         TEXT    NOT NULL,
+		referrer     TEXT    NOT NULL,
+		utm_source   TEXT    NOT NULL,
+		utm_medium   TEXT    NOT NULL,
+		utm_campaign TEXT    NOT NULL,
+		utm_term     TEXT    NOT NULL,
+		utm_content  TEXT    NOT NULL,
+		name         TEXT    NOT NULL,
+		experiment   TEXT    NOT NULL,
+		variant      TEXT    NOT NULL,
+		value        REAL,
+		props        TEXT    NOT NULL
+	)`,
+	`CREATE INDEX IF NOT EXISTS signals_site_time ON signals (site, received_ms)`,
+	`CREATE INDEX IF NOT EXISTS signals_visitor ON signals (anonymous_id, received_ms)`,
+}
+
+func (s *SQLite) migrate(ctx context.Context) error {
+	for _, m := range migrations {
+		if _, err := s.db.ExecContext(ctx, m); err != nil {
+			return fmt.Errorf("migrate sqlite sink: %w", err)
+		}
+	}
+	return nil
+}
+
+// Columns lists the signals table's columns in insert order; both sinks use it.
+const columns = "event_id, type, site, anonymous_id, received_ms, bot, url, path, referrer, " +
+	"utm_source, utm_medium, utm_campaign, utm_term, utm_content, name, experiment, variant, value, props"
+
+const rowsPerInsert = 50 // 19 columns × 50 rows stays under SQLite's 999-variable limit
+
+var insertSQL = func() [rowsPerInsert + 1]string {
+	var q [rowsPerInsert + 1]string
+	row := "(" + strings.TrimSuffix(strings.Repeat("?,", 19), ",") + ")"
+	for n := 1; n <= rowsPerInsert; n++ {
+		q[n] = "INSERT INTO signals (" + columns + ") VALUES " + strings.TrimSuffix(strings.Repeat(row+",", n), ",")
+	}
+	return q
+}()
+
+// Write stores the batch in one transaction: all of it or none.
+func (s *SQLite) Write(ctx context.Context, b *sink.Batch) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.write(ctx, b); err != nil {
+		s.errors.Inc()
+		return fmt.Errorf("write %d signals to sqlite: %w", len(b.Signals), err)
+	}
+	s.rows.Add(len(b.Signals))
+	return nil
+}
+
+func (s *SQLite) write(ctx context.Context, b *sink.Batch) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	args := make([]any, 0, 19*rowsPerInsert)
+	for rest := b.Signals; len(rest) > 0; {
+		n := min(len(rest), rowsPerInsert)
+		args = args[:0]
+		for i := range rest[:n] {
+			args = appendArgs(args, &rest[i])
+		}
+		if _, err := tx.ExecContext(ctx, insertSQL[n], args...); err != nil {
+			return err
+		}
+		rest = rest[n:]
+	}
+	return tx.Commit()
+}
+
+func appendArgs(args []any, g *schemas.Signal) []any {
+	var value any
+	if g.HasValue {
+		value = g.Value
+	}
+	bot := 0
+	if g.Bot {
+		bot = 1
+	}
+	return append(args, g.EventID, g.Type.String(), g.Site, g.AnonymousID, g.ReceivedAt, bot, g.URL,
+		g.Path, g.Referrer, g.UTMSource, g.UTMMedium, g.UTMCampaign, g.UTMTerm, g.UTMContent,
+		g.Name, g.Experiment, g.Variant, value, g.Props)
+}
+
+// Ping checks the database answers.
+func (s *SQLite) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+
+// Close closes the database.
+func (s *SQLite) Close() error { return s.db.Close() }
+
+// VisitorSignals returns every signal of one visitor, oldest first.
+func (s *SQLite) VisitorSignals(ctx context.Context, anonymousID string) ([]schemas.Signal, error) {
+	return s.query(ctx, "WHERE anonymous_id = ? ORDER BY received_ms, rowid", anonymousID)
+}
+
+// Signals returns the signals received in [fromMs, toMs), oldest first.
+func (s *SQLite) Signals(ctx context.Context, fromMs, toMs int64) ([]schemas.Signal, error) {
+	return s.query(ctx, "WHERE received_ms >= ? AND received_ms < ? ORDER BY received_ms, rowid", fromMs, toMs)
+}
+
+func (s *SQLite) query(ctx context.Context, where string, args ...any) ([]schemas.Signal, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT "+columns+" FROM signals "+where, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query signals: %w", err)
+	}
+	defer rows.Close()
+	var out []schemas.Signal
+	for rows.Next() {
+		var (
+			g     schemas.Signal
+			typ   string
+			bot   int
+			value sql.NullFloat64
+		)
+		if err := rows.Scan(&g.EventID, &typ, &g.Site, &g.AnonymousID, &g.ReceivedAt, &bot, &g.URL,
+			&g.Path, &g.Referrer, &g.UTMSource, &g.UTMMedium, &g.UTMCampaign, &g.UTMTerm, &g.UTMContent,
+			&g.Name, &g.Experiment, &g.Variant, &value, &g.Props); err != nil {
+			return nil, fmt.Errorf("scan signal: %w", err)
+		}
+		g.Type, g.Bot, g.Value, g.HasValue = schemas.ParseType(typ), bot == 1, value.Float64, value.Valid
+		out = append(out, g)
+	}
+	return out, rows.Err()
+}
