@@ -1,0 +1,136 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/rungdev/rung/buffer"
+)
+
+// serveConfig is everything `rung serve` can be told, filled from flags and RUNG_*
+// variables, validated once.
+type serveConfig struct {
+	Listen         string        `json:"listen"`
+	ClickHouse     string        `json:"clickhouse"`
+	DataDir        string        `json:"data_dir"`
+	BatchSize      int           `json:"batch_size"`
+	FlushInterval  time.Duration `json:"flush_interval"`
+	BufferBytes    int64         `json:"buffer_bytes"`
+	WhenFull       string        `json:"when_full"`
+	AllowedOrigins string        `json:"allowed_origins"`
+	MaxBodyBytes   int           `json:"max_body_bytes"`
+	MaxBatch       int           `json:"max_batch"`
+	APIToken       string        `json:"-"`
+	DrainTimeout   time.Duration `json:"drain_timeout"`
+	LogLevel       string        `json:"log_level"`
+	DryRun         bool          `json:"-"`
+}
+
+func (c *serveConfig) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Listen, "listen", "127.0.0.1:8080", "address for HTTP: /collect, the API, the pages")
+	fs.StringVar(&c.ClickHouse, "clickhouse", "", "ClickHouse DSN, e.g. clickhouse://127.0.0.1:9000/rung; empty: the embedded SQLite sink")
+	fs.StringVar(&c.DataDir, "data-dir", "./rung-data", "directory of the embedded stores")
+	fs.IntVar(&c.BatchSize, "batch-size", 5000, "signals per flush to the sink")
+	fs.DurationVar(&c.FlushInterval, "flush-interval", time.Second, "longest a signal waits in the buffer")
+	fs.Int64Var(&c.BufferBytes, "buffer-bytes", 128<<20, "memory bound of the buffer, in bytes")
+	fs.StringVar(&c.WhenFull, "when-full", "reject", "full buffer: reject (503 + Retry-After) or drop (202, counted)")
+	fs.StringVar(&c.AllowedOrigins, "allowed-origins", "*", "comma-separated origins allowed to post signals, or *")
+	fs.IntVar(&c.MaxBodyBytes, "max-body-bytes", 1<<20, "largest /collect body")
+	fs.IntVar(&c.MaxBatch, "max-batch", 500, "most signals in one /collect body")
+	fs.StringVar(&c.APIToken, "api-token", "", "token for the stats API, dashboard and /metrics (Authorization: Bearer); empty: open")
+	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 30*time.Second, "on shutdown, how long to drain the buffer into the sink before counting the rest as dropped")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.BoolVar(&c.DryRun, "dry-run", false, "print the resolved configuration and exit")
+}
+
+func (c *serveConfig) validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("--listen %q: %w", c.Listen, err))
+	}
+	if c.ClickHouse != "" && !strings.HasPrefix(c.ClickHouse, "clickhouse://") {
+		errs = append(errs, fmt.Errorf("--clickhouse %q: want clickhouse://host:port/database (the native protocol)", c.ClickHouse))
+	}
+	if c.ClickHouse == "" && c.DataDir == "" {
+		errs = append(errs, errors.New("--data-dir is empty and no --clickhouse is given: nowhere to store signals"))
+	}
+	if c.BatchSize < 1 {
+		errs = append(errs, fmt.Errorf("--batch-size %d: must be at least 1", c.BatchSize))
+	}
+	if c.FlushInterval < time.Millisecond {
+		errs = append(errs, fmt.Errorf("--flush-interval %v: must be at least 1ms", c.FlushInterval))
+	}
+	if c.BufferBytes < 1<<20 {
+		errs = append(errs, fmt.Errorf("--buffer-bytes %d: must be at least 1 MiB", c.BufferBytes))
+	}
+	if _, err := buffer.ParsePolicy(c.WhenFull); err != nil {
+		errs = append(errs, fmt.Errorf("--when-full: %w", err))
+	}
+	if c.MaxBodyBytes < 1024 {
+		errs = append(errs, fmt.Errorf("--max-body-bytes %d: must be at least 1024", c.MaxBodyBytes))
+	}
+	if c.MaxBatch < 1 {
+		errs = append(errs, fmt.Errorf("--max-batch %d: must be at least 1", c.MaxBatch))
+	}
+	if c.DrainTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("--drain-timeout %v: must be positive", c.DrainTimeout))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("--log-level %q: want debug, info, warn or error", c.LogLevel))
+	}
+	return errors.Join(errs...)
+}
+
+func (c *serveConfig) origins() []string {
+	var out []string
+	for _, o := range strings.Split(c.AllowedOrigins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// parseFlags parses args into fs, then fills every flag not given on the command line
+// from its RUNG_* variable (--max-body-bytes from RUNG_MAX_BODY_BYTES).
+func parseFlags(fs *flag.FlagSet, args []string, env environ) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if given[f.Name] {
+			return
+		}
+		key := envName(f.Name)
+		if v, ok := env(key); ok {
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", key, v, err))
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
+
+func envName(flagName string) string {
+	return "RUNG_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func printConfig(w io.Writer, c any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(c)
+}

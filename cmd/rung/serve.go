@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/rungdev/rung/buffer"
+	"github.com/rungdev/rung/collector"
+	"github.com/rungdev/rung/schemas"
+	"github.com/rungdev/rung/sink"
+	"github.com/rungdev/rung/sink/clickhouse"
+	"github.com/rungdev/rung/sink/sqlite"
+)
+
+func runServe(ctx context.Context, args []string, env environ, stdout io.Writer) error {
+	var cfg serveConfig
+	fs := flag.NewFlagSet("rung serve", flag.ContinueOnError)
+	cfg.flags(fs)
+	if err := parseFlags(fs, args, env); err != nil {
+		return err
+	}
+	if err := cfg.validate(); err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	if cfg.DryRun {
+		return printConfig(stdout, cfg)
+	}
+	log := newLogger(cfg.LogLevel)
+	set := metrics.NewSet()
+
+	reg, err := schemas.NewRegistry()
+	if err != nil {
+		return err
+	}
+	store, err := openSink(ctx, &cfg, set)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	policy, _ := buffer.ParsePolicy(cfg.WhenFull)
+	buf := buffer.New(buffer.Config{
+		BatchSize:     cfg.BatchSize,
+		FlushInterval: cfg.FlushInterval,
+		MaxBytes:      cfg.BufferBytes,
+		WhenFull:      policy,
+	}, func(ctx context.Context, signals []schemas.Signal) error {
+		return store.Write(ctx, &sink.Batch{Signals: signals})
+	}, set)
+
+	srv := collector.New(collector.Config{
+		MaxBodyBytes:   cfg.MaxBodyBytes,
+		MaxBatch:       cfg.MaxBatch,
+		AllowedOrigins: cfg.origins(),
+		APIToken:       cfg.APIToken,
+	}, reg, buf, store.Ping, set, log)
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	log.Info("rung serving", "addr", ln.Addr().String(), "sink", sinkName(&cfg))
+
+	// Shutdown order: stop accepting (Serve returns once handlers are done), close the
+	// buffer, drain it into the sink within the drain timeout, then close the sink.
+	flushCtx, hardStop := context.WithCancel(context.Background())
+	defer hardStop()
+	drained := make(chan error, 1)
+	go func() { drained <- buf.Run(flushCtx) }()
+
+	serveErr := srv.Serve(ctx, ln, 5*time.Second)
+	log.Info("stopped accepting; draining the buffer", "held", buf.Held())
+	buf.Close()
+	select {
+	case <-drained:
+	case <-time.After(cfg.DrainTimeout):
+		log.Warn("drain timeout: counting what is left as dropped", "held", buf.Held())
+		hardStop()
+		<-drained
+	}
+	log.Info("rung stopped")
+	if serveErr != nil && !errors.Is(serveErr, context.Canceled) {
+		return serveErr
+	}
+	return nil
+}
+
+// store is what serve needs of a sink: writes, readiness, and reading a visitor back.
+type store interface {
+	sink.Sink
+	VisitorSignals(ctx context.Context, anonymousID string) ([]schemas.Signal, error)
+}
+
+func openSink(ctx context.Context, cfg *serveConfig, set *metrics.Set) (store, error) {
+	if cfg.ClickHouse != "" {
+		octx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		defer cancel()
+		return clickhouse.Open(octx, cfg.ClickHouse, clickhouse.Options{}, set)
+	}
+	return sqlite.Open(ctx, filepath.Join(cfg.DataDir, "telemetry.db"), set)
+}
+
+func sinkName(cfg *serveConfig) string {
+	if cfg.ClickHouse != "" {
+		return "clickhouse"
+	}
+	return "sqlite:" + filepath.Join(cfg.DataDir, "telemetry.db")
+}
+
+func newLogger(level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level)) // validated already
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}

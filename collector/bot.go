@@ -1,0 +1,34 @@
+package collector
+
+import "bytes"
+
+// botMarks are user-agent substrings (lower case) of crawlers, monitors and automation.
+// The flag is stored with the signal; what to do with bots is the query's choice.
+var botMarks = [][]byte{
+	[]byte("bot"), []byte("crawl"), []byte("spider"), []byte("slurp"), []byte("headless"),
+	[]byte("phantomjs"), []byte("selenium"), []byte("puppeteer"), []byte("playwright"),
+	[]byte("lighthouse"), []byte("curl/"), []byte("wget/"), []byte("python-requests"),
+	[]byte("go-http-client"), []byte("httpclient"), []byte("monitor"), []byte("preview"),
+	[]byte("facebookexternalhit"), []byte("pingdom"), []byte("uptime"),
+}
+
+// isBot flags an empty user agent or one that names itself a machine. It looks at the
+// first 256 bytes, lower-cased on the stack.
+func isBot(ua []byte) bool {
+	if len(ua) == 0 {
+		return true
+	}
+	var low [256]byte
+	n := copy(low[:], ua)
+	for i := 0; i < n; i++ {
+		if c := low[i]; c >= 'A' && c <= 'Z' {
+			low[i] = c + 'a' - 'A'
+		}
+	}
+	for _, m := range botMarks {
+		if bytes.Contains(low[:n], m) {
+			return true
+		}
+	}
+	return false
+}

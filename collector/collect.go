@@ -1,0 +1,200 @@
+package collector
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/rungdev/rung/buffer"
+	"github.com/rungdev/rung/schemas"
+)
+
+const reasonShutdown = "shutting_down"
+
+// collect answers POST /collect: the hot path. It allocates one string (the copied
+// body) per request, plus an event_id for each signal that came without one.
+func (s *Server) collect(ctx *fasthttp.RequestCtx) {
+	if !s.cors(ctx) {
+		s.fail(ctx, fasthttp.StatusForbidden, "origin", "origin not allowed")
+		return
+	}
+	switch {
+	case ctx.IsPost():
+	case ctx.IsOptions():
+		// Preflight: answered from the headers alone; the body is never read.
+		h := &ctx.Response.Header
+		h.Set("Access-Control-Allow-Methods", "POST, OPTIONS")
+		h.Set("Access-Control-Allow-Headers", "Content-Type")
+		h.Set("Access-Control-Max-Age", "86400")
+		ctx.SetStatusCode(fasthttp.StatusNoContent)
+		s.requests[fasthttp.StatusNoContent].Inc()
+		return
+	default:
+		ctx.Response.Header.Set("Allow", "POST, OPTIONS")
+		s.fail(ctx, fasthttp.StatusMethodNotAllowed, "method", "use POST")
+		return
+	}
+	if !contentTypeOK(ctx.Request.Header.ContentType()) {
+		s.fail(ctx, fasthttp.StatusUnsupportedMediaType, "content_type",
+			"content type must be application/json or text/plain")
+		return
+	}
+	raw := ctx.PostBody()
+	if len(raw) > s.cfg.MaxBodyBytes {
+		s.fail(ctx, fasthttp.StatusRequestEntityTooLarge, "body_too_large",
+			fmt.Sprintf("body of %d bytes is larger than %d", len(raw), s.cfg.MaxBodyBytes))
+		return
+	}
+	// fasthttp reuses raw once the handler returns: the signals must own their bytes.
+	body := string(raw)
+
+	w := s.pool.Get().(*work)
+	defer func() { w.batch.Reset(); s.pool.Put(w) }()
+	meta := schemas.Meta{ReceivedAt: time.Now().UnixMilli(), Bot: isBot(ctx.Request.Header.UserAgent())}
+	if err := s.reg.Decode(body, meta, s.cfg.MaxBatch, &w.batch); err != nil {
+		status, reason := bodyError(err)
+		s.fail(ctx, status, reason, err.Error())
+		return
+	}
+	b := &w.batch
+	s.received.Add(len(b.Signals) + len(b.Rejected))
+	for _, r := range b.Rejected {
+		s.rejected[r.Code].Inc()
+	}
+	accepted, full := 0, 0
+	for i := range b.Signals {
+		switch err := s.intake.Push(&b.Signals[i]); {
+		case err == nil, errors.Is(err, buffer.ErrDropped):
+			accepted++
+		case errors.Is(err, buffer.ErrFull):
+			full++ // counted by the buffer
+			b.Rejected = append(b.Rejected, schemas.Rejection{Index: -1, Reason: "buffer full, retry later", Code: "buffer_full"})
+		default:
+			b.Rejected = append(b.Rejected, schemas.Rejection{Index: -1, Reason: "server shutting down, retry later", Code: reasonShutdown})
+			s.rejected[reasonShutdown].Inc()
+			full++
+		}
+	}
+	s.accepted.Add(accepted)
+	status := fasthttp.StatusAccepted
+	switch {
+	case accepted > 0:
+	case full > 0:
+		status = fasthttp.StatusServiceUnavailable
+		ctx.Response.Header.Set("Retry-After", s.retry)
+	default:
+		status = fasthttp.StatusBadRequest
+	}
+	s.requests[status].Inc()
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	w.out = appendResult(w.out[:0], accepted, b.Rejected)
+	ctx.SetBody(w.out)
+}
+
+// appendResult writes {"accepted":n,"rejected":m,"errors":[...]}. Without rejections it
+// allocates nothing.
+func appendResult(dst []byte, accepted int, rejected []schemas.Rejection) []byte {
+	dst = append(dst, `{"accepted":`...)
+	dst = strconv.AppendInt(dst, int64(accepted), 10)
+	dst = append(dst, `,"rejected":`...)
+	dst = strconv.AppendInt(dst, int64(len(rejected)), 10)
+	if len(rejected) > 0 {
+		dst = append(dst, `,"errors":[`...)
+		for i, r := range rejected {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, `{"index":`...)
+			dst = strconv.AppendInt(dst, int64(r.Index), 10)
+			dst = append(dst, `,"pointer":`...)
+			dst = appendJSONString(dst, r.Pointer)
+			dst = append(dst, `,"reason":`...)
+			dst = appendJSONString(dst, r.Reason)
+			dst = append(dst, '}')
+		}
+		dst = append(dst, ']')
+	}
+	return append(dst, "}\n"...)
+}
+
+// appendJSONString quotes s as a JSON string, escaping what could break out of one in
+// HTML too; invalid UTF-8 becomes U+FFFD.
+func appendJSONString(dst []byte, s string) []byte {
+	const hexd = "0123456789abcdef"
+	dst = append(dst, '"')
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			dst = append(dst, '\\', byte(r))
+		case r < 0x20 || r == '<' || r == '>' || r == '&' || r == 0x2028 || r == 0x2029:
+			dst = append(dst, '\\', 'u', hexd[r>>12&0xf], hexd[r>>8&0xf], hexd[r>>4&0xf], hexd[r&0xf])
+		default:
+			dst = utf8.AppendRune(dst, r)
+		}
+	}
+	return append(dst, '"')
+}
+
+// fail answers a whole-body rejection and counts it by reason.
+func (s *Server) fail(ctx *fasthttp.RequestCtx, status int, reason, msg string) {
+	if c := s.bodyErrs[reason]; c != nil {
+		c.Inc()
+	}
+	if c := s.requests[status]; c != nil {
+		c.Inc()
+	}
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	out := append([]byte(`{"error":`), appendJSONString(nil, msg)...)
+	ctx.SetBody(append(out, "}\n"...))
+}
+
+func bodyError(err error) (int, string) {
+	switch {
+	case errors.Is(err, schemas.ErrBatchTooLarge):
+		return fasthttp.StatusRequestEntityTooLarge, "batch_too_large"
+	case errors.Is(err, schemas.ErrTooDeep):
+		return fasthttp.StatusBadRequest, "too_deep"
+	case errors.Is(err, schemas.ErrEmpty):
+		return fasthttp.StatusBadRequest, "empty"
+	case errors.Is(err, schemas.ErrNotSignals):
+		return fasthttp.StatusBadRequest, "not_signals"
+	}
+	return fasthttp.StatusBadRequest, "malformed_json"
+}
+
+// contentTypeOK accepts application/json and text/plain (what sendBeacon sends with a
+// string body), with any parameters.
+func contentTypeOK(ct []byte) bool {
+	if i := bytes.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
+	}
+	ct = bytes.TrimSpace(ct)
+	return bytes.EqualFold(ct, []byte("application/json")) || bytes.EqualFold(ct, []byte("text/plain"))
+}
+
+// cors sets the CORS answer for the request's Origin and says whether it is allowed.
+// A request without Origin (a server, curl) is allowed.
+func (s *Server) cors(ctx *fasthttp.RequestCtx) bool {
+	origin := ctx.Request.Header.Peek("Origin")
+	if len(origin) == 0 {
+		return true
+	}
+	h := &ctx.Response.Header
+	if s.anyOrigin {
+		h.Set("Access-Control-Allow-Origin", "*")
+		return true
+	}
+	if !s.origins[string(origin)] {
+		return false
+	}
+	h.SetBytesV("Access-Control-Allow-Origin", origin)
+	h.Set("Vary", "Origin")
+	return true
+}

@@ -1,0 +1,329 @@
+// Package collector owns rung's HTTP surface: the /collect endpoint (content types, body
+// limits, CORS, decoding, validation, enrichment, the 202), health and readiness,
+// /metrics, the schemas, and the mounting of the slower surfaces other packages serve as
+// standard-library handlers (placement, stats, attribution, pages). fasthttp stays in
+// here: nothing the collector hands on refers to fasthttp's reused memory.
+//
+// /collect does no I/O inline: a signal is decoded, validated, copied into the buffer and
+// answered. The buffer and the sink are the collector's dependencies, not its business.
+package collector
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
+
+	"github.com/rungdev/rung/schemas"
+)
+
+// Intake takes accepted signals: the buffer on one node, a JetStream publisher in a
+// cluster. Push must not keep s and must not block; it returns buffer.ErrFull,
+// buffer.ErrDropped or buffer.ErrClosed when it cannot store the signal.
+type Intake interface {
+	Push(s *schemas.Signal) error
+}
+
+// Config is the collector's part of rung's configuration.
+type Config struct {
+	MaxBodyBytes   int           // largest /collect body; default 1 MiB
+	MaxBatch       int           // most signals in one body; default 500
+	AllowedOrigins []string      // CORS origins; "*" or empty allows any
+	RetryAfter     time.Duration // told to clients when the buffer is full; default 1s
+	APIToken       string        // when set, private surfaces need it
+	ReadTimeout    time.Duration // default 10s: cuts off slow clients
+	WriteTimeout   time.Duration // default 10s
+	IdleTimeout    time.Duration // default 60s
+	MaxConns       int           // concurrent connections; default 10000
+	MaxHeaderBytes int           // default 8 KiB
+}
+
+func (c *Config) defaults() {
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = 1 << 20
+	}
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = 500
+	}
+	if c.RetryAfter <= 0 {
+		c.RetryAfter = time.Second
+	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = 10 * time.Second
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 60 * time.Second
+	}
+	if c.MaxConns <= 0 {
+		c.MaxConns = 10000
+	}
+	if c.MaxHeaderBytes <= 0 {
+		c.MaxHeaderBytes = 8 << 10
+	}
+}
+
+// Mount is a slower surface served by a standard-library handler.
+type Mount struct {
+	Prefix  string // a path ("/place") or a prefix ending in "/" ("/v1/stats/")
+	Handler http.Handler
+	Private bool // behind the API token
+}
+
+// Server is the collector. Create it with New; serve it with Serve.
+type Server struct {
+	cfg     Config
+	reg     *schemas.Registry
+	intake  Intake
+	ready   func(context.Context) error
+	set     *metrics.Set
+	log     *slog.Logger
+	mounts  []mount
+	writers []func(w *bytes.Buffer)
+
+	anyOrigin bool
+	origins   map[string]bool
+	retry     string
+
+	pool sync.Pool // *work
+
+	received *metrics.Counter
+	accepted *metrics.Counter
+	rejected map[string]*metrics.Counter // per-signal reasons
+	requests map[int]*metrics.Counter    // by status
+	bodyErrs map[string]*metrics.Counter // whole-body rejections, by reason
+	disagree *metrics.Gauge
+}
+
+type mount struct {
+	Mount
+	h fasthttp.RequestHandler
+}
+
+// work is the per-request scratch space, reused through a pool.
+type work struct {
+	batch schemas.Batch
+	out   []byte
+}
+
+// New makes the collector. ready reports whether the store behind the intake can take
+// writes now (for /readyz); set receives the collector's metrics and is served at
+// /metrics.
+func New(cfg Config, reg *schemas.Registry, intake Intake, ready func(context.Context) error, set *metrics.Set, log *slog.Logger, mounts ...Mount) *Server {
+	cfg.defaults()
+	s := &Server{
+		cfg: cfg, reg: reg, intake: intake, ready: ready, set: set, log: log,
+		origins:  make(map[string]bool),
+		retry:    strconv.Itoa(int((cfg.RetryAfter + time.Second - 1) / time.Second)),
+		received: set.NewCounter(`rung_signals_received_total`),
+		accepted: set.NewCounter(`rung_signals_accepted_total`),
+		rejected: make(map[string]*metrics.Counter),
+		requests: make(map[int]*metrics.Counter),
+		bodyErrs: make(map[string]*metrics.Counter),
+	}
+	s.pool.New = func() any { return new(work) }
+	for _, o := range cfg.AllowedOrigins {
+		if o == "*" {
+			s.anyOrigin = true
+		}
+		s.origins[strings.TrimSuffix(o, "/")] = true
+	}
+	s.anyOrigin = s.anyOrigin || len(cfg.AllowedOrigins) == 0
+	for _, r := range []string{schemas.CodeSchema, schemas.CodeDuplicateKey, schemas.CodeInvalidUTF8,
+		schemas.CodeNumberRange, schemas.CodeNotObject, reasonShutdown} {
+		s.rejected[r] = set.NewCounter(`rung_signals_rejected_total{reason="` + r + `"}`)
+	}
+	for _, r := range []string{"malformed_json", "too_deep", "not_signals", "empty", "batch_too_large",
+		"body_too_large", "content_type", "method", "origin", "unauthorized"} {
+		s.bodyErrs[r] = set.NewCounter(`rung_requests_rejected_total{reason="` + r + `"}`)
+	}
+	for _, code := range []int{200, 202, 204, 400, 401, 403, 404, 405, 413, 415, 431, 500, 503} {
+		s.requests[code] = set.NewCounter(`rung_collect_responses_total{code="` + strconv.Itoa(code) + `"}`)
+	}
+	set.NewGauge(`rung_validation_disagreements_total`, func() float64 { return float64(reg.Disagreements()) })
+	for _, m := range mounts {
+		s.mounts = append(s.mounts, mount{Mount: m, h: fasthttpadaptor.NewFastHTTPHandler(m.Handler)})
+	}
+	return s
+}
+
+// AddMetrics registers a writer of extra Prometheus text lines for /metrics (the relay,
+// the sessionizer). Call before Serve.
+func (s *Server) AddMetrics(w func(*bytes.Buffer)) { s.writers = append(s.writers, w) }
+
+// Serve answers on ln until ctx is cancelled, then stops accepting connections and
+// waits (up to grace) for requests in progress to finish. It returns after the last
+// handler has returned, so the caller may close the intake next.
+func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration) error {
+	srv := s.fasthttp()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := srv.ShutdownWithContext(sctx); err != nil {
+		return fmt.Errorf("shut down http server: %w", err)
+	}
+	return <-errc
+}
+
+func (s *Server) fasthttp() *fasthttp.Server {
+	return &fasthttp.Server{
+		Handler:               s.Handler,
+		Name:                  "rung",
+		NoDefaultServerHeader: true,
+		ReadTimeout:           s.cfg.ReadTimeout,
+		WriteTimeout:          s.cfg.WriteTimeout,
+		IdleTimeout:           s.cfg.IdleTimeout,
+		Concurrency:           s.cfg.MaxConns,
+		ReadBufferSize:        s.cfg.MaxHeaderBytes,
+		// Bodies up to twice the limit are read so the handler can answer 413 on a
+		// connection that stays usable; beyond that fasthttp refuses and closes.
+		MaxRequestBodySize: 2*s.cfg.MaxBodyBytes + 4096,
+		CloseOnShutdown:    true,
+		Logger:             logger{s.log},
+		ErrorHandler:       s.transportError,
+	}
+}
+
+// Handler routes every request.
+func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
+	path := ctx.Path()
+	switch string(path) { // no allocation: the compiler recognises the conversion
+	case "/collect":
+		s.collect(ctx)
+		return
+	case "/healthz":
+		ctx.SetContentType("text/plain; charset=utf-8")
+		ctx.SetBodyString("ok\n")
+		return
+	case "/readyz":
+		s.readyz(ctx)
+		return
+	case "/metrics":
+		if s.authorized(ctx) {
+			s.metrics(ctx)
+		}
+		return
+	}
+	if bytes.HasPrefix(path, []byte("/schemas/")) {
+		s.schema(ctx, string(path[len("/schemas/"):]))
+		return
+	}
+	for i := range s.mounts {
+		m := &s.mounts[i]
+		if string(path) == m.Prefix || (strings.HasSuffix(m.Prefix, "/") && bytes.HasPrefix(path, []byte(m.Prefix))) {
+			if !m.Private || s.authorized(ctx) {
+				m.h(ctx)
+			}
+			return
+		}
+	}
+	ctx.Error("not found\n", fasthttp.StatusNotFound)
+}
+
+func (s *Server) readyz(ctx *fasthttp.RequestCtx) {
+	c, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := s.ready(c); err != nil {
+		ctx.Error("not ready: "+err.Error()+"\n", fasthttp.StatusServiceUnavailable)
+		return
+	}
+	ctx.SetContentType("text/plain; charset=utf-8")
+	ctx.SetBodyString("ready\n")
+}
+
+func (s *Server) metrics(ctx *fasthttp.RequestCtx) {
+	var b bytes.Buffer
+	s.set.WritePrometheus(&b)
+	for _, w := range s.writers {
+		w(&b)
+	}
+	ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
+	ctx.SetBody(b.Bytes())
+}
+
+func (s *Server) schema(ctx *fasthttp.RequestCtx, name string) {
+	b, ok := s.reg.File(name)
+	if !ok || !strings.HasSuffix(name, ".json") {
+		ctx.Error("no such schema; see /schemas/index.json\n", fasthttp.StatusNotFound)
+		return
+	}
+	s.cors(ctx)
+	ctx.SetContentType("application/schema+json")
+	ctx.Response.Header.Set("Cache-Control", "public, max-age=3600")
+	ctx.SetBody(b)
+}
+
+// authorized checks the API token on a private surface and answers 401 when it is
+// missing or wrong.
+func (s *Server) authorized(ctx *fasthttp.RequestCtx) bool {
+	if s.cfg.APIToken == "" {
+		return true
+	}
+	tok := ctx.Request.Header.Peek("Authorization")
+	if t, ok := bytes.CutPrefix(tok, []byte("Bearer ")); ok && constantTimeEqual(t, s.cfg.APIToken) {
+		return true
+	}
+	if t := ctx.QueryArgs().Peek("token"); constantTimeEqual(t, s.cfg.APIToken) {
+		return true
+	}
+	s.bodyErrs["unauthorized"].Inc()
+	ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="rung"`)
+	ctx.Error("missing or wrong API token\n", fasthttp.StatusUnauthorized)
+	return false
+}
+
+func constantTimeEqual(a []byte, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	var v byte
+	for i := range a {
+		v |= a[i] ^ b[i]
+	}
+	return v == 0
+}
+
+// transportError answers what fasthttp refused before the handler ran.
+func (s *Server) transportError(ctx *fasthttp.RequestCtx, err error) {
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		s.fail(ctx, fasthttp.StatusRequestEntityTooLarge, "body_too_large",
+			fmt.Sprintf("body larger than %d bytes", s.cfg.MaxBodyBytes))
+	case strings.Contains(err.Error(), "small read buffer"):
+		ctx.Error("request headers too large\n", fasthttp.StatusRequestHeaderFieldsTooLarge)
+	default:
+		ctx.Error("bad request: "+err.Error()+"\n", fasthttp.StatusBadRequest)
+	}
+}
+
+type logger struct{ l *slog.Logger }
+
+func (l logger) Printf(format string, args ...any) { l.l.Debug(fmt.Sprintf(format, args...)) }
+
+// writeJSON answers with v as JSON; for the rare paths, not the hot one.
+func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
+	b, _ := json.Marshal(v)
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(append(b, '\n'))
+}
