@@ -276,7 +276,9 @@ func TestAsOfPastDateAndAfterProjectionFix(t *testing.T) {
 					Deal{Stage: "demo", AmountCents: 120000, Currency: "USD"}, 4},
 				{"12 March", func() (sourcing.State[Deal], error) { return sourcing.AsOf(ctx, s, fixed, "deal-7", mar(12)) },
 					Deal{Stage: "new", AmountCents: 125000, Currency: "USD"}, 2},
-				{"before it existed", func() (sourcing.State[Deal], error) { return sourcing.AsOf(ctx, s, fixed, "deal-7", mar(1).Add(-time.Hour)) },
+				{"before it existed", func() (sourcing.State[Deal], error) {
+					return sourcing.AsOf(ctx, s, fixed, "deal-7", mar(1).Add(-time.Hour))
+				},
 					Deal{}, 0},
 			} {
 				st, err := c.load()
