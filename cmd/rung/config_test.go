@@ -1,0 +1,66 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func TestServeConfig(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		wantErr string // substring; empty: valid
+		check   func(t *testing.T, c map[string]any)
+	}{
+		{name: "defaults", check: func(t *testing.T, c map[string]any) {
+			if c["listen"] != "127.0.0.1:8080" || c["clickhouse"] != "" || c["when_full"] != "reject" {
+				t.Errorf("defaults: %v", c)
+			}
+		}},
+		{name: "env fills", env: map[string]string{"RUNG_BATCH_SIZE": "7", "RUNG_WHEN_FULL": "drop"}, check: func(t *testing.T, c map[string]any) {
+			if c["batch_size"] != 7.0 || c["when_full"] != "drop" {
+				t.Errorf("env not applied: %v", c)
+			}
+		}},
+		{name: "flag beats env", args: []string{"--batch-size", "9"}, env: map[string]string{"RUNG_BATCH_SIZE": "7"}, check: func(t *testing.T, c map[string]any) {
+			if c["batch_size"] != 9.0 {
+				t.Errorf("flag did not win: %v", c)
+			}
+		}},
+		{name: "bad env value", env: map[string]string{"RUNG_BATCH_SIZE": "many"}, wantErr: `RUNG_BATCH_SIZE="many"`},
+		{name: "bad policy", args: []string{"--when-full", "block"}, wantErr: "--when-full"},
+		{name: "http clickhouse", args: []string{"--clickhouse", "http://x:8123"}, wantErr: "native protocol"},
+		{name: "bad listen", args: []string{"--listen", "8080"}, wantErr: "--listen"},
+		{name: "tiny buffer", args: []string{"--buffer-bytes", "10"}, wantErr: "--buffer-bytes"},
+		{name: "several errors at once", args: []string{"--batch-size", "0", "--max-batch", "0"}, wantErr: "--max-batch"},
+		{name: "stray argument", args: []string{"extra"}, wantErr: "unexpected arguments"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := func(k string) (string, bool) { v, ok := tt.env[k]; return v, ok }
+			var out bytes.Buffer
+			err := runServe(context.Background(), append(tt.args, "--dry-run"), env, &out)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want it to mention %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var c map[string]any
+			if err := json.Unmarshal(out.Bytes(), &c); err != nil {
+				t.Fatalf("dry-run output: %v\n%s", err, out.String())
+			}
+			if _, ok := c["api_token"]; ok {
+				t.Error("dry-run prints the API token")
+			}
+			tt.check(t, c)
+		})
+	}
+}

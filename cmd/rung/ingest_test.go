@@ -1,0 +1,308 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/rungdev/rung/schemas"
+	"github.com/rungdev/rung/sink/clickhouse"
+	"github.com/rungdev/rung/sink/sqlite"
+)
+
+// genSignal is one generated signal and what the server must make of it.
+type genSignal struct {
+	id    string
+	valid bool
+	body  map[string]any
+}
+
+// generate makes n numbered signals from seed, about one in eight invalid in a way the
+// schema catches.
+func generate(seed uint64, n int) []genSignal {
+	r := rand.New(rand.NewPCG(seed, seed))
+	out := make([]genSignal, n)
+	for i := range out {
+		id := fmt.Sprintf("e2e-%08d", i)
+		visitor := fmt.Sprintf("visitor-%04d", r.IntN(200))
+		b := map[string]any{"site": "e2e.example", "anonymous_id": visitor, "event_id": id}
+		switch r.IntN(3) {
+		case 0:
+			b["type"], b["url"] = "pageview", fmt.Sprintf("https://e2e.example/p%d?utm_source=s%d", r.IntN(5), r.IntN(3))
+		case 1:
+			b["type"], b["name"] = "event", "form_submitted"
+		default:
+			b["type"], b["experiment"], b["variant"] = "exposure", "hero", []string{"control", "b"}[r.IntN(2)]
+		}
+		valid := r.IntN(8) != 0
+		if !valid {
+			switch r.IntN(4) {
+			case 0:
+				delete(b, "anonymous_id")
+			case 1:
+				b["site"] = 42
+			case 2:
+				b["type"] = "click"
+			default:
+				b["unknown"] = true
+			}
+		}
+		out[i] = genSignal{id: id, valid: valid, body: b}
+	}
+	return out
+}
+
+type collectAnswer struct {
+	Accepted int `json:"accepted"`
+	Rejected int `json:"rejected"`
+	Errors   []struct {
+		Index   int    `json:"index"`
+		Pointer string `json:"pointer"`
+		Reason  string `json:"reason"`
+	} `json:"errors"`
+	Error string `json:"error"`
+}
+
+// postAll posts the signals, singly and in batches of random size, from several
+// goroutines, and returns the event_ids the server said it accepted.
+func postAll(t *testing.T, p *proc, sigs []genSignal, seed uint64) map[string]bool {
+	t.Helper()
+	r := rand.New(rand.NewPCG(seed, 1))
+	type request struct {
+		sigs []genSignal
+		bare bool // one signal as an object, not in an array
+	}
+	var reqs []request
+	for i := 0; i < len(sigs); {
+		n := 1
+		if r.IntN(2) == 0 {
+			n = 2 + r.IntN(49)
+		}
+		n = min(n, len(sigs)-i)
+		reqs = append(reqs, request{sigs[i : i+n], n == 1 && r.IntN(2) == 0})
+		i += n
+	}
+	var (
+		mu       sync.Mutex
+		accepted = map[string]bool{}
+		wg       sync.WaitGroup
+		work     = make(chan request)
+	)
+	client := &http.Client{Timeout: 10 * time.Second}
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for rq := range work {
+				req := rq.sigs
+				var body []byte
+				if rq.bare {
+					body, _ = json.Marshal(req[0].body)
+				} else {
+					list := make([]any, len(req))
+					for i := range req {
+						list[i] = req[i].body
+					}
+					body, _ = json.Marshal(list)
+				}
+				ct := []string{"application/json", "text/plain;charset=UTF-8"}[len(body)%2]
+				resp, err := client.Post(p.url("/collect"), ct, bytes.NewReader(body))
+				if err != nil {
+					t.Errorf("post: %v", err)
+					continue
+				}
+				raw, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				var ans collectAnswer
+				if err := json.Unmarshal(raw, &ans); err != nil {
+					t.Errorf("answer %q: %v", raw, err)
+					continue
+				}
+				rejected := map[int]bool{}
+				for _, e := range ans.Errors {
+					if e.Reason == "" {
+						t.Errorf("rejection without a reason: %s", raw)
+					}
+					rejected[e.Index] = true
+				}
+				valid := 0
+				for i, g := range req {
+					if g.valid {
+						valid++
+					}
+					if g.valid == rejected[i] {
+						t.Errorf("signal %s (valid=%v) rejected=%v: %s", g.id, g.valid, rejected[i], raw)
+					}
+				}
+				switch {
+				case valid > 0 && resp.StatusCode != 202:
+					t.Errorf("status %d with %d valid signals: %s", resp.StatusCode, valid, raw)
+				case valid == 0 && resp.StatusCode != 400:
+					t.Errorf("status %d with no valid signal: %s", resp.StatusCode, raw)
+				}
+				mu.Lock()
+				for i, g := range req {
+					if !rejected[i] && resp.StatusCode == 202 {
+						accepted[g.id] = true
+					}
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, req := range reqs {
+		work <- req
+	}
+	close(work)
+	wg.Wait()
+	return accepted
+}
+
+// checkLanded compares the set of event_ids stored with the set accepted, by id.
+func checkLanded(t *testing.T, stored []schemas.Signal, accepted map[string]bool) {
+	t.Helper()
+	seen := map[string]int{}
+	for _, s := range stored {
+		seen[s.EventID]++
+	}
+	var missing, extra, dup []string
+	for id := range accepted {
+		if seen[id] == 0 {
+			missing = append(missing, id)
+		}
+	}
+	for id, n := range seen {
+		if !accepted[id] {
+			extra = append(extra, id)
+		}
+		if n > 1 {
+			dup = append(dup, id)
+		}
+	}
+	sort.Strings(missing)
+	sort.Strings(extra)
+	if len(missing)+len(extra)+len(dup) > 0 {
+		t.Fatalf("stored set != accepted set: %d missing %.5v, %d not accepted %.5v, %d duplicated %.5v",
+			len(missing), missing, len(extra), extra, len(dup), dup)
+	}
+}
+
+func TestIngestEndToEnd(t *testing.T) {
+	const n = 3000
+	sigs := generate(42, n)
+	invalid := 0
+	for _, g := range sigs {
+		if !g.valid {
+			invalid++
+		}
+	}
+	for _, store := range []string{"sqlite", "clickhouse"} {
+		t.Run(store, func(t *testing.T) {
+			ctx := context.Background()
+			var args []string
+			var read func() []schemas.Signal
+			switch store {
+			case "sqlite":
+				dir := t.TempDir()
+				args = []string{"--data-dir", dir}
+				read = func() []schemas.Signal {
+					s, err := sqlite.Open(ctx, filepath.Join(dir, "telemetry.db"), metrics.NewSet())
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer s.Close()
+					got, err := s.Signals(ctx, 0, 1<<62)
+					if err != nil {
+						t.Fatal(err)
+					}
+					return got
+				}
+			case "clickhouse":
+				dsn := testClickHouseDSN()
+				args = []string{"--clickhouse", dsn}
+				read = func() []schemas.Signal {
+					c, err := clickhouse.Open(ctx, dsn, clickhouse.Options{}, metrics.NewSet())
+					if err != nil {
+						t.Fatalf("ClickHouse is required (start it with .ci/services): %v", err)
+					}
+					defer c.Close()
+					t.Cleanup(func() { c.DropDatabase(context.Background()) })
+					got, err := c.Signals(ctx, 0, 1<<62)
+					if err != nil {
+						t.Fatal(err)
+					}
+					return got
+				}
+			}
+			p := startServe(t, append(args, "--flush-interval", "100ms", "--batch-size", "500")...)
+			accepted := postAll(t, p, sigs, 7)
+			if len(accepted) != n-invalid {
+				t.Errorf("accepted %d, want %d", len(accepted), n-invalid)
+			}
+			checkFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+				if w := p.metric(`rung_sink_rows_written_total{table="signals"}`); w != float64(len(accepted)) {
+					return fmt.Errorf("rows written %v, want %d", w, len(accepted))
+				}
+				return nil
+			})
+			if got := p.metric("rung_signals_accepted_total"); got != float64(len(accepted)) {
+				t.Errorf("rung_signals_accepted_total = %v, want %d", got, len(accepted))
+			}
+			if got := p.metric("rung_signals_received_total"); got != n {
+				t.Errorf("rung_signals_received_total = %v, want %d", got, n)
+			}
+			if got := p.metric(`rung_signals_rejected_total{reason="schema"}`); got != float64(invalid) {
+				t.Errorf("rejected for schema = %v, want %d", got, invalid)
+			}
+			if got := p.metric("rung_validation_disagreements_total"); got != 0 {
+				t.Errorf("fast path and oracle disagreed %v times", got)
+			}
+			p.stop()
+			checkLanded(t, read(), accepted)
+		})
+	}
+}
+
+func testClickHouseDSN() string {
+	addr := os.Getenv("RUNG_TEST_CLICKHOUSE")
+	if addr == "" {
+		addr = "clickhouse://127.0.0.1:9000"
+	}
+	return fmt.Sprintf("%s/rung_test_%08x", strings.TrimSuffix(addr, "/"), rand.Uint32())
+}
+
+// TestSIGTERMDrains holds signals in the buffer (a long flush interval), sends SIGTERM,
+// and finds every accepted signal stored: shutdown drains before it exits.
+func TestSIGTERMDrains(t *testing.T) {
+	dir := t.TempDir()
+	p := startServe(t, "--data-dir", dir, "--flush-interval", "1h", "--batch-size", "100000")
+	sigs := generate(9, 500)
+	accepted := postAll(t, p, sigs, 3)
+	if held := p.metric("rung_buffer_signals"); held != float64(len(accepted)) {
+		t.Fatalf("buffer holds %v signals before SIGTERM, want %d", held, len(accepted))
+	}
+	p.stop()
+	s, err := sqlite.Open(context.Background(), filepath.Join(dir, "telemetry.db"), metrics.NewSet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, err := s.Signals(context.Background(), 0, 1<<62)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkLanded(t, got, accepted)
+}

@@ -1,0 +1,177 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// rungBin is the rung binary built once for the tests that run it as a process, the
+// way a user does: flags, signals, exit codes.
+var rungBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "rung-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	rungBin = filepath.Join(dir, "rung")
+	if out, err := exec.Command("go", "build", "-o", rungBin, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build rung: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// proc is a running `rung serve`.
+type proc struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	addr   string
+	stderr *syncBuffer
+	done   chan error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startServe runs `rung serve` with args on a free port and waits until /healthz answers.
+func startServe(t *testing.T, args ...string) *proc {
+	t.Helper()
+	p := &proc{t: t, addr: freeAddr(t), stderr: &syncBuffer{}, done: make(chan error, 1)}
+	p.cmd = exec.Command(rungBin, append([]string{"serve", "--listen", p.addr}, args...)...)
+	p.cmd.Stderr = p.stderr
+	p.cmd.Env = append(os.Environ(), "RUNG_LOG_LEVEL=info")
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("rung serve stderr:\n%s", p.stderr.String())
+		}
+	})
+	checkFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+		select {
+		case err := <-p.done:
+			return fmt.Errorf("rung serve exited early: %v\n%s", err, p.stderr.String())
+		default:
+		}
+		resp, err := http.Get(p.url("/healthz"))
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		return nil
+	})
+	return p
+}
+
+func (p *proc) url(path string) string { return "http://" + p.addr + path }
+
+// stop sends SIGTERM and waits for a clean exit.
+func (p *proc) stop() {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		p.t.Fatal(err)
+	}
+	select {
+	case err := <-p.done:
+		if err != nil {
+			p.t.Fatalf("rung serve exited with %v after SIGTERM\n%s", err, p.stderr.String())
+		}
+	case <-time.After(60 * time.Second):
+		p.t.Fatalf("rung serve did not exit within 60s of SIGTERM\n%s", p.stderr.String())
+	}
+}
+
+// metric returns the value of one series from /metrics.
+func (p *proc) metric(name string) float64 {
+	p.t.Helper()
+	resp, err := http.Get(p.url("/metrics"))
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				p.t.Fatalf("metric %s: %v", name, err)
+			}
+			return f
+		}
+	}
+	p.t.Fatalf("metric %s not in /metrics", name)
+	return 0
+}
+
+func checkFor(t testing.TB, total, step time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(total)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %v", total, err)
+		}
+		time.Sleep(step)
+	}
+}
+
+func TestDispatch(t *testing.T) {
+	env := func(string) (string, bool) { return "", false }
+	var out bytes.Buffer
+	if err := dispatch(context.Background(), []string{"nope"}, env, &out, &out); err == nil || !strings.Contains(err.Error(), "unknown subcommand") {
+		t.Errorf("unknown subcommand: %v", err)
+	}
+	if err := dispatch(context.Background(), nil, env, &out, &out); err == nil {
+		t.Error("no subcommand: no error")
+	}
+}
