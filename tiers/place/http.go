@@ -1,0 +1,202 @@
+package place
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"sort"
+	"strings"
+)
+
+// maxBody bounds a request body: the biggest honest request (every question, every
+// symptom, a current build) is well under 2 KiB.
+const maxBody = 64 << 10
+
+// The paths Handler serves; package collector mounts exactly these.
+const (
+	PathQuestions = "/v1/place/questions"
+	PathPlace     = "/v1/place"
+	PathPage      = "/place"
+)
+
+// Paths lists every path Handler serves.
+func Paths() []string { return []string{PathQuestions, PathPlace, PathPage} }
+
+// Handler serves the placement API and page:
+//
+//	GET  /v1/place/questions  the questions; with answers as query parameters
+//	                          (?needs_history=yes), each one's state and the next one
+//	POST /v1/place            a JSON Request → 200 Result, or 400 naming every problem
+//	GET, POST /place          the questionnaire page, one question at a time, then the
+//	                          result; plain HTML forms that post back to /place
+//
+// Errors are logged once, here, with log (nil discards them).
+func (e *Engine) Handler(log *slog.Logger) http.Handler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	h := &handler{e: e, log: log}
+	mux := http.NewServeMux()
+	mux.HandleFunc(PathQuestions, h.questions)
+	mux.HandleFunc(PathPlace, h.place)
+	mux.HandleFunc(PathPage, h.page)
+	return mux
+}
+
+type handler struct {
+	e   *Engine
+	log *slog.Logger
+}
+
+// apiError is the body of every 4xx answer of the JSON API.
+type apiError struct {
+	Error    string    `json:"error"`
+	Problems []Problem `json:"problems,omitempty"`
+	Next     string    `json:"next,omitempty"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		panic(fmt.Sprintf("BUG: encode %T: %v", v, err))
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
+}
+
+func methodNotAllowed(w http.ResponseWriter, allow string) {
+	w.Header().Set("Allow", allow)
+	writeJSON(w, http.StatusMethodNotAllowed, apiError{Error: "method not allowed; use " + allow})
+}
+
+// QuestionsResponse is the body of GET /v1/place/questions.
+type QuestionsResponse struct {
+	Questions []QuestionStatus `json:"questions"`
+	Next      string           `json:"next,omitempty"`
+	Complete  bool             `json:"complete"`
+}
+
+// QuestionStatus is a question with its state given the answers in the query.
+type QuestionStatus struct {
+	Question
+	State  string `json:"state"`
+	Answer string `json:"answer,omitempty"`
+}
+
+func (h *handler) questions(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		methodNotAllowed(w, "GET")
+		return
+	}
+	answers := map[string]string{}
+	var probs []Problem
+	q := r.URL.Query()
+	keys := make([]string, 0, len(q))
+	for k := range q {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v := q[k][len(q[k])-1]
+		if _, ok := h.e.qindex[k]; !ok {
+			probs = append(probs, Problem{Question: k, Problem: ProblemUnknown})
+			continue
+		}
+		if v != Yes && v != No {
+			probs = append(probs, Problem{Question: k, Problem: ProblemNotYesNo, Value: v})
+			continue
+		}
+		answers[k] = v
+	}
+	if len(probs) > 0 {
+		err := &AnswersError{Problems: probs}
+		writeJSON(w, http.StatusBadRequest, apiError{Error: err.Error(), Problems: probs})
+		return
+	}
+	prog := h.e.Progress(answers)
+	resp := QuestionsResponse{Next: prog.Next, Complete: prog.Complete}
+	for i, st := range prog.States {
+		resp.Questions = append(resp.Questions, QuestionStatus{Question: h.e.questions[i], State: st.State, Answer: st.Answer})
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (h *handler) place(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		methodNotAllowed(w, "POST")
+		return
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || mt != "application/json" {
+			writeJSON(w, http.StatusUnsupportedMediaType, apiError{Error: fmt.Sprintf("content type %q: send application/json", ct)})
+			return
+		}
+	}
+	req, err := DecodeRequest(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeJSON(w, http.StatusRequestEntityTooLarge, apiError{Error: fmt.Sprintf("request body over %d bytes", maxBody)})
+			return
+		}
+		writeJSON(w, http.StatusBadRequest, apiError{Error: err.Error()})
+		return
+	}
+	res, err := h.e.Place(req)
+	if err != nil {
+		var ae *AnswersError
+		if errors.As(err, &ae) {
+			writeJSON(w, http.StatusBadRequest, apiError{Error: ae.Error(), Problems: ae.Problems, Next: ae.Next})
+			return
+		}
+		h.log.Error("place", "err", err)
+		writeJSON(w, http.StatusInternalServerError, apiError{Error: "internal error"})
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// wireRequest is Request as it arrives: answers stay raw so that a non-string answer
+// (true, 1) is reported as that question's problem rather than failing the whole body.
+type wireRequest struct {
+	Answers  map[string]json.RawMessage `json:"answers"`
+	Symptoms []string                   `json:"symptoms"`
+	Current  *Current                   `json:"current"`
+}
+
+// DecodeRequest reads one JSON Request: {"answers": {"needs_history": "yes", ...},
+// "symptoms": [...], "current": {"tier": 5, "level": "outbox"}}. Unknown fields and
+// trailing data are errors. An answer that is not a JSON string is kept as its JSON
+// text, so that Place reports it as "not yes or no" under its question's id.
+func DecodeRequest(r io.Reader) (Request, error) {
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	var wr wireRequest
+	if err := dec.Decode(&wr); err != nil {
+		return Request{}, fmt.Errorf("decode request: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return Request{}, errors.New("decode request: data after the JSON object")
+	}
+	req := Request{Answers: make(map[string]string, len(wr.Answers)), Symptoms: wr.Symptoms, Current: wr.Current}
+	for k, raw := range wr.Answers {
+		var s string
+		if err := json.Unmarshal(raw, &s); err == nil {
+			req.Answers[k] = s
+		} else {
+			req.Answers[k] = strings.TrimSpace(string(raw))
+		}
+	}
+	return req, nil
+}
