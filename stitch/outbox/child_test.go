@@ -70,7 +70,7 @@ func childMain(role string) int {
 			}
 		}
 	case "projector":
-		p, err := NewProjector(db, sqldb.Postgres, nc, broker, ProjectorConfig{Batch: batch, AckWait: time.Second, FetchWait: 100 * time.Millisecond})
+		p, err := NewProjector(db, sqldb.Postgres, nc, broker, ProjectorConfig{Durable: "proj", Batch: batch, AckWait: time.Second, FetchWait: 100 * time.Millisecond})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 2

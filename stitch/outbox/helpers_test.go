@@ -201,11 +201,11 @@ func streamMsgs(t *testing.T, js jetstream.JetStream, cfg BrokerConfig) uint64 {
 
 // natsServer is a nats-server process of the test's own, to stop and start at will.
 type natsServer struct {
-	t         *testing.T
-	port      int
-	dir       string
-	cmd       *exec.Cmd
-	exited    chan struct{}
+	t      *testing.T
+	port   int
+	dir    string
+	cmd    *exec.Cmd
+	exited chan struct{}
 }
 
 func startOwnNATS(t *testing.T) *natsServer {
