@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"math/big"
-	"regexp"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -116,7 +115,7 @@ type rule struct {
 	types    kinds // 0: any
 	minLen   int
 	maxLen   int // -1: none
-	pattern  *regexp.Regexp
+	pattern  matcher
 	min, max *bound
 	konst    *token // const, compared by kind and value
 }
@@ -329,7 +328,7 @@ func compileRule(s map[string]any) (rule, error) {
 		case "maxLength":
 			r.maxLen, err = atoi(v)
 		case "pattern":
-			r.pattern, err = regexp.Compile(fmt.Sprint(v))
+			r.pattern, err = compilePattern(fmt.Sprint(v))
 		case "minimum":
 			r.min, err = compileBound(v)
 		case "maximum":
