@@ -229,7 +229,7 @@ func cards() []*Card {
 			Build: []Step{
 				{Title: "Events are the only writes", Snippet: "tier5_append.go.txt"},
 				{Title: "State is folded from the stream", Snippet: "tier5_fold.go.txt"},
-				{Title: "Query as of any moment", Snippet: "tier5_asof.go.txt"},
+				{Title: "Query as of any moment; upcast old events as they are read", Snippet: "tier5_asof.go.txt"},
 			},
 		},
 		{
