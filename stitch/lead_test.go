@@ -33,11 +33,20 @@ func TestLeadCreatedMatchesSchema(t *testing.T) {
 	reg := registry(t)
 	amount := 1250.5
 	cases := map[string]LeadCreated{
-		"full":                NewLeadCreated("lead-1", fullAttribution(), t0.Add(2*time.Hour)),
-		"unknown visitor":     NewLeadCreated("lead-2", Attribution{AnonymousID: visitor}, t0),
-		"no anonymous_id":     NewLeadCreated("lead-3", Attribution{}, t0),
-		"amount and currency": func() LeadCreated { l := NewLeadCreated("lead-4", fullAttribution(), t0); l.Amount, l.Currency = &amount, "EUR"; return l }(),
-		"zero amount":         func() LeadCreated { z := 0.0; l := NewLeadCreated("lead-5", Attribution{}, t0); l.Amount = &z; return l }(),
+		"full":            NewLeadCreated("lead-1", fullAttribution(), t0.Add(2*time.Hour)),
+		"unknown visitor": NewLeadCreated("lead-2", Attribution{AnonymousID: visitor}, t0),
+		"no anonymous_id": NewLeadCreated("lead-3", Attribution{}, t0),
+		"amount and currency": func() LeadCreated {
+			l := NewLeadCreated("lead-4", fullAttribution(), t0)
+			l.Amount, l.Currency = &amount, "EUR"
+			return l
+		}(),
+		"zero amount": func() LeadCreated {
+			z := 0.0
+			l := NewLeadCreated("lead-5", Attribution{}, t0)
+			l.Amount = &z
+			return l
+		}(),
 	}
 	for name, l := range cases {
 		t.Run(name, func(t *testing.T) {
