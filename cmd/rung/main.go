@@ -29,6 +29,7 @@ type environ func(key string) (string, bool)
 func commands() map[string]command {
 	return map[string]command{
 		"serve": {"run the collector, the query API, the dashboard and the placement pages", runServe},
+		"place": {"answer the placement questionnaire: which tier and event level your stat needs", runPlace},
 	}
 }
 

@@ -53,19 +53,34 @@ type handler struct {
 	log *slog.Logger
 }
 
-// apiError is the body of every 4xx answer of the JSON API.
-type apiError struct {
+// ErrorResponse is the body of every 4xx answer of the JSON API. Problems and Next are
+// set when the request was read but its answers were wrong.
+type ErrorResponse struct {
 	Error    string    `json:"error"`
 	Problems []Problem `json:"problems,omitempty"`
 	Next     string    `json:"next,omitempty"`
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
+// ErrorFor is the body the API answers err with.
+func ErrorFor(err error) ErrorResponse {
+	var ae *AnswersError
+	if errors.As(err, &ae) {
+		return ErrorResponse{Error: ae.Error(), Problems: ae.Problems, Next: ae.Next}
+	}
+	return ErrorResponse{Error: err.Error()}
+}
+
+// EncodeJSON writes v as the API does: indented, with <, > and & left as they are.
+func EncodeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	enc.SetIndent("", "  ")
-	if err := enc.Encode(v); err != nil {
+	return enc.Encode(v)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	var buf bytes.Buffer
+	if err := EncodeJSON(&buf, v); err != nil {
 		panic(fmt.Sprintf("BUG: encode %T: %v", v, err))
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
@@ -76,7 +91,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func methodNotAllowed(w http.ResponseWriter, allow string) {
 	w.Header().Set("Allow", allow)
-	writeJSON(w, http.StatusMethodNotAllowed, apiError{Error: "method not allowed; use " + allow})
+	writeJSON(w, http.StatusMethodNotAllowed, ErrorResponse{Error: "method not allowed; use " + allow})
 }
 
 // QuestionsResponse is the body of GET /v1/place/questions.
@@ -120,7 +135,7 @@ func (h *handler) questions(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(probs) > 0 {
 		err := &AnswersError{Problems: probs}
-		writeJSON(w, http.StatusBadRequest, apiError{Error: err.Error(), Problems: probs})
+		writeJSON(w, http.StatusBadRequest, ErrorResponse{Error: err.Error(), Problems: probs})
 		return
 	}
 	prog := h.e.Progress(answers)
@@ -139,7 +154,7 @@ func (h *handler) place(w http.ResponseWriter, r *http.Request) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || mt != "application/json" {
-			writeJSON(w, http.StatusUnsupportedMediaType, apiError{Error: fmt.Sprintf("content type %q: send application/json", ct)})
+			writeJSON(w, http.StatusUnsupportedMediaType, ErrorResponse{Error: fmt.Sprintf("content type %q: send application/json", ct)})
 			return
 		}
 	}
@@ -147,21 +162,20 @@ func (h *handler) place(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			writeJSON(w, http.StatusRequestEntityTooLarge, apiError{Error: fmt.Sprintf("request body over %d bytes", maxBody)})
+			writeJSON(w, http.StatusRequestEntityTooLarge, ErrorResponse{Error: fmt.Sprintf("request body over %d bytes", maxBody)})
 			return
 		}
-		writeJSON(w, http.StatusBadRequest, apiError{Error: err.Error()})
+		writeJSON(w, http.StatusBadRequest, ErrorResponse{Error: err.Error()})
 		return
 	}
 	res, err := h.e.Place(req)
 	if err != nil {
-		var ae *AnswersError
-		if errors.As(err, &ae) {
-			writeJSON(w, http.StatusBadRequest, apiError{Error: ae.Error(), Problems: ae.Problems, Next: ae.Next})
+		if errors.Is(err, ErrAnswers) {
+			writeJSON(w, http.StatusBadRequest, ErrorFor(err))
 			return
 		}
 		h.log.Error("place", "err", err)
-		writeJSON(w, http.StatusInternalServerError, apiError{Error: "internal error"})
+		writeJSON(w, http.StatusInternalServerError, ErrorResponse{Error: "internal error"})
 		return
 	}
 	writeJSON(w, http.StatusOK, res)

@@ -84,7 +84,7 @@ func TestQuestionsAPI(t *testing.T) {
 
 	// Bad query answers are named.
 	code, _, b = do(t, "GET", srv.URL+PathQuestions+"?needs_history=perhaps&nope=yes", "", "")
-	ae := decode[apiError](t, b)
+	ae := decode[ErrorResponse](t, b)
 	want := []Problem{{Question: NeedsHistory, Problem: ProblemNotYesNo, Value: "perhaps"}, {Question: "nope", Problem: ProblemUnknown}}
 	if code != 400 || !slices.Equal(ae.Problems, want) {
 		t.Errorf("bad query: %d %+v", code, ae)
@@ -163,7 +163,7 @@ func TestPlaceAPI(t *testing.T) {
 			if !strings.HasPrefix(h.Get("Content-Type"), "application/json") {
 				t.Errorf("content type %q", h.Get("Content-Type"))
 			}
-			ae := decode[apiError](t, b)
+			ae := decode[ErrorResponse](t, b)
 			if !slices.Equal(ae.Problems, tc.problems) {
 				t.Errorf("problems %+v, want %+v", ae.Problems, tc.problems)
 			}
