@@ -73,9 +73,9 @@ func (s *Server) collect(ctx *fasthttp.RequestCtx) {
 			accepted++
 		case errors.Is(err, buffer.ErrFull):
 			full++ // counted by the buffer
-			b.Rejected = append(b.Rejected, schemas.Rejection{Index: -1, Reason: "buffer full, retry later", Code: "buffer_full"})
+			b.Rejected = append(b.Rejected, schemas.Rejection{Index: b.Index[i], Reason: "buffer full, retry later", Code: "buffer_full"})
 		default:
-			b.Rejected = append(b.Rejected, schemas.Rejection{Index: -1, Reason: "server shutting down, retry later", Code: reasonShutdown})
+			b.Rejected = append(b.Rejected, schemas.Rejection{Index: b.Index[i], Reason: "server shutting down, retry later", Code: reasonShutdown})
 			s.rejected[reasonShutdown].Inc()
 			full++
 		}

@@ -49,6 +49,7 @@ const (
 // Batch is the result of decoding one body. It is reused: Reset keeps the capacity.
 type Batch struct {
 	Signals  []Signal
+	Index    []int // Index[i] is the position of Signals[i] in the body
 	Rejected []Rejection
 }
 
@@ -56,6 +57,7 @@ type Batch struct {
 func (b *Batch) Reset() {
 	clear(b.Signals)
 	b.Signals = b.Signals[:0]
+	b.Index = b.Index[:0]
 	b.Rejected = b.Rejected[:0]
 }
 
@@ -181,6 +183,7 @@ func (d *decoder) element(i int, b *Batch) error {
 	}
 	if problem.Reason == "" {
 		b.Signals = append(b.Signals, s)
+		b.Index = append(b.Index, i)
 		return nil
 	}
 	problem.Index = i
