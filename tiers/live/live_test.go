@@ -19,14 +19,14 @@ var (
 	april = march.AddDate(0, 1, 0)
 )
 
-func exec(t *testing.T, b sqltest.Backend, q string, args ...any) {
+func exec(t testing.TB, b sqltest.Backend, q string, args ...any) {
 	t.Helper()
 	if _, err := b.DB.ExecContext(context.Background(), b.Dialect.Rebind(q), args...); err != nil {
 		t.Fatalf("%s: %v", q, err)
 	}
 }
 
-func schema(t *testing.T, b sqltest.Backend) {
+func schema(t testing.TB, b sqltest.Backend) {
 	t.Helper()
 	exec(t, b, `CREATE TABLE contacts (id TEXT PRIMARY KEY, status TEXT NOT NULL, created_at `+b.Dialect.TimeType()+` NOT NULL)`)
 	exec(t, b, `CREATE TABLE jobs (id INTEGER PRIMARY KEY, contact_id TEXT NOT NULL, state TEXT NOT NULL, value_cents BIGINT NOT NULL)`)
