@@ -238,8 +238,8 @@ func TestReconcile(t *testing.T) {
 				insert(EventLeadCreated, t0.Add(time.Duration(i)*time.Hour))
 			}
 			insert(EventLeadCreated, t0.Add(-time.Second)) // before the period
-			insert(EventLeadCreated, t0.Add(24*time.Hour))  // at its end: excluded
-			insert("deal_closed", t0.Add(time.Hour))        // another event
+			insert(EventLeadCreated, t0.Add(24*time.Hour)) // at its end: excluded
+			insert("deal_closed", t0.Add(time.Hour))       // another event
 			r, err := Reconcile(ctx, b.DB, b.Dialect, t0, t0.Add(24*time.Hour), 7)
 			if err != nil {
 				t.Fatal(err)

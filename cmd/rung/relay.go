@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/rungdev/rung/stitch/outbox"
+)
+
+// runRelay ships committed outbox rows to NATS JetStream and projects them into the
+// events table (or, without --nats, projects them straight from the outbox). All logic
+// is in stitch/outbox; this only reads flags and wires.
+func runRelay(ctx context.Context, args []string, env environ, stdout io.Writer) error {
+	fs := flag.NewFlagSet("relay", flag.ContinueOnError)
+	// Each flag's default comes from its RUNG_* variable when set; the flag wins.
+	envStr := func(key, def string) string {
+		if v, ok := env(key); ok {
+			return v
+		}
+		return def
+	}
+	var bad []error
+	envInt := func(key string, def int) int {
+		if v, ok := env(key); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				bad = append(bad, fmt.Errorf("%s=%q: not a whole number", key, v))
+			}
+			return n
+		}
+		return def
+	}
+	envDur := func(key string, def time.Duration) time.Duration {
+		if v, ok := env(key); ok {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				bad = append(bad, fmt.Errorf("%s=%q: not a duration (e.g. 30s, 168h)", key, v))
+			}
+			return d
+		}
+		return def
+	}
+	envBool := func(key string) bool {
+		v, ok := env(key)
+		if !ok {
+			return false
+		}
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			bad = append(bad, fmt.Errorf("%s=%q: not true or false", key, v))
+		}
+		return b
+	}
+	var cfg outbox.PipelineConfig
+	var dataDir, metricsAddr, logLevel string
+	var dryRun bool
+	fs.StringVar(&cfg.Postgres, "postgres", envStr("RUNG_POSTGRES", ""), "PostgreSQL URL of the business database (RUNG_POSTGRES); empty: SQLite in --data-dir")
+	fs.StringVar(&dataDir, "data-dir", envStr("RUNG_DATA_DIR", "./rung-data"), "directory of the embedded stores (RUNG_DATA_DIR); the business database is "+outbox.BusinessDBFile+" there")
+	fs.StringVar(&cfg.NATS, "nats", envStr("RUNG_NATS", ""), "NATS URL (RUNG_NATS); empty: no broker, project straight into the events table")
+	fs.StringVar(&cfg.Broker.Stream, "stream", envStr("RUNG_STREAM", "RUNG_EVENTS"), "JetStream stream, created when absent (RUNG_STREAM)")
+	fs.StringVar(&cfg.Broker.SubjectPrefix, "subject-prefix", envStr("RUNG_SUBJECT_PREFIX", "rung.events"), "events are published on <prefix>.<event name> (RUNG_SUBJECT_PREFIX)")
+	fs.DurationVar(&cfg.Broker.DuplicateWindow, "duplicate-window", envDur("RUNG_DUPLICATE_WINDOW", 2*time.Minute), "the stream's dedup window when rung creates it (RUNG_DUPLICATE_WINDOW)")
+	fs.StringVar(&cfg.Projector.Durable, "consumer", envStr("RUNG_CONSUMER", "rung-projector"), "durable consumer of the projector (RUNG_CONSUMER)")
+	fs.BoolVar(&cfg.NoProjector, "no-projector", envBool("RUNG_NO_PROJECTOR"), "with --nats: only ship; another process projects (RUNG_NO_PROJECTOR)")
+	fs.IntVar(&cfg.Relay.BatchSize, "batch", envInt("RUNG_RELAY_BATCH", 100), "outbox rows claimed per round (RUNG_RELAY_BATCH)")
+	fs.IntVar(&cfg.Relay.MaxAttempts, "max-attempts", envInt("RUNG_RELAY_MAX_ATTEMPTS", 10), "failures before a row moves to rung_outbox_dead (RUNG_RELAY_MAX_ATTEMPTS)")
+	fs.DurationVar(&cfg.Relay.Retention, "retention", envDur("RUNG_OUTBOX_RETENTION", 7*24*time.Hour), "prune published outbox rows older than this; negative keeps them (RUNG_OUTBOX_RETENTION)")
+	fs.StringVar(&metricsAddr, "metrics-addr", envStr("RUNG_RELAY_METRICS_ADDR", ""), "serve /metrics on this address, e.g. 127.0.0.1:9465 (RUNG_RELAY_METRICS_ADDR); empty: off")
+	fs.StringVar(&logLevel, "log-level", envStr("RUNG_LOG_LEVEL", "info"), "debug, info, warn or error (RUNG_LOG_LEVEL)")
+	fs.BoolVar(&dryRun, "dry-run", false, "print the resolved configuration and exit")
+	fs.SetOutput(stdout)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		bad = append(bad, fmt.Errorf("unexpected arguments %q", fs.Args()))
+	}
+	if cfg.Postgres == "" {
+		cfg.SQLitePath = filepath.Join(dataDir, outbox.BusinessDBFile)
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+		bad = append(bad, fmt.Errorf("--log-level %q: want debug, info, warn or error", logLevel))
+	}
+	if metricsAddr != "" {
+		if _, _, err := net.SplitHostPort(metricsAddr); err != nil {
+			bad = append(bad, fmt.Errorf("--metrics-addr %q: %w", metricsAddr, err))
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		bad = append(bad, err)
+	}
+	if err := errors.Join(bad...); err != nil {
+		return fmt.Errorf("relay configuration: %w", err)
+	}
+	if dryRun {
+		// URLs may carry passwords: show where, not how.
+		redact := func(raw string) string {
+			if u, err := url.Parse(raw); err == nil && u.User != nil {
+				u.User = url.User(u.User.Username())
+				return u.Redacted()
+			}
+			return raw
+		}
+		shown := map[string]any{"postgres": redact(cfg.Postgres), "sqlite": cfg.SQLitePath, "nats": redact(cfg.NATS),
+			"no_projector": cfg.NoProjector, "stream": cfg.Broker.Stream, "subject_prefix": cfg.Broker.SubjectPrefix,
+			"duplicate_window": cfg.Broker.DuplicateWindow.String(), "consumer": cfg.Projector.Durable,
+			"batch": cfg.Relay.BatchSize, "max_attempts": cfg.Relay.MaxAttempts, "retention": cfg.Relay.Retention.String(),
+			"metrics_addr": metricsAddr, "log_level": logLevel}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(shown)
+	}
+	if cfg.SQLitePath != "" {
+		if err := os.MkdirAll(dataDir, 0o755); err != nil {
+			return fmt.Errorf("create --data-dir %s: %w", dataDir, err)
+		}
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	p, err := outbox.OpenPipeline(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	if metricsAddr != "" {
+		mux := http.NewServeMux()
+		mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+			p.WriteMetrics(w)
+		})
+		srv := &http.Server{Addr: metricsAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		ln, err := net.Listen("tcp", metricsAddr)
+		if err != nil {
+			return fmt.Errorf("listen on --metrics-addr %s: %w", metricsAddr, err)
+		}
+		go srv.Serve(ln) // ends when Shutdown below closes the listener
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			srv.Shutdown(sctx)
+		}()
+	}
+	to := "the events table (no broker)"
+	if cfg.NATS != "" {
+		to = "NATS stream " + cfg.Broker.Stream
+	}
+	fmt.Fprintf(stdout, "rung relay: shipping the %s outbox to %s\n", p.Dialect, to)
+	return p.Run(ctx)
+}
