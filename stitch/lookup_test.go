@@ -163,3 +163,31 @@ func TestHandler(t *testing.T) {
 		t.Fatalf("sink closed: %d, want 503 with Retry-After", resp.StatusCode)
 	}
 }
+
+func TestClient(t *testing.T) {
+	s := openSink(t)
+	store(t, s, exposure(-time.Minute, "hero", "b"),
+		pv(0, "https://shop.example/pricing?utm_source=google", "/pricing", "", "google", "cpc", "spring"))
+	l, err := NewLookup(s, LookupConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(l.Handler())
+	defer srv.Close()
+	c := &Client{BaseURL: srv.URL + "/"}
+	ctx := context.Background()
+	got, err := c.Attribution(ctx, visitor)
+	want, _ := l.Attribution(ctx, visitor)
+	if err != nil || !got.FirstSeen.Equal(want.FirstSeen) || got.LastTouch.Source != "google" || got.Variants["hero"] != "b" || got.LandingPage != want.LandingPage {
+		t.Fatalf("client %+v, %v; lookup %+v", got, err, want)
+	}
+	if a, err := c.Attribution(ctx, "never-seen-visitor"); err != nil || a.Known() {
+		t.Fatalf("unknown: %+v, %v", a, err)
+	}
+	if _, err := c.Attribution(ctx, "bad id"); !errors.Is(err, ErrInvalidAnonymousID) {
+		t.Fatalf("bad id: %v", err)
+	}
+	if _, err := (&Client{BaseURL: srv.URL + "/nowhere"}).Attribution(ctx, visitor); !errors.Is(err, ErrSignals) || !strings.Contains(err.Error(), "404") {
+		t.Fatalf("wrong base URL: %v", err)
+	}
+}
