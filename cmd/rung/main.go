@@ -28,10 +28,11 @@ type environ func(key string) (string, bool)
 
 func commands() map[string]command {
 	return map[string]command{
-		"serve": {"run the collector, the query API, the dashboard and the placement pages", runServe},
+		"serve":    {"run the collector, the query API, the dashboard and the placement pages", runServe},
 		"baseline": {"run a bare fasthttp server answering 202: the baseline of every /collect ratio", runBaseline},
-		"place": {"answer the placement questionnaire: which tier and event level your stat needs", runPlace},
-		"relay": {"ship committed outbox rows to NATS JetStream (or straight into the events table) and project them", runRelay},
+		"tail":     {"print the newest stored signals", runTail},
+		"place":    {"answer the placement questionnaire: which tier and event level your stat needs", runPlace},
+		"relay":    {"ship committed outbox rows to NATS JetStream (or straight into the events table) and project them", runRelay},
 	}
 }
 
