@@ -24,28 +24,71 @@ var _ Shipper = (*Direct)(nil)
 // NewDirect returns a shipper that projects into the events table of the relay's database.
 func NewDirect(d sqldb.Dialect) *Direct { return &Direct{dialect: d} }
 
-// Ship projects each message under a savepoint, so that one bad event fails alone.
+// Ship projects the whole batch under one savepoint; only if some event fails does it go
+// again one savepoint per event, so that a bad event fails alone and the rest ship.
 func (s *Direct) Ship(ctx context.Context, tx *sql.Tx, batch []Message, errs []error) {
-	for i := range batch {
-		if _, err := tx.ExecContext(ctx, "SAVEPOINT rung_ship"); err != nil {
+	inserted := make([]bool, len(batch))
+	if _, err := tx.ExecContext(ctx, "SAVEPOINT rung_batch"); err != nil {
+		for i := range errs {
 			errs[i] = fmt.Errorf("project %s: savepoint: %w", batch[i].ID, err)
-			continue
 		}
-		inserted, err := Project(ctx, tx, s.dialect, batch[i].Event)
+		return
+	}
+	whole := true
+	for i := range batch {
+		ok, err := Project(ctx, tx, s.dialect, batch[i].Event)
 		if err != nil {
-			errs[i] = err
-			if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT rung_ship"); rerr != nil {
-				errs[i] = fmt.Errorf("%w (and rolling back its savepoint: %v)", err, rerr)
+			whole = false
+			break
+		}
+		inserted[i] = ok
+	}
+	if whole {
+		if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT rung_batch"); err != nil {
+			for i := range errs {
+				errs[i] = fmt.Errorf("project %s: release savepoint: %w", batch[i].ID, err)
 			}
-			continue
+			return
 		}
-		if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT rung_ship"); err != nil {
-			errs[i] = fmt.Errorf("project %s: release savepoint: %w", batch[i].ID, err)
-			continue
+		s.count(inserted, errs)
+		return
+	}
+	if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT rung_batch"); err != nil {
+		for i := range errs {
+			errs[i] = fmt.Errorf("project %s: roll back the batch: %w", batch[i].ID, err)
 		}
-		if inserted {
+		return
+	}
+	for i := range batch {
+		inserted[i], errs[i] = s.one(ctx, tx, batch[i])
+	}
+	s.count(inserted, errs)
+}
+
+func (s *Direct) one(ctx context.Context, tx *sql.Tx, m Message) (bool, error) {
+	if _, err := tx.ExecContext(ctx, "SAVEPOINT rung_ship"); err != nil {
+		return false, fmt.Errorf("project %s: savepoint: %w", m.ID, err)
+	}
+	inserted, err := Project(ctx, tx, s.dialect, m.Event)
+	if err != nil {
+		if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT rung_ship"); rerr != nil {
+			return false, fmt.Errorf("%w (and rolling back its savepoint: %v)", err, rerr)
+		}
+		return false, err
+	}
+	if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT rung_ship"); err != nil {
+		return false, fmt.Errorf("project %s: release savepoint: %w", m.ID, err)
+	}
+	return inserted, nil
+}
+
+func (s *Direct) count(inserted []bool, errs []error) {
+	for i, ok := range inserted {
+		switch {
+		case errs[i] != nil:
+		case ok:
 			s.projected.Add(1)
-		} else {
+		default:
 			s.absorbed.Add(1)
 		}
 	}

@@ -157,7 +157,7 @@ func wantEvents(t *testing.T, b backend, total time.Duration, ids map[string]boo
 
 // testBroker is a stream and subject prefix of the test's own on a nats-server,
 // deleted when the test ends.
-func testBroker(t *testing.T, url string) (BrokerConfig, *nats.Conn, jetstream.JetStream) {
+func testBroker(t testing.TB, url string) (BrokerConfig, *nats.Conn, jetstream.JetStream) {
 	t.Helper()
 	sfx := sqltest.Suffix()
 	cfg := BrokerConfig{Stream: "RUNG_T_" + sfx, SubjectPrefix: "rung_t_" + sfx + ".events"}

@@ -159,6 +159,9 @@ func (r *Relay) Run(ctx context.Context) error {
 		wait := r.cfg.PollInterval
 		switch {
 		case errors.Is(err, ErrUnavailable):
+			if outage == 0 {
+				r.cfg.Logger.Warn("broker unavailable; the outbox holds events until it is back", "err", err)
+			}
 			outage = min(max(2*outage, 50*time.Millisecond), r.cfg.OutageMax)
 			wait = outage
 		case err != nil:
@@ -167,6 +170,9 @@ func (r *Relay) Run(ctx context.Context) error {
 			outage = min(max(2*outage, 100*time.Millisecond), r.cfg.OutageMax)
 			wait = outage
 		default:
+			if outage > 0 {
+				r.cfg.Logger.Info("relay shipping again")
+			}
 			outage = 0
 			if n == r.cfg.BatchSize {
 				wait = 0
