@@ -8,26 +8,60 @@ import (
 	"html/template"
 	"net/http"
 	"strconv"
+	"strings"
 )
 
 //go:embed templates/page.html
 var templateFS embed.FS
 
-func parsePage() (*template.Template, error) {
+// symbol is the matrix's sign for a verdict.
+func symbol(v Verdict) string {
+	switch v {
+	case Valid, Ideal, Required:
+		return "✓"
+	case Dangerous:
+		return "⚠"
+	case WrongSource, Contradiction:
+		return "✗"
+	}
+	return ""
+}
+
+// markText is a cell as the matrix prints it: "✓ ideal", "✗ wrong src", "N/A", and a
+// bare "✓" where the ladder says nothing more.
+func markText(c Cell) string {
+	s := symbol(c.Verdict)
+	if c.Mark == s || s == "" {
+		return c.Mark
+	}
+	return s + " " + c.Mark
+}
+
+// verdictText is the verdict in words, with the matrix's own mark when it says more:
+// "✓ required · floor", "⚠ dangerous", "not applicable".
+func verdictText(c Cell) string {
+	words := strings.ReplaceAll(string(c.Verdict), "_", " ")
+	s := strings.TrimSpace(symbol(c.Verdict) + " " + words)
+	switch c.Mark {
+	case words, "✓", "N/A", "wrong src":
+		return s
+	}
+	return s + " · " + c.Mark
+}
+
+func parsePage(cards map[string]*Card) (*template.Template, error) {
 	t, err := template.New("page.html").Funcs(template.FuncMap{
-		"symbol": func(v Verdict) string {
-			switch v {
-			case Valid, Ideal, Required:
-				return "✓"
-			case Dangerous:
-				return "⚠"
-			case WrongSource, Contradiction:
-				return "✗"
-			}
-			return ""
-		},
+		"mark":       markText,
+		"verdict":    verdictText,
 		"rowLabel":   RowLabel,
 		"levelLabel": LevelLabel,
+		"kind":       func(k string) string { return strings.ReplaceAll(k, "_", " ") },
+		"title": func(id string) string {
+			if c, ok := cards[id]; ok {
+				return c.Title()
+			}
+			return id
+		},
 	}).ParseFS(templateFS, "templates/page.html")
 	if err != nil {
 		return nil, fmt.Errorf("parse page template: %w", err)

@@ -62,7 +62,7 @@ func New() (*Engine, error) {
 			}
 		}
 	}
-	page, err := parsePage()
+	page, err := parsePage(e.byID)
 	if err != nil {
 		return nil, err
 	}
@@ -109,6 +109,7 @@ type Current struct {
 // Answered is one step of the path the answers took.
 type Answered struct {
 	Question string `json:"question"`
+	Text     string `json:"text"`
 	Answer   string `json:"answer"`
 	Because  string `json:"because"`
 }
@@ -347,7 +348,7 @@ func (e *Engine) result(prog Progress, req Request) Result {
 		switch st.State {
 		case StateAnswered:
 			r.Path = append(r.Path, Answered{
-				Question: st.ID, Answer: st.Answer,
+				Question: st.ID, Text: e.questions[e.qindex[st.ID]].Text, Answer: st.Answer,
 				Because: e.because(st.ID, st.Answer == Yes, k),
 			})
 		case StateSkipped:
@@ -478,8 +479,12 @@ func (e *Engine) readCurrent(c Current, tier int, level Level, money bool, k kno
 	case c.Tier > tier:
 		var msg string
 		if tier <= 2 {
-			msg = fmt.Sprintf("%s for a live value: the current rows already answer it exactly with %s (maintenance: %s). %s costs %s, and the stat uses none of it — step down, and keep %s for the stats that need it.",
-				built.Name, need.Title(), need.Maintenance, built.Label, built.Maintenance, built.Label)
+			upkeep := "with nothing to maintain"
+			if need.Maintenance != "none" {
+				upkeep = "whose only upkeep is " + need.Maintenance
+			}
+			msg = fmt.Sprintf("%s for a live value: the current rows already answer it exactly, with %s, %s. %s needs %s, and its upkeep is %s. The stat uses none of it: step down, and keep %s for the stats that need it.",
+				built.Name, need.Title(), upkeep, built.Label, built.Setup, built.Maintenance, built.Label)
 		} else {
 			msg = fmt.Sprintf("Built %s too high: %s where %s answers the stat. You pay for %s (maintenance: %s), and the stat uses none of it.",
 				tiersApart(c.Tier-tier), built.Title(), need.Title(), built.Setup, built.Maintenance)
@@ -549,15 +554,16 @@ func (e *Engine) readCurrent(c Current, tier int, level Level, money bool, k kno
 	return cur, ws
 }
 
-// climbQuestion is the question whose answer leads up to a tier.
-func climbQuestion(tier int) string {
-	switch tier {
-	case 2:
+// climbQuestion names the answer that would have taken a stat placed on tier from up
+// to tier to.
+func climbQuestion(from, to int) string {
+	switch {
+	case to == 2:
 		return HotPath
-	case 3:
+	case from <= 2:
 		return NeedsHistory
-	case 4:
-		return NeedsFlow + " or " + FixedCadenceOK
+	case from == 3:
+		return FixedCadenceOK + " and " + NeedsFlow
 	}
 	return NeedsPastState
 }
@@ -578,11 +584,11 @@ func (e *Engine) readSymptoms(ids []string, tier int, level Level) []SymptomRead
 		case c.Kind == "tier" && c.Tier < tier:
 			rd.Placement = fmt.Sprintf("It stands in for %s, and your answers go further, to %s: fixing this alone is not enough.", c.Title(), e.TierCard(tier).Title())
 		case c.Kind == "tier":
-			rd.Placement = fmt.Sprintf("It points at %s, above where your answers place the stat (%s): either it serves another stat, or an answer understated what is asked — check %s.", c.Title(), e.TierCard(tier).Title(), climbQuestion(c.Tier))
+			rd.Placement = fmt.Sprintf("It points at %s, above where your answers place the stat (%s): either it serves another stat, or an answer understated what is asked — check %s.", c.Title(), e.TierCard(tier).Title(), climbQuestion(tier, c.Tier))
 		case level == Level(c.ID):
 			rd.Placement = fmt.Sprintf("Your answers put the events on %s too: it removes this workaround.", c.Title())
 		case level == LevelNone:
-			rd.Placement = fmt.Sprintf("It is about collecting events, and your answers place the stat on %s, which collects none: it serves another stat, or this one needs events after all — check %s.", e.TierCard(tier).Title(), climbQuestion(4))
+			rd.Placement = fmt.Sprintf("It is about collecting events, and your answers place the stat on %s, which collects none: it serves another stat, or this one needs events after all — check %s.", e.TierCard(tier).Title(), climbQuestion(tier, 4))
 		default:
 			rd.Placement = fmt.Sprintf("It points at %s; your answers put this stat's events on %s.", c.Title(), e.byID[string(level)].Title())
 		}

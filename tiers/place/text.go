@@ -19,7 +19,7 @@ func WriteText(w io.Writer, r Result) error {
 	rule := func(title string) { p.say("\n%s\n%s\n", title, strings.Repeat("─", len([]rune(title)))) }
 
 	p.say("Your rung: %s\n", r.Rung)
-	para("", fmt.Sprintf("Verdict: %s (%s). %s", r.Verdict, r.Cell.Mark, r.Reason))
+	para("", fmt.Sprintf("Verdict: %s. %s", verdictText(r.Cell), r.Reason))
 
 	if len(r.Warnings) > 0 {
 		rule("Warnings")
@@ -33,7 +33,7 @@ func WriteText(w io.Writer, r Result) error {
 	}
 	rule("Why here")
 	for _, a := range r.Path {
-		para("  ", fmt.Sprintf("%s = %s: %s", a.Question, a.Answer, a.Because))
+		para("  ", fmt.Sprintf("%s %s — %s", a.Text, a.Answer, a.Because))
 	}
 	for _, c := range []*Card{r.Card, r.LevelCard} {
 		if c != nil {
@@ -44,7 +44,7 @@ func WriteText(w io.Writer, r Result) error {
 	for _, t := range r.Triggers {
 		s := t.When + " " + t.Then
 		if t.Climb != "" {
-			s += " → " + t.Climb
+			s += " → " + climbLabel(t.Climb)
 		}
 		para("  - ", s)
 	}
@@ -87,4 +87,12 @@ func writeCard(p *printer, c *Card, para func(string, string), rule func(string)
 			}
 		}
 	}
+}
+
+// climbLabel names the rung a trigger climbs to: "Tier 3", "L3 · outbox".
+func climbLabel(id string) string {
+	if n, ok := strings.CutPrefix(id, "tier"); ok {
+		return "Tier " + n
+	}
+	return LevelLabel(Level(id))
 }
