@@ -37,6 +37,8 @@ func setup(t *testing.T, b sqltest.Backend, rollups ...eventlog.Rollup) *eventlo
 	return &eventlog.Log{Dialect: b.Dialect, Defs: defs, Rollups: rollups}
 }
 
+func backends(t *testing.T) []sqltest.Backend { return sqltest.Backends(t) }
+
 func TestInsertIsIdempotent(t *testing.T) {
 	ctx := context.Background()
 	for _, b := range sqltest.Backends(t) {
