@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -93,7 +94,7 @@ type Server struct {
 	set     *metrics.Set
 	log     *slog.Logger
 	mounts  []mount
-	writers []func(w *bytes.Buffer)
+	writers []func(w io.Writer)
 
 	anyOrigin bool
 	origins   map[string]bool
@@ -163,7 +164,7 @@ func New(cfg Config, reg *schemas.Registry, intake Intake, ready func(context.Co
 
 // AddMetrics registers a writer of extra Prometheus text lines for /metrics (the relay,
 // the sessionizer). Call before Serve.
-func (s *Server) AddMetrics(w func(*bytes.Buffer)) { s.writers = append(s.writers, w) }
+func (s *Server) AddMetrics(w func(io.Writer)) { s.writers = append(s.writers, w) }
 
 // Serve answers on ln until ctx is cancelled, then stops accepting connections and
 // waits (up to grace) for requests in progress to finish. It returns after the last

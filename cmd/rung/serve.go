@@ -20,6 +20,8 @@ import (
 	"github.com/rungdev/rung/sink"
 	"github.com/rungdev/rung/sink/clickhouse"
 	"github.com/rungdev/rung/sink/sqlite"
+	"github.com/rungdev/rung/stitch"
+	"github.com/rungdev/rung/tiers/place"
 )
 
 func runServe(ctx context.Context, args []string, env environ, stdout io.Writer) error {
@@ -58,12 +60,25 @@ func runServe(ctx context.Context, args []string, env environ, stdout io.Writer)
 		return store.Write(ctx, &sink.Batch{Signals: signals})
 	}, set)
 
+	placer, err := place.New()
+	if err != nil {
+		return err
+	}
+	lookup, err := stitch.NewLookup(store, stitch.LookupConfig{})
+	if err != nil {
+		return err
+	}
+	mounts := []collector.Mount{{Prefix: "/v1/visitors/", Handler: lookup.Handler(), Private: true}}
+	for _, p := range place.Paths() {
+		mounts = append(mounts, collector.Mount{Prefix: p, Handler: placer.Handler(log)})
+	}
 	srv := collector.New(collector.Config{
 		MaxBodyBytes:   cfg.MaxBodyBytes,
 		MaxBatch:       cfg.MaxBatch,
 		AllowedOrigins: cfg.origins(),
 		APIToken:       cfg.APIToken,
-	}, reg, buf, store.Ping, set, log)
+	}, reg, buf, store.Ping, set, log, mounts...)
+	srv.AddMetrics(lookup.WriteMetrics)
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
