@@ -1,6 +1,6 @@
 package place
 
-// Level is how durably a stat's events are collected. Levels only matter from Tier 4 up;
+// Level is how durably a stat's events are collected. Below Tier 4 there are no events;
 // tiers 1–3 read state and collect no events, so their level is LevelNone.
 type Level string
 
@@ -148,7 +148,7 @@ func newMatrix() *Matrix {
 	m := &Matrix{
 		cells: map[Row]map[Level]Cell{},
 		footnotes: []string{
-			"Tier 4 on lossy collection undercounts its rollups without a trace: nothing records what was lost, so nothing can detect it or recompute it. Fine for a directional glance; unacceptable for any number tied to money.",
+			"Tier 4 over lossy collection undercounts its rollups without a trace: nothing records what went missing, so nothing can notice it or recompute it. Good enough for a rough look; not acceptable for any number that involves money.",
 			"Tier 5 on lossy collection contradicts itself: events cannot be the source of truth when the pipe that carries them drops some.",
 		},
 	}
@@ -167,16 +167,16 @@ func newMatrix() *Matrix {
 	add(RowTier4Insight, LevelInProcess, Valid, "ok", 0,
 		"Handling insight-grade events in-process is fine when losing one now and then changes nothing anyone acts on. It is the cheapest level there is.")
 	add(RowTier4Insight, LevelOutbox, Ideal, "ideal", 0,
-		"The outbox commits each event with the change it records, so the rollups are complete and reconcilable — the best home for business events even when no money rides on them.")
+		"The outbox commits each event with the change it records, so the rollups are complete and can be reconciled — the best home for business events even when no money rides on them.")
 	add(RowTier4Insight, LevelBroker, Valid, "multi-svc", 0,
 		"When other services consume the events, relay the outbox to a broker: durable delivery, many consumers, replay.")
 
 	add(RowTier4Money, LevelTelemetrySink, WrongSource, "wrong src", 0,
-		"Money-grade numbers never come from the telemetry sink: it is lossy by design and not a system of record. Stitch the signal to a business event at conversion and count money from the events table.")
+		"Money-grade numbers never come from the telemetry sink: it is lossy by design and not a system of record. Turn the converting visitor into a business event and count money from the events table.")
 	add(RowTier4Money, LevelInProcess, Dangerous, "dangerous", 1,
-		"In-process collection loses events on a crash or a failed job, silently, and cannot bind the event to the business transaction: a money-grade rollup would undercount with no way to notice.")
+		"In-process collection drops events on a crash or a failed job without a word, and nothing ties the event to the business write: a money-grade rollup would come up short and nobody could tell.")
 	add(RowTier4Money, LevelOutbox, Required, "required", 0,
-		"Money-grade events must commit in the same transaction as the change and reach the events table exactly once (unique event_id): the outbox is required.")
+		"Money-grade events must commit with the change that caused them and land in the events table exactly once (unique event_id): the outbox is required.")
 	add(RowTier4Money, LevelBroker, Valid, "✓", 0,
 		"Money-grade events can reach other services through a broker, provided they enter it through the outbox.")
 

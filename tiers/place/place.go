@@ -418,7 +418,7 @@ func (e *Engine) answerWarnings(k known, tier int) []Warning {
 	money := tier == 4 && k[MoneyGrade]
 	if money && k[AnonymousHighVolume] {
 		cellWarn(WarnWrongSource, RowTier4Money, LevelTelemetrySink,
-			"Money-grade numbers must never be placed on the telemetry sink, even when they start as page views: the sink is lossy by design and not a system of record. Stitch the visitor to a business event at conversion (lead_created, with the attribution frozen in it) and count the money from the events table.")
+			"Money-grade numbers must never be placed on the telemetry sink, even when they start as page views: the sink is lossy by design and not a system of record. When the visitor converts, make a business event (lead_created, with their attribution copied in) and count the money from the events table.")
 	}
 	if money && k[LossOK] {
 		cellWarn(WarnDangerous, RowTier4Money, LevelInProcess,
@@ -441,7 +441,7 @@ func limit(tier int) string {
 	case 3:
 		return "it samples levels at a fixed grain and loses the flow between samples"
 	case 4:
-		return "it records what happened but does not rebuild an entity's arbitrary past state"
+		return "it records what happened, not what a record looked like at an arbitrary earlier moment"
 	}
 	return ""
 }
