@@ -28,6 +28,7 @@ type serveConfig struct {
 	MaxBatch       int           `json:"max_batch"`
 	APIToken       string        `json:"-"`
 	DrainTimeout   time.Duration `json:"drain_timeout"`
+	Relay          bool          `json:"relay"`
 	LogLevel       string        `json:"log_level"`
 	DryRun         bool          `json:"-"`
 }
@@ -46,6 +47,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.APIToken, "api-token", "", "token for the stats API, dashboard and /metrics (Authorization: Bearer); empty: open")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 30*time.Second, "on shutdown, how long to drain the buffer into the sink before counting the rest as dropped")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.BoolVar(&c.Relay, "relay", true, "run the embedded outbox relay: business.db in --data-dir, projected into its events table (use `rung relay` for PostgreSQL and NATS)")
 	fs.BoolVar(&c.DryRun, "dry-run", false, "print the resolved configuration and exit")
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/rungdev/rung/sink/clickhouse"
 	"github.com/rungdev/rung/sink/sqlite"
 	"github.com/rungdev/rung/stitch"
+	"github.com/rungdev/rung/stitch/outbox"
 	"github.com/rungdev/rung/tiers/place"
 )
 
@@ -80,6 +81,19 @@ func runServe(ctx context.Context, args []string, env environ, stdout io.Writer)
 	}, reg, buf, store.Ping, set, log, mounts...)
 	srv.AddMetrics(lookup.WriteMetrics)
 
+	// The embedded business database: lead_created rows written to its outbox are
+	// projected straight into its events table. With a broker, `rung relay` does this.
+	var pipe *outbox.Pipeline
+	if cfg.Relay {
+		pipe, err = outbox.OpenPipeline(ctx, outbox.PipelineConfig{
+			SQLitePath: filepath.Join(cfg.DataDir, outbox.BusinessDBFile), Logger: log})
+		if err != nil {
+			return err
+		}
+		defer pipe.Close()
+		srv.AddMetrics(pipe.WriteMetrics)
+	}
+
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
@@ -92,6 +106,13 @@ func runServe(ctx context.Context, args []string, env environ, stdout io.Writer)
 	defer hardStop()
 	drained := make(chan error, 1)
 	go func() { drained <- buf.Run(flushCtx) }()
+	relayCtx, stopRelay := context.WithCancel(context.Background())
+	relayed := make(chan error, 1)
+	if pipe != nil {
+		go func() { relayed <- pipe.Run(relayCtx) }()
+	} else {
+		relayed <- nil
+	}
 
 	serveErr := srv.Serve(ctx, ln, 5*time.Second)
 	log.Info("stopped accepting; draining the buffer", "held", buf.Held())
@@ -102,6 +123,10 @@ func runServe(ctx context.Context, args []string, env environ, stdout io.Writer)
 		log.Warn("drain timeout: counting what is left as dropped", "held", buf.Held())
 		hardStop()
 		<-drained
+	}
+	stopRelay()
+	if err := <-relayed; err != nil && !errors.Is(err, context.Canceled) {
+		log.Error("outbox relay", "err", err)
 	}
 	log.Info("rung stopped")
 	if serveErr != nil && !errors.Is(serveErr, context.Canceled) {
