@@ -91,6 +91,9 @@ type decoder struct {
 	bad Rejection
 	// The first schema problem inside the current signal's props, found while scanning.
 	propsBad Rejection
+	// The type and version of the signal being checked, for the oracle's report.
+	typ     Type
+	version int
 }
 
 func (d *decoder) run(maxBatch int, b *Batch) error {
@@ -188,15 +191,19 @@ func (d *decoder) element(i int, b *Batch) error {
 	}
 	problem.Index = i
 	if problem.Code == CodeSchema {
-		problem = d.explain(d.body[start:d.pos], problem)
+		schema := signalSchema
+		if d.version > 1 {
+			schema = d.typ.String() + ".v" + strconv.Itoa(d.version)
+		}
+		problem = d.explain(schema, d.body[start:d.pos], problem)
 	}
 	b.Rejected = append(b.Rejected, problem)
 	return nil
 }
 
 // explain asks the oracle for the detailed report on a signal the fast path rejected.
-func (d *decoder) explain(raw string, fast Rejection) Rejection {
-	err := d.r.Validate(signalSchema, []byte(raw))
+func (d *decoder) explain(schema, raw string, fast Rejection) Rejection {
+	err := d.r.Validate(schema, []byte(raw))
 	ve, ok := err.(*ValidationError)
 	if !ok || len(ve.Problems) == 0 {
 		d.r.disagree.Add(1)
@@ -215,7 +222,7 @@ func (d *decoder) signal(s *Signal) (Rejection, error) {
 		hasUnk  bool
 		props   string
 	)
-	d.bad, d.propsBad = Rejection{}, Rejection{}
+	d.bad, d.propsBad, d.version = Rejection{}, Rejection{}, 0
 	d.pos++ // '{'
 	if d.depth++; d.depth > MaxDepth {
 		return Rejection{}, ErrTooDeep
@@ -299,7 +306,20 @@ func (d *decoder) check(toks *[numSlots]token, seen uint32, hasUnk bool, unknown
 	if t == TypeUnknown {
 		return fail("/type", "value must be one of \"pageview\", \"event\", \"exposure\"")
 	}
-	rs := d.r.rules[t]
+	versions := d.r.rules[t]
+	v := 1
+	if seen&(1<<slotV) != 0 {
+		tv := &toks[slotV]
+		v = 0
+		if tv.kind == kindNumber && tv.f >= 1 && tv.f < float64(len(versions)) && tv.f == float64(int(tv.f)) {
+			v = int(tv.f)
+		}
+		if v == 0 {
+			return fail("/v", "unknown schema version "+tv.String()+" of "+t.String())
+		}
+	}
+	d.typ, d.version = t, v
+	rs := versions[v]
 	if hasUnk {
 		return fail("", "additionalProperties "+strconv.Quote(unknown)+" not allowed")
 	}
@@ -388,7 +408,7 @@ func (d *decoder) value(t *token, at where) error {
 // props scans the flat props object, checking each name and value as it goes; the first
 // schema problem is left in d.propsBad for check.
 func (d *decoder) props() error {
-	pr := &d.r.rules[TypePageview].props // identical for every type; checked in tests
+	pr := &d.r.rules[TypePageview][1].props // identical for every type and version; checked in tests
 	var (
 		names [32]string
 		n     int

@@ -85,8 +85,8 @@ func TestDecodeFields(t *testing.T) {
 	want := Signal{
 		Type: TypePageview, Bot: true, HasValue: true, ReceivedAt: 5, Value: -2500,
 		Site: "example.com", AnonymousID: "a1b2c3d4e5f6", EventID: "ev-0000001",
-		URL:       "https://example.com/pricing/?utm_source=news%20letter&utm_medium=email&utm_campaign=spring#top",
-		Path:      "/pricing/", Referrer: "https://news.example/",
+		URL:  "https://example.com/pricing/?utm_source=news%20letter&utm_medium=email&utm_campaign=spring#top",
+		Path: "/pricing/", Referrer: "https://news.example/",
 		UTMSource: "news letter", UTMMedium: "email", UTMCampaign: "given",
 		Props: `{"plan":"pro","n":3}`,
 	}
@@ -219,7 +219,7 @@ func TestPropsRulesAgreeAcrossTypes(t *testing.T) {
 	// the schemas share one props definition.
 	r := newTestRegistry(t)
 	for ty := TypeEvent; ty <= TypeExposure; ty++ {
-		a, b := r.rules[TypePageview].props, r.rules[ty].props
+		a, b := r.rules[TypePageview][1].props, r.rules[ty][1].props
 		if a.maxProps != b.maxProps || a.values.types != b.values.types || a.values.maxLen != b.values.maxLen ||
 			a.names.pattern.String() != b.names.pattern.String() {
 			t.Errorf("%s props rules differ from pageview's", ty)

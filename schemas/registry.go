@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"regexp"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -31,7 +32,7 @@ type Registry struct {
 	raw    map[string][]byte             // name ("pageview.v1") → file, served read-only
 	oracle map[string]*jsonschema.Schema // name → compiled by jsonschema/v5
 	events map[string]string             // business event name → its newest schema name
-	rules  [TypeExposure + 1]*rules      // fast-path constraints per signal type
+	rules  [TypeExposure + 1][]*rules    // fast-path constraints per signal type and version (index)
 
 	disagree atomic.Uint64 // see Disagreements
 }
@@ -39,6 +40,18 @@ type Registry struct {
 // NewRegistry compiles the embedded schemas. An error means a schema file is broken or
 // uses a keyword the fast path cannot check: a build defect, not a runtime condition.
 func NewRegistry() (*Registry, error) {
+	sub, err := fs.Sub(files, "json")
+	if err != nil {
+		return nil, fmt.Errorf("embedded schemas: %w", err)
+	}
+	return newRegistry(sub)
+}
+
+// signalFile matches the schema of one signal type at one version.
+var signalFile = regexp.MustCompile(`^(pageview|event|exposure)\.v([1-9][0-9]?)$`)
+
+// newRegistry compiles every *.json at the root of fsys.
+func newRegistry(fsys fs.FS) (*Registry, error) {
 	r := &Registry{
 		raw:    make(map[string][]byte),
 		oracle: make(map[string]*jsonschema.Schema),
@@ -47,12 +60,15 @@ func NewRegistry() (*Registry, error) {
 	c := jsonschema.NewCompiler()
 	c.Draft = jsonschema.Draft7
 	c.AssertFormat = true
-	entries, err := fs.ReadDir(files, "json")
+	entries, err := fs.ReadDir(fsys, ".")
 	if err != nil {
-		return nil, fmt.Errorf("list embedded schemas: %w", err)
+		return nil, fmt.Errorf("list schemas: %w", err)
 	}
 	for _, e := range entries {
-		b, err := files.ReadFile("json/" + e.Name())
+		if !strings.HasSuffix(e.Name(), ".json") {
+			continue
+		}
+		b, err := fs.ReadFile(fsys, e.Name())
 		if err != nil {
 			return nil, fmt.Errorf("read schema %s: %w", e.Name(), err)
 		}
@@ -77,12 +93,36 @@ func NewRegistry() (*Registry, error) {
 			}
 		}
 	}
-	for t := TypePageview; t <= TypeExposure; t++ {
-		rs, err := compileRules(r.raw, t.String()+".v1")
-		if err != nil {
-			return nil, fmt.Errorf("compile fast-path rules for %s: %w", t, err)
+	for name := range r.raw {
+		m := signalFile.FindStringSubmatch(name)
+		if m == nil {
+			continue
 		}
-		r.rules[t] = rs
+		t, v := ParseType(m[1]), int(m[2][0]-'0')
+		if len(m[2]) == 2 {
+			v = v*10 + int(m[2][1]-'0')
+		}
+		rs, err := compileRules(r.raw, name)
+		if err != nil {
+			return nil, fmt.Errorf("compile fast-path rules for %s: %w", name, err)
+		}
+		if err := rs.checkVersion(v); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		for len(r.rules[t]) <= v {
+			r.rules[t] = append(r.rules[t], nil)
+		}
+		r.rules[t][v] = rs
+	}
+	for t := TypePageview; t <= TypeExposure; t++ {
+		if len(r.rules[t]) < 2 || r.rules[t][1] == nil {
+			return nil, fmt.Errorf("no schema %s.v1", t)
+		}
+		for v, rs := range r.rules[t][1:] {
+			if rs == nil {
+				return nil, fmt.Errorf("%s.v%d is missing between v1 and v%d", t, v+1, len(r.rules[t])-1)
+			}
+		}
 	}
 	return r, nil
 }

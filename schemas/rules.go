@@ -142,6 +142,19 @@ type rules struct {
 	props    propsRule
 }
 
+// checkVersion makes sure a signal schema of version v says so: "v" is the constant v,
+// and from v2 on it is required (a signal without "v" is a v1 signal).
+func (rs *rules) checkVersion(v int) error {
+	k := rs.slots[slotV].konst
+	if rs.allowed&(1<<slotV) == 0 || k == nil || k.kind != kindNumber || k.f != float64(v) {
+		return fmt.Errorf(`property "v" must be {"const": %d}`, v)
+	}
+	if v > 1 && rs.required&(1<<slotV) == 0 {
+		return fmt.Errorf(`version %d must require "v"`, v)
+	}
+	return nil
+}
+
 // check reports why t breaks r, or "" when it does not.
 func (r *rule) check(t *token) string {
 	if r.konst != nil {
