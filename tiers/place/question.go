@@ -1,5 +1,17 @@
 package place
 
+// The questionnaire, in the order asked; a question is skipped once earlier answers
+// make it irrelevant:
+//
+//	needs_history          no  → hot_path: no → Tier 1, yes → Tier 2
+//	fixed_cadence_ok       yes → needs_flow: no → Tier 3 (yes: flow, so events)
+//	needs_past_state       yes → Tier 5, no → Tier 4
+//	money_grade            Tier 4 only: picks the matrix row (insight or money)
+//	cross_service          yes → broker (Tier 4 insight stops here)
+//	anonymous_high_volume  Tier 4; for insight, yes → telemetry sink; for money, a warning
+//	loss_ok                insight: yes → in-process, no → outbox; money or Tier 5: the
+//	                       outbox (or broker) stays, and yes earns a warning
+//
 // The question ids are a public contract: saved answers files, scripts and the API's
 // callers name them. Add questions if the ladder needs them; never rename one.
 const (
