@@ -431,19 +431,17 @@ func (e *Engine) answerWarnings(k known, tier int) []Warning {
 	return ws
 }
 
-// limit is the hard limit that stops a tier from answering what a higher tier answers.
-func limit(tier int) string {
-	switch tier {
-	case 1:
-		return "it knows only the current rows, and an edit or delete rewrites the past"
-	case 2:
-		return "it caches the current value and keeps no history"
-	case 3:
+// limit is the hard limit that stops tier from answering what tier to answers.
+func limit(from, to int) string {
+	switch {
+	case to == 2:
+		return "computing the value on every read is too slow where it is read"
+	case from <= 2:
+		return "it knows only the current rows, and every edit or delete rewrites the past"
+	case from == 3:
 		return "it samples levels at a fixed grain and loses the flow between samples"
-	case 4:
-		return "it records what happened, not what a record looked like at an arbitrary earlier moment"
 	}
-	return ""
+	return "it records what happened, not what a record looked like at an arbitrary earlier moment"
 }
 
 func levelRank(l Level) int {
@@ -494,7 +492,7 @@ func (e *Engine) readCurrent(c Current, tier int, level Level, money bool, k kno
 		return cur, ws
 	case c.Tier < tier:
 		ws = append(ws, Warning{Kind: WarnTooLow, Message: fmt.Sprintf(
-			"Built too low: %s cannot answer this — %s. Climb to %s.", built.Title(), limit(c.Tier), need.Title())})
+			"Built too low: %s cannot answer this — %s. Climb to %s.", built.Title(), limit(c.Tier, tier), need.Title())})
 		cur.Summary = fmt.Sprintf("Too low: %s where %s is needed.", built.Title(), need.Title())
 		return cur, ws
 	}

@@ -314,6 +314,8 @@ func TestSnippetsCompile(t *testing.T) {
 	}
 	cmd := exec.Command(goBin, append([]string{"build", "-overlay", ovl}, pkgs...)...)
 	cmd.Dir = root
+	// Never touch go.mod or the network: the snippets build from what the module has.
+	cmd.Env = append(os.Environ(), "GOFLAGS="+strings.TrimSpace(os.Getenv("GOFLAGS")+" -mod=readonly"), "GOPROXY=off")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
