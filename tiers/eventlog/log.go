@@ -105,10 +105,10 @@ func promote(e *Event, def Definition) error {
 	}
 	for col, k := range def.Promote {
 		s, err := str(k)
-		if err != nil || s == "" {
-			if err != nil {
-				return err
-			}
+		if err != nil {
+			return err
+		}
+		if s == "" {
 			continue
 		}
 		switch col {
