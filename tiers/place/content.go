@@ -131,7 +131,7 @@ func cards() []*Card {
 		{
 			ID: TierID(3), Kind: "tier", Tier: 3, Label: "Tier 3",
 			Name:        "Periodic snapshot",
-			Summary:     "A scheduled job copies the current value into a history table.",
+			Summary:     "On a schedule, the value as it stands is copied into a table of history.",
 			Complexity:  "low to medium",
 			Setup:       "a job on a schedule, and a table of values by date",
 			Maintenance: "the job itself, and filling the gaps when a run fails",
