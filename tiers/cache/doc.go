@@ -17,10 +17,7 @@
 // Run the drift check on a schedule; that is the maintenance cost of this tier.
 package cache
 
-import (
-	"errors"
-	"fmt"
-)
+import "fmt"
 
 // Drift is one cached value that disagrees with the source of truth.
 type Drift struct {
@@ -32,13 +29,3 @@ type Drift struct {
 func (d Drift) String() string {
 	return fmt.Sprintf("%s: cached %d, live %d", d.Key, d.Cached, d.Live)
 }
-
-var (
-	// ErrDecl wraps a malformed Counter or View declaration.
-	ErrDecl = errors.New("invalid cache declaration")
-	// ErrNoParent is returned when Adjust finds no parent row to count into.
-	ErrNoParent = errors.New("no parent row")
-	// ErrCold is returned by Redis.Get when the counter was never set (or was evicted):
-	// the caller should Reset it from the source of truth rather than read 0.
-	ErrCold = errors.New("counter not cached")
-)

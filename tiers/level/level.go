@@ -8,14 +8,6 @@ import (
 	"sync/atomic"
 )
 
-var (
-	// ErrFull is returned by Async.Emit when the queue is at capacity; the event is
-	// dropped and counted in Stats.Rejected.
-	ErrFull = errors.New("async queue full")
-	// ErrClosed is returned by Async.Emit after Shutdown or Kill began.
-	ErrClosed = errors.New("async dispatcher closed")
-)
-
 // Handler reacts to one event. Handlers may be called concurrently by Async.
 type Handler[E any] func(ctx context.Context, e E) error
 

@@ -11,7 +11,6 @@ package live
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -60,12 +59,6 @@ func Count(table string, where ...Cond) Query {
 func Sum(table, column string, where ...Cond) Query {
 	return Query{Table: table, Agg: SumAgg, Column: column, Where: where}
 }
-
-// ErrQuery wraps a malformed Query.
-var ErrQuery = errors.New("invalid live query")
-
-// ErrMissingIndex is matched by every *MissingIndexError.
-var ErrMissingIndex = errors.New("missing index")
 
 var ops = []string{"=", "<>", "<", "<=", ">", ">="}
 

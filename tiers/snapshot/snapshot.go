@@ -15,7 +15,6 @@ package snapshot
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -23,9 +22,6 @@ import (
 	"github.com/rungdev/rung/tiers/live"
 	"github.com/rungdev/rung/tiers/sqldb"
 )
-
-// ErrDecl wraps a malformed Job declaration.
-var ErrDecl = errors.New("invalid snapshot job")
 
 // Metric is one value sampled on every run.
 type Metric struct {
