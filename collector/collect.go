@@ -8,13 +8,21 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/valyala/fasthttp"
 
 	"github.com/rungdev/rung/buffer"
 	"github.com/rungdev/rung/schemas"
 )
 
-const reasonShutdown = "shutting_down"
+// Per-signal rejection reasons of the collector's own, beside the decoder's.
+const (
+	reasonShutdown    = "shutting_down"
+	reasonUnknownSite = "unknown_site"
+	reasonOrigin      = "origin"
+	reasonBot         = "bot"
+	reasonRateSite    = "rate_site"
+)
 
 // collect answers POST /collect: the hot path. It allocates one string (the copied
 // body) per request, plus an event_id for each signal that came without one.
@@ -39,9 +47,22 @@ func (s *Server) collect(ctx *fasthttp.RequestCtx) {
 		s.fail(ctx, fasthttp.StatusMethodNotAllowed, "method", "use POST")
 		return
 	}
+	if s.rateIP != nil {
+		if ok, wait := s.rateIP.take(xxhash.Sum64(ctx.RemoteIP().To16()), 1, time.Now()); !ok {
+			ctx.Response.Header.Set("Retry-After", retryAfter(wait))
+			s.fail(ctx, fasthttp.StatusTooManyRequests, "rate_ip", "too many requests from this address")
+			return
+		}
+	}
 	if !contentTypeOK(ctx.Request.Header.ContentType()) {
 		s.fail(ctx, fasthttp.StatusUnsupportedMediaType, "content_type",
 			"content type must be application/json or text/plain")
+		return
+	}
+	if ce := ctx.Request.Header.ContentEncoding(); len(ce) > 0 && !bytes.EqualFold(ce, []byte("identity")) {
+		// Never inflate what a client sends: a gzip bomb is 1000x its size.
+		s.fail(ctx, fasthttp.StatusUnsupportedMediaType, "content_encoding",
+			"content encoding not accepted: send the body uncompressed")
 		return
 	}
 	raw := ctx.PostBody()
@@ -66,9 +87,17 @@ func (s *Server) collect(ctx *fasthttp.RequestCtx) {
 	for _, r := range b.Rejected {
 		s.rejected[r.Code].Inc()
 	}
-	accepted, full := 0, 0
+	accepted, full, limited := 0, 0, time.Duration(0)
+	origin := ctx.Request.Header.Peek("Origin")
+	now := time.Now()
 	for i := range b.Signals {
-		switch err := s.intake.Push(&b.Signals[i]); {
+		g := &b.Signals[i]
+		if reason := s.refuse(g, origin, now, &limited); reason != "" {
+			s.rejected[reason].Inc()
+			b.Rejected = append(b.Rejected, schemas.Rejection{Index: b.Index[i], Pointer: refusedPointer(reason), Reason: refusedWhy[reason], Code: reason})
+			continue
+		}
+		switch err := s.intake.Push(g); {
 		case err == nil, errors.Is(err, buffer.ErrDropped):
 			accepted++
 		case errors.Is(err, buffer.ErrFull):
@@ -87,6 +116,9 @@ func (s *Server) collect(ctx *fasthttp.RequestCtx) {
 	case full > 0:
 		status = fasthttp.StatusServiceUnavailable
 		ctx.Response.Header.Set("Retry-After", s.retry)
+	case limited > 0:
+		status = fasthttp.StatusTooManyRequests
+		ctx.Response.Header.Set("Retry-After", retryAfter(limited))
 	default:
 		status = fasthttp.StatusBadRequest
 	}
@@ -95,6 +127,48 @@ func (s *Server) collect(ctx *fasthttp.RequestCtx) {
 	ctx.SetContentType("application/json")
 	w.out = appendResult(w.out[:0], accepted, b.Rejected)
 	ctx.SetBody(w.out)
+}
+
+// refuse applies the site allow-list, the bot policy and the per-site rate to one valid
+// signal, and names the reason when it is refused.
+func (s *Server) refuse(g *schemas.Signal, origin []byte, now time.Time, limited *time.Duration) string {
+	if len(s.cfg.Sites) > 0 {
+		switch known, ok := s.cfg.Sites.allows(g.Site, origin); {
+		case !known:
+			return reasonUnknownSite
+		case !ok:
+			return reasonOrigin
+		}
+	}
+	if s.cfg.DropBots && g.Bot {
+		return reasonBot
+	}
+	if s.rateSite != nil {
+		if ok, wait := s.rateSite.take(xxhash.Sum64String(g.Site), 1, now); !ok {
+			*limited = max(*limited, wait)
+			return reasonRateSite
+		}
+	}
+	return ""
+}
+
+var refusedWhy = map[string]string{
+	reasonUnknownSite: "rung does not collect for this site",
+	reasonOrigin:      "this origin may not post for this site",
+	reasonBot:         "signals from automated clients are not collected",
+	reasonRateSite:    "too many signals for this site, retry later",
+}
+
+func refusedPointer(reason string) string {
+	if reason == reasonUnknownSite || reason == reasonOrigin {
+		return "/site"
+	}
+	return ""
+}
+
+// retryAfter renders a wait as whole seconds, at least 1.
+func retryAfter(d time.Duration) string {
+	return strconv.Itoa(max(1, int((d+time.Second-1)/time.Second)))
 }
 
 // appendResult writes {"accepted":n,"rejected":m,"errors":[...]}. Without rejections it

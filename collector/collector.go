@@ -49,6 +49,14 @@ type Config struct {
 	IdleTimeout    time.Duration // default 60s
 	MaxConns       int           // concurrent connections; default 10000
 	MaxHeaderBytes int           // default 8 KiB
+
+	// Abuse controls; the zero values turn them off.
+	RateIP        float64 // requests/s per client address (burst: RateIPBurst), 429 over it
+	RateIPBurst   float64
+	RateSite      float64 // signals/s per site (burst: 10 s worth), 429 over it
+	Sites         Sites   // the sites collected for; empty: any
+	DropBots      bool    // refuse signals from bots instead of storing them flagged
+	AdminSeparate bool    // private surfaces only on the admin listener (ServeAdmin)
 }
 
 func (c *Config) defaults() {
@@ -99,6 +107,8 @@ type Server struct {
 	anyOrigin bool
 	origins   map[string]bool
 	retry     string
+	rateIP    *limiter
+	rateSite  *limiter
 
 	pool sync.Pool // *work
 
@@ -144,15 +154,19 @@ func New(cfg Config, reg *schemas.Registry, intake Intake, ready func(context.Co
 		s.origins[strings.TrimSuffix(o, "/")] = true
 	}
 	s.anyOrigin = s.anyOrigin || len(cfg.AllowedOrigins) == 0
+	seed := uint64(time.Now().UnixNano()) // bucket placement differs per process: not guessable
+	s.rateIP = newLimiter(cfg.RateIP, cfg.RateIPBurst, 1<<16, seed)
+	s.rateSite = newLimiter(cfg.RateSite, 10*cfg.RateSite, 1<<12, seed)
 	for _, r := range []string{schemas.CodeSchema, schemas.CodeDuplicateKey, schemas.CodeInvalidUTF8,
-		schemas.CodeNumberRange, schemas.CodeNotObject, reasonShutdown} {
+		schemas.CodeNumberRange, schemas.CodeNotObject, reasonShutdown, reasonUnknownSite, reasonOrigin,
+		reasonBot, reasonRateSite} {
 		s.rejected[r] = set.NewCounter(`rung_signals_rejected_total{reason="` + r + `"}`)
 	}
 	for _, r := range []string{"malformed_json", "too_deep", "not_signals", "empty", "batch_too_large",
-		"body_too_large", "content_type", "method", "origin", "unauthorized"} {
+		"body_too_large", "content_type", "content_encoding", "method", "origin", "unauthorized", "rate_ip"} {
 		s.bodyErrs[r] = set.NewCounter(`rung_requests_rejected_total{reason="` + r + `"}`)
 	}
-	for _, code := range []int{200, 202, 204, 400, 401, 403, 404, 405, 413, 415, 431, 500, 503} {
+	for _, code := range []int{200, 202, 204, 400, 401, 403, 404, 405, 413, 415, 429, 431, 500, 503} {
 		s.requests[code] = set.NewCounter(`rung_collect_responses_total{code="` + strconv.Itoa(code) + `"}`)
 	}
 	set.NewGauge(`rung_validation_disagreements_total`, func() float64 { return float64(reg.Disagreements()) })
@@ -166,11 +180,21 @@ func New(cfg Config, reg *schemas.Registry, intake Intake, ready func(context.Co
 // the sessionizer). Call before Serve.
 func (s *Server) AddMetrics(w func(io.Writer)) { s.writers = append(s.writers, w) }
 
-// Serve answers on ln until ctx is cancelled, then stops accepting connections and
-// waits (up to grace) for requests in progress to finish. It returns after the last
-// handler has returned, so the caller may close the intake next.
+// Serve answers the public surface on ln until ctx is cancelled, then stops accepting
+// connections and waits (up to grace) for requests in progress to finish. It returns
+// after the last handler has returned, so the caller may close the intake next.
 func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration) error {
-	srv := s.fasthttp()
+	return s.serve(ctx, ln, grace, s.Handler)
+}
+
+// ServeAdmin answers the private surfaces (/metrics, the stats, the dashboard) on ln,
+// for Config.AdminSeparate; it stops as Serve does.
+func (s *Server) ServeAdmin(ctx context.Context, ln net.Listener, grace time.Duration) error {
+	return s.serve(ctx, ln, grace, s.admin)
+}
+
+func (s *Server) serve(ctx context.Context, ln net.Listener, grace time.Duration, h fasthttp.RequestHandler) error {
+	srv := s.fasthttp(h)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -186,9 +210,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration
 	return <-errc
 }
 
-func (s *Server) fasthttp() *fasthttp.Server {
+func (s *Server) fasthttp(h fasthttp.RequestHandler) *fasthttp.Server {
 	return &fasthttp.Server{
-		Handler:               s.Handler,
+		Handler:               h,
 		Name:                  "rung",
 		NoDefaultServerHeader: true,
 		ReadTimeout:           s.cfg.ReadTimeout,
@@ -220,25 +244,54 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 		s.readyz(ctx)
 		return
 	case "/metrics":
-		if s.authorized(ctx) {
+		if !s.cfg.AdminSeparate && s.authorized(ctx) {
 			s.metrics(ctx)
+			return
 		}
-		return
 	}
 	if bytes.HasPrefix(path, []byte("/schemas/")) {
 		s.schema(ctx, string(path[len("/schemas/"):]))
 		return
 	}
+	if m := s.mount(path); m != nil && (!m.Private || !s.cfg.AdminSeparate) {
+		if !m.Private || s.authorized(ctx) {
+			m.h(ctx)
+		}
+		return
+	}
+	ctx.Error("not found\n", fasthttp.StatusNotFound)
+}
+
+// admin routes the admin listener: health, metrics and the private mounts.
+func (s *Server) admin(ctx *fasthttp.RequestCtx) {
+	path := ctx.Path()
+	switch string(path) {
+	case "/healthz", "/readyz":
+		s.Handler(ctx)
+		return
+	case "/metrics":
+		if s.authorized(ctx) {
+			s.metrics(ctx)
+		}
+		return
+	}
+	if m := s.mount(path); m != nil && m.Private {
+		if s.authorized(ctx) {
+			m.h(ctx)
+		}
+		return
+	}
+	ctx.Error("not found on the admin listener\n", fasthttp.StatusNotFound)
+}
+
+func (s *Server) mount(path []byte) *mount {
 	for i := range s.mounts {
 		m := &s.mounts[i]
 		if string(path) == m.Prefix || (strings.HasSuffix(m.Prefix, "/") && bytes.HasPrefix(path, []byte(m.Prefix))) {
-			if !m.Private || s.authorized(ctx) {
-				m.h(ctx)
-			}
-			return
+			return m
 		}
 	}
-	ctx.Error("not found\n", fasthttp.StatusNotFound)
+	return nil
 }
 
 func (s *Server) readyz(ctx *fasthttp.RequestCtx) {
@@ -263,6 +316,11 @@ func (s *Server) metrics(ctx *fasthttp.RequestCtx) {
 }
 
 func (s *Server) schema(ctx *fasthttp.RequestCtx, name string) {
+	if name == "index.json" {
+		s.cors(ctx)
+		writeJSON(ctx, fasthttp.StatusOK, map[string]any{"schemas": s.reg.Names()})
+		return
+	}
 	b, ok := s.reg.File(name)
 	if !ok || !strings.HasSuffix(name, ".json") {
 		ctx.Error("no such schema; see /schemas/index.json\n", fasthttp.StatusNotFound)

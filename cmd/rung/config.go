@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rungdev/rung/buffer"
+	"github.com/rungdev/rung/collector"
 )
 
 // serveConfig is everything `rung serve` can be told, filled from flags and RUNG_*
@@ -29,6 +30,12 @@ type serveConfig struct {
 	APIToken       string        `json:"-"`
 	DrainTimeout   time.Duration `json:"drain_timeout"`
 	Relay          bool          `json:"relay"`
+	AdminListen    string        `json:"admin_listen"`
+	RateIP         float64       `json:"rate_ip"`
+	RateIPBurst    float64       `json:"rate_ip_burst"`
+	RateSite       float64       `json:"rate_site"`
+	Sites          string        `json:"sites"`
+	Bots           string        `json:"bots"`
 	LogLevel       string        `json:"log_level"`
 	DryRun         bool          `json:"-"`
 }
@@ -47,6 +54,12 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.APIToken, "api-token", "", "token for the stats API, dashboard and /metrics (Authorization: Bearer); empty: open")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 30*time.Second, "on shutdown, how long to drain the buffer into the sink before counting the rest as dropped")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.AdminListen, "admin-listen", "", "a separate address for /metrics, the stats API and the dashboard; empty: on --listen, behind --api-token")
+	fs.Float64Var(&c.RateIP, "rate-ip", 0, "requests/s allowed per client address on /collect (429 beyond); 0: no limit")
+	fs.Float64Var(&c.RateIPBurst, "rate-ip-burst", 0, "burst of --rate-ip; 0: one second's worth")
+	fs.Float64Var(&c.RateSite, "rate-site", 0, "signals/s allowed per site (429 beyond, burst 10 s); 0: no limit")
+	fs.StringVar(&c.Sites, "sites", "", "sites collected for, comma-separated, each optionally site=origin|origin; signals for others are refused; empty: any site")
+	fs.StringVar(&c.Bots, "bots", "flag", "signals from bots (user agent): flag (stored with bot=1, left out of stats) or drop (refused, counted)")
 	fs.BoolVar(&c.Relay, "relay", true, "run the embedded outbox relay: business.db in --data-dir, projected into its events table (use `rung relay` for PostgreSQL and NATS)")
 	fs.BoolVar(&c.DryRun, "dry-run", false, "print the resolved configuration and exit")
 }
@@ -82,6 +95,22 @@ func (c *serveConfig) validate() error {
 	}
 	if c.DrainTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("--drain-timeout %v: must be positive", c.DrainTimeout))
+	}
+	if c.AdminListen != "" {
+		if _, _, err := net.SplitHostPort(c.AdminListen); err != nil {
+			errs = append(errs, fmt.Errorf("--admin-listen %q: %w", c.AdminListen, err))
+		} else if c.AdminListen == c.Listen {
+			errs = append(errs, fmt.Errorf("--admin-listen %q: must differ from --listen", c.AdminListen))
+		}
+	}
+	if c.RateIP < 0 || c.RateIPBurst < 0 || c.RateSite < 0 {
+		errs = append(errs, errors.New("--rate-ip, --rate-ip-burst and --rate-site must not be negative"))
+	}
+	if _, err := collector.ParseSites(c.Sites); err != nil {
+		errs = append(errs, fmt.Errorf("--sites: %w", err))
+	}
+	if c.Bots != "flag" && c.Bots != "drop" {
+		errs = append(errs, fmt.Errorf("--bots %q: want flag or drop", c.Bots))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -73,11 +73,18 @@ func runServe(ctx context.Context, args []string, env environ, stdout io.Writer)
 	for _, p := range place.Paths() {
 		mounts = append(mounts, collector.Mount{Prefix: p, Handler: placer.Handler(log)})
 	}
+	sites, _ := collector.ParseSites(cfg.Sites) // validated
 	srv := collector.New(collector.Config{
 		MaxBodyBytes:   cfg.MaxBodyBytes,
 		MaxBatch:       cfg.MaxBatch,
 		AllowedOrigins: cfg.origins(),
 		APIToken:       cfg.APIToken,
+		RateIP:         cfg.RateIP,
+		RateIPBurst:    cfg.RateIPBurst,
+		RateSite:       cfg.RateSite,
+		Sites:          sites,
+		DropBots:       cfg.Bots == "drop",
+		AdminSeparate:  cfg.AdminListen != "",
 	}, reg, buf, store.Ping, set, log, mounts...)
 	srv.AddMetrics(lookup.WriteMetrics)
 
@@ -98,6 +105,18 @@ func runServe(ctx context.Context, args []string, env environ, stdout io.Writer)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
+	adminDone := make(chan error, 1)
+	if cfg.AdminListen != "" {
+		aln, err := net.Listen("tcp", cfg.AdminListen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("listen on %s: %w", cfg.AdminListen, err)
+		}
+		go func() { adminDone <- srv.ServeAdmin(ctx, aln, 5*time.Second) }()
+		log.Info("rung admin surfaces", "addr", aln.Addr().String())
+	} else {
+		adminDone <- nil
+	}
 	log.Info("rung serving", "addr", ln.Addr().String(), "sink", sinkName(&cfg))
 
 	// Shutdown order: stop accepting (Serve returns once handlers are done), close the
@@ -115,6 +134,9 @@ func runServe(ctx context.Context, args []string, env environ, stdout io.Writer)
 	}
 
 	serveErr := srv.Serve(ctx, ln, 5*time.Second)
+	if err := <-adminDone; err != nil && serveErr == nil {
+		serveErr = err
+	}
 	log.Info("stopped accepting; draining the buffer", "held", buf.Held())
 	buf.Close()
 	select {
