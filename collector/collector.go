@@ -166,7 +166,7 @@ func New(cfg Config, reg *schemas.Registry, intake Intake, ready func(context.Co
 		"body_too_large", "content_type", "content_encoding", "method", "origin", "unauthorized", "rate_ip"} {
 		s.bodyErrs[r] = set.NewCounter(`rung_requests_rejected_total{reason="` + r + `"}`)
 	}
-	for _, code := range []int{200, 202, 204, 400, 401, 403, 404, 405, 413, 415, 429, 431, 500, 503} {
+	for _, code := range []int{200, 202, 204, 400, 401, 403, 404, 405, 408, 413, 415, 429, 431, 500, 503} {
 		s.requests[code] = set.NewCounter(`rung_collect_responses_total{code="` + strconv.Itoa(code) + `"}`)
 	}
 	set.NewGauge(`rung_validation_disagreements_total`, func() float64 { return float64(reg.Disagreements()) })
@@ -370,9 +370,16 @@ func (s *Server) transportError(ctx *fasthttp.RequestCtx, err error) {
 			fmt.Sprintf("body larger than %d bytes", s.cfg.MaxBodyBytes))
 	case strings.Contains(err.Error(), "small read buffer"):
 		ctx.Error("request headers too large\n", fasthttp.StatusRequestHeaderFieldsTooLarge)
+	case isTimeout(err):
+		ctx.Error("request not received within the read timeout\n", fasthttp.StatusRequestTimeout)
 	default:
 		ctx.Error("bad request: "+err.Error()+"\n", fasthttp.StatusBadRequest)
 	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 type logger struct{ l *slog.Logger }

@@ -36,6 +36,10 @@ type serveConfig struct {
 	RateSite       float64       `json:"rate_site"`
 	Sites          string        `json:"sites"`
 	Bots           string        `json:"bots"`
+	ReadTimeout    time.Duration `json:"read_timeout"`
+	IdleTimeout    time.Duration `json:"idle_timeout"`
+	MaxConns       int           `json:"max_conns"`
+	MaxHeaderBytes int           `json:"max_header_bytes"`
 	LogLevel       string        `json:"log_level"`
 	DryRun         bool          `json:"-"`
 }
@@ -60,6 +64,10 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.Float64Var(&c.RateSite, "rate-site", 0, "signals/s allowed per site (429 beyond, burst 10 s); 0: no limit")
 	fs.StringVar(&c.Sites, "sites", "", "sites collected for, comma-separated, each optionally site=origin|origin; signals for others are refused; empty: any site")
 	fs.StringVar(&c.Bots, "bots", "flag", "signals from bots (user agent): flag (stored with bot=1, left out of stats) or drop (refused, counted)")
+	fs.DurationVar(&c.ReadTimeout, "read-timeout", 10*time.Second, "longest a client may take to send a whole request: cuts off slow (slowloris) clients")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 60*time.Second, "longest a keep-alive connection may sit idle")
+	fs.IntVar(&c.MaxConns, "max-conns", 10000, "most concurrent connections")
+	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", 8192, "largest request head (431 beyond)")
 	fs.BoolVar(&c.Relay, "relay", true, "run the embedded outbox relay: business.db in --data-dir, projected into its events table (use `rung relay` for PostgreSQL and NATS)")
 	fs.BoolVar(&c.DryRun, "dry-run", false, "print the resolved configuration and exit")
 }
@@ -111,6 +119,15 @@ func (c *serveConfig) validate() error {
 	}
 	if c.Bots != "flag" && c.Bots != "drop" {
 		errs = append(errs, fmt.Errorf("--bots %q: want flag or drop", c.Bots))
+	}
+	if c.ReadTimeout <= 0 || c.IdleTimeout <= 0 {
+		errs = append(errs, errors.New("--read-timeout and --idle-timeout must be positive"))
+	}
+	if c.MaxConns < 1 {
+		errs = append(errs, fmt.Errorf("--max-conns %d: must be at least 1", c.MaxConns))
+	}
+	if c.MaxHeaderBytes < 1024 {
+		errs = append(errs, fmt.Errorf("--max-header-bytes %d: must be at least 1024", c.MaxHeaderBytes))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -70,8 +70,9 @@ func runServe(ctx context.Context, args []string, env environ, stdout io.Writer)
 		return err
 	}
 	mounts := []collector.Mount{{Prefix: "/v1/visitors/", Handler: lookup.Handler(), Private: true}}
+	placement := placer.Handler(log)
 	for _, p := range place.Paths() {
-		mounts = append(mounts, collector.Mount{Prefix: p, Handler: placer.Handler(log)})
+		mounts = append(mounts, collector.Mount{Prefix: p, Handler: placement})
 	}
 	sites, _ := collector.ParseSites(cfg.Sites) // validated
 	srv := collector.New(collector.Config{
@@ -85,6 +86,10 @@ func runServe(ctx context.Context, args []string, env environ, stdout io.Writer)
 		Sites:          sites,
 		DropBots:       cfg.Bots == "drop",
 		AdminSeparate:  cfg.AdminListen != "",
+		ReadTimeout:    cfg.ReadTimeout,
+		IdleTimeout:    cfg.IdleTimeout,
+		MaxConns:       cfg.MaxConns,
+		MaxHeaderBytes: cfg.MaxHeaderBytes,
 	}, reg, buf, store.Ping, set, log, mounts...)
 	srv.AddMetrics(lookup.WriteMetrics)
 

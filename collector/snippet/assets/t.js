@@ -27,23 +27,24 @@
     const url = new URL(A('endpoint') || '/collect', S.src).href
     const hash = A('hash') != null
     const field = A('field') || 'anonymous_id'
-    const off = A('respect-dnt') != null && (nav.doNotTrack == '1' || nav.globalPrivacyControl == true)
+    const off = A('respect-dnt') != null && (nav.doNotTrack == 1 || nav.globalPrivacyControl)
     // Cookieless: the id and the queue live and die with the tab session.
     const st = safe(() => A('cookieless') != null ? sessionStorage : localStorage)()
     const get = safe((s, k) => JSON.parse(s.getItem(k)))
     const put = safe((s, k, v) => s.setItem(k, JSON.stringify(v)))
-    const rid = () => [...crypto.getRandomValues(new Uint8Array(16))].map(b => (b | 256).toString(16).slice(1)).join('')
+    // 128 random bits as four decimal numbers: "2611814562-49035166-3948212811-729281934".
+    const rid = () => crypto.getRandomValues(new Uint32Array(4)).join('-')
     const here = () => (hash ? L.href : L.href.split('#')[0]).slice(0, 2048)
-    let id = off ? '' : get(st, 'rung_id'), q = [], timer, tries = 0, last, path
-    if (!off && !/^[\w-]{8,64}$/.test(id)) put(st, 'rung_id', id = rid())
+    let id = off ? '' : get(st, 'rung_id') || rid(), q = [], timer, tries = 0, last, path
+    off || put(st, 'rung_id', id)
     // A stored queue means the collector failed the last page that tried.
     let down = !off && get(st, 'rung_q')?.length
     // take empties memory and the stored queue into the caller's hands; keep stores
-    // signals again, the newest 50, none older than a day.
+    // signals again, the newest 50, none older than a day (an event_id starts with the
+    // time it was made).
     const take = (s = (get(st, 'rung_q') || []).concat(q)) => (put(st, 'rung_q', q = []), s)
-    const keep = b => put(st, 'rung_q', take().concat(b).filter(e => now() - e.t < 864e5).slice(-50))
-    const body = b => JSON.stringify(b.map(e => e.s))
-    const post = (b, s = body(b)) => fetch(url, {method: 'POST', body: s, keepalive: s.length < 6e4, credentials: 'omit'})
+    const keep = b => put(st, 'rung_q', take().concat(b).filter(s => now() - parseInt(s.event_id) < 864e5).slice(-50))
+    const post = (b, s = JSON.stringify(b)) => fetch(url, {method: 'POST', body: s, keepalive: s.length < 6e4})
     const send = safe((b = take()) => {
       timer = 0
       b[0] && post(b).then(r => {
@@ -57,14 +58,13 @@
       })
     })
     const leave = safe((b = take()) => {
-      clearTimeout(timer)
-      b[0] && (nav.sendBeacon?.(url, body(b)) || post(b).catch(safe))
+      timer = clearTimeout(timer)
+      b[0] && (nav.sendBeacon?.(url, JSON.stringify(b)) || post(b).catch(safe))
       down && keep(b)
     })
     const add = s => {
       if (off) return
-      s = {...s, site, anonymous_id: id, event_id: rid(), url: s.url || here()}
-      q.push({t: now(), s})
+      q.push({...s, site, anonymous_id: id, event_id: now() + '-' + rid(), url: s.url || here()})
       timer ||= setTimeout(send, 1e3)
     }
     const view = safe(() => {
@@ -80,7 +80,7 @@
       convert: (goal, value) => add({type: 'event', name: goal, value}),
       expose: (experiment, variant) => add({type: 'exposure', experiment, variant}),
       pageview: () => view(last = 0),
-      flush: () => send(clearTimeout(timer))
+      flush: () => send(timer = clearTimeout(timer))
     }
     for (const k in api) api[k] = safe(api[k])
     ;['pushState', 'replaceState'].forEach((m, r, o = H[m]) => {
@@ -107,14 +107,9 @@
         }
         i.value = id
         add({type: 'event', name: 'form_submitted', props: n ? {form: n} : void 0})
-        leave()
       }
     }), true)
     view()
-    // Calls made before t.js loaded: (window.rungq = window.rungq || []).push(['track', 'signup'])
-    const call = safe(([m, ...a]) => api[m](...a))
-    ;[...w.rungq || []].forEach(call)
-    w.rungq = {push: call}
     down && send()
   })()
 })(window, document)

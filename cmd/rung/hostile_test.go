@@ -1,0 +1,264 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The hostile-input suite runs a real `rung serve` with its abuse controls on and
+// attacks it from loopback. Each case asserts what the server did (status, counter,
+// memory bound) and logs its figures; the timing figures (legitimate p99 under attack)
+// are recorded in BENCHMARKS.md, never asserted here.
+
+const browserUA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0 Safari/537.36"
+
+func hostileServe(t *testing.T, extra ...string) *proc {
+	t.Helper()
+	args := append([]string{"--data-dir", t.TempDir(), "--flush-interval", "50ms",
+		"--rate-ip", "200", "--rate-ip-burst", "200", "--sites", "example.com,shop.example=https://shop.example",
+		"--bots", "drop", "--read-timeout", "2s", "--buffer-bytes", "16777216"}, extra...)
+	return startServe(t, args...)
+}
+
+// clientFrom returns an HTTP client whose connections leave from the loopback address
+// src (127.0.0.0/8 is all loopback on Linux), so one test can be many clients.
+func clientFrom(src string) *http.Client {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 64}}
+}
+
+func send(c *http.Client, url, body string, header ...string) (int, string, time.Duration, error) {
+	req, _ := http.NewRequest("POST", url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "text/plain")
+	req.Header.Set("User-Agent", browserUA)
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	start := time.Now()
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, "", 0, err
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, string(b), time.Since(start), nil
+}
+
+func signalFor(site string, i int) string {
+	return fmt.Sprintf(`{"type":"pageview","site":%q,"anonymous_id":"visitor-%06d","event_id":"hostile-%08d","url":"https://%s/"}`, site, i%1000, i, site)
+}
+
+// rssBytes reads a process's resident set size.
+func rssBytes(t *testing.T, pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmRSS")
+	return 0
+}
+
+func p99(d []time.Duration) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	return d[len(d)*99/100]
+}
+
+// legit sends n well-formed requests from its own address and returns their latencies.
+func legit(t *testing.T, p *proc, src string, n int) []time.Duration {
+	c := clientFrom(src)
+	var lat []time.Duration
+	for i := 0; i < n; i++ {
+		st, body, d, err := send(c, p.url("/collect"), signalFor("example.com", i), "Origin", "https://example.com")
+		if err != nil || st != 202 {
+			t.Errorf("legitimate request: %d %s %v", st, body, err)
+			return lat
+		}
+		lat = append(lat, d)
+	}
+	return lat
+}
+
+func TestHostile(t *testing.T) {
+	p := hostileServe(t)
+	base := legit(t, p, "127.0.0.2", 150)
+	t.Logf("legitimate p99 alone: %v", p99(base))
+
+	t.Run("flood from one address", func(t *testing.T) {
+		c := clientFrom("127.0.0.3")
+		counts := map[int]int{}
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		var during []time.Duration
+		done := make(chan struct{})
+		go func() { defer close(done); during = legit(t, p, "127.0.0.4", 150) }()
+		for w := 0; w < 16; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < 250; i++ {
+					st, _, _, err := send(c, p.url("/collect"), signalFor("example.com", i))
+					if err != nil {
+						t.Errorf("flood: %v", err)
+						return
+					}
+					mu.Lock()
+					counts[st]++
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		<-done
+		if counts[429] == 0 || counts[202] == 0 {
+			t.Errorf("flood of 4000 from one address: statuses %v, want 202s then 429s", counts)
+		}
+		if got := p.metric(`rung_requests_rejected_total{reason="rate_ip"}`); got != float64(counts[429]) {
+			t.Errorf("rate_ip counted %v, 429s seen %d", got, counts[429])
+		}
+		t.Logf("statuses %v; legitimate p99 during the flood %v (alone %v)", counts, p99(during), p99(base))
+	})
+
+	t.Run("flood from many addresses", func(t *testing.T) {
+		counts := map[int]int{}
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for a := 10; a < 60; a++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c := clientFrom(fmt.Sprintf("127.0.1.%d", a))
+				for i := 0; i < 40; i++ {
+					st, _, _, err := send(c, p.url("/collect"), signalFor("example.com", a*1000+i))
+					if err != nil {
+						t.Errorf("flood: %v", err)
+						return
+					}
+					mu.Lock()
+					counts[st]++
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		if counts[202] != 2000 {
+			t.Errorf("50 addresses × 40 requests, each under its own limit: statuses %v, want all 202", counts)
+		}
+	})
+
+	t.Run("forged origins, unknown sites, bots, compressed bodies", func(t *testing.T) {
+		c := clientFrom("127.0.0.5")
+		for _, tc := range []struct {
+			name, body string
+			header     []string
+			status     int
+			counter    string
+		}{
+			{"forged origin", signalFor("shop.example", 1), []string{"Origin", "https://evil.example"}, 400, `rung_signals_rejected_total{reason="origin"}`},
+			{"unknown site", signalFor("elsewhere.example", 1), nil, 400, `rung_signals_rejected_total{reason="unknown_site"}`},
+			{"headless crawler", signalFor("example.com", 1), []string{"User-Agent", "Mozilla/5.0 (compatible; Googlebot/2.1)"}, 400, `rung_signals_rejected_total{reason="bot"}`},
+			{"gzip bomb", "\x1f\x8b\x08\x00", []string{"Content-Encoding", "gzip"}, 415, `rung_requests_rejected_total{reason="content_encoding"}`},
+		} {
+			st, body, _, err := send(c, p.url("/collect"), tc.body, tc.header...)
+			if err != nil || st != tc.status {
+				t.Errorf("%s: %d %s %v, want %d", tc.name, st, body, err, tc.status)
+			}
+			if p.metric(tc.counter) < 1 {
+				t.Errorf("%s: %s not counted", tc.name, tc.counter)
+			}
+		}
+	})
+
+	t.Run("bodies around the limit", func(t *testing.T) {
+		c := clientFrom("127.0.0.6")
+		const limit = 1 << 20
+		sig := signalFor("example.com", 7)
+		for _, size := range []int{limit - 1, limit, limit + 1, 2 * limit, 3 * limit} {
+			body := sig + strings.Repeat(" ", size-len(sig))
+			st, _, _, err := send(c, p.url("/collect"), body)
+			want := 202
+			if size > limit {
+				want = 413
+			}
+			if err != nil || st != want {
+				t.Errorf("body of %d bytes: %d %v, want %d", size, st, err, want)
+			}
+		}
+	})
+
+	t.Run("slow clients are cut off", func(t *testing.T) {
+		const slow = 2000
+		conns := make([]net.Conn, 0, slow)
+		defer func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
+		for i := 0; i < slow; i++ {
+			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 2, byte(1+i%250))}}
+			c, err := d.Dial("tcp", p.addr)
+			if err != nil {
+				t.Fatalf("slow connection %d: %v", i, err)
+			}
+			fmt.Fprintf(c, "POST /collect HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\n{")
+			conns = append(conns, c)
+		}
+		// While they trickle, a legitimate client is served.
+		during := legit(t, p, "127.0.0.7", 50)
+		// Every slow connection is answered or closed by the read timeout (2 s).
+		closed := 0
+		deadline := time.Now().Add(20 * time.Second)
+		for _, c := range conns {
+			c.SetReadDeadline(deadline)
+			r := bufio.NewReader(c)
+			if _, err := r.ReadByte(); err != nil && !isTimeout(err) {
+				closed++
+			} else if err == nil {
+				closed++ // an error answer, then closed
+			}
+		}
+		if closed != slow {
+			t.Errorf("%d of %d slow connections still open after the read timeout", slow-closed, slow)
+		}
+		t.Logf("%d slow connections cut off; legitimate p99 meanwhile %v", closed, p99(during))
+	})
+
+	if rss := rssBytes(t, p.cmd.Process.Pid); rss > 256<<20 {
+		t.Errorf("RSS %d MiB after the attacks: over the 256 MiB bound for a 16 MiB buffer", rss>>20)
+	} else {
+		t.Logf("RSS after the attacks: %d MiB", rss>>20)
+	}
+	var buf bytes.Buffer
+	resp, err := http.Get(p.url("/metrics"))
+	if err == nil {
+		io.Copy(&buf, resp.Body)
+		resp.Body.Close()
+	}
+	if p.metric("rung_validation_disagreements_total") != 0 {
+		t.Error("validation disagreements under attack")
+	}
+}
+
+func isTimeout(err error) bool {
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
+}
