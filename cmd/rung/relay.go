@@ -106,14 +106,6 @@ func runRelay(ctx context.Context, args []string, env environ, stdout io.Writer)
 		return fmt.Errorf("relay configuration: %w", err)
 	}
 	if dryRun {
-		// URLs may carry passwords: show where, not how.
-		redact := func(raw string) string {
-			if u, err := url.Parse(raw); err == nil && u.User != nil {
-				u.User = url.User(u.User.Username())
-				return u.Redacted()
-			}
-			return raw
-		}
 		shown := map[string]any{"postgres": redact(cfg.Postgres), "sqlite": cfg.SQLitePath, "nats": redact(cfg.NATS),
 			"no_projector": cfg.NoProjector, "stream": cfg.Broker.Stream, "subject_prefix": cfg.Broker.SubjectPrefix,
 			"duplicate_window": cfg.Broker.DuplicateWindow.String(), "consumer": cfg.Projector.Durable,
@@ -158,4 +150,13 @@ func runRelay(ctx context.Context, args []string, env environ, stdout io.Writer)
 	}
 	fmt.Fprintf(stdout, "rung relay: shipping the %s outbox to %s\n", p.Dialect, to)
 	return p.Run(ctx)
+}
+
+// redact hides the password in a URL: show where, not how.
+func redact(raw string) string {
+	if u, err := url.Parse(raw); err == nil && u.User != nil {
+		u.User = url.User(u.User.Username())
+		return u.Redacted()
+	}
+	return raw
 }
