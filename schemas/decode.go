@@ -555,6 +555,9 @@ func (d *decoder) str(at where) (string, error) {
 	ascii := true
 	for i := start; i < len(b); i++ {
 		c := b[i]
+		if plain[c] {
+			continue
+		}
 		switch {
 		case c == '"':
 			d.pos = i + 1
@@ -575,6 +578,14 @@ func (d *decoder) str(at where) (string, error) {
 	d.pos = len(b)
 	return "", d.syntax("unterminated string")
 }
+
+// plain marks the bytes a string scan passes over without a second look.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 // unescape decodes a string with escapes; i is the first backslash.
 func (d *decoder) unescape(start, i int, at where) (string, error) {

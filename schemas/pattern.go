@@ -36,7 +36,15 @@ type seq struct {
 	src     string
 	items   []seqItem
 	closure []uint64 // states reachable from each position without reading
+
+	// A DFA over ASCII, built at compile time from the position sets: one table lookup
+	// per byte. dfa[state<<8|c] is the next state; -1 when nothing can match, and
+	// nonASCII for c >= 0x80, where the NFA takes over.
+	sets []uint64
+	dfa  []int16
 }
+
+const nonASCII = -2
 
 type seqItem struct {
 	ranges []rune // lo, hi pairs
@@ -77,7 +85,60 @@ func compileSeq(pat string) (*seq, bool) {
 			s.closure[i] |= s.closure[i+1]
 		}
 	}
+	s.buildDFA()
 	return s, true
+}
+
+// maxDFAStates bounds the table; patterns with more position sets use the NFA alone.
+const maxDFAStates = 64
+
+func (s *seq) buildDFA() {
+	index := map[uint64]int16{s.closure[0]: 0}
+	s.sets = []uint64{s.closure[0]}
+	for i := 0; i < len(s.sets); i++ {
+		var row [256]int16
+		for c := 128; c < 256; c++ {
+			row[c] = nonASCII
+		}
+		for c := rune(0); c < 128; c++ {
+			next := s.step(s.sets[i], c)
+			if next == 0 {
+				row[c] = -1
+				continue
+			}
+			j, ok := index[next]
+			if !ok {
+				if len(s.sets) == maxDFAStates {
+					s.sets, s.dfa = nil, nil
+					return
+				}
+				j = int16(len(s.sets))
+				index[next] = j
+				s.sets = append(s.sets, next)
+			}
+			row[c] = j
+		}
+		s.dfa = append(s.dfa, row[:]...)
+	}
+}
+
+// step moves the position set cur over one rune.
+func (s *seq) step(cur uint64, r rune) uint64 {
+	n := len(s.items)
+	var next uint64
+	for st := cur &^ (1 << n); st != 0; st &= st - 1 {
+		p := bits.TrailingZeros64(st)
+		it := &s.items[p]
+		if !it.match(r) {
+			continue
+		}
+		if it.kind == star {
+			next |= s.closure[p]
+		} else {
+			next |= s.closure[p+1]
+		}
+	}
+	return next
 }
 
 func (s *seq) add(re *syntax.Regexp) bool {
@@ -152,35 +213,29 @@ func (it *seqItem) match(r rune) bool {
 
 // MatchString reports whether the whole of str matches.
 func (s *seq) MatchString(str string) bool {
-	n := len(s.items)
-	cur := s.closure[0]
-	for i := 0; i < len(str); {
-		r, size := rune(str[i]), 1
-		if r >= utf8.RuneSelf {
-			r, size = utf8.DecodeRuneInString(str[i:])
+	cur, i := s.closure[0], 0
+	if s.dfa != nil {
+		d, t := 0, s.dfa
+		for ; i < len(str); i++ {
+			next := t[d<<8|int(str[i])]
+			if next < 0 {
+				if next == nonASCII {
+					break
+				}
+				return false
+			}
+			d = int(next)
 		}
+		cur = s.sets[d]
+	}
+	for i < len(str) { // the rest, from the first non-ASCII rune
+		r, size := utf8.DecodeRuneInString(str[i:])
 		i += size
-		var next uint64
-		for st := cur &^ (1 << n); st != 0; st &= st - 1 {
-			p := trailingZeros(st)
-			it := &s.items[p]
-			if !it.match(r) {
-				continue
-			}
-			if it.kind == star {
-				next |= s.closure[p]
-			} else {
-				next |= s.closure[p+1]
-			}
-		}
-		if next == 0 {
+		if cur = s.step(cur, r); cur == 0 {
 			return false
 		}
-		cur = next
 	}
-	return cur&(1<<n) != 0
+	return cur&(1<<len(s.items)) != 0
 }
 
 func (s *seq) String() string { return s.src }
-
-func trailingZeros(x uint64) int { return bits.TrailingZeros64(x) }

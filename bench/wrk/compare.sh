@@ -3,33 +3,46 @@
 # requests, on this machine, alternating A B A B so drift hits both alike. Prints one
 # line per run; BENCHMARKS.md records the ratios.
 #
-#   bench/wrk/compare.sh [rounds] [seconds] [sink args for rung serve...]
+#   bench/wrk/compare.sh [rounds] [seconds] [flags for rung serve...]
 #
-# Needs wrk (Debian's package) and a built rung (go build -o /tmp/rung ./cmd/rung).
+# rung's figure is what it accepted, read from rung_signals_accepted_total before and
+# after the run (a 202 may accept part of a batch; a 503 accepts nothing). Between runs
+# the script waits until rung's buffer has drained into the sink, so the next run does
+# not share the CPU with the previous one's flush. Needs wrk (Debian's package) and a
+# built rung (go build -o /tmp/rung ./cmd/rung).
 set -euo pipefail
 cd "$(dirname "$0")"
 rounds=${1:-2}; secs=${2:-10}; shift 2 || true
-sink=("$@")
-[ ${#sink[@]} -gt 0 ] || sink=(--data-dir "$(mktemp -d)")
+flags=("$@")
+[ ${#flags[@]} -gt 0 ] || flags=(--data-dir "$(mktemp -d)")
 RUNG=${RUNG:-/tmp/rung}
-# Only 202s count: a 503 from a full buffer is refusal, not throughput.
-accepted_rate() { awk -v secs="$secs" '/requests in/ {n=$1} /non-202 answers/ {bad=$3} END {printf "%.0f", (n-bad)/secs}'; }
-bad() { awk '/non-202 answers/ {print $3}'; }
 
-run_one() { # name port script signals-per-request
-	local out; out=$(wrk -t2 -c64 -d"${secs}s" -s "$3" "http://127.0.0.1:$2/collect")
-	local r b; r=$(echo "$out" | accepted_rate); b=$(echo "$out" | bad)
-	printf '%-6s %-8s 202/s %8d  signals/s %9d  non-202 answers %s\n' "$1" "$(basename "$3" .lua)" "$r" "$((r * $4))" "$b"
+metric() { curl -s 127.0.0.1:18080/metrics | awk -v m="$1" '$1 == m {print $2}'; }
+drain() { while [ "$(metric rung_buffer_signals)" != "0" ]; do sleep 0.5; done; }
+
+run_bare() { # script signals-per-request
+	local n; n=$(wrk -t2 -c64 -d"${secs}s" -s "$1" http://127.0.0.1:18090/collect | awk '/requests in/ {print $1}')
+	printf 'bare  %-8s requests/s %8d  signals/s %9d\n' "$(basename "$1" .lua)" $((n / secs)) $((n * $2 / secs))
+}
+run_rung() { # script
+	local before after out
+	before=$(metric rung_signals_accepted_total)
+	out=$(wrk -t2 -c64 -d"${secs}s" -s "$1" http://127.0.0.1:18080/collect)
+	after=$(metric rung_signals_accepted_total)
+	printf 'rung  %-8s requests/s %8d  signals/s %9d  (non-2xx answers: %s)\n' "$(basename "$1" .lua)" \
+		"$(echo "$out" | awk '/requests in/ {print int($1/'"$secs"')}')" $(((after - before) / secs)) \
+		"$(echo "$out" | awk '/non-202 answers/ {print $3}')"
+	drain
 }
 
 $RUNG baseline --listen 127.0.0.1:18090 >/dev/null & bare=$!
-$RUNG serve --listen 127.0.0.1:18080 --log-level warn "${sink[@]}" & rung=$!
+$RUNG serve --listen 127.0.0.1:18080 --log-level warn "${flags[@]}" & rung=$!
 trap 'kill $bare $rung 2>/dev/null; wait 2>/dev/null' EXIT
-sleep 1
+until curl -sf 127.0.0.1:18080/readyz >/dev/null; do sleep 0.2; done
 for ((i = 0; i < rounds; i++)); do
-	run_one bare 18090 single.lua 1
-	run_one rung 18080 single.lua 1
-	run_one bare 18090 batch50.lua 50
-	run_one rung 18080 batch50.lua 50
+	run_bare single.lua 1
+	run_rung single.lua
+	run_bare batch50.lua 50
+	run_rung batch50.lua
 done
 curl -s 127.0.0.1:18080/metrics | grep -E '^rung_(signals_accepted_total|sink_rows_written_total|signals_dropped_total|signals_rejected_total\{reason="buffer_full"\})'

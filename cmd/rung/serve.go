@@ -97,6 +97,9 @@ func runServe(ctx context.Context, args []string, env environ, stdout io.Writer)
 	// projected straight into its events table. With a broker, `rung relay` does this.
 	var pipe *outbox.Pipeline
 	if cfg.Relay {
+		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+			return fmt.Errorf("create --data-dir: %w", err)
+		}
 		pipe, err = outbox.OpenPipeline(ctx, outbox.PipelineConfig{
 			SQLitePath: filepath.Join(cfg.DataDir, outbox.BusinessDBFile), Logger: log})
 		if err != nil {
