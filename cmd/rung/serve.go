@@ -16,6 +16,7 @@ import (
 
 	"github.com/rungdev/rung/buffer"
 	"github.com/rungdev/rung/collector"
+	"github.com/rungdev/rung/collector/snippet"
 	"github.com/rungdev/rung/schemas"
 	"github.com/rungdev/rung/sink"
 	"github.com/rungdev/rung/sink/clickhouse"
@@ -73,6 +74,13 @@ func runServe(ctx context.Context, args []string, env environ, stdout io.Writer)
 	placement := placer.Handler(log)
 	for _, p := range place.Paths() {
 		mounts = append(mounts, collector.Mount{Prefix: p, Handler: placement})
+	}
+	web, err := snippet.New(snippet.Options{})
+	if err != nil {
+		return err
+	}
+	for _, p := range web.Paths() {
+		mounts = append(mounts, collector.Mount{Prefix: p, Handler: web})
 	}
 	sites, _ := collector.ParseSites(cfg.Sites) // validated
 	srv := collector.New(collector.Config{
