@@ -20,16 +20,16 @@ RUNG=${RUNG:-/tmp/rung}
 metric() { curl -s 127.0.0.1:18080/metrics | awk -v m="$1" '$1 == m {print $2}'; }
 drain() { while [ "$(metric rung_buffer_signals)" != "0" ]; do sleep 0.5; done; }
 
-run_bare() { # script signals-per-request
-	local n; n=$(wrk -t2 -c64 -d"${secs}s" -s "$1" http://127.0.0.1:18090/collect | awk '/requests in/ {print $1}')
-	printf 'bare  %-8s requests/s %8d  signals/s %9d\n' "$(basename "$1" .lua)" $((n / secs)) $((n * $2 / secs))
+run_bare() { # signals-per-request
+	local n; n=$(wrk -t2 -c64 -d"${secs}s" -s collect.lua http://127.0.0.1:18090/collect -- "$1" | awk '/requests in/ {print $1}')
+	printf 'bare  %2d per request  requests/s %8d  signals/s %9d\n' "$1" $((n / secs)) $((n * $1 / secs))
 }
-run_rung() { # script
+run_rung() { # signals-per-request
 	local before after out
 	before=$(metric rung_signals_accepted_total)
-	out=$(wrk -t2 -c64 -d"${secs}s" -s "$1" http://127.0.0.1:18080/collect)
+	out=$(wrk -t2 -c64 -d"${secs}s" -s collect.lua http://127.0.0.1:18080/collect -- "$1")
 	after=$(metric rung_signals_accepted_total)
-	printf 'rung  %-8s requests/s %8d  signals/s %9d  (non-2xx answers: %s)\n' "$(basename "$1" .lua)" \
+	printf 'rung  %2d per request  requests/s %8d  signals/s %9d  (non-2xx answers: %s)\n' "$1" \
 		"$(echo "$out" | awk '/requests in/ {print int($1/'"$secs"')}')" $(((after - before) / secs)) \
 		"$(echo "$out" | awk '/non-202 answers/ {print $3}')"
 	drain
@@ -40,9 +40,9 @@ $RUNG serve --listen 127.0.0.1:18080 --log-level warn "${flags[@]}" & rung=$!
 trap 'kill $bare $rung 2>/dev/null; wait 2>/dev/null' EXIT
 until curl -sf 127.0.0.1:18080/readyz >/dev/null; do sleep 0.2; done
 for ((i = 0; i < rounds; i++)); do
-	run_bare single.lua 1
-	run_rung single.lua
-	run_bare batch50.lua 50
-	run_rung batch50.lua
+	run_bare 1
+	run_rung 1
+	run_bare 50
+	run_rung 50
 done
 curl -s 127.0.0.1:18080/metrics | grep -E '^rung_(signals_accepted_total|sink_rows_written_total|signals_dropped_total|signals_rejected_total\{reason="buffer_full"\})'
