@@ -26,7 +26,6 @@
     const site = A('site') || L.hostname
     const url = new URL(A('endpoint') || '/collect', S.src).href
     const hash = A('hash') != null
-    const field = A('field') || 'anonymous_id'
     const off = A('respect-dnt') != null && (nav.doNotTrack == 1 || nav.globalPrivacyControl)
     // Cookieless: the id and the queue live and die with the tab session.
     const st = safe(() => A('cookieless') != null ? sessionStorage : localStorage)()
@@ -35,7 +34,7 @@
     // 128 random bits as four decimal numbers: "2611814562-49035166-3948212811-729281934".
     const rid = () => crypto.getRandomValues(new Uint32Array(4)).join('-')
     const here = () => (hash ? L.href : L.href.split('#')[0]).slice(0, 2048)
-    let id = off ? '' : get(st, 'rung_id') || rid(), q = [], timer, tries = 0, last, path
+    let id = off ? '' : get(st, 'rung_id') || rid(), q = [], fly = [], timer, tries = 0, last, path
     off || put(st, 'rung_id', id)
     // A stored queue means the collector failed the last page that tried.
     let down = !off && get(st, 'rung_q')?.length
@@ -45,22 +44,28 @@
     const take = (s = (get(st, 'rung_q') || []).concat(q)) => (put(st, 'rung_q', q = []), s)
     const keep = b => put(st, 'rung_q', take().concat(b).filter(s => now() - parseInt(s.event_id) < 864e5).slice(-50))
     const post = (b, s = JSON.stringify(b)) => fetch(url, {method: 'POST', body: s, keepalive: s.length < 6e4})
+    // fly holds the signals of requests still out. Each failure stores again only what
+    // it still owns: a page going away while the collector fails stores them first.
     const send = safe((b = take()) => {
       timer = 0
+      fly = fly.concat(b)
       b[0] && post(b).then(r => {
         // 429 and 5xx may pass later; any other answer is final: a 400 stays a 400.
         if (r.status > 499 || r.status == 429) throw 0
         down = tries = 0
       }).catch(() => {
         down = 1
-        keep(b)
-        timer = setTimeout(send, Math.min(6e4, 1e3 << ++tries))
-      })
+        keep(b.filter(s => fly.includes(s)))
+        timer = setTimeout(send, Math.min(6e4, 1e3 * 2 ** ++tries))
+      }).finally(() => fly = fly.filter(s => !b.includes(s)))
     })
     const leave = safe((b = take()) => {
       timer = clearTimeout(timer)
       b[0] && (nav.sendBeacon?.(url, JSON.stringify(b)) || post(b).catch(safe))
-      down && keep(b)
+      if (down) {
+        keep(b.concat(fly))
+        fly = []
+      }
     })
     const add = s => {
       if (off) return
@@ -79,11 +84,11 @@
       track: (name, props, value) => add({type: 'event', name, props, value}),
       convert: (goal, value) => add({type: 'event', name: goal, value}),
       expose: (experiment, variant) => add({type: 'exposure', experiment, variant}),
-      pageview: () => view(last = 0),
-      flush: () => send(timer = clearTimeout(timer))
+      pageview: () => view(last = 0)
     }
     for (const k in api) api[k] = safe(api[k])
-    ;['pushState', 'replaceState'].forEach((m, r, o = H[m]) => {
+    ;['pushState', 'replaceState'].forEach((m, r) => {
+      const o = H[m]
       H[m] = function () {
         const v = o.apply(this, arguments)
         // A replaceState that only tidies the query (drops utm_*, say) is no new page.
@@ -97,13 +102,13 @@
     d.addEventListener('visibilitychange', () => d.hidden && leave())
     d.addEventListener('submit', safe(e => {
       const f = e.target, n = f.getAttribute('data-rung-form')
-      let i = f.elements[field]
+      let i = f.elements.anonymous_id
       if (n != null) {
         // The hidden field lets the business backend tie the lead to this visitor.
         if (!i) {
           i = f.appendChild(d.createElement('input'))
           i.type = 'hidden'
-          i.name = field
+          i.name = 'anonymous_id'
         }
         i.value = id
         add({type: 'event', name: 'form_submitted', props: n ? {form: n} : void 0})

@@ -21,14 +21,14 @@
 
   function render() {
     const view = views[location.pathname] || 'home'
-    for (const s of document.querySelectorAll('[data-view]')) s.hidden = s.dataset.view !== view
+    for (const s of document.querySelectorAll('section[data-view]')) s.hidden = s.dataset.view !== view
     for (const a of document.querySelectorAll('nav a')) a.classList.toggle('on', a.pathname === location.pathname)
     // Exposed when the headline is shown, once per page load.
     if (view === 'home' && !exposed && rung) {
       exposed = true
       rung.expose('hero-copy', variant)
     }
-    document.body.dataset.view = view
+    document.body.dataset.page = view
   }
 
   document.addEventListener('click', e => {

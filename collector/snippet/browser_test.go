@@ -1,0 +1,268 @@
+package snippet
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"html"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/rungdev/rung/schemas"
+)
+
+// eventIDRe is what t.js makes: the time in ms, then 128 random bits.
+var eventIDRe = regexp.MustCompile(`^\d{13}(-\d{1,10}){4}$`)
+
+// The demo journey a visitor takes: the landing page with utm parameters, reached from
+// a link on another site; two single-page navigations; the headline experiment; the
+// lead form; the page the form posts to. want lists the signals it must leave, by
+// type, path and name or experiment.
+var journeySignals = []string{
+	"pageview /demo/",
+	"exposure /demo/ hero-copy",
+	"pageview /demo/pricing",
+	"pageview /demo/signup",
+	"event /demo/signup form_submitted",
+	"pageview /demo/lead",
+}
+
+const landingQuery = "?utm_source=newsletter&utm_medium=email&utm_campaign=spring"
+
+func signalKey(s *schemas.Signal) string {
+	k := s.Type.String() + " " + s.Path
+	switch s.Type {
+	case schemas.TypeEvent:
+		k += " " + s.Name
+	case schemas.TypeExposure:
+		k += " " + s.Experiment
+	}
+	return k
+}
+
+// visit is what the browser saw of the journey.
+type visit struct {
+	anonymousID string
+	variant     string
+	referrer    string // the page that linked to the landing page
+	leadField   string // the anonymous_id the lead page received
+}
+
+// takeJourney walks the demo at base (an origin serving the snippet handler) in tab.
+// It stops on the lead page, the tab still open. landed, when not nil, runs once the
+// landing page is shown.
+func takeJourney(t *testing.T, tab context.Context, base string, landed func()) visit {
+	t.Helper()
+	landing := base + "/demo/" + landingQuery
+	// Another site links to the landing page, as a newsletter or a search result does.
+	ref := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `<!doctype html><title>newsletter</title><a id="go" href="%s">Larkspur</a>`, html.EscapeString(landing))
+	}))
+	t.Cleanup(ref.Close)
+	run(t, tab, chromedp.Navigate(ref.URL), chromedp.Click(chromedp.ID("go")))
+	waitJS(t, tab, `location.pathname == '/demo/' && window.rung && document.getElementById('variant').textContent != '—'`)
+	v := visit{
+		anonymousID: eval[string](t, tab, `rung.id()`),
+		variant:     eval[string](t, tab, `document.getElementById('variant').textContent`),
+		referrer:    ref.URL + "/",
+	}
+	if got := eval[string](t, tab, `document.getElementById('anon').textContent`); got != v.anonymousID {
+		t.Fatalf("the page shows anonymous_id %q, rung.id() says %q", got, v.anonymousID)
+	}
+	screenshot(t, tab, "demo-landing.png")
+	if landed != nil {
+		landed()
+	}
+
+	// Single-page navigations: the document stays, the marker with it.
+	run(t, tab, chromedp.Evaluate[chromedp.Void](`window.sameDocument = true`))
+	run(t, tab, chromedp.Click(chromedp.ID("see-pricing")))
+	waitJS(t, tab, `location.pathname == '/demo/pricing' && document.body.dataset.page == 'pricing'`)
+	run(t, tab, chromedp.Click(chromedp.ID("start-trial")))
+	waitJS(t, tab, `location.pathname == '/demo/signup' && document.body.dataset.page == 'signup'`)
+	if !eval[bool](t, tab, `window.sameDocument === true`) {
+		t.Fatal("the demo reloaded the page on a single-page navigation")
+	}
+	screenshot(t, tab, "demo-signup.png")
+
+	run(t, tab,
+		chromedp.SendKeys(chromedp.CSS(`input[name=name]`), "Ada Lovelace"),
+		chromedp.SendKeys(chromedp.CSS(`input[name=email]`), "ada@example.com"),
+		chromedp.Click(chromedp.ID("submit")),
+	)
+	waitJS(t, tab, `location.pathname == '/demo/lead' && document.querySelector('td[data-field=anonymous_id]')`)
+	v.leadField = eval[string](t, tab, `document.querySelector('td[data-field=anonymous_id]').textContent`)
+	screenshot(t, tab, "demo-lead.png")
+	return v
+}
+
+// checkJourney checks that the sink holds exactly the journey's signals, all of one
+// visitor, with the values the browser saw.
+func checkJourney(t *testing.T, sigs []schemas.Signal, v visit, base string) {
+	t.Helper()
+	if v.leadField != v.anonymousID {
+		t.Errorf("the lead form posted anonymous_id %q, the visitor is %q", v.leadField, v.anonymousID)
+	}
+	var got []string
+	byKey := map[string]*schemas.Signal{}
+	ids := map[string]bool{}
+	for i := range sigs {
+		s := &sigs[i]
+		got = append(got, signalKey(s))
+		byKey[signalKey(s)] = s
+		if s.AnonymousID != v.anonymousID {
+			t.Errorf("%s: anonymous_id %q, want the visitor's %q", signalKey(s), s.AnonymousID, v.anonymousID)
+		}
+		if s.Site != "demo" {
+			t.Errorf("%s: site %q, want demo", signalKey(s), s.Site)
+		}
+		if !eventIDRe.MatchString(s.EventID) || ids[s.EventID] {
+			t.Errorf("%s: event_id %q is malformed or repeated", signalKey(s), s.EventID)
+		}
+		ids[s.EventID] = true
+	}
+	want := append([]string(nil), journeySignals...)
+	sort.Strings(got)
+	sort.Strings(want)
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("the sink holds:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+	land := byKey["pageview /demo/"]
+	if land.UTMSource != "newsletter" || land.UTMMedium != "email" || land.UTMCampaign != "spring" {
+		t.Errorf("landing utm = %q/%q/%q, want newsletter/email/spring", land.UTMSource, land.UTMMedium, land.UTMCampaign)
+	}
+	if land.URL != base+"/demo/"+landingQuery {
+		t.Errorf("landing url %q", land.URL)
+	}
+	if land.Referrer != v.referrer {
+		t.Errorf("landing referrer %q, want the linking page %q", land.Referrer, v.referrer)
+	}
+	if exp := byKey["exposure /demo/ hero-copy"]; exp.Variant != v.variant {
+		t.Errorf("exposure variant %q, the page showed %q", exp.Variant, v.variant)
+	}
+	if p := byKey["pageview /demo/pricing"]; p.Referrer != land.URL {
+		t.Errorf("pricing referrer %q, want the landing url %q", p.Referrer, land.URL)
+	}
+	if ev := byKey["event /demo/signup form_submitted"]; ev.Props != `{"form":"lead"}` {
+		t.Errorf("form_submitted props %s, want {\"form\":\"lead\"}", ev.Props)
+	}
+	if p := byKey["pageview /demo/lead"]; p.Referrer != base+"/demo/signup" {
+		t.Errorf("lead page referrer %q, want %s/demo/signup", p.Referrer, base)
+	}
+}
+
+// TestDemoJourneyCrossOrigin serves the demo and t.js from one origin and collects on
+// another, as a site that adds rung's snippet does: sendBeacon and fetch post
+// text/plain, so no preflight is needed.
+func TestDemoJourneyCrossOrigin(t *testing.T) {
+	col := startRung(t, freeAddr(t), t.TempDir())
+	site := httptest.NewServer(newHandler(t, Options{Site: "demo", Endpoint: col.url("/collect")}))
+	t.Cleanup(site.Close)
+
+	browser := newBrowser(t)
+	tab, closeTab := newTab(t, browser)
+	v := takeJourney(t, tab, site.URL, nil)
+	closeTab()
+
+	col.waitAccepted(len(journeySignals), 10*time.Second)
+	col.stop()
+	checkJourney(t, readSink(t, col.dataDir), v, site.URL)
+}
+
+// TestQueuedWhileCollectorDown takes the collector down, walks the demo, closes the
+// page, brings the collector back on the same address and store, and opens the site
+// again: the signals t.js kept in localStorage arrive, each once, with the event_ids
+// they were made with.
+func TestQueuedWhileCollectorDown(t *testing.T) {
+	addr, data := freeAddr(t), t.TempDir()
+	col := startRung(t, addr, data)
+	site := httptest.NewServer(newHandler(t, Options{Site: "demo", Endpoint: col.url("/collect")}))
+	t.Cleanup(site.Close)
+	col.stop()
+
+	browser := newBrowser(t)
+	tab, closeTab := newTab(t, browser)
+	// t.js learns the collector is down when its first request fails, a second after
+	// the landing; it cannot know sooner, and beacons sent before then are lost with it.
+	const stored = `JSON.parse(localStorage.getItem('rung_q') || '[]')`
+	v := takeJourney(t, tab, site.URL, func() { waitJS(t, tab, stored+`.length == 2`) })
+	// Every signal of the journey is now stored, none sent.
+	waitJS(t, tab, stored+`.length == 6`)
+	queued := eval[[]string](t, tab, stored+`.map(s => s.event_id)`)
+	// What t.js stored is exactly what it sends: each one valid by the schema.
+	reg, err := schemas.NewRegistry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, raw := range eval[[]string](t, tab, stored+`.map(s => JSON.stringify(s))`) {
+		if err := reg.Validate("signal.v1", []byte(raw)); err != nil {
+			t.Errorf("t.js made an invalid signal: %v\n%s", err, raw)
+		}
+	}
+	closeTab()
+
+	col = startRung(t, addr, data)
+	if n, err := col.accepted(); err != nil || n != 0 {
+		t.Fatalf("the restarted collector accepted %d signals (%v) before the site was opened again", n, err)
+	}
+	tab2, closeTab2 := newTab(t, browser)
+	run(t, tab2, chromedp.Navigate(site.URL+"/demo/pricing"))
+	// The six queued, and this page's pageview.
+	col.waitAccepted(len(journeySignals)+1, 15*time.Second)
+	waitJS(t, tab2, stored+`.length == 0`)
+	closeTab2()
+	col.stop()
+
+	sigs := readSink(t, data)
+	var journey []schemas.Signal
+	for _, s := range sigs {
+		if !containsString(queued, s.EventID) {
+			if signalKey(&s) != "pageview /demo/pricing" || s.Referrer != "" {
+				t.Errorf("unexpected signal %s (referrer %q)", signalKey(&s), s.Referrer)
+			}
+			continue
+		}
+		journey = append(journey, s)
+	}
+	checkJourney(t, journey, v, site.URL)
+	if len(sigs) != len(journeySignals)+1 {
+		t.Errorf("the sink holds %d signals, want %d", len(sigs), len(journeySignals)+1)
+	}
+}
+
+func containsString(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// screenshot saves a PNG of the page to $RUNG_SCREENSHOTS, or to the test's temporary
+// directory, and checks it is one.
+func screenshot(t *testing.T, tab context.Context, name string) {
+	t.Helper()
+	png := runValue(t, tab, chromedp.CaptureScreenshot())
+	if !bytes.HasPrefix(png, []byte("\x89PNG")) || len(png) < 10_000 {
+		t.Fatalf("screenshot %s: %d bytes, not a PNG of a page", name, len(png))
+	}
+	dir := os.Getenv("RUNG_SCREENSHOTS")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+
