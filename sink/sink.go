@@ -1,6 +1,31 @@
 // Package sink owns where signals and rollups are stored: the Sink interface, its two
 // implementations (sink/clickhouse for production, sink/sqlite for the embedded default),
-// their DDL and migrations, and sinktest, the conformance suite both must pass.
+// their DDL and migrations, the SQL that reads them back (the rollups, and the
+// recomputation of the rollups from raw signals that reconcile audits them with), and
+// sinktest, the conformance suite both must pass.
+//
+// # Rollups are idempotent
+//
+// A flush may be retried after an error whose first attempt landed (ClickHouse has no
+// transactions), so no rollup row is a delta. Every row is an absolute value with a
+// version, and readers aggregate so that writing a row twice, or an older version after
+// a newer one, changes nothing:
+//
+//   - Session: the state of one session, keyed by (site, anonymous_id, start_ms); the
+//     highest Version wins.
+//   - LandingCell: cumulative session and conversion counts of one landing key (site,
+//     hour, landing page, utm) contributed by one cell, keyed by (key, Cell); the highest
+//     Version wins and readers sum the cells. A cell is a private counter of the
+//     pre-aggregator that only one flush at a time writes, so its counts only grow by
+//     what that flush adds (they may go down too: a session moves between keys when a
+//     late pageview changes its landing page).
+//   - Exposure: a visitor's first exposure to an experiment; the smallest (FirstMs,
+//     Variant) wins.
+//   - Conversion: a visitor's latest conversion; the largest LastMs wins.
+//
+// ClickHouse keeps these in ReplacingMergeTree tables (merges keep the winning row) and
+// every query aggregates (argMax, min, max) so it is right before any merge has run;
+// SQLite keeps one row per key with upserts that only move towards the winner.
 package sink
 
 import (
@@ -13,8 +38,9 @@ import (
 // Sink stores batches. Write is called concurrently by the buffer's flushers, each with
 // its own batch; a Sink must be safe for that. Write retries what can be retried (the
 // store is unreachable) until ctx is cancelled, and returns an error only when it gives
-// up; a batch is then either wholly stored or not stored at all. Write does not keep the
-// batch after it returns.
+// up. SQLite stores a batch wholly or not at all; ClickHouse writes table by table, raw
+// signals first, and every rollup row is idempotent, so a batch retried after an
+// ambiguous failure is counted once. Write does not keep the batch after it returns.
 type Sink interface {
 	Write(ctx context.Context, b *Batch) error
 	// Ping reports whether the store answers now, for /readyz.
@@ -23,14 +49,164 @@ type Sink interface {
 }
 
 // Batch is what one flush writes: the raw signals, and the rollups pre-aggregated from
-// them.
+// them. The rollup rows are the new state of whatever the signals changed (see the
+// package comment); a batch without signals may still carry rollups.
 type Batch struct {
-	Signals []schemas.Signal
+	Signals     []schemas.Signal
+	Sessions    []Session
+	Landing     []LandingCell
+	Exposures   []Exposure
+	Conversions []Conversion
 }
 
 // Reset empties b for reuse.
 func (b *Batch) Reset() {
 	b.Signals = b.Signals[:0]
+	b.Sessions = b.Sessions[:0]
+	b.Landing = b.Landing[:0]
+	b.Exposures = b.Exposures[:0]
+	b.Conversions = b.Conversions[:0]
+}
+
+// Empty reports whether the batch holds nothing to write.
+func (b *Batch) Empty() bool {
+	return len(b.Signals)+len(b.Sessions)+len(b.Landing)+len(b.Exposures)+len(b.Conversions) == 0
+}
+
+// Session is one session as the pre-aggregator knows it: the rollup-relevant part of its
+// state. A session is identified by (Site, AnonymousID, StartMs). Its landing page is
+// the path of its first pageview (LandingMs is that pageview's time, 0 while it has
+// none), and its utm values come from the same pageview.
+type Session struct {
+	Site        string
+	AnonymousID string
+	StartMs     int64
+	LandingMs   int64
+	LandingPath string
+	UTMSource   string
+	UTMMedium   string
+	UTMCampaign string
+	Converted   bool
+	Version     uint64 // the highest wins; 0 in recomputed rows
+}
+
+// LandingKey is what the landing-page rollup is grouped by. HourMs is the start of the
+// UTC hour in which the sessions started, in Unix milliseconds.
+type LandingKey struct {
+	Site        string
+	HourMs      int64
+	LandingPath string
+	UTMSource   string
+	UTMMedium   string
+	UTMCampaign string
+}
+
+// LandingCell is one cell's cumulative counts for one key (see the package comment).
+type LandingCell struct {
+	LandingKey
+	Cell      uint64
+	Sessions  int64
+	Converted int64
+	Version   uint64
+}
+
+// Exposure is a visitor's first exposure to an experiment as far as the writer knows;
+// the store keeps the smallest (FirstMs, Variant) per (Site, Experiment, AnonymousID).
+type Exposure struct {
+	Site        string
+	Experiment  string
+	AnonymousID string
+	FirstMs     int64
+	Variant     string
+}
+
+// Conversion is the time of a visitor's latest conversion as far as the writer knows;
+// the store keeps the largest per (Site, AnonymousID).
+type Conversion struct {
+	Site        string
+	AnonymousID string
+	LastMs      int64
+}
+
+// LandingFilter selects sessions for the landing-page query. Times are Unix ms and are
+// applied to the session's start hour: [FromMs, ToMs) is widened to whole hours. Empty
+// strings match anything.
+type LandingFilter struct {
+	Site        string
+	FromMs      int64
+	ToMs        int64
+	UTMSource   string
+	UTMMedium   string
+	UTMCampaign string
+}
+
+// LandingCount is one landing page's sessions and converting sessions.
+type LandingCount struct {
+	LandingPath string
+	Sessions    int64
+	Converted   int64
+}
+
+// ExperimentFilter selects an experiment's visitors by the time of their first exposure
+// ([FromMs, ToMs), Unix ms); Site "" means every site.
+type ExperimentFilter struct {
+	Site       string
+	Experiment string
+	FromMs     int64
+	ToMs       int64
+}
+
+// VariantCount is one variant's visitors (by first exposure) and how many of them
+// converted at or after that exposure.
+type VariantCount struct {
+	Variant   string
+	Visitors  int64
+	Converted int64
+}
+
+// ExperimentInfo names an experiment with its exposed visitors.
+type ExperimentInfo struct {
+	Experiment string
+	Visitors   int64
+	FirstMs    int64
+	LastMs     int64
+}
+
+// Rules are the sessionization rules the pre-aggregator runs with; the recomputation
+// from raw signals needs the same ones.
+type Rules struct {
+	SessionTimeoutMs int64    // a gap of at least this long starts a new session
+	Goals            []string // event names that are conversions
+}
+
+// Rollups are the rollups of a time range, pre-rolled or recomputed from raw signals, in
+// a canonical order so two of them can be compared row by row.
+type Rollups struct {
+	Sessions  []Session         // started in the range; by (Site, AnonymousID, StartMs)
+	Landing   []LandingHour     // hours in the range; by key
+	Exposures []VisitorExposure // first exposed in the range; by (Site, Experiment, AnonymousID)
+}
+
+// LandingHour is one hour's sessions and converting sessions for one landing key.
+type LandingHour struct {
+	LandingKey
+	Sessions  int64
+	Converted int64
+}
+
+// VisitorExposure is a visitor's first exposure and whether they converted at or after
+// it.
+type VisitorExposure struct {
+	Exposure
+	Converted bool
+}
+
+// Resume is what the pre-aggregator needs to carry on an open session after a restart:
+// the session's latest pre-rolled row and the visitor's non-bot signals from its start
+// on, oldest first.
+type Resume struct {
+	Session Session
+	Signals []schemas.Signal
 }
 
 // ErrInvalidDSN: a store address that cannot be used.
@@ -38,3 +214,13 @@ var ErrInvalidDSN = errors.New("invalid store address")
 
 // DefaultDatabase is the ClickHouse database rung uses unless told otherwise.
 const DefaultDatabase = "rung"
+
+// HourMs returns the start of the UTC hour holding ms.
+func HourMs(ms int64) int64 {
+	const hour = 3600_000
+	h := ms - ms%hour
+	if ms < 0 && ms%hour != 0 {
+		h -= hour
+	}
+	return h
+}

@@ -32,6 +32,7 @@ type ClickHouse struct {
 	maxServerAttempts int
 
 	rows      *metrics.Counter
+	rollups   map[string]*metrics.Counter // rows written, by table
 	errors    *metrics.Counter
 	retries   *metrics.Counter
 	abandoned *metrics.Counter
@@ -80,11 +81,15 @@ func Open(ctx context.Context, dsn string, o Options, set *metrics.Set) (*ClickH
 		conn:      conn,
 		db:        db,
 		rows:      set.GetOrCreateCounter(`rung_sink_rows_written_total{table="signals"}`),
+		rollups:   make(map[string]*metrics.Counter),
 		errors:    set.GetOrCreateCounter(`rung_sink_errors_total`),
 		retries:   set.GetOrCreateCounter(`rung_sink_retries_total`),
 		abandoned: set.GetOrCreateCounter(`rung_sink_batches_abandoned_total`),
 	}
 	c.cols.New = func() any { return new(columns) }
+	for _, t := range rollupTables {
+		c.rollups[t] = set.GetOrCreateCounter(`rung_sink_rows_written_total{table="` + t + `"}`)
+	}
 	err = retry(ctx, func() error { return c.migrate(ctx) }, o.MaxServerAttempts, c.errors, c.retries)
 	if err != nil {
 		conn.Close()
@@ -101,37 +106,9 @@ func (c *ClickHouse) Conn() driver.Conn { return c.conn }
 func (c *ClickHouse) Database() string { return c.db }
 
 func (c *ClickHouse) migrate(ctx context.Context) error {
-	stmts := []string{
-		"CREATE DATABASE IF NOT EXISTS " + c.db,
-		`CREATE TABLE IF NOT EXISTS ` + c.db + `.signals (
-			date         Date,
-			received_at  DateTime,
-			received_ms  Int64,
-			event_id     String,
-			type         String,
-			site         String,
-			anonymous_id String,
-			bot          UInt8,
-			url          String,
-			path         String,
-			referrer     String,
-			utm_source   String,
-			utm_medium   String,
-			utm_campaign String,
-			utm_term     String,
-			utm_content  String,
-			name         String,
-			experiment   String,
-			variant      String,
-			value        Nullable(Float64),
-			props        String
-		) ENGINE = MergeTree
-		PARTITION BY toYYYYMM(date)
-		ORDER BY (site, date, anonymous_id, received_ms)`,
-	}
-	for _, s := range stmts {
+	for _, s := range ddl(c.db) {
 		if err := c.conn.Exec(ctx, s); err != nil {
-			return err
+			return fmt.Errorf("%w\n%s", err, s)
 		}
 	}
 	return nil
@@ -215,20 +192,26 @@ func (k *columns) clear() {
 	}
 }
 
-// Write inserts the batch, retrying while ClickHouse is unreachable.
+// Write inserts the batch table by table, raw signals first, retrying each while
+// ClickHouse is unreachable. A table that landed is not written again when a later one
+// fails; every rollup row is idempotent, so a flush retried as a whole counts once too.
 func (c *ClickHouse) Write(ctx context.Context, b *sink.Batch) error {
-	if len(b.Signals) == 0 {
-		return nil
+	if len(b.Signals) > 0 {
+		k := c.cols.Get().(*columns)
+		k.fill(b.Signals)
+		err := retry(ctx, func() error { return c.insert(ctx, k) }, c.maxServerAttempts, c.errors, c.retries)
+		k.clear()
+		c.cols.Put(k)
+		if err != nil {
+			c.abandoned.Inc()
+			return fmt.Errorf("insert %d signals into clickhouse: %w", len(b.Signals), err)
+		}
+		c.rows.Add(len(b.Signals))
 	}
-	k := c.cols.Get().(*columns)
-	defer func() { k.clear(); c.cols.Put(k) }()
-	k.fill(b.Signals)
-	err := retry(ctx, func() error { return c.insert(ctx, k) }, c.maxServerAttempts, c.errors, c.retries)
-	if err != nil {
+	if err := c.writeRollups(ctx, b); err != nil {
 		c.abandoned.Inc()
-		return fmt.Errorf("insert %d signals into clickhouse: %w", len(b.Signals), err)
+		return err
 	}
-	c.rows.Add(len(b.Signals))
 	return nil
 }
 

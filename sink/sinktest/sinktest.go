@@ -13,11 +13,25 @@ import (
 	"github.com/rungdev/rung/sink"
 )
 
-// Store is a Sink that can also be read back, as both implementations can.
+// Store is a Sink that can also be read back, as both implementations can: raw signals,
+// the rollups, their recomputation from raw signals, and the open sessions to resume.
 type Store interface {
 	sink.Sink
 	VisitorSignals(ctx context.Context, anonymousID string) ([]schemas.Signal, error)
 	Signals(ctx context.Context, fromMs, toMs int64) ([]schemas.Signal, error)
+	LandingCounts(ctx context.Context, f sink.LandingFilter) ([]sink.LandingCount, error)
+	VariantCounts(ctx context.Context, f sink.ExperimentFilter) ([]sink.VariantCount, error)
+	Experiments(ctx context.Context, site string) ([]sink.ExperimentInfo, error)
+	PreRolled(ctx context.Context, fromMs, toMs int64) (*sink.Rollups, error)
+	Recompute(ctx context.Context, fromMs, toMs int64, rules sink.Rules) (*sink.Rollups, error)
+	RecomputeLanding(ctx context.Context, f sink.LandingFilter, rules sink.Rules) ([]sink.LandingCount, error)
+	Resume(ctx context.Context, timeoutMs int64) ([]sink.Resume, error)
+}
+
+// Optimizer is a Store whose background merges can be forced (ClickHouse): the suite
+// then checks every answer is the same after them as before.
+type Optimizer interface {
+	Optimize(ctx context.Context) error
 }
 
 // Open returns a fresh, empty store; it registers its own cleanup.
@@ -28,6 +42,10 @@ func Run(t *testing.T, open Open) {
 	t.Run("RoundTrip", func(t *testing.T) { roundTrip(t, open(t)) })
 	t.Run("ConcurrentWriters", func(t *testing.T) { concurrentWriters(t, open(t)) })
 	t.Run("Empty", func(t *testing.T) { empty(t, open(t)) })
+	t.Run("Rollups", func(t *testing.T) { rollups(t, open(t)) })
+	t.Run("RetriedRollups", func(t *testing.T) { retriedRollups(t, open(t)) })
+	t.Run("Recompute", func(t *testing.T) { recompute(t, open(t)) })
+	t.Run("Resume", func(t *testing.T) { resume(t, open(t)) })
 }
 
 const base = int64(1_700_000_000_000)

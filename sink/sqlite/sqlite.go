@@ -82,6 +82,52 @@ var migrations = []string{
 	)`,
 	`CREATE INDEX IF NOT EXISTS signals_site_time ON signals (site, received_ms)`,
 	`CREATE INDEX IF NOT EXISTS signals_visitor ON signals (anonymous_id, received_ms)`,
+	`CREATE INDEX IF NOT EXISTS signals_time ON signals (received_ms)`,
+	// The rollups: one row per key, moved only towards the winning value by the upserts
+	// in rollup.go (see package sink).
+	`CREATE TABLE IF NOT EXISTS sessions (
+		site         TEXT    NOT NULL,
+		anonymous_id TEXT    NOT NULL,
+		start_ms     INTEGER NOT NULL,
+		landing_ms   INTEGER NOT NULL,
+		landing_path TEXT    NOT NULL,
+		utm_source   TEXT    NOT NULL,
+		utm_medium   TEXT    NOT NULL,
+		utm_campaign TEXT    NOT NULL,
+		converted    INTEGER NOT NULL,
+		version      INTEGER NOT NULL,
+		PRIMARY KEY (site, anonymous_id, start_ms)
+	) WITHOUT ROWID`,
+	`CREATE INDEX IF NOT EXISTS sessions_start ON sessions (start_ms)`,
+	`CREATE TABLE IF NOT EXISTS landing_hourly (
+		site         TEXT    NOT NULL,
+		hour_ms      INTEGER NOT NULL,
+		landing_path TEXT    NOT NULL,
+		utm_source   TEXT    NOT NULL,
+		utm_medium   TEXT    NOT NULL,
+		utm_campaign TEXT    NOT NULL,
+		cell         INTEGER NOT NULL,
+		sessions     INTEGER NOT NULL,
+		converted    INTEGER NOT NULL,
+		version      INTEGER NOT NULL,
+		PRIMARY KEY (site, hour_ms, landing_path, utm_source, utm_medium, utm_campaign, cell)
+	) WITHOUT ROWID`,
+	`CREATE INDEX IF NOT EXISTS landing_hourly_hour ON landing_hourly (hour_ms)`,
+	`CREATE TABLE IF NOT EXISTS exposures (
+		site         TEXT    NOT NULL,
+		experiment   TEXT    NOT NULL,
+		anonymous_id TEXT    NOT NULL,
+		first_ms     INTEGER NOT NULL,
+		variant      TEXT    NOT NULL,
+		PRIMARY KEY (site, experiment, anonymous_id)
+	) WITHOUT ROWID`,
+	`CREATE INDEX IF NOT EXISTS exposures_experiment ON exposures (experiment, first_ms)`,
+	`CREATE TABLE IF NOT EXISTS conversions (
+		site         TEXT    NOT NULL,
+		anonymous_id TEXT    NOT NULL,
+		last_ms      INTEGER NOT NULL,
+		PRIMARY KEY (site, anonymous_id)
+	) WITHOUT ROWID`,
 }
 
 func (s *SQLite) migrate(ctx context.Context) error {
@@ -108,7 +154,8 @@ var insertSQL = func() [rowsPerInsert + 1]string {
 	return q
 }()
 
-// Write stores the batch in one transaction: all of it or none.
+// Write stores the batch, raw signals and rollups, in one transaction: all of it or
+// none.
 func (s *SQLite) Write(ctx context.Context, b *sink.Batch) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -126,7 +173,10 @@ func (s *SQLite) write(ctx context.Context, b *sink.Batch) error {
 		return err
 	}
 	defer tx.Rollback()
-	args := make([]any, 0, 19*rowsPerInsert)
+	var args []any
+	if len(b.Signals) > 0 {
+		args = make([]any, 0, 19*min(len(b.Signals), rowsPerInsert))
+	}
 	for rest := b.Signals; len(rest) > 0; {
 		n := min(len(rest), rowsPerInsert)
 		args = args[:0]
@@ -137,6 +187,9 @@ func (s *SQLite) write(ctx context.Context, b *sink.Batch) error {
 			return err
 		}
 		rest = rest[n:]
+	}
+	if err := writeRollups(ctx, tx, b); err != nil {
+		return err
 	}
 	return tx.Commit()
 }

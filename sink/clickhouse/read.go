@@ -1,0 +1,344 @@
+package clickhouse
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sort"
+	"time"
+
+	ch "github.com/ClickHouse/clickhouse-go/v2"
+
+	"github.com/rungdev/rung/sink"
+)
+
+// Every query here aggregates over the rows a ReplacingMergeTree may still hold in
+// several versions (argMax by version, min or max), so answers do not depend on whether
+// background merges have run.
+
+// maxDateTime is the largest second a DateTime holds on every supported server.
+const maxDateTime = math.MaxUint32 - 1
+
+// seconds clamps a Unix ms time to what toDateTime accepts.
+func seconds(ms int64) int64 { return min(max(ms/1000, 0), maxDateTime) }
+
+// day returns the UTC date of ms, widened by delta days, for partition pruning on Date
+// columns (written from UTC times, compared as dates, so the server's time zone does
+// not matter).
+func day(ms int64, delta int) string {
+	t := time.Unix(seconds(ms), 0).UTC().AddDate(0, 0, delta)
+	if t.Year() < 1971 {
+		return "1970-01-02"
+	}
+	if t.Year() > 2105 {
+		return "2105-12-31"
+	}
+	return t.Format("2006-01-02")
+}
+
+// hourRange widens [from, to) to whole hours, in seconds.
+func hourRange(fromMs, toMs int64) (int64, int64) {
+	from := sink.HourMs(fromMs)
+	to := sink.HourMs(toMs)
+	if to < toMs {
+		to += 3600_000
+	}
+	return seconds(from), seconds(to)
+}
+
+// LandingCounts sums the landing-page rollup per landing page.
+func (c *ClickHouse) LandingCounts(ctx context.Context, f sink.LandingFilter) ([]sink.LandingCount, error) {
+	from, to := hourRange(f.FromMs, f.ToMs)
+	args := []any{ch.Named("from", from), ch.Named("to", to),
+		ch.Named("from_day", day(from*1000, -1)), ch.Named("to_day", day(to*1000, 1))}
+	where := "hour >= toDateTime(@from) AND hour < toDateTime(@to) AND date >= toDate(@from_day) AND date <= toDate(@to_day)"
+	for _, p := range []struct{ col, v string }{{"site", f.Site}, {"utm_source", f.UTMSource},
+		{"utm_medium", f.UTMMedium}, {"utm_campaign", f.UTMCampaign}} {
+		if p.v != "" {
+			where += " AND " + p.col + " = @" + p.col
+			args = append(args, ch.Named(p.col, p.v))
+		}
+	}
+	q := `SELECT landing_path, sum(s) AS n, sum(k) AS m FROM (
+		SELECT landing_path, argMax(sessions, version) AS s, argMax(converted, version) AS k
+		FROM ` + c.db + `.landing_hourly WHERE ` + where + `
+		GROUP BY site, hour, landing_path, utm_source, utm_medium, utm_campaign, cell
+	) GROUP BY landing_path HAVING n != 0 OR m != 0 ORDER BY landing_path`
+	return c.landingCounts(ctx, q, args...)
+}
+
+func (c *ClickHouse) landingCounts(ctx context.Context, q string, args ...any) ([]sink.LandingCount, error) {
+	rows, err := c.conn.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query landing pages: %w", err)
+	}
+	defer rows.Close()
+	var out []sink.LandingCount
+	for rows.Next() {
+		var l sink.LandingCount
+		if err := rows.Scan(&l.LandingPath, &l.Sessions, &l.Converted); err != nil {
+			return nil, fmt.Errorf("scan landing page: %w", err)
+		}
+		out = append(out, l)
+	}
+	return out, rows.Err()
+}
+
+// VariantCounts counts an experiment's visitors by the variant of their first exposure,
+// and those with a conversion at or after it.
+func (c *ClickHouse) VariantCounts(ctx context.Context, f sink.ExperimentFilter) ([]sink.VariantCount, error) {
+	args := []any{ch.Named("exp", f.Experiment), ch.Named("from", f.FromMs), ch.Named("to", f.ToMs)}
+	site := ""
+	if f.Site != "" {
+		site = " AND site = @site"
+		args = append(args, ch.Named("site", f.Site))
+	}
+	q := `SELECT variant, count() AS visitors, sum(toInt64(conv_ms) >= first_ms) AS converted FROM (
+		SELECT site, anonymous_id, tupleElement(m, 1) AS first_ms, tupleElement(m, 2) AS variant FROM (
+			SELECT site, anonymous_id, min((first_ms, variant)) AS m FROM ` + c.db + `.exposures
+			WHERE experiment = @exp` + site + ` GROUP BY site, anonymous_id)
+		WHERE first_ms >= @from AND first_ms < @to
+	) ANY LEFT JOIN (
+		SELECT site, anonymous_id, max(last_ms) AS conv_ms FROM ` + c.db + `.conversions
+		WHERE (site, anonymous_id) IN (SELECT site, anonymous_id FROM ` + c.db + `.exposures WHERE experiment = @exp` + site + `)
+		GROUP BY site, anonymous_id
+	) USING (site, anonymous_id)
+	GROUP BY variant ORDER BY variant`
+	rows, err := c.conn.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query experiment %q: %w", f.Experiment, err)
+	}
+	defer rows.Close()
+	var out []sink.VariantCount
+	for rows.Next() {
+		var (
+			v    sink.VariantCount
+			n, k uint64
+		)
+		if err := rows.Scan(&v.Variant, &n, &k); err != nil {
+			return nil, fmt.Errorf("scan variant: %w", err)
+		}
+		v.Visitors, v.Converted = int64(n), int64(k)
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// Experiments lists the experiments with exposures, with their exposed visitors.
+func (c *ClickHouse) Experiments(ctx context.Context, site string) ([]sink.ExperimentInfo, error) {
+	var args []any
+	where := ""
+	if site != "" {
+		where, args = " WHERE site = @site", []any{ch.Named("site", site)}
+	}
+	q := `SELECT experiment, count(), min(f), max(f) FROM (
+		SELECT experiment, site, anonymous_id, min(first_ms) AS f FROM ` + c.db + `.exposures` + where + `
+		GROUP BY experiment, site, anonymous_id
+	) GROUP BY experiment ORDER BY experiment`
+	rows, err := c.conn.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list experiments: %w", err)
+	}
+	defer rows.Close()
+	var out []sink.ExperimentInfo
+	for rows.Next() {
+		var (
+			e sink.ExperimentInfo
+			n uint64
+		)
+		if err := rows.Scan(&e.Experiment, &n, &e.FirstMs, &e.LastMs); err != nil {
+			return nil, fmt.Errorf("scan experiment: %w", err)
+		}
+		e.Visitors = int64(n)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// PreRolled reads the rollups of [fromMs, toMs) as the pre-aggregator wrote them:
+// sessions that started in the range, landing hours in the range (widened to whole
+// hours), and visitors first exposed in the range.
+func (c *ClickHouse) PreRolled(ctx context.Context, fromMs, toMs int64) (*sink.Rollups, error) {
+	r := &sink.Rollups{}
+	var err error
+	args := []any{ch.Named("from", fromMs), ch.Named("to", toMs),
+		ch.Named("from_day", day(fromMs, -1)), ch.Named("to_day", day(toMs, 1))}
+	r.Sessions, err = c.sessions(ctx, `SELECT site, anonymous_id, start_ms, argMax(landing_ms, version),
+		argMax(landing_path, version), argMax(utm_source, version), argMax(utm_medium, version),
+		argMax(utm_campaign, version), argMax(converted, version), max(version)
+		FROM `+c.db+`.sessions
+		WHERE start_ms >= @from AND start_ms < @to AND date >= toDate(@from_day) AND date <= toDate(@to_day)
+		GROUP BY site, anonymous_id, start_ms`, args...)
+	if err != nil {
+		return nil, err
+	}
+	hf, ht := hourRange(fromMs, toMs)
+	r.Landing, err = c.landingHours(ctx, `SELECT site, toInt64(toUInt32(hour)) * 1000, landing_path, utm_source,
+		utm_medium, utm_campaign, sum(s) AS n, sum(k) AS m FROM (
+			SELECT site, hour, landing_path, utm_source, utm_medium, utm_campaign,
+				argMax(sessions, version) AS s, argMax(converted, version) AS k
+			FROM `+c.db+`.landing_hourly WHERE hour >= toDateTime(@from) AND hour < toDateTime(@to)
+			GROUP BY site, hour, landing_path, utm_source, utm_medium, utm_campaign, cell
+		) GROUP BY site, hour, landing_path, utm_source, utm_medium, utm_campaign HAVING n != 0 OR m != 0`,
+		ch.Named("from", hf), ch.Named("to", ht))
+	if err != nil {
+		return nil, err
+	}
+	r.Exposures, err = c.exposures(ctx, `SELECT site, experiment, anonymous_id, first_ms, variant,
+		toInt64(conv_ms) >= first_ms FROM (
+			SELECT site, experiment, anonymous_id, tupleElement(m, 1) AS first_ms, tupleElement(m, 2) AS variant FROM (
+				SELECT site, experiment, anonymous_id, min((first_ms, variant)) AS m FROM `+c.db+`.exposures
+				GROUP BY site, experiment, anonymous_id)
+			WHERE first_ms >= @from AND first_ms < @to
+		) ANY LEFT JOIN (
+			SELECT site, anonymous_id, max(last_ms) AS conv_ms FROM `+c.db+`.conversions GROUP BY site, anonymous_id
+		) USING (site, anonymous_id)`, ch.Named("from", fromMs), ch.Named("to", toMs))
+	if err != nil {
+		return nil, err
+	}
+	sortRollups(r)
+	return r, nil
+}
+
+func (c *ClickHouse) sessions(ctx context.Context, q string, args ...any) ([]sink.Session, error) {
+	rows, err := c.conn.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query sessions: %w", err)
+	}
+	defer rows.Close()
+	var out []sink.Session
+	for rows.Next() {
+		var (
+			s    sink.Session
+			conv uint8
+		)
+		if err := rows.Scan(&s.Site, &s.AnonymousID, &s.StartMs, &s.LandingMs, &s.LandingPath, &s.UTMSource,
+			&s.UTMMedium, &s.UTMCampaign, &conv, &s.Version); err != nil {
+			return nil, fmt.Errorf("scan session: %w", err)
+		}
+		s.Converted = conv == 1
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+func (c *ClickHouse) landingHours(ctx context.Context, q string, args ...any) ([]sink.LandingHour, error) {
+	rows, err := c.conn.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query landing hours: %w", err)
+	}
+	defer rows.Close()
+	var out []sink.LandingHour
+	for rows.Next() {
+		var l sink.LandingHour
+		if err := rows.Scan(&l.Site, &l.HourMs, &l.LandingPath, &l.UTMSource, &l.UTMMedium, &l.UTMCampaign,
+			&l.Sessions, &l.Converted); err != nil {
+			return nil, fmt.Errorf("scan landing hour: %w", err)
+		}
+		out = append(out, l)
+	}
+	return out, rows.Err()
+}
+
+func (c *ClickHouse) exposures(ctx context.Context, q string, args ...any) ([]sink.VisitorExposure, error) {
+	rows, err := c.conn.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query exposures: %w", err)
+	}
+	defer rows.Close()
+	var out []sink.VisitorExposure
+	for rows.Next() {
+		var (
+			e    sink.VisitorExposure
+			conv uint8
+		)
+		if err := rows.Scan(&e.Site, &e.Experiment, &e.AnonymousID, &e.FirstMs, &e.Variant, &conv); err != nil {
+			return nil, fmt.Errorf("scan exposure: %w", err)
+		}
+		e.Converted = conv == 1
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// sortRollups puts rollups in their canonical order.
+func sortRollups(r *sink.Rollups) {
+	sort.Slice(r.Sessions, func(i, j int) bool {
+		a, b := &r.Sessions[i], &r.Sessions[j]
+		if a.Site != b.Site {
+			return a.Site < b.Site
+		}
+		if a.AnonymousID != b.AnonymousID {
+			return a.AnonymousID < b.AnonymousID
+		}
+		return a.StartMs < b.StartMs
+	})
+	sort.Slice(r.Landing, func(i, j int) bool { return landingLess(&r.Landing[i].LandingKey, &r.Landing[j].LandingKey) })
+	sort.Slice(r.Exposures, func(i, j int) bool {
+		a, b := &r.Exposures[i], &r.Exposures[j]
+		if a.Site != b.Site {
+			return a.Site < b.Site
+		}
+		if a.Experiment != b.Experiment {
+			return a.Experiment < b.Experiment
+		}
+		return a.AnonymousID < b.AnonymousID
+	})
+}
+
+func landingLess(a, b *sink.LandingKey) bool {
+	switch {
+	case a.Site != b.Site:
+		return a.Site < b.Site
+	case a.HourMs != b.HourMs:
+		return a.HourMs < b.HourMs
+	case a.LandingPath != b.LandingPath:
+		return a.LandingPath < b.LandingPath
+	case a.UTMSource != b.UTMSource:
+		return a.UTMSource < b.UTMSource
+	case a.UTMMedium != b.UTMMedium:
+		return a.UTMMedium < b.UTMMedium
+	}
+	return a.UTMCampaign < b.UTMCampaign
+}
+
+// Resume returns the sessions that may still be open: those of visitors with a signal
+// within timeoutMs of the newest stored signal, each with its latest pre-rolled row and
+// the visitor's non-bot signals from the session's start on.
+func (c *ClickHouse) Resume(ctx context.Context, timeoutMs int64) ([]sink.Resume, error) {
+	var newest int64
+	if err := c.conn.QueryRow(ctx, "SELECT max(received_ms) FROM "+c.db+".signals WHERE bot = 0").Scan(&newest); err != nil {
+		return nil, fmt.Errorf("find the newest signal: %w", err)
+	}
+	if newest == 0 {
+		return nil, nil
+	}
+	since := newest - timeoutMs
+	active := "(site, anonymous_id) IN (SELECT site, anonymous_id FROM " + c.db + ".signals WHERE bot = 0 AND received_ms >= @since)"
+	sessions, err := c.sessions(ctx, `SELECT site, anonymous_id, start_ms, argMax(landing_ms, version),
+		argMax(landing_path, version), argMax(utm_source, version), argMax(utm_medium, version),
+		argMax(utm_campaign, version), argMax(converted, version), max(version)
+		FROM `+c.db+`.sessions WHERE `+active+` GROUP BY site, anonymous_id, start_ms`, ch.Named("since", since))
+	if err != nil {
+		return nil, err
+	}
+	out, first := sink.LatestSessions(sessions)
+	if len(out) == 0 {
+		return nil, nil
+	}
+	signals, err := c.query(ctx, "WHERE bot = 0 AND received_ms >= @first AND "+active+" ORDER BY received_ms",
+		ch.Named("first", first), ch.Named("since", since))
+	if err != nil {
+		return nil, err
+	}
+	return sink.AttachSignals(out, signals), nil
+}
+
+// goalsArg binds the goal names as an array literal for has().
+func goalsArg(goals []string) any {
+	set := make(ch.ArraySet, len(goals))
+	for i, g := range goals {
+		set[i] = g
+	}
+	return ch.Named("goals", set)
+}

@@ -1,0 +1,386 @@
+package sinktest
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/rungdev/rung/schemas"
+	"github.com/rungdev/rung/sink"
+)
+
+const (
+	hour   = int64(time.Hour / time.Millisecond)
+	minute = int64(time.Minute / time.Millisecond)
+)
+
+// h0 is the start of the hour holding base: rollup fixtures start there.
+var h0 = sink.HourMs(base)
+
+// rollupBatches are three flushes' worth of rollup rows as a pre-aggregator writes them:
+// absolute values with versions, two cells, a session that moves from no landing page to
+// /p and converts, an exposure replaced by a tie with a smaller variant and one ignored
+// for being later, and a conversion ignored for being older.
+func rollupBatches() []*sink.Batch {
+	k1 := sink.LandingKey{Site: "a.example", HourMs: h0, UTMSource: "g"}
+	k2 := sink.LandingKey{Site: "a.example", HourMs: h0, LandingPath: "/p", UTMSource: "g"}
+	k3 := sink.LandingKey{Site: "b.example", HourMs: h0 + hour, LandingPath: "/q"}
+	return []*sink.Batch{{
+		Sessions: []sink.Session{
+			{Site: "a.example", AnonymousID: "v1", StartMs: h0 + 1000, UTMSource: "g", Version: 1},
+			{Site: "a.example", AnonymousID: "v2", StartMs: h0 + 2000, LandingMs: h0 + 2000, LandingPath: "/p", UTMSource: "g", Version: 1},
+		},
+		Landing: []sink.LandingCell{
+			{LandingKey: k1, Cell: 7, Sessions: 1, Version: 1},
+			{LandingKey: k2, Cell: 7, Sessions: 1, Version: 1},
+		},
+		Exposures: []sink.Exposure{
+			{Site: "a.example", Experiment: "hero", AnonymousID: "v1", FirstMs: h0 + 1000, Variant: "b"},
+			{Site: "a.example", Experiment: "hero", AnonymousID: "v2", FirstMs: h0 + 2000, Variant: "control"},
+		},
+		Conversions: []sink.Conversion{{Site: "a.example", AnonymousID: "v2", LastMs: h0 + 2500}},
+	}, {
+		Sessions: []sink.Session{
+			{Site: "a.example", AnonymousID: "v1", StartMs: h0 + 1000, LandingMs: h0 + 1500, LandingPath: "/p",
+				UTMSource: "g", Converted: true, Version: 2},
+		},
+		Landing: []sink.LandingCell{
+			{LandingKey: k1, Cell: 1 << 63, Sessions: -1, Version: 1}, // the top bit survives SQLite's int64
+			{LandingKey: k2, Cell: 1 << 63, Sessions: 1, Converted: 1, Version: 1},
+			{LandingKey: k3, Cell: 9, Sessions: 4, Converted: 2, Version: 1},
+		},
+		Exposures: []sink.Exposure{
+			{Site: "a.example", Experiment: "hero", AnonymousID: "v1", FirstMs: h0 + 1000, Variant: "a"},
+			{Site: "a.example", Experiment: "hero", AnonymousID: "v2", FirstMs: h0 + 3000, Variant: "b"},
+			{Site: "b.example", Experiment: "menu", AnonymousID: "v3", FirstMs: h0 + hour, Variant: "control"},
+		},
+		Conversions: []sink.Conversion{
+			{Site: "a.example", AnonymousID: "v1", LastMs: h0 + 1600},
+			{Site: "a.example", AnonymousID: "v2", LastMs: h0 + 2400},
+		},
+	}, {
+		Landing: []sink.LandingCell{
+			{LandingKey: k2, Cell: 7, Sessions: 2, Version: 2},
+			{LandingKey: k3, Cell: 9, Sessions: 3, Converted: 1, Version: 3},
+			{LandingKey: k3, Cell: 9, Sessions: 9, Converted: 9, Version: 2}, // older: loses
+		},
+		Sessions: []sink.Session{
+			// An older version of v2's session arriving late: loses.
+			{Site: "a.example", AnonymousID: "v2", StartMs: h0 + 2000, Version: 0},
+		},
+	}}
+}
+
+// wantRollups is what the batches above must read back as.
+func wantRollups() (landing []sink.LandingCount, variants []sink.VariantCount, pre *sink.Rollups) {
+	landing = []sink.LandingCount{{LandingPath: "/p", Sessions: 3, Converted: 1}}
+	variants = []sink.VariantCount{{Variant: "a", Visitors: 1, Converted: 1}, {Variant: "control", Visitors: 1, Converted: 1}}
+	pre = &sink.Rollups{
+		Sessions: []sink.Session{
+			{Site: "a.example", AnonymousID: "v1", StartMs: h0 + 1000, LandingMs: h0 + 1500, LandingPath: "/p",
+				UTMSource: "g", Converted: true, Version: 2},
+			{Site: "a.example", AnonymousID: "v2", StartMs: h0 + 2000, LandingMs: h0 + 2000, LandingPath: "/p", UTMSource: "g", Version: 1},
+		},
+		Landing: []sink.LandingHour{
+			{LandingKey: sink.LandingKey{Site: "a.example", HourMs: h0, LandingPath: "/p", UTMSource: "g"}, Sessions: 3, Converted: 1},
+			{LandingKey: sink.LandingKey{Site: "b.example", HourMs: h0 + hour, LandingPath: "/q"}, Sessions: 3, Converted: 1},
+		},
+		Exposures: []sink.VisitorExposure{
+			{Exposure: sink.Exposure{Site: "a.example", Experiment: "hero", AnonymousID: "v1", FirstMs: h0 + 1000, Variant: "a"}, Converted: true},
+			{Exposure: sink.Exposure{Site: "a.example", Experiment: "hero", AnonymousID: "v2", FirstMs: h0 + 2000, Variant: "control"}, Converted: true},
+			{Exposure: sink.Exposure{Site: "b.example", Experiment: "menu", AnonymousID: "v3", FirstMs: h0 + hour, Variant: "control"}},
+		},
+	}
+	return landing, variants, pre
+}
+
+func rollups(t *testing.T, s Store) {
+	for _, b := range rollupBatches() {
+		if err := s.Write(context.Background(), b); err != nil {
+			t.Fatalf("Write: %v", err)
+		}
+	}
+	checkRollups(t, s, "written once")
+	if o, ok := s.(Optimizer); ok {
+		if err := o.Optimize(context.Background()); err != nil {
+			t.Fatalf("Optimize: %v", err)
+		}
+		checkRollups(t, s, "after merges")
+	}
+}
+
+// retriedRollups writes every batch twice, the way a flush retried after an ambiguous
+// error does, and the second batch again after the third: nothing may count twice.
+func retriedRollups(t *testing.T, s Store) {
+	bs := rollupBatches()
+	for _, b := range []*sink.Batch{bs[0], bs[0], bs[1], bs[1], bs[2], bs[1], bs[2]} {
+		if err := s.Write(context.Background(), b); err != nil {
+			t.Fatalf("Write: %v", err)
+		}
+	}
+	checkRollups(t, s, "retried")
+}
+
+func checkRollups(t *testing.T, s Store, when string) {
+	t.Helper()
+	ctx := context.Background()
+	wantLanding, wantVariants, wantPre := wantRollups()
+	landing, err := s.LandingCounts(ctx, sink.LandingFilter{Site: "a.example", FromMs: h0, ToMs: h0 + hour})
+	if err != nil {
+		t.Fatalf("LandingCounts: %v", err)
+	}
+	same(t, when+": landing pages", landing, wantLanding)
+	// The range widens to whole hours; the utm filter applies; another site is apart.
+	landing, err = s.LandingCounts(ctx, sink.LandingFilter{Site: "a.example", FromMs: h0 + 10*minute, ToMs: h0 + 20*minute, UTMSource: "g"})
+	if err != nil {
+		t.Fatalf("LandingCounts: %v", err)
+	}
+	same(t, when+": landing pages, hour widened, utm_source=g", landing, wantLanding)
+	landing, err = s.LandingCounts(ctx, sink.LandingFilter{Site: "a.example", FromMs: h0, ToMs: h0 + hour, UTMSource: "other"})
+	if err != nil {
+		t.Fatalf("LandingCounts: %v", err)
+	}
+	same(t, when+": landing pages, utm_source=other", landing, []sink.LandingCount(nil))
+	landing, err = s.LandingCounts(ctx, sink.LandingFilter{FromMs: h0, ToMs: h0 + 2*hour})
+	if err != nil {
+		t.Fatalf("LandingCounts: %v", err)
+	}
+	same(t, when+": landing pages of every site", landing, []sink.LandingCount{
+		{LandingPath: "/p", Sessions: 3, Converted: 1}, {LandingPath: "/q", Sessions: 3, Converted: 1}})
+
+	variants, err := s.VariantCounts(ctx, sink.ExperimentFilter{Site: "a.example", Experiment: "hero", FromMs: 0, ToMs: h0 + 24*hour})
+	if err != nil {
+		t.Fatalf("VariantCounts: %v", err)
+	}
+	same(t, when+": variants", variants, wantVariants)
+	variants, err = s.VariantCounts(ctx, sink.ExperimentFilter{Experiment: "hero", FromMs: h0 + 1500, ToMs: h0 + 24*hour})
+	if err != nil {
+		t.Fatalf("VariantCounts: %v", err)
+	}
+	same(t, when+": variants first exposed from +1.5s", variants, []sink.VariantCount{{Variant: "control", Visitors: 1, Converted: 1}})
+
+	exps, err := s.Experiments(ctx, "")
+	if err != nil {
+		t.Fatalf("Experiments: %v", err)
+	}
+	same(t, when+": experiments", exps, []sink.ExperimentInfo{
+		{Experiment: "hero", Visitors: 2, FirstMs: h0 + 1000, LastMs: h0 + 2000},
+		{Experiment: "menu", Visitors: 1, FirstMs: h0 + hour, LastMs: h0 + hour}})
+
+	pre, err := s.PreRolled(ctx, h0, h0+2*hour)
+	if err != nil {
+		t.Fatalf("PreRolled: %v", err)
+	}
+	same(t, when+": pre-rolled", pre, wantPre)
+}
+
+// same fails the test when got and want differ, nil and empty slices alike.
+func same[T any](t *testing.T, what string, got, want T) {
+	t.Helper()
+	if !reflect.DeepEqual(normal(got), normal(want)) {
+		t.Errorf("%s:\n got  %+v\n want %+v", what, got, want)
+	}
+}
+
+// normal makes empty slices nil, so DeepEqual compares contents.
+func normal(v any) any {
+	switch x := v.(type) {
+	case []sink.LandingCount:
+		if len(x) == 0 {
+			return []sink.LandingCount(nil)
+		}
+	case []sink.VariantCount:
+		if len(x) == 0 {
+			return []sink.VariantCount(nil)
+		}
+	case *sink.Rollups:
+		if x == nil {
+			return x
+		}
+		c := *x
+		if len(c.Sessions) == 0 {
+			c.Sessions = nil
+		}
+		if len(c.Landing) == 0 {
+			c.Landing = nil
+		}
+		if len(c.Exposures) == 0 {
+			c.Exposures = nil
+		}
+		return &c
+	}
+	return v
+}
+
+// Traffic whose rollups are worked out by hand, for the recomputation. With a 30-minute
+// timeout, on a.example:
+//
+//	v1: pageview /home (utm g) at +0, goal at +10m and a copy of it at +11m (one event),
+//	    then after exactly 30 minutes a new session: exposure hero/b at +40m, pageviews
+//	    /pricing (utm x) and /about (utm y) both at +41m, the tie going to /about; a bot
+//	    pageview at +50m that counts for nothing.
+//	v2: a goal at +5m (a session without a pageview), exposure hero/control at +6m and
+//	    hero/b at +7m: the first exposure decides, the earlier goal does not convert it.
+//	v4: pageview /x at +1m and a later copy of it at +1m5s.
+//
+// and on b.example, v3: exposure hero/b at +2h, goal at +3h (a new session, and a
+// conversion after the exposure).
+func recomputeSignals() []schemas.Signal {
+	pv := func(anon, id string, at int64, path, src string) schemas.Signal {
+		return schemas.Signal{Type: schemas.TypePageview, ReceivedAt: h0 + at, Site: "a.example", AnonymousID: anon,
+			EventID: id, URL: "https://a.example" + path, Path: path, UTMSource: src}
+	}
+	ev := func(site, anon, id string, at int64, name string) schemas.Signal {
+		return schemas.Signal{Type: schemas.TypeEvent, ReceivedAt: h0 + at, Site: site, AnonymousID: anon, EventID: id, Name: name}
+	}
+	ex := func(site, anon, id string, at int64, variant string) schemas.Signal {
+		return schemas.Signal{Type: schemas.TypeExposure, ReceivedAt: h0 + at, Site: site, AnonymousID: anon, EventID: id,
+			Experiment: "hero", Variant: variant}
+	}
+	bot := pv("v1", "v1-bot", 50*minute, "/bot", "")
+	bot.Bot = true
+	return []schemas.Signal{
+		pv("v1", "v1-1", 0, "/home", "g"),
+		ev("a.example", "v2", "v2-1", 5*minute, "form_submitted"),
+		ev("a.example", "v1", "v1-2", 10*minute, "form_submitted"),
+		ev("a.example", "v1", "v1-2", 11*minute, "form_submitted"),
+		ev("a.example", "v1", "v1-3", 12*minute, "scrolled"),
+		pv("v4", "v4-1", minute, "/x", ""),
+		pv("v4", "v4-1", minute+5000, "/x", ""),
+		ex("a.example", "v2", "v2-2", 6*minute, "control"),
+		ex("a.example", "v2", "v2-3", 7*minute, "b"),
+		ex("a.example", "v1", "v1-4", 42*minute, "b"),
+		pv("v1", "v1-5", 43*minute, "/pricing", "x"),
+		pv("v1", "v1-6", 43*minute, "/about", "y"),
+		bot,
+		ex("b.example", "v3", "v3-1", 2*hour, "b"),
+		ev("b.example", "v3", "v3-2", 3*hour, "form_submitted"),
+	}
+}
+
+var rules = sink.Rules{SessionTimeoutMs: 30 * minute, Goals: []string{"form_submitted", "purchase"}}
+
+func recompute(t *testing.T, s Store) {
+	ctx := context.Background()
+	if err := s.Write(ctx, &sink.Batch{Signals: recomputeSignals()}); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	a := func(anon string, start, lms int64, path, src string, conv bool) sink.Session {
+		if path == "" {
+			return sink.Session{Site: "a.example", AnonymousID: anon, StartMs: h0 + start, Converted: conv}
+		}
+		return sink.Session{Site: "a.example", AnonymousID: anon, StartMs: h0 + start, LandingMs: h0 + lms,
+			LandingPath: path, UTMSource: src, Converted: conv}
+	}
+	key := func(site string, at int64, path, src string) sink.LandingKey {
+		return sink.LandingKey{Site: site, HourMs: h0 + at, LandingPath: path, UTMSource: src}
+	}
+	want := &sink.Rollups{
+		Sessions: []sink.Session{
+			a("v1", 0, 0, "/home", "g", true),
+			a("v1", 42*minute, 43*minute, "/about", "y", false),
+			a("v2", 5*minute, 0, "", "", true),
+			a("v4", minute, minute, "/x", "", false),
+			{Site: "b.example", AnonymousID: "v3", StartMs: h0 + 2*hour},
+			{Site: "b.example", AnonymousID: "v3", StartMs: h0 + 3*hour, Converted: true},
+		},
+		Landing: []sink.LandingHour{
+			{LandingKey: key("a.example", 0, "", ""), Sessions: 1, Converted: 1},
+			{LandingKey: key("a.example", 0, "/about", "y"), Sessions: 1},
+			{LandingKey: key("a.example", 0, "/home", "g"), Sessions: 1, Converted: 1},
+			{LandingKey: key("a.example", 0, "/x", ""), Sessions: 1},
+			{LandingKey: key("b.example", 2*hour, "", ""), Sessions: 1},
+			{LandingKey: key("b.example", 3*hour, "", ""), Sessions: 1, Converted: 1},
+		},
+		Exposures: []sink.VisitorExposure{
+			{Exposure: sink.Exposure{Site: "a.example", Experiment: "hero", AnonymousID: "v1", FirstMs: h0 + 42*minute, Variant: "b"}},
+			{Exposure: sink.Exposure{Site: "a.example", Experiment: "hero", AnonymousID: "v2", FirstMs: h0 + 6*minute, Variant: "control"}},
+			{Exposure: sink.Exposure{Site: "b.example", Experiment: "hero", AnonymousID: "v3", FirstMs: h0 + 2*hour, Variant: "b"}, Converted: true},
+		},
+	}
+	got, err := s.Recompute(ctx, h0, h0+4*hour, rules)
+	if err != nil {
+		t.Fatalf("Recompute: %v", err)
+	}
+	same(t, "recomputed", got, want)
+
+	// A range that starts after a visitor's first session still sees their history: v1's
+	// second session is one, not the start of something new; v3's second session alone.
+	got, err = s.Recompute(ctx, h0+30*minute, h0+4*hour, rules)
+	if err != nil {
+		t.Fatalf("Recompute: %v", err)
+	}
+	same(t, "recomputed from +30m, sessions", got.Sessions, []sink.Session{want.Sessions[1], want.Sessions[4], want.Sessions[5]})
+	same(t, "recomputed from +30m, exposures", got.Exposures, []sink.VisitorExposure{want.Exposures[0], want.Exposures[2]})
+
+	landing, err := s.RecomputeLanding(ctx, sink.LandingFilter{Site: "a.example", FromMs: h0, ToMs: h0 + hour}, rules)
+	if err != nil {
+		t.Fatalf("RecomputeLanding: %v", err)
+	}
+	same(t, "recomputed landing pages", landing, []sink.LandingCount{
+		{LandingPath: "", Sessions: 1, Converted: 1}, {LandingPath: "/about", Sessions: 1},
+		{LandingPath: "/home", Sessions: 1, Converted: 1}, {LandingPath: "/x", Sessions: 1}})
+	landing, err = s.RecomputeLanding(ctx, sink.LandingFilter{FromMs: h0, ToMs: h0 + hour, UTMSource: "g"}, rules)
+	if err != nil {
+		t.Fatalf("RecomputeLanding: %v", err)
+	}
+	same(t, "recomputed landing pages, utm_source=g", landing, []sink.LandingCount{{LandingPath: "/home", Sessions: 1, Converted: 1}})
+
+	// A session ends after a gap of the timeout: one millisecond less keeps it going.
+	longer := rules
+	longer.SessionTimeoutMs = 30*minute + 1
+	got, err = s.Recompute(ctx, h0, h0+hour, longer)
+	if err != nil {
+		t.Fatalf("Recompute: %v", err)
+	}
+	if n := len(got.Sessions); n != 3 {
+		t.Errorf("with a timeout of 30m+1ms: %d sessions on a.example, want 3 (v1 one session): %+v", n, got.Sessions)
+	}
+}
+
+func resume(t *testing.T, s Store) {
+	ctx := context.Background()
+	if got, err := s.Resume(ctx, 30*minute); err != nil || len(got) != 0 {
+		t.Fatalf("Resume of an empty store: %v, %v", got, err)
+	}
+	sig := func(anon string, at int64) schemas.Signal {
+		return schemas.Signal{Type: schemas.TypePageview, ReceivedAt: h0 + at, Site: "a.example", AnonymousID: anon,
+			EventID: fmt.Sprintf("%s-%d", anon, at), URL: "https://a.example/", Path: "/"}
+	}
+	b := &sink.Batch{
+		Signals: []schemas.Signal{sig("old", 0), sig("open", 0), sig("open", 50*minute), sig("open", 70*minute), sig("new", 80*minute)},
+		Sessions: []sink.Session{
+			{Site: "a.example", AnonymousID: "old", StartMs: h0, Version: 1},
+			{Site: "a.example", AnonymousID: "open", StartMs: h0, Version: 1},
+			{Site: "a.example", AnonymousID: "open", StartMs: h0 + 50*minute, Version: 1},
+			{Site: "a.example", AnonymousID: "open", StartMs: h0 + 50*minute, LandingMs: h0 + 50*minute, LandingPath: "/", Version: 2},
+			{Site: "a.example", AnonymousID: "new", StartMs: h0 + 80*minute, Version: 3},
+		},
+	}
+	bot := sig("open", 90*minute) // bots neither make "now" nor come back
+	bot.Bot = true
+	b.Signals = append(b.Signals, bot)
+	if err := s.Write(ctx, b); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	got, err := s.Resume(ctx, 30*minute)
+	if err != nil {
+		t.Fatalf("Resume: %v", err)
+	}
+	byAnon := map[string]sink.Resume{}
+	for _, r := range got {
+		byAnon[r.Session.AnonymousID] = r
+	}
+	if len(got) != 2 || byAnon["open"].Session.Version != 2 || byAnon["new"].Session.Version != 3 {
+		t.Fatalf("Resume: got %+v, want the sessions of open (version 2) and new (version 3)", got)
+	}
+	if r := byAnon["open"]; r.Session.StartMs != h0+50*minute || len(r.Signals) != 2 ||
+		r.Signals[0].ReceivedAt != h0+50*minute || r.Signals[1].ReceivedAt != h0+70*minute {
+		t.Errorf("Resume of open: %+v, want its session from +50m with the signals at +50m and +70m", r)
+	}
+	if r := byAnon["new"]; len(r.Signals) != 1 || r.Signals[0].EventID != "new-4800000" {
+		t.Errorf("Resume of new: %+v", r)
+	}
+}

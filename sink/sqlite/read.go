@@ -1,0 +1,262 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/rungdev/rung/sink"
+)
+
+// hourRange widens [from, to) to whole hours.
+func hourRange(fromMs, toMs int64) (int64, int64) {
+	from, to := sink.HourMs(fromMs), sink.HourMs(toMs)
+	if to < toMs {
+		to += 3600_000
+	}
+	return from, to
+}
+
+// LandingCounts sums the landing-page rollup per landing page.
+func (s *SQLite) LandingCounts(ctx context.Context, f sink.LandingFilter) ([]sink.LandingCount, error) {
+	from, to := hourRange(f.FromMs, f.ToMs)
+	where, args := "hour_ms >= ? AND hour_ms < ?", []any{from, to}
+	where, args = landingFilter(where, args, "", f)
+	return s.landingCounts(ctx, `SELECT landing_path, sum(sessions) AS n, sum(converted) AS m FROM landing_hourly
+		WHERE `+where+` GROUP BY landing_path HAVING n != 0 OR m != 0 ORDER BY landing_path`, args...)
+}
+
+func landingFilter(where string, args []any, prefix string, f sink.LandingFilter) (string, []any) {
+	for _, p := range []struct{ col, v string }{{"site", f.Site}, {"utm_source", f.UTMSource},
+		{"utm_medium", f.UTMMedium}, {"utm_campaign", f.UTMCampaign}} {
+		if p.v != "" {
+			where += " AND " + prefix + p.col + " = ?"
+			args = append(args, p.v)
+		}
+	}
+	return where, args
+}
+
+func (s *SQLite) landingCounts(ctx context.Context, q string, args ...any) ([]sink.LandingCount, error) {
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query landing pages: %w", err)
+	}
+	defer rows.Close()
+	var out []sink.LandingCount
+	for rows.Next() {
+		var l sink.LandingCount
+		if err := rows.Scan(&l.LandingPath, &l.Sessions, &l.Converted); err != nil {
+			return nil, fmt.Errorf("scan landing page: %w", err)
+		}
+		out = append(out, l)
+	}
+	return out, rows.Err()
+}
+
+// VariantCounts counts an experiment's visitors by the variant of their first exposure,
+// and those with a conversion at or after it.
+func (s *SQLite) VariantCounts(ctx context.Context, f sink.ExperimentFilter) ([]sink.VariantCount, error) {
+	where, args := "e.experiment = ? AND e.first_ms >= ? AND e.first_ms < ?", []any{f.Experiment, f.FromMs, f.ToMs}
+	if f.Site != "" {
+		where, args = where+" AND e.site = ?", append(args, f.Site)
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT e.variant, count(*), coalesce(sum(c.last_ms >= e.first_ms), 0)
+		FROM exposures e LEFT JOIN conversions c ON c.site = e.site AND c.anonymous_id = e.anonymous_id
+		WHERE `+where+` GROUP BY e.variant ORDER BY e.variant`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query experiment %q: %w", f.Experiment, err)
+	}
+	defer rows.Close()
+	var out []sink.VariantCount
+	for rows.Next() {
+		var v sink.VariantCount
+		if err := rows.Scan(&v.Variant, &v.Visitors, &v.Converted); err != nil {
+			return nil, fmt.Errorf("scan variant: %w", err)
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// Experiments lists the experiments with exposures, with their exposed visitors.
+func (s *SQLite) Experiments(ctx context.Context, site string) ([]sink.ExperimentInfo, error) {
+	where, args := "", []any{}
+	if site != "" {
+		where, args = " WHERE site = ?", append(args, site)
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT experiment, count(*), min(first_ms), max(first_ms) FROM exposures`+
+		where+` GROUP BY experiment ORDER BY experiment`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list experiments: %w", err)
+	}
+	defer rows.Close()
+	var out []sink.ExperimentInfo
+	for rows.Next() {
+		var e sink.ExperimentInfo
+		if err := rows.Scan(&e.Experiment, &e.Visitors, &e.FirstMs, &e.LastMs); err != nil {
+			return nil, fmt.Errorf("scan experiment: %w", err)
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+const sessionCols = "site, anonymous_id, start_ms, landing_ms, landing_path, utm_source, utm_medium, utm_campaign, converted, version"
+
+// PreRolled reads the rollups of [fromMs, toMs) as the pre-aggregator wrote them.
+func (s *SQLite) PreRolled(ctx context.Context, fromMs, toMs int64) (*sink.Rollups, error) {
+	r := &sink.Rollups{}
+	var err error
+	r.Sessions, err = s.sessions(ctx, `SELECT `+sessionCols+` FROM sessions WHERE start_ms >= ? AND start_ms < ?`, fromMs, toMs)
+	if err != nil {
+		return nil, err
+	}
+	hf, ht := hourRange(fromMs, toMs)
+	r.Landing, err = s.landingHours(ctx, `SELECT site, hour_ms, landing_path, utm_source, utm_medium, utm_campaign,
+		sum(sessions) AS n, sum(converted) AS m FROM landing_hourly WHERE hour_ms >= ? AND hour_ms < ?
+		GROUP BY site, hour_ms, landing_path, utm_source, utm_medium, utm_campaign HAVING n != 0 OR m != 0`, hf, ht)
+	if err != nil {
+		return nil, err
+	}
+	r.Exposures, err = s.exposures(ctx, `SELECT e.site, e.experiment, e.anonymous_id, e.first_ms, e.variant,
+		coalesce(c.last_ms >= e.first_ms, 0)
+		FROM exposures e LEFT JOIN conversions c ON c.site = e.site AND c.anonymous_id = e.anonymous_id
+		WHERE e.first_ms >= ? AND e.first_ms < ?`, fromMs, toMs)
+	if err != nil {
+		return nil, err
+	}
+	sortRollups(r)
+	return r, nil
+}
+
+func (s *SQLite) sessions(ctx context.Context, q string, args ...any) ([]sink.Session, error) {
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query sessions: %w", err)
+	}
+	defer rows.Close()
+	var out []sink.Session
+	for rows.Next() {
+		var (
+			x       sink.Session
+			conv    int
+			version int64
+		)
+		if err := rows.Scan(&x.Site, &x.AnonymousID, &x.StartMs, &x.LandingMs, &x.LandingPath, &x.UTMSource,
+			&x.UTMMedium, &x.UTMCampaign, &conv, &version); err != nil {
+			return nil, fmt.Errorf("scan session: %w", err)
+		}
+		x.Converted, x.Version = conv == 1, uint64(version)
+		out = append(out, x)
+	}
+	return out, rows.Err()
+}
+
+func (s *SQLite) landingHours(ctx context.Context, q string, args ...any) ([]sink.LandingHour, error) {
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query landing hours: %w", err)
+	}
+	defer rows.Close()
+	var out []sink.LandingHour
+	for rows.Next() {
+		var l sink.LandingHour
+		if err := rows.Scan(&l.Site, &l.HourMs, &l.LandingPath, &l.UTMSource, &l.UTMMedium, &l.UTMCampaign,
+			&l.Sessions, &l.Converted); err != nil {
+			return nil, fmt.Errorf("scan landing hour: %w", err)
+		}
+		out = append(out, l)
+	}
+	return out, rows.Err()
+}
+
+func (s *SQLite) exposures(ctx context.Context, q string, args ...any) ([]sink.VisitorExposure, error) {
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query exposures: %w", err)
+	}
+	defer rows.Close()
+	var out []sink.VisitorExposure
+	for rows.Next() {
+		var (
+			e    sink.VisitorExposure
+			conv int
+		)
+		if err := rows.Scan(&e.Site, &e.Experiment, &e.AnonymousID, &e.FirstMs, &e.Variant, &conv); err != nil {
+			return nil, fmt.Errorf("scan exposure: %w", err)
+		}
+		e.Converted = conv == 1
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// sortRollups puts rollups in their canonical order (byte order, as Go compares).
+func sortRollups(r *sink.Rollups) {
+	sort.Slice(r.Sessions, func(i, j int) bool {
+		a, b := &r.Sessions[i], &r.Sessions[j]
+		if a.Site != b.Site {
+			return a.Site < b.Site
+		}
+		if a.AnonymousID != b.AnonymousID {
+			return a.AnonymousID < b.AnonymousID
+		}
+		return a.StartMs < b.StartMs
+	})
+	sort.Slice(r.Landing, func(i, j int) bool {
+		a, b := &r.Landing[i].LandingKey, &r.Landing[j].LandingKey
+		switch {
+		case a.Site != b.Site:
+			return a.Site < b.Site
+		case a.HourMs != b.HourMs:
+			return a.HourMs < b.HourMs
+		case a.LandingPath != b.LandingPath:
+			return a.LandingPath < b.LandingPath
+		case a.UTMSource != b.UTMSource:
+			return a.UTMSource < b.UTMSource
+		case a.UTMMedium != b.UTMMedium:
+			return a.UTMMedium < b.UTMMedium
+		}
+		return a.UTMCampaign < b.UTMCampaign
+	})
+	sort.Slice(r.Exposures, func(i, j int) bool {
+		a, b := &r.Exposures[i], &r.Exposures[j]
+		if a.Site != b.Site {
+			return a.Site < b.Site
+		}
+		if a.Experiment != b.Experiment {
+			return a.Experiment < b.Experiment
+		}
+		return a.AnonymousID < b.AnonymousID
+	})
+}
+
+// Resume returns the sessions that may still be open: those of visitors with a signal
+// within timeoutMs of the newest stored signal, each with its latest pre-rolled row and
+// the visitor's non-bot signals from the session's start on.
+func (s *SQLite) Resume(ctx context.Context, timeoutMs int64) ([]sink.Resume, error) {
+	var newest *int64
+	if err := s.db.QueryRowContext(ctx, "SELECT max(received_ms) FROM signals WHERE bot = 0").Scan(&newest); err != nil {
+		return nil, fmt.Errorf("find the newest signal: %w", err)
+	}
+	if newest == nil {
+		return nil, nil
+	}
+	since := *newest - timeoutMs
+	const active = `(site, anonymous_id) IN (SELECT site, anonymous_id FROM signals WHERE bot = 0 AND received_ms >= ?)`
+	sessions, err := s.sessions(ctx, `SELECT `+sessionCols+` FROM sessions WHERE `+active, since)
+	if err != nil {
+		return nil, err
+	}
+	out, first := sink.LatestSessions(sessions)
+	if len(out) == 0 {
+		return nil, nil
+	}
+	signals, err := s.query(ctx, "WHERE bot = 0 AND received_ms >= ? AND "+active+" ORDER BY received_ms, rowid", first, since)
+	if err != nil {
+		return nil, err
+	}
+	return sink.AttachSignals(out, signals), nil
+}
+
