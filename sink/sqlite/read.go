@@ -259,4 +259,3 @@ func (s *SQLite) Resume(ctx context.Context, timeoutMs int64) ([]sink.Resume, er
 	}
 	return sink.AttachSignals(out, signals), nil
 }
-
