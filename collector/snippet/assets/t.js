@@ -30,12 +30,13 @@
     // Cookieless: the id and the queue live and die with the tab session.
     const st = safe(() => A('cookieless') != null ? sessionStorage : localStorage)()
     const get = safe((s, k) => JSON.parse(s.getItem(k)))
-    const put = safe((s, k, v) => s.setItem(k, JSON.stringify(v)))
+    // Respecting a privacy signal means storing nothing at all.
+    const put = safe((s, k, v) => off || s.setItem(k, JSON.stringify(v)))
     // 128 random bits as four decimal numbers: "2611814562-49035166-3948212811-729281934".
     const rid = () => crypto.getRandomValues(new Uint32Array(4)).join('-')
     const here = () => (hash ? L.href : L.href.split('#')[0]).slice(0, 2048)
     let id = off ? '' : get(st, 'rung_id') || rid(), q = [], fly = [], timer, tries = 0, last, path
-    off || put(st, 'rung_id', id)
+    put(st, 'rung_id', id)
     // A stored queue means the collector failed the last page that tried.
     let down = !off && get(st, 'rung_q')?.length
     // take empties memory and the stored queue into the caller's hands; keep stores
@@ -91,8 +92,9 @@
       const o = H[m]
       H[m] = function () {
         const v = o.apply(this, arguments)
-        // A replaceState that only tidies the query (drops utm_*, say) is no new page.
-        if (!r || L.pathname != path) view()
+        // A replaceState that only tidies the query (drops utm_*, say) is no new page,
+        // but the next navigation starts from the tidied address.
+        r && L.pathname == path ? last = here() : view()
         return v
       }
     })
