@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"html"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -176,6 +177,83 @@ func TestDemoJourneyCrossOrigin(t *testing.T) {
 	col.waitAccepted(len(journeySignals), 10*time.Second)
 	col.stop()
 	checkJourney(t, readSink(t, col.dataDir), v, site.URL)
+}
+
+// TestDemoJourneyServedByRung walks the demo as `rung serve` serves it, t.js and pages
+// from the collector's own origin, and checks how rung serves t.js on the wire.
+func TestDemoJourneyServedByRung(t *testing.T) {
+	col := startRung(t, freeAddr(t), t.TempDir())
+	checkServedScript(t, col)
+
+	browser := newBrowser(t)
+	tab, closeTab := newTab(t, browser)
+	v := takeJourney(t, tab, col.url(""), nil)
+	closeTab()
+
+	col.waitAccepted(len(journeySignals), 10*time.Second)
+	col.stop()
+	checkJourney(t, readSink(t, col.dataDir), v, col.url(""))
+}
+
+// checkServedScript fetches /t.js and the versioned path the demo names from rung.
+func checkServedScript(t *testing.T, col *rung) {
+	t.Helper()
+	page := httpGet(t, col.url("/demo/"), nil)
+	m := regexp.MustCompile(`src="(/t\.[0-9a-f]{12}\.js)"`).FindStringSubmatch(string(page.body))
+	if m == nil {
+		t.Fatalf("/demo/ names no versioned t.js:\n%s", page.body)
+	}
+	plain := httpGet(t, col.url("/t.js"), map[string]string{"Accept-Encoding": "identity"})
+	gz := httpGet(t, col.url(m[1]), map[string]string{"Accept-Encoding": "gzip"})
+	for _, c := range []struct {
+		what, got, want string
+	}{
+		{"/t.js Cache-Control", plain.header.Get("Cache-Control"), cacheScript},
+		{"/t.js Content-Type", plain.header.Get("Content-Type"), "text/javascript; charset=utf-8"},
+		{"/t.js Content-Encoding", plain.header.Get("Content-Encoding"), ""},
+		{m[1] + " Cache-Control", gz.header.Get("Cache-Control"), cacheVersioned},
+		{m[1] + " Content-Encoding", gz.header.Get("Content-Encoding"), "gzip"},
+		{m[1] + " Vary", gz.header.Get("Vary"), "Accept-Encoding"},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s = %q, want %q", c.what, c.got, c.want)
+		}
+	}
+	if !bytes.HasPrefix(plain.body, []byte("((w,d)=>{")) {
+		t.Errorf("/t.js does not start as the minified t.js: %.40q", plain.body)
+	}
+	t.Logf("rung serves t.js: %d bytes, %d gzipped", len(plain.body), len(gz.body))
+	if len(gz.body) > maxGzipped || len(gz.body) >= len(plain.body) {
+		t.Errorf("%s: %d bytes gzipped on the wire, want at most %d and less than %d", m[1], len(gz.body), maxGzipped, len(plain.body))
+	}
+}
+
+type response struct {
+	header http.Header
+	body   []byte
+}
+
+// httpGet fetches url without the client's transparent gzip, so the test sees the
+// bytes rung sent.
+func httpGet(t *testing.T, url string, hdr map[string]string) response {
+	t.Helper()
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	res, err := (&http.Client{Transport: &http.Transport{DisableCompression: true}}).Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("GET %s: %s (%v)", url, res.Status, err)
+	}
+	return response{res.Header, b}
 }
 
 // TestQueuedWhileCollectorDown takes the collector down, walks the demo, closes the

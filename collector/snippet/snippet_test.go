@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"compress/gzip"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -34,6 +37,20 @@ func TestScriptSize(t *testing.T) {
 	t.Logf("t.js: source %d bytes, minified %d bytes, gzipped %d bytes (limit %d)", len(src), min, gz, maxGzipped)
 	if gz > maxGzipped {
 		t.Errorf("t.js is %d bytes gzipped, over the %d-byte budget", gz, maxGzipped)
+	}
+	// The README's size table states today's figures.
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, row := range []string{
+		fmt.Sprintf("| source, `assets/t.js`, with comments | %s |", thousands(len(src))),
+		fmt.Sprintf("| served | %s |", thousands(min)),
+		fmt.Sprintf("| served, gzipped | %s |", thousands(gz)),
+	} {
+		if !bytes.Contains(readme, []byte(row)) {
+			t.Errorf("README.md lacks the row %q: update its size table", row)
+		}
 	}
 	// The gzipped bytes served must be the minified script.
 	zr, err := gzip.NewReader(bytes.NewReader(h.script.gz))
@@ -207,4 +224,13 @@ func TestPaths(t *testing.T) {
 			t.Errorf("GET %s (mounted as %s): status %d", path, p, res.StatusCode)
 		}
 	}
+}
+
+// thousands writes n with comma separators, as the README does: 1,485.
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }
