@@ -133,6 +133,20 @@ func TestSnippetBehaviour(t *testing.T) {
 	ids["twice"] = append(ids["twice"], eval[string](t, twice, `rung.id()`))
 	noPageErrors(t, twice)
 
+	// Closed within the second t.js waits before its first request: the beacon sent on
+	// pagehide carries the page view and the event.
+	closing := isolatedTab(t, browser, "")
+	run(t, closing, chromedp.Navigate(srv.URL+"/page/closed"))
+	waitJS(t, closing, `window.rung`)
+	ids["closed"] = append(ids["closed"], eval[string](t, closing, `rung.id()`))
+	sent := eval[int](t, closing, `rung.track('bye'), performance.getEntriesByType('resource').filter(e => e.name.endsWith('/collect')).length`)
+	if err := chromedp.Cancel(closing); err != nil {
+		t.Fatalf("close the tab: %v", err)
+	}
+	if sent != 0 {
+		t.Fatalf("t.js had sent %d requests before the tab was closed; the case needs none", sent)
+	}
+
 	// Storage that throws: the page is still counted.
 	nostore := isolatedTab(t, browser, `for (const k of ['localStorage', 'sessionStorage'])
 		Object.defineProperty(window, k, {get() { throw new DOMException('denied', 'SecurityError') }})`)
@@ -177,6 +191,7 @@ func TestSnippetBehaviour(t *testing.T) {
 		"hash":       {"pageview /page/hash", "pageview /page/hash"},
 		"cookieless": {"pageview /page/cookieless", "pageview /page/cookieless"},
 		"twice":      {"pageview /page/twice"},
+		"closed":     {"pageview /page/closed", "event /page/closed bye"},
 		"nostorage":  {"pageview /page/nostorage"},
 	}
 	total := 0
