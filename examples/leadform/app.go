@@ -160,44 +160,18 @@ func (a *app) page(w http.ResponseWriter, _ *http.Request) {
 	}
 }
 
-// pageHTML is the landing page. It sends rung a pageview and, on submit, form_submitted
-// (the lossy side), and posts the form with the visitor's anonymous_id (the durable side).
-// When rung's t.js is loaded and exposes rung.anonymousId(), its id is used; otherwise the
-// page keeps its own in localStorage and sends the signals itself.
+// pageHTML is the landing page. rung's t.js sends the page view and, on submit of the
+// marked form, form_submitted (the lossy side), and fills the form's anonymous_id field
+// so the lead it posts can be stitched to the visit (the durable side).
 const pageHTML = `<!doctype html>
 <html lang="en"><meta charset="utf-8"><title>Spring offer</title>
-<script src="{{.Rung}}/t.js" data-site="{{.Site}}" async></script>
+<script defer src="{{.Rung}}/t.js" data-site="{{.Site}}"></script>
 <h1>Spring offer</h1>
-<form id="lead" method="post" action="/leads">
-  <input type="hidden" name="anonymous_id" id="anonymous_id">
+<form id="lead" method="post" action="/leads" data-rung-form="lead">
+  <input type="hidden" name="anonymous_id">
   <label>Email <input type="email" name="email" required></label>
   <label>Name <input name="name"></label>
   <label>Budget <input name="amount" inputmode="decimal"></label>
   <button>Get in touch</button>
 </form>
-<script>
-(function () {
-  var rungURL = {{.Rung}}, site = {{.Site}};
-  function anonymousId() {
-    if (window.rung && typeof window.rung.anonymousId === "function") return window.rung.anonymousId();
-    var k = "rung_anonymous_id", id = localStorage.getItem(k);
-    if (!id) {
-      id = (crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random().toString(36).slice(2)).replace(/[^A-Za-z0-9_-]/g, "");
-      localStorage.setItem(k, id);
-    }
-    return id;
-  }
-  function signal(s) {
-    s.site = site; s.anonymous_id = anonymousId(); s.url = location.href;
-    navigator.sendBeacon(rungURL + "/collect", new Blob([JSON.stringify(s)], {type: "text/plain"}));
-  }
-  window.addEventListener("load", function () {
-    if (!window.rung) signal({type: "pageview", referrer: document.referrer});
-  });
-  document.getElementById("lead").addEventListener("submit", function () {
-    document.getElementById("anonymous_id").value = anonymousId();
-    signal({type: "event", name: "form_submitted"});
-  });
-})();
-</script>
 </html>`

@@ -201,7 +201,7 @@ func TestPage(t *testing.T) {
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{`action="/leads"`, `name="anonymous_id"`, `src="http://127.0.0.1:8080/t.js"`, `"form_submitted"`, `"http://127.0.0.1:8080"`} {
+	for _, want := range []string{`action="/leads"`, `name="anonymous_id"`, `src="http://127.0.0.1:8080/t.js"`, `data-rung-form="lead"`, `data-site=`} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("page lacks %s", want)
 		}
