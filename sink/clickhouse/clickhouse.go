@@ -42,7 +42,7 @@ var _ sink.Sink = (*ClickHouse)(nil)
 
 // Options tunes the sink; the zero value works.
 type Options struct {
-	Writers int // connections for concurrent flushes; default 4
+	Writers int // concurrent flushes; default 4 (each uses up to 4 connections at once)
 	// MaxServerAttempts bounds retries of an error the server returned (as opposed to
 	// the server being unreachable, which is retried until the context ends); default 5.
 	MaxServerAttempts int
@@ -70,8 +70,8 @@ func Open(ctx context.Context, dsn string, o Options, set *metrics.Set) (*ClickH
 		o.MaxServerAttempts = 5
 	}
 	opts.Auth.Database = "default" // the database may not exist yet
-	opts.MaxOpenConns = o.Writers + 2
-	opts.MaxIdleConns = o.Writers + 2
+	opts.MaxOpenConns = 4*o.Writers + 2
+	opts.MaxIdleConns = 4*o.Writers + 2
 	opts.DialTimeout = 5 * time.Second
 	conn, err := ch.Open(opts)
 	if err != nil {

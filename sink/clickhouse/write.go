@@ -6,6 +6,8 @@ import (
 	"math"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/rungdev/rung/sink"
 )
 
@@ -18,15 +20,27 @@ const (
 	insertConversions = "INSERT INTO %s.conversions (site, anonymous_id, last_ms)"
 )
 
-// writeRollups inserts the batch's rollup rows, one table at a time.
+// writeRollups inserts the batch's rollup rows, the four tables concurrently: each
+// insert costs a round trip and a part on the server whatever its size, so the flush
+// waits for the slowest one instead of their sum. The goroutines are the call's own and
+// have returned when it does.
 func (c *ClickHouse) writeRollups(ctx context.Context, b *sink.Batch) error {
-	if n := len(b.Sessions); n > 0 {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return c.writeSessions(ctx, b.Sessions) })
+	g.Go(func() error { return c.writeLanding(ctx, b.Landing) })
+	g.Go(func() error { return c.writeExposures(ctx, b.Exposures) })
+	g.Go(func() error { return c.writeConversions(ctx, b.Conversions) })
+	return g.Wait()
+}
+
+func (c *ClickHouse) writeSessions(ctx context.Context, rows []sink.Session) error {
+	if n := len(rows); n > 0 {
 		date, site, anon := make([]time.Time, n), make([]string, n), make([]string, n)
 		start, lms := make([]int64, n), make([]int64, n)
 		path, src, med, camp := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		conv, ver := make([]uint8, n), make([]uint64, n)
-		for i := range b.Sessions {
-			s := &b.Sessions[i]
+		for i := range rows {
+			s := &rows[i]
 			date[i] = time.UnixMilli(s.StartMs).UTC()
 			site[i], anon[i], start[i], lms[i] = s.Site, s.AnonymousID, s.StartMs, s.LandingMs
 			path[i], src[i], med[i], camp[i] = s.LandingPath, s.UTMSource, s.UTMMedium, s.UTMCampaign
@@ -35,46 +49,50 @@ func (c *ClickHouse) writeRollups(ctx context.Context, b *sink.Batch) error {
 			}
 			ver[i] = s.Version
 		}
-		if err := c.send(ctx, "sessions", insertSessions, n, date, site, anon, start, lms, path, src, med, camp, conv, ver); err != nil {
-			return err
-		}
+		return c.send(ctx, "sessions", insertSessions, n, date, site, anon, start, lms, path, src, med, camp, conv, ver)
 	}
-	if n := len(b.Landing); n > 0 {
+	return nil
+}
+
+func (c *ClickHouse) writeLanding(ctx context.Context, rows []sink.LandingCell) error {
+	if n := len(rows); n > 0 {
 		date, hour, site := make([]time.Time, n), make([]time.Time, n), make([]string, n)
 		path, src, med, camp := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		cell, sess, conv, ver := make([]uint64, n), make([]int64, n), make([]int64, n), make([]uint64, n)
-		for i := range b.Landing {
-			l := &b.Landing[i]
+		for i := range rows {
+			l := &rows[i]
 			h := time.UnixMilli(l.HourMs).UTC()
 			date[i], hour[i], site[i] = h, h, l.Site
 			path[i], src[i], med[i], camp[i] = l.LandingPath, l.UTMSource, l.UTMMedium, l.UTMCampaign
 			cell[i], sess[i], conv[i], ver[i] = l.Cell, l.Sessions, l.Converted, l.Version
 		}
-		if err := c.send(ctx, "landing_hourly", insertLanding, n, date, hour, site, path, src, med, camp, cell, sess, conv, ver); err != nil {
-			return err
-		}
+		return c.send(ctx, "landing_hourly", insertLanding, n, date, hour, site, path, src, med, camp, cell, sess, conv, ver)
 	}
-	if n := len(b.Exposures); n > 0 {
+	return nil
+}
+
+func (c *ClickHouse) writeExposures(ctx context.Context, rows []sink.Exposure) error {
+	if n := len(rows); n > 0 {
 		site, exp, anon, variant := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		first, rank := make([]int64, n), make([]uint64, n)
-		for i := range b.Exposures {
-			e := &b.Exposures[i]
+		for i := range rows {
+			e := &rows[i]
 			site[i], exp[i], anon[i], first[i], variant[i] = e.Site, e.Experiment, e.AnonymousID, e.FirstMs, e.Variant
 			rank[i] = uint64(math.MaxInt64 - e.FirstMs)
 		}
-		if err := c.send(ctx, "exposures", insertExposures, n, site, exp, anon, first, variant, rank); err != nil {
-			return err
-		}
+		return c.send(ctx, "exposures", insertExposures, n, site, exp, anon, first, variant, rank)
 	}
-	if n := len(b.Conversions); n > 0 {
+	return nil
+}
+
+func (c *ClickHouse) writeConversions(ctx context.Context, rows []sink.Conversion) error {
+	if n := len(rows); n > 0 {
 		site, anon, last := make([]string, n), make([]string, n), make([]uint64, n)
-		for i := range b.Conversions {
-			v := &b.Conversions[i]
+		for i := range rows {
+			v := &rows[i]
 			site[i], anon[i], last[i] = v.Site, v.AnonymousID, uint64(max(v.LastMs, 0))
 		}
-		if err := c.send(ctx, "conversions", insertConversions, n, site, anon, last); err != nil {
-			return err
-		}
+		return c.send(ctx, "conversions", insertConversions, n, site, anon, last)
 	}
 	return nil
 }

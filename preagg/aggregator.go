@@ -1,0 +1,727 @@
+package preagg
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"unique"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/rungdev/rung/buffer"
+	"github.com/rungdev/rung/schemas"
+	"github.com/rungdev/rung/sink"
+)
+
+// Writer stores a flush: the raw signals and the rollup rows. sink.Sink is one.
+type Writer interface {
+	Write(ctx context.Context, b *sink.Batch) error
+}
+
+// Aggregator is the sessionizer. Create it with New, call Restore once before the first
+// flush, and hand FlushTo(sink) to the buffer. It starts no goroutines: it runs inside
+// the buffer's flushers, which may call it concurrently.
+type Aggregator struct {
+	cfg      Config
+	timeout  int64 // ms
+	goals    map[string]struct{}
+	perShard int
+	shards   []shard
+	lanes    []lane
+	txID     atomic.Uint64
+	txs      sync.Pool // *tx
+
+	open      atomic.Int64
+	started   *metrics.Counter
+	closed    *metrics.Counter
+	evicted   *metrics.Counter
+	dups      *metrics.Counter
+	late      *metrics.Counter
+	overflow  *metrics.Counter
+	aborted   *metrics.Counter
+	restored  *metrics.Counter
+	unresumed *metrics.Counter
+}
+
+// lane is one lock's worth of shards, shard % lanes, with the rollup cell its flushes
+// write. The buffer gives shard i to flusher i % flushers, so with as many lanes as
+// flushers each flusher has a lane to itself.
+type lane struct {
+	mu   sync.Mutex
+	cell *cell    // nil until first needed, and after a retirement
+	_    [48]byte // keep neighbouring lanes' locks off one cache line
+}
+
+// shard is one partition of the visitors, kept in a list by last activity: the front is
+// the least recently active. Its lane's lock guards it.
+type shard struct {
+	visitors    map[vkey]*visitor
+	front, back *visitor
+	n           int
+	watermark   int64 // newest received_at this shard has seen, Unix ms
+}
+
+type vkey struct{ site, anon string }
+
+// visitor is one (site, anonymous_id) with an open session. Its strings are its own
+// (interned or cloned), never the request body's.
+type visitor struct {
+	key         vkey
+	prev, next  *visitor
+	s           session
+	ids         []uint64 // xxhash of the session's event_ids, in arrival order
+	idx         map[uint64]struct{}
+	exps        []expo // first exposures seen while in memory
+	tx          uint64 // the transaction that last touched it
+	undo        int32  // its entry in that transaction's undo log
+	lane        int32
+	idsOverflow bool
+}
+
+// session is the rollup-relevant state of a visitor's current session, plus what the
+// transaction in progress has to write for it.
+type session struct {
+	start, last int64
+	version     uint64
+	land        landing
+	converted   bool
+	dirty       bool  // its row must be written
+	conv        int64 // latest conversion in the transaction in progress, 0 if none
+}
+
+// landing is the session's first pageview; ms == 0 while it has none.
+type landing struct {
+	ms                  int64
+	path, src, med, cmp string
+}
+
+func (l *landing) less(o *landing) bool {
+	switch {
+	case l.ms != o.ms:
+		return l.ms < o.ms
+	case l.path != o.path:
+		return l.path < o.path
+	case l.src != o.src:
+		return l.src < o.src
+	case l.med != o.med:
+		return l.med < o.med
+	}
+	return l.cmp < o.cmp
+}
+
+type expo struct {
+	exp, variant string
+	ms           int64
+	pending      bool // to be written by the transaction in progress
+}
+
+// idxAt is the session size from which event_ids are also kept in a map.
+const idxAt = 32
+
+// New makes an Aggregator and registers its metrics in set.
+func New(cfg Config, set *metrics.Set) (*Aggregator, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	cfg.defaults()
+	a := &Aggregator{
+		cfg:       cfg,
+		timeout:   cfg.SessionTimeout.Milliseconds(),
+		goals:     make(map[string]struct{}, len(cfg.Goals)),
+		perShard:  max(1, cfg.MaxOpenSessions/cfg.Shards),
+		shards:    make([]shard, cfg.Shards),
+		lanes:     make([]lane, cfg.Lanes),
+		started:   set.NewCounter(`rung_preagg_sessions_started_total`),
+		closed:    set.NewCounter(`rung_preagg_sessions_closed_total`),
+		evicted:   set.NewCounter(`rung_preagg_sessions_evicted_total`),
+		dups:      set.NewCounter(`rung_preagg_duplicates_total`),
+		late:      set.NewCounter(`rung_preagg_late_signals_total`),
+		overflow:  set.NewCounter(`rung_preagg_event_ids_overflow_total`),
+		aborted:   set.NewCounter(`rung_preagg_flushes_rolled_back_total`),
+		restored:  set.NewCounter(`rung_preagg_sessions_restored_total`),
+		unresumed: set.NewCounter(`rung_preagg_sessions_not_restored_total`),
+	}
+	set.NewGauge(`rung_preagg_sessions_open`, func() float64 { return float64(a.open.Load()) })
+	set.NewGauge(`rung_preagg_sessions_max`, func() float64 { return float64(a.perShard * cfg.Shards) })
+	for _, g := range cfg.Goals {
+		a.goals[g] = struct{}{}
+	}
+	for i := range a.shards {
+		a.shards[i].visitors = make(map[vkey]*visitor)
+	}
+	a.txs.New = func() any {
+		return &tx{a: a, mark: make([]bool, cfg.Shards), laneMark: make([]bool, cfg.Lanes),
+			delta: make(map[laneKey]*[2]int64)}
+	}
+	return a, nil
+}
+
+// Rules returns the rules the Aggregator runs with, for the recomputation.
+func (a *Aggregator) Rules() sink.Rules { return a.cfg.Rules() }
+
+// Open returns the number of visitors with an open session in memory.
+func (a *Aggregator) Open() int { return int(a.open.Load()) }
+
+// FlushTo returns the buffer's flush function: it rolls each batch into the sessions and
+// writes the signals with the rollup rows to w, as one transaction (see the package
+// comment). The batch's received_at times may be raised (late signals).
+func (a *Aggregator) FlushTo(w Writer) buffer.FlushFunc {
+	return func(ctx context.Context, signals []schemas.Signal) error {
+		t := a.begin(signals)
+		err := w.Write(ctx, &t.batch)
+		if err != nil {
+			a.aborted.Inc()
+			t.abort()
+		} else {
+			t.commit()
+		}
+		t.release()
+		return err
+	}
+}
+
+// tx is one flush in progress. It holds the locks of the shards its signals touch from
+// begin to commit or abort.
+type tx struct {
+	a        *Aggregator
+	id       uint64
+	mark     []bool  // shards touched
+	touched  []int   // shards touched, ascending
+	wm       []int64 // their watermarks before the transaction
+	laneMark []bool
+	locked   []int   // lanes locked, ascending
+	shard    []int32 // per signal, -1 for bots
+	undo     []undo
+	delta    map[laneKey]*[2]int64 // sessions, converted
+	batch    sink.Batch
+	spare    []*[2]int64
+}
+
+// laneKey attributes a landing count to the cell of the lane whose visitor moved it.
+type laneKey struct {
+	lane int32
+	sink.LandingKey
+}
+
+// undo is what abort needs to put one visitor back as it was before the transaction.
+type undo struct {
+	v       *visitor
+	created bool
+	s       session
+	emitted uint64 // the pre-transaction session's version after its rows in this transaction
+	idsLen  int
+	oldIDs  []uint64 // set when the session rolled over in this transaction
+	oldIdx  map[uint64]struct{}
+	reset   bool
+	exps    []expo // a copy, set when exposures changed in this transaction
+	expsSet bool
+	ovf     bool
+}
+
+// begin rolls signals into the sessions. The caller must commit or abort, then release.
+func (a *Aggregator) begin(signals []schemas.Signal) *tx {
+	t := a.txs.Get().(*tx)
+	t.id = a.txID.Add(1)
+	t.batch.Signals = signals
+	t.shard = t.shard[:0]
+	for i := range signals {
+		g := &signals[i]
+		if g.Bot || g.Type == schemas.TypeUnknown {
+			t.shard = append(t.shard, -1)
+			continue
+		}
+		s := buffer.ShardOf(g.AnonymousID, len(a.shards))
+		t.shard = append(t.shard, int32(s))
+		t.mark[s] = true
+	}
+	for i, m := range t.mark {
+		if m {
+			t.touched = append(t.touched, i)
+			t.mark[i] = false
+			t.laneMark[i%len(a.lanes)] = true
+		}
+	}
+	for i, m := range t.laneMark {
+		if m {
+			t.locked = append(t.locked, i)
+			t.laneMark[i] = false
+		}
+	}
+	for _, i := range t.locked { // ascending: no two transactions deadlock
+		a.lanes[i].mu.Lock()
+	}
+	for _, i := range t.touched {
+		sh := &a.shards[i]
+		t.wm = append(t.wm, sh.watermark)
+		a.sweep(sh, t.id)
+	}
+	for i := range signals {
+		if s := t.shard[i]; s >= 0 {
+			t.apply(int(s), &signals[i])
+		}
+	}
+	t.rows()
+	return t
+}
+
+// sweep lets closed sessions leave memory: those a timeout behind the newest signal the
+// shard has seen. Each shard goes by its own time, so a flusher running behind others
+// never closes sessions early. Visitors the transaction tx touched stay. Lock should be
+// held.
+func (a *Aggregator) sweep(sh *shard, tx uint64) {
+	for v := sh.front; v != nil && v.tx != tx && v.s.last+a.timeout <= sh.watermark; v = sh.front {
+		sh.remove(v)
+		a.open.Add(-1)
+		a.closed.Inc()
+	}
+}
+
+// apply rolls one signal into its visitor's session; s is the visitor's shard.
+func (t *tx) apply(s int, g *schemas.Signal) {
+	a := t.a
+	sh := &a.shards[s]
+	sh.watermark = max(sh.watermark, g.ReceivedAt)
+	v := sh.visitors[vkey{g.Site, g.AnonymousID}]
+	if v == nil {
+		v = t.create(sh, s, g)
+		t.start(v, g.ReceivedAt)
+	} else {
+		t.touch(v)
+		if g.ReceivedAt < v.s.last {
+			g.ReceivedAt = v.s.last // late: keep the visitor's timeline, raw row included
+			a.late.Inc()
+		}
+		if g.ReceivedAt-v.s.last >= a.timeout {
+			t.rollover(v)
+			t.start(v, g.ReceivedAt)
+		} else if v.seen(g.EventID) {
+			a.dups.Inc()
+			return
+		}
+	}
+	a.remember(v, g.EventID)
+	v.s.last = g.ReceivedAt
+	sh.moveToBack(v)
+	switch g.Type {
+	case schemas.TypePageview:
+		l := landing{ms: g.ReceivedAt, path: g.Path, src: g.UTMSource, med: g.UTMMedium, cmp: g.UTMCampaign}
+		if v.s.land.ms == 0 || l.less(&v.s.land) {
+			conv := int64(0)
+			if v.s.converted {
+				conv = 1
+			}
+			t.add(t.key(v), -1, -conv)
+			v.s.land = landing{ms: l.ms, path: intern(l.path), src: intern(l.src), med: intern(l.med), cmp: intern(l.cmp)}
+			t.add(t.key(v), 1, conv)
+			v.s.dirty = true
+		}
+	case schemas.TypeEvent:
+		if _, ok := a.goals[g.Name]; ok {
+			v.s.conv = max(v.s.conv, g.ReceivedAt)
+			if !v.s.converted {
+				v.s.converted = true
+				t.add(t.key(v), 0, 1)
+				v.s.dirty = true
+			}
+		}
+	case schemas.TypeExposure:
+		t.expose(v, g)
+	}
+}
+
+// create adds a visitor, evicting the least recently active one when the shard is full.
+func (t *tx) create(sh *shard, s int, g *schemas.Signal) *visitor {
+	a := t.a
+	if sh.n >= a.perShard {
+		a.sweep(sh, t.id) // closing beats evicting
+	}
+	if sh.n >= a.perShard {
+		if f := sh.front; f != nil && f.tx != t.id {
+			sh.remove(f)
+			a.open.Add(-1)
+			a.evicted.Inc()
+		}
+	}
+	v := &visitor{key: vkey{intern(g.Site), strings.Clone(g.AnonymousID)}, lane: int32(s % len(a.lanes)),
+		tx: t.id, undo: int32(len(t.undo))}
+	t.undo = append(t.undo, undo{v: v, created: true})
+	sh.visitors[v.key] = v
+	sh.pushBack(v)
+	a.open.Add(1)
+	return v
+}
+
+// touch records v's state before the transaction changes it, once per transaction.
+func (t *tx) touch(v *visitor) {
+	if v.tx == t.id {
+		return
+	}
+	v.tx, v.undo = t.id, int32(len(t.undo))
+	t.undo = append(t.undo, undo{v: v, s: v.s, idsLen: len(v.ids), ovf: v.idsOverflow})
+}
+
+// start opens a new session for v at ms and counts it under "no landing page yet".
+func (t *tx) start(v *visitor, ms int64) {
+	v.s = session{start: ms, last: ms, conv: v.s.conv}
+	v.s.dirty = true
+	t.add(t.key(v), 1, 0)
+	t.a.started.Inc()
+}
+
+// rollover closes v's session inside the transaction: its row is written now if it
+// changed, and its event_ids are forgotten (kept aside for abort).
+func (t *tx) rollover(v *visitor) {
+	t.emitSession(v)
+	u := &t.undo[v.undo]
+	if !u.reset {
+		u.reset, u.oldIDs, u.oldIdx = true, v.ids, v.idx
+		v.ids, v.idx = nil, nil
+	} else {
+		v.ids, v.idx = v.ids[:0], nil
+	}
+	v.idsOverflow = false
+}
+
+func (v *visitor) seen(id string) bool {
+	if id == "" {
+		return false
+	}
+	h := xxhash.Sum64String(id)
+	if v.idx != nil {
+		_, ok := v.idx[h]
+		return ok
+	}
+	for _, x := range v.ids {
+		if x == h {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *Aggregator) remember(v *visitor, id string) {
+	if id == "" {
+		return
+	}
+	if len(v.ids) >= a.cfg.MaxEventIDs {
+		if !v.idsOverflow {
+			v.idsOverflow = true
+			a.overflow.Inc()
+		}
+		return
+	}
+	h := xxhash.Sum64String(id)
+	v.ids = append(v.ids, h)
+	if v.idx != nil {
+		v.idx[h] = struct{}{}
+	} else if len(v.ids) > idxAt {
+		v.idx = make(map[uint64]struct{}, 2*len(v.ids))
+		for _, x := range v.ids {
+			v.idx[x] = struct{}{}
+		}
+	}
+}
+
+// expose records an exposure when it is the visitor's first to that experiment as far
+// as memory knows: the smallest (time, variant).
+func (t *tx) expose(v *visitor, g *schemas.Signal) {
+	for i := range v.exps {
+		e := &v.exps[i]
+		if e.exp != g.Experiment {
+			continue
+		}
+		if g.ReceivedAt < e.ms || (g.ReceivedAt == e.ms && g.Variant < e.variant) {
+			t.saveExps(v)
+			e.ms, e.variant, e.pending = g.ReceivedAt, intern(g.Variant), true
+		}
+		return
+	}
+	t.saveExps(v)
+	v.exps = append(v.exps, expo{exp: intern(g.Experiment), variant: intern(g.Variant), ms: g.ReceivedAt, pending: true})
+}
+
+func (t *tx) saveExps(v *visitor) {
+	u := &t.undo[v.undo]
+	if !u.expsSet && !u.created {
+		u.expsSet, u.exps = true, append([]expo(nil), v.exps...)
+	}
+}
+
+func (t *tx) key(v *visitor) laneKey {
+	return laneKey{v.lane, sink.LandingKey{Site: v.key.site, HourMs: sink.HourMs(v.s.start), LandingPath: v.s.land.path,
+		UTMSource: v.s.land.src, UTMMedium: v.s.land.med, UTMCampaign: v.s.land.cmp}}
+}
+
+func (t *tx) add(k laneKey, sessions, converted int64) {
+	if sessions == 0 && converted == 0 {
+		return
+	}
+	d := t.delta[k]
+	if d == nil {
+		if n := len(t.spare); n > 0 {
+			d, t.spare = t.spare[n-1], t.spare[:n-1]
+		} else {
+			d = new([2]int64)
+		}
+		t.delta[k] = d
+	}
+	d[0] += sessions
+	d[1] += converted
+}
+
+func (t *tx) emitSession(v *visitor) {
+	if !v.s.dirty {
+		return
+	}
+	v.s.dirty = false
+	v.s.version++
+	if u := &t.undo[v.undo]; !u.created && v.s.start == u.s.start {
+		u.emitted = v.s.version
+	}
+	l := &v.s.land
+	t.batch.Sessions = append(t.batch.Sessions, sink.Session{Site: v.key.site, AnonymousID: v.key.anon,
+		StartMs: v.s.start, LandingMs: l.ms, LandingPath: l.path, UTMSource: l.src, UTMMedium: l.med,
+		UTMCampaign: l.cmp, Converted: v.s.converted, Version: v.s.version})
+}
+
+// rows fills the batch's rollup rows from what the transaction changed.
+func (t *tx) rows() {
+	for i := range t.undo {
+		v := t.undo[i].v
+		t.emitSession(v)
+		if v.s.conv > 0 {
+			t.batch.Conversions = append(t.batch.Conversions, sink.Conversion{Site: v.key.site, AnonymousID: v.key.anon, LastMs: v.s.conv})
+			v.s.conv = 0
+		}
+		for j := range v.exps {
+			if e := &v.exps[j]; e.pending {
+				e.pending = false
+				t.batch.Exposures = append(t.batch.Exposures, sink.Exposure{Site: v.key.site, Experiment: e.exp,
+					AnonymousID: v.key.anon, FirstMs: e.ms, Variant: e.variant})
+			}
+		}
+	}
+	for k, d := range t.delta {
+		if d[0] == 0 && d[1] == 0 {
+			continue
+		}
+		c := t.a.lanes[k.lane].active(t.a.cfg.CellKeys)
+		cur := c.value(k.LandingKey)
+		t.batch.Landing = append(t.batch.Landing, sink.LandingCell{LandingKey: k.LandingKey, Cell: c.id,
+			Sessions: cur[0] + d[0], Converted: cur[1] + d[1], Version: c.version + 1})
+	}
+	// Keys an aborted flush may have left at a version this cell skipped are written
+	// back to their committed values.
+	for _, i := range t.locked {
+		c := t.a.lanes[i].cell
+		if c == nil {
+			continue
+		}
+		for k := range c.rewrite {
+			if d := t.delta[laneKey{int32(i), k}]; d == nil || (d[0] == 0 && d[1] == 0) {
+				cur := c.value(k)
+				t.batch.Landing = append(t.batch.Landing, sink.LandingCell{LandingKey: k, Cell: c.id,
+					Sessions: cur[0], Converted: cur[1], Version: c.version + 1})
+			}
+		}
+	}
+}
+
+// commit keeps the transaction's state and advances the cells it wrote.
+func (t *tx) commit() {
+	a := t.a
+	for i := range t.batch.Landing {
+		l := &t.batch.Landing[i]
+		c := a.cellByID(t.locked, l.Cell)
+		if p := c.counts[l.LandingKey]; p != nil {
+			p[0], p[1] = l.Sessions, l.Converted
+		} else {
+			c.counts[l.LandingKey] = &[2]int64{l.Sessions, l.Converted}
+		}
+		c.wrote = true
+	}
+	for _, i := range t.locked {
+		ln := &a.lanes[i]
+		if c := ln.cell; c != nil && c.wrote {
+			c.version++
+			c.wrote = false
+			clear(c.rewrite)
+			if len(c.counts) >= a.cfg.CellKeys {
+				ln.cell = nil // retired: its rows stay final in the store
+			}
+		}
+	}
+}
+
+// cellByID returns the cell with id among the locked lanes'.
+func (a *Aggregator) cellByID(lanes []int, id uint64) *cell {
+	for _, i := range lanes {
+		if c := a.lanes[i].cell; c != nil && c.id == id {
+			return c
+		}
+	}
+	panic("BUG: a landing row of a cell no locked lane holds")
+}
+
+// abort puts every visitor the transaction touched back as it was. The rows it handed
+// the sink may have landed all the same (an error after the insert), so versions move
+// past them: the cells skip the version and rewrite the keys at the next flush, and a
+// session whose row went out is rewritten at a higher version when next touched.
+// Whatever landed is superseded, and a batch delivered again counts once.
+func (t *tx) abort() {
+	a := t.a
+	for j, i := range t.touched {
+		a.shards[i].watermark = t.wm[j]
+	}
+	for i := range t.batch.Landing {
+		l := &t.batch.Landing[i]
+		c := a.cellByID(t.locked, l.Cell)
+		if c.rewrite == nil {
+			c.rewrite = make(map[sink.LandingKey]struct{})
+		}
+		c.rewrite[l.LandingKey] = struct{}{}
+		c.wrote = true
+	}
+	for _, i := range t.locked {
+		if c := a.lanes[i].cell; c != nil && c.wrote {
+			c.version++
+			c.wrote = false
+		}
+	}
+	for i := len(t.undo) - 1; i >= 0; i-- {
+		u := &t.undo[i]
+		v := u.v
+		if u.created {
+			a.shards[buffer.ShardOf(v.key.anon, len(a.shards))].remove(v)
+			a.open.Add(-1)
+			continue
+		}
+		v.s = u.s
+		if u.emitted > v.s.version {
+			v.s.version, v.s.dirty = u.emitted, true
+		}
+		v.idsOverflow = u.ovf
+		if u.reset {
+			v.ids, v.idx = u.oldIDs, u.oldIdx
+		}
+		if len(v.ids) > u.idsLen {
+			if v.idx != nil {
+				for _, h := range v.ids[u.idsLen:] {
+					delete(v.idx, h)
+				}
+				if u.idsLen <= idxAt {
+					v.idx = nil
+				}
+			}
+			v.ids = v.ids[:u.idsLen]
+		}
+		if u.expsSet {
+			v.exps = u.exps
+		}
+	}
+}
+
+// release unlocks the shards and returns the transaction to the pool.
+func (t *tx) release() {
+	a := t.a
+	for _, i := range t.locked {
+		a.lanes[i].mu.Unlock()
+	}
+	t.locked, t.touched, t.wm = t.locked[:0], t.touched[:0], t.wm[:0]
+	clear(t.undo)
+	t.undo = t.undo[:0]
+	for k, d := range t.delta {
+		*d = [2]int64{}
+		t.spare = append(t.spare, d)
+		delete(t.delta, k)
+	}
+	t.batch.Signals = nil
+	clear(t.batch.Sessions)
+	clear(t.batch.Landing)
+	clear(t.batch.Exposures)
+	clear(t.batch.Conversions)
+	t.batch.Reset()
+	a.txs.Put(t)
+}
+
+func (sh *shard) pushBack(v *visitor) {
+	v.prev, v.next = sh.back, nil
+	if sh.back != nil {
+		sh.back.next = v
+	} else {
+		sh.front = v
+	}
+	sh.back = v
+	sh.n++
+}
+
+func (sh *shard) unlink(v *visitor) {
+	if v.prev != nil {
+		v.prev.next = v.next
+	} else {
+		sh.front = v.next
+	}
+	if v.next != nil {
+		v.next.prev = v.prev
+	} else {
+		sh.back = v.prev
+	}
+	v.prev, v.next = nil, nil
+	sh.n--
+}
+
+func (sh *shard) moveToBack(v *visitor) {
+	if sh.back == v {
+		return
+	}
+	sh.unlink(v)
+	sh.pushBack(v)
+}
+
+func (sh *shard) remove(v *visitor) {
+	if sh.visitors[v.key] != v {
+		return // already gone
+	}
+	sh.unlink(v)
+	delete(sh.visitors, v.key)
+}
+
+// cell is a private cumulative counter of landing keys (see package sink): only its
+// lane's flushes write it, one at a time, so its rows only ever move by what that flush
+// adds. A cell with too many keys is retired (its rows stay final in the store) and a
+// fresh one with a new id takes over.
+type cell struct {
+	id      uint64
+	version uint64
+	counts  map[sink.LandingKey]*[2]int64
+	rewrite map[sink.LandingKey]struct{} // keys an aborted flush wrote
+	wrote   bool                         // by the transaction in progress
+}
+
+// active returns the lane's cell, making one when there is none. Lock should be held.
+func (l *lane) active(keys int) *cell {
+	if l.cell == nil {
+		l.cell = &cell{id: rand.Uint64(), counts: make(map[sink.LandingKey]*[2]int64, min(keys, 1024))}
+	}
+	return l.cell
+}
+
+func (c *cell) value(k sink.LandingKey) [2]int64 {
+	if p := c.counts[k]; p != nil {
+		return *p
+	}
+	return [2]int64{}
+}
+
+// intern returns the canonical copy of s: visitors share their site, paths, utm values
+// and variants instead of each pinning a request body.
+func intern(s string) string {
+	if s == "" {
+		return ""
+	}
+	return unique.Make(s).Value()
+}

@@ -1,0 +1,286 @@
+package preagg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rungdev/rung/schemas"
+	"github.com/rungdev/rung/sink"
+)
+
+func pv(anon string, at int64, path string) schemas.Signal {
+	return schemas.Signal{Type: schemas.TypePageview, Site: "s.example", AnonymousID: anon, ReceivedAt: testBase + at,
+		EventID: fmt.Sprintf("%s-%d-%s", anon, at, path), Path: path, URL: "https://s.example" + path}
+}
+
+func goal(anon string, at int64) schemas.Signal {
+	return schemas.Signal{Type: schemas.TypeEvent, Site: "s.example", AnonymousID: anon, ReceivedAt: testBase + at,
+		EventID: fmt.Sprintf("%s-%d-goal", anon, at), Name: DefaultGoal}
+}
+
+// flush runs one batch through a, copying it first as the buffer's slice would be.
+func flush(t *testing.T, a *Aggregator, w Writer, sigs ...schemas.Signal) error {
+	t.Helper()
+	return a.FlushTo(w)(context.Background(), append([]schemas.Signal(nil), sigs...))
+}
+
+func TestConfigValidate(t *testing.T) {
+	for _, c := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{SessionTimeout: time.Millisecond}, "session timeout"},
+		{Config{Goals: []string{" "}}, "empty goal"},
+		{Config{Shards: 4, Lanes: 8}, "lanes 8"},
+		{Config{Shards: 64, MaxOpenSessions: 10}, "max open sessions 10"},
+		{Config{MaxEventIDs: -1}, "max event ids"},
+	} {
+		err := c.cfg.Validate()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: %v, want an error about %q", c.cfg, err, c.want)
+		}
+		if _, err := New(c.cfg, nil); !errors.Is(err, ErrConfig) {
+			t.Errorf("New(%+v): %v, want ErrConfig", c.cfg, err)
+		}
+	}
+	if err := (Config{}).Validate(); err != nil {
+		t.Errorf("defaults: %v", err)
+	}
+	if got := ParseGoals(" form_submitted, purchase ,,"); len(got) != 2 || got[1] != "purchase" {
+		t.Errorf("ParseGoals: %q", got)
+	}
+}
+
+// The rows one flush writes, case by case.
+func TestSessionRows(t *testing.T) {
+	a := newAggregator(t, Config{})
+	w := &memWriter{}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A session that starts with a goal, then lands on /b, then a tie at the same
+	// millisecond on /a takes the landing.
+	must(flush(t, a, w, goal("v", 0), pv("v", minute, "/b"), pv("v", minute, "/a")))
+	b := w.batches[0]
+	if len(b.Sessions) != 1 || b.Sessions[0].LandingPath != "/a" || !b.Sessions[0].Converted || b.Sessions[0].Version != 1 {
+		t.Fatalf("sessions: %+v", b.Sessions)
+	}
+	if len(b.Conversions) != 1 || b.Conversions[0].LastMs != testBase {
+		t.Errorf("conversions: %+v", b.Conversions)
+	}
+	landing := map[string][2]int64{}
+	for _, l := range b.Landing {
+		landing[l.LandingPath] = [2]int64{l.Sessions, l.Converted}
+	}
+	if landing["/a"] != [2]int64{1, 1} || len(landing) != 1 {
+		t.Errorf("landing cells: %+v (the moves through \"\" and /b net to nothing)", b.Landing)
+	}
+	// The same visitor 29:59.999 later: same session, nothing new to write but the
+	// pageview; exactly 30 minutes after that: a new session.
+	must(flush(t, a, w, pv("v", minute+timeout-1, "/c")))
+	if b := w.batches[1]; len(b.Sessions)+len(b.Landing) != 0 {
+		t.Errorf("a pageview that changes nothing wrote %+v", b)
+	}
+	must(flush(t, a, w, pv("v", minute+2*timeout-1, "/d")))
+	b = w.batches[2]
+	if len(b.Sessions) != 1 || b.Sessions[0].StartMs != testBase+minute+2*timeout-1 || b.Sessions[0].Converted {
+		t.Errorf("new session: %+v", b.Sessions)
+	}
+	if a.started.Get() != 2 || a.Open() != 1 {
+		t.Errorf("started %d, open %d", a.started.Get(), a.Open())
+	}
+	// A late signal takes the visitor's time, in the raw row too; a duplicate is
+	// stored raw and counted once.
+	late := goal("v", minute)
+	late.EventID = "late"
+	dup := pv("v", minute+2*timeout-1, "/d")
+	dup.ReceivedAt += 5000
+	must(flush(t, a, w, late, dup))
+	b = w.batches[3]
+	if b.Signals[0].ReceivedAt != testBase+minute+2*timeout-1 || len(b.Signals) != 2 {
+		t.Errorf("late signal stored at %d, want the visitor's time", b.Signals[0].ReceivedAt-testBase)
+	}
+	if a.late.Get() != 1 || a.dups.Get() != 1 {
+		t.Errorf("late %d, dups %d", a.late.Get(), a.dups.Get())
+	}
+	if len(b.Sessions) != 1 || !b.Sessions[0].Converted || b.Sessions[0].Version != 2 {
+		t.Errorf("the late goal converts the session: %+v", b.Sessions)
+	}
+	// Bots are stored and otherwise ignored.
+	bot := pv("bot", 0, "/")
+	bot.Bot = true
+	must(flush(t, a, w, bot))
+	if b := w.batches[4]; len(b.Signals) != 1 || len(b.Sessions) != 0 || a.Open() != 1 {
+		t.Errorf("bot: %+v, open %d", b, a.Open())
+	}
+}
+
+func TestExposureRows(t *testing.T) {
+	a := newAggregator(t, Config{})
+	w := &memWriter{}
+	ex := func(at int64, variant string) schemas.Signal {
+		return schemas.Signal{Type: schemas.TypeExposure, Site: "s.example", AnonymousID: "v", ReceivedAt: testBase + at,
+			EventID: fmt.Sprintf("x-%d-%s", at, variant), Experiment: "hero", Variant: variant}
+	}
+	if err := flush(t, a, w, ex(0, "b"), ex(0, "a"), ex(minute, "control")); err != nil {
+		t.Fatal(err)
+	}
+	if e := w.batches[0].Exposures; len(e) != 1 || e[0].Variant != "a" || e[0].FirstMs != testBase {
+		t.Errorf("exposures: %+v, want a at +0 (the tie goes to the smaller variant; later ones lose)", e)
+	}
+	if err := flush(t, a, w, ex(2*minute, "b")); err != nil {
+		t.Fatal(err)
+	}
+	if e := w.batches[1].Exposures; len(e) != 0 {
+		t.Errorf("a later exposure wrote %+v", e)
+	}
+}
+
+// Memory: closed sessions leave, open ones are capped with a counted eviction.
+func TestMemoryBounds(t *testing.T) {
+	a := newAggregator(t, Config{Shards: 1, Lanes: 1, MaxOpenSessions: 3})
+	w := &memWriter{}
+	for i := 0; i < 5; i++ {
+		if err := flush(t, a, w, pv(fmt.Sprintf("v%d", i), int64(i)*second, "/")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a.Open() != 3 || a.evicted.Get() != 2 {
+		t.Errorf("open %d, evicted %d; want 3 and 2", a.Open(), a.evicted.Get())
+	}
+	// A signal a timeout after the others closes them all at the next flush.
+	if err := flush(t, a, w, pv("late-comer", timeout+10*second, "/")); err != nil {
+		t.Fatal(err)
+	}
+	if a.Open() != 1 || a.closed.Get() != 3 {
+		t.Errorf("open %d, closed %d; want 1 and 3", a.Open(), a.closed.Get())
+	}
+	// Event ids past the bound are not remembered: counted, not deduplicated.
+	a = newAggregator(t, Config{MaxEventIDs: 2})
+	sigs := []schemas.Signal{pv("v", 0, "/1"), pv("v", 1, "/2"), pv("v", 2, "/3"), pv("v", 2, "/3")}
+	if err := flush(t, a, w, sigs...); err != nil {
+		t.Fatal(err)
+	}
+	if a.overflow.Get() != 1 || a.dups.Get() != 0 {
+		t.Errorf("overflow %d, dups %d", a.overflow.Get(), a.dups.Get())
+	}
+}
+
+// rowIdentity checks the contract of idempotent rows over everything ever written: one
+// version of a session or a cell key never carries two different values.
+func rowIdentity(t *testing.T, batches []sink.Batch) {
+	t.Helper()
+	sessions := map[string]sink.Session{}
+	cells := map[string]sink.LandingCell{}
+	for _, b := range batches {
+		for _, s := range b.Sessions {
+			k := fmt.Sprintf("%s/%s/%d/v%d", s.Site, s.AnonymousID, s.StartMs, s.Version)
+			if o, ok := sessions[k]; ok && o != s {
+				t.Errorf("session %s written as %+v and %+v", k, o, s)
+			}
+			sessions[k] = s
+		}
+		for _, l := range b.Landing {
+			k := fmt.Sprintf("%+v/%d/v%d", l.LandingKey, l.Cell, l.Version)
+			if o, ok := cells[k]; ok && o != l {
+				t.Errorf("cell %s written as %+v and %+v", k, o, l)
+			}
+			cells[k] = l
+		}
+	}
+}
+
+// A flush whose write fails is rolled back; delivered again it writes exactly the rows
+// a flush that never failed writes. And a failure that is not retried leaves no version
+// that a later flush reuses with other values.
+func TestRollback(t *testing.T) {
+	tr := generate(3, testBase, 300, testBase+3*hour)
+	var batches [][]schemas.Signal
+	for i := 0; i < len(tr.deliver); i += 97 {
+		var b []schemas.Signal
+		for _, d := range tr.deliver[i:min(i+97, len(tr.deliver))] {
+			b = append(b, d.g)
+		}
+		batches = append(batches, b)
+	}
+	run := func(failEvery int, redeliver bool) (*memWriter, *Aggregator) {
+		a := newAggregator(t, Config{})
+		attempts := 0
+		w := &memWriter{}
+		landThenFail := writerFunc(func(ctx context.Context, b *sink.Batch) error {
+			attempts++
+			if err := w.Write(ctx, b); err != nil {
+				return err
+			}
+			if failEvery > 0 && attempts%failEvery == 0 {
+				return errAmbiguous
+			}
+			return nil
+		})
+		for _, b := range batches {
+			if err := flush(t, a, landThenFail, b...); err != nil && redeliver {
+				if err := flush(t, a, landThenFail, b...); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		return w, a
+	}
+	clean, _ := run(0, false)
+	retried, a := run(4, true)
+	if a.aborted.Get() == 0 {
+		t.Fatal("no flush failed")
+	}
+	rowIdentity(t, retried.batches)
+	// What the store ends up holding is the same.
+	if got, want := final(retried.batches), final(clean.batches); got != want {
+		t.Errorf("with retried flushes the store ends with\n%s\nwithout\n%s", got, want)
+	}
+	dropped, _ := run(3, false)
+	rowIdentity(t, dropped.batches)
+}
+
+// final is the winning state of every row written, summed per landing key, as text.
+func final(batches []sink.Batch) string {
+	sessions := map[string]sink.Session{}
+	cells := map[string]sink.LandingCell{}
+	for _, b := range batches {
+		for _, s := range b.Sessions {
+			k := fmt.Sprintf("%s/%s/%d", s.Site, s.AnonymousID, s.StartMs)
+			if o, ok := sessions[k]; !ok || s.Version > o.Version {
+				sessions[k] = s
+			}
+		}
+		for _, l := range b.Landing {
+			k := fmt.Sprintf("%+v/%d", l.LandingKey, l.Cell)
+			if o, ok := cells[k]; !ok || l.Version > o.Version {
+				cells[k] = l
+			}
+		}
+	}
+	sum := map[sink.LandingKey][2]int64{}
+	for _, c := range cells {
+		s := sum[c.LandingKey]
+		sum[c.LandingKey] = [2]int64{s[0] + c.Sessions, s[1] + c.Converted}
+	}
+	var lines []string
+	for k, s := range sessions {
+		s.Version = 0
+		lines = append(lines, fmt.Sprintf("%s %+v", k, s))
+	}
+	for k, s := range sum {
+		if s != [2]int64{} {
+			lines = append(lines, fmt.Sprintf("%+v %v", k, s))
+		}
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
+}
