@@ -94,7 +94,7 @@ func TestLandingPagesQuery(t *testing.T) {
 	if p.Sessions != 100 || p.Converted != 10 || p.CVR != 0.1 || p.CI != Wilson(10, 100, Z95) {
 		t.Errorf("/a: %+v", p)
 	}
-	if !r.From.Equal(time.UnixMilli(sinkHour(testBase+2*hour-30*24*hour))) {
+	if !r.From.Equal(time.UnixMilli(sinkHour(testBase + 2*hour - 30*24*hour))) {
 		t.Errorf("default from %v", r.From)
 	}
 	for _, bad := range []LandingQuery{{Sort: "bounce"}, {Order: "up"}, {Limit: 5000}, {Offset: -1},
