@@ -235,7 +235,7 @@ type ExperimentReport struct {
 	Confidence float64   `json:"confidence"`
 	Visitors   int64     `json:"visitors"`
 	Converted  int64     `json:"converted"`
-	Variants   []Variant `json:"variants"`
+	Variants   []Variant `json:"variants"` // the control first, then by name
 	SRM        *SRM      `json:"srm,omitempty"`
 	// EnoughData is false when any variant is under the minimum sample.
 	EnoughData bool     `json:"enough_data"`
@@ -326,7 +326,13 @@ func (q *Queries) Experiment(ctx context.Context, eq ExperimentQuery) (*Experime
 			counts = append(counts, sink.VariantCount{Variant: v})
 		}
 	}
-	sort.Slice(counts, func(i, j int) bool { return counts[i].Variant < counts[j].Variant })
+	// The control first, then the others by name.
+	sort.Slice(counts, func(i, j int) bool {
+		if a, b := counts[i].Variant == control, counts[j].Variant == control; a != b {
+			return a
+		}
+		return counts[i].Variant < counts[j].Variant
+	})
 	if len(counts) == 0 {
 		rep.EnoughData = false
 		rep.Warnings = append(rep.Warnings, fmt.Sprintf("no visitors exposed to experiment %q in this range", eq.ID))

@@ -119,7 +119,7 @@ func TestExperimentQuery(t *testing.T) {
 	if len(r.Variants) != 2 || r.Visitors != 2000 || r.Converted != 230 || !r.EnoughData || len(r.Warnings) != 0 {
 		t.Fatalf("hero: %+v", r)
 	}
-	b, c := r.Variants[0], r.Variants[1]
+	c, b := r.Variants[0], r.Variants[1]
 	if b.Name != "b" || c.Name != "control" || !c.Control || c.Lift != nil || b.Lift == nil {
 		t.Fatalf("variants: %+v", r.Variants)
 	}
