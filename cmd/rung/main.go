@@ -34,6 +34,9 @@ func commands() map[string]command {
 		"migrate":  {"create or migrate the sink's and the business database's tables, then exit", runMigrate},
 		"place":    {"answer the placement questionnaire: which tier and event level your stat needs", runPlace},
 		"relay":    {"ship committed outbox rows to NATS JetStream (or straight into the events table) and project them", runRelay},
+
+		"query":     {"landing-page CVR or an experiment's lift, from the rollups: rung query landing-pages|experiment ID", runQuery},
+		"reconcile": {"recompute the rollups from raw signals, print every mismatch, fail on any", runReconcile},
 	}
 }
 
