@@ -125,9 +125,7 @@ type Buffer struct {
 // so pushes to different shards never contend; counters are summed when scraped.
 type shard struct {
 	mu     sync.Mutex
-	ring   []schemas.Signal // grows by doubling up to what the byte bound allows
-	head   int
-	n      int
+	q      queue
 	bytes  int64 // of signals held here and taken by an unfinished flush
 	since  int64 // when the oldest held signal arrived, Unix ns
 	pushed uint64
@@ -165,11 +163,13 @@ func New(cfg Config, flush FlushFunc, set *metrics.Set) *Buffer {
 	for i := range b.flushers {
 		b.flushers[i] = &flusher{b: b, wake: make(chan struct{}, 1)}
 	}
+	chunks := &sync.Pool{New: func() any { return new(chunk) }}
 	per := cfg.MaxBytes / int64(cfg.Shards)
 	perFlusher := (cfg.Shards + cfg.Flushers - 1) / cfg.Flushers
 	for i := range b.shards {
 		s := &b.shards[i]
 		s.max = per
+		s.q.pool = chunks
 		s.poke = max(1, cfg.BatchSize/perFlusher)
 		s.f = b.flushers[i%cfg.Flushers]
 		s.f.shards = append(s.f.shards, s)
@@ -194,7 +194,7 @@ func (b *Buffer) Push(s *schemas.Signal) error {
 		sh.mu.Unlock()
 		return ErrClosed
 	}
-	if sh.bytes+size > sh.max || !sh.room() {
+	if sh.bytes+size > sh.max {
 		sh.mu.Unlock()
 		if b.cfg.WhenFull == Drop {
 			b.droppedFull.Inc()
@@ -203,37 +203,18 @@ func (b *Buffer) Push(s *schemas.Signal) error {
 		b.rejectedFull.Inc()
 		return ErrFull
 	}
-	if sh.n == 0 {
+	if sh.q.len() == 0 {
 		sh.since = time.Now().UnixNano()
 	}
-	sh.ring[(sh.head+sh.n)%len(sh.ring)] = *s
-	sh.n++
+	sh.q.push(s)
 	sh.bytes += size
 	sh.pushed++
-	wake := sh.n == sh.poke
+	wake := sh.q.len() == sh.poke
 	sh.mu.Unlock()
 	if wake {
 		sh.f.poke()
 	}
 	return nil
-}
-
-// room makes space for one more signal, growing the ring if it is full. The byte bound,
-// checked first, is what limits growth. Lock should be held.
-func (s *shard) room() bool {
-	if s.n < len(s.ring) {
-		return true
-	}
-	next := 2 * len(s.ring)
-	if next == 0 {
-		next = 64
-	}
-	ring := make([]schemas.Signal, next)
-	for i := 0; i < s.n; i++ {
-		ring[i] = s.ring[(s.head+i)%len(s.ring)]
-	}
-	s.ring, s.head = ring, 0
-	return true
 }
 
 // Held returns the number of signals in the buffer, including those being flushed.
@@ -242,7 +223,7 @@ func (b *Buffer) Held() int64 {
 	for i := range b.shards {
 		s := &b.shards[i]
 		s.mu.Lock()
-		n += int64(s.n)
+		n += int64(s.q.len())
 		s.mu.Unlock()
 	}
 	for _, f := range b.flushers {
@@ -351,8 +332,8 @@ func (f *flusher) due(closing bool) bool {
 	held, old := 0, false
 	for _, s := range f.shards {
 		s.mu.Lock()
-		held += s.n
-		old = old || (s.n > 0 && s.since <= deadline)
+		held += s.q.len()
+		old = old || (s.q.len() > 0 && s.since <= deadline)
 		s.mu.Unlock()
 	}
 	return held > 0 && (closing || old || held >= f.b.cfg.BatchSize)
@@ -368,15 +349,8 @@ func (f *flusher) flushOnce(ctx context.Context) {
 			continue
 		}
 		s.mu.Lock()
-		k := min(s.n, limit-len(f.batch))
-		for j := 0; j < k; j++ {
-			slot := &s.ring[(s.head+j)%len(s.ring)]
-			f.batch = append(f.batch, *slot)
-			f.taken[i] += int64(slot.Size())
-			*slot = schemas.Signal{} // let the request body go
-		}
-		s.head = (s.head + k) % max(len(s.ring), 1)
-		s.n -= k // since stays: what is left is no older than it, so due stays honest
+		f.batch, f.taken[i] = s.q.take(f.batch, limit-len(f.batch))
+		// since stays: what is left is no older than it, so due stays honest
 		s.mu.Unlock()
 	}
 	n := len(f.batch)

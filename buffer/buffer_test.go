@@ -252,3 +252,36 @@ func TestParsePolicy(t *testing.T) {
 		t.Error("ParsePolicy accepted block")
 	}
 }
+
+func TestQueue(t *testing.T) {
+	q := queue{pool: &sync.Pool{New: func() any { return new(chunk) }}}
+	next, want := 0, 0
+	var out []schemas.Signal
+	// Interleave pushes and takes of awkward sizes across chunk boundaries.
+	for round, sizes := range [][2]int{{1, 1}, {300, 100}, {700, 650}, {10, 260}, {513, 600}} {
+		for i := 0; i < sizes[0]; i++ {
+			s := sig("v", next)
+			q.push(&s)
+			next++
+		}
+		var size int64
+		out, size = q.take(out[:0], sizes[1])
+		var sum int64
+		for _, s := range out {
+			if s.EventID != sig("v", want).EventID {
+				t.Fatalf("round %d: got %s, want %s", round, s.EventID, sig("v", want).EventID)
+			}
+			sum += int64(s.Size())
+			want++
+		}
+		if sum != size {
+			t.Fatalf("round %d: size %d, want %d", round, size, sum)
+		}
+		if q.len() != next-want {
+			t.Fatalf("round %d: len %d, want %d", round, q.len(), next-want)
+		}
+		if len(q.chunks) > q.len()/chunkLen+2 {
+			t.Fatalf("round %d: %d chunks for %d signals", round, len(q.chunks), q.len())
+		}
+	}
+}

@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"time"
@@ -70,7 +72,10 @@ func runServe(ctx context.Context, args []string, env environ, stdout io.Writer)
 	if err != nil {
 		return err
 	}
-	mounts := []collector.Mount{{Prefix: "/v1/visitors/", Handler: lookup.Handler(), Private: true}}
+	mounts := []collector.Mount{
+		{Prefix: "/v1/visitors/", Handler: lookup.Handler(), Private: true},
+		{Prefix: "/debug/pprof/", Handler: pprofHandler(), Private: true},
+	}
 	placement := placer.Handler(log)
 	for _, p := range place.Paths() {
 		mounts = append(mounts, collector.Mount{Prefix: p, Handler: placement})
@@ -199,4 +204,16 @@ func newLogger(level string) *slog.Logger {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(level)) // validated already
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+// pprofHandler serves the runtime profiles on a private path, to find where the time
+// goes in production rather than guess.
+func pprofHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }
