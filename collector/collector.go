@@ -89,6 +89,7 @@ func (c *Config) defaults() {
 // Mount is a slower surface served by a standard-library handler.
 type Mount struct {
 	Prefix  string // a path ("/place") or a prefix ending in "/" ("/v1/stats/")
+	Exact   bool   // Prefix is one path even though it ends in "/" (the dashboard's "/")
 	Handler http.Handler
 	Private bool // behind the API token
 }
@@ -287,7 +288,7 @@ func (s *Server) admin(ctx *fasthttp.RequestCtx) {
 func (s *Server) mount(path []byte) *mount {
 	for i := range s.mounts {
 		m := &s.mounts[i]
-		if string(path) == m.Prefix || (strings.HasSuffix(m.Prefix, "/") && bytes.HasPrefix(path, []byte(m.Prefix))) {
+		if string(path) == m.Prefix || (!m.Exact && strings.HasSuffix(m.Prefix, "/") && bytes.HasPrefix(path, []byte(m.Prefix))) {
 			return m
 		}
 	}

@@ -12,36 +12,40 @@ import (
 
 	"github.com/rungdev/rung/buffer"
 	"github.com/rungdev/rung/collector"
+	"github.com/rungdev/rung/preagg"
 )
 
 // serveConfig is everything `rung serve` can be told, filled from flags and RUNG_*
 // variables, validated once.
 type serveConfig struct {
-	Listen         string        `json:"listen"`
-	ClickHouse     string        `json:"clickhouse"`
-	DataDir        string        `json:"data_dir"`
-	BatchSize      int           `json:"batch_size"`
-	FlushInterval  time.Duration `json:"flush_interval"`
-	BufferBytes    int64         `json:"buffer_bytes"`
-	WhenFull       string        `json:"when_full"`
-	AllowedOrigins string        `json:"allowed_origins"`
-	MaxBodyBytes   int           `json:"max_body_bytes"`
-	MaxBatch       int           `json:"max_batch"`
-	APIToken       string        `json:"-"`
-	DrainTimeout   time.Duration `json:"drain_timeout"`
-	Relay          bool          `json:"relay"`
-	AdminListen    string        `json:"admin_listen"`
-	RateIP         float64       `json:"rate_ip"`
-	RateIPBurst    float64       `json:"rate_ip_burst"`
-	RateSite       float64       `json:"rate_site"`
-	Sites          string        `json:"sites"`
-	Bots           string        `json:"bots"`
-	ReadTimeout    time.Duration `json:"read_timeout"`
-	IdleTimeout    time.Duration `json:"idle_timeout"`
-	MaxConns       int           `json:"max_conns"`
-	MaxHeaderBytes int           `json:"max_header_bytes"`
-	LogLevel       string        `json:"log_level"`
-	DryRun         bool          `json:"-"`
+	Listen          string        `json:"listen"`
+	ClickHouse      string        `json:"clickhouse"`
+	DataDir         string        `json:"data_dir"`
+	BatchSize       int           `json:"batch_size"`
+	FlushInterval   time.Duration `json:"flush_interval"`
+	BufferBytes     int64         `json:"buffer_bytes"`
+	WhenFull        string        `json:"when_full"`
+	AllowedOrigins  string        `json:"allowed_origins"`
+	MaxBodyBytes    int           `json:"max_body_bytes"`
+	MaxBatch        int           `json:"max_batch"`
+	APIToken        string        `json:"-"`
+	DrainTimeout    time.Duration `json:"drain_timeout"`
+	Relay           bool          `json:"relay"`
+	SessionTimeout  time.Duration `json:"session_timeout"`
+	Goals           string        `json:"goals"`
+	MaxOpenSessions int           `json:"max_open_sessions"`
+	AdminListen     string        `json:"admin_listen"`
+	RateIP          float64       `json:"rate_ip"`
+	RateIPBurst     float64       `json:"rate_ip_burst"`
+	RateSite        float64       `json:"rate_site"`
+	Sites           string        `json:"sites"`
+	Bots            string        `json:"bots"`
+	ReadTimeout     time.Duration `json:"read_timeout"`
+	IdleTimeout     time.Duration `json:"idle_timeout"`
+	MaxConns        int           `json:"max_conns"`
+	MaxHeaderBytes  int           `json:"max_header_bytes"`
+	LogLevel        string        `json:"log_level"`
+	DryRun          bool          `json:"-"`
 }
 
 func (c *serveConfig) flags(fs *flag.FlagSet) {
@@ -68,6 +72,9 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 60*time.Second, "longest a keep-alive connection may sit idle")
 	fs.IntVar(&c.MaxConns, "max-conns", 10000, "most concurrent connections")
 	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", 8192, "largest request head (431 beyond)")
+	fs.DurationVar(&c.SessionTimeout, "session-timeout", 30*time.Minute, "inactivity that ends a session")
+	fs.StringVar(&c.Goals, "goals", "form_submitted", "comma-separated event names that count as conversions")
+	fs.IntVar(&c.MaxOpenSessions, "max-open-sessions", 1000000, "open sessions held in memory; beyond, the least recently active is evicted (counted)")
 	fs.BoolVar(&c.Relay, "relay", true, "run the embedded outbox relay: business.db in --data-dir, projected into its events table (use `rung relay` for PostgreSQL and NATS)")
 	fs.BoolVar(&c.DryRun, "dry-run", false, "print the resolved configuration and exit")
 }
@@ -119,6 +126,15 @@ func (c *serveConfig) validate() error {
 	}
 	if c.Bots != "flag" && c.Bots != "drop" {
 		errs = append(errs, fmt.Errorf("--bots %q: want flag or drop", c.Bots))
+	}
+	if c.SessionTimeout < time.Minute {
+		errs = append(errs, fmt.Errorf("--session-timeout %v: must be at least 1m", c.SessionTimeout))
+	}
+	if len(preagg.ParseGoals(c.Goals)) == 0 {
+		errs = append(errs, fmt.Errorf("--goals %q: name at least one conversion event", c.Goals))
+	}
+	if c.MaxOpenSessions < 1 {
+		errs = append(errs, fmt.Errorf("--max-open-sessions %d: must be at least 1", c.MaxOpenSessions))
 	}
 	if c.ReadTimeout <= 0 || c.IdleTimeout <= 0 {
 		errs = append(errs, errors.New("--read-timeout and --idle-timeout must be positive"))

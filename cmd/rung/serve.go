@@ -18,7 +18,9 @@ import (
 
 	"github.com/rungdev/rung/buffer"
 	"github.com/rungdev/rung/collector"
+	"github.com/rungdev/rung/collector/dashboard"
 	"github.com/rungdev/rung/collector/snippet"
+	"github.com/rungdev/rung/preagg"
 	"github.com/rungdev/rung/schemas"
 	"github.com/rungdev/rung/sink"
 	"github.com/rungdev/rung/sink/clickhouse"
@@ -54,15 +56,32 @@ func runServe(ctx context.Context, args []string, env environ, stdout io.Writer)
 	}
 	defer store.Close()
 
+	// The sessionizer runs inside the buffer's flushers, sharded as the buffer is: each
+	// flusher has a lane of shards to itself.
+	const shards, flushers = 64, 4
+	agg, err := preagg.New(preagg.Config{
+		SessionTimeout:  cfg.SessionTimeout,
+		Goals:           preagg.ParseGoals(cfg.Goals),
+		Shards:          shards,
+		Lanes:           flushers,
+		MaxOpenSessions: cfg.MaxOpenSessions,
+	}, set)
+	if err != nil {
+		return err
+	}
+	restored, err := agg.Restore(ctx, store)
+	if err != nil {
+		return fmt.Errorf("restore open sessions: %w", err)
+	}
 	policy, _ := buffer.ParsePolicy(cfg.WhenFull)
 	buf := buffer.New(buffer.Config{
 		BatchSize:     cfg.BatchSize,
 		FlushInterval: cfg.FlushInterval,
 		MaxBytes:      cfg.BufferBytes,
 		WhenFull:      policy,
-	}, func(ctx context.Context, signals []schemas.Signal) error {
-		return store.Write(ctx, &sink.Batch{Signals: signals})
-	}, set)
+		Shards:        shards,
+		Flushers:      flushers,
+	}, agg.FlushTo(store), set)
 
 	placer, err := place.New()
 	if err != nil {
@@ -72,8 +91,13 @@ func runServe(ctx context.Context, args []string, env environ, stdout io.Writer)
 	if err != nil {
 		return err
 	}
+	dash := dashboard.New(preagg.NewQueries(store, preagg.QueryOptions{}), log, dashboard.Options{})
+	pages := dash.Pages()
 	mounts := []collector.Mount{
 		{Prefix: "/v1/visitors/", Handler: lookup.Handler(), Private: true},
+		{Prefix: "/v1/stats/", Handler: dash.API(), Private: true},
+		{Prefix: "/", Exact: true, Handler: pages, Private: true},
+		{Prefix: "/experiments/", Handler: pages, Private: true},
 		{Prefix: "/debug/pprof/", Handler: pprofHandler(), Private: true},
 	}
 	placement := placer.Handler(log)
@@ -138,7 +162,7 @@ func runServe(ctx context.Context, args []string, env environ, stdout io.Writer)
 	} else {
 		adminDone <- nil
 	}
-	log.Info("rung serving", "addr", ln.Addr().String(), "sink", sinkName(&cfg))
+	log.Info("rung serving", "addr", ln.Addr().String(), "sink", sinkName(&cfg), "sessions_restored", restored)
 
 	// Shutdown order: stop accepting (Serve returns once handlers are done), close the
 	// buffer, drain it into the sink within the drain timeout, then close the sink.
@@ -178,9 +202,12 @@ func runServe(ctx context.Context, args []string, env environ, stdout io.Writer)
 	return nil
 }
 
-// store is what serve needs of a sink: writes, readiness, and reading a visitor back.
+// store is what serve needs of a sink: writes, readiness, reading a visitor back, the
+// rollups and the open sessions.
 type store interface {
 	sink.Sink
+	preagg.Reader
+	preagg.Resumer
 	VisitorSignals(ctx context.Context, anonymousID string) ([]schemas.Signal, error)
 }
 
