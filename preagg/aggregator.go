@@ -59,21 +59,26 @@ type lane struct {
 // shard is one partition of the visitors, kept in a list by last activity: the front is
 // the least recently active. Its lane's lock guards it.
 type shard struct {
-	visitors    map[vkey]*visitor
+	visitors    map[uint64]*visitor // by visitorHash; collisions chain through visitor.same
 	front, back *visitor
 	n           int
 	watermark   int64 // newest received_at this shard has seen, Unix ms
 }
 
-type vkey struct{ site, anon string }
+// str is an interned string: comparing and hashing one costs a pointer.
+type str = unique.Handle[string]
 
 // visitor is one (site, anonymous_id) with an open session. Its strings are its own
 // (interned or cloned), never the request body's.
 type visitor struct {
-	key         vkey
+	site        str
+	anon        string
+	hash        uint64
+	same        *visitor // the next visitor of the shard with the same hash
 	prev, next  *visitor
 	s           session
 	ids         []uint64 // xxhash of the session's event_ids, in arrival order
+	idsInline   [4]uint64
 	idx         map[uint64]struct{}
 	exps        []expo // first exposures seen while in memory
 	tx          uint64 // the transaction that last touched it
@@ -96,21 +101,26 @@ type session struct {
 // landing is the session's first pageview; ms == 0 while it has none.
 type landing struct {
 	ms                  int64
-	path, src, med, cmp string
+	path, src, med, cmp str
 }
 
-func (l *landing) less(o *landing) bool {
+// before reports whether the pageview g at ms lands the session ahead of l: earlier,
+// or at the same millisecond with the smaller (path, utm_source, utm_medium,
+// utm_campaign).
+func (l *landing) before(ms int64, g *schemas.Signal) bool {
 	switch {
-	case l.ms != o.ms:
-		return l.ms < o.ms
-	case l.path != o.path:
-		return l.path < o.path
-	case l.src != o.src:
-		return l.src < o.src
-	case l.med != o.med:
-		return l.med < o.med
+	case l.ms == 0:
+		return true
+	case ms != l.ms:
+		return ms < l.ms
+	case g.Path != val(l.path):
+		return g.Path < val(l.path)
+	case g.UTMSource != val(l.src):
+		return g.UTMSource < val(l.src)
+	case g.UTMMedium != val(l.med):
+		return g.UTMMedium < val(l.med)
 	}
-	return l.cmp < o.cmp
+	return g.UTMCampaign < val(l.cmp)
 }
 
 type expo struct {
@@ -151,7 +161,7 @@ func New(cfg Config, set *metrics.Set) (*Aggregator, error) {
 		a.goals[g] = struct{}{}
 	}
 	for i := range a.shards {
-		a.shards[i].visitors = make(map[vkey]*visitor)
+		a.shards[i].visitors = make(map[uint64]*visitor)
 	}
 	a.txs.New = func() any {
 		return &tx{a: a, mark: make([]bool, cfg.Shards), laneMark: make([]bool, cfg.Lanes),
@@ -193,24 +203,45 @@ type tx struct {
 	touched  []int   // shards touched, ascending
 	wm       []int64 // their watermarks before the transaction
 	laneMark []bool
-	locked   []int   // lanes locked, ascending
-	shard    []int32 // per signal, -1 for bots
+	locked   []int    // lanes locked, ascending
+	shard    []int32  // per signal, -1 for bots
+	hash     []uint64 // per signal, the visitor's hash
 	undo     []undo
 	delta    map[laneKey]*[2]int64 // sessions, converted
 	batch    sink.Batch
+	landRows []landRow // parallel to batch.Landing
 	spare    []*[2]int64
+}
+
+// landKey is a sink.LandingKey of interned strings: cheap to hash, the key of the
+// cells' counts.
+type landKey struct {
+	hour                      int64
+	site, path, src, med, cmp str
+}
+
+func (k landKey) sink() sink.LandingKey {
+	return sink.LandingKey{Site: val(k.site), HourMs: k.hour, LandingPath: val(k.path), UTMSource: val(k.src),
+		UTMMedium: val(k.med), UTMCampaign: val(k.cmp)}
 }
 
 // laneKey attributes a landing count to the cell of the lane whose visitor moved it.
 type laneKey struct {
 	lane int32
-	sink.LandingKey
+	landKey
+}
+
+// landRow is a landing row of the batch: its key and the cell it belongs to.
+type landRow struct {
+	k landKey
+	c *cell
 }
 
 // undo is what abort needs to put one visitor back as it was before the transaction.
 type undo struct {
 	v       *visitor
 	created bool
+	shard   int32 // of a created visitor
 	s       session
 	emitted uint64 // the pre-transaction session's version after its rows in this transaction
 	idsLen  int
@@ -227,15 +258,16 @@ func (a *Aggregator) begin(signals []schemas.Signal) *tx {
 	t := a.txs.Get().(*tx)
 	t.id = a.txID.Add(1)
 	t.batch.Signals = signals
-	t.shard = t.shard[:0]
+	t.shard, t.hash = t.shard[:0], t.hash[:0]
 	for i := range signals {
 		g := &signals[i]
 		if g.Bot || g.Type == schemas.TypeUnknown {
-			t.shard = append(t.shard, -1)
+			t.shard, t.hash = append(t.shard, -1), append(t.hash, 0)
 			continue
 		}
-		s := buffer.ShardOf(g.AnonymousID, len(a.shards))
-		t.shard = append(t.shard, int32(s))
+		h := xxhash.Sum64String(g.AnonymousID)
+		s := int(h % uint64(len(a.shards))) // buffer.ShardOf, from the hash at hand
+		t.shard, t.hash = append(t.shard, int32(s)), append(t.hash, visitorHash(h, g.Site))
 		t.mark[s] = true
 	}
 	for i, m := range t.mark {
@@ -261,7 +293,7 @@ func (a *Aggregator) begin(signals []schemas.Signal) *tx {
 	}
 	for i := range signals {
 		if s := t.shard[i]; s >= 0 {
-			t.apply(int(s), &signals[i])
+			t.apply(int(s), t.hash[i], &signals[i])
 		}
 	}
 	t.rows()
@@ -280,14 +312,31 @@ func (a *Aggregator) sweep(sh *shard, tx uint64) {
 	}
 }
 
-// apply rolls one signal into its visitor's session; s is the visitor's shard.
-func (t *tx) apply(s int, g *schemas.Signal) {
+// visitorHash keys a visitor in its shard: the hash of the anonymous_id (the one that
+// chose the shard) mixed with the site's.
+func visitorHash(anon uint64, site string) uint64 {
+	return anon ^ (xxhash.Sum64String(site) * 0x9e3779b97f4a7c15)
+}
+
+// get returns the visitor (site, anon) of hash h, or nil.
+func (sh *shard) get(h uint64, site, anon string) *visitor {
+	for v := sh.visitors[h]; v != nil; v = v.same {
+		if v.anon == anon && val(v.site) == site {
+			return v
+		}
+	}
+	return nil
+}
+
+// apply rolls one signal into its visitor's session; s is the visitor's shard, h its
+// hash.
+func (t *tx) apply(s int, h uint64, g *schemas.Signal) {
 	a := t.a
 	sh := &a.shards[s]
 	sh.watermark = max(sh.watermark, g.ReceivedAt)
-	v := sh.visitors[vkey{g.Site, g.AnonymousID}]
+	v := sh.get(h, g.Site, g.AnonymousID)
 	if v == nil {
-		v = t.create(sh, s, g)
+		v = t.create(sh, s, h, g)
 		t.start(v, g.ReceivedAt)
 	} else {
 		t.touch(v)
@@ -308,14 +357,14 @@ func (t *tx) apply(s int, g *schemas.Signal) {
 	sh.moveToBack(v)
 	switch g.Type {
 	case schemas.TypePageview:
-		l := landing{ms: g.ReceivedAt, path: g.Path, src: g.UTMSource, med: g.UTMMedium, cmp: g.UTMCampaign}
-		if v.s.land.ms == 0 || l.less(&v.s.land) {
+		if v.s.land.before(g.ReceivedAt, g) {
 			conv := int64(0)
 			if v.s.converted {
 				conv = 1
 			}
 			t.add(t.key(v), -1, -conv)
-			v.s.land = landing{ms: l.ms, path: intern(l.path), src: intern(l.src), med: intern(l.med), cmp: intern(l.cmp)}
+			v.s.land = landing{ms: g.ReceivedAt, path: intern(g.Path), src: intern(g.UTMSource), med: intern(g.UTMMedium),
+				cmp: intern(g.UTMCampaign)}
 			t.add(t.key(v), 1, conv)
 			v.s.dirty = true
 		}
@@ -334,7 +383,7 @@ func (t *tx) apply(s int, g *schemas.Signal) {
 }
 
 // create adds a visitor, evicting the least recently active one when the shard is full.
-func (t *tx) create(sh *shard, s int, g *schemas.Signal) *visitor {
+func (t *tx) create(sh *shard, s int, h uint64, g *schemas.Signal) *visitor {
 	a := t.a
 	if sh.n >= a.perShard {
 		a.sweep(sh, t.id) // closing beats evicting
@@ -346,11 +395,11 @@ func (t *tx) create(sh *shard, s int, g *schemas.Signal) *visitor {
 			a.evicted.Inc()
 		}
 	}
-	v := &visitor{key: vkey{intern(g.Site), strings.Clone(g.AnonymousID)}, lane: int32(s % len(a.lanes)),
+	v := &visitor{site: intern(g.Site), anon: strings.Clone(g.AnonymousID), hash: h, lane: int32(s % len(a.lanes)),
 		tx: t.id, undo: int32(len(t.undo))}
-	t.undo = append(t.undo, undo{v: v, created: true})
-	sh.visitors[v.key] = v
-	sh.pushBack(v)
+	v.ids = v.idsInline[:0]
+	t.undo = append(t.undo, undo{v: v, created: true, shard: int32(s)})
+	sh.add(v)
 	a.open.Add(1)
 	return v
 }
@@ -378,8 +427,9 @@ func (t *tx) rollover(v *visitor) {
 	t.emitSession(v)
 	u := &t.undo[v.undo]
 	if !u.reset {
-		u.reset, u.oldIDs, u.oldIdx = true, v.ids, v.idx
-		v.ids, v.idx = nil, nil
+		// The old ids are kept aside for abort; the inline array may hold them.
+		u.reset, u.oldIDs, u.oldIdx = true, append([]uint64(nil), v.ids...), v.idx
+		v.ids, v.idx = v.idsInline[:0], nil
 	} else {
 		v.ids, v.idx = v.ids[:0], nil
 	}
@@ -436,12 +486,12 @@ func (t *tx) expose(v *visitor, g *schemas.Signal) {
 		}
 		if g.ReceivedAt < e.ms || (g.ReceivedAt == e.ms && g.Variant < e.variant) {
 			t.saveExps(v)
-			e.ms, e.variant, e.pending = g.ReceivedAt, intern(g.Variant), true
+			e.ms, e.variant, e.pending = g.ReceivedAt, internString(g.Variant), true
 		}
 		return
 	}
 	t.saveExps(v)
-	v.exps = append(v.exps, expo{exp: intern(g.Experiment), variant: intern(g.Variant), ms: g.ReceivedAt, pending: true})
+	v.exps = append(v.exps, expo{exp: internString(g.Experiment), variant: internString(g.Variant), ms: g.ReceivedAt, pending: true})
 }
 
 func (t *tx) saveExps(v *visitor) {
@@ -452,8 +502,8 @@ func (t *tx) saveExps(v *visitor) {
 }
 
 func (t *tx) key(v *visitor) laneKey {
-	return laneKey{v.lane, sink.LandingKey{Site: v.key.site, HourMs: sink.HourMs(v.s.start), LandingPath: v.s.land.path,
-		UTMSource: v.s.land.src, UTMMedium: v.s.land.med, UTMCampaign: v.s.land.cmp}}
+	l := &v.s.land
+	return laneKey{v.lane, landKey{hour: sink.HourMs(v.s.start), site: v.site, path: l.path, src: l.src, med: l.med, cmp: l.cmp}}
 }
 
 func (t *tx) add(k laneKey, sessions, converted int64) {
@@ -483,9 +533,9 @@ func (t *tx) emitSession(v *visitor) {
 		u.emitted = v.s.version
 	}
 	l := &v.s.land
-	t.batch.Sessions = append(t.batch.Sessions, sink.Session{Site: v.key.site, AnonymousID: v.key.anon,
-		StartMs: v.s.start, LandingMs: l.ms, LandingPath: l.path, UTMSource: l.src, UTMMedium: l.med,
-		UTMCampaign: l.cmp, Converted: v.s.converted, Version: v.s.version})
+	t.batch.Sessions = append(t.batch.Sessions, sink.Session{Site: val(v.site), AnonymousID: v.anon,
+		StartMs: v.s.start, LandingMs: l.ms, LandingPath: val(l.path), UTMSource: val(l.src), UTMMedium: val(l.med),
+		UTMCampaign: val(l.cmp), Converted: v.s.converted, Version: v.s.version})
 }
 
 // rows fills the batch's rollup rows from what the transaction changed.
@@ -494,14 +544,14 @@ func (t *tx) rows() {
 		v := t.undo[i].v
 		t.emitSession(v)
 		if v.s.conv > 0 {
-			t.batch.Conversions = append(t.batch.Conversions, sink.Conversion{Site: v.key.site, AnonymousID: v.key.anon, LastMs: v.s.conv})
+			t.batch.Conversions = append(t.batch.Conversions, sink.Conversion{Site: val(v.site), AnonymousID: v.anon, LastMs: v.s.conv})
 			v.s.conv = 0
 		}
 		for j := range v.exps {
 			if e := &v.exps[j]; e.pending {
 				e.pending = false
-				t.batch.Exposures = append(t.batch.Exposures, sink.Exposure{Site: v.key.site, Experiment: e.exp,
-					AnonymousID: v.key.anon, FirstMs: e.ms, Variant: e.variant})
+				t.batch.Exposures = append(t.batch.Exposures, sink.Exposure{Site: val(v.site), Experiment: e.exp,
+					AnonymousID: v.anon, FirstMs: e.ms, Variant: e.variant})
 			}
 		}
 	}
@@ -510,9 +560,10 @@ func (t *tx) rows() {
 			continue
 		}
 		c := t.a.lanes[k.lane].active(t.a.cfg.CellKeys)
-		cur := c.value(k.LandingKey)
-		t.batch.Landing = append(t.batch.Landing, sink.LandingCell{LandingKey: k.LandingKey, Cell: c.id,
+		cur := c.value(k.landKey)
+		t.batch.Landing = append(t.batch.Landing, sink.LandingCell{LandingKey: k.landKey.sink(), Cell: c.id,
 			Sessions: cur[0] + d[0], Converted: cur[1] + d[1], Version: c.version + 1})
+		t.landRows = append(t.landRows, landRow{k.landKey, c})
 	}
 	// Keys an aborted flush may have left at a version this cell skipped are written
 	// back to their committed values.
@@ -524,8 +575,9 @@ func (t *tx) rows() {
 		for k := range c.rewrite {
 			if d := t.delta[laneKey{int32(i), k}]; d == nil || (d[0] == 0 && d[1] == 0) {
 				cur := c.value(k)
-				t.batch.Landing = append(t.batch.Landing, sink.LandingCell{LandingKey: k, Cell: c.id,
+				t.batch.Landing = append(t.batch.Landing, sink.LandingCell{LandingKey: k.sink(), Cell: c.id,
 					Sessions: cur[0], Converted: cur[1], Version: c.version + 1})
+				t.landRows = append(t.landRows, landRow{k, c})
 			}
 		}
 	}
@@ -535,14 +587,13 @@ func (t *tx) rows() {
 func (t *tx) commit() {
 	a := t.a
 	for i := range t.batch.Landing {
-		l := &t.batch.Landing[i]
-		c := a.cellByID(t.locked, l.Cell)
-		if p := c.counts[l.LandingKey]; p != nil {
+		l, r := &t.batch.Landing[i], &t.landRows[i]
+		if p := r.c.counts[r.k]; p != nil {
 			p[0], p[1] = l.Sessions, l.Converted
 		} else {
-			c.counts[l.LandingKey] = &[2]int64{l.Sessions, l.Converted}
+			r.c.counts[r.k] = &[2]int64{l.Sessions, l.Converted}
 		}
-		c.wrote = true
+		r.c.wrote = true
 	}
 	for _, i := range t.locked {
 		ln := &a.lanes[i]
@@ -557,16 +608,6 @@ func (t *tx) commit() {
 	}
 }
 
-// cellByID returns the cell with id among the locked lanes'.
-func (a *Aggregator) cellByID(lanes []int, id uint64) *cell {
-	for _, i := range lanes {
-		if c := a.lanes[i].cell; c != nil && c.id == id {
-			return c
-		}
-	}
-	panic("BUG: a landing row of a cell no locked lane holds")
-}
-
 // abort puts every visitor the transaction touched back as it was. The rows it handed
 // the sink may have landed all the same (an error after the insert), so versions move
 // past them: the cells skip the version and rewrite the keys at the next flush, and a
@@ -577,14 +618,12 @@ func (t *tx) abort() {
 	for j, i := range t.touched {
 		a.shards[i].watermark = t.wm[j]
 	}
-	for i := range t.batch.Landing {
-		l := &t.batch.Landing[i]
-		c := a.cellByID(t.locked, l.Cell)
-		if c.rewrite == nil {
-			c.rewrite = make(map[sink.LandingKey]struct{})
+	for _, r := range t.landRows {
+		if r.c.rewrite == nil {
+			r.c.rewrite = make(map[landKey]struct{})
 		}
-		c.rewrite[l.LandingKey] = struct{}{}
-		c.wrote = true
+		r.c.rewrite[r.k] = struct{}{}
+		r.c.wrote = true
 	}
 	for _, i := range t.locked {
 		if c := a.lanes[i].cell; c != nil && c.wrote {
@@ -596,7 +635,7 @@ func (t *tx) abort() {
 		u := &t.undo[i]
 		v := u.v
 		if u.created {
-			a.shards[buffer.ShardOf(v.key.anon, len(a.shards))].remove(v)
+			a.shards[u.shard].remove(v)
 			a.open.Add(-1)
 			continue
 		}
@@ -645,6 +684,8 @@ func (t *tx) release() {
 	clear(t.batch.Exposures)
 	clear(t.batch.Conversions)
 	t.batch.Reset()
+	clear(t.landRows)
+	t.landRows = t.landRows[:0]
 	a.txs.Put(t)
 }
 
@@ -682,12 +723,33 @@ func (sh *shard) moveToBack(v *visitor) {
 	sh.pushBack(v)
 }
 
+// add puts v in the shard, at the back of the activity list.
+func (sh *shard) add(v *visitor) {
+	v.same = sh.visitors[v.hash]
+	sh.visitors[v.hash] = v
+	sh.pushBack(v)
+}
+
+// remove takes v out of the shard; removing a visitor not in it does nothing.
 func (sh *shard) remove(v *visitor) {
-	if sh.visitors[v.key] != v {
-		return // already gone
+	p := sh.visitors[v.hash]
+	if p == v {
+		if v.same == nil {
+			delete(sh.visitors, v.hash)
+		} else {
+			sh.visitors[v.hash] = v.same
+		}
+	} else {
+		for p != nil && p.same != v {
+			p = p.same
+		}
+		if p == nil {
+			return // already gone
+		}
+		p.same = v.same
 	}
+	v.same = nil
 	sh.unlink(v)
-	delete(sh.visitors, v.key)
 }
 
 // cell is a private cumulative counter of landing keys (see package sink): only its
@@ -697,31 +759,42 @@ func (sh *shard) remove(v *visitor) {
 type cell struct {
 	id      uint64
 	version uint64
-	counts  map[sink.LandingKey]*[2]int64
-	rewrite map[sink.LandingKey]struct{} // keys an aborted flush wrote
-	wrote   bool                         // by the transaction in progress
+	counts  map[landKey]*[2]int64
+	rewrite map[landKey]struct{} // keys an aborted flush wrote
+	wrote   bool                 // by the transaction in progress
 }
 
 // active returns the lane's cell, making one when there is none. Lock should be held.
 func (l *lane) active(keys int) *cell {
 	if l.cell == nil {
-		l.cell = &cell{id: rand.Uint64(), counts: make(map[sink.LandingKey]*[2]int64, min(keys, 1024))}
+		l.cell = &cell{id: rand.Uint64(), counts: make(map[landKey]*[2]int64, min(keys, 1024))}
 	}
 	return l.cell
 }
 
-func (c *cell) value(k sink.LandingKey) [2]int64 {
+func (c *cell) value(k landKey) [2]int64 {
 	if p := c.counts[k]; p != nil {
 		return *p
 	}
 	return [2]int64{}
 }
 
-// intern returns the canonical copy of s: visitors share their site, paths, utm values
-// and variants instead of each pinning a request body.
-func intern(s string) string {
+// intern returns the interned s: visitors share their site, paths and utm values
+// instead of each pinning a request body. "" is the zero handle.
+func intern(s string) str {
 	if s == "" {
+		return str{}
+	}
+	return unique.Make(s)
+}
+
+// val returns the string of an interned one.
+func val(h str) string {
+	if h == (str{}) {
 		return ""
 	}
-	return unique.Make(s).Value()
+	return h.Value()
 }
+
+// internString returns the canonical copy of s.
+func internString(s string) string { return val(intern(s)) }

@@ -5,7 +5,8 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/rungdev/rung/buffer"
+	"github.com/cespare/xxhash/v2"
+
 	"github.com/rungdev/rung/schemas"
 	"github.com/rungdev/rung/sink"
 )
@@ -37,8 +38,11 @@ func (a *Aggregator) Restore(ctx context.Context, r Resumer) (int, error) {
 
 func (a *Aggregator) restore(r *sink.Resume) bool {
 	s := &r.Session
-	shardIdx := buffer.ShardOf(s.AnonymousID, len(a.shards))
-	v := &visitor{key: vkey{intern(s.Site), strings.Clone(s.AnonymousID)}, lane: int32(shardIdx % len(a.lanes))}
+	h := xxhash.Sum64String(s.AnonymousID)
+	shardIdx := int(h % uint64(len(a.shards))) // buffer.ShardOf
+	v := &visitor{site: intern(s.Site), anon: strings.Clone(s.AnonymousID), hash: visitorHash(h, s.Site),
+		lane: int32(shardIdx % len(a.lanes))}
+	v.ids = v.idsInline[:0]
 	v.s = session{start: s.StartMs, last: s.StartMs, version: s.Version, converted: s.Converted}
 	if s.LandingMs > 0 {
 		v.s.land = landing{ms: s.LandingMs, path: intern(s.LandingPath), src: intern(s.UTMSource),
@@ -62,12 +66,12 @@ func (a *Aggregator) restore(r *sink.Resume) bool {
 				if e.exp == g.Experiment {
 					found = true
 					if g.ReceivedAt < e.ms || (g.ReceivedAt == e.ms && g.Variant < e.variant) {
-						e.ms, e.variant = g.ReceivedAt, intern(g.Variant)
+						e.ms, e.variant = g.ReceivedAt, internString(g.Variant)
 					}
 				}
 			}
 			if !found {
-				v.exps = append(v.exps, expo{exp: intern(g.Experiment), variant: intern(g.Variant), ms: g.ReceivedAt})
+				v.exps = append(v.exps, expo{exp: internString(g.Experiment), variant: internString(g.Variant), ms: g.ReceivedAt})
 			}
 		}
 	}
@@ -75,7 +79,7 @@ func (a *Aggregator) restore(r *sink.Resume) bool {
 	ln := &a.lanes[shardIdx%len(a.lanes)]
 	ln.mu.Lock()
 	defer ln.mu.Unlock()
-	if old := sh.visitors[v.key]; old != nil {
+	if old := sh.get(v.hash, s.Site, s.AnonymousID); old != nil {
 		sh.remove(old)
 		a.open.Add(-1)
 	}
@@ -85,8 +89,7 @@ func (a *Aggregator) restore(r *sink.Resume) bool {
 		a.open.Add(-1)
 		a.evicted.Inc()
 	}
-	sh.visitors[v.key] = v
-	sh.pushBack(v)
+	sh.add(v)
 	a.open.Add(1)
 	return true
 }

@@ -162,9 +162,9 @@ func (tr *traffic) pageview(site, anon string, t int64) schemas.Signal {
 func (tr *traffic) apply(sess *sink.Session, g schemas.Signal, t int64) {
 	switch g.Type {
 	case schemas.TypePageview:
-		cand := landing{ms: t, path: g.Path, src: g.UTMSource, med: g.UTMMedium, cmp: g.UTMCampaign}
-		cur := landing{ms: sess.LandingMs, path: sess.LandingPath, src: sess.UTMSource, med: sess.UTMMedium, cmp: sess.UTMCampaign}
-		if sess.LandingMs == 0 || cand.less(&cur) {
+		cand := fmt.Sprintf("%020d\x00%s\x00%s\x00%s\x00%s", t, g.Path, g.UTMSource, g.UTMMedium, g.UTMCampaign)
+		cur := fmt.Sprintf("%020d\x00%s\x00%s\x00%s\x00%s", sess.LandingMs, sess.LandingPath, sess.UTMSource, sess.UTMMedium, sess.UTMCampaign)
+		if sess.LandingMs == 0 || cand < cur {
 			sess.LandingMs, sess.LandingPath, sess.UTMSource, sess.UTMMedium, sess.UTMCampaign = t, g.Path, g.UTMSource, g.UTMMedium, g.UTMCampaign
 		}
 	case schemas.TypeEvent:

@@ -33,6 +33,7 @@ type ClickHouse struct {
 
 	rows      *metrics.Counter
 	rollups   map[string]*metrics.Counter // rows written, by table
+	group     group                       // rollup rows of concurrent flushes, written together
 	errors    *metrics.Counter
 	retries   *metrics.Counter
 	abandoned *metrics.Counter
@@ -87,6 +88,7 @@ func Open(ctx context.Context, dsn string, o Options, set *metrics.Set) (*ClickH
 		abandoned: set.GetOrCreateCounter(`rung_sink_batches_abandoned_total`),
 	}
 	c.cols.New = func() any { return new(columns) }
+	c.group.write = c.writeRollups
 	for _, t := range rollupTables {
 		c.rollups[t] = set.GetOrCreateCounter(`rung_sink_rows_written_total{table="` + t + `"}`)
 	}
@@ -208,7 +210,10 @@ func (c *ClickHouse) Write(ctx context.Context, b *sink.Batch) error {
 		}
 		c.rows.Add(len(b.Signals))
 	}
-	if err := c.writeRollups(ctx, b); err != nil {
+	if len(b.Sessions)+len(b.Landing)+len(b.Exposures)+len(b.Conversions) == 0 {
+		return nil
+	}
+	if err := c.group.commit(ctx, b); err != nil {
 		c.abandoned.Inc()
 		return err
 	}

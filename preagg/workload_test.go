@@ -1,0 +1,104 @@
+package preagg
+
+import (
+	"math/rand/v2"
+	"sort"
+	"strconv"
+
+	"github.com/rungdev/rung/schemas"
+)
+
+// workload makes benchmark traffic shaped like a site's: visitors arrive evenly over
+// the span, come for one to three sessions of one to eight signals, land on pages and
+// utm campaigns with a skewed popularity, and one in four is in an experiment. Signals
+// are made an hour of arrivals at a time, sorted by time within it, and handed to emit.
+type workload struct {
+	r        *rand.Rand
+	paths    []string
+	utms     [][3]string
+	sites    []string
+	visitor  int
+	seq      int
+	sessions int
+}
+
+func newWorkload(seed uint64) *workload {
+	w := &workload{r: rand.New(rand.NewPCG(seed, 1)), sites: []string{"shop.example", "blog.example", "docs.example"}}
+	for i := 0; i < 60; i++ {
+		w.paths = append(w.paths, "/p/"+strconv.Itoa(i))
+	}
+	for _, s := range []string{"", "google", "newsletter", "twitter", "partner"} {
+		for _, m := range []string{"", "cpc", "email"} {
+			w.utms = append(w.utms, [3]string{s, m, []string{"", "spring", "launch"}[len(s)%3]})
+		}
+	}
+	return w
+}
+
+// skewed picks an index in [0, n) with popularity falling like 1/(i+1).
+func (w *workload) skewed(n int) int {
+	x := w.r.Float64()
+	return min(n-1, int(float64(n)*x*x*x))
+}
+
+// hour generates the signals of visitors arriving in the hour starting at start, about
+// perHour of them, sorted by time.
+func (w *workload) hour(start int64, perHour int, emit func([]schemas.Signal)) {
+	var out []schemas.Signal
+	n := perHour/2 + w.r.IntN(perHour+1)
+	for i := 0; i < n; i++ {
+		w.visitor++
+		anon := "a" + strconv.Itoa(w.visitor)
+		site := w.sites[w.skewed(len(w.sites))]
+		t := start + w.r.Int64N(hour)
+		variant := ""
+		if w.r.IntN(4) == 0 {
+			variant = []string{"control", "b"}[w.r.IntN(2)]
+		}
+		for s, ns := 0, 1+w.r.IntN(3); s < ns; s++ {
+			if s > 0 {
+				t += timeout + w.r.Int64N(6*hour)
+			}
+			w.sessions++
+			utm := w.utms[w.skewed(len(w.utms))]
+			for k, nk := 0, 1+w.r.IntN(8); k < nk; k++ {
+				if k > 0 {
+					t += second + w.r.Int64N(3*minute)
+				}
+				w.seq++
+				g := schemas.Signal{Site: site, AnonymousID: anon, ReceivedAt: t, EventID: "e" + strconv.Itoa(w.seq)}
+				switch x := w.r.IntN(100); {
+				case x < 60 || k == 0:
+					g.Type, g.Path = schemas.TypePageview, w.paths[w.skewed(len(w.paths))]
+					g.URL = "https://" + site + g.Path
+					if k == 0 {
+						g.UTMSource, g.UTMMedium, g.UTMCampaign = utm[0], utm[1], utm[2]
+					}
+				case x < 85:
+					g.Type, g.Name = schemas.TypeEvent, "scroll"
+					if x < 70 {
+						g.Name = DefaultGoal
+					}
+				default:
+					if variant == "" {
+						g.Type, g.Name = schemas.TypeEvent, "click"
+					} else {
+						g.Type, g.Experiment, g.Variant = schemas.TypeExposure, "hero", variant
+					}
+				}
+				out = append(out, g)
+			}
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].ReceivedAt < out[j].ReceivedAt })
+	emit(out)
+}
+
+// signals returns about n signals of consecutive hours from start.
+func (w *workload) signals(start int64, n, perHour int) []schemas.Signal {
+	var all []schemas.Signal
+	for h := start; len(all) < n; h += hour {
+		w.hour(h, perHour, func(s []schemas.Signal) { all = append(all, s...) })
+	}
+	return all[:n]
+}
