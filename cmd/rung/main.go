@@ -30,6 +30,7 @@ func commands() map[string]command {
 	return map[string]command{
 		"serve":    {"run the collector, the query API, the dashboard and the placement pages", runServe},
 		"baseline": {"run a bare fasthttp server answering 202: the baseline of every /collect ratio", runBaseline},
+		"bench":    {"drive load at rung's /collect, measure latency honestly, verify what landed and the stats", runBench},
 		"tail":     {"print the newest stored signals", runTail},
 		"migrate":  {"create or migrate the sink's and the business database's tables, then exit", runMigrate},
 		"place":    {"answer the placement questionnaire: which tier and event level your stat needs", runPlace},

@@ -1,0 +1,715 @@
+package bench
+
+import (
+	"bytes"
+	"container/heap"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// Config is one load run.
+type Config struct {
+	// Target is rung's base URL (http://127.0.0.1:8080); signals go to Target/collect.
+	Target string
+	// AllowRemote permits a target outside the loopback range. Off, the run refuses it.
+	AllowRemote bool
+	// Rate is the open-loop target in requests/s; 0 runs closed loop: each connection
+	// sends its next request as soon as the last is answered.
+	Rate float64
+	// Ramp raises the open-loop rate linearly from 0 to Rate over its length. Latency
+	// figures cover what comes after it (the series show the ramp too).
+	Ramp time.Duration
+	// Connections is the number of connections, each with its own stream of visitors.
+	Connections int
+	// Batch is the signals per request: 1 sends a signal object, more send an array.
+	Batch int
+	// Duration and Count (requests) end the timed phase, whichever comes first; at
+	// least one must be set.
+	Duration time.Duration
+	Count    int64
+	// Timeout bounds one request; default 10s.
+	Timeout time.Duration
+	// Active is the number of visitors each connection interleaves; 0 picks one (see
+	// DESIGN in BENCHMARKS.md: enough to keep a visitor's signals seconds apart).
+	Active int
+	// Finish bounds the untimed phase after the timed one, in which each connection
+	// completes the journeys of the visitors it started, so every visitor's truth is
+	// whole; default 30s.
+	Finish time.Duration
+	// Model is the workload.
+	Model Model
+	// Progress receives a live line a second; nil: none. ProgressCR rewrites one line
+	// (for a terminal) instead of printing one per second.
+	Progress   io.Writer
+	ProgressCR bool
+	// Watch names processes (rung, ClickHouse) whose CPU and memory are sampled every
+	// second, besides the load generator's own.
+	Watch []Watched
+}
+
+// Watched is a process to sample: a name for the report and its pid.
+type Watched struct {
+	Name string
+	PID  int
+}
+
+func (c *Config) defaults() {
+	if c.Connections == 0 {
+		c.Connections = 64
+	}
+	if c.Batch == 0 {
+		c.Batch = 1
+	}
+	if c.Timeout == 0 {
+		c.Timeout = 10 * time.Second
+	}
+	if c.Finish == 0 {
+		c.Finish = 30 * time.Second
+	}
+	if c.Active == 0 {
+		c.Active = 32
+		if c.Rate > 0 {
+			// A connection sends Rate/Connections requests a second; with Active
+			// visitors interleaved, one visitor's signals are Active/that seconds apart.
+			// Keep it under a minute so no visitor's signals drift towards the server's
+			// 30-minute session timeout.
+			perConn := c.Rate * float64(c.Batch) / float64(c.Connections)
+			c.Active = int(min(32, max(1, perConn*60)))
+		}
+	}
+}
+
+// Validate reports every setting that cannot work, after defaults.
+func (c *Config) Validate() error {
+	c.defaults()
+	var errs []error
+	if _, err := targetURL(c.Target); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Rate < 0 || math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0) {
+		errs = append(errs, fmt.Errorf("rate %v: want requests/s, or 0 for closed loop", c.Rate))
+	}
+	if c.Ramp < 0 || (c.Ramp > 0 && c.Rate == 0) {
+		errs = append(errs, fmt.Errorf("ramp %v: only an open-loop run (a rate) ramps", c.Ramp))
+	}
+	if c.Connections < 1 || c.Connections > 10000 {
+		errs = append(errs, fmt.Errorf("connections %d: want 1 to 10000", c.Connections))
+	}
+	if c.Batch < 1 || c.Batch > 10000 {
+		errs = append(errs, fmt.Errorf("batch %d: want 1 to 10000 signals per request", c.Batch))
+	}
+	if c.Duration < 0 || c.Count < 0 || (c.Duration == 0 && c.Count == 0) {
+		errs = append(errs, errors.New("give a duration or a request count (or both): the run must end by itself"))
+	}
+	if c.Timeout < 0 || c.Finish < 0 || c.Active < 1 {
+		errs = append(errs, errors.New("timeout, finish and active must be positive"))
+	}
+	if err := c.Model.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	return nil
+}
+
+func targetURL(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "http" || u.Host == "" || (u.Path != "" && u.Path != "/") {
+		return nil, fmt.Errorf("target %q: want http://host:port (rung's base URL; https is not supported)", s)
+	}
+	return u, nil
+}
+
+// CheckTarget refuses a target that resolves to anything outside loopback, unless
+// allowRemote: a load generator pointed at the wrong address is an attack.
+func CheckTarget(ctx context.Context, target string, allowRemote bool) error {
+	u, err := targetURL(target)
+	if err != nil {
+		return err
+	}
+	if allowRemote {
+		return nil
+	}
+	host := u.Hostname()
+	var ips []net.IP
+	if ip := net.ParseIP(host); ip != nil {
+		ips = []net.IP{ip}
+	} else {
+		addrs, err := net.DefaultResolver.LookupIPAddr(ctx, host)
+		if err != nil {
+			return fmt.Errorf("resolve target %q: %w", host, err)
+		}
+		for _, a := range addrs {
+			ips = append(ips, a.IP)
+		}
+	}
+	if len(ips) == 0 {
+		return fmt.Errorf("resolve target %q: no address", host)
+	}
+	for _, ip := range ips {
+		if !ip.IsLoopback() {
+			return fmt.Errorf("%w: %s is %s; pass --allow-remote to load a server you own elsewhere", ErrNotLoopback, host, ip)
+		}
+	}
+	return nil
+}
+
+// intended is when, from the start, global request k is due in an open-loop run.
+func (c *Config) intended(k int64) time.Duration {
+	kf, r, ramp := float64(k), c.Rate, c.Ramp.Seconds()
+	var s float64
+	if inRamp := r * ramp / 2; kf < inRamp {
+		s = math.Sqrt(2 * ramp * kf / r) // the integral of the linear ramp, inverted
+	} else {
+		s = ramp + (kf-inRamp)/r
+	}
+	return time.Duration(s * float64(time.Second))
+}
+
+// due is how many requests an open-loop run had scheduled by t after the start.
+func (c *Config) due(t time.Duration) int64 {
+	s, r, ramp := t.Seconds(), c.Rate, c.Ramp.Seconds()
+	if s < ramp {
+		return int64(math.Ceil(r * s * s / (2 * ramp)))
+	}
+	return int64(math.Ceil(r*ramp/2 + (s-ramp)*r))
+}
+
+// targetRate is the open-loop rate at t after the start.
+func (c *Config) targetRate(t time.Duration) float64 {
+	if c.Rate == 0 {
+		return 0
+	}
+	if t < c.Ramp {
+		return c.Rate * t.Seconds() / c.Ramp.Seconds()
+	}
+	return c.Rate
+}
+
+// visit is what the run knows of one visitor: which of their signals were accepted
+// (or met a transport error, so their fate is unknown), and the truth their accepted
+// signals make, in the server's terms (see Truth).
+type visit struct {
+	accepted, unknown uint64 // bit i: signal Seq i
+	landing           int8   // page of the first accepted pageview; -1: none
+	variant           int8   // variant of the first accepted exposure; -1: none
+	flags             uint8
+}
+
+const (
+	fAny       = 1 << iota // a signal accepted: the server has a session for them
+	fConverted             // a goal event accepted
+	fConvExp               // a goal event accepted after an accepted exposure
+	fUncertain             // some signal's fate is unknown
+)
+
+// active is a visitor whose journey a connection is sending.
+type active struct {
+	j       int // index in the lane's visits
+	sigs    []Signal
+	next    int
+	arrival int64 // the lane's simulated clock when they arrived
+	holdMs  int64 // their next pageview waits for a later millisecond than this
+	pvInReq bool  // a pageview of theirs is in the request being built
+	done    bool
+	hi      int // heap index
+}
+
+func (a *active) at() int64 { return a.arrival + a.sigs[a.next].AtMs }
+
+type actives []*active
+
+func (h actives) Len() int           { return len(h) }
+func (h actives) Less(i, j int) bool { return h[i].at() < h[j].at() }
+func (h actives) Swap(i, j int)      { h[i], h[j] = h[j], h[i]; h[i].hi = i; h[j].hi = j }
+func (h *actives) Push(x any)        { a := x.(*active); a.hi = len(*h); *h = append(*h, a) }
+func (h *actives) Pop() any {
+	old := *h
+	a := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return a
+}
+
+type ref struct {
+	a   *active
+	seq int
+}
+
+// lane is one connection's worth of the run: its visitors, its requests, its counts.
+// Only its own goroutine touches it, except mu-guarded cur and the atomic counters,
+// which the ticker reads.
+type lane struct {
+	id     int
+	run    *runner
+	visits []visit
+	heap   actives
+	held   []*active
+	free   []*active
+	clock  int64
+
+	req     *fasthttp.Request
+	resp    *fasthttp.Response
+	body    []byte
+	pending []ref
+	drop    []bool
+
+	mu  sync.Mutex
+	cur *Histogram // this second's corrected latencies
+
+	steady, steadySvc *Histogram
+
+	completed, accepted, failed, non202 atomic.Int64
+
+	sent, signals, rejected, unknown, notSent, inconsistent int64
+	status                                                  map[int]int64
+	errs, reasons                                           map[string]int64
+	finReq, finSignals, finAccepted                         int64
+
+	modelVisitors, modelSessions int64
+	modelVariant                 [][2]int64 // visitors, converters by variant as the model drew them
+}
+
+type runner struct {
+	cfg     *Config
+	client  *fasthttp.HostClient
+	start   time.Time
+	steady  time.Time // end of the ramp
+	claimed atomic.Int64
+	lanes   []*lane
+}
+
+func (l *lane) start() {
+	m := &l.run.cfg.Model
+	L := int64(len(l.run.lanes))
+	v := int64(l.id) + int64(len(l.visits))*L
+	var a *active
+	if n := len(l.free); n > 0 {
+		a, l.free = l.free[n-1], l.free[:n-1]
+	} else {
+		a = &active{}
+	}
+	jr := m.journey(v, a.sigs[:0])
+	*a = active{j: len(l.visits), sigs: jr.Signals, arrival: l.clock}
+	l.visits = append(l.visits, visit{landing: -1, variant: -1})
+	l.modelVisitors++
+	l.modelSessions += int64(jr.Sessions)
+	if jr.Variant >= 0 {
+		l.modelVariant[jr.Variant][0]++
+		if jr.Converts {
+			l.modelVariant[jr.Variant][1]++
+		}
+	}
+	heap.Push(&l.heap, a)
+}
+
+// build fills the request body with the next signals of the lane's visitors, in
+// simulated-time order, and returns how many. finishing: start no new visitor.
+//
+// A visitor's landing page is the path of their first pageview, and rung breaks a tie
+// between pageviews stamped in the same millisecond by path, not by order. So until a
+// visitor's first pageview has been answered, their next pageview waits: it goes in no
+// request with it, and in no request sent within the millisecond of its answer.
+func (l *lane) build(nowMs int64, finishing bool) int {
+	m := &l.run.cfg.Model
+	batch, k := l.run.cfg.Batch, l.run.cfg.Active
+	l.body, l.pending, l.held = l.body[:0], l.pending[:0], l.held[:0]
+	if batch > 1 {
+		l.body = append(l.body, '[')
+	}
+	for len(l.pending) < batch {
+		for !finishing && len(l.heap)+len(l.held) < k {
+			l.start()
+		}
+		if len(l.heap) == 0 {
+			if finishing || len(l.held) >= 4*k {
+				break
+			}
+			l.start()
+			continue
+		}
+		a := l.heap[0]
+		g := &a.sigs[a.next]
+		if g.Type == "pageview" && ((a.pvInReq && l.visits[a.j].landing < 0) || nowMs <= a.holdMs) {
+			heap.Pop(&l.heap)
+			l.held = append(l.held, a)
+			continue
+		}
+		if len(l.pending) > 0 && batch > 1 {
+			l.body = append(l.body, ',')
+		}
+		l.body = m.AppendJSON(l.body, g)
+		l.pending = append(l.pending, ref{a, a.next})
+		l.clock = max(l.clock, a.at())
+		if g.Type == "pageview" && l.visits[a.j].landing < 0 {
+			a.pvInReq = true
+		}
+		if a.next++; a.next == len(a.sigs) {
+			heap.Pop(&l.heap)
+			a.done = true
+		} else {
+			heap.Fix(&l.heap, 0)
+		}
+	}
+	for _, a := range l.held {
+		heap.Push(&l.heap, a)
+	}
+	if batch > 1 {
+		l.body = append(l.body, ']')
+	}
+	return len(l.pending)
+}
+
+// send builds and sends one request due at due, and settles what it carried; timed
+// requests count towards the latency figures. It returns false when there was nothing
+// left to send.
+func (l *lane) send(due time.Time, timed, finishing bool) bool {
+	for {
+		now := time.Now()
+		if l.build(now.UnixMilli(), finishing) > 0 {
+			break
+		}
+		if len(l.heap) == 0 {
+			return false
+		}
+		// Every visitor waits for a millisecond to pass (see build): let it.
+		time.Sleep(time.Until(now.Truncate(time.Millisecond).Add(time.Millisecond)))
+	}
+	l.req.SetBodyRaw(l.body)
+	sent := time.Now()
+	err := l.run.client.Do(l.req, l.resp)
+	done := time.Now()
+	acc := l.settle(err, done)
+	if timed {
+		lat, svc := done.Sub(due), done.Sub(sent)
+		l.mu.Lock()
+		l.cur.Record(lat)
+		l.mu.Unlock()
+		if !due.Before(l.run.steady) {
+			l.steady.Record(lat)
+			l.steadySvc.Record(svc)
+		}
+	} else {
+		l.finReq++
+		l.finSignals += int64(len(l.pending))
+		l.finAccepted += acc
+	}
+	return true
+}
+
+var allAccepted = []byte(`"rejected":0`)
+
+// answer is the body of a /collect answer.
+type answer struct {
+	Accepted *int   `json:"accepted"`
+	Error    string `json:"error"`
+	Errors   []struct {
+		Index  int    `json:"index"`
+		Reason string `json:"reason"`
+	} `json:"errors"`
+}
+
+// settle books the answer to the request in pending and returns how many signals it
+// accepted.
+func (l *lane) settle(err error, done time.Time) int64 {
+	n := len(l.pending)
+	l.sent++
+	l.signals += int64(n)
+	l.completed.Add(1)
+	doneMs := done.UnixMilli()
+	defer func() {
+		for _, r := range l.pending {
+			a := r.a
+			if a.pvInReq {
+				a.holdMs, a.pvInReq = doneMs, false
+			}
+			if a.done {
+				a.done = false
+				l.free = append(l.free, a)
+			}
+		}
+	}()
+	if err != nil {
+		l.failed.Add(1)
+		kind, sentForSure := classify(err)
+		l.errs[kind]++
+		for _, r := range l.pending {
+			if sentForSure {
+				vi := &l.visits[r.a.j]
+				vi.unknown |= 1 << r.seq
+				vi.flags |= fUncertain
+				l.unknown++
+			} else {
+				l.notSent++
+			}
+		}
+		return 0
+	}
+	code := l.resp.StatusCode()
+	l.status[code]++
+	if code != fasthttp.StatusAccepted {
+		l.non202.Add(1)
+	}
+	body := l.resp.Body()
+	l.drop = l.drop[:0]
+	for range n {
+		l.drop = append(l.drop, code != fasthttp.StatusAccepted)
+	}
+	if code != fasthttp.StatusAccepted || !bytes.Contains(body, allAccepted) {
+		var a answer
+		if json.Unmarshal(body, &a) != nil {
+			l.reasons[fmt.Sprintf("HTTP %d, unreadable answer", code)] += int64(n)
+		}
+		for _, e := range a.Errors {
+			if e.Index >= 0 && e.Index < n {
+				l.drop[e.Index] = true
+			}
+			l.reasons[e.Reason]++
+		}
+		if len(a.Errors) == 0 && code != fasthttp.StatusAccepted {
+			why := a.Error
+			if why == "" {
+				why = "no reason given"
+			}
+			l.reasons[fmt.Sprintf("HTTP %d: %s", code, why)] += int64(n)
+		}
+		if code == fasthttp.StatusAccepted && a.Accepted != nil && *a.Accepted != n-len(a.Errors) {
+			l.inconsistent++
+		}
+	}
+	var acc int64
+	for i, r := range l.pending {
+		if l.drop[i] {
+			l.rejected++
+			continue
+		}
+		acc++
+		g := &r.a.sigs[r.seq]
+		vi := &l.visits[r.a.j]
+		vi.accepted |= 1 << r.seq
+		vi.flags |= fAny
+		switch g.Type {
+		case "pageview":
+			if vi.landing < 0 {
+				vi.landing = int8(g.Page)
+			}
+		case "exposure":
+			if vi.variant < 0 {
+				vi.variant = int8(g.Variant)
+			}
+		case "event":
+			if g.Name == Goal {
+				vi.flags |= fConverted
+				if vi.variant >= 0 {
+					vi.flags |= fConvExp
+				}
+			}
+		}
+	}
+	l.accepted.Add(acc)
+	return acc
+}
+
+// classify names a transport error, and says whether the request may have reached the
+// server (then what it carried has an unknown fate).
+func classify(err error) (kind string, mayHaveArrived bool) {
+	var op *net.OpError
+	switch {
+	case errors.Is(err, fasthttp.ErrTimeout):
+		return "timeout", true
+	case errors.Is(err, fasthttp.ErrDialTimeout):
+		return "connect timeout", false
+	case errors.As(err, &op) && op.Op == "dial":
+		return "connect: " + op.Err.Error(), false
+	case errors.Is(err, fasthttp.ErrConnectionClosed), errors.Is(err, io.EOF):
+		return "connection closed", true
+	}
+	s := err.Error()
+	if len(s) > 80 {
+		s = s[:80]
+	}
+	return s, true
+}
+
+// Run drives the load, finishes the visitors' journeys, and returns what happened. It
+// returns when the duration or count is reached, or ctx ends (then without finishing
+// the journeys). Every goroutine it starts has exited when it returns, but for the
+// fasthttp client's pool cleaner, which exits on its own within MaxIdleConnDuration (1s)
+// once Run has closed the connections.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := CheckTarget(ctx, cfg.Target, cfg.AllowRemote); err != nil {
+		return nil, err
+	}
+	u, _ := targetURL(cfg.Target)
+	host := u.Host
+	if u.Port() == "" {
+		host += ":80"
+	}
+	r := &runner{cfg: &cfg, client: &fasthttp.HostClient{
+		Addr:                          host,
+		Dial:                          dialer(cfg.Timeout),
+		MaxConns:                      cfg.Connections,
+		MaxIdleConnDuration:           time.Second,
+		MaxConnWaitTimeout:            cfg.Timeout,
+		ReadBufferSize:                4096,
+		WriteBufferSize:               max(4096, cfg.Batch*400),
+		NoDefaultUserAgentHeader:      true,
+		DisableHeaderNamesNormalizing: true,
+		DisablePathNormalizing:        true,
+		MaxIdemponentCallAttempts:     1,
+		RetryIf:                       func(*fasthttp.Request) bool { return false },
+	}}
+	defer r.client.CloseIdleConnections()
+	for i := range cfg.Connections {
+		l := &lane{id: i, run: r, req: fasthttp.AcquireRequest(), resp: fasthttp.AcquireResponse(),
+			cur: NewHistogram(), steady: NewHistogram(), steadySvc: NewHistogram(),
+			status: map[int]int64{}, errs: map[string]int64{}, reasons: map[string]int64{},
+			modelVariant: make([][2]int64, len(cfg.Model.Experiment.Variants))}
+		l.req.Header.SetMethod(fasthttp.MethodPost)
+		l.req.SetRequestURI(cfg.Target + "/collect")
+		l.req.Header.SetContentType("text/plain;charset=UTF-8")
+		l.req.Header.SetUserAgent(userAgent)
+		l.req.SetTimeout(cfg.Timeout)
+		r.lanes = append(r.lanes, l)
+	}
+	defer func() {
+		for _, l := range r.lanes {
+			fasthttp.ReleaseRequest(l.req)
+			fasthttp.ReleaseResponse(l.resp)
+		}
+	}()
+
+	r.start = time.Now()
+	r.steady = r.start.Add(cfg.Ramp)
+	var deadline time.Time
+	if cfg.Duration > 0 {
+		deadline = r.start.Add(cfg.Duration)
+	}
+	tick := newTicker(r)
+	tickDone := make(chan struct{})
+	stopTick := make(chan struct{})
+	// The ticker exits when stopTick is closed, after the timed phase.
+	go func() { defer close(tickDone); tick.run(stopTick) }()
+
+	var wg sync.WaitGroup
+	timedDone := make(chan struct{})
+	var timedLeft atomic.Int64
+	timedLeft.Store(int64(len(r.lanes)))
+	for _, l := range r.lanes {
+		wg.Add(1)
+		// Each lane exits after its timed phase and its finish phase, or when ctx ends.
+		go func() {
+			defer wg.Done()
+			l.timed(ctx, deadline)
+			if timedLeft.Add(-1) == 0 {
+				close(timedDone)
+			}
+			if ctx.Err() == nil {
+				l.finish(ctx, time.Now().Add(cfg.Finish))
+			}
+		}()
+	}
+	<-timedDone
+	elapsed := time.Since(r.start)
+	close(stopTick)
+	<-tickDone
+	wg.Wait()
+	return r.result(tick, elapsed), nil
+}
+
+// dialer dials with the standard library, not fasthttp's default dialer, whose address
+// cache starts a goroutine that lives as long as the process.
+func dialer(timeout time.Duration) fasthttp.DialFunc {
+	d := &net.Dialer{Timeout: timeout}
+	return func(addr string) (net.Conn, error) { return d.Dial("tcp", addr) }
+}
+
+const userAgent = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36 rung-bench"
+
+// timed is the lane's measured phase.
+func (l *lane) timed(ctx context.Context, deadline time.Time) {
+	cfg := l.run.cfg
+	if cfg.Rate == 0 {
+		for ctx.Err() == nil && (deadline.IsZero() || time.Now().Before(deadline)) {
+			if cfg.Count > 0 && l.run.claimed.Add(1) > cfg.Count {
+				return
+			}
+			l.send(time.Now(), true, false)
+		}
+		return
+	}
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	L := int64(len(l.run.lanes))
+	for k := int64(l.id); cfg.Count == 0 || k < cfg.Count; k += L {
+		due := l.run.start.Add(cfg.intended(k))
+		if !deadline.IsZero() && !due.Before(deadline) {
+			return
+		}
+		if wait := time.Until(due); wait > 0 {
+			timer.Reset(wait)
+			select {
+			case <-ctx.Done():
+				return
+			case <-timer.C:
+			}
+		} else if ctx.Err() != nil {
+			return
+		}
+		l.send(due, true, false)
+	}
+}
+
+// finish completes the journeys of the lane's visitors, untimed, as fast as answers come.
+func (l *lane) finish(ctx context.Context, deadline time.Time) {
+	for ctx.Err() == nil && time.Now().Before(deadline) && l.send(time.Now(), false, true) {
+	}
+}
+
+// dueBy is how many requests the open-loop schedule had due by elapsed (capped by Count).
+func (r *runner) dueBy(elapsed time.Duration) int64 {
+	n := r.cfg.due(elapsed)
+	if r.cfg.Count > 0 {
+		n = min(n, r.cfg.Count)
+	}
+	return n
+}
+
+// visit returns the run's record of visitor v, or nil if the run never started them.
+func (res *Result) visit(v int64) *visit {
+	if v < 0 || len(res.lanes) == 0 {
+		return nil
+	}
+	l := res.lanes[v%int64(len(res.lanes))]
+	j := v / int64(len(res.lanes))
+	if j >= int64(len(l.visits)) {
+		return nil
+	}
+	return &l.visits[j]
+}
+
+func fmtInt(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	if n < 0 {
+		return "-" + fmtInt(-n)
+	}
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}

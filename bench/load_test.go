@@ -1,0 +1,182 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestCheckTarget(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		target      string
+		allowRemote bool
+		want        error // nil: accepted; ErrNotLoopback; errAny: some other error
+	}{
+		{"http://127.0.0.1:8080", false, nil},
+		{"http://127.9.9.9:8080", false, nil},
+		{"http://[::1]:8080", false, nil},
+		{"http://localhost:8080", false, nil},
+		{"http://10.1.2.3:8080", false, ErrNotLoopback},
+		{"http://192.168.1.10", false, ErrNotLoopback},
+		{"http://8.8.8.8:80", false, ErrNotLoopback},
+		{"http://[2001:db8::1]:80", false, ErrNotLoopback},
+		{"http://0.0.0.0:8080", false, ErrNotLoopback},
+		{"http://10.1.2.3:8080", true, nil},
+		{"https://127.0.0.1:8080", false, errAny},
+		{"127.0.0.1:8080", false, errAny},
+		{"http://127.0.0.1:8080/collect", false, errAny},
+	} {
+		err := CheckTarget(ctx, c.target, c.allowRemote)
+		switch {
+		case c.want == nil && err != nil:
+			t.Errorf("%s (allow remote %v): refused: %v", c.target, c.allowRemote, err)
+		case c.want == ErrNotLoopback && !errors.Is(err, ErrNotLoopback):
+			t.Errorf("%s: got %v, want %v", c.target, err, ErrNotLoopback)
+		case c.want == errAny && err == nil:
+			t.Errorf("%s: accepted a target that is not http://host:port", c.target)
+		}
+	}
+}
+
+var errAny = errors.New("any error")
+
+// fasthttpCleaner is the client pool's cleaner, which outlives Run by up to a second
+// (see Run).
+var fasthttpCleaner = goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*HostClient).connsCleaner")
+
+// TestRunRefusesRemote: a run against a non-loopback address fails before sending
+// anything (nothing listens at 10.255.255.1 here; a send would time out, not fail fast).
+func TestRunRefusesRemote(t *testing.T) {
+	defer goleak.VerifyNone(t, fasthttpCleaner)
+	cfg := Config{Target: "http://10.255.255.1:8080", Duration: time.Second, Model: DefaultModel(1, "remote1")}
+	res, err := Run(context.Background(), cfg)
+	if !errors.Is(err, ErrNotLoopback) || res != nil {
+		t.Fatalf("Run = %v, %v; want ErrNotLoopback and no result", res, err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	good := func() Config {
+		return Config{Target: "http://127.0.0.1:1", Duration: time.Second, Model: DefaultModel(1, "conf1")}
+	}
+	c := good()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("good config: %v", err)
+	}
+	for _, bad := range []struct {
+		name string
+		edit func(c *Config)
+	}{
+		{"no end", func(c *Config) { c.Duration = 0 }},
+		{"ramp in closed loop", func(c *Config) { c.Ramp = time.Second }},
+		{"negative rate", func(c *Config) { c.Rate = -1 }},
+		{"zero-signal batch", func(c *Config) { c.Batch = -1 }},
+		{"bad model", func(c *Config) { c.Model.Run = "x" }},
+		{"bad target", func(c *Config) { c.Target = "ftp://127.0.0.1" }},
+	} {
+		c := good()
+		bad.edit(&c)
+		if err := c.Validate(); !errors.Is(err, ErrConfig) {
+			t.Errorf("%s: Validate = %v, want ErrConfig", bad.name, err)
+		}
+	}
+}
+
+func TestSchedule(t *testing.T) {
+	for _, c := range []Config{{Rate: 1000}, {Rate: 1000, Ramp: 2 * time.Second}, {Rate: 7, Ramp: 10 * time.Second}} {
+		for k := int64(0); k < 5000; k += 37 {
+			at := c.intended(k)
+			// due counts the requests due by a time; just after request k's time it
+			// includes k (k+1 requests), just before it does not.
+			if n := c.due(at + time.Microsecond); n < k+1 {
+				t.Fatalf("rate %v ramp %v: due(intended(%d)+1µs) = %d", c.Rate, c.Ramp, k, n)
+			}
+			if k > 0 {
+				if n := c.due(at - time.Microsecond); n > k {
+					t.Fatalf("rate %v ramp %v: due(intended(%d)-1µs) = %d", c.Rate, c.Ramp, k, n)
+				}
+				if at < c.intended(k-1) {
+					t.Fatalf("schedule goes back in time at %d", k)
+				}
+			}
+		}
+		// After the ramp, the rate is the target.
+		t0 := c.Ramp + time.Second
+		if got := float64(c.due(t0+10*time.Second)-c.due(t0)) / 10; math.Abs(got-c.Rate) > 0.2 {
+			t.Errorf("rate after the ramp %v, want %v", got, c.Rate)
+		}
+	}
+}
+
+// stallServer answers like rung's /collect, but stalls every request for stall once
+// the trigger-th request arrives: a GC pause, a full disk, a lock held too long.
+type stallServer struct {
+	mu      sync.Mutex
+	n       int
+	until   time.Time
+	trigger int
+	stall   time.Duration
+}
+
+func (s *stallServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	s.n++
+	if s.n == s.trigger {
+		s.until = time.Now().Add(s.stall)
+	}
+	wait := time.Until(s.until)
+	s.mu.Unlock()
+	if wait > 0 {
+		time.Sleep(wait) // the injected fault
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusAccepted)
+	w.Write([]byte(`{"accepted":1,"rejected":0}` + "\n"))
+}
+
+// TestCoordinatedOmission: in open loop, a one-second stall must show in the latency of
+// every request that was due during it, not only the few in flight when it began.
+func TestCoordinatedOmission(t *testing.T) {
+	defer goleak.VerifyNone(t, fasthttpCleaner)
+	const rate, stall = 400.0, time.Second
+	srv := httptest.NewServer(&stallServer{trigger: 300, stall: stall})
+	defer srv.Close()
+	res, err := Run(context.Background(), Config{Target: srv.URL, Rate: rate, Connections: 4, Duration: 2500 * time.Millisecond,
+		Model: DefaultModel(1, "stall01"), Finish: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lat, svc := res.Latency, res.Service
+	if lat.Count() != svc.Count() || lat.Count() < 900 {
+		t.Fatalf("%d corrected and %d service latencies; want the same, about %v", lat.Count(), svc.Count(), rate*2.5)
+	}
+	// About 400 of the ~1000 requests were due during the stall, waiting from 0 to 1s:
+	// the corrected p90 lies near 0.75s. Uncorrected, only the 4 in flight see it.
+	if p := lat.Quantile(0.9); p < 400*time.Millisecond {
+		t.Errorf("corrected p90 %v: the stall is missing from the latency of the requests it delayed", p)
+	}
+	if p := svc.Quantile(0.9); p > 200*time.Millisecond {
+		t.Errorf("service-time p90 %v: the uncorrected figure should hide the stall", p)
+	}
+	var slow uint64
+	for q := 0.5; q < 1; q += 0.01 {
+		if lat.Quantile(q) >= stall/2 {
+			slow = uint64((1 - q) * float64(lat.Count()))
+			break
+		}
+	}
+	if want := uint64(rate * stall.Seconds() / 2 * 0.6); slow < want {
+		t.Errorf("%d requests waited half the stall or more; at %v/s about %v should have", slow, rate, rate*stall.Seconds()/2)
+	}
+	if res.Due == 0 || float64(res.Requests)/float64(res.Due) < 0.9 {
+		t.Errorf("sent %d of %d due: the generator should catch up after the stall", res.Requests, res.Due)
+	}
+}
