@@ -91,10 +91,8 @@ type visitor struct {
 // transaction in progress has to write for it.
 type session struct {
 	start, last int64
-	version     uint64
 	land        landing
 	converted   bool
-	dirty       bool  // its row must be written
 	conv        int64 // latest conversion in the transaction in progress, 0 if none
 }
 
@@ -243,7 +241,6 @@ type undo struct {
 	created bool
 	shard   int32 // of a created visitor
 	s       session
-	emitted uint64 // the pre-transaction session's version after its rows in this transaction
 	idsLen  int
 	oldIDs  []uint64 // set when the session rolled over in this transaction
 	oldIdx  map[uint64]struct{}
@@ -292,9 +289,11 @@ func (a *Aggregator) begin(signals []schemas.Signal) *tx {
 		a.sweep(sh, t.id)
 	}
 	for i := range signals {
+		var start int64
 		if s := t.shard[i]; s >= 0 {
-			t.apply(int(s), t.hash[i], &signals[i])
+			start = t.apply(int(s), t.hash[i], &signals[i])
 		}
+		t.batch.SessionMs = append(t.batch.SessionMs, start)
 	}
 	t.rows()
 	return t
@@ -328,9 +327,9 @@ func (sh *shard) get(h uint64, site, anon string) *visitor {
 	return nil
 }
 
-// apply rolls one signal into its visitor's session; s is the visitor's shard, h its
-// hash.
-func (t *tx) apply(s int, h uint64, g *schemas.Signal) {
+// apply rolls one signal into its visitor's session and returns the session's start, 0
+// when the signal is a duplicate; s is the visitor's shard, h its hash.
+func (t *tx) apply(s int, h uint64, g *schemas.Signal) int64 {
 	a := t.a
 	sh := &a.shards[s]
 	sh.watermark = max(sh.watermark, g.ReceivedAt)
@@ -349,7 +348,7 @@ func (t *tx) apply(s int, h uint64, g *schemas.Signal) {
 			t.start(v, g.ReceivedAt)
 		} else if v.seen(g.EventID) {
 			a.dups.Inc()
-			return
+			return 0
 		}
 	}
 	a.remember(v, g.EventID)
@@ -366,7 +365,6 @@ func (t *tx) apply(s int, h uint64, g *schemas.Signal) {
 			v.s.land = landing{ms: g.ReceivedAt, path: intern(g.Path), src: intern(g.UTMSource), med: intern(g.UTMMedium),
 				cmp: intern(g.UTMCampaign)}
 			t.add(t.key(v), 1, conv)
-			v.s.dirty = true
 		}
 	case schemas.TypeEvent:
 		if _, ok := a.goals[g.Name]; ok {
@@ -374,12 +372,14 @@ func (t *tx) apply(s int, h uint64, g *schemas.Signal) {
 			if !v.s.converted {
 				v.s.converted = true
 				t.add(t.key(v), 0, 1)
-				v.s.dirty = true
 			}
 		}
 	case schemas.TypeExposure:
-		t.expose(v, g)
+		if g.Experiment != "" {
+			t.expose(v, g)
+		}
 	}
+	return v.s.start
 }
 
 // create adds a visitor, evicting the least recently active one when the shard is full.
@@ -416,7 +416,6 @@ func (t *tx) touch(v *visitor) {
 // start opens a new session for v at ms and counts it under "no landing page yet".
 func (t *tx) start(v *visitor, ms int64) {
 	v.s = session{start: ms, last: ms, conv: v.s.conv}
-	v.s.dirty = true
 	t.add(t.key(v), 1, 0)
 	t.a.started.Inc()
 }
@@ -424,7 +423,6 @@ func (t *tx) start(v *visitor, ms int64) {
 // rollover closes v's session inside the transaction: its row is written now if it
 // changed, and its event_ids are forgotten (kept aside for abort).
 func (t *tx) rollover(v *visitor) {
-	t.emitSession(v)
 	u := &t.undo[v.undo]
 	if !u.reset {
 		// The old ids are kept aside for abort; the inline array may hold them.
@@ -523,26 +521,10 @@ func (t *tx) add(k laneKey, sessions, converted int64) {
 	d[1] += converted
 }
 
-func (t *tx) emitSession(v *visitor) {
-	if !v.s.dirty {
-		return
-	}
-	v.s.dirty = false
-	v.s.version++
-	if u := &t.undo[v.undo]; !u.created && v.s.start == u.s.start {
-		u.emitted = v.s.version
-	}
-	l := &v.s.land
-	t.batch.Sessions = append(t.batch.Sessions, sink.Session{Site: val(v.site), AnonymousID: v.anon,
-		StartMs: v.s.start, LandingMs: l.ms, LandingPath: val(l.path), UTMSource: val(l.src), UTMMedium: val(l.med),
-		UTMCampaign: val(l.cmp), Converted: v.s.converted, Version: v.s.version})
-}
-
 // rows fills the batch's rollup rows from what the transaction changed.
 func (t *tx) rows() {
 	for i := range t.undo {
 		v := t.undo[i].v
-		t.emitSession(v)
 		if v.s.conv > 0 {
 			t.batch.Conversions = append(t.batch.Conversions, sink.Conversion{Site: val(v.site), AnonymousID: v.anon, LastMs: v.s.conv})
 			v.s.conv = 0
@@ -609,10 +591,9 @@ func (t *tx) commit() {
 }
 
 // abort puts every visitor the transaction touched back as it was. The rows it handed
-// the sink may have landed all the same (an error after the insert), so versions move
-// past them: the cells skip the version and rewrite the keys at the next flush, and a
-// session whose row went out is rewritten at a higher version when next touched.
-// Whatever landed is superseded, and a batch delivered again counts once.
+// the sink may have landed all the same (an error after the insert), so the cells skip
+// the version they wrote and rewrite those keys at their next flush: whatever landed is
+// superseded, and a batch delivered again counts once.
 func (t *tx) abort() {
 	a := t.a
 	for j, i := range t.touched {
@@ -640,9 +621,6 @@ func (t *tx) abort() {
 			continue
 		}
 		v.s = u.s
-		if u.emitted > v.s.version {
-			v.s.version, v.s.dirty = u.emitted, true
-		}
 		v.idsOverflow = u.ovf
 		if u.reset {
 			v.ids, v.idx = u.oldIDs, u.oldIdx
@@ -679,7 +657,6 @@ func (t *tx) release() {
 		delete(t.delta, k)
 	}
 	t.batch.Signals = nil
-	clear(t.batch.Sessions)
 	clear(t.batch.Landing)
 	clear(t.batch.Exposures)
 	clear(t.batch.Conversions)

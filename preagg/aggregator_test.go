@@ -66,61 +66,72 @@ func TestSessionRows(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	sessions := func(b sink.Batch, want ...int64) {
+		t.Helper()
+		if fmt.Sprint(b.SessionMs) != fmt.Sprint(want) {
+			t.Errorf("sessions %v, want %v", b.SessionMs, want)
+		}
+	}
+	cells := func(b sink.Batch) map[string][2]int64 {
+		out := map[string][2]int64{}
+		for _, l := range b.Landing {
+			out[l.LandingPath] = [2]int64{l.Sessions, l.Converted}
+		}
+		return out
+	}
 	// A session that starts with a goal, then lands on /b, then a tie at the same
 	// millisecond on /a takes the landing.
 	must(flush(t, a, w, goal("v", 0), pv("v", minute, "/b"), pv("v", minute, "/a")))
 	b := w.batches[0]
-	if len(b.Sessions) != 1 || b.Sessions[0].LandingPath != "/a" || !b.Sessions[0].Converted || b.Sessions[0].Version != 1 {
-		t.Fatalf("sessions: %+v", b.Sessions)
-	}
+	sessions(b, testBase, testBase, testBase)
 	if len(b.Conversions) != 1 || b.Conversions[0].LastMs != testBase {
 		t.Errorf("conversions: %+v", b.Conversions)
 	}
-	landing := map[string][2]int64{}
-	for _, l := range b.Landing {
-		landing[l.LandingPath] = [2]int64{l.Sessions, l.Converted}
-	}
-	if landing["/a"] != [2]int64{1, 1} || len(landing) != 1 {
+	if c := cells(b); c["/a"] != [2]int64{1, 1} || len(c) != 1 {
 		t.Errorf("landing cells: %+v (the moves through \"\" and /b net to nothing)", b.Landing)
 	}
-	// The same visitor 29:59.999 later: same session, nothing new to write but the
-	// pageview; exactly 30 minutes after that: a new session.
+	// The same visitor 29:59.999 later: same session, nothing to roll up; exactly 30
+	// minutes after that: a new session.
 	must(flush(t, a, w, pv("v", minute+timeout-1, "/c")))
-	if b := w.batches[1]; len(b.Sessions)+len(b.Landing) != 0 {
-		t.Errorf("a pageview that changes nothing wrote %+v", b)
+	sessions(w.batches[1], testBase)
+	if b := w.batches[1]; len(b.Landing) != 0 {
+		t.Errorf("a pageview that changes nothing wrote %+v", b.Landing)
 	}
+	second := testBase + minute + 2*timeout - 1
 	must(flush(t, a, w, pv("v", minute+2*timeout-1, "/d")))
-	b = w.batches[2]
-	if len(b.Sessions) != 1 || b.Sessions[0].StartMs != testBase+minute+2*timeout-1 || b.Sessions[0].Converted {
-		t.Errorf("new session: %+v", b.Sessions)
+	sessions(w.batches[2], second)
+	if c := cells(w.batches[2]); c["/d"] != [2]int64{1, 0} || len(c) != 1 {
+		t.Errorf("new session: %+v", w.batches[2].Landing)
 	}
 	if a.started.Get() != 2 || a.Open() != 1 {
 		t.Errorf("started %d, open %d", a.started.Get(), a.Open())
 	}
 	// A late signal takes the visitor's time, in the raw row too; a duplicate is
-	// stored raw and counted once.
+	// stored raw and counted in no session.
 	late := goal("v", minute)
 	late.EventID = "late"
 	dup := pv("v", minute+2*timeout-1, "/d")
 	dup.ReceivedAt += 5000
 	must(flush(t, a, w, late, dup))
 	b = w.batches[3]
-	if b.Signals[0].ReceivedAt != testBase+minute+2*timeout-1 || len(b.Signals) != 2 {
+	sessions(b, second, 0)
+	if b.Signals[0].ReceivedAt != second || len(b.Signals) != 2 {
 		t.Errorf("late signal stored at %d, want the visitor's time", b.Signals[0].ReceivedAt-testBase)
 	}
 	if a.late.Get() != 1 || a.dups.Get() != 1 {
 		t.Errorf("late %d, dups %d", a.late.Get(), a.dups.Get())
 	}
-	if len(b.Sessions) != 1 || !b.Sessions[0].Converted || b.Sessions[0].Version != 2 {
-		t.Errorf("the late goal converts the session: %+v", b.Sessions)
+	if c := cells(b); c["/d"] != [2]int64{1, 1} {
+		t.Errorf("the late goal converts the session: %+v", b.Landing)
 	}
 	// Bots are stored and otherwise ignored.
 	bot := pv("bot", 0, "/")
 	bot.Bot = true
 	must(flush(t, a, w, bot))
-	if b := w.batches[4]; len(b.Signals) != 1 || len(b.Sessions) != 0 || a.Open() != 1 {
+	if b := w.batches[4]; len(b.Signals) != 1 || len(b.Landing) != 0 || a.Open() != 1 {
 		t.Errorf("bot: %+v, open %d", b, a.Open())
 	}
+	sessions(w.batches[4], 0)
 }
 
 func TestExposureRows(t *testing.T) {
@@ -175,19 +186,11 @@ func TestMemoryBounds(t *testing.T) {
 }
 
 // rowIdentity checks the contract of idempotent rows over everything ever written: one
-// version of a session or a cell key never carries two different values.
+// version of a cell key never carries two different values.
 func rowIdentity(t *testing.T, batches []sink.Batch) {
 	t.Helper()
-	sessions := map[string]sink.Session{}
 	cells := map[string]sink.LandingCell{}
 	for _, b := range batches {
-		for _, s := range b.Sessions {
-			k := fmt.Sprintf("%s/%s/%d/v%d", s.Site, s.AnonymousID, s.StartMs, s.Version)
-			if o, ok := sessions[k]; ok && o != s {
-				t.Errorf("session %s written as %+v and %+v", k, o, s)
-			}
-			sessions[k] = s
-		}
 		for _, l := range b.Landing {
 			k := fmt.Sprintf("%+v/%d/v%d", l.LandingKey, l.Cell, l.Version)
 			if o, ok := cells[k]; ok && o != l {
@@ -248,15 +251,15 @@ func TestRollback(t *testing.T) {
 	rowIdentity(t, dropped.batches)
 }
 
-// final is the winning state of every row written, summed per landing key, as text.
+// final is what the store ends up holding, as text: the sessions the signals were
+// counted in, and the winning cell rows summed per landing key.
 func final(batches []sink.Batch) string {
-	sessions := map[string]sink.Session{}
+	sessions := map[string]bool{}
 	cells := map[string]sink.LandingCell{}
 	for _, b := range batches {
-		for _, s := range b.Sessions {
-			k := fmt.Sprintf("%s/%s/%d", s.Site, s.AnonymousID, s.StartMs)
-			if o, ok := sessions[k]; !ok || s.Version > o.Version {
-				sessions[k] = s
+		for i, g := range b.Signals {
+			if s := b.SessionOf(i); s != 0 {
+				sessions[fmt.Sprintf("%s/%s/%d %s", g.Site, g.AnonymousID, s, g.EventID)] = true
 			}
 		}
 		for _, l := range b.Landing {
@@ -272,9 +275,8 @@ func final(batches []sink.Batch) string {
 		sum[c.LandingKey] = [2]int64{s[0] + c.Sessions, s[1] + c.Converted}
 	}
 	var lines []string
-	for k, s := range sessions {
-		s.Version = 0
-		lines = append(lines, fmt.Sprintf("%s %+v", k, s))
+	for k := range sessions {
+		lines = append(lines, k)
 	}
 	for k, s := range sum {
 		if s != [2]int64{} {

@@ -178,5 +178,9 @@ func ingest(b *testing.B, st store, sigs []schemas.Signal, preagg bool) float64 
 	if err := <-done; err != nil {
 		b.Fatal(err)
 	}
-	return float64(len(sigs)) / time.Since(start).Seconds()
+	rate := float64(len(sigs)) / time.Since(start).Seconds()
+	if g, ok := st.(interface{ GroupSize() float64 }); ok && preagg {
+		b.Logf("%.0f signals/s, %.1f flushes per rollup insert", rate, g.GroupSize())
+	}
+	return rate
 }

@@ -7,11 +7,13 @@
 //
 // # Sessions
 //
-// A visitor is (site, anonymous_id). Their signals are taken in the order the flushes
-// deliver them, which is received_at order: a signal that arrives with a received_at
-// earlier than the visitor's last one ("late", from two requests racing) is moved up to
-// that time, in the raw row too, so the pre-rolled sessions and the raw signals always
-// describe the same timeline. A session starts at a visitor's first signal and after
+// Sessions are pre-rolled into the raw signals: each stored signal carries session_ms,
+// the start of the session it was counted in (0 for a bot or a duplicate), decided as
+// it arrives (see package sink). A visitor is (site, anonymous_id). Their signals are
+// taken in the order the flushes deliver them, which is received_at order: a signal
+// that arrives with a received_at earlier than the visitor's last one ("late", from two
+// requests racing) is moved up to that time, in the raw row too, so the pre-rolled
+// sessions and the raw signals always describe the same timeline. A session starts at a visitor's first signal and after
 // every gap of at least the session timeout (30 minutes by default). Its landing page is
 // the path of its first pageview, ties within one millisecond going to the smallest
 // (path, utm_source, utm_medium, utm_campaign), and its utm values come from that same
@@ -49,9 +51,9 @@
 // # Restarts
 //
 // Nothing pre-rolled lives only in memory: every flush writes the state it changed. On
-// start, Restore reloads the sessions that may still be open (visitors with a signal
-// within the timeout of the newest stored one) with their event_ids, so a visitor who
-// comes back after a restart continues the same session, exactly as the recomputation
-// from raw signals sees it. Signals held in the buffer at a crash are lost before they
+// start, Restore reloads the sessions that may still be open (each visitor's latest
+// session, if they have a signal within the timeout of the newest stored one) by
+// replaying the signals counted in them, so a visitor who comes back after a restart
+// continues the same session, exactly as the recomputation from raw signals sees it. Signals held in the buffer at a crash are lost before they
 // reach the sessionizer or the sink, so they are missing from both alike.
 package preagg

@@ -90,7 +90,7 @@ func (m *memWriter) Write(_ context.Context, b *sink.Batch) error {
 	}
 	m.batches = append(m.batches, sink.Batch{
 		Signals:     append([]schemas.Signal(nil), b.Signals...),
-		Sessions:    append([]sink.Session(nil), b.Sessions...),
+		SessionMs:   append([]int64(nil), b.SessionMs...),
 		Landing:     append([]sink.LandingCell(nil), b.Landing...),
 		Exposures:   append([]sink.Exposure(nil), b.Exposures...),
 		Conversions: append([]sink.Conversion(nil), b.Conversions...),

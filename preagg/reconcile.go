@@ -11,7 +11,7 @@ import (
 // Auditor reads a range's rollups twice: as pre-rolled, and recomputed from the raw
 // signals by SQL; both sinks are one.
 type Auditor interface {
-	PreRolled(ctx context.Context, fromMs, toMs int64) (*sink.Rollups, error)
+	PreRolled(ctx context.Context, fromMs, toMs int64, rules sink.Rules) (*sink.Rollups, error)
 	Recompute(ctx context.Context, fromMs, toMs int64, rules sink.Rules) (*sink.Rollups, error)
 }
 
@@ -40,16 +40,16 @@ type Audit struct {
 
 // Reconcile recomputes every rollup of [from, to) from the raw signals under rules and
 // compares it, row by row, with what the pre-aggregator wrote: each session that started
-// in the range (landing page, utm, converted), each landing hour (sessions, converting
-// sessions; the range widened to whole hours), and each visitor first exposed in the
-// range (variant, time, converted). The variant and landing-page totals are sums of
+// in the range (where the sessionizer cut it, its landing page, utm, converted), each
+// landing hour (sessions, converting sessions; the range widened to whole hours), and
+// each visitor first exposed in the range (variant, time, converted). The variant and landing-page totals are sums of
 // these rows, so they agree when the rows do.
 func Reconcile(ctx context.Context, a Auditor, from, to time.Time, rules sink.Rules) (*Audit, error) {
 	if !from.Before(to) {
 		return nil, fmt.Errorf("%w: from %s is not before to %s", ErrQuery, from.Format(time.RFC3339), to.Format(time.RFC3339))
 	}
 	f, t := from.UnixMilli(), to.UnixMilli()
-	pre, err := a.PreRolled(ctx, f, t)
+	pre, err := a.PreRolled(ctx, f, t, rules)
 	if err != nil {
 		return nil, fmt.Errorf("read the pre-rolled numbers: %w", err)
 	}

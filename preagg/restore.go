@@ -16,11 +16,11 @@ type Resumer interface {
 	Resume(ctx context.Context, timeoutMs int64) ([]sink.Resume, error)
 }
 
-// Restore reloads the sessions that may still be open from the store, with the
-// event_ids and exposures they hold, so visitors who come back after a restart carry on
-// the same session. Call it once, before the first flush. It returns how many sessions
-// it restored; a visitor whose latest session row is missing (a write the sink gave up
-// on) starts afresh and is counted in rung_preagg_sessions_not_restored_total.
+// Restore reloads the sessions that may still be open from the store — each visitor's
+// latest session, rebuilt by replaying the signals counted in it (landing page,
+// conversion, event_ids, exposures) — so visitors who come back after a restart carry
+// on the same session. Call it once, before the first flush. It returns how many
+// sessions it restored.
 func (a *Aggregator) Restore(ctx context.Context, r Resumer) (int, error) {
 	rs, err := r.Resume(ctx, a.timeout)
 	if err != nil {
@@ -43,15 +43,12 @@ func (a *Aggregator) restore(r *sink.Resume) bool {
 	v := &visitor{site: intern(s.Site), anon: strings.Clone(s.AnonymousID), hash: visitorHash(h, s.Site),
 		lane: int32(shardIdx % len(a.lanes))}
 	v.ids = v.idsInline[:0]
-	v.s = session{start: s.StartMs, last: s.StartMs, version: s.Version, converted: s.Converted}
-	if s.LandingMs > 0 {
-		v.s.land = landing{ms: s.LandingMs, path: intern(s.LandingPath), src: intern(s.UTMSource),
-			med: intern(s.UTMMedium), cmp: intern(s.UTMCampaign)}
-	}
+	v.s = session{start: s.StartMs, last: s.StartMs}
+	// Replay the signals counted in the session: the same rules as apply, without rows.
 	for i := range r.Signals {
 		g := &r.Signals[i]
-		if g.ReceivedAt-v.s.last >= a.timeout {
-			a.unresumed.Inc() // a later session exists in raw signals but not in the rollups
+		if g.ReceivedAt < s.StartMs {
+			a.unresumed.Inc() // not a session the sessionizer could have made
 			return false
 		}
 		if v.seen(g.EventID) {
@@ -59,7 +56,20 @@ func (a *Aggregator) restore(r *sink.Resume) bool {
 		}
 		a.remember(v, g.EventID)
 		v.s.last = max(v.s.last, g.ReceivedAt)
-		if g.Type == schemas.TypeExposure {
+		switch g.Type {
+		case schemas.TypePageview:
+			if v.s.land.before(g.ReceivedAt, g) {
+				v.s.land = landing{ms: g.ReceivedAt, path: intern(g.Path), src: intern(g.UTMSource), med: intern(g.UTMMedium),
+					cmp: intern(g.UTMCampaign)}
+			}
+		case schemas.TypeEvent:
+			if _, ok := a.goals[g.Name]; ok {
+				v.s.converted = true
+			}
+		case schemas.TypeExposure:
+			if g.Experiment == "" {
+				continue
+			}
 			found := false
 			for j := range v.exps {
 				e := &v.exps[j]
@@ -75,10 +85,10 @@ func (a *Aggregator) restore(r *sink.Resume) bool {
 			}
 		}
 	}
-	sh := &a.shards[shardIdx]
 	ln := &a.lanes[shardIdx%len(a.lanes)]
 	ln.mu.Lock()
 	defer ln.mu.Unlock()
+	sh := &a.shards[shardIdx]
 	if old := sh.get(v.hash, s.Site, s.AnonymousID); old != nil {
 		sh.remove(old)
 		a.open.Add(-1)

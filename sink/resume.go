@@ -2,45 +2,21 @@ package sink
 
 import "github.com/rungdev/rung/schemas"
 
-// LatestSessions keeps each visitor's latest session (the highest StartMs) from rows,
-// and returns them with the earliest of their starts, for the sinks' Resume.
-func LatestSessions(rows []Session) ([]Resume, int64) {
+// GroupResume groups the signals of the sessions to resume by visitor: rows are signals
+// oldest first, starts their session_ms.
+func GroupResume(rows []schemas.Signal, starts []int64) []Resume {
 	type visitor struct{ site, anon string }
-	latest := make(map[visitor]int, len(rows))
+	idx := map[visitor]int{}
 	var out []Resume
-	for _, s := range rows {
-		k := visitor{s.Site, s.AnonymousID}
-		if i, ok := latest[k]; ok {
-			if s.StartMs > out[i].Session.StartMs {
-				out[i].Session = s
-			}
-			continue
+	for i, g := range rows {
+		k := visitor{g.Site, g.AnonymousID}
+		j, ok := idx[k]
+		if !ok {
+			j = len(out)
+			idx[k] = j
+			out = append(out, Resume{Session: Session{Site: g.Site, AnonymousID: g.AnonymousID, StartMs: starts[i]}})
 		}
-		latest[k] = len(out)
-		out = append(out, Resume{Session: s})
+		out[j].Signals = append(out[j].Signals, g)
 	}
-	var first int64
-	for i, r := range out {
-		if i == 0 || r.Session.StartMs < first {
-			first = r.Session.StartMs
-		}
-	}
-	return out, first
-}
-
-// AttachSignals gives each Resume its visitor's signals at or after its session's
-// start. signals must be oldest first; they keep that order.
-func AttachSignals(rs []Resume, signals []schemas.Signal) []Resume {
-	type visitor struct{ site, anon string }
-	idx := make(map[visitor]int, len(rs))
-	for i := range rs {
-		idx[visitor{rs[i].Session.Site, rs[i].Session.AnonymousID}] = i
-	}
-	for _, g := range signals {
-		i, ok := idx[visitor{g.Site, g.AnonymousID}]
-		if ok && g.ReceivedAt >= rs[i].Session.StartMs {
-			rs[i].Signals = append(rs[i].Signals, g)
-		}
-	}
-	return rs
+	return out
 }

@@ -11,8 +11,6 @@
 // version, and readers aggregate so that writing a row twice, or an older version after
 // a newer one, changes nothing:
 //
-//   - Session: the state of one session, keyed by (site, anonymous_id, start_ms); the
-//     highest Version wins.
 //   - LandingCell: cumulative session and conversion counts of one landing key (site,
 //     hour, landing page, utm) contributed by one cell, keyed by (key, Cell); the highest
 //     Version wins and readers sum the cells. A cell is a private counter of the
@@ -26,6 +24,15 @@
 // ClickHouse keeps these in ReplacingMergeTree tables (merges keep the winning row) and
 // every query aggregates (argMax, min, max) so it is right before any merge has run;
 // SQLite keeps one row per key with upserts that only move towards the winner.
+//
+// # Sessions are pre-rolled into the raw signals
+//
+// Each stored signal carries session_ms: the start of the session the pre-aggregator
+// counted it in, or 0 when it counted it nowhere (a bot, a duplicate, or a sink written
+// without pre-aggregation). A session is (site, anonymous_id, session_ms), decided once,
+// as the signal arrived, and stored with it at no extra insert; its landing page and
+// conversion are read from its signals. Raw rows are written once and never change, so
+// this too is idempotent.
 package sink
 
 import (
@@ -48,12 +55,14 @@ type Sink interface {
 	Close() error
 }
 
-// Batch is what one flush writes: the raw signals, and the rollups pre-aggregated from
-// them. The rollup rows are the new state of whatever the signals changed (see the
-// package comment); a batch without signals may still carry rollups.
+// Batch is what one flush writes: the raw signals with their sessions, and the rollups
+// pre-aggregated from them. The rollup rows are the new state of whatever the signals
+// changed (see the package comment); a batch without signals may still carry rollups.
 type Batch struct {
-	Signals     []schemas.Signal
-	Sessions    []Session
+	Signals []schemas.Signal
+	// SessionMs is, per signal, the start of the session it was counted in (Unix ms), 0
+	// when none; nil means 0 for all.
+	SessionMs   []int64
 	Landing     []LandingCell
 	Exposures   []Exposure
 	Conversions []Conversion
@@ -62,7 +71,7 @@ type Batch struct {
 // Reset empties b for reuse.
 func (b *Batch) Reset() {
 	b.Signals = b.Signals[:0]
-	b.Sessions = b.Sessions[:0]
+	b.SessionMs = b.SessionMs[:0]
 	b.Landing = b.Landing[:0]
 	b.Exposures = b.Exposures[:0]
 	b.Conversions = b.Conversions[:0]
@@ -70,13 +79,26 @@ func (b *Batch) Reset() {
 
 // Empty reports whether the batch holds nothing to write.
 func (b *Batch) Empty() bool {
-	return len(b.Signals)+len(b.Sessions)+len(b.Landing)+len(b.Exposures)+len(b.Conversions) == 0
+	return len(b.Signals)+len(b.Landing)+len(b.Exposures)+len(b.Conversions) == 0
 }
 
-// Session is one session as the pre-aggregator knows it: the rollup-relevant part of its
-// state. A session is identified by (Site, AnonymousID, StartMs). Its landing page is
-// the path of its first pageview (LandingMs is that pageview's time, 0 while it has
-// none), and its utm values come from the same pageview.
+// Rollups reports whether the batch carries rollup rows.
+func (b *Batch) Rollups() bool {
+	return len(b.Landing)+len(b.Exposures)+len(b.Conversions) > 0
+}
+
+// SessionOf returns the session start of signal i, 0 when none.
+func (b *Batch) SessionOf(i int) int64 {
+	if i < len(b.SessionMs) {
+		return b.SessionMs[i]
+	}
+	return 0
+}
+
+// Session is one session: identified by (Site, AnonymousID, StartMs). Its landing page
+// is the path of its first pageview (LandingMs is that pageview's time, 0 while it has
+// none; ties in one millisecond go to the smallest (path, utm_source, utm_medium,
+// utm_campaign)), and its utm values come from the same pageview.
 type Session struct {
 	Site        string
 	AnonymousID string
@@ -87,7 +109,6 @@ type Session struct {
 	UTMMedium   string
 	UTMCampaign string
 	Converted   bool
-	Version     uint64 // the highest wins; 0 in recomputed rows
 }
 
 // LandingKey is what the landing-page rollup is grouped by. HourMs is the start of the
@@ -202,8 +223,8 @@ type VisitorExposure struct {
 }
 
 // Resume is what the pre-aggregator needs to carry on an open session after a restart:
-// the session's latest pre-rolled row and the visitor's non-bot signals from its start
-// on, oldest first.
+// the visitor and the session's start (Session.StartMs; the other fields are unset),
+// and the signals counted in it, oldest first.
 type Resume struct {
 	Session Session
 	Signals []schemas.Signal

@@ -33,7 +33,7 @@ type ClickHouse struct {
 
 	rows      *metrics.Counter
 	rollups   map[string]*metrics.Counter // rows written, by table
-	group     group                       // rollup rows of concurrent flushes, written together
+	group     *group                      // rollup rows of concurrent flushes, written together
 	errors    *metrics.Counter
 	retries   *metrics.Counter
 	abandoned *metrics.Counter
@@ -47,6 +47,10 @@ type Options struct {
 	// MaxServerAttempts bounds retries of an error the server returned (as opposed to
 	// the server being unreachable, which is retried until the context ends); default 5.
 	MaxServerAttempts int
+	// GroupLinger is how long a flush's rollup rows may wait for those of the flushes
+	// running alongside, to share their INSERT; default 50ms. It only waits for flushes
+	// already under way.
+	GroupLinger time.Duration
 }
 
 // Open connects to the server named by dsn ("clickhouse://host:9000/rung"), creates the
@@ -70,6 +74,9 @@ func Open(ctx context.Context, dsn string, o Options, set *metrics.Set) (*ClickH
 	if o.MaxServerAttempts <= 0 {
 		o.MaxServerAttempts = 5
 	}
+	if o.GroupLinger <= 0 {
+		o.GroupLinger = 50 * time.Millisecond
+	}
 	opts.Auth.Database = "default" // the database may not exist yet
 	opts.MaxOpenConns = 4*o.Writers + 2
 	opts.MaxIdleConns = 4*o.Writers + 2
@@ -88,7 +95,7 @@ func Open(ctx context.Context, dsn string, o Options, set *metrics.Set) (*ClickH
 		abandoned: set.GetOrCreateCounter(`rung_sink_batches_abandoned_total`),
 	}
 	c.cols.New = func() any { return new(columns) }
-	c.group.write = c.writeRollups
+	c.group = newGroup(o.GroupLinger, c.writeRollups, set)
 	for _, t := range rollupTables {
 		c.rollups[t] = set.GetOrCreateCounter(`rung_sink_rows_written_total{table="` + t + `"}`)
 	}
@@ -99,6 +106,14 @@ func Open(ctx context.Context, dsn string, o Options, set *metrics.Set) (*ClickH
 	}
 	c.maxServerAttempts = o.MaxServerAttempts
 	return c, nil
+}
+
+// GroupSize is the mean number of flushes whose rollup rows shared an INSERT so far.
+func (c *ClickHouse) GroupSize() float64 {
+	if n := c.group.groups.Get(); n > 0 {
+		return float64(c.group.flushes.Get()) / float64(n)
+	}
+	return 0
 }
 
 // Conn returns the connection, for the queries that read the sink.
@@ -113,12 +128,25 @@ func (c *ClickHouse) migrate(ctx context.Context) error {
 			return fmt.Errorf("%w\n%s", err, s)
 		}
 	}
+	for _, a := range addedColumns {
+		var n uint64
+		err := c.conn.QueryRow(ctx, "SELECT count() FROM system.columns WHERE database = ? AND table = ? AND name = ?",
+			c.db, a.table, a.column).Scan(&n)
+		if err != nil {
+			return fmt.Errorf("look for column %s.%s: %w", a.table, a.column, err)
+		}
+		if n == 0 {
+			if err := c.conn.Exec(ctx, "ALTER TABLE "+c.db+"."+a.table+" ADD COLUMN "+a.column+" "+a.typ); err != nil {
+				return fmt.Errorf("add column %s.%s: %w", a.table, a.column, err)
+			}
+		}
+	}
 	return nil
 }
 
 const insertSignals = "INSERT INTO %s.signals (date, received_at, received_ms, event_id, type, site, " +
 	"anonymous_id, bot, url, path, referrer, utm_source, utm_medium, utm_campaign, utm_term, " +
-	"utm_content, name, experiment, variant, value, props)"
+	"utm_content, name, experiment, variant, value, props, session_ms)"
 
 // columns holds one batch in columnar form; reused through a pool.
 type columns struct {
@@ -130,11 +158,13 @@ type columns struct {
 	value                                       []*float64
 	values                                      []float64
 	props                                       []string
+	session                                     []int64
 }
 
-func (k *columns) fill(signals []schemas.Signal) {
+func (k *columns) fill(b *sink.Batch) {
+	signals := b.Signals
 	n := len(signals)
-	k.date, k.at, k.ms = k.date[:0], k.at[:0], k.ms[:0]
+	k.date, k.at, k.ms, k.session = k.date[:0], k.at[:0], k.ms[:0], k.session[:0]
 	for _, p := range []*[]string{&k.eventID, &k.typ, &k.site, &k.anon, &k.url, &k.path, &k.ref,
 		&k.src, &k.med, &k.camp, &k.term, &k.content, &k.name, &k.exp, &k.v, &k.props} {
 		*p = (*p)[:0]
@@ -177,12 +207,13 @@ func (k *columns) fill(signals []schemas.Signal) {
 		}
 		k.value = append(k.value, vp)
 		k.props = append(k.props, g.Props)
+		k.session = append(k.session, b.SessionOf(i))
 	}
 }
 
 func (k *columns) list() []any {
 	return []any{k.date, k.at, k.ms, k.eventID, k.typ, k.site, k.anon, k.bot, k.url, k.path, k.ref,
-		k.src, k.med, k.camp, k.term, k.content, k.name, k.exp, k.v, k.value, k.props}
+		k.src, k.med, k.camp, k.term, k.content, k.name, k.exp, k.v, k.value, k.props, k.session}
 }
 
 // clear drops the references to the signals' strings before the columns go back to the
@@ -197,20 +228,28 @@ func (k *columns) clear() {
 // Write inserts the batch table by table, raw signals first, retrying each while
 // ClickHouse is unreachable. A table that landed is not written again when a later one
 // fails; every rollup row is idempotent, so a flush retried as a whole counts once too.
+// Rollup rows go through the group commit (group.go).
 func (c *ClickHouse) Write(ctx context.Context, b *sink.Batch) error {
+	rollups := b.Rollups()
+	if rollups {
+		c.group.begin()
+	}
 	if len(b.Signals) > 0 {
 		k := c.cols.Get().(*columns)
-		k.fill(b.Signals)
+		k.fill(b)
 		err := retry(ctx, func() error { return c.insert(ctx, k) }, c.maxServerAttempts, c.errors, c.retries)
 		k.clear()
 		c.cols.Put(k)
 		if err != nil {
+			if rollups {
+				c.group.abandon()
+			}
 			c.abandoned.Inc()
 			return fmt.Errorf("insert %d signals into clickhouse: %w", len(b.Signals), err)
 		}
 		c.rows.Add(len(b.Signals))
 	}
-	if len(b.Sessions)+len(b.Landing)+len(b.Exposures)+len(b.Conversions) == 0 {
+	if !rollups {
 		return nil
 	}
 	if err := c.group.commit(ctx, b); err != nil {
@@ -286,34 +325,51 @@ func (c *ClickHouse) Signals(ctx context.Context, fromMs, toMs int64) ([]schemas
 }
 
 func (c *ClickHouse) query(ctx context.Context, where string, args ...any) ([]schemas.Signal, error) {
+	out, _, err := c.scanSignals(ctx, false, where, args...)
+	return out, err
+}
+
+// queryCounted is query with each signal's session_ms.
+func (c *ClickHouse) queryCounted(ctx context.Context, where string, args ...any) ([]schemas.Signal, []int64, error) {
+	return c.scanSignals(ctx, true, where, args...)
+}
+
+func (c *ClickHouse) scanSignals(ctx context.Context, withSession bool, where string, args ...any) ([]schemas.Signal, []int64, error) {
 	q := "SELECT event_id, type, site, anonymous_id, received_ms, bot, url, path, referrer, utm_source, " +
-		"utm_medium, utm_campaign, utm_term, utm_content, name, experiment, variant, value, props FROM " +
+		"utm_medium, utm_campaign, utm_term, utm_content, name, experiment, variant, value, props, session_ms FROM " +
 		c.db + ".signals " + where
 	rows, err := c.conn.Query(ctx, q, args...)
 	if err != nil {
-		return nil, fmt.Errorf("query signals: %w", err)
+		return nil, nil, fmt.Errorf("query signals: %w", err)
 	}
 	defer rows.Close()
-	var out []schemas.Signal
+	var (
+		out      []schemas.Signal
+		sessions []int64
+	)
 	for rows.Next() {
 		var (
-			g     schemas.Signal
-			typ   string
-			bot   uint8
-			value *float64
+			g       schemas.Signal
+			typ     string
+			bot     uint8
+			value   *float64
+			session int64
 		)
 		if err := rows.Scan(&g.EventID, &typ, &g.Site, &g.AnonymousID, &g.ReceivedAt, &bot, &g.URL,
 			&g.Path, &g.Referrer, &g.UTMSource, &g.UTMMedium, &g.UTMCampaign, &g.UTMTerm, &g.UTMContent,
-			&g.Name, &g.Experiment, &g.Variant, &value, &g.Props); err != nil {
-			return nil, fmt.Errorf("scan signal: %w", err)
+			&g.Name, &g.Experiment, &g.Variant, &value, &g.Props, &session); err != nil {
+			return nil, nil, fmt.Errorf("scan signal: %w", err)
 		}
 		g.Type, g.Bot = schemas.ParseType(typ), bot == 1
 		if value != nil {
 			g.Value, g.HasValue = *value, true
 		}
 		out = append(out, g)
+		if withSession {
+			sessions = append(sessions, session)
+		}
 	}
-	return out, rows.Err()
+	return out, sessions, rows.Err()
 }
 
 // DropDatabase removes the sink's database. Tests use it to clean up after themselves.

@@ -50,3 +50,24 @@ func TestOpenRejectsHTTP(t *testing.T) {
 		t.Fatal("Open accepted the HTTP protocol")
 	}
 }
+
+// A database made before signals had session_ms gets the column on Open (18.16 has no
+// ADD COLUMN IF NOT EXISTS: migrate looks first).
+func TestMigrateAddsSessionColumn(t *testing.T) {
+	ctx := context.Background()
+	c := openTest(t)
+	if err := c.conn.Exec(ctx, "ALTER TABLE "+c.db+".signals DROP COLUMN session_ms"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.migrate(ctx); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	if err := c.migrate(ctx); err != nil {
+		t.Fatalf("migrate again: %v", err)
+	}
+	var n uint64
+	if err := c.conn.QueryRow(ctx, "SELECT count() FROM system.columns WHERE database = ? AND table = 'signals' AND name = 'session_ms'",
+		c.db).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("session_ms columns: %d, %v", n, err)
+	}
+}

@@ -30,26 +30,11 @@ func ddl(db string) []string {
 			experiment   String,
 			variant      String,
 			value        Nullable(Float64),
-			props        String
+			props        String,
+			session_ms   Int64
 		) ENGINE = MergeTree
 		PARTITION BY toYYYYMM(date)
 		ORDER BY (site, date, anonymous_id, received_ms)`,
-		// One row per version of a session; the highest version is its state.
-		`CREATE TABLE IF NOT EXISTS ` + db + `.sessions (
-			date         Date,
-			site         String,
-			anonymous_id String,
-			start_ms     Int64,
-			landing_ms   Int64,
-			landing_path String,
-			utm_source   String,
-			utm_medium   String,
-			utm_campaign String,
-			converted    UInt8,
-			version      UInt64
-		) ENGINE = ReplacingMergeTree(version)
-		PARTITION BY toYYYYMM(date)
-		ORDER BY (site, anonymous_id, start_ms)`,
 		// Cumulative counts per (landing key, cell); readers sum the cells' latest rows.
 		`CREATE TABLE IF NOT EXISTS ` + db + `.landing_hourly (
 			date         Date,
@@ -66,25 +51,28 @@ func ddl(db string) []string {
 		) ENGINE = ReplacingMergeTree(version)
 		PARTITION BY toYYYYMM(date)
 		ORDER BY (site, hour, landing_path, utm_source, utm_medium, utm_campaign, cell)`,
-		// rank = MaxInt64 - first_ms, so a merge keeps the earliest exposure; at equal
-		// times it keeps the last written, which the writer makes the smallest variant.
-		`CREATE TABLE IF NOT EXISTS ` + db + `.exposures (
+		// A visitor's first exposure to each experiment, and (experiment '', which no
+		// exposure has) their latest conversion, in one table so a flush writes one part
+		// for both. rank = MaxInt64 - ms for exposures, so a merge keeps the earliest (at
+		// equal times the last written, which the writer makes the smallest variant), and
+		// ms for conversions, so a merge keeps the latest.
+		`CREATE TABLE IF NOT EXISTS ` + db + `.visitors (
 			site         String,
-			experiment   String,
 			anonymous_id String,
-			first_ms     Int64,
+			experiment   String,
+			ms           Int64,
 			variant      String,
 			rank         UInt64
 		) ENGINE = ReplacingMergeTree(rank)
 		ORDER BY (site, experiment, anonymous_id)`,
-		`CREATE TABLE IF NOT EXISTS ` + db + `.conversions (
-			site         String,
-			anonymous_id String,
-			last_ms      UInt64
-		) ENGINE = ReplacingMergeTree(last_ms)
-		ORDER BY (site, anonymous_id)`,
 	}
 }
 
 // rollupTables are the tables Optimize merges.
-var rollupTables = []string{"sessions", "landing_hourly", "exposures", "conversions"}
+var rollupTables = []string{"landing_hourly", "visitors"}
+
+// addedColumns are columns added after a table was first released, with their type:
+// migrate adds them to tables created before (18.16 has no ADD COLUMN IF NOT EXISTS).
+var addedColumns = []struct{ table, column, typ string }{
+	{"signals", "session_ms", "Int64"},
+}

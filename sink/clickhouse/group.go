@@ -3,25 +3,36 @@ package clickhouse
 import (
 	"context"
 	"sync"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/rungdev/rung/sink"
 )
 
-// group commits the rollup rows of concurrent flushes together: every INSERT costs the
-// server a part whatever its size, and rollup batches are small, so flushes that arrive
-// while one write is in progress share the next one. No goroutine is started: the first
-// flush to arrive leads, writes what is pending, and hands the lead to the next one
-// waiting. A flush returns only once its rows are written or failed, so its batch is
-// never read after Write returns.
+// group commits the rollup rows of concurrent flushes together. Every INSERT costs the
+// server a part, and a merge of it later, whatever its size; rollup batches are small,
+// so parts, not rows, are what pre-aggregation costs ClickHouse. No goroutine is
+// started: the first flush to submit leads. It waits, up to linger, for the flushes
+// still inserting their raw signals to submit too, writes everything pending in one
+// INSERT per table, and hands the lead to the next flush waiting. Under load the four
+// flushers' rollups go in one part per table; alone, a flush does not wait at all.
 //
-// Rows of concurrent flushes never share a key (the pre-aggregator gives each flush its
-// own lanes), and rollup rows are idempotent besides, so merging them changes nothing.
+// A flush returns only once its rows are written or failed, so its batch is never read
+// after Write returns. Rows of concurrent flushes never share a key (the pre-aggregator
+// gives each flush its own lanes), and rollup rows are idempotent besides, so merging
+// them changes nothing.
 type group struct {
-	mu      sync.Mutex
-	writing bool
-	pending []*submission
-	merged  sink.Batch // reused by the leader; guarded by the lead
-	write   func(ctx context.Context, b *sink.Batch) error
+	mu       sync.Mutex
+	writing  bool
+	pending  []*submission
+	inflight int           // flushes that will submit: past begin, not yet submitted
+	arrived  chan struct{} // pokes a waiting leader; capacity 1
+	merged   sink.Batch    // reused by the leader; guarded by the lead
+	linger   time.Duration
+	write    func(ctx context.Context, b *sink.Batch) error
+
+	groups, flushes *metrics.Counter // writes, and the flushes they carried
 }
 
 type submission struct {
@@ -34,19 +45,68 @@ type groupResult struct {
 	err  error
 }
 
-// commit writes b's rollup rows, with those of any flushes waiting alongside.
+func newGroup(linger time.Duration, write func(context.Context, *sink.Batch) error, set *metrics.Set) *group {
+	return &group{arrived: make(chan struct{}, 1), linger: linger, write: write,
+		groups:  set.GetOrCreateCounter(`rung_sink_rollup_groups_total`),
+		flushes: set.GetOrCreateCounter(`rung_sink_rollup_group_flushes_total`)}
+}
+
+// begin announces a flush that will submit rollups (or call abandon).
+func (g *group) begin() {
+	g.mu.Lock()
+	g.inflight++
+	g.mu.Unlock()
+}
+
+// abandon withdraws a begin that will not submit.
+func (g *group) abandon() {
+	g.mu.Lock()
+	g.inflight--
+	g.mu.Unlock()
+	g.poke()
+}
+
+func (g *group) poke() {
+	select {
+	case g.arrived <- struct{}{}:
+	default:
+	}
+}
+
+// commit writes b's rollup rows, with those of the flushes alongside. The caller called
+// begin.
 func (g *group) commit(ctx context.Context, b *sink.Batch) error {
 	s := &submission{b: b, done: make(chan groupResult, 1)}
 	g.mu.Lock()
+	g.inflight--
 	g.pending = append(g.pending, s)
 	if g.writing {
 		g.mu.Unlock()
+		g.poke()
 		if r := <-s.done; !r.lead {
 			return r.err
 		}
 		g.mu.Lock()
 	}
 	g.writing = true
+	if g.inflight > 0 {
+		deadline := time.NewTimer(g.linger)
+	wait:
+		for g.inflight > 0 {
+			g.mu.Unlock()
+			select {
+			case <-g.arrived:
+				g.mu.Lock()
+			case <-deadline.C:
+				g.mu.Lock()
+				break wait
+			case <-ctx.Done():
+				g.mu.Lock()
+				break wait
+			}
+		}
+		deadline.Stop()
+	}
 	batch := g.pending
 	g.pending = nil
 	g.mu.Unlock()
@@ -56,15 +116,15 @@ func (g *group) commit(ctx context.Context, b *sink.Batch) error {
 		m = b
 	} else {
 		for _, x := range batch {
-			m.Sessions = append(m.Sessions, x.b.Sessions...)
 			m.Landing = append(m.Landing, x.b.Landing...)
 			m.Exposures = append(m.Exposures, x.b.Exposures...)
 			m.Conversions = append(m.Conversions, x.b.Conversions...)
 		}
 	}
 	err := g.write(ctx, m)
+	g.groups.Inc()
+	g.flushes.Add(len(batch))
 	if m == &g.merged {
-		clear(m.Sessions)
 		clear(m.Landing)
 		clear(m.Exposures)
 		clear(m.Conversions)

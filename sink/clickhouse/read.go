@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strings"
 	"time"
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
@@ -93,14 +94,15 @@ func (c *ClickHouse) VariantCounts(ctx context.Context, f sink.ExperimentFilter)
 		site = " AND site = @site"
 		args = append(args, ch.Named("site", f.Site))
 	}
-	q := `SELECT variant, count() AS visitors, sum(toInt64(conv_ms) >= first_ms) AS converted FROM (
+	q := `SELECT variant, count() AS visitors, sum(conv_ms >= first_ms) AS converted FROM (
 		SELECT site, anonymous_id, tupleElement(m, 1) AS first_ms, tupleElement(m, 2) AS variant FROM (
-			SELECT site, anonymous_id, min((first_ms, variant)) AS m FROM ` + c.db + `.exposures
+			SELECT site, anonymous_id, min((ms, variant)) AS m FROM ` + c.db + `.visitors
 			WHERE experiment = @exp` + site + ` GROUP BY site, anonymous_id)
 		WHERE first_ms >= @from AND first_ms < @to
 	) ANY LEFT JOIN (
-		SELECT site, anonymous_id, max(last_ms) AS conv_ms FROM ` + c.db + `.conversions
-		WHERE (site, anonymous_id) IN (SELECT site, anonymous_id FROM ` + c.db + `.exposures WHERE experiment = @exp` + site + `)
+		SELECT site, anonymous_id, max(ms) AS conv_ms FROM ` + c.db + `.visitors
+		WHERE experiment = '' AND (site, anonymous_id) IN (
+			SELECT site, anonymous_id FROM ` + c.db + `.visitors WHERE experiment = @exp` + site + `)
 		GROUP BY site, anonymous_id
 	) USING (site, anonymous_id)
 	GROUP BY variant ORDER BY variant`
@@ -126,13 +128,13 @@ func (c *ClickHouse) VariantCounts(ctx context.Context, f sink.ExperimentFilter)
 
 // Experiments lists the experiments with exposures, with their exposed visitors.
 func (c *ClickHouse) Experiments(ctx context.Context, site string) ([]sink.ExperimentInfo, error) {
-	var args []any
-	where := ""
+	args := []any{}
+	where := " WHERE experiment != ''"
 	if site != "" {
-		where, args = " WHERE site = @site", []any{ch.Named("site", site)}
+		where, args = where+" AND site = @site", []any{ch.Named("site", site)}
 	}
 	q := `SELECT experiment, count(), min(f), max(f) FROM (
-		SELECT experiment, site, anonymous_id, min(first_ms) AS f FROM ` + c.db + `.exposures` + where + `
+		SELECT experiment, site, anonymous_id, min(ms) AS f FROM ` + c.db + `.visitors` + where + `
 		GROUP BY experiment, site, anonymous_id
 	) GROUP BY experiment ORDER BY experiment`
 	rows, err := c.conn.Query(ctx, q, args...)
@@ -156,19 +158,27 @@ func (c *ClickHouse) Experiments(ctx context.Context, site string) ([]sink.Exper
 }
 
 // PreRolled reads the rollups of [fromMs, toMs) as the pre-aggregator wrote them:
-// sessions that started in the range, landing hours in the range (widened to whole
-// hours), and visitors first exposed in the range.
-func (c *ClickHouse) PreRolled(ctx context.Context, fromMs, toMs int64) (*sink.Rollups, error) {
+// the sessions it started in the range (its session_ms on the raw signals; their
+// landing page and conversion read from the signals it counted in them, under rules'
+// goals), landing hours in the range (widened to whole hours), and visitors first
+// exposed in the range.
+func (c *ClickHouse) PreRolled(ctx context.Context, fromMs, toMs int64, rules sink.Rules) (*sink.Rollups, error) {
 	r := &sink.Rollups{}
 	var err error
-	args := []any{ch.Named("from", fromMs), ch.Named("to", toMs),
-		ch.Named("from_day", day(fromMs, -1)), ch.Named("to_day", day(toMs, 1))}
-	r.Sessions, err = c.sessions(ctx, `SELECT site, anonymous_id, start_ms, argMax(landing_ms, version),
-		argMax(landing_path, version), argMax(utm_source, version), argMax(utm_medium, version),
-		argMax(utm_campaign, version), argMax(converted, version), max(version)
-		FROM `+c.db+`.sessions
-		WHERE start_ms >= @from AND start_ms < @to AND date >= toDate(@from_day) AND date <= toDate(@to_day)
-		GROUP BY site, anonymous_id, start_ms`, args...)
+	r.Sessions, err = c.sessions(ctx, `SELECT site, anonymous_id, session_ms, tupleElement(l, 1), tupleElement(l, 2),
+		tupleElement(l, 3), tupleElement(l, 4), tupleElement(l, 5), converted FROM (
+			SELECT site, anonymous_id, session_ms, minIf((ms, pth, src, med, camp), kind = 'pageview') AS l,
+				max(kind = 'event' AND has(@goals, nm)) AS converted
+			FROM (
+				SELECT site, anonymous_id, event_id, session_ms, min(received_ms) AS ms,
+					argMin(type, received_ms) AS kind, argMin(path, received_ms) AS pth,
+					argMin(utm_source, received_ms) AS src, argMin(utm_medium, received_ms) AS med,
+					argMin(utm_campaign, received_ms) AS camp, argMin(name, received_ms) AS nm
+				FROM `+c.db+`.signals
+				WHERE session_ms >= @from AND session_ms < @to AND date >= toDate(@from_day)
+				GROUP BY site, anonymous_id, event_id, session_ms)
+			GROUP BY site, anonymous_id, session_ms)`,
+		ch.Named("from", max(fromMs, 1)), ch.Named("to", toMs), ch.Named("from_day", day(fromMs, -1)), goalsArg(rules.Goals))
 	if err != nil {
 		return nil, err
 	}
@@ -184,14 +194,14 @@ func (c *ClickHouse) PreRolled(ctx context.Context, fromMs, toMs int64) (*sink.R
 	if err != nil {
 		return nil, err
 	}
-	r.Exposures, err = c.exposures(ctx, `SELECT site, experiment, anonymous_id, first_ms, variant,
-		toInt64(conv_ms) >= first_ms FROM (
+	r.Exposures, err = c.exposures(ctx, `SELECT site, experiment, anonymous_id, first_ms, variant, conv_ms >= first_ms FROM (
 			SELECT site, experiment, anonymous_id, tupleElement(m, 1) AS first_ms, tupleElement(m, 2) AS variant FROM (
-				SELECT site, experiment, anonymous_id, min((first_ms, variant)) AS m FROM `+c.db+`.exposures
-				GROUP BY site, experiment, anonymous_id)
+				SELECT site, experiment, anonymous_id, min((ms, variant)) AS m FROM `+c.db+`.visitors
+				WHERE experiment != '' GROUP BY site, experiment, anonymous_id)
 			WHERE first_ms >= @from AND first_ms < @to
 		) ANY LEFT JOIN (
-			SELECT site, anonymous_id, max(last_ms) AS conv_ms FROM `+c.db+`.conversions GROUP BY site, anonymous_id
+			SELECT site, anonymous_id, max(ms) AS conv_ms FROM `+c.db+`.visitors WHERE experiment = ''
+			GROUP BY site, anonymous_id
 		) USING (site, anonymous_id)`, ch.Named("from", fromMs), ch.Named("to", toMs))
 	if err != nil {
 		return nil, err
@@ -213,7 +223,7 @@ func (c *ClickHouse) sessions(ctx context.Context, q string, args ...any) ([]sin
 			conv uint8
 		)
 		if err := rows.Scan(&s.Site, &s.AnonymousID, &s.StartMs, &s.LandingMs, &s.LandingPath, &s.UTMSource,
-			&s.UTMMedium, &s.UTMCampaign, &conv, &s.Version); err != nil {
+			&s.UTMMedium, &s.UTMCampaign, &conv); err != nil {
 			return nil, fmt.Errorf("scan session: %w", err)
 		}
 		s.Converted = conv == 1
@@ -302,36 +312,33 @@ func landingLess(a, b *sink.LandingKey) bool {
 	return a.UTMCampaign < b.UTMCampaign
 }
 
-// Resume returns the sessions that may still be open: those of visitors with a signal
-// within timeoutMs of the newest stored signal, each with its latest pre-rolled row and
-// the visitor's non-bot signals from the session's start on.
+// Resume returns the sessions that may still be open: the latest session of each
+// visitor with a counted signal within timeoutMs of the newest counted one, with the
+// signals counted in it.
 func (c *ClickHouse) Resume(ctx context.Context, timeoutMs int64) ([]sink.Resume, error) {
 	var newest int64
-	if err := c.conn.QueryRow(ctx, "SELECT max(received_ms) FROM "+c.db+".signals WHERE bot = 0").Scan(&newest); err != nil {
+	if err := c.conn.QueryRow(ctx, "SELECT max(received_ms) FROM "+c.db+".signals WHERE session_ms > 0").Scan(&newest); err != nil {
 		return nil, fmt.Errorf("find the newest signal: %w", err)
 	}
 	if newest == 0 {
 		return nil, nil
 	}
 	since := newest - timeoutMs
-	active := "(site, anonymous_id) IN (SELECT site, anonymous_id FROM " + c.db + ".signals WHERE bot = 0 AND received_ms >= @since)"
-	sessions, err := c.sessions(ctx, `SELECT site, anonymous_id, start_ms, argMax(landing_ms, version),
-		argMax(landing_path, version), argMax(utm_source, version), argMax(utm_medium, version),
-		argMax(utm_campaign, version), argMax(converted, version), max(version)
-		FROM `+c.db+`.sessions WHERE `+active+` GROUP BY site, anonymous_id, start_ms`, ch.Named("since", since))
+	var first int64
+	open := `SELECT site, anonymous_id, max(session_ms) FROM ` + c.db + `.signals
+		WHERE session_ms > 0 AND received_ms >= @since AND date >= toDate(@since_day) GROUP BY site, anonymous_id`
+	args := []any{ch.Named("since", since), ch.Named("since_day", day(since, -1))}
+	if err := c.conn.QueryRow(ctx, "SELECT min(s) FROM ("+strings.Replace(open, "max(session_ms)", "max(session_ms) AS s", 1)+")",
+		args...).Scan(&first); err != nil {
+		return nil, fmt.Errorf("find the open sessions: %w", err)
+	}
+	rows, starts, err := c.queryCounted(ctx, "WHERE session_ms >= @first AND date >= toDate(@first_day) AND "+
+		"(site, anonymous_id, session_ms) IN ("+open+") ORDER BY received_ms",
+		append(args, ch.Named("first", first), ch.Named("first_day", day(first, -1)))...)
 	if err != nil {
 		return nil, err
 	}
-	out, first := sink.LatestSessions(sessions)
-	if len(out) == 0 {
-		return nil, nil
-	}
-	signals, err := c.query(ctx, "WHERE bot = 0 AND received_ms >= @first AND "+active+" ORDER BY received_ms",
-		ch.Named("first", first), ch.Named("since", since))
-	if err != nil {
-		return nil, err
-	}
-	return sink.AttachSignals(out, signals), nil
+	return sink.GroupResume(rows, starts), nil
 }
 
 // goalsArg binds the goal names as an array literal for has().

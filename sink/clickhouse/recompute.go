@@ -64,7 +64,7 @@ func (c *ClickHouse) Recompute(ctx context.Context, fromMs, toMs int64, rules si
 	}
 	var err error
 	r.Sessions, err = c.sessions(ctx, `SELECT site, anonymous_id, start_ms, landing_ms, landing_path, utm_source,
-		utm_medium, utm_campaign, converted, toUInt64(0) FROM (`+c.sessionsSQL("")+`)
+		utm_medium, utm_campaign, converted FROM (`+c.sessionsSQL("")+`)
 		WHERE start_ms >= @from AND start_ms < @to`, base(fromMs, toMs)...)
 	if err != nil {
 		return nil, err
@@ -82,7 +82,7 @@ func (c *ClickHouse) Recompute(ctx context.Context, fromMs, toMs int64, rules si
 	r.Exposures, err = c.exposures(ctx, `SELECT site, ex, anonymous_id, first_ms, variant, conv_ms >= first_ms FROM (
 			SELECT site, ex, anonymous_id, tupleElement(m, 1) AS first_ms, tupleElement(m, 2) AS variant FROM (
 				SELECT site, ex, anonymous_id, min((ms, va)) AS m FROM (`+d+`)
-				WHERE kind = 'exposure' GROUP BY site, ex, anonymous_id)
+				WHERE kind = 'exposure' AND ex != '' GROUP BY site, ex, anonymous_id)
 			WHERE first_ms >= @from AND first_ms < @to
 		) ANY LEFT JOIN (
 			SELECT site, anonymous_id, max(ms) AS conv_ms FROM (`+d+`)

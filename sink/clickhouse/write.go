@@ -12,46 +12,20 @@ import (
 )
 
 const (
-	insertSessions = "INSERT INTO %s.sessions (date, site, anonymous_id, start_ms, landing_ms, landing_path, " +
-		"utm_source, utm_medium, utm_campaign, converted, version)"
 	insertLanding = "INSERT INTO %s.landing_hourly (date, hour, site, landing_path, utm_source, utm_medium, " +
 		"utm_campaign, cell, sessions, converted, version)"
-	insertExposures   = "INSERT INTO %s.exposures (site, experiment, anonymous_id, first_ms, variant, rank)"
-	insertConversions = "INSERT INTO %s.conversions (site, anonymous_id, last_ms)"
+	insertVisitors = "INSERT INTO %s.visitors (site, anonymous_id, experiment, ms, variant, rank)"
 )
 
-// writeRollups inserts the batch's rollup rows, the four tables concurrently: each
+// writeRollups inserts the batch's rollup rows, the two tables concurrently: each
 // insert costs a round trip and a part on the server whatever its size, so the flush
 // waits for the slowest one instead of their sum. The goroutines are the call's own and
 // have returned when it does.
 func (c *ClickHouse) writeRollups(ctx context.Context, b *sink.Batch) error {
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return c.writeSessions(ctx, b.Sessions) })
 	g.Go(func() error { return c.writeLanding(ctx, b.Landing) })
-	g.Go(func() error { return c.writeExposures(ctx, b.Exposures) })
-	g.Go(func() error { return c.writeConversions(ctx, b.Conversions) })
+	g.Go(func() error { return c.writeVisitors(ctx, b.Exposures, b.Conversions) })
 	return g.Wait()
-}
-
-func (c *ClickHouse) writeSessions(ctx context.Context, rows []sink.Session) error {
-	if n := len(rows); n > 0 {
-		date, site, anon := make([]time.Time, n), make([]string, n), make([]string, n)
-		start, lms := make([]int64, n), make([]int64, n)
-		path, src, med, camp := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		conv, ver := make([]uint8, n), make([]uint64, n)
-		for i := range rows {
-			s := &rows[i]
-			date[i] = time.UnixMilli(s.StartMs).UTC()
-			site[i], anon[i], start[i], lms[i] = s.Site, s.AnonymousID, s.StartMs, s.LandingMs
-			path[i], src[i], med[i], camp[i] = s.LandingPath, s.UTMSource, s.UTMMedium, s.UTMCampaign
-			if s.Converted {
-				conv[i] = 1
-			}
-			ver[i] = s.Version
-		}
-		return c.send(ctx, "sessions", insertSessions, n, date, site, anon, start, lms, path, src, med, camp, conv, ver)
-	}
-	return nil
 }
 
 func (c *ClickHouse) writeLanding(ctx context.Context, rows []sink.LandingCell) error {
@@ -71,30 +45,26 @@ func (c *ClickHouse) writeLanding(ctx context.Context, rows []sink.LandingCell) 
 	return nil
 }
 
-func (c *ClickHouse) writeExposures(ctx context.Context, rows []sink.Exposure) error {
-	if n := len(rows); n > 0 {
-		site, exp, anon, variant := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		first, rank := make([]int64, n), make([]uint64, n)
-		for i := range rows {
-			e := &rows[i]
-			site[i], exp[i], anon[i], first[i], variant[i] = e.Site, e.Experiment, e.AnonymousID, e.FirstMs, e.Variant
-			rank[i] = uint64(math.MaxInt64 - e.FirstMs)
-		}
-		return c.send(ctx, "exposures", insertExposures, n, site, exp, anon, first, variant, rank)
+// writeVisitors inserts exposures and conversions into the visitors table, a
+// conversion as the row of experiment "".
+func (c *ClickHouse) writeVisitors(ctx context.Context, exposures []sink.Exposure, conversions []sink.Conversion) error {
+	n := len(exposures) + len(conversions)
+	if n == 0 {
+		return nil
 	}
-	return nil
-}
-
-func (c *ClickHouse) writeConversions(ctx context.Context, rows []sink.Conversion) error {
-	if n := len(rows); n > 0 {
-		site, anon, last := make([]string, n), make([]string, n), make([]uint64, n)
-		for i := range rows {
-			v := &rows[i]
-			site[i], anon[i], last[i] = v.Site, v.AnonymousID, uint64(max(v.LastMs, 0))
-		}
-		return c.send(ctx, "conversions", insertConversions, n, site, anon, last)
+	site, anon, exp, variant := make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
+	ms, rank := make([]int64, 0, n), make([]uint64, 0, n)
+	for i := range exposures {
+		e := &exposures[i]
+		site, anon, exp, variant = append(site, e.Site), append(anon, e.AnonymousID), append(exp, e.Experiment), append(variant, e.Variant)
+		ms, rank = append(ms, e.FirstMs), append(rank, uint64(math.MaxInt64-e.FirstMs))
 	}
-	return nil
+	for i := range conversions {
+		v := &conversions[i]
+		site, anon, exp, variant = append(site, v.Site), append(anon, v.AnonymousID), append(exp, ""), append(variant, "")
+		ms, rank = append(ms, v.LastMs), append(rank, uint64(max(v.LastMs, 0)))
+	}
+	return c.send(ctx, "visitors", insertVisitors, n, site, anon, exp, ms, variant, rank)
 }
 
 // send inserts n rows given as columns into table, retrying while the server is

@@ -19,19 +19,36 @@ const (
 // h0 is the start of the hour holding base: rollup fixtures start there.
 var h0 = sink.HourMs(base)
 
-// rollupBatches are three flushes' worth of rollup rows as a pre-aggregator writes them:
-// absolute values with versions, two cells, a session that moves from no landing page to
-// /p and converts, an exposure replaced by a tie with a smaller variant and one ignored
-// for being later, and a conversion ignored for being older.
+// rollupBatches are three flushes' worth of rows as a pre-aggregator writes them:
+// signals with the sessions they were counted in (a duplicate and a bot in none), and
+// rollup rows that are absolute values with versions: two cells, a session that moves
+// from no landing page to /p and converts, an exposure replaced by a tie with a smaller
+// variant and one ignored for being later, a conversion ignored for being older, and a
+// raw row written twice by a retried flush.
 func rollupBatches() []*sink.Batch {
 	k1 := sink.LandingKey{Site: "a.example", HourMs: h0, UTMSource: "g"}
 	k2 := sink.LandingKey{Site: "a.example", HourMs: h0, LandingPath: "/p", UTMSource: "g"}
 	k3 := sink.LandingKey{Site: "b.example", HourMs: h0 + hour, LandingPath: "/q"}
+	sig := func(anon string, at int64, typ schemas.Type, id string) schemas.Signal {
+		g := schemas.Signal{Type: typ, ReceivedAt: h0 + at, Site: "a.example", AnonymousID: anon, EventID: id}
+		switch typ {
+		case schemas.TypePageview:
+			g.URL, g.Path, g.UTMSource = "https://a.example/p?utm_source=g", "/p", "g"
+		case schemas.TypeEvent:
+			g.Name = "form_submitted"
+		case schemas.TypeExposure:
+			g.Experiment, g.Variant = "hero", "b"
+		}
+		return g
+	}
+	v2pv := sig("v2", 2000, schemas.TypePageview, "v2-pv")
+	dup := v2pv
+	dup.ReceivedAt += 5
+	bot := sig("v9", 2100, schemas.TypePageview, "v9-pv")
+	bot.Bot = true
 	return []*sink.Batch{{
-		Sessions: []sink.Session{
-			{Site: "a.example", AnonymousID: "v1", StartMs: h0 + 1000, UTMSource: "g", Version: 1},
-			{Site: "a.example", AnonymousID: "v2", StartMs: h0 + 2000, LandingMs: h0 + 2000, LandingPath: "/p", UTMSource: "g", Version: 1},
-		},
+		Signals:   []schemas.Signal{sig("v1", 1000, schemas.TypeExposure, "v1-x"), v2pv, dup, bot},
+		SessionMs: []int64{h0 + 1000, h0 + 2000, 0, 0},
 		Landing: []sink.LandingCell{
 			{LandingKey: k1, Cell: 7, Sessions: 1, Version: 1},
 			{LandingKey: k2, Cell: 7, Sessions: 1, Version: 1},
@@ -42,10 +59,8 @@ func rollupBatches() []*sink.Batch {
 		},
 		Conversions: []sink.Conversion{{Site: "a.example", AnonymousID: "v2", LastMs: h0 + 2500}},
 	}, {
-		Sessions: []sink.Session{
-			{Site: "a.example", AnonymousID: "v1", StartMs: h0 + 1000, LandingMs: h0 + 1500, LandingPath: "/p",
-				UTMSource: "g", Converted: true, Version: 2},
-		},
+		Signals:   []schemas.Signal{sig("v1", 1500, schemas.TypePageview, "v1-pv"), sig("v1", 1600, schemas.TypeEvent, "v1-goal")},
+		SessionMs: []int64{h0 + 1000, h0 + 1000},
 		Landing: []sink.LandingCell{
 			{LandingKey: k1, Cell: 1 << 63, Sessions: -1, Version: 1}, // the top bit survives SQLite's int64
 			{LandingKey: k2, Cell: 1 << 63, Sessions: 1, Converted: 1, Version: 1},
@@ -61,14 +76,12 @@ func rollupBatches() []*sink.Batch {
 			{Site: "a.example", AnonymousID: "v2", LastMs: h0 + 2400},
 		},
 	}, {
+		Signals:   []schemas.Signal{v2pv}, // the first flush's row again, from a retry
+		SessionMs: []int64{h0 + 2000},
 		Landing: []sink.LandingCell{
 			{LandingKey: k2, Cell: 7, Sessions: 2, Version: 2},
 			{LandingKey: k3, Cell: 9, Sessions: 3, Converted: 1, Version: 3},
 			{LandingKey: k3, Cell: 9, Sessions: 9, Converted: 9, Version: 2}, // older: loses
-		},
-		Sessions: []sink.Session{
-			// An older version of v2's session arriving late: loses.
-			{Site: "a.example", AnonymousID: "v2", StartMs: h0 + 2000, Version: 0},
 		},
 	}}
 }
@@ -80,8 +93,8 @@ func wantRollups() (landing []sink.LandingCount, variants []sink.VariantCount, p
 	pre = &sink.Rollups{
 		Sessions: []sink.Session{
 			{Site: "a.example", AnonymousID: "v1", StartMs: h0 + 1000, LandingMs: h0 + 1500, LandingPath: "/p",
-				UTMSource: "g", Converted: true, Version: 2},
-			{Site: "a.example", AnonymousID: "v2", StartMs: h0 + 2000, LandingMs: h0 + 2000, LandingPath: "/p", UTMSource: "g", Version: 1},
+				UTMSource: "g", Converted: true},
+			{Site: "a.example", AnonymousID: "v2", StartMs: h0 + 2000, LandingMs: h0 + 2000, LandingPath: "/p", UTMSource: "g"},
 		},
 		Landing: []sink.LandingHour{
 			{LandingKey: sink.LandingKey{Site: "a.example", HourMs: h0, LandingPath: "/p", UTMSource: "g"}, Sessions: 3, Converted: 1},
@@ -169,7 +182,7 @@ func checkRollups(t *testing.T, s Store, when string) {
 		{Experiment: "hero", Visitors: 2, FirstMs: h0 + 1000, LastMs: h0 + 2000},
 		{Experiment: "menu", Visitors: 1, FirstMs: h0 + hour, LastMs: h0 + hour}})
 
-	pre, err := s.PreRolled(ctx, h0, h0+2*hour)
+	pre, err := s.PreRolled(ctx, h0, h0+2*hour, rules)
 	if err != nil {
 		t.Fatalf("PreRolled: %v", err)
 	}
@@ -349,19 +362,15 @@ func resume(t *testing.T, s Store) {
 		return schemas.Signal{Type: schemas.TypePageview, ReceivedAt: h0 + at, Site: "a.example", AnonymousID: anon,
 			EventID: fmt.Sprintf("%s-%d", anon, at), URL: "https://a.example/", Path: "/"}
 	}
-	b := &sink.Batch{
-		Signals: []schemas.Signal{sig("old", 0), sig("open", 0), sig("open", 50*minute), sig("open", 70*minute), sig("new", 80*minute)},
-		Sessions: []sink.Session{
-			{Site: "a.example", AnonymousID: "old", StartMs: h0, Version: 1},
-			{Site: "a.example", AnonymousID: "open", StartMs: h0, Version: 1},
-			{Site: "a.example", AnonymousID: "open", StartMs: h0 + 50*minute, Version: 1},
-			{Site: "a.example", AnonymousID: "open", StartMs: h0 + 50*minute, LandingMs: h0 + 50*minute, LandingPath: "/", Version: 2},
-			{Site: "a.example", AnonymousID: "new", StartMs: h0 + 80*minute, Version: 3},
-		},
-	}
 	bot := sig("open", 90*minute) // bots neither make "now" nor come back
 	bot.Bot = true
-	b.Signals = append(b.Signals, bot)
+	dup := sig("open", 50*minute) // a duplicate: stored, counted in no session
+	dup.ReceivedAt += 25 * minute
+	b := &sink.Batch{
+		Signals: []schemas.Signal{sig("old", 0), sig("open", 0), sig("open", 50*minute), sig("open", 70*minute), dup,
+			sig("new", 80*minute), bot},
+		SessionMs: []int64{h0, h0, h0 + 50*minute, h0 + 50*minute, 0, h0 + 80*minute, 0},
+	}
 	if err := s.Write(ctx, b); err != nil {
 		t.Fatalf("Write: %v", err)
 	}
@@ -373,12 +382,11 @@ func resume(t *testing.T, s Store) {
 	for _, r := range got {
 		byAnon[r.Session.AnonymousID] = r
 	}
-	if len(got) != 2 || byAnon["open"].Session.Version != 2 || byAnon["new"].Session.Version != 3 {
-		t.Fatalf("Resume: got %+v, want the sessions of open (version 2) and new (version 3)", got)
+	if len(got) != 2 || byAnon["open"].Session.StartMs != h0+50*minute || byAnon["new"].Session.StartMs != h0+80*minute {
+		t.Fatalf("Resume: got %+v, want the sessions of open (from +50m) and new (from +80m)", got)
 	}
-	if r := byAnon["open"]; r.Session.StartMs != h0+50*minute || len(r.Signals) != 2 ||
-		r.Signals[0].ReceivedAt != h0+50*minute || r.Signals[1].ReceivedAt != h0+70*minute {
-		t.Errorf("Resume of open: %+v, want its session from +50m with the signals at +50m and +70m", r)
+	if r := byAnon["open"]; len(r.Signals) != 2 || r.Signals[0].ReceivedAt != h0+50*minute || r.Signals[1].ReceivedAt != h0+70*minute {
+		t.Errorf("Resume of open: %+v, want the signals at +50m and +70m", r)
 	}
 	if r := byAnon["new"]; len(r.Signals) != 1 || r.Signals[0].EventID != "new-4800000" {
 		t.Errorf("Resume of new: %+v", r)

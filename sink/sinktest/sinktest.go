@@ -22,7 +22,7 @@ type Store interface {
 	LandingCounts(ctx context.Context, f sink.LandingFilter) ([]sink.LandingCount, error)
 	VariantCounts(ctx context.Context, f sink.ExperimentFilter) ([]sink.VariantCount, error)
 	Experiments(ctx context.Context, site string) ([]sink.ExperimentInfo, error)
-	PreRolled(ctx context.Context, fromMs, toMs int64) (*sink.Rollups, error)
+	PreRolled(ctx context.Context, fromMs, toMs int64, rules sink.Rules) (*sink.Rollups, error)
 	Recompute(ctx context.Context, fromMs, toMs int64, rules sink.Rules) (*sink.Rollups, error)
 	RecomputeLanding(ctx context.Context, f sink.LandingFilter, rules sink.Rules) ([]sink.LandingCount, error)
 	Resume(ctx context.Context, timeoutMs int64) ([]sink.Resume, error)

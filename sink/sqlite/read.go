@@ -102,13 +102,32 @@ func (s *SQLite) Experiments(ctx context.Context, site string) ([]sink.Experimen
 	return out, rows.Err()
 }
 
-const sessionCols = "site, anonymous_id, start_ms, landing_ms, landing_path, utm_source, utm_medium, utm_campaign, converted, version"
-
-// PreRolled reads the rollups of [fromMs, toMs) as the pre-aggregator wrote them.
-func (s *SQLite) PreRolled(ctx context.Context, fromMs, toMs int64) (*sink.Rollups, error) {
+// PreRolled reads the rollups of [fromMs, toMs) as the pre-aggregator wrote them:
+// the sessions it started in the range (its session_ms on the raw signals; their
+// landing page and conversion read from the signals it counted in them, under rules'
+// goals), landing hours in the range (widened to whole hours), and visitors first
+// exposed in the range.
+func (s *SQLite) PreRolled(ctx context.Context, fromMs, toMs int64, rules sink.Rules) (*sink.Rollups, error) {
 	r := &sink.Rollups{}
 	var err error
-	r.Sessions, err = s.sessions(ctx, `SELECT `+sessionCols+` FROM sessions WHERE start_ms >= ? AND start_ms < ?`, fromMs, toMs)
+	r.Sessions, err = s.sessions(ctx, `WITH d AS (
+			SELECT site, anonymous_id, session_ms, type AS kind, received_ms AS ms, path AS pth, utm_source AS src,
+				utm_medium AS med, utm_campaign AS camp, name AS nm,
+				ROW_NUMBER() OVER (PARTITION BY site, anonymous_id, session_ms, event_id ORDER BY received_ms, rowid) AS copy
+			FROM signals WHERE session_ms >= :from AND session_ms < :to
+		), x AS (
+			SELECT site, anonymous_id, session_ms,
+				max(kind = 'event' AND nm IN (SELECT value FROM json_each(:goals))) AS converted
+			FROM d WHERE copy = 1 GROUP BY site, anonymous_id, session_ms
+		), l AS (
+			SELECT site, anonymous_id, session_ms, ms, pth, src, med, camp,
+				ROW_NUMBER() OVER (PARTITION BY site, anonymous_id, session_ms ORDER BY ms, pth, src, med, camp) AS r
+			FROM d WHERE copy = 1 AND kind = 'pageview'
+		)
+		SELECT x.site, x.anonymous_id, x.session_ms, coalesce(l.ms, 0), coalesce(l.pth, ''), coalesce(l.src, ''),
+			coalesce(l.med, ''), coalesce(l.camp, ''), x.converted
+		FROM x LEFT JOIN l ON l.site = x.site AND l.anonymous_id = x.anonymous_id AND l.session_ms = x.session_ms AND l.r = 1`,
+		ruleArgs(max(fromMs, 1), toMs, rules)...)
 	if err != nil {
 		return nil, err
 	}
@@ -139,15 +158,14 @@ func (s *SQLite) sessions(ctx context.Context, q string, args ...any) ([]sink.Se
 	var out []sink.Session
 	for rows.Next() {
 		var (
-			x       sink.Session
-			conv    int
-			version int64
+			x    sink.Session
+			conv int
 		)
 		if err := rows.Scan(&x.Site, &x.AnonymousID, &x.StartMs, &x.LandingMs, &x.LandingPath, &x.UTMSource,
-			&x.UTMMedium, &x.UTMCampaign, &conv, &version); err != nil {
+			&x.UTMMedium, &x.UTMCampaign, &conv); err != nil {
 			return nil, fmt.Errorf("scan session: %w", err)
 		}
-		x.Converted, x.Version = conv == 1, uint64(version)
+		x.Converted = conv == 1
 		out = append(out, x)
 	}
 	return out, rows.Err()
@@ -232,30 +250,22 @@ func sortRollups(r *sink.Rollups) {
 	})
 }
 
-// Resume returns the sessions that may still be open: those of visitors with a signal
-// within timeoutMs of the newest stored signal, each with its latest pre-rolled row and
-// the visitor's non-bot signals from the session's start on.
+// Resume returns the sessions that may still be open: the latest session of each
+// visitor with a counted signal within timeoutMs of the newest counted one, with the
+// signals counted in it.
 func (s *SQLite) Resume(ctx context.Context, timeoutMs int64) ([]sink.Resume, error) {
 	var newest *int64
-	if err := s.db.QueryRowContext(ctx, "SELECT max(received_ms) FROM signals WHERE bot = 0").Scan(&newest); err != nil {
+	if err := s.db.QueryRowContext(ctx, "SELECT max(received_ms) FROM signals WHERE session_ms > 0").Scan(&newest); err != nil {
 		return nil, fmt.Errorf("find the newest signal: %w", err)
 	}
 	if newest == nil {
 		return nil, nil
 	}
-	since := *newest - timeoutMs
-	const active = `(site, anonymous_id) IN (SELECT site, anonymous_id FROM signals WHERE bot = 0 AND received_ms >= ?)`
-	sessions, err := s.sessions(ctx, `SELECT `+sessionCols+` FROM sessions WHERE `+active, since)
+	rows, starts, err := s.scanSignals(ctx, true, `WHERE session_ms > 0 AND (site, anonymous_id, session_ms) IN (
+		SELECT site, anonymous_id, max(session_ms) FROM signals WHERE session_ms > 0 AND received_ms >= ?
+		GROUP BY site, anonymous_id) ORDER BY received_ms, rowid`, *newest-timeoutMs)
 	if err != nil {
 		return nil, err
 	}
-	out, first := sink.LatestSessions(sessions)
-	if len(out) == 0 {
-		return nil, nil
-	}
-	signals, err := s.query(ctx, "WHERE bot = 0 AND received_ms >= ? AND "+active+" ORDER BY received_ms, rowid", first, since)
-	if err != nil {
-		return nil, err
-	}
-	return sink.AttachSignals(out, signals), nil
+	return sink.GroupResume(rows, starts), nil
 }

@@ -63,7 +63,7 @@ func (s *SQLite) Recompute(ctx context.Context, fromMs, toMs int64, rules sink.R
 	r := &sink.Rollups{}
 	var err error
 	r.Sessions, err = s.sessions(ctx, sessionsCTE("")+` SELECT site, anonymous_id, start_ms, landing_ms, landing_path,
-		utm_source, utm_medium, utm_campaign, converted, 0 FROM sessions WHERE start_ms >= :from AND start_ms < :to`,
+		utm_source, utm_medium, utm_campaign, converted FROM sessions WHERE start_ms >= :from AND start_ms < :to`,
 		ruleArgs(fromMs, toMs, rules)...)
 	if err != nil {
 		return nil, err
@@ -79,7 +79,7 @@ func (s *SQLite) Recompute(ctx context.Context, fromMs, toMs int64, rules sink.R
 	r.Exposures, err = s.exposures(ctx, sessionsCTE("")+`, ex AS (
 			SELECT site, ex, anonymous_id, ms, va,
 				ROW_NUMBER() OVER (PARTITION BY site, ex, anonymous_id ORDER BY ms, va) AS r
-			FROM d WHERE kind = 'exposure'
+			FROM d WHERE kind = 'exposure' AND ex != ''
 		), cv AS (
 			SELECT site, anonymous_id, max(ms) AS last FROM d WHERE goal GROUP BY site, anonymous_id
 		)

@@ -47,12 +47,6 @@ func (u *upsert) exec(ctx context.Context, tx *sql.Tx, n int, add func(args []an
 // exposure, the later conversion. Rows are applied in order, so a key repeated in one
 // statement ends at the winner too.
 var (
-	upsertSessions = newUpsert(`INSERT INTO sessions (site, anonymous_id, start_ms, landing_ms, landing_path,
-		utm_source, utm_medium, utm_campaign, converted, version)`, 10,
-		`ON CONFLICT (site, anonymous_id, start_ms) DO UPDATE SET landing_ms = excluded.landing_ms,
-		landing_path = excluded.landing_path, utm_source = excluded.utm_source, utm_medium = excluded.utm_medium,
-		utm_campaign = excluded.utm_campaign, converted = excluded.converted, version = excluded.version
-		WHERE excluded.version > sessions.version`)
 	upsertLanding = newUpsert(`INSERT INTO landing_hourly (site, hour_ms, landing_path, utm_source, utm_medium,
 		utm_campaign, cell, sessions, converted, version)`, 10,
 		`ON CONFLICT (site, hour_ms, landing_path, utm_source, utm_medium, utm_campaign, cell) DO UPDATE SET
@@ -69,15 +63,7 @@ var (
 // writeRollups applies the batch's rollup rows in tx. SQLite integers are signed: a
 // version or cell id is stored as the int64 with the same bits.
 func writeRollups(ctx context.Context, tx *sql.Tx, b *sink.Batch) error {
-	err := upsertSessions.exec(ctx, tx, len(b.Sessions), func(args []any, i int) []any {
-		s := &b.Sessions[i]
-		return append(args, s.Site, s.AnonymousID, s.StartMs, s.LandingMs, s.LandingPath, s.UTMSource,
-			s.UTMMedium, s.UTMCampaign, boolInt(s.Converted), int64(s.Version))
-	})
-	if err != nil {
-		return err
-	}
-	err = upsertLanding.exec(ctx, tx, len(b.Landing), func(args []any, i int) []any {
+	err := upsertLanding.exec(ctx, tx, len(b.Landing), func(args []any, i int) []any {
 		l := &b.Landing[i]
 		return append(args, l.Site, l.HourMs, l.LandingPath, l.UTMSource, l.UTMMedium, l.UTMCampaign,
 			int64(l.Cell), l.Sessions, l.Converted, int64(l.Version))

@@ -78,27 +78,15 @@ var migrations = []string{
 		experiment   TEXT    NOT NULL,
 		variant      TEXT    NOT NULL,
 		value        REAL,
-		props        TEXT    NOT NULL
+		props        TEXT    NOT NULL,
+		session_ms   INTEGER NOT NULL DEFAULT 0
 	)`,
 	`CREATE INDEX IF NOT EXISTS signals_site_time ON signals (site, received_ms)`,
 	`CREATE INDEX IF NOT EXISTS signals_visitor ON signals (anonymous_id, received_ms)`,
 	`CREATE INDEX IF NOT EXISTS signals_time ON signals (received_ms)`,
 	// The rollups: one row per key, moved only towards the winning value by the upserts
 	// in rollup.go (see package sink).
-	`CREATE TABLE IF NOT EXISTS sessions (
-		site         TEXT    NOT NULL,
-		anonymous_id TEXT    NOT NULL,
-		start_ms     INTEGER NOT NULL,
-		landing_ms   INTEGER NOT NULL,
-		landing_path TEXT    NOT NULL,
-		utm_source   TEXT    NOT NULL,
-		utm_medium   TEXT    NOT NULL,
-		utm_campaign TEXT    NOT NULL,
-		converted    INTEGER NOT NULL,
-		version      INTEGER NOT NULL,
-		PRIMARY KEY (site, anonymous_id, start_ms)
-	) WITHOUT ROWID`,
-	`CREATE INDEX IF NOT EXISTS sessions_start ON sessions (start_ms)`,
+	`CREATE INDEX IF NOT EXISTS signals_session ON signals (session_ms) WHERE session_ms > 0`,
 	`CREATE TABLE IF NOT EXISTS landing_hourly (
 		site         TEXT    NOT NULL,
 		hour_ms      INTEGER NOT NULL,
@@ -130,7 +118,29 @@ var migrations = []string{
 	) WITHOUT ROWID`,
 }
 
+// addedColumns are columns added after a table was first released: migrate adds them
+// to tables created before.
+var addedColumns = []struct{ table, column, decl string }{
+	{"signals", "session_ms", "INTEGER NOT NULL DEFAULT 0"},
+}
+
 func (s *SQLite) migrate(ctx context.Context) error {
+	for _, a := range addedColumns {
+		var n int
+		err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM pragma_table_info(?) WHERE name = ?", a.table, a.column).Scan(&n)
+		if err != nil {
+			return fmt.Errorf("migrate sqlite sink: look for column %s.%s: %w", a.table, a.column, err)
+		}
+		var exists int
+		if err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?", a.table).Scan(&exists); err != nil {
+			return fmt.Errorf("migrate sqlite sink: %w", err)
+		}
+		if exists == 1 && n == 0 {
+			if _, err := s.db.ExecContext(ctx, "ALTER TABLE "+a.table+" ADD COLUMN "+a.column+" "+a.decl); err != nil {
+				return fmt.Errorf("migrate sqlite sink: add column %s.%s: %w", a.table, a.column, err)
+			}
+		}
+	}
 	for _, m := range migrations {
 		if _, err := s.db.ExecContext(ctx, m); err != nil {
 			return fmt.Errorf("migrate sqlite sink: %w", err)
@@ -143,13 +153,13 @@ func (s *SQLite) migrate(ctx context.Context) error {
 const columns = "event_id, type, site, anonymous_id, received_ms, bot, url, path, referrer, " +
 	"utm_source, utm_medium, utm_campaign, utm_term, utm_content, name, experiment, variant, value, props"
 
-const rowsPerInsert = 50 // 19 columns × 50 rows stays under SQLite's 999-variable limit
+const rowsPerInsert = 45 // 20 columns × 45 rows stays under SQLite's 999-variable limit
 
 var insertSQL = func() [rowsPerInsert + 1]string {
 	var q [rowsPerInsert + 1]string
-	row := "(" + strings.TrimSuffix(strings.Repeat("?,", 19), ",") + ")"
+	row := "(" + strings.TrimSuffix(strings.Repeat("?,", 20), ",") + ")"
 	for n := 1; n <= rowsPerInsert; n++ {
-		q[n] = "INSERT INTO signals (" + columns + ") VALUES " + strings.TrimSuffix(strings.Repeat(row+",", n), ",")
+		q[n] = "INSERT INTO signals (" + columns + ", session_ms) VALUES " + strings.TrimSuffix(strings.Repeat(row+",", n), ",")
 	}
 	return q
 }()
@@ -175,18 +185,18 @@ func (s *SQLite) write(ctx context.Context, b *sink.Batch) error {
 	defer tx.Rollback()
 	var args []any
 	if len(b.Signals) > 0 {
-		args = make([]any, 0, 19*min(len(b.Signals), rowsPerInsert))
+		args = make([]any, 0, 20*min(len(b.Signals), rowsPerInsert))
 	}
-	for rest := b.Signals; len(rest) > 0; {
-		n := min(len(rest), rowsPerInsert)
+	for off := 0; off < len(b.Signals); {
+		n := min(len(b.Signals)-off, rowsPerInsert)
 		args = args[:0]
-		for i := range rest[:n] {
-			args = appendArgs(args, &rest[i])
+		for i := off; i < off+n; i++ {
+			args = append(appendArgs(args, &b.Signals[i]), b.SessionOf(i))
 		}
 		if _, err := tx.ExecContext(ctx, insertSQL[n], args...); err != nil {
 			return err
 		}
-		rest = rest[n:]
+		off += n
 	}
 	if err := writeRollups(ctx, tx, b); err != nil {
 		return err
@@ -225,26 +235,38 @@ func (s *SQLite) Signals(ctx context.Context, fromMs, toMs int64) ([]schemas.Sig
 }
 
 func (s *SQLite) query(ctx context.Context, where string, args ...any) ([]schemas.Signal, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT "+columns+" FROM signals "+where, args...)
+	out, _, err := s.scanSignals(ctx, false, where, args...)
+	return out, err
+}
+
+func (s *SQLite) scanSignals(ctx context.Context, withSession bool, where string, args ...any) ([]schemas.Signal, []int64, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT "+columns+", session_ms FROM signals "+where, args...)
 	if err != nil {
-		return nil, fmt.Errorf("query signals: %w", err)
+		return nil, nil, fmt.Errorf("query signals: %w", err)
 	}
 	defer rows.Close()
-	var out []schemas.Signal
+	var (
+		out      []schemas.Signal
+		sessions []int64
+	)
 	for rows.Next() {
 		var (
-			g     schemas.Signal
-			typ   string
-			bot   int
-			value sql.NullFloat64
+			g       schemas.Signal
+			typ     string
+			bot     int
+			value   sql.NullFloat64
+			session int64
 		)
 		if err := rows.Scan(&g.EventID, &typ, &g.Site, &g.AnonymousID, &g.ReceivedAt, &bot, &g.URL,
 			&g.Path, &g.Referrer, &g.UTMSource, &g.UTMMedium, &g.UTMCampaign, &g.UTMTerm, &g.UTMContent,
-			&g.Name, &g.Experiment, &g.Variant, &value, &g.Props); err != nil {
-			return nil, fmt.Errorf("scan signal: %w", err)
+			&g.Name, &g.Experiment, &g.Variant, &value, &g.Props, &session); err != nil {
+			return nil, nil, fmt.Errorf("scan signal: %w", err)
 		}
 		g.Type, g.Bot, g.Value, g.HasValue = schemas.ParseType(typ), bot == 1, value.Float64, value.Valid
 		out = append(out, g)
+		if withSession {
+			sessions = append(sessions, session)
+		}
 	}
-	return out, rows.Err()
+	return out, sessions, rows.Err()
 }
