@@ -79,6 +79,7 @@ func (s *Server) collect(ctx *fasthttp.RequestCtx) {
 	meta := schemas.Meta{ReceivedAt: time.Now().UnixMilli(), Bot: isBot(ctx.Request.Header.UserAgent())}
 	if err := s.reg.Decode(body, meta, s.cfg.MaxBatch, &w.batch); err != nil {
 		status, reason := bodyError(err)
+		s.quarantine(schemas.Quarantined{At: meta.ReceivedAt, Code: reason, Message: err.Error(), Raw: body})
 		s.fail(ctx, status, reason, err.Error())
 		return
 	}
@@ -86,6 +87,7 @@ func (s *Server) collect(ctx *fasthttp.RequestCtx) {
 	s.received.Add(len(b.Signals) + len(b.Rejected))
 	for _, r := range b.Rejected {
 		s.rejected[r.Code].Inc()
+		s.quarantine(schemas.Quarantined{At: meta.ReceivedAt, Site: r.Site, Code: r.Code, Pointer: r.Pointer, Message: r.Reason, Raw: r.Raw})
 	}
 	accepted, full, limited := 0, 0, time.Duration(0)
 	origin := ctx.Request.Header.Peek("Origin")
@@ -94,6 +96,7 @@ func (s *Server) collect(ctx *fasthttp.RequestCtx) {
 		g := &b.Signals[i]
 		if reason := s.refuse(g, origin, now, &limited); reason != "" {
 			s.rejected[reason].Inc()
+			s.quarantine(schemas.Quarantined{At: meta.ReceivedAt, Site: g.Site, Code: reason, Pointer: refusedPointer(reason), Message: refusedWhy[reason], Raw: b.Raw[i]})
 			b.Rejected = append(b.Rejected, schemas.Rejection{Index: b.Index[i], Pointer: refusedPointer(reason), Reason: refusedWhy[reason], Code: reason})
 			continue
 		}
@@ -127,6 +130,16 @@ func (s *Server) collect(ctx *fasthttp.RequestCtx) {
 	ctx.SetContentType("application/json")
 	w.out = appendResult(w.out[:0], accepted, b.Rejected)
 	ctx.SetBody(w.out)
+}
+
+// quarantine hands a sample of what was rejected to the quarantine, when there is one.
+func (s *Server) quarantine(q schemas.Quarantined) {
+	if s.cfg.Quarantine == nil || s.qSeen.Add(1)%uint64(s.cfg.QuarantineSample) != 0 {
+		return
+	}
+	if ok, _ := s.qRate.take(0, 1, time.Now()); ok {
+		s.cfg.Quarantine(q)
+	}
 }
 
 // refuse applies the site allow-list, the bot policy and the per-site rate to one valid

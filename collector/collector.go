@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -57,6 +58,12 @@ type Config struct {
 	Sites         Sites   // the sites collected for; empty: any
 	DropBots      bool    // refuse signals from bots instead of storing them flagged
 	AdminSeparate bool    // private surfaces only on the admin listener (ServeAdmin)
+
+	// Quarantine, when set, is handed a sample of the rejected signals (one in
+	// QuarantineSample, at most QuarantineRate a second). It must not block.
+	Quarantine       func(schemas.Quarantined)
+	QuarantineSample int
+	QuarantineRate   float64
 }
 
 func (c *Config) defaults() {
@@ -110,6 +117,8 @@ type Server struct {
 	retry     string
 	rateIP    *limiter
 	rateSite  *limiter
+	qRate     *limiter
+	qSeen     atomic.Uint64
 
 	pool sync.Pool // *work
 
@@ -158,6 +167,10 @@ func New(cfg Config, reg *schemas.Registry, intake Intake, ready func(context.Co
 	seed := uint64(time.Now().UnixNano()) // bucket placement differs per process: not guessable
 	s.rateIP = newLimiter(cfg.RateIP, cfg.RateIPBurst, 1<<16, seed)
 	s.rateSite = newLimiter(cfg.RateSite, 10*cfg.RateSite, 1<<12, seed)
+	if cfg.Quarantine != nil {
+		s.cfg.QuarantineSample = max(1, cfg.QuarantineSample)
+		s.qRate = newLimiter(max(cfg.QuarantineRate, 0.1), max(cfg.QuarantineRate, 1), 1, seed)
+	}
 	for _, r := range []string{schemas.CodeSchema, schemas.CodeDuplicateKey, schemas.CodeInvalidUTF8,
 		schemas.CodeNumberRange, schemas.CodeNotObject, reasonShutdown, reasonUnknownSite, reasonOrigin,
 		reasonBot, reasonRateSite} {

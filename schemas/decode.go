@@ -35,7 +35,23 @@ type Rejection struct {
 	Pointer string `json:"pointer"` // JSON pointer into that signal
 	Reason  string `json:"reason"`
 	Code    string `json:"-"` // reason class, the label of rung_signals_rejected_total
+	Site    string `json:"-"` // the site the signal claimed, when it named one
+	Raw     string `json:"-"` // the signal as sent: a slice of the body
 }
+
+// Quarantined is a rejected signal kept, sampled and bounded, so a site's owner can see
+// what their tracker gets wrong.
+type Quarantined struct {
+	At      int64  `json:"received_at"` // Unix ms
+	Site    string `json:"site"`
+	Code    string `json:"reason"`
+	Pointer string `json:"pointer"`
+	Message string `json:"message"`
+	Raw     string `json:"raw"` // cut at MaxQuarantineRaw bytes
+}
+
+// MaxQuarantineRaw bounds what a quarantined signal keeps of its raw JSON.
+const MaxQuarantineRaw = 2048
 
 // Rejection codes.
 const (
@@ -49,7 +65,8 @@ const (
 // Batch is the result of decoding one body. It is reused: Reset keeps the capacity.
 type Batch struct {
 	Signals  []Signal
-	Index    []int // Index[i] is the position of Signals[i] in the body
+	Index    []int    // Index[i] is the position of Signals[i] in the body
+	Raw      []string // Raw[i] is Signals[i] as sent: a slice of the body
 	Rejected []Rejection
 }
 
@@ -58,6 +75,8 @@ func (b *Batch) Reset() {
 	clear(b.Signals)
 	b.Signals = b.Signals[:0]
 	b.Index = b.Index[:0]
+	clear(b.Raw)
+	b.Raw = b.Raw[:0]
 	b.Rejected = b.Rejected[:0]
 }
 
@@ -176,7 +195,7 @@ func (d *decoder) element(i int, b *Batch) error {
 		if err := d.skip(); err != nil {
 			return err
 		}
-		b.Rejected = append(b.Rejected, Rejection{Index: i, Reason: "a signal must be a JSON object", Code: CodeNotObject})
+		b.Rejected = append(b.Rejected, Rejection{Index: i, Reason: "a signal must be a JSON object", Code: CodeNotObject, Raw: d.body[start:d.pos]})
 		return nil
 	}
 	var s Signal
@@ -187,6 +206,7 @@ func (d *decoder) element(i int, b *Batch) error {
 	if problem.Reason == "" {
 		b.Signals = append(b.Signals, s)
 		b.Index = append(b.Index, i)
+		b.Raw = append(b.Raw, d.body[start:d.pos])
 		return nil
 	}
 	problem.Index = i
@@ -197,6 +217,7 @@ func (d *decoder) element(i int, b *Batch) error {
 		}
 		problem = d.explain(schema, d.body[start:d.pos], problem)
 	}
+	problem.Raw = d.body[start:d.pos]
 	b.Rejected = append(b.Rejected, problem)
 	return nil
 }
@@ -284,9 +305,11 @@ func (d *decoder) signal(s *Signal) (Rejection, error) {
 	}
 	d.depth--
 	if d.bad.Reason != "" {
+		d.bad.Site = toks[slotSite].str
 		return d.bad, nil
 	}
 	if p := d.check(&toks, seen, hasUnk, unknown); p.Reason != "" {
+		p.Site = toks[slotSite].str
 		return p, nil
 	}
 	d.fill(s, &toks, seen, props)

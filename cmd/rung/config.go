@@ -18,34 +18,38 @@ import (
 // serveConfig is everything `rung serve` can be told, filled from flags and RUNG_*
 // variables, validated once.
 type serveConfig struct {
-	Listen          string        `json:"listen"`
-	ClickHouse      string        `json:"clickhouse"`
-	DataDir         string        `json:"data_dir"`
-	BatchSize       int           `json:"batch_size"`
-	FlushInterval   time.Duration `json:"flush_interval"`
-	BufferBytes     int64         `json:"buffer_bytes"`
-	WhenFull        string        `json:"when_full"`
-	AllowedOrigins  string        `json:"allowed_origins"`
-	MaxBodyBytes    int           `json:"max_body_bytes"`
-	MaxBatch        int           `json:"max_batch"`
-	APIToken        string        `json:"-"`
-	DrainTimeout    time.Duration `json:"drain_timeout"`
-	Relay           bool          `json:"relay"`
-	SessionTimeout  time.Duration `json:"session_timeout"`
-	Goals           string        `json:"goals"`
-	MaxOpenSessions int           `json:"max_open_sessions"`
-	AdminListen     string        `json:"admin_listen"`
-	RateIP          float64       `json:"rate_ip"`
-	RateIPBurst     float64       `json:"rate_ip_burst"`
-	RateSite        float64       `json:"rate_site"`
-	Sites           string        `json:"sites"`
-	Bots            string        `json:"bots"`
-	ReadTimeout     time.Duration `json:"read_timeout"`
-	IdleTimeout     time.Duration `json:"idle_timeout"`
-	MaxConns        int           `json:"max_conns"`
-	MaxHeaderBytes  int           `json:"max_header_bytes"`
-	LogLevel        string        `json:"log_level"`
-	DryRun          bool          `json:"-"`
+	Listen           string        `json:"listen"`
+	ClickHouse       string        `json:"clickhouse"`
+	DataDir          string        `json:"data_dir"`
+	BatchSize        int           `json:"batch_size"`
+	FlushInterval    time.Duration `json:"flush_interval"`
+	BufferBytes      int64         `json:"buffer_bytes"`
+	WhenFull         string        `json:"when_full"`
+	AllowedOrigins   string        `json:"allowed_origins"`
+	MaxBodyBytes     int           `json:"max_body_bytes"`
+	MaxBatch         int           `json:"max_batch"`
+	APIToken         string        `json:"-"`
+	DrainTimeout     time.Duration `json:"drain_timeout"`
+	Relay            bool          `json:"relay"`
+	SessionTimeout   time.Duration `json:"session_timeout"`
+	Goals            string        `json:"goals"`
+	MaxOpenSessions  int           `json:"max_open_sessions"`
+	Quarantine       bool          `json:"quarantine"`
+	QuarantineSample int           `json:"quarantine_sample"`
+	QuarantineRate   float64       `json:"quarantine_rate"`
+	QuarantineDays   int           `json:"quarantine_days"`
+	AdminListen      string        `json:"admin_listen"`
+	RateIP           float64       `json:"rate_ip"`
+	RateIPBurst      float64       `json:"rate_ip_burst"`
+	RateSite         float64       `json:"rate_site"`
+	Sites            string        `json:"sites"`
+	Bots             string        `json:"bots"`
+	ReadTimeout      time.Duration `json:"read_timeout"`
+	IdleTimeout      time.Duration `json:"idle_timeout"`
+	MaxConns         int           `json:"max_conns"`
+	MaxHeaderBytes   int           `json:"max_header_bytes"`
+	LogLevel         string        `json:"log_level"`
+	DryRun           bool          `json:"-"`
 }
 
 func (c *serveConfig) flags(fs *flag.FlagSet) {
@@ -75,6 +79,10 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.SessionTimeout, "session-timeout", 30*time.Minute, "inactivity that ends a session")
 	fs.StringVar(&c.Goals, "goals", "form_submitted", "comma-separated event names that count as conversions")
 	fs.IntVar(&c.MaxOpenSessions, "max-open-sessions", 1000000, "open sessions held in memory; beyond, the least recently active is evicted (counted)")
+	fs.BoolVar(&c.Quarantine, "quarantine", false, "keep a sample of rejected signals, with their reason, in the sink's quarantine table (GET /v1/quarantine)")
+	fs.IntVar(&c.QuarantineSample, "quarantine-sample", 1, "keep one rejected signal in this many")
+	fs.Float64Var(&c.QuarantineRate, "quarantine-rate", 10, "keep at most this many rejected signals a second")
+	fs.IntVar(&c.QuarantineDays, "quarantine-days", 7, "days a quarantined signal is kept")
 	fs.BoolVar(&c.Relay, "relay", true, "run the embedded outbox relay: business.db in --data-dir, projected into its events table (use `rung relay` for PostgreSQL and NATS)")
 	fs.BoolVar(&c.DryRun, "dry-run", false, "print the resolved configuration and exit")
 }
@@ -135,6 +143,9 @@ func (c *serveConfig) validate() error {
 	}
 	if c.MaxOpenSessions < 1 {
 		errs = append(errs, fmt.Errorf("--max-open-sessions %d: must be at least 1", c.MaxOpenSessions))
+	}
+	if c.QuarantineSample < 1 || c.QuarantineRate <= 0 || c.QuarantineDays < 1 {
+		errs = append(errs, errors.New("--quarantine-sample and --quarantine-days must be at least 1, --quarantine-rate positive"))
 	}
 	if c.ReadTimeout <= 0 || c.IdleTimeout <= 0 {
 		errs = append(errs, errors.New("--read-timeout and --idle-timeout must be positive"))

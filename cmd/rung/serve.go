@@ -111,23 +111,37 @@ func runServe(ctx context.Context, args []string, env environ, stdout io.Writer)
 	for _, p := range web.Paths() {
 		mounts = append(mounts, collector.Mount{Prefix: p, Handler: web})
 	}
+	var quarantine *sink.Quarantine
+	if cfg.Quarantine {
+		if err := store.MigrateQuarantine(ctx); err != nil {
+			return err
+		}
+		quarantine = sink.NewQuarantine(store, time.Duration(cfg.QuarantineDays)*24*time.Hour, set)
+		mounts = append(mounts, collector.Mount{Prefix: "/v1/quarantine", Handler: collector.QuarantineHandler(store.Quarantined), Private: true})
+	}
 	sites, _ := collector.ParseSites(cfg.Sites) // validated
-	srv := collector.New(collector.Config{
-		MaxBodyBytes:   cfg.MaxBodyBytes,
-		MaxBatch:       cfg.MaxBatch,
-		AllowedOrigins: cfg.origins(),
-		APIToken:       cfg.APIToken,
-		RateIP:         cfg.RateIP,
-		RateIPBurst:    cfg.RateIPBurst,
-		RateSite:       cfg.RateSite,
-		Sites:          sites,
-		DropBots:       cfg.Bots == "drop",
-		AdminSeparate:  cfg.AdminListen != "",
-		ReadTimeout:    cfg.ReadTimeout,
-		IdleTimeout:    cfg.IdleTimeout,
-		MaxConns:       cfg.MaxConns,
-		MaxHeaderBytes: cfg.MaxHeaderBytes,
-	}, reg, buf, store.Ping, set, log, mounts...)
+	ccfg := collector.Config{
+		MaxBodyBytes:     cfg.MaxBodyBytes,
+		MaxBatch:         cfg.MaxBatch,
+		AllowedOrigins:   cfg.origins(),
+		APIToken:         cfg.APIToken,
+		RateIP:           cfg.RateIP,
+		RateIPBurst:      cfg.RateIPBurst,
+		RateSite:         cfg.RateSite,
+		Sites:            sites,
+		DropBots:         cfg.Bots == "drop",
+		AdminSeparate:    cfg.AdminListen != "",
+		ReadTimeout:      cfg.ReadTimeout,
+		IdleTimeout:      cfg.IdleTimeout,
+		MaxConns:         cfg.MaxConns,
+		MaxHeaderBytes:   cfg.MaxHeaderBytes,
+		QuarantineSample: cfg.QuarantineSample,
+		QuarantineRate:   cfg.QuarantineRate,
+	}
+	if quarantine != nil {
+		ccfg.Quarantine = quarantine.Keep
+	}
+	srv := collector.New(ccfg, reg, buf, store.Ping, set, log, mounts...)
 	srv.AddMetrics(lookup.WriteMetrics)
 
 	// The embedded business database: lead_created rows written to its outbox are
@@ -170,6 +184,13 @@ func runServe(ctx context.Context, args []string, env environ, stdout io.Writer)
 	defer hardStop()
 	drained := make(chan error, 1)
 	go func() { drained <- buf.Run(flushCtx) }()
+	quarantineCtx, stopQuarantine := context.WithCancel(context.Background())
+	quarantined := make(chan struct{})
+	if quarantine != nil {
+		go func() { defer close(quarantined); quarantine.Run(quarantineCtx) }()
+	} else {
+		close(quarantined)
+	}
 	relayCtx, stopRelay := context.WithCancel(context.Background())
 	relayed := make(chan error, 1)
 	if pipe != nil {
@@ -191,6 +212,8 @@ func runServe(ctx context.Context, args []string, env environ, stdout io.Writer)
 		hardStop()
 		<-drained
 	}
+	stopQuarantine()
+	<-quarantined
 	stopRelay()
 	if err := <-relayed; err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("outbox relay", "err", err)
@@ -208,6 +231,9 @@ type store interface {
 	sink.Sink
 	preagg.Reader
 	preagg.Resumer
+	sink.QuarantineStore
+	MigrateQuarantine(ctx context.Context) error
+	Quarantined(ctx context.Context, site string, limit int) ([]schemas.Quarantined, error)
 	VisitorSignals(ctx context.Context, anonymousID string) ([]schemas.Signal, error)
 }
 
