@@ -221,14 +221,15 @@ type active struct {
 	j       int // index in the lane's visits
 	sigs    []Signal
 	next    int
-	arrival int64 // the lane's simulated clock when they arrived
-	holdMs  int64 // their next pageview waits for a later millisecond than this
-	pvInReq bool  // a pageview of theirs is in the request being built
+	nextAt  int64         // simulated time of sigs[next], cached for the heap
+	arrival int64         // the lane's simulated clock when they arrived
+	hold    time.Duration // their next pageview waits until the run clock passes this
+	pvInReq bool          // a pageview of theirs is in the request being built
 	done    bool
 	hi      int // heap index
 }
 
-func (a *active) at() int64 { return a.arrival + a.sigs[a.next].AtMs }
+func (a *active) at() int64 { return a.nextAt }
 
 type actives []*active
 
@@ -260,6 +261,8 @@ type lane struct {
 	free   []*active
 	clock  int64
 
+	client  *fasthttp.HostClient // one connection, the lane's own
+	conn    atomic.Pointer[net.Conn]
 	req     *fasthttp.Request
 	resp    *fasthttp.Response
 	body    []byte
@@ -272,6 +275,11 @@ type lane struct {
 	steady, steadySvc *Histogram
 
 	completed, accepted, failed, non202 atomic.Int64
+	// inflight is 1 + the run-clock time the request in flight was sent, 0 when none;
+	// the ticker closes the connection of one in flight longer than the timeout and
+	// sets cut, so the lane books it as a timeout.
+	inflight atomic.Int64
+	cut      atomic.Bool
 
 	sent, signals, rejected, unknown, notSent, inconsistent int64
 	status                                                  map[int]int64
@@ -284,11 +292,27 @@ type lane struct {
 
 type runner struct {
 	cfg     *Config
-	client  *fasthttp.HostClient
 	start   time.Time
-	steady  time.Time // end of the ramp
 	claimed atomic.Int64
 	lanes   []*lane
+}
+
+// clock is the run clock: the monotonic time since the start.
+func (r *runner) clock() time.Duration { return time.Since(r.start) }
+
+// watchdog cuts off requests in flight for longer than the timeout. Requests carry no
+// deadline of their own: setting one costs two timer updates per request, a tenth of
+// the generator's own work.
+func (r *runner) watchdog() {
+	now := r.clock()
+	for _, l := range r.lanes {
+		if t := l.inflight.Load(); t != 0 && now-time.Duration(t-1) > r.cfg.Timeout {
+			if c := l.conn.Load(); c != nil {
+				l.cut.Store(true)
+				(*c).Close()
+			}
+		}
+	}
 }
 
 func (l *lane) start() {
@@ -302,7 +326,7 @@ func (l *lane) start() {
 		a = &active{}
 	}
 	jr := m.journey(v, a.sigs[:0])
-	*a = active{j: len(l.visits), sigs: jr.Signals, arrival: l.clock}
+	*a = active{j: len(l.visits), sigs: jr.Signals, arrival: l.clock, nextAt: l.clock}
 	l.visits = append(l.visits, visit{landing: -1, variant: -1})
 	l.modelVisitors++
 	l.modelSessions += int64(jr.Sessions)
@@ -321,8 +345,9 @@ func (l *lane) start() {
 // A visitor's landing page is the path of their first pageview, and rung breaks a tie
 // between pageviews stamped in the same millisecond by path, not by order. So until a
 // visitor's first pageview has been answered, their next pageview waits: it goes in no
-// request with it, and in no request sent within the millisecond of its answer.
-func (l *lane) build(nowMs int64, finishing bool) int {
+// request with it, and in no request sent until a millisecond and a bit after its
+// answer (rung stamped it before answering, so the next one gets a later millisecond).
+func (l *lane) build(now time.Duration, finishing bool) int {
 	m := &l.run.cfg.Model
 	batch, k := l.run.cfg.Batch, l.run.cfg.Active
 	l.body, l.pending, l.held = l.body[:0], l.pending[:0], l.held[:0]
@@ -342,7 +367,7 @@ func (l *lane) build(nowMs int64, finishing bool) int {
 		}
 		a := l.heap[0]
 		g := &a.sigs[a.next]
-		if g.Type == "pageview" && ((a.pvInReq && l.visits[a.j].landing < 0) || nowMs <= a.holdMs) {
+		if g.Type == "pageview" && ((a.pvInReq && l.visits[a.j].landing < 0) || now < a.hold) {
 			heap.Pop(&l.heap)
 			l.held = append(l.held, a)
 			continue
@@ -360,6 +385,7 @@ func (l *lane) build(nowMs int64, finishing bool) int {
 			heap.Pop(&l.heap)
 			a.done = true
 		} else {
+			a.nextAt = a.arrival + a.sigs[a.next].AtMs
 			heap.Fix(&l.heap, 0)
 		}
 	}
@@ -372,32 +398,42 @@ func (l *lane) build(nowMs int64, finishing bool) int {
 	return len(l.pending)
 }
 
-// send builds and sends one request due at due, and settles what it carried; timed
-// requests count towards the latency figures. It returns false when there was nothing
-// left to send.
-func (l *lane) send(due time.Time, timed, finishing bool) bool {
+// send builds and sends one request due at due (zero: now), and settles what it
+// carried; timed requests count towards the latency figures. It returns when the
+// answer came, and false when there was nothing left to send.
+//
+// Times are on the run clock (since the start, monotonic): one clock read per time.
+func (l *lane) send(due time.Duration, timed, finishing bool) (time.Duration, bool) {
+	var sent time.Duration // building the body takes well under a microsecond: count it in
 	for {
-		now := time.Now()
-		if l.build(now.UnixMilli(), finishing) > 0 {
+		sent = l.run.clock()
+		if l.build(sent, finishing) > 0 {
 			break
 		}
 		if len(l.heap) == 0 {
-			return false
+			return sent, false
 		}
 		// Every visitor waits for a millisecond to pass (see build): let it.
-		time.Sleep(time.Until(now.Truncate(time.Millisecond).Add(time.Millisecond)))
+		time.Sleep(holdFor / 4)
 	}
 	l.req.SetBodyRaw(l.body)
-	sent := time.Now()
-	err := l.run.client.Do(l.req, l.resp)
-	done := time.Now()
+	l.inflight.Store(int64(sent) + 1)
+	err := l.client.Do(l.req, l.resp)
+	l.inflight.Store(0)
+	done := l.run.clock()
+	if err != nil && l.cut.Swap(false) {
+		err = errTimeout
+	}
 	acc := l.settle(err, done)
+	if due < 0 {
+		due = sent
+	}
 	if timed {
-		lat, svc := done.Sub(due), done.Sub(sent)
+		lat, svc := done-due, done-sent
 		l.mu.Lock()
 		l.cur.Record(lat)
 		l.mu.Unlock()
-		if !due.Before(l.run.steady) {
+		if due >= l.run.cfg.Ramp {
 			l.steady.Record(lat)
 			l.steadySvc.Record(svc)
 		}
@@ -406,8 +442,14 @@ func (l *lane) send(due time.Time, timed, finishing bool) bool {
 		l.finSignals += int64(len(l.pending))
 		l.finAccepted += acc
 	}
-	return true
+	return done, true
 }
+
+// holdFor is how long a visitor's next pageview waits after the answer to their first.
+const holdFor = 1100 * time.Microsecond
+
+// errTimeout: the watchdog cut a request off after Config.Timeout.
+var errTimeout = errors.New("no answer within the timeout")
 
 var allAccepted = []byte(`"rejected":0`)
 
@@ -423,17 +465,16 @@ type answer struct {
 
 // settle books the answer to the request in pending and returns how many signals it
 // accepted.
-func (l *lane) settle(err error, done time.Time) int64 {
+func (l *lane) settle(err error, done time.Duration) int64 {
 	n := len(l.pending)
 	l.sent++
 	l.signals += int64(n)
 	l.completed.Add(1)
-	doneMs := done.UnixMilli()
 	defer func() {
 		for _, r := range l.pending {
 			a := r.a
 			if a.pvInReq {
-				a.holdMs, a.pvInReq = doneMs, false
+				a.hold, a.pvInReq = done+holdFor, false
 			}
 			if a.done {
 				a.done = false
@@ -527,7 +568,7 @@ func (l *lane) settle(err error, done time.Time) int64 {
 func classify(err error) (kind string, mayHaveArrived bool) {
 	var op *net.OpError
 	switch {
-	case errors.Is(err, fasthttp.ErrTimeout):
+	case errors.Is(err, errTimeout), errors.Is(err, fasthttp.ErrTimeout):
 		return "timeout", true
 	case errors.Is(err, fasthttp.ErrDialTimeout):
 		return "connect timeout", false
@@ -560,50 +601,48 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if u.Port() == "" {
 		host += ":80"
 	}
-	r := &runner{cfg: &cfg, client: &fasthttp.HostClient{
-		Addr:                          host,
-		Dial:                          dialer(cfg.Timeout),
-		MaxConns:                      cfg.Connections,
-		MaxIdleConnDuration:           time.Second,
-		MaxConnWaitTimeout:            cfg.Timeout,
-		ReadBufferSize:                4096,
-		WriteBufferSize:               max(4096, cfg.Batch*400),
-		NoDefaultUserAgentHeader:      true,
-		DisableHeaderNamesNormalizing: true,
-		DisablePathNormalizing:        true,
-		MaxIdemponentCallAttempts:     1,
-		RetryIf:                       func(*fasthttp.Request) bool { return false },
-	}}
-	defer r.client.CloseIdleConnections()
+	r := &runner{cfg: &cfg}
 	for i := range cfg.Connections {
 		l := &lane{id: i, run: r, req: fasthttp.AcquireRequest(), resp: fasthttp.AcquireResponse(),
 			cur: NewHistogram(), steady: NewHistogram(), steadySvc: NewHistogram(),
 			status: map[int]int64{}, errs: map[string]int64{}, reasons: map[string]int64{},
 			modelVariant: make([][2]int64, len(cfg.Model.Experiment.Variants))}
+		l.client = &fasthttp.HostClient{
+			Addr:                          host,
+			Dial:                          l.dial,
+			MaxConns:                      1,
+			MaxIdleConnDuration:           time.Second,
+			ReadBufferSize:                4096,
+			WriteBufferSize:               max(4096, cfg.Batch*400),
+			NoDefaultUserAgentHeader:      true,
+			DisableHeaderNamesNormalizing: true,
+			DisablePathNormalizing:        true,
+			MaxIdemponentCallAttempts:     1,
+			RetryIf:                       func(*fasthttp.Request) bool { return false },
+		}
 		l.req.Header.SetMethod(fasthttp.MethodPost)
 		l.req.SetRequestURI(cfg.Target + "/collect")
 		l.req.Header.SetContentType("text/plain;charset=UTF-8")
 		l.req.Header.SetUserAgent(userAgent)
-		l.req.SetTimeout(cfg.Timeout)
 		r.lanes = append(r.lanes, l)
 	}
 	defer func() {
 		for _, l := range r.lanes {
+			l.client.CloseIdleConnections()
 			fasthttp.ReleaseRequest(l.req)
 			fasthttp.ReleaseResponse(l.resp)
 		}
 	}()
 
 	r.start = time.Now()
-	r.steady = r.start.Add(cfg.Ramp)
-	var deadline time.Time
+	deadline := time.Duration(math.MaxInt64)
 	if cfg.Duration > 0 {
-		deadline = r.start.Add(cfg.Duration)
+		deadline = cfg.Duration
 	}
 	tick := newTicker(r)
 	tickDone := make(chan struct{})
 	stopTick := make(chan struct{})
-	// The ticker exits when stopTick is closed, after the timed phase.
+	// The ticker exits when stopTick is closed, after every lane has finished.
 	go func() { defer close(tickDone); tick.run(stopTick) }()
 
 	var wg sync.WaitGroup
@@ -620,36 +659,42 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 				close(timedDone)
 			}
 			if ctx.Err() == nil {
-				l.finish(ctx, time.Now().Add(cfg.Finish))
+				l.finish(ctx, r.clock()+cfg.Finish)
 			}
 		}()
 	}
 	<-timedDone
-	elapsed := time.Since(r.start)
+	elapsed := r.clock()
+	tick.endTimed()
+	wg.Wait()
 	close(stopTick)
 	<-tickDone
-	wg.Wait()
 	return r.result(tick, elapsed), nil
 }
 
-// dialer dials with the standard library, not fasthttp's default dialer, whose address
-// cache starts a goroutine that lives as long as the process.
-func dialer(timeout time.Duration) fasthttp.DialFunc {
-	d := &net.Dialer{Timeout: timeout}
-	return func(addr string) (net.Conn, error) { return d.Dial("tcp", addr) }
+// dial connects the lane with the standard library (fasthttp's default dialer starts an
+// address cache that lives as long as the process) and keeps the connection for the
+// watchdog.
+func (l *lane) dial(addr string) (net.Conn, error) {
+	d := net.Dialer{Timeout: l.run.cfg.Timeout}
+	c, err := d.Dial("tcp", addr)
+	if err == nil {
+		l.conn.Store(&c)
+	}
+	return c, err
 }
 
 const userAgent = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36 rung-bench"
 
 // timed is the lane's measured phase.
-func (l *lane) timed(ctx context.Context, deadline time.Time) {
+func (l *lane) timed(ctx context.Context, deadline time.Duration) {
 	cfg := l.run.cfg
 	if cfg.Rate == 0 {
-		for ctx.Err() == nil && (deadline.IsZero() || time.Now().Before(deadline)) {
+		for now := l.run.clock(); ctx.Err() == nil && now < deadline; {
 			if cfg.Count > 0 && l.run.claimed.Add(1) > cfg.Count {
 				return
 			}
-			l.send(time.Now(), true, false)
+			now, _ = l.send(-1, true, false)
 		}
 		return
 	}
@@ -657,11 +702,11 @@ func (l *lane) timed(ctx context.Context, deadline time.Time) {
 	defer timer.Stop()
 	L := int64(len(l.run.lanes))
 	for k := int64(l.id); cfg.Count == 0 || k < cfg.Count; k += L {
-		due := l.run.start.Add(cfg.intended(k))
-		if !deadline.IsZero() && !due.Before(deadline) {
+		due := cfg.intended(k)
+		if due >= deadline {
 			return
 		}
-		if wait := time.Until(due); wait > 0 {
+		if wait := due - l.run.clock(); wait > 0 {
 			timer.Reset(wait)
 			select {
 			case <-ctx.Done():
@@ -676,8 +721,12 @@ func (l *lane) timed(ctx context.Context, deadline time.Time) {
 }
 
 // finish completes the journeys of the lane's visitors, untimed, as fast as answers come.
-func (l *lane) finish(ctx context.Context, deadline time.Time) {
-	for ctx.Err() == nil && time.Now().Before(deadline) && l.send(time.Now(), false, true) {
+func (l *lane) finish(ctx context.Context, deadline time.Duration) {
+	for now := l.run.clock(); ctx.Err() == nil && now < deadline; {
+		var ok bool
+		if now, ok = l.send(-1, false, true); !ok {
+			return
+		}
 	}
 }
 

@@ -180,3 +180,45 @@ func TestCoordinatedOmission(t *testing.T) {
 		t.Errorf("sent %d of %d due: the generator should catch up after the stall", res.Requests, res.Due)
 	}
 }
+
+// hangServer answers like rung's /collect but never answers the hang-th request.
+type hangServer struct {
+	mu      sync.Mutex
+	n, hang int
+	release chan struct{}
+}
+
+func (s *hangServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	s.n++
+	n := s.n
+	s.mu.Unlock()
+	if n == s.hang {
+		<-s.release
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+	w.Write([]byte(`{"accepted":1,"rejected":0}`))
+}
+
+// TestTimeout: a request left unanswered is cut off after the timeout, counted as a
+// timeout, and what it carried has an unknown fate; the run still ends by itself.
+func TestTimeout(t *testing.T) {
+	defer goleak.VerifyNone(t, fasthttpCleaner)
+	hs := &hangServer{hang: 5, release: make(chan struct{})}
+	srv := httptest.NewServer(hs)
+	defer srv.Close()
+	defer close(hs.release)
+	res, err := Run(context.Background(), Config{Target: srv.URL, Connections: 2, Count: 40, Timeout: 300 * time.Millisecond,
+		Model: DefaultModel(1, "hang0001"), Finish: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Errors["timeout"] != 1 || res.Unknown != 1 || res.Requests != 40 || res.Status[202] != res.Requests+res.FinishRequests-1 {
+		t.Errorf("errors %v, unknown %d, requests %d, statuses %v", res.Errors, res.Unknown, res.Requests, res.Status)
+	}
+	tr := res.Truth()
+	if tr.Uncertain != 1 {
+		t.Errorf("%d uncertain visitors, want the one whose signal timed out", tr.Uncertain)
+	}
+}

@@ -252,27 +252,41 @@ func writeVerification(b *strings.Builder, v *Verification) {
 	}
 	if len(s.Experiment) > 0 {
 		t := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
-		fmt.Fprintf(t, "  variant\tvisitors\t(truth)\tconverted\t(truth)\tCVR\ttrue CVR ± tolerance\tlift\t95%% CI\ttrue lift\n")
-		for _, r := range s.Experiment {
-			lift, ci := "-", "-"
+		fmt.Fprintf(t, "  variant\tvisitors\t(truth)\tconverted\t(truth)\tCVR\ttrue CVR ± tolerance\tlift\tits 95%% CI\ttrue lift\tlift tolerance\n")
+		for i, r := range s.Experiment {
+			lift, ci, truth, tol := "-", "-", "-", "-"
 			if r.Lift != nil {
 				lift = fmt.Sprintf("%+.1f%%", 100**r.Lift)
 			}
 			if len(r.LiftCI) == 2 {
 				ci = fmt.Sprintf("[%+.1f%%, %+.1f%%]", 100*r.LiftCI[0], 100*r.LiftCI[1])
+				if r.CICoversTruth != nil && !*r.CICoversTruth {
+					ci += " misses"
+				}
 			}
-			fmt.Fprintf(t, "  %s\t%s\t%s\t%s\t%s\t%.2f%%\t%.2f%% ± %.2f\t%s\t%s\t%+.1f%%\n", r.Name, fmtInt(r.Visitors), fmtInt(r.WantVisitors),
-				fmtInt(r.Converted), fmtInt(r.WantConverted), 100*r.CVR, 100*r.TrueCVR, 100*r.CVRTolerance, lift, ci, 100*r.TrueLift)
+			if i > 0 {
+				truth = fmt.Sprintf("%+.1f%%", 100*r.TrueLift)
+			}
+			if len(r.LiftTolerance) == 2 {
+				tol = fmt.Sprintf("[%+.1f%%, %+.1f%%]", 100*r.LiftTolerance[0], 100*r.LiftTolerance[1])
+			}
+			fmt.Fprintf(t, "  %s\t%s\t%s\t%s\t%s\t%.2f%%\t%.2f%% ± %.2f\t%s\t%s\t%s\t%s\n", r.Name, fmtInt(r.Visitors), fmtInt(r.WantVisitors),
+				fmtInt(r.Converted), fmtInt(r.WantConverted), 100*r.CVR, 100*r.TrueCVR, 100*r.CVRTolerance, lift, ci, truth, tol)
 		}
 		t.Flush()
 	}
 	if len(s.Landing) > 0 {
 		t := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
-		fmt.Fprintf(t, "  landing page\tsessions\t(truth)\tconverted\t(truth)\tCVR\n")
+		fmt.Fprintf(t, "  landing page\tsessions\t(truth)\tconverted\t(truth)\tCVR\ttrue CVR ± tolerance\n")
 		for _, r := range s.Landing {
-			fmt.Fprintf(t, "  %s\t%s\t%s\t%s\t%s\t%.2f%%\n", r.Path, fmtInt(r.Sessions), fmtInt(r.WantSessions),
-				fmtInt(r.Converted), fmtInt(r.WantConverted), 100*r.CVR)
+			model := "-"
+			if r.CVRTolerance > 0 {
+				model = fmt.Sprintf("%.2f%% ± %.2f", 100*r.TrueCVR, 100*r.CVRTolerance)
+			}
+			fmt.Fprintf(t, "  %s\t%s\t%s\t%s\t%s\t%.2f%%\t%s\n", r.Path, fmtInt(r.Sessions), fmtInt(r.WantSessions),
+				fmtInt(r.Converted), fmtInt(r.WantConverted), 100*r.CVR, model)
 		}
+		fmt.Fprintf(b, "  tolerances are the model's: the true rate ± %.2f standard errors at the counts reported\n", s.Z)
 		t.Flush()
 	}
 	for _, p := range s.Problems {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -41,6 +42,9 @@ type ticker struct {
 	lastT  time.Duration
 	last   [4]int64 // completed, accepted, failed, non202
 	procs  []*proc
+
+	mu        sync.Mutex // sample runs under it
+	timedOver bool
 }
 
 func newTicker(r *runner) *ticker {
@@ -55,27 +59,39 @@ func newTicker(r *runner) *ticker {
 	return t
 }
 
-// run samples once a second until stop is closed, then once more.
+// run samples once a second, and runs the watchdog, until stop is closed.
 func (t *ticker) run(stop <-chan struct{}) {
 	tk := time.NewTicker(time.Second)
 	defer tk.Stop()
 	for {
 		select {
 		case <-stop:
-			t.sample(true)
-			if t.r.cfg.Progress != nil && t.r.cfg.ProgressCR {
-				fmt.Fprintln(t.r.cfg.Progress)
-			}
 			return
 		case <-tk.C:
-			t.sample(false)
+			t.r.watchdog()
+			t.mu.Lock()
+			if !t.timedOver {
+				t.sample(false)
+			}
+			t.mu.Unlock()
 		}
+	}
+}
+
+// endTimed takes the last sample of the timed phase; the series ends there.
+func (t *ticker) endTimed() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.sample(true)
+	t.timedOver = true
+	if t.r.cfg.Progress != nil && t.r.cfg.ProgressCR {
+		fmt.Fprintln(t.r.cfg.Progress)
 	}
 }
 
 func (t *ticker) sample(final bool) {
 	now := time.Now()
-	el := now.Sub(t.r.start)
+	el := t.r.clock()
 	t.sec.Reset()
 	var c [4]int64
 	for _, l := range t.r.lanes {

@@ -158,6 +158,7 @@ type StatsCheck struct {
 	Status     string       `json:"status"`
 	Note       string       `json:"note,omitempty"`
 	WaitedS    float64      `json:"waited_s"`
+	Z          float64      `json:"z"` // the tolerance of the model checks, in standard errors
 	Landing    []LandingRow `json:"landing_pages,omitempty"`
 	Experiment []VariantRow `json:"experiment,omitempty"`
 	Problems   []string     `json:"problems,omitempty"`
@@ -173,6 +174,8 @@ type LandingRow struct {
 	WantSessions  int64   `json:"want_sessions"`
 	WantConverted int64   `json:"want_converted"`
 	CVR           float64 `json:"cvr"`
+	TrueCVR       float64 `json:"true_cvr,omitempty"`
+	CVRTolerance  float64 `json:"cvr_tolerance,omitempty"`
 }
 
 // VariantRow is one variant as the API reported it, beside the truth and the model.
@@ -353,7 +356,7 @@ func checkStats(ctx context.Context, res *Result, o VerifyOptions, deadline time
 	m := &res.Config.Model
 	truth := res.Truth()
 	expect := m.Expect()
-	c := StatsCheck{Truth: &truth, Expect: &expect}
+	c := StatsCheck{Truth: &truth, Expect: &expect, Z: o.Z}
 	q := url.Values{
 		"site": {m.Site},
 		"from": {res.Start.Add(-time.Hour).UTC().Format(time.RFC3339)},
@@ -398,13 +401,19 @@ func checkStats(ctx context.Context, res *Result, o VerifyOptions, deadline time
 		c.Status, c.Note = StatusFailed, err.Error()
 		return c
 	}
-	c.Landing, c.Experiment, c.Problems = judge(&exp, &land, &truth, m, &expect, o.Z)
+	// The model's rates describe whole journeys: with signals lost on the way, or
+	// journeys cut short, only the exact comparison with what was accepted holds.
+	model := res.Rejected+res.Unknown+res.NotSent == 0 && res.Unfinished == 0
+	c.Landing, c.Experiment, c.Problems = judge(&exp, &land, &truth, m, &expect, o.Z, model)
+	if !model {
+		c.Note = "signals were refused or lost, or journeys left unfinished: compared with what was accepted only, not with the model's rates"
+	}
 	c.Status = StatusOK
 	if len(c.Problems) > 0 {
 		c.Status = StatusFailed
 	}
 	if truth.Uncertain > 0 {
-		c.Note = fmt.Sprintf("%d visitors had a signal of unknown fate: exact counts may differ by that much", truth.Uncertain)
+		c.Note += fmt.Sprintf("%d visitors had a signal of unknown fate: exact counts may differ by that much", truth.Uncertain)
 	}
 	return c
 }
@@ -425,8 +434,9 @@ func statsCaughtUp(exp *apiExperiment, land *apiLanding, t *Truth) bool {
 }
 
 // judge compares the API's answers with the truth (exactly, up to the uncertain
-// visitors) and with the model (within z standard errors), and lists every problem.
-func judge(exp *apiExperiment, land *apiLanding, t *Truth, m *Model, e *Expectation, z float64) ([]LandingRow, []VariantRow, []string) {
+// visitors) and, when model is set, with the model's rates (within z standard errors),
+// and lists every problem.
+func judge(exp *apiExperiment, land *apiLanding, t *Truth, m *Model, e *Expectation, z float64, model bool) ([]LandingRow, []VariantRow, []string) {
 	var problems []string
 	slack := t.Uncertain
 	near := func(got, want int64) bool { return got >= want-slack && got <= want+slack }
@@ -446,6 +456,15 @@ func judge(exp *apiExperiment, land *apiLanding, t *Truth, m *Model, e *Expectat
 		if !near(r.Sessions, r.WantSessions) || !near(r.Converted, r.WantConverted) {
 			problems = append(problems, fmt.Sprintf("landing page %q: API says %d sessions, %d converted; the accepted signals make %d, %d",
 				w.Path, r.Sessions, r.Converted, r.WantSessions, r.WantConverted))
+		}
+		// A session is a visitor here, and who converts does not depend on where they
+		// land: every landing page's true CVR is the population's.
+		if p := e.CVR; model && r.Sessions > 0 {
+			r.TrueCVR, r.CVRTolerance = p, z*math.Sqrt(p*(1-p)/float64(r.Sessions))
+			if math.Abs(r.CVR-p) > r.CVRTolerance {
+				problems = append(problems, fmt.Sprintf("landing page %q: CVR %.4f is further than %.1f standard errors (%.4f) from the true %.4f",
+					w.Path, r.CVR, z, r.CVRTolerance, p))
+			}
 		}
 		rows = append(rows, r)
 	}
@@ -481,7 +500,7 @@ func judge(exp *apiExperiment, land *apiLanding, t *Truth, m *Model, e *Expectat
 			problems = append(problems, fmt.Sprintf("variant %q: API says %d visitors, %d converted; the accepted signals make %d, %d",
 				w.Name, r.Visitors, r.Converted, r.WantVisitors, r.WantConverted))
 		}
-		if r.Visitors > 0 {
+		if model && r.Visitors > 0 {
 			p := truth.CVR
 			r.CVRTolerance = z * math.Sqrt(p*(1-p)/float64(r.Visitors))
 			if math.Abs(r.CVR-p) > r.CVRTolerance {
@@ -491,7 +510,7 @@ func judge(exp *apiExperiment, land *apiLanding, t *Truth, m *Model, e *Expectat
 		}
 		if i == 0 {
 			control = &r
-		} else if control != nil && r.Visitors > 0 && control.Visitors > 0 && truth.CVR > 0 && control.TrueCVR > 0 {
+		} else if model && control != nil && r.Visitors > 0 && control.Visitors > 0 && truth.CVR > 0 && control.TrueCVR > 0 {
 			// The log of the risk ratio is near normal with this standard error at the
 			// true rates (the delta method): the tolerance the model implies for lift.
 			se := math.Sqrt((1-truth.CVR)/(float64(r.Visitors)*truth.CVR) + (1-control.TrueCVR)/(float64(control.Visitors)*control.TrueCVR))
