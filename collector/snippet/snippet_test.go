@@ -46,11 +46,22 @@ func TestScriptSize(t *testing.T) {
 	for _, row := range []string{
 		fmt.Sprintf("| source, `assets/t.js`, with comments | %s |", thousands(len(src))),
 		fmt.Sprintf("| served | %s |", thousands(min)),
-		fmt.Sprintf("| served, gzipped | %s |", thousands(gz)),
 	} {
 		if !bytes.Contains(readme, []byte(row)) {
 			t.Errorf("README.md lacks the row %q: update its size table", row)
 		}
+	}
+	// The gzipped size moves by a few bytes with the Go release's compress/flate; the
+	// README states it as built with the Go rung ships with, so allow a little slack.
+	const gzRow = "| served, gzipped | "
+	i := bytes.Index(readme, []byte(gzRow))
+	stated := -1
+	if i >= 0 {
+		rest, _, _ := strings.Cut(string(readme[i+len(gzRow):]), " |")
+		stated, _ = strconv.Atoi(strings.ReplaceAll(rest, ",", ""))
+	}
+	if d := stated - gz; stated < 0 || d > 16 || d < -16 {
+		t.Errorf("README.md's row %q states %d bytes; today's is %d: update its size table", gzRow, stated, gz)
 	}
 	// The gzipped bytes served must be the minified script.
 	zr, err := gzip.NewReader(bytes.NewReader(h.script.gz))
