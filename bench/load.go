@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/rand/v2"
 	"net"
 	"net/url"
 	"strconv"
@@ -41,8 +42,8 @@ type Config struct {
 	Count    int64
 	// Timeout bounds one request; default 10s.
 	Timeout time.Duration
-	// Active is the number of visitors each connection interleaves; 0 picks one (see
-	// DESIGN in BENCHMARKS.md: enough to keep a visitor's signals seconds apart).
+	// Active is the number of visitors each connection interleaves; 0 picks one: 32, or
+	// fewer at low open-loop rates, so one visitor's signals stay under a minute apart.
 	Active int
 	// Finish bounds the untimed phase after the timed one, in which each connection
 	// completes the journeys of the visitors it started, so every visitor's truth is
@@ -219,6 +220,7 @@ const (
 // active is a visitor whose journey a connection is sending.
 type active struct {
 	j       int // index in the lane's visits
+	anon    []byte
 	sigs    []Signal
 	next    int
 	nextAt  int64         // simulated time of sigs[next], cached for the heap
@@ -260,6 +262,8 @@ type lane struct {
 	held   []*active
 	free   []*active
 	clock  int64
+	src    *rand.PCG
+	rng    *rand.Rand
 
 	client  *fasthttp.HostClient // one connection, the lane's own
 	conn    atomic.Pointer[net.Conn]
@@ -325,8 +329,8 @@ func (l *lane) start() {
 	} else {
 		a = &active{}
 	}
-	jr := m.journey(v, a.sigs[:0])
-	*a = active{j: len(l.visits), sigs: jr.Signals, arrival: l.clock, nextAt: l.clock}
+	jr := m.journey(v, a.sigs[:0], l.src, l.rng)
+	*a = active{j: len(l.visits), sigs: jr.Signals, arrival: l.clock, nextAt: l.clock, anon: m.appendAnonymousID(a.anon[:0], v)}
 	l.visits = append(l.visits, visit{landing: -1, variant: -1})
 	l.modelVisitors++
 	l.modelSessions += int64(jr.Sessions)
@@ -375,7 +379,7 @@ func (l *lane) build(now time.Duration, finishing bool) int {
 		if len(l.pending) > 0 && batch > 1 {
 			l.body = append(l.body, ',')
 		}
-		l.body = m.AppendJSON(l.body, g)
+		l.body = m.appendJSON(l.body, g, a.anon)
 		l.pending = append(l.pending, ref{a, a.next})
 		l.clock = max(l.clock, a.at())
 		if g.Type == "pageview" && l.visits[a.j].landing < 0 {
@@ -606,7 +610,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		l := &lane{id: i, run: r, req: fasthttp.AcquireRequest(), resp: fasthttp.AcquireResponse(),
 			cur: NewHistogram(), steady: NewHistogram(), steadySvc: NewHistogram(),
 			status: map[int]int64{}, errs: map[string]int64{}, reasons: map[string]int64{},
-			modelVariant: make([][2]int64, len(cfg.Model.Experiment.Variants))}
+			modelVariant: make([][2]int64, len(cfg.Model.Experiment.Variants)), src: rand.NewPCG(0, 0)}
+		l.rng = rand.New(l.src)
 		l.client = &fasthttp.HostClient{
 			Addr:                          host,
 			Dial:                          l.dial,

@@ -221,11 +221,15 @@ func weighted[T any](r *rand.Rand, items []T, weight func(T) float64) int {
 }
 
 // Journey returns visitor v's signals, in order. It depends on nothing but m and v.
-func (m *Model) Journey(v int64) Journey { return m.journey(v, nil) }
+func (m *Model) Journey(v int64) Journey {
+	src := rand.NewPCG(0, 0)
+	return m.journey(v, nil, src, rand.New(src))
+}
 
-// journey is Journey appending the signals to buf.
-func (m *Model) journey(v int64, buf []Signal) Journey {
-	r := rand.New(rand.NewPCG(m.Seed, uint64(v)))
+// journey is Journey appending the signals to buf, drawing from r, whose source src
+// it seeds for v.
+func (m *Model) journey(v int64, buf []Signal, src *rand.PCG, r *rand.Rand) Journey {
+	src.Seed(m.Seed, uint64(v))
 	j := Journey{Visitor: v, Variant: -1, Sessions: 1, Signals: buf[:0]}
 	for j.Sessions < MaxSessions && r.Float64() < m.ReturnRate {
 		j.Sessions++
@@ -327,18 +331,25 @@ func (m *Model) ParseEventID(id string) (v int64, seq int, ok bool) {
 
 // AppendJSON appends g encoded as t.js sends it.
 func (m *Model) AppendJSON(dst []byte, g *Signal) []byte {
+	return m.appendJSON(dst, g, m.appendAnonymousID(nil, g.Visitor))
+}
+
+func (m *Model) appendAnonymousID(dst []byte, v int64) []byte {
+	dst = append(dst, m.Run...)
+	dst = append(dst, "-v"...)
+	return appendPad36(dst, v, 6)
+}
+
+// appendJSON is AppendJSON with the visitor's anonymous_id made already.
+func (m *Model) appendJSON(dst []byte, g *Signal, anon []byte) []byte {
 	dst = append(dst, `{"type":"`...)
 	dst = append(dst, g.Type...)
 	dst = append(dst, `","site":`...)
 	dst = appendString(dst, m.Site)
 	dst = append(dst, `,"anonymous_id":"`...)
-	dst = append(dst, m.Run...)
-	dst = append(dst, "-v"...)
-	dst = appendPad36(dst, g.Visitor, 6)
+	dst = append(dst, anon...)
 	dst = append(dst, `","event_id":"`...)
-	dst = append(dst, m.Run...)
-	dst = append(dst, "-v"...)
-	dst = appendPad36(dst, g.Visitor, 6)
+	dst = append(dst, anon...)
 	dst = append(dst, '-')
 	dst = appendPad36(dst, int64(g.Seq), 2)
 	dst = append(dst, `","url":"https://`...)
