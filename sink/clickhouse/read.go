@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"sort"
 	"strings"
 	"time"
 
@@ -206,7 +205,7 @@ func (c *ClickHouse) PreRolled(ctx context.Context, fromMs, toMs int64, rules si
 	if err != nil {
 		return nil, err
 	}
-	sortRollups(r)
+	r.Sort()
 	return r, nil
 }
 
@@ -269,47 +268,6 @@ func (c *ClickHouse) exposures(ctx context.Context, q string, args ...any) ([]si
 		out = append(out, e)
 	}
 	return out, rows.Err()
-}
-
-// sortRollups puts rollups in their canonical order.
-func sortRollups(r *sink.Rollups) {
-	sort.Slice(r.Sessions, func(i, j int) bool {
-		a, b := &r.Sessions[i], &r.Sessions[j]
-		if a.Site != b.Site {
-			return a.Site < b.Site
-		}
-		if a.AnonymousID != b.AnonymousID {
-			return a.AnonymousID < b.AnonymousID
-		}
-		return a.StartMs < b.StartMs
-	})
-	sort.Slice(r.Landing, func(i, j int) bool { return landingLess(&r.Landing[i].LandingKey, &r.Landing[j].LandingKey) })
-	sort.Slice(r.Exposures, func(i, j int) bool {
-		a, b := &r.Exposures[i], &r.Exposures[j]
-		if a.Site != b.Site {
-			return a.Site < b.Site
-		}
-		if a.Experiment != b.Experiment {
-			return a.Experiment < b.Experiment
-		}
-		return a.AnonymousID < b.AnonymousID
-	})
-}
-
-func landingLess(a, b *sink.LandingKey) bool {
-	switch {
-	case a.Site != b.Site:
-		return a.Site < b.Site
-	case a.HourMs != b.HourMs:
-		return a.HourMs < b.HourMs
-	case a.LandingPath != b.LandingPath:
-		return a.LandingPath < b.LandingPath
-	case a.UTMSource != b.UTMSource:
-		return a.UTMSource < b.UTMSource
-	case a.UTMMedium != b.UTMMedium:
-		return a.UTMMedium < b.UTMMedium
-	}
-	return a.UTMCampaign < b.UTMCampaign
 }
 
 // Resume returns the sessions that may still be open: the latest session of each

@@ -91,7 +91,7 @@ func (c *ClickHouse) Recompute(ctx context.Context, fromMs, toMs int64, rules si
 	if err != nil {
 		return nil, err
 	}
-	sortRollups(r)
+	r.Sort()
 	return r, nil
 }
 

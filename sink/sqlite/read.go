@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"fmt"
-	"sort"
 
 	"github.com/rungdev/rung/sink"
 )
@@ -145,7 +144,7 @@ func (s *SQLite) PreRolled(ctx context.Context, fromMs, toMs int64, rules sink.R
 	if err != nil {
 		return nil, err
 	}
-	sortRollups(r)
+	r.Sort()
 	return r, nil
 }
 
@@ -208,46 +207,6 @@ func (s *SQLite) exposures(ctx context.Context, q string, args ...any) ([]sink.V
 		out = append(out, e)
 	}
 	return out, rows.Err()
-}
-
-// sortRollups puts rollups in their canonical order (byte order, as Go compares).
-func sortRollups(r *sink.Rollups) {
-	sort.Slice(r.Sessions, func(i, j int) bool {
-		a, b := &r.Sessions[i], &r.Sessions[j]
-		if a.Site != b.Site {
-			return a.Site < b.Site
-		}
-		if a.AnonymousID != b.AnonymousID {
-			return a.AnonymousID < b.AnonymousID
-		}
-		return a.StartMs < b.StartMs
-	})
-	sort.Slice(r.Landing, func(i, j int) bool {
-		a, b := &r.Landing[i].LandingKey, &r.Landing[j].LandingKey
-		switch {
-		case a.Site != b.Site:
-			return a.Site < b.Site
-		case a.HourMs != b.HourMs:
-			return a.HourMs < b.HourMs
-		case a.LandingPath != b.LandingPath:
-			return a.LandingPath < b.LandingPath
-		case a.UTMSource != b.UTMSource:
-			return a.UTMSource < b.UTMSource
-		case a.UTMMedium != b.UTMMedium:
-			return a.UTMMedium < b.UTMMedium
-		}
-		return a.UTMCampaign < b.UTMCampaign
-	})
-	sort.Slice(r.Exposures, func(i, j int) bool {
-		a, b := &r.Exposures[i], &r.Exposures[j]
-		if a.Site != b.Site {
-			return a.Site < b.Site
-		}
-		if a.Experiment != b.Experiment {
-			return a.Experiment < b.Experiment
-		}
-		return a.AnonymousID < b.AnonymousID
-	})
 }
 
 // Resume returns the sessions that may still be open: the latest session of each

@@ -89,7 +89,7 @@ func (s *SQLite) Recompute(ctx context.Context, fromMs, toMs int64, rules sink.R
 	if err != nil {
 		return nil, err
 	}
-	sortRollups(r)
+	r.Sort()
 	return r, nil
 }
 
