@@ -199,6 +199,12 @@ func TestHostile(t *testing.T) {
 			if size > limit {
 				want = 413
 			}
+			if size > 2*limit+4096 && err != nil {
+				// Past twice the limit the server stops reading, answers 413 and closes;
+				// a client still sending may see that as a reset instead of the answer.
+				t.Logf("body of %d bytes: %v", size, err)
+				continue
+			}
 			if err != nil || st != want {
 				t.Errorf("body of %d bytes: %d %v, want %d", size, st, err, want)
 			}
