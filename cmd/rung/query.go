@@ -16,6 +16,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/rungdev/rung/preagg"
+	"github.com/rungdev/rung/schemas"
 	"github.com/rungdev/rung/sink/clickhouse"
 	"github.com/rungdev/rung/sink/sqlite"
 )
@@ -79,6 +80,7 @@ func (s *statsFlags) times() (from, to time.Time, err error) {
 type statsStore interface {
 	preagg.Reader
 	preagg.Auditor
+	Signals(ctx context.Context, fromMs, toMs int64) ([]schemas.Signal, error)
 	Close() error
 }
 
