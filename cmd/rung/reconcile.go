@@ -66,8 +66,10 @@ func runReconcile(ctx context.Context, args []string, env environ, stdout io.Wri
 			audit.Sessions, audit.LandingHours, audit.Exposures, audit.From.Format(time.RFC3339), audit.To.Format(time.RFC3339),
 			len(audit.Mismatches))
 	}
-	if err := reconcileLeads(ctx, st, *business, sf.dataDir, from, to, sf.json, stdout); err != nil {
-		return err
+	if !sf.json { // --json prints the rollup audit alone, one document
+		if err := reconcileLeads(ctx, st, *business, sf.dataDir, from, to, stdout); err != nil {
+			return err
+		}
 	}
 	if n := len(audit.Mismatches); n > 0 {
 		return fmt.Errorf("%w: %d rows", preagg.ErrMismatch, n)
@@ -79,7 +81,7 @@ func runReconcile(ctx context.Context, args []string, env environ, stdout io.Wri
 // against the lossy one (form_submitted signals in the sink) and reports the telemetry's
 // undercount. The gap is what the ladder warns about, not an error: it never fails the
 // command.
-func reconcileLeads(ctx context.Context, st statsStore, business, dataDir string, from, to time.Time, asJSON bool, stdout io.Writer) error {
+func reconcileLeads(ctx context.Context, st statsStore, business, dataDir string, from, to time.Time, stdout io.Writer) error {
 	d, dsn := sqldb.Postgres, business
 	switch business {
 	case "none":
@@ -109,9 +111,6 @@ func reconcileLeads(ctx context.Context, st statsStore, business, dataDir string
 	r, err := stitch.Reconcile(ctx, db, d, from, to, forms)
 	if err != nil {
 		return err
-	}
-	if asJSON {
-		return printConfig(stdout, r)
 	}
 	fmt.Fprintln(stdout, r.String())
 	return nil
