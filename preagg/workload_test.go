@@ -1,6 +1,7 @@
 package preagg
 
 import (
+	"math"
 	"math/rand/v2"
 	"sort"
 	"strconv"
@@ -94,11 +95,33 @@ func (w *workload) hour(start int64, perHour int, emit func([]schemas.Signal)) {
 	emit(out)
 }
 
-// signals returns about n signals of consecutive hours from start.
+// stream generates hours of arrivals from start and hands emit the signals in time
+// order, a batch at a time: an hour's arrivals come back for sessions up to a day
+// later, so signals are held until no later hour can precede them.
+func (w *workload) stream(start int64, hours, perHour int, emit func([]schemas.Signal) bool) {
+	var pending []schemas.Signal
+	for h := 0; h <= hours; h++ {
+		at := start + int64(h)*hour
+		if h < hours {
+			w.hour(at, perHour, func(s []schemas.Signal) { pending = append(pending, s...) })
+		} else {
+			at = math.MaxInt64
+		}
+		sort.SliceStable(pending, func(i, j int) bool { return pending[i].ReceivedAt < pending[j].ReceivedAt })
+		n := sort.Search(len(pending), func(i int) bool { return pending[i].ReceivedAt >= at })
+		if n > 0 && !emit(pending[:n]) {
+			return
+		}
+		pending = append(pending[:0], pending[n:]...)
+	}
+}
+
+// signals returns the first n signals of the stream from start.
 func (w *workload) signals(start int64, n, perHour int) []schemas.Signal {
 	var all []schemas.Signal
-	for h := start; len(all) < n; h += hour {
-		w.hour(h, perHour, func(s []schemas.Signal) { all = append(all, s...) })
-	}
+	w.stream(start, 1<<20, perHour, func(s []schemas.Signal) bool {
+		all = append(all, s...)
+		return len(all) < n
+	})
 	return all[:n]
 }
