@@ -26,8 +26,11 @@ func newUpsert(head string, cols int, conflict string) *upsert {
 	return u
 }
 
+// execer runs a statement in a transaction (SQLite.exec).
+type execer func(ctx context.Context, tx *sql.Tx, query string, args []any) error
+
 // exec runs the statement over n rows; add appends row i's values to args.
-func (u *upsert) exec(ctx context.Context, tx *sql.Tx, n int, add func(args []any, i int) []any) error {
+func (u *upsert) exec(ctx context.Context, tx *sql.Tx, ex execer, n int, add func(args []any, i int) []any) error {
 	args := make([]any, 0, u.cols*min(n, u.per))
 	for i := 0; i < n; {
 		k := min(n-i, u.per)
@@ -35,7 +38,7 @@ func (u *upsert) exec(ctx context.Context, tx *sql.Tx, n int, add func(args []an
 		for j := i; j < i+k; j++ {
 			args = add(args, j)
 		}
-		if _, err := tx.ExecContext(ctx, u.sql[k], args...); err != nil {
+		if err := ex(ctx, tx, u.sql[k], args); err != nil {
 			return err
 		}
 		i += k
@@ -62,8 +65,8 @@ var (
 
 // writeRollups applies the batch's rollup rows in tx. SQLite integers are signed: a
 // version or cell id is stored as the int64 with the same bits.
-func writeRollups(ctx context.Context, tx *sql.Tx, b *sink.Batch) error {
-	err := upsertLanding.exec(ctx, tx, len(b.Landing), func(args []any, i int) []any {
+func writeRollups(ctx context.Context, tx *sql.Tx, b *sink.Batch, ex execer) error {
+	err := upsertLanding.exec(ctx, tx, ex, len(b.Landing), func(args []any, i int) []any {
 		l := &b.Landing[i]
 		return append(args, l.Site, l.HourMs, l.LandingPath, l.UTMSource, l.UTMMedium, l.UTMCampaign,
 			int64(l.Cell), l.Sessions, l.Converted, int64(l.Version))
@@ -71,14 +74,14 @@ func writeRollups(ctx context.Context, tx *sql.Tx, b *sink.Batch) error {
 	if err != nil {
 		return err
 	}
-	err = upsertExposures.exec(ctx, tx, len(b.Exposures), func(args []any, i int) []any {
+	err = upsertExposures.exec(ctx, tx, ex, len(b.Exposures), func(args []any, i int) []any {
 		e := &b.Exposures[i]
 		return append(args, e.Site, e.Experiment, e.AnonymousID, e.FirstMs, e.Variant)
 	})
 	if err != nil {
 		return err
 	}
-	return upsertConversions.exec(ctx, tx, len(b.Conversions), func(args []any, i int) []any {
+	return upsertConversions.exec(ctx, tx, ex, len(b.Conversions), func(args []any, i int) []any {
 		c := &b.Conversions[i]
 		return append(args, c.Site, c.AnonymousID, c.LastMs)
 	})

@@ -25,6 +25,8 @@ type SQLite struct {
 	path string
 	mu   sync.Mutex // one writer
 
+	stmts map[string]*sql.Stmt // prepared write statements, reused by every flush; guarded by mu
+
 	rows   *metrics.Counter
 	errors *metrics.Counter
 }
@@ -36,7 +38,10 @@ func Open(ctx context.Context, path string, set *metrics.Set) (*SQLite, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("create directory for %s: %w", path, err)
 	}
-	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)"
+	// temp_store and cache_size keep statement journals and a flush's pages in memory:
+	// spilling them to files cost more than the inserts themselves.
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)" +
+		"&_pragma=temp_store(MEMORY)&_pragma=cache_size(-65536)"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
@@ -193,15 +198,34 @@ func (s *SQLite) write(ctx context.Context, b *sink.Batch) error {
 		for i := off; i < off+n; i++ {
 			args = append(appendArgs(args, &b.Signals[i]), b.SessionOf(i))
 		}
-		if _, err := tx.ExecContext(ctx, insertSQL[n], args...); err != nil {
+		if err := s.exec(ctx, tx, insertSQL[n], args); err != nil {
 			return err
 		}
 		off += n
 	}
-	if err := writeRollups(ctx, tx, b); err != nil {
+	if err := writeRollups(ctx, tx, b, s.exec); err != nil {
 		return err
 	}
 	return tx.Commit()
+}
+
+// exec runs a write statement in tx, preparing it once for the life of the sink: the
+// multi-row inserts are long, and compiling them anew for every flush costs more than
+// running them. Lock should be held.
+func (s *SQLite) exec(ctx context.Context, tx *sql.Tx, query string, args []any) error {
+	st := s.stmts[query]
+	if st == nil {
+		var err error
+		if st, err = s.db.PrepareContext(ctx, query); err != nil {
+			return err
+		}
+		if s.stmts == nil {
+			s.stmts = make(map[string]*sql.Stmt)
+		}
+		s.stmts[query] = st
+	}
+	_, err := tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+	return err
 }
 
 func appendArgs(args []any, g *schemas.Signal) []any {
@@ -222,7 +246,15 @@ func appendArgs(args []any, g *schemas.Signal) []any {
 func (s *SQLite) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 
 // Close closes the database.
-func (s *SQLite) Close() error { return s.db.Close() }
+func (s *SQLite) Close() error {
+	s.mu.Lock()
+	for _, st := range s.stmts {
+		st.Close()
+	}
+	s.stmts = nil
+	s.mu.Unlock()
+	return s.db.Close()
+}
 
 // VisitorSignals returns every signal of one visitor, oldest first.
 func (s *SQLite) VisitorSignals(ctx context.Context, anonymousID string) ([]schemas.Signal, error) {
