@@ -141,8 +141,8 @@ func (c *serveConfig) validate() error {
 	if len(preagg.ParseGoals(c.Goals)) == 0 {
 		errs = append(errs, fmt.Errorf("--goals %q: name at least one conversion event", c.Goals))
 	}
-	if c.MaxOpenSessions < 1 {
-		errs = append(errs, fmt.Errorf("--max-open-sessions %d: must be at least 1", c.MaxOpenSessions))
+	if c.MaxOpenSessions < 64 {
+		errs = append(errs, fmt.Errorf("--max-open-sessions %d: must be at least 64, one per sessionizer shard", c.MaxOpenSessions))
 	}
 	if c.QuarantineSample < 1 || c.QuarantineRate <= 0 || c.QuarantineDays < 1 {
 		errs = append(errs, errors.New("--quarantine-sample and --quarantine-days must be at least 1, --quarantine-rate positive"))
