@@ -276,6 +276,21 @@ func TestIngestEndToEnd(t *testing.T) {
 	}
 }
 
+// dropAfter drops the test database behind dsn when the test ends: the server is shared.
+func dropAfter(t *testing.T, dsn string) {
+	t.Cleanup(func() {
+		c, err := clickhouse.Open(context.Background(), dsn, clickhouse.Options{Writers: 1}, metrics.NewSet())
+		if err != nil {
+			t.Errorf("drop test database: %v", err)
+			return
+		}
+		defer c.Close()
+		if err := c.DropDatabase(context.Background()); err != nil {
+			t.Errorf("drop test database: %v", err)
+		}
+	})
+}
+
 func testClickHouseDSN() string {
 	addr := os.Getenv("RUNG_TEST_CLICKHOUSE")
 	if addr == "" {

@@ -19,7 +19,9 @@ func TestSQLMetacharactersInFilters(t *testing.T) {
 		t.Run(store, func(t *testing.T) {
 			args := []string{"--data-dir", t.TempDir(), "--flush-interval", "50ms"}
 			if store == "clickhouse" {
-				args = append(args, "--clickhouse", testClickHouseDSN())
+				dsn := testClickHouseDSN()
+				dropAfter(t, dsn)
+				args = append(args, "--clickhouse", dsn)
 			}
 			p := startServe(t, args...)
 			var batch []map[string]any

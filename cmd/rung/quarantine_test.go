@@ -18,7 +18,9 @@ func TestQuarantine(t *testing.T) {
 		t.Run(store, func(t *testing.T) {
 			args := []string{"--quarantine", "--quarantine-rate", "1000", "--data-dir", t.TempDir()}
 			if store == "clickhouse" {
-				args = append(args, "--clickhouse", testClickHouseDSN())
+				dsn := testClickHouseDSN()
+				dropAfter(t, dsn)
+				args = append(args, "--clickhouse", dsn)
 			}
 			p := startServe(t, args...)
 			bodies := []string{
