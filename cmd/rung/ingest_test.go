@@ -232,6 +232,7 @@ func TestIngestEndToEnd(t *testing.T) {
 				}
 			case "clickhouse":
 				dsn := testClickHouseDSN()
+				dropAfter(t, dsn)
 				args = []string{"--clickhouse", dsn}
 				read = func() []schemas.Signal {
 					c, err := clickhouse.Open(ctx, dsn, clickhouse.Options{}, metrics.NewSet())
@@ -239,7 +240,6 @@ func TestIngestEndToEnd(t *testing.T) {
 						t.Fatalf("ClickHouse is required (start it with .ci/services): %v", err)
 					}
 					defer c.Close()
-					t.Cleanup(func() { c.DropDatabase(context.Background()) })
 					got, err := c.Signals(ctx, 0, 1<<62)
 					if err != nil {
 						t.Fatal(err)
