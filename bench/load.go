@@ -605,6 +605,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if u.Port() == "" {
 		host += ":80"
 	}
+	// A target that is not up fails the run at once, not as a run of refused requests.
+	if c, err := (&net.Dialer{Timeout: cfg.Timeout}).DialContext(ctx, "tcp", host); err != nil {
+		return nil, fmt.Errorf("connect to the target %s: %w", host, err)
+	} else {
+		c.Close()
+	}
 	r := &runner{cfg: &cfg}
 	for i := range cfg.Connections {
 		l := &lane{id: i, run: r, req: fasthttp.AcquireRequest(), resp: fasthttp.AcquireResponse(),

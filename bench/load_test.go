@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -220,5 +221,17 @@ func TestTimeout(t *testing.T) {
 	tr := res.Truth()
 	if tr.Uncertain != 1 {
 		t.Errorf("%d uncertain visitors, want the one whose signal timed out", tr.Uncertain)
+	}
+}
+
+// TestTargetDown: a target with nothing listening fails the run before it starts.
+func TestTargetDown(t *testing.T) {
+	defer goleak.VerifyNone(t, fasthttpCleaner)
+	srv := httptest.NewServer(http.NotFoundHandler())
+	addr := srv.URL
+	srv.Close()
+	_, err := Run(context.Background(), Config{Target: addr, Duration: time.Second, Model: DefaultModel(1, "down0001")})
+	if err == nil || !strings.Contains(err.Error(), "connect to the target") {
+		t.Fatalf("Run against a closed port: %v", err)
 	}
 }
