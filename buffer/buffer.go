@@ -183,6 +183,14 @@ func ShardOf(anonymousID string, shards int) int {
 	return int(xxhash.Sum64String(anonymousID) % uint64(shards))
 }
 
+// Append pushes each signal, with Push's answer in errs[i]: the buffer is the collector's
+// intake on one node. It never blocks.
+func (b *Buffer) Append(_ context.Context, signals []*schemas.Signal, errs []error) {
+	for i, s := range signals {
+		errs[i] = b.Push(s)
+	}
+}
+
 // Push stores a copy of s. It never blocks on the flush: a full buffer answers at once
 // with ErrFull or ErrDropped, by policy. s's strings must not refer to memory that will
 // be reused (the collector copies the request body first).

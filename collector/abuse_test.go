@@ -141,7 +141,7 @@ func TestAdminListener(t *testing.T) {
 
 type discard struct{}
 
-func (discard) Push(*schemas.Signal) error { return nil }
+func (discard) Append(context.Context, []*schemas.Signal, []error) {}
 
 func metric(set *metrics.Set, name string) float64 {
 	var sb strings.Builder

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -92,6 +93,7 @@ func (s *Server) collect(ctx *fasthttp.RequestCtx) {
 	accepted, full, limited := 0, 0, time.Duration(0)
 	origin := ctx.Request.Header.Peek("Origin")
 	now := time.Now()
+	w.pending, w.at = w.pending[:0], w.at[:0]
 	for i := range b.Signals {
 		g := &b.Signals[i]
 		if reason := s.refuse(g, origin, now, &limited); reason != "" {
@@ -100,11 +102,20 @@ func (s *Server) collect(ctx *fasthttp.RequestCtx) {
 			b.Rejected = append(b.Rejected, schemas.Rejection{Index: b.Index[i], Pointer: refusedPointer(reason), Reason: refusedWhy[reason], Code: reason})
 			continue
 		}
-		switch err := s.intake.Push(g); {
+		w.pending = append(w.pending, g)
+		w.at = append(w.at, i)
+	}
+	if len(w.pending) > 0 {
+		w.errs = slices.Grow(w.errs[:0], len(w.pending))[:len(w.pending)]
+		clear(w.errs)
+		s.intake.Append(ctx, w.pending, w.errs)
+	}
+	for j, err := range w.errs[:len(w.pending)] {
+		switch i := w.at[j]; {
 		case err == nil, errors.Is(err, buffer.ErrDropped):
 			accepted++
 		case errors.Is(err, buffer.ErrFull):
-			full++ // counted by the buffer
+			full++ // counted by the intake
 			b.Rejected = append(b.Rejected, schemas.Rejection{Index: b.Index[i], Reason: "buffer full, retry later", Code: "buffer_full"})
 		default:
 			b.Rejected = append(b.Rejected, schemas.Rejection{Index: b.Index[i], Reason: "server shutting down, retry later", Code: reasonShutdown})

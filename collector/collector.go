@@ -31,11 +31,13 @@ import (
 	"github.com/rungdev/rung/schemas"
 )
 
-// Intake takes accepted signals: the buffer on one node, a JetStream publisher in a
-// cluster. Push must not keep s and must not block; it returns buffer.ErrFull,
-// buffer.ErrDropped or buffer.ErrClosed when it cannot store the signal.
+// Intake takes a request's accepted signals: the buffer on one node, a JetStream stream
+// in a cluster. Append stores each signal or says in errs[i] why not (buffer.ErrFull,
+// buffer.ErrDropped, buffer.ErrClosed); it must not keep the signals. The buffer answers
+// at once; a stream returns once JetStream holds them, which is why it is handed the
+// request's signals together, so their acknowledgements are awaited as one.
 type Intake interface {
-	Push(s *schemas.Signal) error
+	Append(ctx context.Context, signals []*schemas.Signal, errs []error)
 }
 
 // Config is the collector's part of rung's configuration.
@@ -137,8 +139,11 @@ type mount struct {
 
 // work is the per-request scratch space, reused through a pool.
 type work struct {
-	batch schemas.Batch
-	out   []byte
+	batch   schemas.Batch
+	out     []byte
+	pending []*schemas.Signal // the signals handed to the intake
+	at      []int             // their indexes in batch.Signals
+	errs    []error           // the intake's answers
 }
 
 // New makes the collector. ready reports whether the store behind the intake can take
