@@ -18,11 +18,9 @@ import (
 // serveConfig is everything `rung serve` can be told, filled from flags and RUNG_*
 // variables, validated once.
 type serveConfig struct {
+	pipeConfig
+	streamConfig
 	Listen           string        `json:"listen"`
-	ClickHouse       string        `json:"clickhouse"`
-	DataDir          string        `json:"data_dir"`
-	BatchSize        int           `json:"batch_size"`
-	FlushInterval    time.Duration `json:"flush_interval"`
 	BufferBytes      int64         `json:"buffer_bytes"`
 	WhenFull         string        `json:"when_full"`
 	AllowedOrigins   string        `json:"allowed_origins"`
@@ -31,9 +29,6 @@ type serveConfig struct {
 	APIToken         string        `json:"-"`
 	DrainTimeout     time.Duration `json:"drain_timeout"`
 	Relay            bool          `json:"relay"`
-	SessionTimeout   time.Duration `json:"session_timeout"`
-	Goals            string        `json:"goals"`
-	MaxOpenSessions  int           `json:"max_open_sessions"`
 	Quarantine       bool          `json:"quarantine"`
 	QuarantineSample int           `json:"quarantine_sample"`
 	QuarantineRate   float64       `json:"quarantine_rate"`
@@ -48,16 +43,13 @@ type serveConfig struct {
 	IdleTimeout      time.Duration `json:"idle_timeout"`
 	MaxConns         int           `json:"max_conns"`
 	MaxHeaderBytes   int           `json:"max_header_bytes"`
-	LogLevel         string        `json:"log_level"`
 	DryRun           bool          `json:"-"`
 }
 
 func (c *serveConfig) flags(fs *flag.FlagSet) {
+	c.pipeConfig.flags(fs)
+	c.streamConfig.flags(fs, false)
 	fs.StringVar(&c.Listen, "listen", "127.0.0.1:8080", "address for HTTP: /collect, the API, the pages")
-	fs.StringVar(&c.ClickHouse, "clickhouse", "", "ClickHouse DSN, e.g. clickhouse://127.0.0.1:9000/rung; empty: the embedded SQLite sink")
-	fs.StringVar(&c.DataDir, "data-dir", "./rung-data", "directory of the embedded stores")
-	fs.IntVar(&c.BatchSize, "batch-size", 5000, "signals per flush to the sink")
-	fs.DurationVar(&c.FlushInterval, "flush-interval", time.Second, "longest a signal waits in the buffer")
 	fs.Int64Var(&c.BufferBytes, "buffer-bytes", 128<<20, "memory bound of the buffer, in bytes")
 	fs.StringVar(&c.WhenFull, "when-full", "reject", "full buffer: reject (503 + Retry-After) or drop (202, counted)")
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", "*", "comma-separated origins allowed to post signals, or *")
@@ -65,7 +57,6 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxBatch, "max-batch", 500, "most signals in one /collect body")
 	fs.StringVar(&c.APIToken, "api-token", "", "token for the stats API, dashboard and /metrics (Authorization: Bearer); empty: open")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 30*time.Second, "on shutdown, how long to drain the buffer into the sink before counting the rest as dropped")
-	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.AdminListen, "admin-listen", "", "a separate address for /metrics, the stats API and the dashboard; empty: on --listen, behind --api-token")
 	fs.Float64Var(&c.RateIP, "rate-ip", 0, "requests/s allowed per client address on /collect (429 beyond); 0: no limit")
 	fs.Float64Var(&c.RateIPBurst, "rate-ip-burst", 0, "burst of --rate-ip; 0: one second's worth")
@@ -76,9 +67,6 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 60*time.Second, "longest a keep-alive connection may sit idle")
 	fs.IntVar(&c.MaxConns, "max-conns", 10000, "most concurrent connections")
 	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", 8192, "largest request head (431 beyond)")
-	fs.DurationVar(&c.SessionTimeout, "session-timeout", 30*time.Minute, "inactivity that ends a session")
-	fs.StringVar(&c.Goals, "goals", "form_submitted", "comma-separated event names that count as conversions")
-	fs.IntVar(&c.MaxOpenSessions, "max-open-sessions", 1000000, "open sessions held in memory; beyond, the least recently active is evicted (counted)")
 	fs.BoolVar(&c.Quarantine, "quarantine", false, "keep a sample of rejected signals, with their reason, in the sink's quarantine table (GET /v1/quarantine)")
 	fs.IntVar(&c.QuarantineSample, "quarantine-sample", 1, "keep one rejected signal in this many")
 	fs.Float64Var(&c.QuarantineRate, "quarantine-rate", 10, "keep at most this many rejected signals a second")
@@ -88,21 +76,9 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 }
 
 func (c *serveConfig) validate() error {
-	var errs []error
+	errs := append(c.pipeConfig.validate(), c.streamConfig.validate(false)...)
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		errs = append(errs, fmt.Errorf("--listen %q: %w", c.Listen, err))
-	}
-	if c.ClickHouse != "" && !strings.HasPrefix(c.ClickHouse, "clickhouse://") {
-		errs = append(errs, fmt.Errorf("--clickhouse %q: want clickhouse://host:port/database (the native protocol)", c.ClickHouse))
-	}
-	if c.ClickHouse == "" && c.DataDir == "" {
-		errs = append(errs, errors.New("--data-dir is empty and no --clickhouse is given: nowhere to store signals"))
-	}
-	if c.BatchSize < 1 {
-		errs = append(errs, fmt.Errorf("--batch-size %d: must be at least 1", c.BatchSize))
-	}
-	if c.FlushInterval < time.Millisecond {
-		errs = append(errs, fmt.Errorf("--flush-interval %v: must be at least 1ms", c.FlushInterval))
 	}
 	if c.BufferBytes < 1<<20 {
 		errs = append(errs, fmt.Errorf("--buffer-bytes %d: must be at least 1 MiB", c.BufferBytes))
@@ -135,15 +111,6 @@ func (c *serveConfig) validate() error {
 	if c.Bots != "flag" && c.Bots != "drop" {
 		errs = append(errs, fmt.Errorf("--bots %q: want flag or drop", c.Bots))
 	}
-	if c.SessionTimeout < time.Minute {
-		errs = append(errs, fmt.Errorf("--session-timeout %v: must be at least 1m", c.SessionTimeout))
-	}
-	if len(preagg.ParseGoals(c.Goals)) == 0 {
-		errs = append(errs, fmt.Errorf("--goals %q: name at least one conversion event", c.Goals))
-	}
-	if c.MaxOpenSessions < 64 {
-		errs = append(errs, fmt.Errorf("--max-open-sessions %d: must be at least 64, one per sessionizer shard", c.MaxOpenSessions))
-	}
 	if c.QuarantineSample < 1 || c.QuarantineRate <= 0 || c.QuarantineDays < 1 {
 		errs = append(errs, errors.New("--quarantine-sample and --quarantine-days must be at least 1, --quarantine-rate positive"))
 	}
@@ -155,11 +122,6 @@ func (c *serveConfig) validate() error {
 	}
 	if c.MaxHeaderBytes < 1024 {
 		errs = append(errs, fmt.Errorf("--max-header-bytes %d: must be at least 1024", c.MaxHeaderBytes))
-	}
-	switch c.LogLevel {
-	case "debug", "info", "warn", "error":
-	default:
-		errs = append(errs, fmt.Errorf("--log-level %q: want debug, info, warn or error", c.LogLevel))
 	}
 	return errors.Join(errs...)
 }
@@ -208,4 +170,122 @@ func printConfig(w io.Writer, c any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(c)
+}
+
+// pipeConfig is what `rung serve` and `rung aggregate` share: where the signals are
+// stored and how they are rolled up on the way.
+type pipeConfig struct {
+	ClickHouse        string        `json:"clickhouse"`
+	ClickHouseCluster string        `json:"clickhouse_cluster"`
+	DataDir           string        `json:"data_dir"`
+	BatchSize         int           `json:"batch_size"`
+	FlushInterval     time.Duration `json:"flush_interval"`
+	SessionTimeout    time.Duration `json:"session_timeout"`
+	Goals             string        `json:"goals"`
+	MaxOpenSessions   int           `json:"max_open_sessions"`
+	LogLevel          string        `json:"log_level"`
+}
+
+func (c *pipeConfig) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.ClickHouse, "clickhouse", "", "ClickHouse DSN, e.g. clickhouse://127.0.0.1:9000/rung; empty: the embedded SQLite sink")
+	fs.StringVar(&c.ClickHouseCluster, "clickhouse-cluster", "", "a cluster of the ClickHouse servers' <remote_servers>: tables are sharded over it (local tables behind Distributed ones); empty: one server")
+	fs.StringVar(&c.DataDir, "data-dir", "./rung-data", "directory of the embedded stores")
+	fs.IntVar(&c.BatchSize, "batch-size", 5000, "signals per flush to the sink")
+	fs.DurationVar(&c.FlushInterval, "flush-interval", time.Second, "longest a signal waits before it is flushed")
+	fs.DurationVar(&c.SessionTimeout, "session-timeout", 30*time.Minute, "inactivity that ends a session")
+	fs.StringVar(&c.Goals, "goals", "form_submitted", "comma-separated event names that count as conversions")
+	fs.IntVar(&c.MaxOpenSessions, "max-open-sessions", 1000000, "open sessions held in memory; beyond, the least recently active is evicted (counted)")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+}
+
+func (c *pipeConfig) validate() []error {
+	var errs []error
+	if c.ClickHouse != "" && !strings.HasPrefix(c.ClickHouse, "clickhouse://") {
+		errs = append(errs, fmt.Errorf("--clickhouse %q: want clickhouse://host:port/database (the native protocol)", c.ClickHouse))
+	}
+	if c.ClickHouseCluster != "" && c.ClickHouse == "" {
+		errs = append(errs, errors.New("--clickhouse-cluster needs --clickhouse: the node to read the cluster from"))
+	}
+	if c.ClickHouse == "" && c.DataDir == "" {
+		errs = append(errs, errors.New("--data-dir is empty and no --clickhouse is given: nowhere to store signals"))
+	}
+	if c.BatchSize < 1 {
+		errs = append(errs, fmt.Errorf("--batch-size %d: must be at least 1", c.BatchSize))
+	}
+	if c.FlushInterval < time.Millisecond {
+		errs = append(errs, fmt.Errorf("--flush-interval %v: must be at least 1ms", c.FlushInterval))
+	}
+	if c.SessionTimeout < time.Minute {
+		errs = append(errs, fmt.Errorf("--session-timeout %v: must be at least 1m", c.SessionTimeout))
+	}
+	if len(preagg.ParseGoals(c.Goals)) == 0 {
+		errs = append(errs, fmt.Errorf("--goals %q: name at least one conversion event", c.Goals))
+	}
+	if c.MaxOpenSessions < 64 {
+		errs = append(errs, fmt.Errorf("--max-open-sessions %d: must be at least 64, one per sessionizer shard", c.MaxOpenSessions))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("--log-level %q: want debug, info, warn or error", c.LogLevel))
+	}
+	return errs
+}
+
+// streamConfig names the JetStream stream of a cluster: `rung serve --nats` publishes to
+// it, `rung aggregate` consumes it.
+type streamConfig struct {
+	NATS           string        `json:"nats"`
+	Stream         string        `json:"stream"`
+	Partitions     int           `json:"stream_partitions"`
+	Replicas       int           `json:"stream_replicas"`
+	StreamBytes    int64         `json:"stream_max_bytes"`
+	PublishTimeout time.Duration `json:"publish_timeout"`
+}
+
+// flags registers the stream's flags; required marks --nats as one the command cannot
+// do without.
+func (c *streamConfig) flags(fs *flag.FlagSet, required bool) {
+	what := "NATS server URLs, comma-separated: run as a cluster collector that publishes every signal to JetStream before answering 202; empty: one node"
+	if required {
+		what = "NATS server URLs, comma-separated"
+	}
+	fs.StringVar(&c.NATS, "nats", "", what)
+	fs.StringVar(&c.Stream, "stream", "RUNG_SIGNALS", "the JetStream stream of signals")
+	fs.IntVar(&c.Partitions, "stream-partitions", 64, "partitions of the stream (subjects rung.signals.<p>); fixed when the stream is created")
+	fs.IntVar(&c.Replicas, "stream-replicas", 1, "replicas of the stream when rung creates it (3 on a three-node NATS cluster)")
+	fs.Int64Var(&c.StreamBytes, "stream-max-bytes", 1<<30, "bytes the stream may hold when rung creates it; beyond, publishes are refused (503)")
+	fs.DurationVar(&c.PublishTimeout, "publish-timeout", 5*time.Second, "longest /collect waits for JetStream to acknowledge a request's signals")
+}
+
+func (c *streamConfig) validate(required bool) []error {
+	var errs []error
+	if required && c.NATS == "" {
+		errs = append(errs, errors.New("--nats is required: the NATS servers that hold the stream"))
+	}
+	if c.NATS == "" {
+		return errs
+	}
+	for _, u := range strings.Split(c.NATS, ",") {
+		if !strings.HasPrefix(strings.TrimSpace(u), "nats://") {
+			errs = append(errs, fmt.Errorf("--nats %q: want nats://host:port[,nats://host:port...]", c.NATS))
+			break
+		}
+	}
+	if c.Stream == "" || strings.ContainsAny(c.Stream, ". *>") {
+		errs = append(errs, fmt.Errorf("--stream %q: want a name without spaces, dots or wildcards", c.Stream))
+	}
+	if c.Partitions < 1 || c.Partitions > 1024 {
+		errs = append(errs, fmt.Errorf("--stream-partitions %d: want 1 to 1024", c.Partitions))
+	}
+	if c.Replicas < 1 || c.Replicas > 5 {
+		errs = append(errs, fmt.Errorf("--stream-replicas %d: want 1 to 5", c.Replicas))
+	}
+	if c.StreamBytes < 1<<20 {
+		errs = append(errs, fmt.Errorf("--stream-max-bytes %d: must be at least 1 MiB", c.StreamBytes))
+	}
+	if c.PublishTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("--publish-timeout %v: must be positive", c.PublishTimeout))
+	}
+	return errs
 }
