@@ -49,7 +49,8 @@ func (s *Server) collect(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	if s.rateIP != nil {
-		if ok, wait := s.rateIP.take(xxhash.Sum64(ctx.RemoteIP().To16()), 1, time.Now()); !ok {
+		now := time.Now()
+		if ok, wait := s.rateIP.take(s.salt.sum(ctx.RemoteIP().To16(), now), 1, now); !ok {
 			ctx.Response.Header.Set("Retry-After", retryAfter(wait))
 			s.fail(ctx, fasthttp.StatusTooManyRequests, "rate_ip", "too many requests from this address")
 			return

@@ -27,6 +27,11 @@ func benchBatch(n int) string {
 // buffer are what is measured.
 func newBenchServer(tb testing.TB) (*Server, func()) {
 	tb.Helper()
+	return newBenchServerWith(tb, Config{})
+}
+
+func newBenchServerWith(tb testing.TB, cfg Config) (*Server, func()) {
+	tb.Helper()
 	reg, err := schemas.NewRegistry()
 	if err != nil {
 		tb.Fatal(err)
@@ -37,7 +42,7 @@ func newBenchServer(tb testing.TB) (*Server, func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- buf.Run(ctx) }()
-	srv := New(Config{}, reg, buf, func(context.Context) error { return nil }, set, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	srv := New(cfg, reg, buf, func(context.Context) error { return nil }, set, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	return srv, func() { buf.Close(); <-done; cancel() }
 }
 
@@ -83,10 +88,15 @@ func BenchmarkCollect(b *testing.B) {
 func TestCollectAllocs(t *testing.T) {
 	srv, stop := newBenchServer(t)
 	defer stop()
+	// The per-address limit hashes the address with the day's salt on every request.
+	limited, stopLimited := newBenchServerWith(t, Config{RateIP: 1e9, RateIPBurst: 1e9})
+	defer stopLimited()
 	for _, c := range []struct {
+		srv  *Server
 		body string
 		max  float64
-	}{{benchSignal, 1}, {benchBatch(50), 1}} {
+	}{{srv, benchSignal, 1}, {srv, benchBatch(50), 1}, {limited, benchSignal, 1}} {
+		srv := c.srv
 		ctx := newCollectCtx(c.body)
 		allocs := testing.AllocsPerRun(200, func() {
 			ctx.Response.Reset()

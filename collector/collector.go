@@ -11,6 +11,7 @@ package collector
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -118,6 +119,7 @@ type Server struct {
 	origins   map[string]bool
 	retry     string
 	rateIP    *limiter
+	salt      *salts // keys rateIP's buckets
 	rateSite  *limiter
 	qRate     *limiter
 	qSeen     atomic.Uint64
@@ -171,6 +173,7 @@ func New(cfg Config, reg *schemas.Registry, intake Intake, ready func(context.Co
 	s.anyOrigin = s.anyOrigin || len(cfg.AllowedOrigins) == 0
 	seed := uint64(time.Now().UnixNano()) // bucket placement differs per process: not guessable
 	s.rateIP = newLimiter(cfg.RateIP, cfg.RateIPBurst, 1<<16, seed)
+	s.salt = newSalts(func(b []byte) { rand.Read(b) })
 	s.rateSite = newLimiter(cfg.RateSite, 10*cfg.RateSite, 1<<12, seed)
 	if cfg.Quarantine != nil {
 		s.cfg.QuarantineSample = max(1, cfg.QuarantineSample)
@@ -216,10 +219,23 @@ func (s *Server) serve(ctx context.Context, ln net.Listener, grace time.Duration
 	srv := s.fasthttp(h)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serve %s: %w", ln.Addr(), err)
-	case <-ctx.Done():
+	// Salts are zeroed on time even when no request comes to rotate them.
+	expire := time.NewTimer(time.Hour)
+	defer expire.Stop()
+wait:
+	for {
+		select {
+		case err := <-errc:
+			return fmt.Errorf("serve %s: %w", ln.Addr(), err)
+		case <-ctx.Done():
+			break wait
+		case now := <-expire.C:
+			if d := s.salt.expire(now); d > 0 && d < time.Hour {
+				expire.Reset(d)
+			} else {
+				expire.Reset(time.Hour)
+			}
+		}
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
