@@ -1,0 +1,142 @@
+package stream
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/rungdev/rung/schemas"
+)
+
+// codecVersion is the first byte of every encoded signal. A reader refuses versions it
+// does not know, so collectors and aggregators of different releases fail loudly
+// instead of misreading each other.
+const codecVersion = 1
+
+// Flag bits of the byte after the type.
+const (
+	flagBot      = 1 << iota
+	flagHasValue // Signal.HasValue
+	flagValue    // eight bytes of Value follow (Value's bits are not zero)
+	flagsKnown   = flagBot | flagHasValue | flagValue
+)
+
+// maxEncodedHeader bounds what precedes the strings: version, type, flags, a varint
+// ReceivedAt and the value.
+const maxEncodedHeader = 3 + binary.MaxVarintLen64 + 8
+
+// errTruncated is what Parse says about input that ends inside a field.
+var errTruncated = errors.New("truncated")
+
+// EncodedSize returns an upper bound of len(Append(nil, s)), for sizing buffers.
+func EncodedSize(s *schemas.Signal) int {
+	return maxEncodedHeader + 15*binary.MaxVarintLen32 + s.Size() - signalStructSize
+}
+
+// signalStructSize is the part of Signal.Size that is not string bytes.
+var signalStructSize = (&schemas.Signal{}).Size()
+
+// Append appends the wire form of s to dst and returns the extended slice. It allocates
+// nothing when dst has room (see EncodedSize).
+//
+// Layout (version 1): version byte, type byte, flags byte, ReceivedAt as a zigzag
+// varint, Value as 8 little-endian bytes when flagValue is set, then the 15 strings
+// in Signal field order, each as a uvarint length and its bytes.
+func Append(dst []byte, s *schemas.Signal) []byte {
+	var flags byte
+	if s.Bot {
+		flags |= flagBot
+	}
+	if s.HasValue {
+		flags |= flagHasValue
+	}
+	bits := math.Float64bits(s.Value)
+	if bits != 0 {
+		flags |= flagValue
+	}
+	dst = append(dst, codecVersion, byte(s.Type), flags)
+	dst = binary.AppendVarint(dst, s.ReceivedAt)
+	if bits != 0 {
+		dst = binary.LittleEndian.AppendUint64(dst, bits)
+	}
+	for _, f := range [...]string{s.Site, s.AnonymousID, s.EventID, s.URL, s.Path, s.Referrer,
+		s.UTMSource, s.UTMMedium, s.UTMCampaign, s.UTMTerm, s.UTMContent,
+		s.Name, s.Experiment, s.Variant, s.Props} {
+		dst = binary.AppendUvarint(dst, uint64(len(f)))
+		dst = append(dst, f...)
+	}
+	return dst
+}
+
+// Parse decodes one signal written by Append into s. The strings of s share one copy
+// of b, so b may be reused as soon as Parse returns. On error s is left zeroed (never
+// half filled) and the error says which field was bad.
+func Parse(b []byte, s *schemas.Signal) error {
+	*s = schemas.Signal{}
+	if err := parse(b, s); err != nil {
+		*s = schemas.Signal{}
+		return fmt.Errorf("parse signal (%d bytes): %w", len(b), err)
+	}
+	return nil
+}
+
+func parse(b []byte, s *schemas.Signal) error {
+	if len(b) < 3 {
+		return fmt.Errorf("header: %w", errTruncated)
+	}
+	if b[0] != codecVersion {
+		return fmt.Errorf("unknown codec version %d (this build reads %d)", b[0], codecVersion)
+	}
+	t := schemas.Type(b[1])
+	if t == schemas.TypeUnknown || t > schemas.TypeExposure {
+		return fmt.Errorf("unknown signal type %d", b[1])
+	}
+	flags := b[2]
+	if flags&^flagsKnown != 0 {
+		return fmt.Errorf("unknown flags %#x", flags)
+	}
+	s.Type = t
+	s.Bot = flags&flagBot != 0
+	s.HasValue = flags&flagHasValue != 0
+	b = b[3:]
+	v, n := binary.Varint(b)
+	if n <= 0 {
+		return fmt.Errorf("received_at: bad varint")
+	}
+	s.ReceivedAt = v
+	b = b[n:]
+	if flags&flagValue != 0 {
+		if len(b) < 8 {
+			return fmt.Errorf("value: %w", errTruncated)
+		}
+		s.Value = math.Float64frombits(binary.LittleEndian.Uint64(b))
+		b = b[8:]
+	}
+	// One copy of the rest; every string is a substring of it.
+	all := string(b)
+	off := 0
+	for i, f := range [...]*string{&s.Site, &s.AnonymousID, &s.EventID, &s.URL, &s.Path, &s.Referrer,
+		&s.UTMSource, &s.UTMMedium, &s.UTMCampaign, &s.UTMTerm, &s.UTMContent,
+		&s.Name, &s.Experiment, &s.Variant, &s.Props} {
+		l, n := binary.Uvarint(b[off:])
+		if n <= 0 {
+			return fmt.Errorf("string %d (%s) length: %w", i, fieldNames[i], errTruncated)
+		}
+		off += n
+		if l > uint64(len(b)-off) {
+			return fmt.Errorf("string %d (%s): length %d past the end (%d bytes left): %w",
+				i, fieldNames[i], l, len(b)-off, errTruncated)
+		}
+		*f = all[off : off+int(l)]
+		off += int(l)
+	}
+	if off != len(b) {
+		return fmt.Errorf("%d trailing bytes", len(b)-off)
+	}
+	return nil
+}
+
+var fieldNames = [...]string{"site", "anonymous_id", "event_id", "url", "path", "referrer",
+	"utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content",
+	"name", "experiment", "variant", "props"}
