@@ -46,6 +46,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("RetriedRollups", func(t *testing.T) { retriedRollups(t, open(t)) })
 	t.Run("Recompute", func(t *testing.T) { recompute(t, open(t)) })
 	t.Run("Resume", func(t *testing.T) { resume(t, open(t)) })
+	t.Run("Landed", func(t *testing.T) { landed(t, open(t)) })
 }
 
 const base = int64(1_700_000_000_000)

@@ -1,0 +1,49 @@
+package clickhouse
+
+import (
+	"context"
+	"fmt"
+
+	ch "github.com/ClickHouse/clickhouse-go/v2"
+
+	"github.com/rungdev/rung/schemas"
+)
+
+// Landed returns the event_ids of signals the store already holds: an aggregator asks
+// it of a batch JetStream redelivered, whose first delivery may have landed before its
+// worker died. The visitors and the earliest day narrow the read to a few granules of
+// the (site, date, anonymous_id) order.
+func (c *ClickHouse) Landed(ctx context.Context, signals []schemas.Signal) (map[string]bool, error) {
+	out := make(map[string]bool)
+	if len(signals) == 0 {
+		return out, nil
+	}
+	ids := make([]any, 0, len(signals))
+	anons := make([]any, 0, len(signals))
+	seen := make(map[string]bool)
+	since := signals[0].ReceivedAt
+	for i := range signals {
+		g := &signals[i]
+		ids = append(ids, g.EventID)
+		if !seen[g.AnonymousID] {
+			seen[g.AnonymousID] = true
+			anons = append(anons, g.AnonymousID)
+		}
+		since = min(since, g.ReceivedAt)
+	}
+	rows, err := c.conn.Query(ctx, "SELECT DISTINCT event_id FROM "+c.db+".signals WHERE date >= toDate(@day) "+
+		"AND received_ms >= @since AND anonymous_id IN @anons AND event_id IN @ids",
+		ch.Named("day", day(since, -1)), ch.Named("since", since), ch.Named("anons", ch.GroupSet{Value: anons}), ch.Named("ids", ch.GroupSet{Value: ids}))
+	if err != nil {
+		return nil, fmt.Errorf("look up %d landed signals: %w", len(signals), err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("scan a landed event_id: %w", err)
+		}
+		out[id] = true
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,59 @@
+package sinktest
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/rungdev/rung/schemas"
+	"github.com/rungdev/rung/sink"
+)
+
+// Lander is a Store that says which of some signals it already holds: what an aggregator
+// asks of a batch JetStream redelivered.
+type Lander interface {
+	Landed(ctx context.Context, signals []schemas.Signal) (map[string]bool, error)
+}
+
+func landed(t *testing.T, s Store) {
+	l, ok := s.(Lander)
+	if !ok {
+		t.Fatalf("%T does not say which signals it holds (Landed)", s)
+	}
+	ctx := context.Background()
+	var held []schemas.Signal
+	for i := range 1200 { // more than one chunk of ids
+		held = append(held, signal(i))
+	}
+	if err := s.Write(ctx, &sink.Batch{Signals: held}); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	ask := append([]schemas.Signal(nil), held[10:1100]...)
+	for i := range 5 {
+		g := signal(2000 + i)
+		g.AnonymousID = fmt.Sprintf("stranger-%d", i)
+		ask = append(ask, g, signal(3000+i))
+	}
+	got, err := l.Landed(ctx, ask)
+	if err != nil {
+		t.Fatalf("Landed: %v", err)
+	}
+	if len(got) != 1090 {
+		t.Errorf("Landed: %d ids, want 1090", len(got))
+	}
+	for _, g := range held[10:1100] {
+		if !got[g.EventID] {
+			t.Fatalf("Landed misses %s", g.EventID)
+		}
+	}
+	for i := range 5 {
+		for _, id := range []string{signal(2000 + i).EventID, signal(3000 + i).EventID} {
+			if got[id] {
+				t.Errorf("Landed names %s, which was never written", id)
+			}
+		}
+	}
+	if got, err := l.Landed(ctx, nil); err != nil || len(got) != 0 {
+		t.Errorf("Landed(nil) = %v, %v", got, err)
+	}
+}

@@ -1,0 +1,65 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/rungdev/rung/schemas"
+)
+
+// landedChunk bounds the parameters of one lookup, well under SQLite's limit.
+const landedChunk = 400
+
+// Landed returns the event_ids of signals the store already holds: an aggregator asks
+// it of a batch JetStream redelivered, whose first delivery may have landed before its
+// worker died. It looks each visitor up by index, from the earliest signal's time.
+func (s *SQLite) Landed(ctx context.Context, signals []schemas.Signal) (map[string]bool, error) {
+	out := make(map[string]bool)
+	if len(signals) == 0 {
+		return out, nil
+	}
+	want := make(map[string]bool, len(signals))
+	anons := make(map[string]bool)
+	since := signals[0].ReceivedAt
+	for i := range signals {
+		want[signals[i].EventID] = true
+		anons[signals[i].AnonymousID] = true
+		since = min(since, signals[i].ReceivedAt)
+	}
+	ids := make([]any, 0, landedChunk+1)
+	for a := range anons {
+		ids = append(ids, a)
+		if len(ids) == landedChunk {
+			if err := s.landed(ctx, ids, since, want, out); err != nil {
+				return nil, err
+			}
+			ids = ids[:0]
+		}
+	}
+	if len(ids) > 0 {
+		if err := s.landed(ctx, ids, since, want, out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func (s *SQLite) landed(ctx context.Context, anons []any, since int64, want, out map[string]bool) error {
+	q := "SELECT event_id FROM signals WHERE anonymous_id IN (?" + strings.Repeat(",?", len(anons)-1) + ") AND received_ms >= ?"
+	rows, err := s.db.QueryContext(ctx, q, append(anons, since)...)
+	if err != nil {
+		return fmt.Errorf("look up %d visitors' landed signals: %w", len(anons), err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return fmt.Errorf("scan a landed event_id: %w", err)
+		}
+		if want[id] {
+			out[id] = true
+		}
+	}
+	return rows.Err()
+}
