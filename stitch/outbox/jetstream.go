@@ -94,15 +94,15 @@ func validSubjectPrefix(s string) bool {
 
 // Connect dials NATS for the relay and the projector: it keeps reconnecting for ever
 // (a broker outage is a wait, not a failure) and returns even when the server is not up
-// yet.
-func Connect(url string, log *slog.Logger) (*nats.Conn, error) {
+// yet. opts come after rung's own and so override them (a connection's name, say).
+func Connect(url string, log *slog.Logger, opts ...nats.Option) (*nats.Conn, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	nc, err := nats.Connect(url,
+	nc, err := nats.Connect(url, append([]nats.Option{
 		nats.Name("rung relay"),
 		nats.MaxReconnects(-1),
-		nats.ReconnectWait(250*time.Millisecond),
+		nats.ReconnectWait(250 * time.Millisecond),
 		nats.RetryOnFailedConnect(true),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
@@ -110,7 +110,7 @@ func Connect(url string, log *slog.Logger) (*nats.Conn, error) {
 			}
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("nats reconnected", "url", c.ConnectedUrlRedacted()) }),
-	)
+	}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to nats at %s: %w", url, err)
 	}
