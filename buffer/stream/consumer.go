@@ -1,0 +1,294 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/rungdev/rung/schemas"
+)
+
+// Handler takes one batch to the sink. redelivered[i] says that signals[i] was
+// delivered before and may already be in the sink (drop it by event_id if so). Returning
+// nil says the sink holds the whole batch: its messages are then acked and gone from
+// the stream. An error sends them all back, to be delivered again after a delay. The
+// slices are reused after Handler returns: it must not keep them (the signals' strings
+// it may keep).
+type Handler func(ctx context.Context, signals []schemas.Signal, redelivered []bool) error
+
+// ConsumerConfig configures a Consumer. Zero fields take the defaults.
+type ConsumerConfig struct {
+	Stream        StreamConfig  // uses Name, Subject and Partitions
+	Partitions    []int         // the partitions this consumer owns; see ParsePartitions
+	Durable       string        // durable name prefix: partition 7 is "<Durable>-p07"; "rung"
+	BatchSize     int           // signals per handler call at most; 5000
+	FlushInterval time.Duration // the oldest signal of a batch waits no longer; 1s
+	AckWait       time.Duration // a message not acked by then is delivered again; 30s
+	MaxAckPending int           // unacked messages per partition; 2*BatchSize + 1024
+	NakDelay      time.Duration // how long a failed batch waits before it comes back; 1s
+	StopTimeout   time.Duration // bound of the last flush when Run stops; 10s
+	Logger        *slog.Logger  // slog.Default()
+}
+
+func (c *ConsumerConfig) defaults() {
+	c.Stream.defaults()
+	if c.Durable == "" {
+		c.Durable = "rung"
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = 5000
+	}
+	if c.FlushInterval == 0 {
+		c.FlushInterval = time.Second
+	}
+	if c.AckWait == 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.MaxAckPending == 0 {
+		c.MaxAckPending = 2*c.BatchSize + 1024
+	}
+	if c.NakDelay == 0 {
+		c.NakDelay = time.Second
+	}
+	if c.StopTimeout == 0 {
+		c.StopTimeout = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// DurableName returns the durable consumer name of partition p: the same in every
+// process, so a replacement worker takes over where the last owner stopped.
+func (c ConsumerConfig) DurableName(p int) string {
+	c.defaults()
+	return fmt.Sprintf("%s-p%02d", c.Durable, p)
+}
+
+// Consumer reads the partitions it owns and hands their signals to a Handler in
+// batches, acking each message only once the handler has put its batch in the sink.
+// Signals of one partition reach the handler in stream order.
+type Consumer struct {
+	cfg    ConsumerConfig
+	js     jetstream.JetStream
+	handle Handler
+
+	consumed     *metrics.Counter
+	redelivered  *metrics.Counter
+	decodeErrors *metrics.Counter
+	batches      *metrics.Counter
+	failures     *metrics.Counter
+	ackErrors    *metrics.Counter
+}
+
+// NewConsumer makes a Consumer of the partitions cfg names, delivering to handle, with
+// its metrics in set. Nothing is read before Run.
+func NewConsumer(js jetstream.JetStream, cfg ConsumerConfig, handle Handler, set *metrics.Set) (*Consumer, error) {
+	cfg.defaults()
+	if len(cfg.Partitions) == 0 {
+		return nil, errors.New("consumer: no partitions to read")
+	}
+	for _, p := range cfg.Partitions {
+		if p < 0 || p >= cfg.Stream.Partitions {
+			return nil, fmt.Errorf("consumer: partition %d out of range: the stream has partitions 0-%d", p, cfg.Stream.Partitions-1)
+		}
+	}
+	return &Consumer{
+		cfg:          cfg,
+		js:           js,
+		handle:       handle,
+		consumed:     set.NewCounter(`rung_stream_consumed_total`),
+		redelivered:  set.NewCounter(`rung_stream_redelivered_total`),
+		decodeErrors: set.NewCounter(`rung_stream_decode_errors_total`),
+		batches:      set.NewCounter(`rung_stream_batches_total`),
+		failures:     set.NewCounter(`rung_stream_batch_failures_total`),
+		ackErrors:    set.NewCounter(`rung_stream_ack_errors_total`),
+	}, nil
+}
+
+// item is one decoded message on its way from a partition reader to the batch.
+type item struct {
+	sig         schemas.Signal
+	msg         jetstream.Msg
+	redelivered bool
+}
+
+// Run checks the stream, creates or binds one durable pull consumer per owned
+// partition, and delivers batches until ctx is done. It then stops reading, gives the
+// handler what it holds under a fresh context bounded by StopTimeout, acks it, and
+// returns. Messages read but never handed over are not acked: JetStream delivers them
+// again after AckWait, to whichever process owns the partition then.
+//
+// Goroutines: one reader per partition, stopped through its message iterator and
+// waited for before Run returns; the batch and the handler live in Run's goroutine.
+func (c *Consumer) Run(ctx context.Context) error {
+	s, err := c.js.Stream(ctx, c.cfg.Stream.Name)
+	if err != nil {
+		return fmt.Errorf("consumer: look up stream %s: %w", c.cfg.Stream.Name, err)
+	}
+	if err := checkPartitions(c.cfg.Stream, s.CachedInfo()); err != nil {
+		return fmt.Errorf("consumer: %w", err)
+	}
+	var iters []jetstream.MessagesContext
+	stop := func() {
+		for _, it := range iters {
+			it.Stop()
+		}
+	}
+	prefetch := min(c.cfg.BatchSize, 1000)
+	for _, p := range c.cfg.Partitions {
+		name := c.cfg.DurableName(p)
+		cons, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+			Durable:       name,
+			FilterSubject: c.cfg.Stream.PartitionSubject(p),
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       c.cfg.AckWait,
+			MaxAckPending: c.cfg.MaxAckPending,
+			DeliverPolicy: jetstream.DeliverAllPolicy,
+			Replicas:      0, // as the stream
+		})
+		if err != nil {
+			stop()
+			return fmt.Errorf("consumer: durable %s on %s: %w", name, c.cfg.Stream.PartitionSubject(p), err)
+		}
+		it, err := cons.Messages(jetstream.PullMaxMessages(prefetch))
+		if err != nil {
+			stop()
+			return fmt.Errorf("consumer: read partition %d (durable %s): %w", p, name, err)
+		}
+		iters = append(iters, it)
+	}
+
+	items := make(chan item, min(c.cfg.BatchSize, 4096))
+	var readers sync.WaitGroup
+	for i, it := range iters {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			c.read(ctx, c.cfg.Partitions[i], it, items)
+		}()
+	}
+
+	b := batch{}
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	for {
+		select {
+		case it := <-items:
+			if b.add(it) == 1 {
+				timer.Reset(c.cfg.FlushInterval)
+			}
+			if len(b.sigs) >= c.cfg.BatchSize {
+				timer.Stop()
+				c.flush(ctx, &b)
+			}
+		case <-timer.C:
+			c.flush(ctx, &b)
+		case <-ctx.Done():
+			stop()
+			readers.Wait()
+			for len(items) > 0 {
+				b.add(<-items)
+			}
+			fctx, cancel := context.WithTimeout(context.Background(), c.cfg.StopTimeout)
+			defer cancel()
+			c.flush(fctx, &b)
+			if err := c.js.Conn().FlushWithContext(fctx); err != nil && !c.js.Conn().IsClosed() {
+				c.cfg.Logger.Warn("stream consumer: acks may not have reached the server before stop", "err", err)
+			}
+			return nil
+		}
+	}
+}
+
+// read moves partition p's messages, decoded and in order, to items until the
+// iterator stops.
+func (c *Consumer) read(ctx context.Context, p int, it jetstream.MessagesContext, items chan<- item) {
+	for {
+		msg, err := it.Next()
+		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+			return
+		}
+		if err != nil {
+			c.cfg.Logger.Warn("stream consumer: read", "partition", p, "err", err)
+			if !sleep(ctx, time.Second) {
+				return
+			}
+			continue
+		}
+		var x item
+		if err := Parse(msg.Data(), &x.sig); err != nil {
+			// A message no build can read would block the partition forever.
+			c.decodeErrors.Inc()
+			c.cfg.Logger.Error("stream consumer: dropping a message that does not decode", "partition", p, "subject", msg.Subject(), "err", err)
+			if err := msg.Term(); err != nil {
+				c.ackErrors.Inc()
+			}
+			continue
+		}
+		x.msg = msg
+		if md, err := msg.Metadata(); err == nil && md.NumDelivered > 1 {
+			x.redelivered = true
+		}
+		select {
+		case items <- x:
+		case <-ctx.Done():
+			return // not acked: delivered again after AckWait
+		}
+	}
+}
+
+// batch is what the handler gets next, with the messages to ack once it has.
+type batch struct {
+	sigs []schemas.Signal
+	re   []bool
+	msgs []jetstream.Msg
+}
+
+func (b *batch) add(it item) int {
+	b.sigs = append(b.sigs, it.sig)
+	b.re = append(b.re, it.redelivered)
+	b.msgs = append(b.msgs, it.msg)
+	return len(b.sigs)
+}
+
+// flush hands b to the handler, then acks or naks its messages, and empties it.
+func (c *Consumer) flush(ctx context.Context, b *batch) {
+	if len(b.sigs) == 0 {
+		return
+	}
+	n := len(b.sigs)
+	err := c.handle(ctx, b.sigs, b.re)
+	c.batches.Inc()
+	if err == nil {
+		for _, m := range b.msgs {
+			if err := m.Ack(); err != nil {
+				c.ackErrors.Inc()
+			}
+		}
+		c.consumed.Add(n)
+		for _, r := range b.re {
+			if r {
+				c.redelivered.Inc()
+			}
+		}
+	} else {
+		c.failures.Inc()
+		c.cfg.Logger.Error("stream consumer: batch not stored, its messages come back", "signals", n, "retry_in", c.cfg.NakDelay, "err", err)
+		for _, m := range b.msgs {
+			if err := m.NakWithDelay(c.cfg.NakDelay); err != nil {
+				c.ackErrors.Inc()
+			}
+		}
+	}
+	clear(b.sigs)
+	clear(b.msgs)
+	b.sigs, b.re, b.msgs = b.sigs[:0], b.re[:0], b.msgs[:0]
+}
