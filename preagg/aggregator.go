@@ -45,6 +45,7 @@ type Aggregator struct {
 	aborted   *metrics.Counter
 	restored  *metrics.Counter
 	unresumed *metrics.Counter
+	skipped   *metrics.Counter // open sessions Restore left out for MaxOpenSessions
 }
 
 // lane is one lock's worth of shards, shard % lanes, with the rollup cell its flushes
@@ -152,6 +153,7 @@ func New(cfg Config, set *metrics.Set) (*Aggregator, error) {
 		aborted:   set.NewCounter(`rung_preagg_flushes_rolled_back_total`),
 		restored:  set.NewCounter(`rung_preagg_sessions_restored_total`),
 		unresumed: set.NewCounter(`rung_preagg_sessions_not_restored_total`),
+		skipped:   set.NewCounter(`rung_preagg_sessions_restore_skipped_total`),
 	}
 	set.NewGauge(`rung_preagg_sessions_open`, func() float64 { return float64(a.open.Load()) })
 	set.NewGauge(`rung_preagg_sessions_max`, func() float64 { return float64(a.perShard * cfg.Shards) })

@@ -91,14 +91,14 @@ func endToEnd(t *testing.T, st store) {
 
 	cfg := Config{MaxOpenSessions: 1 << 20}
 	first := newAggregator(t, cfg)
-	if n, err := first.Restore(ctx, st); err != nil || n != 0 {
+	if n, err := first.Restore(ctx, st, nil); err != nil || n != 0 {
 		t.Fatalf("Restore of an empty store: %d, %v", n, err)
 	}
 	start := time.Now()
 	pipeline(t, first, st, tr.deliver[:cut])
 
 	second := newAggregator(t, cfg) // the restart: nothing carried over but the store
-	n, err := second.Restore(ctx, st)
+	n, err := second.Restore(ctx, st, nil)
 	if err != nil {
 		t.Fatalf("Restore: %v", err)
 	}

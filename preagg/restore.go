@@ -1,8 +1,10 @@
 package preagg
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/cespare/xxhash/v2"
@@ -11,32 +13,84 @@ import (
 	"github.com/rungdev/rung/sink"
 )
 
-// Resumer reads back the sessions that may still be open; both sinks are one.
+// Resumer reads back the sessions that may still be open, a chunk at a time; both sinks
+// are one. It returns how many sessions in scope it left out for scope.Limit.
 type Resumer interface {
-	Resume(ctx context.Context, timeoutMs int64) ([]sink.Resume, error)
+	Resume(ctx context.Context, timeoutMs int64, scope sink.ResumeScope, each sink.ResumeFunc) (skipped int, err error)
 }
 
 // Restore reloads the sessions that may still be open from the store — each visitor's
 // latest session, rebuilt by replaying the signals counted in it (landing page,
 // conversion, event_ids, exposures) — so visitors who come back after a restart carry
-// on the same session. Call it once, before the first flush. It returns how many
-// sessions it restored.
-func (a *Aggregator) Restore(ctx context.Context, r Resumer) (int, error) {
-	rs, err := r.Resume(ctx, a.timeout)
-	if err != nil {
-		return 0, fmt.Errorf("restore open sessions: %w", err)
-	}
-	n := 0
-	for i := range rs {
-		if a.restore(&rs[i]) {
-			n++
+// on the same session. partitions are the shards (buffer.ShardOf(anonymous_id,
+// Config.Shards)) whose visitors this aggregator owns, empty for all. Call it once,
+// before the first flush. It returns how many sessions it restored.
+//
+// It restores at most what the owned shards hold (MaxOpenSessions shared by the
+// shards), the most recently active first as far as the store can tell cheaply; the
+// sessions left out are counted (rung_preagg_sessions_restore_skipped_total) and, if
+// their visitor comes back, start anew.
+func (a *Aggregator) Restore(ctx context.Context, r Resumer, partitions []int) (int, error) {
+	for _, p := range partitions {
+		if p < 0 || p >= len(a.shards) {
+			return 0, fmt.Errorf("restore open sessions: partition %d out of 0..%d", p, len(a.shards)-1)
 		}
 	}
+	owned := len(partitions)
+	if owned == 0 {
+		owned = len(a.shards)
+	}
+	scope := sink.ResumeScope{Partitions: len(a.shards), Owned: partitions, Limit: a.perShard * owned}
+	n, full := 0, 0
+	skipped, err := r.Resume(ctx, a.timeout, scope, func(chunk []sink.Resume) error {
+		for i := range chunk {
+			switch a.restore(&chunk[i]) {
+			case restored:
+				n++
+			case shardFull:
+				full++
+			}
+		}
+		return nil
+	})
 	a.restored.Add(n)
+	a.skipped.Add(skipped + full)
+	for i := range a.shards {
+		a.shards[i].sortByActivity()
+	}
+	if err != nil {
+		return n, fmt.Errorf("restore open sessions: %w", err)
+	}
 	return n, nil
 }
 
-func (a *Aggregator) restore(r *sink.Resume) bool {
+// restoreResult is what became of one session to restore.
+type restoreResult int
+
+const (
+	restored  restoreResult = iota
+	unmade                  // not a session the sessionizer could have made
+	shardFull               // its shard already holds its share of MaxOpenSessions
+)
+
+// sortByActivity puts the shard's visitors back in order of last activity, which
+// closing and eviction rely on: Restore adds them in the store's order.
+func (sh *shard) sortByActivity() {
+	if sh.n < 2 {
+		return
+	}
+	vs := make([]*visitor, 0, sh.n)
+	for v := sh.front; v != nil; v = v.next {
+		vs = append(vs, v)
+	}
+	slices.SortStableFunc(vs, func(x, y *visitor) int { return cmp.Compare(x.s.last, y.s.last) })
+	sh.front, sh.back, sh.n = nil, nil, 0
+	for _, v := range vs {
+		sh.pushBack(v)
+	}
+}
+
+func (a *Aggregator) restore(r *sink.Resume) restoreResult {
 	s := &r.Session
 	h := xxhash.Sum64String(s.AnonymousID)
 	shardIdx := int(h % uint64(len(a.shards))) // buffer.ShardOf
@@ -48,8 +102,8 @@ func (a *Aggregator) restore(r *sink.Resume) bool {
 	for i := range r.Signals {
 		g := &r.Signals[i]
 		if g.ReceivedAt < s.StartMs {
-			a.unresumed.Inc() // not a session the sessionizer could have made
-			return false
+			a.unresumed.Inc()
+			return unmade
 		}
 		if v.seen(g.EventID) {
 			continue
@@ -94,12 +148,10 @@ func (a *Aggregator) restore(r *sink.Resume) bool {
 		a.open.Add(-1)
 	}
 	sh.watermark = max(sh.watermark, v.s.last)
-	if sh.n >= a.perShard && sh.front != nil {
-		sh.remove(sh.front)
-		a.open.Add(-1)
-		a.evicted.Inc()
+	if sh.n >= a.perShard {
+		return shardFull
 	}
 	sh.add(v)
 	a.open.Add(1)
-	return true
+	return restored
 }

@@ -69,7 +69,7 @@ func runServe(ctx context.Context, args []string, env environ, stdout io.Writer)
 	if err != nil {
 		return err
 	}
-	restored, err := agg.Restore(ctx, store)
+	restored, err := agg.Restore(ctx, store, nil)
 	if err != nil {
 		return fmt.Errorf("restore open sessions: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
 
+	"github.com/rungdev/rung/schemas"
 	"github.com/rungdev/rung/sink"
 )
 
@@ -270,33 +271,125 @@ func (c *ClickHouse) exposures(ctx context.Context, q string, args ...any) ([]si
 	return out, rows.Err()
 }
 
-// Resume returns the sessions that may still be open: the latest session of each
-// visitor with a counted signal within timeoutMs of the newest counted one, with the
-// signals counted in it.
-func (c *ClickHouse) Resume(ctx context.Context, timeoutMs int64) ([]sink.Resume, error) {
+// Resume reads back the sessions that may still be open: the latest session of each
+// visitor in scope with a counted signal within timeoutMs of the newest counted one,
+// with the signals counted in it, handed to each a chunk at a time. It returns how many
+// sessions in scope it left out for scope.Limit (an estimate).
+//
+// Memory is bounded however many visitors are open: the visitors are split into chunks
+// of about sink.ResumeChunk by cityHash64(anonymous_id), and each chunk is one query
+// (its open sessions as an IN set, then their signals) handed on before the next is
+// read. ClickHouse 18.16 has no xxHash64, so the partitions are filtered here as the
+// rows arrive, not in SQL: each chunk reads every partition's visitors.
+func (c *ClickHouse) Resume(ctx context.Context, timeoutMs int64, scope sink.ResumeScope, each sink.ResumeFunc) (int, error) {
+	return c.resume(ctx, timeoutMs, scope, sink.ResumeChunk, each)
+}
+
+// resumeSteps is how finely Resume picks the time from which it restores when it must
+// leave sessions out: a visitor count at every 1/resumeSteps of the timeout.
+const resumeSteps = 32
+
+func (c *ClickHouse) resume(ctx context.Context, timeoutMs int64, scope sink.ResumeScope, chunk int, each sink.ResumeFunc) (int, error) {
+	if err := scope.Validate(); err != nil {
+		return 0, err
+	}
 	var newest int64
 	if err := c.conn.QueryRow(ctx, "SELECT max(received_ms) FROM "+c.db+".signals WHERE session_ms > 0").Scan(&newest); err != nil {
-		return nil, fmt.Errorf("find the newest signal: %w", err)
+		return 0, fmt.Errorf("find the newest signal: %w", err)
 	}
 	if newest == 0 {
-		return nil, nil
+		return 0, nil
 	}
 	since := newest - timeoutMs
+	// One scan in bounded memory: the earliest session counted in the window (every
+	// open session starts at or after it, which prunes the reads below), and how many
+	// visitors were active since each step (HyperLogLog estimates), to size the chunks
+	// and keep the most recently active under the limit.
+	var q strings.Builder
+	q.WriteString("SELECT min(session_ms)")
+	cuts := make([]int64, resumeSteps)
+	for i := range cuts {
+		cuts[i] = since + timeoutMs*int64(i)/resumeSteps
+		fmt.Fprintf(&q, ", uniqCombinedIf(site, anonymous_id, received_ms >= %d)", cuts[i])
+	}
+	q.WriteString(" FROM " + c.db + ".signals WHERE session_ms > 0 AND received_ms >= @since AND date >= toDate(@since_day)")
 	var first int64
-	open := `SELECT site, anonymous_id, max(session_ms) FROM ` + c.db + `.signals
-		WHERE session_ms > 0 AND received_ms >= @since AND date >= toDate(@since_day) GROUP BY site, anonymous_id`
-	args := []any{ch.Named("since", since), ch.Named("since_day", day(since, -1))}
-	if err := c.conn.QueryRow(ctx, "SELECT min(s) FROM ("+strings.Replace(open, "max(session_ms)", "max(session_ms) AS s", 1)+")",
-		args...).Scan(&first); err != nil {
-		return nil, fmt.Errorf("find the open sessions: %w", err)
+	counts := make([]uint64, resumeSteps)
+	dest := []any{&first}
+	for i := range counts {
+		dest = append(dest, &counts[i])
 	}
-	rows, starts, err := c.queryCounted(ctx, "WHERE session_ms >= @first AND date >= toDate(@first_day) AND "+
-		"(site, anonymous_id, session_ms) IN ("+open+") ORDER BY received_ms",
-		append(args, ch.Named("first", first), ch.Named("first_day", day(first, -1)))...)
+	if err := c.conn.QueryRow(ctx, q.String(), ch.Named("since", since), ch.Named("since_day", day(since, -1))).Scan(dest...); err != nil {
+		return 0, fmt.Errorf("count the open sessions: %w", err)
+	}
+	share := scope.Share()
+	from, skipped := 0, 0
+	if scope.Limit > 0 {
+		from = resumeSteps - 1
+		for i, n := range counts {
+			if float64(n)*share <= float64(scope.Limit) {
+				from = i
+				break
+			}
+		}
+		skipped = int(float64(counts[0]-counts[from]) * share)
+	}
+	// A tenth over the estimate keeps a chunk within its size despite the estimate's error.
+	chunks := max(1, int((counts[from]*11/10+uint64(chunk)-1)/uint64(chunk)))
+	owns := scope.Owner()
+	for k := range chunks {
+		part := fmt.Sprintf("cityHash64(anonymous_id) %% %d = %d", chunks, k)
+		open := `SELECT site, anonymous_id, max(session_ms) FROM ` + c.db + `.signals
+			WHERE session_ms > 0 AND received_ms >= @from AND date >= toDate(@from_day) AND ` + part + `
+			GROUP BY site, anonymous_id`
+		rows, starts, err := c.resumeChunk(ctx, owns, `WHERE session_ms >= @first AND date >= toDate(@first_day) AND `+part+
+			` AND (site, anonymous_id, session_ms) IN (`+open+`)`,
+			ch.Named("from", cuts[from]), ch.Named("from_day", day(cuts[from], -1)),
+			ch.Named("first", first), ch.Named("first_day", day(first, -1)))
+		if err != nil {
+			return 0, fmt.Errorf("read open sessions, chunk %d of %d: %w", k+1, chunks, err)
+		}
+		if len(rows) == 0 {
+			continue
+		}
+		if err := each(sink.GroupResume(rows, starts)); err != nil {
+			return 0, err
+		}
+	}
+	return skipped, nil
+}
+
+// resumeChunk reads the signals of one chunk of open sessions, only the columns the
+// sessionizer replays, keeping those of the visitors owns accepts.
+func (c *ClickHouse) resumeChunk(ctx context.Context, owns func(string) bool, where string, args ...any) ([]schemas.Signal, []int64, error) {
+	rows, err := c.conn.Query(ctx, "SELECT event_id, type, site, anonymous_id, received_ms, path, utm_source, utm_medium, "+
+		"utm_campaign, name, experiment, variant, session_ms FROM "+c.db+".signals "+where, args...)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return sink.GroupResume(rows, starts), nil
+	defer rows.Close()
+	var (
+		out    []schemas.Signal
+		starts []int64
+	)
+	for rows.Next() {
+		var (
+			g     schemas.Signal
+			typ   string
+			start int64
+		)
+		if err := rows.Scan(&g.EventID, &typ, &g.Site, &g.AnonymousID, &g.ReceivedAt, &g.Path, &g.UTMSource, &g.UTMMedium,
+			&g.UTMCampaign, &g.Name, &g.Experiment, &g.Variant, &start); err != nil {
+			return nil, nil, fmt.Errorf("scan signal: %w", err)
+		}
+		if !owns(g.AnonymousID) {
+			continue
+		}
+		g.Type = schemas.ParseType(typ)
+		out = append(out, g)
+		starts = append(starts, start)
+	}
+	return out, starts, rows.Err()
 }
 
 // goalsArg binds the goal names as an array literal for has().

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
+
 	"github.com/rungdev/rung/schemas"
 	"github.com/rungdev/rung/sink"
 )
@@ -353,10 +355,129 @@ func recompute(t *testing.T, s Store) {
 	}
 }
 
-func resume(t *testing.T, s Store) {
+// resumeAll reads back every chunk Resume hands over.
+func resumeAll(t *testing.T, s Store, timeoutMs int64, scope sink.ResumeScope) ([]sink.Resume, int) {
+	t.Helper()
+	var got []sink.Resume
+	skipped, err := s.Resume(context.Background(), timeoutMs, scope, func(chunk []sink.Resume) error {
+		for _, r := range chunk {
+			r.Signals = append([]schemas.Signal(nil), r.Signals...) // the chunk is not ours to keep
+			got = append(got, r)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Resume(%+v): %v", scope, err)
+	}
+	return got, skipped
+}
+
+func resume(t *testing.T, open Open) {
+	t.Run("Sessions", func(t *testing.T) { resumeSessions(t, open(t)) })
+	t.Run("Partitions", func(t *testing.T) { resumePartitions(t, open(t)) })
+	t.Run("Limit", func(t *testing.T) { resumeLimit(t, open(t)) })
+}
+
+// openVisitors writes n visitors with an open session each, visitor i's last signal
+// at lastMs(i); their ids include non-ASCII ones, which hash as UTF-8 bytes.
+func openVisitors(t *testing.T, s Store, n int, lastMs func(i int) int64) []string {
+	t.Helper()
+	b := &sink.Batch{}
+	anons := make([]string, n)
+	for i := range anons {
+		anons[i] = fmt.Sprintf("visitor-%03d", i)
+		if i%3 == 0 {
+			anons[i] = fmt.Sprintf("visiteur-été-%03d-访客", i)
+		}
+		last := lastMs(i)
+		for j, at := range []int64{last - minute, last} {
+			b.Signals = append(b.Signals, schemas.Signal{Type: schemas.TypePageview, ReceivedAt: at, Site: "a.example",
+				AnonymousID: anons[i], EventID: fmt.Sprintf("%s-%d", anons[i], j), URL: "https://a.example/", Path: "/"})
+			b.SessionMs = append(b.SessionMs, last-minute)
+		}
+	}
+	if err := s.Write(context.Background(), b); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	return anons
+}
+
+// Restoring some partitions restores exactly the visitors whose xxhash64(anonymous_id)
+// falls in them, and the partitions together restore everyone once.
+func resumePartitions(t *testing.T, s Store) {
+	const n, parts = 300, 8
+	anons := openVisitors(t, s, n, func(i int) int64 { return h0 + 10*minute + int64(i)*1000 })
+	seen := map[string]int{}
+	for _, owned := range [][]int{{0, 3}, {1, 2, 4}, {5, 6, 7}} {
+		got, skipped := resumeAll(t, s, 30*minute, sink.ResumeScope{Partitions: parts, Owned: owned})
+		if skipped != 0 {
+			t.Errorf("partitions %v: %d skipped without a limit", owned, skipped)
+		}
+		in := map[int]bool{}
+		for _, p := range owned {
+			in[p] = true
+		}
+		want := 0
+		for _, a := range anons {
+			if in[int(xxhash.Sum64String(a)%parts)] {
+				want++
+			}
+		}
+		for _, r := range got {
+			if p := int(xxhash.Sum64String(r.Session.AnonymousID) % parts); !in[p] {
+				t.Errorf("partitions %v: restored %q of partition %d", owned, r.Session.AnonymousID, p)
+			}
+			if len(r.Signals) != 2 {
+				t.Errorf("partitions %v: %q with %d signals, want 2", owned, r.Session.AnonymousID, len(r.Signals))
+			}
+			seen[r.Session.AnonymousID]++
+		}
+		if len(got) != want {
+			t.Errorf("partitions %v: restored %d visitors, want %d", owned, len(got), want)
+		}
+	}
+	for _, a := range anons {
+		if seen[a] != 1 {
+			t.Errorf("%q restored %d times over all partitions, want once", a, seen[a])
+		}
+	}
+	for _, bad := range []sink.ResumeScope{{Partitions: 8, Owned: []int{8}}, {Owned: []int{0}}, {Partitions: 4, Owned: []int{-1}}} {
+		if _, err := s.Resume(context.Background(), 30*minute, bad, func([]sink.Resume) error { return nil }); err == nil {
+			t.Errorf("Resume accepted the scope %+v", bad)
+		}
+	}
+}
+
+// A limit keeps the most recently active visitors and counts the others. The visitors
+// come in ten groups of ten, each group's last activity a few steps of the timeout
+// apart, so a store that picks its cut-off per step (ClickHouse, 1/32 of the timeout)
+// and one that picks it per visitor (SQLite) agree on which groups are whole.
+func resumeLimit(t *testing.T, s Store) {
+	const timeout, limit = 32 * minute, 35
+	newest := h0 + 2*hour
+	lastMs := func(i int) int64 { return newest - int64(i/10)*3*minute }
+	anons := openVisitors(t, s, 100, lastMs)
+	got, skipped := resumeAll(t, s, timeout, sink.ResumeScope{Limit: limit})
+	if len(got) > limit || len(got) < 30 {
+		t.Fatalf("restored %d of 100 with a limit of %d, want the 30 to %d most recent", len(got), limit, limit)
+	}
+	if len(got)+skipped != len(anons) {
+		t.Errorf("restored %d and skipped %d of %d", len(got), skipped, len(anons))
+	}
+	for _, r := range got {
+		if last := r.Signals[len(r.Signals)-1].ReceivedAt; last < newest-3*3*minute {
+			t.Errorf("restored %q last active at %d, before the most recent %d", r.Session.AnonymousID, last, limit)
+		}
+	}
+	if got, skipped := resumeAll(t, s, timeout, sink.ResumeScope{Limit: 1000}); len(got) != 100 || skipped != 0 {
+		t.Errorf("with a limit above the count: restored %d, skipped %d, want 100 and 0", len(got), skipped)
+	}
+}
+
+func resumeSessions(t *testing.T, s Store) {
 	ctx := context.Background()
-	if got, err := s.Resume(ctx, 30*minute); err != nil || len(got) != 0 {
-		t.Fatalf("Resume of an empty store: %v, %v", got, err)
+	if got, skipped := resumeAll(t, s, 30*minute, sink.ResumeScope{}); len(got) != 0 || skipped != 0 {
+		t.Fatalf("Resume of an empty store: %v, %d skipped", got, skipped)
 	}
 	sig := func(anon string, at int64) schemas.Signal {
 		return schemas.Signal{Type: schemas.TypePageview, ReceivedAt: h0 + at, Site: "a.example", AnonymousID: anon,
@@ -374,10 +495,7 @@ func resume(t *testing.T, s Store) {
 	if err := s.Write(ctx, b); err != nil {
 		t.Fatalf("Write: %v", err)
 	}
-	got, err := s.Resume(ctx, 30*minute)
-	if err != nil {
-		t.Fatalf("Resume: %v", err)
-	}
+	got, _ := resumeAll(t, s, 30*minute, sink.ResumeScope{})
 	byAnon := map[string]sink.Resume{}
 	for _, r := range got {
 		byAnon[r.Session.AnonymousID] = r

@@ -25,7 +25,7 @@ type Store interface {
 	PreRolled(ctx context.Context, fromMs, toMs int64, rules sink.Rules) (*sink.Rollups, error)
 	Recompute(ctx context.Context, fromMs, toMs int64, rules sink.Rules) (*sink.Rollups, error)
 	RecomputeLanding(ctx context.Context, f sink.LandingFilter, rules sink.Rules) ([]sink.LandingCount, error)
-	Resume(ctx context.Context, timeoutMs int64) ([]sink.Resume, error)
+	Resume(ctx context.Context, timeoutMs int64, scope sink.ResumeScope, each sink.ResumeFunc) (int, error)
 }
 
 // Optimizer is a Store whose background merges can be forced (ClickHouse): the suite
@@ -45,7 +45,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("Rollups", func(t *testing.T) { rollups(t, open(t)) })
 	t.Run("RetriedRollups", func(t *testing.T) { retriedRollups(t, open(t)) })
 	t.Run("Recompute", func(t *testing.T) { recompute(t, open(t)) })
-	t.Run("Resume", func(t *testing.T) { resume(t, open(t)) })
+	t.Run("Resume", func(t *testing.T) { resume(t, open) })
 	t.Run("Landed", func(t *testing.T) { landed(t, open(t)) })
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/rungdev/rung/schemas"
 	"github.com/rungdev/rung/sink"
 )
 
@@ -209,22 +210,88 @@ func (s *SQLite) exposures(ctx context.Context, q string, args ...any) ([]sink.V
 	return out, rows.Err()
 }
 
-// Resume returns the sessions that may still be open: the latest session of each
-// visitor with a counted signal within timeoutMs of the newest counted one, with the
-// signals counted in it.
-func (s *SQLite) Resume(ctx context.Context, timeoutMs int64) ([]sink.Resume, error) {
+// Resume reads back the sessions that may still be open: the latest session of each
+// visitor in scope with a counted signal within timeoutMs of the newest counted one,
+// with the signals counted in it, handed to each sink.ResumeChunk visitors at a time,
+// the most recently active first. It returns how many sessions in scope it left out for
+// scope.Limit. SQLite has no xxhash, so the partitions are filtered here, as the rows
+// arrive; the rows stream, and SQLite sorts them on disk if they do not fit its cache.
+func (s *SQLite) Resume(ctx context.Context, timeoutMs int64, scope sink.ResumeScope, each sink.ResumeFunc) (int, error) {
+	return s.resume(ctx, timeoutMs, scope, sink.ResumeChunk, each)
+}
+
+func (s *SQLite) resume(ctx context.Context, timeoutMs int64, scope sink.ResumeScope, chunk int, each sink.ResumeFunc) (int, error) {
+	if err := scope.Validate(); err != nil {
+		return 0, err
+	}
 	var newest *int64
 	if err := s.db.QueryRowContext(ctx, "SELECT max(received_ms) FROM signals WHERE session_ms > 0").Scan(&newest); err != nil {
-		return nil, fmt.Errorf("find the newest signal: %w", err)
+		return 0, fmt.Errorf("find the newest signal: %w", err)
 	}
 	if newest == nil {
-		return nil, nil
+		return 0, nil
 	}
-	rows, starts, err := s.scanSignals(ctx, true, `WHERE session_ms > 0 AND (site, anonymous_id, session_ms) IN (
-		SELECT site, anonymous_id, max(session_ms) FROM signals WHERE session_ms > 0 AND received_ms >= ?
-		GROUP BY site, anonymous_id) ORDER BY received_ms, rowid`, *newest-timeoutMs)
+	rows, err := s.db.QueryContext(ctx, `WITH open AS (
+			SELECT site, anonymous_id, max(session_ms) AS start, max(received_ms) AS last FROM signals
+			WHERE session_ms > 0 AND received_ms >= ? GROUP BY site, anonymous_id)
+		SELECT s.event_id, s.type, s.site, s.anonymous_id, s.received_ms, s.path, s.utm_source, s.utm_medium,
+			s.utm_campaign, s.name, s.experiment, s.variant, s.session_ms
+		FROM open o JOIN signals s ON s.site = o.site AND s.anonymous_id = o.anonymous_id AND s.session_ms = o.start
+		ORDER BY o.last DESC, o.site, o.anonymous_id, s.received_ms, s.rowid`, *newest-timeoutMs)
 	if err != nil {
-		return nil, err
+		return 0, fmt.Errorf("read open sessions: %w", err)
 	}
-	return sink.GroupResume(rows, starts), nil
+	defer rows.Close()
+	var (
+		owns      = scope.Owner()
+		out       []sink.Resume
+		cur       *sink.Resume // the visitor being read, nil when out of scope or over the limit
+		site      string
+		anon      string
+		delivered int
+		skipped   int
+	)
+	for rows.Next() {
+		var (
+			one   schemas.Signal
+			typ   string
+			start int64
+		)
+		if err := rows.Scan(&one.EventID, &typ, &one.Site, &one.AnonymousID, &one.ReceivedAt, &one.Path, &one.UTMSource,
+			&one.UTMMedium, &one.UTMCampaign, &one.Name, &one.Experiment, &one.Variant, &start); err != nil {
+			return 0, fmt.Errorf("scan signal: %w", err)
+		}
+		one.Type = schemas.ParseType(typ)
+		if one.Site != site || one.AnonymousID != anon { // the next visitor
+			site, anon, cur = one.Site, one.AnonymousID, nil
+			if !owns(anon) {
+				continue
+			}
+			if scope.Limit > 0 && delivered >= scope.Limit {
+				skipped++
+				continue
+			}
+			if len(out) == chunk {
+				if err := each(out); err != nil {
+					return 0, err
+				}
+				out = out[:0]
+			}
+			delivered++
+			out = append(out, sink.Resume{Session: sink.Session{Site: one.Site, AnonymousID: one.AnonymousID, StartMs: start}})
+			cur = &out[len(out)-1]
+		}
+		if cur != nil {
+			cur.Signals = append(cur.Signals, one)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("read open sessions: %w", err)
+	}
+	if len(out) > 0 {
+		if err := each(out); err != nil {
+			return 0, err
+		}
+	}
+	return skipped, nil
 }
