@@ -77,13 +77,15 @@ type collectAnswer struct {
 }
 
 // postAll posts the signals, singly and in batches of random size, from several
-// goroutines, and returns the event_ids the server said it accepted.
-func postAll(t *testing.T, p *proc, sigs []genSignal, seed uint64) map[string]bool {
+// goroutines, spread over the servers given, and returns the event_ids the servers said
+// they accepted.
+func postAll(t *testing.T, sigs []genSignal, seed uint64, to ...*proc) map[string]bool {
 	t.Helper()
 	r := rand.New(rand.NewPCG(seed, 1))
 	type request struct {
 		sigs []genSignal
-		bare bool // one signal as an object, not in an array
+		bare bool  // one signal as an object, not in an array
+		to   *proc // the server it goes to
 	}
 	var reqs []request
 	for i := 0; i < len(sigs); {
@@ -92,7 +94,7 @@ func postAll(t *testing.T, p *proc, sigs []genSignal, seed uint64) map[string]bo
 			n = 2 + r.IntN(49)
 		}
 		n = min(n, len(sigs)-i)
-		reqs = append(reqs, request{sigs[i : i+n], n == 1 && r.IntN(2) == 0})
+		reqs = append(reqs, request{sigs[i : i+n], n == 1 && r.IntN(2) == 0, to[len(reqs)%len(to)]})
 		i += n
 	}
 	var (
@@ -119,7 +121,7 @@ func postAll(t *testing.T, p *proc, sigs []genSignal, seed uint64) map[string]bo
 					body, _ = json.Marshal(list)
 				}
 				ct := []string{"application/json", "text/plain;charset=UTF-8"}[len(body)%2]
-				resp, err := client.Post(p.url("/collect"), ct, bytes.NewReader(body))
+				resp, err := client.Post(rq.to.url("/collect"), ct, bytes.NewReader(body))
 				if err != nil {
 					t.Errorf("post: %v", err)
 					continue
@@ -248,7 +250,7 @@ func TestIngestEndToEnd(t *testing.T) {
 				}
 			}
 			p := startServe(t, append(args, "--flush-interval", "100ms", "--batch-size", "500")...)
-			accepted := postAll(t, p, sigs, 7)
+			accepted := postAll(t, sigs, 7, p)
 			if len(accepted) != n-invalid {
 				t.Errorf("accepted %d, want %d", len(accepted), n-invalid)
 			}
@@ -305,7 +307,7 @@ func TestSIGTERMDrains(t *testing.T) {
 	dir := t.TempDir()
 	p := startServe(t, "--data-dir", dir, "--flush-interval", "1h", "--batch-size", "100000")
 	sigs := generate(9, 500)
-	accepted := postAll(t, p, sigs, 3)
+	accepted := postAll(t, sigs, 3, p)
 	if held := p.metric("rung_buffer_signals"); held != float64(len(accepted)) {
 		t.Fatalf("buffer holds %v signals before SIGTERM, want %d", held, len(accepted))
 	}

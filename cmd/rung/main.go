@@ -28,13 +28,14 @@ type environ func(key string) (string, bool)
 
 func commands() map[string]command {
 	return map[string]command{
-		"serve":    {"run the collector, the query API, the dashboard and the placement pages", runServe},
-		"baseline": {"run a bare fasthttp server answering 202: the baseline of every /collect ratio", runBaseline},
-		"bench":    {"drive load at rung's /collect, measure latency honestly, verify what landed and the stats", runBench},
-		"tail":     {"print the newest stored signals", runTail},
-		"migrate":  {"create or migrate the sink's and the business database's tables, then exit", runMigrate},
-		"place":    {"answer the placement questionnaire: which tier and event level your stat needs", runPlace},
-		"relay":    {"ship committed outbox rows to NATS JetStream (or straight into the events table) and project them", runRelay},
+		"serve":     {"run the collector, the query API, the dashboard and the placement pages", runServe},
+		"aggregate": {"in a cluster: consume partitions of the JetStream stream into the sessionizer and the sink", runAggregate},
+		"baseline":  {"run a bare fasthttp server answering 202: the baseline of every /collect ratio", runBaseline},
+		"bench":     {"drive load at rung's /collect, measure latency honestly, verify what landed and the stats", runBench},
+		"tail":      {"print the newest stored signals", runTail},
+		"migrate":   {"create or migrate the sink's and the business database's tables, then exit", runMigrate},
+		"place":     {"answer the placement questionnaire: which tier and event level your stat needs", runPlace},
+		"relay":     {"ship committed outbox rows to NATS JetStream (or straight into the events table) and project them", runRelay},
 
 		"query":     {"landing-page CVR or an experiment's lift, from the rollups: rung query landing-pages|experiment ID", runQuery},
 		"reconcile": {"recompute the rollups from raw signals, print every mismatch, fail on any", runReconcile},

@@ -38,9 +38,10 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// proc is a running `rung serve`.
+// proc is a running `rung serve` or `rung aggregate`.
 type proc struct {
 	t      *testing.T
+	sub    string // the subcommand
 	cmd    *exec.Cmd
 	addr   string
 	stderr *syncBuffer
@@ -77,8 +78,15 @@ func freeAddr(t testing.TB) string {
 // startServe runs `rung serve` with args on a free port and waits until /healthz answers.
 func startServe(t *testing.T, args ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, addr: freeAddr(t), stderr: &syncBuffer{}, done: make(chan error, 1)}
-	p.cmd = exec.Command(rungBin, append([]string{"serve", "--listen", p.addr}, args...)...)
+	return startRung(t, "serve", args...)
+}
+
+// startRung runs a rung subcommand that serves HTTP (serve, aggregate) with args on a
+// free port, and waits until /healthz answers.
+func startRung(t *testing.T, sub string, args ...string) *proc {
+	t.Helper()
+	p := &proc{t: t, sub: sub, addr: freeAddr(t), stderr: &syncBuffer{}, done: make(chan error, 1)}
+	p.cmd = exec.Command(rungBin, append([]string{sub, "--listen", p.addr}, args...)...)
 	p.cmd.Stderr = p.stderr
 	p.cmd.Env = append(os.Environ(), "RUNG_LOG_LEVEL=info")
 	if err := p.cmd.Start(); err != nil {
@@ -91,13 +99,13 @@ func startServe(t *testing.T, args ...string) *proc {
 			<-p.done
 		}
 		if t.Failed() {
-			t.Logf("rung serve stderr:\n%s", p.stderr.String())
+			t.Logf("rung %s stderr:\n%s", sub, p.stderr.String())
 		}
 	})
 	checkFor(t, 30*time.Second, 20*time.Millisecond, func() error {
 		select {
 		case err := <-p.done:
-			return fmt.Errorf("rung serve exited early: %v\n%s", err, p.stderr.String())
+			return fmt.Errorf("rung %s exited early: %v\n%s", sub, err, p.stderr.String())
 		default:
 		}
 		resp, err := http.Get(p.url("/healthz"))
@@ -121,11 +129,20 @@ func (p *proc) stop() {
 	select {
 	case err := <-p.done:
 		if err != nil {
-			p.t.Fatalf("rung serve exited with %v after SIGTERM\n%s", err, p.stderr.String())
+			p.t.Fatalf("rung %s exited with %v after SIGTERM\n%s", p.sub, err, p.stderr.String())
 		}
 	case <-time.After(60 * time.Second):
-		p.t.Fatalf("rung serve did not exit within 60s of SIGTERM\n%s", p.stderr.String())
+		p.t.Fatalf("rung %s did not exit within 60s of SIGTERM\n%s", p.sub, p.stderr.String())
 	}
+}
+
+// kill ends the process at once, as a crash would (SIGKILL).
+func (p *proc) kill() {
+	p.t.Helper()
+	if err := p.cmd.Process.Kill(); err != nil {
+		p.t.Fatal(err)
+	}
+	<-p.done
 }
 
 // metric returns the value of one series from /metrics.

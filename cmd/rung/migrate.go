@@ -18,7 +18,7 @@ import (
 // changes as a separate step. serve and relay migrate on start too.
 func runMigrate(ctx context.Context, args []string, env environ, stdout io.Writer) error {
 	fs := flag.NewFlagSet("rung migrate", flag.ContinueOnError)
-	cfg := serveConfig{}
+	cfg := pipeConfig{}
 	fs.StringVar(&cfg.ClickHouse, "clickhouse", "", "ClickHouse DSN; empty: the embedded SQLite sink in --data-dir")
 	fs.StringVar(&cfg.DataDir, "data-dir", "./rung-data", "directory of the embedded stores")
 	postgres := fs.String("postgres", "", "PostgreSQL URL of the business database; empty: business.db in --data-dir")

@@ -17,6 +17,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/rungdev/rung/buffer"
+	"github.com/rungdev/rung/buffer/stream"
 	"github.com/rungdev/rung/collector"
 	"github.com/rungdev/rung/collector/dashboard"
 	"github.com/rungdev/rung/collector/snippet"
@@ -50,38 +51,51 @@ func runServe(ctx context.Context, args []string, env environ, stdout io.Writer)
 	if err != nil {
 		return err
 	}
-	store, err := openSink(ctx, &cfg, set)
+	store, err := openSink(ctx, &cfg.pipeConfig, set)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
 
-	// The sessionizer runs inside the buffer's flushers, sharded as the buffer is: each
-	// flusher has a lane of shards to itself.
-	const shards, flushers = 64, 4
-	agg, err := preagg.New(preagg.Config{
-		SessionTimeout:  cfg.SessionTimeout,
-		Goals:           preagg.ParseGoals(cfg.Goals),
-		Shards:          shards,
-		Lanes:           flushers,
-		MaxOpenSessions: cfg.MaxOpenSessions,
-	}, set)
-	if err != nil {
-		return err
+	// One node: the buffer flushes through the sessionizer into the store. A cluster
+	// collector (--nats) keeps nothing: JetStream holds each signal before the 202, and
+	// `rung aggregate` rolls them up.
+	var (
+		intake   collector.Intake
+		ready    = store.Ping
+		buf      *buffer.Buffer
+		pub      *stream.Publisher
+		restored int
+	)
+	if cfg.NATS != "" {
+		nc, js, scfg, err := joinStream(ctx, &cfg.streamConfig, "collector", log)
+		if err != nil {
+			return err
+		}
+		defer nc.Close()
+		pub, err = stream.NewPublisher(nc, stream.PublisherConfig{Stream: scfg, Timeout: cfg.PublishTimeout}, set)
+		if err != nil {
+			return err
+		}
+		intake, ready = pub, streamReady(nc, js, scfg.Name)
+	} else {
+		// The sessionizer runs inside the buffer's flushers, sharded as the buffer is:
+		// each flusher has a lane of shards to itself.
+		agg, n, err := openAggregator(ctx, &cfg.pipeConfig, store, nil, set)
+		if err != nil {
+			return err
+		}
+		policy, _ := buffer.ParsePolicy(cfg.WhenFull)
+		buf = buffer.New(buffer.Config{
+			BatchSize:     cfg.BatchSize,
+			FlushInterval: cfg.FlushInterval,
+			MaxBytes:      cfg.BufferBytes,
+			WhenFull:      policy,
+			Shards:        sessionShards,
+			Flushers:      sessionLanes,
+		}, agg.FlushTo(store), set)
+		intake, restored = buf, n
 	}
-	restored, err := agg.Restore(ctx, store, nil)
-	if err != nil {
-		return fmt.Errorf("restore open sessions: %w", err)
-	}
-	policy, _ := buffer.ParsePolicy(cfg.WhenFull)
-	buf := buffer.New(buffer.Config{
-		BatchSize:     cfg.BatchSize,
-		FlushInterval: cfg.FlushInterval,
-		MaxBytes:      cfg.BufferBytes,
-		WhenFull:      policy,
-		Shards:        shards,
-		Flushers:      flushers,
-	}, agg.FlushTo(store), set)
 
 	placer, err := place.New()
 	if err != nil {
@@ -141,7 +155,7 @@ func runServe(ctx context.Context, args []string, env environ, stdout io.Writer)
 	if quarantine != nil {
 		ccfg.Quarantine = quarantine.Keep
 	}
-	srv := collector.New(ccfg, reg, buf, store.Ping, set, log, mounts...)
+	srv := collector.New(ccfg, reg, intake, ready, set, log, mounts...)
 	srv.AddMetrics(lookup.WriteMetrics)
 
 	// The embedded business database: lead_created rows written to its outbox are
@@ -176,14 +190,19 @@ func runServe(ctx context.Context, args []string, env environ, stdout io.Writer)
 	} else {
 		adminDone <- nil
 	}
-	log.Info("rung serving", "addr", ln.Addr().String(), "sink", sinkName(&cfg), "sessions_restored", restored)
+	log.Info("rung serving", "addr", ln.Addr().String(), "sink", sinkName(&cfg.pipeConfig), "sessions_restored", restored)
 
 	// Shutdown order: stop accepting (Serve returns once handlers are done), close the
-	// buffer, drain it into the sink within the drain timeout, then close the sink.
+	// buffer, drain it into the sink within the drain timeout, then close the sink. A
+	// cluster collector has no buffer: its publisher waits for the acks in flight.
 	flushCtx, hardStop := context.WithCancel(context.Background())
 	defer hardStop()
 	drained := make(chan error, 1)
-	go func() { drained <- buf.Run(flushCtx) }()
+	if buf != nil {
+		go func() { drained <- buf.Run(flushCtx) }()
+	} else {
+		drained <- nil
+	}
 	quarantineCtx, stopQuarantine := context.WithCancel(context.Background())
 	quarantined := make(chan struct{})
 	if quarantine != nil {
@@ -203,14 +222,18 @@ func runServe(ctx context.Context, args []string, env environ, stdout io.Writer)
 	if err := <-adminDone; err != nil && serveErr == nil {
 		serveErr = err
 	}
-	log.Info("stopped accepting; draining the buffer", "held", buf.Held())
-	buf.Close()
-	select {
-	case <-drained:
-	case <-time.After(cfg.DrainTimeout):
-		log.Warn("drain timeout: counting what is left as dropped", "held", buf.Held())
-		hardStop()
-		<-drained
+	if pub != nil {
+		pub.Close()
+	} else {
+		log.Info("stopped accepting; draining the buffer", "held", buf.Held())
+		buf.Close()
+		select {
+		case <-drained:
+		case <-time.After(cfg.DrainTimeout):
+			log.Warn("drain timeout: counting what is left as dropped", "held", buf.Held())
+			hardStop()
+			<-drained
+		}
 	}
 	stopQuarantine()
 	<-quarantined
@@ -235,9 +258,34 @@ type store interface {
 	MigrateQuarantine(ctx context.Context) error
 	Quarantined(ctx context.Context, site string, limit int) ([]schemas.Quarantined, error)
 	VisitorSignals(ctx context.Context, anonymousID string) ([]schemas.Signal, error)
+	lander
 }
 
-func openSink(ctx context.Context, cfg *serveConfig, set *metrics.Set) (store, error) {
+// The sessionizer's shards, one per partition of the stream, and its lanes: the buffer's
+// flushers on one node.
+const sessionShards, sessionLanes = 64, 4
+
+// openAggregator makes the sessionizer and restores the sessions that may still be open
+// in the partitions it owns (nil: all).
+func openAggregator(ctx context.Context, c *pipeConfig, s store, owned []int, set *metrics.Set) (*preagg.Aggregator, int, error) {
+	agg, err := preagg.New(preagg.Config{
+		SessionTimeout:  c.SessionTimeout,
+		Goals:           preagg.ParseGoals(c.Goals),
+		Shards:          sessionShards,
+		Lanes:           sessionLanes,
+		MaxOpenSessions: c.MaxOpenSessions,
+	}, set)
+	if err != nil {
+		return nil, 0, err
+	}
+	n, err := agg.Restore(ctx, s, owned)
+	if err != nil {
+		return nil, 0, fmt.Errorf("restore open sessions: %w", err)
+	}
+	return agg, n, nil
+}
+
+func openSink(ctx context.Context, cfg *pipeConfig, set *metrics.Set) (store, error) {
 	if cfg.ClickHouse != "" {
 		octx, cancel := context.WithTimeout(ctx, 60*time.Second)
 		defer cancel()
@@ -246,7 +294,7 @@ func openSink(ctx context.Context, cfg *serveConfig, set *metrics.Set) (store, e
 	return sqlite.Open(ctx, filepath.Join(cfg.DataDir, "telemetry.db"), set)
 }
 
-func sinkName(cfg *serveConfig) string {
+func sinkName(cfg *pipeConfig) string {
 	if cfg.ClickHouse != "" {
 		return "clickhouse"
 	}

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/rungdev/rung/buffer/stream"
+	"github.com/rungdev/rung/schemas"
+)
+
+// aggregateConfig is `rung aggregate`: a cluster worker that owns some partitions of the
+// stream and runs them through the sessionizer into the sink.
+type aggregateConfig struct {
+	pipeConfig
+	streamConfig
+	Owned   string        `json:"partitions"`
+	AckWait time.Duration `json:"ack_wait"`
+	Listen  string        `json:"listen"`
+	DryRun  bool          `json:"-"`
+}
+
+func (c *aggregateConfig) flags(fs *flag.FlagSet) {
+	c.pipeConfig.flags(fs)
+	c.streamConfig.flags(fs, true)
+	fs.StringVar(&c.Owned, "partitions", "", "the partitions this worker owns, e.g. 0-31 or 0-15,40; empty: all of them")
+	fs.DurationVar(&c.AckWait, "ack-wait", 30*time.Second, "a signal not acknowledged by then (its worker died) is delivered again, to whoever owns its partition")
+	fs.StringVar(&c.Listen, "listen", "127.0.0.1:8081", "address for /metrics, /healthz and /readyz")
+	fs.BoolVar(&c.DryRun, "dry-run", false, "print the resolved configuration and exit")
+}
+
+func (c *aggregateConfig) validate() error {
+	errs := append(c.pipeConfig.validate(), c.streamConfig.validate(true)...)
+	if _, err := c.owned(); err != nil {
+		errs = append(errs, fmt.Errorf("--partitions: %w", err))
+	}
+	if c.AckWait < time.Second {
+		errs = append(errs, fmt.Errorf("--ack-wait %v: must be at least 1s", c.AckWait))
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("--listen %q: %w", c.Listen, err))
+	}
+	return errors.Join(errs...)
+}
+
+// owned returns the partitions the worker owns; all when none are named.
+func (c *aggregateConfig) owned() ([]int, error) {
+	if c.Owned == "" {
+		return stream.ParsePartitions(fmt.Sprintf("0-%d", c.Partitions-1), c.Partitions)
+	}
+	return stream.ParsePartitions(c.Owned, c.Partitions)
+}
+
+// runAggregate consumes the owned partitions: it restores their open sessions from the
+// sink, then rolls each batch into them and writes it, and acknowledges the batch only
+// once the sink holds it. A batch delivered again (its first worker died between the
+// write and the ack) is checked against the sink first, so nothing is written twice.
+func runAggregate(ctx context.Context, args []string, env environ, stdout io.Writer) error {
+	var cfg aggregateConfig
+	fs := flag.NewFlagSet("rung aggregate", flag.ContinueOnError)
+	cfg.flags(fs)
+	if err := parseFlags(fs, args, env); err != nil {
+		return err
+	}
+	if err := cfg.validate(); err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	if cfg.DryRun {
+		return printConfig(stdout, cfg)
+	}
+	owned, _ := cfg.owned() // validated
+	log := newLogger(cfg.LogLevel)
+	set := metrics.NewSet()
+
+	store, err := openSink(ctx, &cfg.pipeConfig, set)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	nc, js, scfg, err := joinStream(ctx, &cfg.streamConfig, "aggregator", log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	agg, restored, err := openAggregator(ctx, &cfg.pipeConfig, store, owned, set)
+	if err != nil {
+		return err
+	}
+	flush := agg.FlushTo(store)
+	absorbed := set.NewCounter(`rung_aggregate_redelivered_absorbed_total`)
+	handle := func(ctx context.Context, signals []schemas.Signal, redelivered []bool) error {
+		signals, n, err := dropLanded(ctx, store, signals, redelivered)
+		if err != nil {
+			return err
+		}
+		absorbed.Add(n)
+		if len(signals) == 0 {
+			return nil
+		}
+		return flush(ctx, signals)
+	}
+	consumer, err := stream.NewConsumer(js, stream.ConsumerConfig{
+		Stream:        scfg,
+		Partitions:    owned,
+		BatchSize:     cfg.BatchSize,
+		FlushInterval: cfg.FlushInterval,
+		AckWait:       cfg.AckWait,
+		Logger:        log,
+	}, handle, set)
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	web := &http.Server{Handler: aggregateMux(set, store.Ping, nc.IsConnected), ReadHeaderTimeout: 5 * time.Second}
+	log.Info("rung aggregating", "addr", ln.Addr().String(), "sink", sinkName(&cfg.pipeConfig),
+		"stream", scfg.Name, "partitions", cfg.Owned, "sessions_restored", restored)
+
+	// Shutdown: the consumer stops fetching and flushes what it holds (acking it once the
+	// sink has it); then the HTTP side stops; the sink closes last (deferred).
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return consumer.Run(gctx) })
+	g.Go(func() error {
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return web.Shutdown(sctx)
+	})
+	g.Go(func() error {
+		if err := web.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve %s: %w", cfg.Listen, err)
+		}
+		return nil
+	})
+	err = g.Wait()
+	log.Info("rung aggregate stopped")
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+// lander says which signals the sink already holds.
+type lander interface {
+	Landed(ctx context.Context, signals []schemas.Signal) (map[string]bool, error)
+}
+
+// dropLanded removes from a batch the redelivered signals the sink already holds, in
+// place, and says how many it removed. A batch with no redelivery costs nothing.
+func dropLanded(ctx context.Context, s lander, signals []schemas.Signal, redelivered []bool) ([]schemas.Signal, int, error) {
+	var again []schemas.Signal
+	for i, r := range redelivered {
+		if r {
+			again = append(again, signals[i])
+		}
+	}
+	if len(again) == 0 {
+		return signals, 0, nil
+	}
+	held, err := s.Landed(ctx, again)
+	if err != nil {
+		return nil, 0, fmt.Errorf("check %d redelivered signals against the sink: %w", len(again), err)
+	}
+	kept := signals[:0]
+	for i := range signals {
+		if !redelivered[i] || !held[signals[i].EventID] {
+			kept = append(kept, signals[i])
+		}
+	}
+	return kept, len(signals) - len(kept), nil
+}
+
+// aggregateMux serves an aggregator's /metrics, /healthz and /readyz.
+func aggregateMux(set *metrics.Set, ping func(context.Context) error, connected func() bool) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		set.WritePrometheus(w)
+	})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if !connected() {
+			http.Error(w, "not connected to NATS", http.StatusServiceUnavailable)
+			return
+		}
+		if err := ping(r.Context()); err != nil {
+			http.Error(w, "sink: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ready\n")
+	})
+	return mux
+}
