@@ -14,6 +14,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/rungdev/rung/sink/clickhouse"
+	"github.com/rungdev/rung/sink/clickhouse/chtest"
 )
 
 // TestClickHouseOutage stops ClickHouse for 20 s under load and starts it again: nothing
@@ -23,8 +24,8 @@ func TestClickHouseOutage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("20 s outage; skipped in -short mode")
 	}
-	ch := startPrivateClickHouse(t)
-	dsn := ch.dsn("rung_test_outage")
+	ch := chtest.Start(t)
+	dsn := ch.DSN("rung_test_outage")
 	p := startServe(t, "--clickhouse", dsn, "--flush-interval", "100ms", "--batch-size", "200", "--buffer-bytes", "2097152")
 
 	var (
@@ -100,11 +101,11 @@ func TestClickHouseOutage(t *testing.T) {
 		}
 		return nil
 	})
-	ch.stop()
+	ch.Stop()
 	down := time.Now()
 	checkFor(t, 10*time.Second, 50*time.Millisecond, ready(503))
 	<-time.After(20*time.Second - time.Since(down)) // the outage itself, not a synchronisation
-	ch.start()
+	ch.Start()
 	checkFor(t, 30*time.Second, 50*time.Millisecond, ready(200))
 	<-time.After(time.Second) // load after recovery
 	stopLoad()

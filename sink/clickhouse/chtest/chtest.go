@@ -1,0 +1,187 @@
+// Package chtest starts clickhouse-server processes of a test's own: on their own ports
+// and data directories, so a test can stop and start one (an outage) or run several as
+// the shards of a cluster without touching the server other tests share. They run
+// Debian's clickhouse-server with its packaged configuration, as the clickhouse user
+// (it refuses to run as root).
+package chtest
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Server is a running clickhouse-server of the test's own.
+type Server struct {
+	Port int // native protocol, on 127.0.0.1
+
+	t    testing.TB
+	dir  string
+	cmd  *exec.Cmd
+	done chan error
+}
+
+// Start starts one server and stops it when the test ends.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	return StartServers(t, 1, nil)[0]
+}
+
+// StartServers starts n servers and stops them when the test ends. remoteServers, when
+// not nil, renders the body of <remote_servers> (the clusters) from the servers, whose
+// ports are known by then; every server gets the same clusters.
+func StartServers(t testing.TB, n int, remoteServers func(s []*Server) string) []*Server {
+	t.Helper()
+	src, err := os.ReadFile("/etc/clickhouse-server/config.xml")
+	if err != nil {
+		t.Fatalf("clickhouse-server is required (install it with .ci/services): %v", err)
+	}
+	users, err := os.ReadFile("/etc/clickhouse-server/users.xml")
+	if err != nil {
+		t.Fatalf("clickhouse-server is required (install it with .ci/services): %v", err)
+	}
+	s := make([]*Server, n)
+	for i := range s {
+		dir, err := os.MkdirTemp("", "rung-clickhouse-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(dir) })
+		s[i] = &Server{t: t, dir: dir, Port: freePort(t)}
+	}
+	clusters := ""
+	if remoteServers != nil {
+		clusters = "<remote_servers>" + remoteServers(s) + "</remote_servers>"
+	}
+	for _, x := range s {
+		cfg := string(src)
+		for _, r := range []struct{ re, to string }{
+			{`(?s)<remote_servers.*</remote_servers>`, clusters},
+			{`<http_port>\d+</http_port>`, fmt.Sprintf("<http_port>%d</http_port>", freePort(t))},
+			{`<tcp_port>\d+</tcp_port>`, fmt.Sprintf("<tcp_port>%d</tcp_port>", x.Port)},
+			{`<interserver_http_port>\d+</interserver_http_port>`, fmt.Sprintf("<interserver_http_port>%d</interserver_http_port>", freePort(t))},
+			{`<listen_host>::1</listen_host>`, ""},
+			{`/var/lib/clickhouse/`, x.dir + "/data/"},
+			{`/var/log/clickhouse-server/`, x.dir + "/log/"},
+		} {
+			cfg = regexp.MustCompile(r.re).ReplaceAllLiteralString(cfg, r.to)
+		}
+		for _, sub := range []string{"data", "log"} {
+			if err := os.MkdirAll(filepath.Join(x.dir, sub), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for name, b := range map[string][]byte{"config.xml": []byte(cfg), "users.xml": users} {
+			if err := os.WriteFile(filepath.Join(x.dir, name), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if out, err := exec.Command("chown", "-R", "clickhouse:clickhouse", x.dir).CombinedOutput(); err != nil {
+			t.Fatalf("chown %s: %v %s", x.dir, err, out)
+		}
+		x.launch()
+		t.Cleanup(x.Stop)
+	}
+	for _, x := range s {
+		x.wait()
+	}
+	return s
+}
+
+// Cluster renders a cluster for remoteServers: one shard per server, no replicas.
+func Cluster(name string, shards ...*Server) string {
+	var b strings.Builder
+	b.WriteString("<" + name + ">")
+	for _, x := range shards {
+		b.WriteString("<shard>" + x.Replica() + "</shard>")
+	}
+	b.WriteString("</" + name + ">")
+	return b.String()
+}
+
+// Replica renders the server as a <replica> of a shard.
+func (x *Server) Replica() string {
+	return fmt.Sprintf("<replica><host>127.0.0.1</host><port>%d</port></replica>", x.Port)
+}
+
+// Addr is the server's native-protocol address.
+func (x *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(x.Port) }
+
+// DSN is rung's --clickhouse for database db on the server.
+func (x *Server) DSN(db string) string { return "clickhouse://" + x.Addr() + "/" + db }
+
+// Start starts the server again after Stop, on the same port and data, and waits until
+// it accepts connections.
+func (x *Server) Start() {
+	x.t.Helper()
+	x.launch()
+	x.wait()
+}
+
+func (x *Server) launch() {
+	x.t.Helper()
+	x.cmd = exec.Command("setpriv", "--reuid=clickhouse", "--regid=clickhouse", "--init-groups",
+		"clickhouse-server", "--config="+filepath.Join(x.dir, "config.xml"))
+	x.cmd.Dir = x.dir
+	if err := x.cmd.Start(); err != nil {
+		x.t.Fatalf("start clickhouse-server: %v", err)
+	}
+	x.done = make(chan error, 1)
+	go func(cmd *exec.Cmd, done chan error) { done <- cmd.Wait() }(x.cmd, x.done)
+}
+
+// wait returns once the server accepts connections on its native port.
+func (x *Server) wait() {
+	x.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		conn, err := net.Dial("tcp", x.Addr())
+		if err == nil {
+			conn.Close()
+			return
+		}
+		select {
+		case err := <-x.done:
+			x.done <- err
+			log, _ := os.ReadFile(filepath.Join(x.dir, "log", "clickhouse-server.err.log"))
+			x.t.Fatalf("clickhouse-server on port %d exited: %v\n%s", x.Port, err, log)
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			x.t.Fatalf("clickhouse-server on port %d did not answer within 60s: %v", x.Port, err)
+		}
+	}
+}
+
+// Stop terminates the server and waits until it has exited.
+func (x *Server) Stop() {
+	if x.cmd == nil || x.cmd.Process == nil {
+		return
+	}
+	x.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-x.done:
+	case <-time.After(30 * time.Second):
+		x.cmd.Process.Kill()
+		<-x.done
+	}
+	x.cmd = nil
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
