@@ -51,6 +51,11 @@ func (s *Server) collect(ctx *fasthttp.RequestCtx) {
 	if s.rateIP != nil {
 		now := time.Now()
 		if ok, wait := s.rateIP.take(s.salt.sum(ctx.RemoteIP().To16(), now), 1, now); !ok {
+			if s.cfg.RateIPDelay > 0 {
+				// A flood that waits for its answers (most do) slows to one request per
+				// delay per connection, so its refusals stop costing CPU.
+				time.Sleep(s.cfg.RateIPDelay)
+			}
 			ctx.Response.Header.Set("Retry-After", retryAfter(wait))
 			s.fail(ctx, fasthttp.StatusTooManyRequests, "rate_ip", "too many requests from this address")
 			return

@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -52,15 +53,17 @@ type Config struct {
 	WriteTimeout   time.Duration // default 10s
 	IdleTimeout    time.Duration // default 60s
 	MaxConns       int           // concurrent connections; default 10000
+	MaxConnsPerIP  int           // concurrent connections from one client address; 0: no cap
 	MaxHeaderBytes int           // default 8 KiB
 
 	// Abuse controls; the zero values turn them off.
 	RateIP        float64 // requests/s per client address (burst: RateIPBurst), 429 over it
 	RateIPBurst   float64
-	RateSite      float64 // signals/s per site (burst: 10 s worth), 429 over it
-	Sites         Sites   // the sites collected for; empty: any
-	DropBots      bool    // refuse signals from bots instead of storing them flagged
-	AdminSeparate bool    // private surfaces only on the admin listener (ServeAdmin)
+	RateIPDelay   time.Duration // how long a 429 for RateIP is held before it is sent
+	RateSite      float64       // signals/s per site (burst: 10 s worth), 429 over it
+	Sites         Sites         // the sites collected for; empty: any
+	DropBots      bool          // refuse signals from bots instead of storing them flagged
+	AdminSeparate bool          // private surfaces only on the admin listener (ServeAdmin)
 
 	// Quarantine, when set, is handed a sample of the rejected signals (one in
 	// QuarantineSample, at most QuarantineRate a second). It must not block.
@@ -254,6 +257,7 @@ func (s *Server) fasthttp(h fasthttp.RequestHandler) *fasthttp.Server {
 		WriteTimeout:          s.cfg.WriteTimeout,
 		IdleTimeout:           s.cfg.IdleTimeout,
 		Concurrency:           s.cfg.MaxConns,
+		MaxConnsPerIP:         s.cfg.MaxConnsPerIP,
 		ReadBufferSize:        s.cfg.MaxHeaderBytes,
 		// Bodies up to twice the limit are read so the handler can answer 413 on a
 		// connection that stays usable; beyond that fasthttp refuses and closes.
@@ -417,9 +421,17 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
+// logger takes fasthttp's messages, which name client addresses ("error when serving
+// connection %q<->%q", the addresses inside a net.OpError): rung never logs one.
 type logger struct{ l *slog.Logger }
 
-func (l logger) Printf(format string, args ...any) { l.l.Debug(fmt.Sprintf(format, args...)) }
+func (l logger) Printf(format string, args ...any) {
+	l.l.Debug(addrPattern.ReplaceAllString(fmt.Sprintf(format, args...), "[address]"))
+}
+
+// addrPattern matches an IPv4 address, or anything with two colons that could be an IPv6
+// one, with its port.
+var addrPattern = regexp.MustCompile(`\[?[0-9a-fA-F]*:[0-9a-fA-F]*:[0-9a-fA-F:.]*\]?(:\d+)?|\d{1,3}(\.\d{1,3}){3}(:\d+)?`)
 
 // writeJSON answers with v as JSON; for the rare paths, not the hot one.
 func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {

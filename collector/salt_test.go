@@ -1,6 +1,11 @@
 package collector
 
 import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"net"
+	"strings"
 	"testing"
 	"time"
 )
@@ -117,5 +122,31 @@ func BenchmarkSaltSum(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		s.sum(ip, now)
+	}
+}
+
+func TestLoggerHidesAddresses(t *testing.T) {
+	var out bytes.Buffer
+	l := logger{slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	for _, tc := range []struct {
+		format string
+		args   []any
+	}{
+		{"error when serving connection %q<->%q: %v", []any{"127.0.0.1:8080", "203.0.113.9:51234",
+			&net.OpError{Op: "read", Net: "tcp", Source: &net.TCPAddr{IP: net.ParseIP("203.0.113.9"), Port: 51234}, Err: errors.New("i/o timeout")}}},
+		{"error when serving connection %q<->%q: %v", []any{"[::1]:8080", "[2001:db8::7]:443", errors.New("reset by 2001:db8::7")}},
+		{"The number of connections from %s exceeds MaxConnsPerIP=%d", []any{net.ParseIP("198.51.100.23"), 4}},
+		{"from %s", []any{net.ParseIP("::ffff:198.51.100.23")}},
+	} {
+		out.Reset()
+		l.Printf(tc.format, tc.args...)
+		for _, addr := range []string{"203.0.113.9", "2001:db8::7", "198.51.100.23", "::1", "127.0.0.1"} {
+			if strings.Contains(out.String(), addr) {
+				t.Errorf("logged %q: it names the address %s", out.String(), addr)
+			}
+		}
+		if !strings.Contains(out.String(), "[address]") {
+			t.Errorf("logged %q: no [address] in place of the address", out.String())
+		}
 	}
 }

@@ -42,6 +42,8 @@ type serveConfig struct {
 	ReadTimeout      time.Duration `json:"read_timeout"`
 	IdleTimeout      time.Duration `json:"idle_timeout"`
 	MaxConns         int           `json:"max_conns"`
+	MaxConnsPerIP    int           `json:"max_conns_per_ip"`
+	RateIPDelay      time.Duration `json:"rate_ip_delay"`
 	MaxHeaderBytes   int           `json:"max_header_bytes"`
 	DryRun           bool          `json:"-"`
 }
@@ -60,12 +62,14 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.AdminListen, "admin-listen", "", "a separate address for /metrics, the stats API and the dashboard; empty: on --listen, behind --api-token")
 	fs.Float64Var(&c.RateIP, "rate-ip", 0, "requests/s allowed per client address on /collect (429 beyond); 0: no limit")
 	fs.Float64Var(&c.RateIPBurst, "rate-ip-burst", 0, "burst of --rate-ip; 0: one second's worth")
+	fs.DurationVar(&c.RateIPDelay, "rate-ip-delay", 0, "hold each 429 of --rate-ip this long before sending it, to slow a flood that waits for answers; 0: answer at once")
 	fs.Float64Var(&c.RateSite, "rate-site", 0, "signals/s allowed per site (429 beyond, burst 10 s); 0: no limit")
 	fs.StringVar(&c.Sites, "sites", "", "sites collected for, comma-separated, each optionally site=origin|origin; signals for others are refused; empty: any site")
 	fs.StringVar(&c.Bots, "bots", "flag", "signals from bots (user agent): flag (stored with bot=1, left out of stats) or drop (refused, counted)")
 	fs.DurationVar(&c.ReadTimeout, "read-timeout", 10*time.Second, "longest a client may take to send a whole request: cuts off slow (slowloris) clients")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 60*time.Second, "longest a keep-alive connection may sit idle")
 	fs.IntVar(&c.MaxConns, "max-conns", 10000, "most concurrent connections")
+	fs.IntVar(&c.MaxConnsPerIP, "max-conns-per-ip", 0, "most concurrent connections from one client address (429 beyond); 0: no cap")
 	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", 8192, "largest request head (431 beyond)")
 	fs.BoolVar(&c.Quarantine, "quarantine", false, "keep a sample of rejected signals, with their reason, in the sink's quarantine table (GET /v1/quarantine)")
 	fs.IntVar(&c.QuarantineSample, "quarantine-sample", 1, "keep one rejected signal in this many")
@@ -102,6 +106,9 @@ func (c *serveConfig) validate() error {
 			errs = append(errs, fmt.Errorf("--admin-listen %q: must differ from --listen", c.AdminListen))
 		}
 	}
+	if c.RateIPDelay < 0 || c.RateIPDelay > 10*time.Second {
+		errs = append(errs, fmt.Errorf("--rate-ip-delay %v: must be between 0 and 10s", c.RateIPDelay))
+	}
 	if c.RateIP < 0 || c.RateIPBurst < 0 || c.RateSite < 0 {
 		errs = append(errs, errors.New("--rate-ip, --rate-ip-burst and --rate-site must not be negative"))
 	}
@@ -119,6 +126,9 @@ func (c *serveConfig) validate() error {
 	}
 	if c.MaxConns < 1 {
 		errs = append(errs, fmt.Errorf("--max-conns %d: must be at least 1", c.MaxConns))
+	}
+	if c.MaxConnsPerIP < 0 {
+		errs = append(errs, fmt.Errorf("--max-conns-per-ip %d: must be 0 (no cap) or more", c.MaxConnsPerIP))
 	}
 	if c.MaxHeaderBytes < 1024 {
 		errs = append(errs, fmt.Errorf("--max-header-bytes %d: must be at least 1024", c.MaxHeaderBytes))

@@ -45,6 +45,13 @@ func TestServeConfig(t *testing.T) {
 				t.Errorf("stream settings: %v", c)
 			}
 		}},
+		{name: "flood controls", args: []string{"--rate-ip-delay", "100ms", "--max-conns-per-ip", "32"}, check: func(t *testing.T, c map[string]any) {
+			if c["rate_ip_delay"] != 1e8 || c["max_conns_per_ip"] != 32.0 {
+				t.Errorf("flood controls: %v", c)
+			}
+		}},
+		{name: "delay too long", args: []string{"--rate-ip-delay", "1m"}, wantErr: "--rate-ip-delay 1m0s"},
+		{name: "negative per-ip cap", args: []string{"--max-conns-per-ip", "-1"}, wantErr: "--max-conns-per-ip -1"},
 		{name: "stray argument", args: []string{"extra"}, wantErr: "unexpected arguments"},
 	}
 	for _, tt := range tests {

@@ -83,6 +83,99 @@ func p99(d []time.Duration) time.Duration {
 	return d[len(d)*99/100]
 }
 
+// paced sends well-formed requests from its own address, one every gap, until stop is
+// closed, and returns their latencies.
+func paced(t *testing.T, p *proc, src string, gap time.Duration, stop <-chan struct{}) []time.Duration {
+	c := clientFrom(src)
+	var lat []time.Duration
+	tick := time.NewTicker(gap)
+	defer tick.Stop()
+	for i := 0; ; i++ {
+		select {
+		case <-stop:
+			return lat
+		case <-tick.C:
+		}
+		st, body, d, err := send(c, p.url("/collect"), signalFor("example.com", i), "Origin", "https://example.com")
+		if err != nil || st != 202 {
+			t.Errorf("legitimate request: %d %s %v", st, body, err)
+			return lat
+		}
+		lat = append(lat, d)
+	}
+}
+
+// floodConns is how many connections the single-address flood keeps busy, for
+// floodPhase.
+const (
+	floodConns = 16
+	floodPhase = 2 * time.Second
+)
+
+// flood is what a single-address flood did, and what a legitimate client saw before,
+// during and after it.
+type flood struct {
+	counts                map[int]int
+	before, during, after []time.Duration
+}
+
+func (f flood) total() (n int) {
+	for _, c := range f.counts {
+		n += c
+	}
+	return n
+}
+
+func (f flood) String() string {
+	quiet := max(p99(f.before), p99(f.after))
+	return fmt.Sprintf("statuses %v; legitimate p99 before %v, during %v, after %v (%d, %d, %d requests): during/quiet %.2f",
+		f.counts, p99(f.before).Round(time.Microsecond), p99(f.during).Round(time.Microsecond), p99(f.after).Round(time.Microsecond),
+		len(f.before), len(f.during), len(f.after), float64(p99(f.during))/float64(quiet))
+}
+
+// floodOne measures a legitimate client alone, then while floodConns connections from
+// src post as fast as they are answered, then alone again. The legitimate client sends
+// from a fresh address in each phase (legit[0..2]), at most 250 requests/s: within the
+// per-address limit of hostileServe over the phase.
+func floodOne(t *testing.T, p *proc, src string, legit [3]string) flood {
+	const phase, gap = floodPhase, 4 * time.Millisecond
+	f := flood{counts: map[int]int{}}
+	measure := func(legitSrc string, during func()) []time.Duration {
+		stop := make(chan struct{})
+		out := make(chan []time.Duration)
+		go func() { out <- paced(t, p, legitSrc, gap, stop) }()
+		during()
+		close(stop)
+		return <-out
+	}
+	f.before = measure(legit[0], func() { time.Sleep(phase) })
+	f.during = measure(legit[1], func() {
+		c := clientFrom(src)
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		end := time.Now().Add(phase)
+		for w := 0; w < floodConns; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; time.Now().Before(end); i++ {
+					st, _, _, err := send(c, p.url("/collect"), signalFor("example.com", i))
+					if err != nil {
+						t.Errorf("flood: %v", err)
+						return
+					}
+					mu.Lock()
+					f.counts[st]++
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+	})
+	f.after = measure(legit[2], func() { time.Sleep(phase) })
+	return f
+}
+
 // legit sends n well-formed requests from its own address and returns their latencies.
 func legit(t *testing.T, p *proc, src string, n int) []time.Duration {
 	c := clientFrom(src)
@@ -104,38 +197,32 @@ func TestHostile(t *testing.T) {
 	t.Logf("legitimate p99 alone: %v", p99(base))
 
 	t.Run("flood from one address", func(t *testing.T) {
-		c := clientFrom("127.0.0.3")
-		counts := map[int]int{}
-		var mu sync.Mutex
-		var wg sync.WaitGroup
-		var during []time.Duration
-		done := make(chan struct{})
-		go func() { defer close(done); during = legit(t, p, "127.0.0.4", 150) }()
-		for w := 0; w < 16; w++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := 0; i < 250; i++ {
-					st, _, _, err := send(c, p.url("/collect"), signalFor("example.com", i))
-					if err != nil {
-						t.Errorf("flood: %v", err)
-						return
-					}
-					mu.Lock()
-					counts[st]++
-					mu.Unlock()
-				}
-			}()
+		f := floodOne(t, p, "127.0.0.3", [3]string{"127.0.0.4", "127.0.0.8", "127.0.0.9"})
+		if f.counts[429] == 0 || f.counts[202] == 0 {
+			t.Errorf("flood of %d from one address: statuses %v, want 202s then 429s", f.total(), f.counts)
 		}
-		wg.Wait()
-		<-done
-		if counts[429] == 0 || counts[202] == 0 {
-			t.Errorf("flood of 4000 from one address: statuses %v, want 202s then 429s", counts)
+		if got := p.metric(`rung_requests_rejected_total{reason="rate_ip"}`); got != float64(f.counts[429]) {
+			t.Errorf("rate_ip counted %v, 429s seen %d", got, f.counts[429])
 		}
-		if got := p.metric(`rung_requests_rejected_total{reason="rate_ip"}`); got != float64(counts[429]) {
-			t.Errorf("rate_ip counted %v, 429s seen %d", got, counts[429])
+		t.Logf("flood from one address, %d connections, 429s answered at once: %v", floodConns, f)
+	})
+
+	t.Run("flood from one address, 429s held", func(t *testing.T) {
+		const delay = 100 * time.Millisecond
+		pd := hostileServe(t, "--rate-ip-delay", delay.String())
+		f := floodOne(t, pd, "127.0.0.3", [3]string{"127.0.0.4", "127.0.0.8", "127.0.0.9"})
+		if f.counts[429] == 0 || f.counts[202] == 0 {
+			t.Errorf("flood of %d from one address: statuses %v, want 202s then 429s", f.total(), f.counts)
 		}
-		t.Logf("statuses %v; legitimate p99 during the flood %v (alone %v)", counts, p99(during), p99(base))
+		if got := pd.metric(`rung_requests_rejected_total{reason="rate_ip"}`); got != float64(f.counts[429]) {
+			t.Errorf("rate_ip counted %v, 429s seen %d", got, f.counts[429])
+		}
+		// Each 429 holds its connection for the delay: a flood that waits for its answers
+		// gets at most one refusal per delay per connection.
+		if most := floodConns * int(floodPhase/delay+1); f.counts[429] > most {
+			t.Errorf("%d 429s over %v on %d connections held %v each: want at most %d", f.counts[429], floodPhase, floodConns, delay, most)
+		}
+		t.Logf("flood from one address, %d connections, 429s held %v: %v", floodConns, delay, f)
 	})
 
 	t.Run("flood from many addresses", func(t *testing.T) {
