@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -176,6 +177,149 @@ func floodOne(t *testing.T, p *proc, src string, legit [3]string) flood {
 	return f
 }
 
+// slowConns is how many connections the slowloris case holds open.
+const slowConns = 10000
+
+// raiseFileLimit raises this process's open-file limit to at least n, which `rung serve`
+// started after it inherits (Go raises its own soft limit at start, but gives children
+// the original one unless the limit was set explicitly).
+func raiseFileLimit(t *testing.T, n uint64) {
+	t.Helper()
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	if lim.Max < n {
+		t.Fatalf("open-file hard limit %d is under the %d the slow-client case needs: raise it (ulimit -Hn)", lim.Max, n)
+	}
+	lim.Cur = lim.Max
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// slow is what a slowloris attack did.
+type slow struct {
+	answered, reset, cut int             // answered (408) and closed, closed without an answer; both: cut
+	peakConns            int             // most connections the server held at once
+	peakRSS              int64           // the server's largest RSS meanwhile
+	cutAfter             time.Duration   // from the first dial to the last connection cut
+	legit                []time.Duration // the legitimate client's latencies meanwhile
+}
+
+func (s slow) String() string {
+	return fmt.Sprintf("%d cut (%d answered 408, %d closed or reset) within %v of the first dial; server held %d at once, RSS peak %d MiB; "+
+		"legitimate client meanwhile %d requests answered, p99 %v",
+		s.cut, s.answered, s.reset, s.cutAfter.Round(100*time.Millisecond), s.peakConns, s.peakRSS>>20, len(s.legit), p99(s.legit).Round(time.Microsecond))
+}
+
+// slowloris opens n connections that send a request head and then trickle its body a
+// byte at a time, every 500 ms, and waits until the server has cut each one off, while a
+// legitimate client from legitSrc posts every 4 ms.
+func slowloris(t *testing.T, p *proc, n int, legitSrc string) slow {
+	var (
+		res   slow
+		mu    sync.Mutex
+		conns = make([]net.Conn, n)
+		wg    sync.WaitGroup
+		start = time.Now()
+		done  = make(chan struct{})
+	)
+	defer func() {
+		for _, c := range conns {
+			if c != nil {
+				c.Close()
+			}
+		}
+	}()
+	legitOut := make(chan []time.Duration)
+	go func() { legitOut <- paced(t, p, legitSrc, 4*time.Millisecond, done) }()
+	// The server's connections and memory, sampled until the attack is over.
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			if fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", p.cmd.Process.Pid)); err == nil {
+				res.peakConns = max(res.peakConns, len(fds)-10) // less the listener, stdio and stores
+			}
+			res.peakRSS = max(res.peakRSS, rssBytes(t, p.cmd.Process.Pid))
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	// Dial from 250 addresses, 8 dialers at once.
+	var dialed sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		dialed.Add(1)
+		go func() {
+			defer dialed.Done()
+			for i := w; i < n; i += 8 {
+				d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 2+byte(i/250%4), byte(1+i%250))}}
+				c, err := d.Dial("tcp", p.addr)
+				if err != nil {
+					t.Errorf("slow connection %d: %v", i, err)
+					return
+				}
+				fmt.Fprintf(c, "POST /collect HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 1000\r\n\r\n{")
+				conns[i] = c
+				// Each connection waits for the server's answer or close.
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					c.SetReadDeadline(time.Now().Add(30 * time.Second))
+					line, err := bufio.NewReader(c).ReadString('\n')
+					mu.Lock()
+					defer mu.Unlock()
+					switch {
+					case err == nil && strings.Contains(line, " 408 "):
+						res.answered++
+					case err == nil:
+						t.Errorf("slow connection answered %q, want 408", line)
+					case isTimeout(err):
+						return // still open: not cut
+					default:
+						res.reset++
+					}
+					res.cut++
+					res.cutAfter = max(res.cutAfter, time.Since(start))
+				}()
+			}
+		}()
+	}
+	dialed.Wait()
+	// Trickle a byte on every connection every 500 ms until all are cut.
+	trickled := make(chan struct{})
+	go func() {
+		defer close(trickled)
+		tick := time.NewTicker(500 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			for _, c := range conns {
+				if c != nil {
+					c.SetWriteDeadline(time.Now().Add(time.Millisecond))
+					c.Write([]byte(" "))
+				}
+			}
+		}
+	}()
+	wg.Wait()
+	close(done)
+	<-trickled
+	<-sampled
+	res.legit = <-legitOut
+	return res
+}
+
 // legit sends n well-formed requests from its own address and returns their latencies.
 func legit(t *testing.T, p *proc, src string, n int) []time.Duration {
 	c := clientFrom(src)
@@ -192,7 +336,8 @@ func legit(t *testing.T, p *proc, src string, n int) []time.Duration {
 }
 
 func TestHostile(t *testing.T) {
-	p := hostileServe(t)
+	raiseFileLimit(t, slowConns+2000)
+	p := hostileServe(t, "--max-conns", strconv.Itoa(slowConns+1000))
 	base := legit(t, p, "127.0.0.2", 150)
 	t.Logf("legitimate p99 alone: %v", p99(base))
 
@@ -299,40 +444,22 @@ func TestHostile(t *testing.T) {
 	})
 
 	t.Run("slow clients are cut off", func(t *testing.T) {
-		const slow = 2000
-		conns := make([]net.Conn, 0, slow)
-		defer func() {
-			for _, c := range conns {
-				c.Close()
-			}
-		}()
-		for i := 0; i < slow; i++ {
-			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 2, byte(1+i%250))}}
-			c, err := d.Dial("tcp", p.addr)
-			if err != nil {
-				t.Fatalf("slow connection %d: %v", i, err)
-			}
-			fmt.Fprintf(c, "POST /collect HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\n{")
-			conns = append(conns, c)
+		sl := slowloris(t, p, slowConns, "127.0.0.7")
+		if sl.cut != slowConns {
+			t.Errorf("%d of %d slow connections still open after the read timeout: %v", slowConns-sl.cut, slowConns, sl)
 		}
-		// While they trickle, a legitimate client is served.
-		during := legit(t, p, "127.0.0.7", 50)
-		// Every slow connection is answered or closed by the read timeout (2 s).
-		closed := 0
-		deadline := time.Now().Add(20 * time.Second)
-		for _, c := range conns {
-			c.SetReadDeadline(deadline)
-			r := bufio.NewReader(c)
-			if _, err := r.ReadByte(); err != nil && !isTimeout(err) {
-				closed++
-			} else if err == nil {
-				closed++ // an error answer, then closed
-			}
+		if sl.peakConns < slowConns*9/10 {
+			t.Errorf("the server held at most %d of the %d slow connections at once: the attack did not happen", sl.peakConns, slowConns)
 		}
-		if closed != slow {
-			t.Errorf("%d of %d slow connections still open after the read timeout", slow-closed, slow)
+		if len(sl.legit) < 100 {
+			t.Errorf("%d legitimate requests answered while the slow connections were open, want at least 100", len(sl.legit))
 		}
-		t.Logf("%d slow connections cut off; legitimate p99 meanwhile %v", closed, p99(during))
+		// Each held connection costs a goroutine and a read buffer of --max-header-bytes
+		// (8 KiB): about 20 KiB, so 10,000 of them about 200 MiB, over the ~50 MiB idle.
+		if sl.peakRSS > 384<<20 {
+			t.Errorf("RSS peaked at %d MiB with %d slow connections, over the 384 MiB bound", sl.peakRSS>>20, sl.peakConns)
+		}
+		t.Logf("%d slow connections: %v; legitimate p99 alone %v", slowConns, sl, p99(base).Round(time.Microsecond))
 	})
 
 	if rss := rssBytes(t, p.cmd.Process.Pid); rss > 256<<20 {
