@@ -1,0 +1,158 @@
+package dashboard
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+
+	"github.com/rungdev/rung/preagg"
+	"github.com/rungdev/rung/sink"
+	"github.com/rungdev/rung/sink/sqlite"
+)
+
+// xssPayloads are what a hostile visitor puts in utm values: each would run a script if
+// it reached the page unescaped, or were followed as a link.
+var xssPayloads = []string{
+	`"><script>alert(1)</script>`,
+	`<img src=x onerror=alert(1)>`,
+	`javascript:alert(1)`,
+	`'><svg onload=alert(1)>`,
+	`</textarea><iframe src="javascript:alert(1)"></iframe>`,
+}
+
+// dialogs counts the JavaScript dialogs (alert, confirm, prompt) the browser opens, and
+// dismisses each so the page goes on. Its goroutine ends with ctx.
+func dialogs(t *testing.T, ctx context.Context) *atomic.Int64 {
+	t.Helper()
+	var n atomic.Int64
+	opened := make(chan struct{}, 16)
+	// The listener runs in the tab's read loop: it only counts and signals.
+	if err := chromedp.Listen(ctx, func(ev any) {
+		if _, ok := ev.(*page.EventJavascriptDialogOpening); ok {
+			n.Add(1)
+			select {
+			case opened <- struct{}{}:
+			default:
+			}
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-opened:
+			}
+			chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+				_, err := cdp.Call(ctx, tg, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{})
+				return err
+			}))
+		}
+	}()
+	return &n
+}
+
+// TestUTMPayloadsInChromium stores landing cells whose utm_source, utm_medium and
+// utm_campaign are script payloads, filters the dashboard by each (the values come back
+// in the filter form and in every sort link), and checks in headless Chromium that the
+// filter matched the stored row (the payload went through storage and the query
+// literally), that no script ran, and that each value is shown as the text it is.
+func TestUTMPayloadsInChromium(t *testing.T) {
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "telemetry.db"), metrics.NewSet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	utm := func(i int) [3]string {
+		n := len(xssPayloads)
+		return [3]string{xssPayloads[i%n], xssPayloads[(i+1)%n], xssPayloads[(i+2)%n]}
+	}
+	b := &sink.Batch{}
+	for i := range xssPayloads {
+		u := utm(i)
+		b.Landing = append(b.Landing, sink.LandingCell{LandingKey: sink.LandingKey{Site: "xss.example", HourMs: base.Add(5 * time.Hour).UnixMilli(),
+			LandingPath: "/offer", UTMSource: u[0], UTMMedium: u[1], UTMCampaign: u[2]},
+			Cell: uint64(i + 1), Sessions: int64(100 + i), Converted: int64(i), Version: 1})
+	}
+	if err := st.Write(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	d := New(preagg.NewQueries(st, preagg.QueryOptions{Now: func() time.Time { return now }}),
+		slog.New(slog.NewTextHandler(io.Discard, nil)), Options{Now: func() time.Time { return now }})
+	mux := http.NewServeMux()
+	mux.Handle("/", d.Pages())
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+
+	ctx := newBrowser(t)
+	opened := dialogs(t, ctx)
+	// The detector works: a page that does call alert is seen to.
+	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(tctx, chromedp.Navigate(`data:text/html,<p>control</p><img src=x onerror="alert(1)">`)); err != nil {
+		t.Fatalf("control page: %v", err)
+	}
+	for opened.Load() == 0 && tctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := opened.Load(); got != 1 {
+		t.Fatalf("the control page's alert opened %d dialogs, want 1: the detector is broken", got)
+	}
+	opened.Store(0)
+
+	for i := range xssPayloads {
+		u := utm(i)
+		q := url.Values{"site": {"xss.example"}, "utm_source": {u[0]}, "utm_medium": {u[1]}, "utm_campaign": {u[2]}}
+		shown := visit[struct {
+			Sessions, Source, Medium, Campaign string
+			Scripts, Frames, Images, Handlers  int
+			Links                              []string
+		}](t, ctx, srv.URL+"/?"+q.Encode(), `JSON.stringify({
+			sessions: document.getElementById('total-sessions').textContent,
+			source: document.querySelector('input[name=utm_source]').value,
+			medium: document.querySelector('input[name=utm_medium]').value,
+			campaign: document.querySelector('input[name=utm_campaign]').value,
+			scripts: document.querySelectorAll('script').length,
+			frames: document.querySelectorAll('iframe, frame, object, embed').length,
+			images: document.querySelectorAll('img').length,
+			handlers: [...document.querySelectorAll('*')].filter(e => [...e.attributes].some(a => a.name.startsWith('on'))).length,
+			links: [...document.querySelectorAll('a[href]')].map(a => a.href)})`)
+		if want := 100 + i; count(t, shown.Sessions) != int64(want) {
+			t.Errorf("utm %q: the page shows %s sessions, want the stored row's %d", u, shown.Sessions, want)
+		}
+		if got := [3]string{shown.Source, shown.Medium, shown.Campaign}; got != u {
+			t.Errorf("the filter form shows %q, want the values as sent, %q", got, u)
+		}
+		if shown.Scripts+shown.Frames+shown.Images+shown.Handlers != 0 {
+			t.Errorf("utm %q: %d scripts, %d frames, %d images, %d elements with event handlers on the page",
+				u, shown.Scripts, shown.Frames, shown.Images, shown.Handlers)
+		}
+		for _, l := range shown.Links {
+			if !strings.HasPrefix(l, srv.URL+"/") {
+				t.Errorf("utm %q: a link to %q, outside the dashboard", u, l)
+			}
+		}
+		if len(shown.Links) < 5 {
+			t.Errorf("utm %q: %d links on the page, want the sort links at least", u, len(shown.Links))
+		}
+	}
+	if got := opened.Load(); got != 0 {
+		t.Errorf("%d dialogs opened: a payload ran", got)
+	}
+	screenshot(t, ctx, "dashboard-utm-payloads.png")
+}
