@@ -11,13 +11,13 @@ import (
 	"math"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"net/url"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
-
-	"github.com/valyala/fasthttp"
 )
 
 // Config is one load run.
@@ -265,10 +265,8 @@ type lane struct {
 	src    *rand.PCG
 	rng    *rand.Rand
 
-	client  *fasthttp.HostClient // one connection, the lane's own
+	http    *conn // one connection, the lane's own
 	conn    atomic.Pointer[net.Conn]
-	req     *fasthttp.Request
-	resp    *fasthttp.Response
 	body    []byte
 	pending []ref
 	drop    []bool
@@ -276,6 +274,9 @@ type lane struct {
 	mu  sync.Mutex
 	cur *Histogram // this second's corrected latencies
 
+	// steady holds the latencies after the ramp; steadySvc the service times, which in
+	// closed loop are the same figures (a request is due when it is sent), so there
+	// steady stands for both.
 	steady, steadySvc *Histogram
 
 	completed, accepted, failed, non202 atomic.Int64
@@ -286,7 +287,7 @@ type lane struct {
 	cut      atomic.Bool
 
 	sent, signals, rejected, unknown, notSent, inconsistent int64
-	status                                                  map[int]int64
+	status                                                  [1000]int64 // by HTTP status
 	errs, reasons                                           map[string]int64
 	finReq, finSignals, finAccepted                         int64
 
@@ -402,15 +403,20 @@ func (l *lane) build(now time.Duration, finishing bool) int {
 	return len(l.pending)
 }
 
-// send builds and sends one request due at due (zero: now), and settles what it
-// carried; timed requests count towards the latency figures. It returns when the
-// answer came, and false when there was nothing left to send.
+// send builds and sends one request due at due (negative: when sent), and settles what
+// it carried; timed requests count towards the latency figures. now is the run clock
+// read just before (in closed loop, when the last answer came), negative if unknown.
+// It returns when the answer came, and false when there was nothing left to send.
 //
-// Times are on the run clock (since the start, monotonic): one clock read per time.
-func (l *lane) send(due time.Duration, timed, finishing bool) (time.Duration, bool) {
-	var sent time.Duration // building the body takes well under a microsecond: count it in
+// Times are on the run clock (since the start, monotonic): one clock read per time,
+// and in closed loop one per request. Building the body takes well under a
+// microsecond: the latency counts it in.
+func (l *lane) send(due, now time.Duration, timed, finishing bool) (time.Duration, bool) {
+	sent := now
 	for {
-		sent = l.run.clock()
+		if sent < 0 {
+			sent = l.run.clock()
+		}
 		if l.build(sent, finishing) > 0 {
 			break
 		}
@@ -419,12 +425,13 @@ func (l *lane) send(due time.Duration, timed, finishing bool) (time.Duration, bo
 		}
 		// Every visitor waits for a millisecond to pass (see build): let it.
 		time.Sleep(holdFor / 4)
+		sent = -1
 	}
-	l.req.SetBodyRaw(l.body)
 	l.inflight.Store(int64(sent) + 1)
-	err := l.client.Do(l.req, l.resp)
+	err := l.http.do(l.body, sent)
 	l.inflight.Store(0)
 	done := l.run.clock()
+	l.http.idleSince = done
 	if err != nil && l.cut.Swap(false) {
 		err = errTimeout
 	}
@@ -439,7 +446,9 @@ func (l *lane) send(due time.Duration, timed, finishing bool) (time.Duration, bo
 		l.mu.Unlock()
 		if due >= l.run.cfg.Ramp {
 			l.steady.Record(lat)
-			l.steadySvc.Record(svc)
+			if l.run.cfg.Rate > 0 {
+				l.steadySvc.Record(svc)
+			}
 		}
 	} else {
 		l.finReq++
@@ -457,8 +466,8 @@ var errTimeout = errors.New("no answer within the timeout")
 
 var allAccepted = []byte(`"rejected":0`)
 
-// answer is the body of a /collect answer.
-type answer struct {
+// collectAnswer is the body of a /collect answer.
+type collectAnswer struct {
 	Accepted *int   `json:"accepted"`
 	Error    string `json:"error"`
 	Errors   []struct {
@@ -502,18 +511,17 @@ func (l *lane) settle(err error, done time.Duration) int64 {
 		}
 		return 0
 	}
-	code := l.resp.StatusCode()
+	code, body := l.http.ans.status, l.http.ans.body
 	l.status[code]++
-	if code != fasthttp.StatusAccepted {
+	if code != http.StatusAccepted {
 		l.non202.Add(1)
 	}
-	body := l.resp.Body()
 	l.drop = l.drop[:0]
 	for range n {
-		l.drop = append(l.drop, code != fasthttp.StatusAccepted)
+		l.drop = append(l.drop, code != http.StatusAccepted)
 	}
-	if code != fasthttp.StatusAccepted || !bytes.Contains(body, allAccepted) {
-		var a answer
+	if code != http.StatusAccepted || !bytes.Contains(body, allAccepted) {
+		var a collectAnswer
 		if json.Unmarshal(body, &a) != nil {
 			l.reasons[fmt.Sprintf("HTTP %d, unreadable answer", code)] += int64(n)
 		}
@@ -523,14 +531,14 @@ func (l *lane) settle(err error, done time.Duration) int64 {
 			}
 			l.reasons[e.Reason]++
 		}
-		if len(a.Errors) == 0 && code != fasthttp.StatusAccepted {
+		if len(a.Errors) == 0 && code != http.StatusAccepted {
 			why := a.Error
 			if why == "" {
 				why = "no reason given"
 			}
 			l.reasons[fmt.Sprintf("HTTP %d: %s", code, why)] += int64(n)
 		}
-		if code == fasthttp.StatusAccepted && a.Accepted != nil && *a.Accepted != n-len(a.Errors) {
+		if code == http.StatusAccepted && a.Accepted != nil && *a.Accepted != n-len(a.Errors) {
 			l.inconsistent++
 		}
 	}
@@ -572,14 +580,17 @@ func (l *lane) settle(err error, done time.Duration) int64 {
 func classify(err error) (kind string, mayHaveArrived bool) {
 	var op *net.OpError
 	switch {
-	case errors.Is(err, errTimeout), errors.Is(err, fasthttp.ErrTimeout):
+	case errors.Is(err, errTimeout):
 		return "timeout", true
-	case errors.Is(err, fasthttp.ErrDialTimeout):
-		return "connect timeout", false
 	case errors.As(err, &op) && op.Op == "dial":
+		if op.Timeout() {
+			return "connect timeout", false
+		}
 		return "connect: " + op.Err.Error(), false
-	case errors.Is(err, fasthttp.ErrConnectionClosed), errors.Is(err, io.EOF):
+	case errors.Is(err, errConnClosed), errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
 		return "connection closed", true
+	case errors.Is(err, errBadAnswer):
+		return "malformed answer", true
 	}
 	s := err.Error()
 	if len(s) > 80 {
@@ -590,9 +601,8 @@ func classify(err error) (kind string, mayHaveArrived bool) {
 
 // Run drives the load, finishes the visitors' journeys, and returns what happened. It
 // returns when the duration or count is reached, or ctx ends (then without finishing
-// the journeys). Every goroutine it starts has exited when it returns, but for the
-// fasthttp client's pool cleaner, which exits on its own within MaxIdleConnDuration (1s)
-// once Run has closed the connections.
+// the journeys). Every goroutine it starts has exited, and every connection it opened
+// is closed, when it returns.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -613,35 +623,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	r := &runner{cfg: &cfg}
 	for i := range cfg.Connections {
-		l := &lane{id: i, run: r, req: fasthttp.AcquireRequest(), resp: fasthttp.AcquireResponse(),
-			cur: NewHistogram(), steady: NewHistogram(), steadySvc: NewHistogram(),
-			status: map[int]int64{}, errs: map[string]int64{}, reasons: map[string]int64{},
-			modelVariant: make([][2]int64, len(cfg.Model.Experiment.Variants)), src: rand.NewPCG(0, 0)}
-		l.rng = rand.New(l.src)
-		l.client = &fasthttp.HostClient{
-			Addr:                          host,
-			Dial:                          l.dial,
-			MaxConns:                      1,
-			MaxIdleConnDuration:           time.Second,
-			ReadBufferSize:                4096,
-			WriteBufferSize:               max(4096, cfg.Batch*400),
-			NoDefaultUserAgentHeader:      true,
-			DisableHeaderNamesNormalizing: true,
-			DisablePathNormalizing:        true,
-			MaxIdemponentCallAttempts:     1,
-			RetryIf:                       func(*fasthttp.Request) bool { return false },
-		}
-		l.req.Header.SetMethod(fasthttp.MethodPost)
-		l.req.SetRequestURI(cfg.Target + "/collect")
-		l.req.Header.SetContentType("text/plain;charset=UTF-8")
-		l.req.Header.SetUserAgent(userAgent)
-		r.lanes = append(r.lanes, l)
+		r.lanes = append(r.lanes, newLane(r, i, host, u.Host))
 	}
 	defer func() {
 		for _, l := range r.lanes {
-			l.client.CloseIdleConnections()
-			fasthttp.ReleaseRequest(l.req)
-			fasthttp.ReleaseResponse(l.resp)
+			l.http.close()
 		}
 	}()
 
@@ -683,18 +669,6 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	return r.result(tick, elapsed), nil
 }
 
-// dial connects the lane with the standard library (fasthttp's default dialer starts an
-// address cache that lives as long as the process) and keeps the connection for the
-// watchdog.
-func (l *lane) dial(addr string) (net.Conn, error) {
-	d := net.Dialer{Timeout: l.run.cfg.Timeout}
-	c, err := d.Dial("tcp", addr)
-	if err == nil {
-		l.conn.Store(&c)
-	}
-	return c, err
-}
-
 const userAgent = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36 rung-bench"
 
 // timed is the lane's measured phase.
@@ -705,7 +679,7 @@ func (l *lane) timed(ctx context.Context, deadline time.Duration) {
 			if cfg.Count > 0 && l.run.claimed.Add(1) > cfg.Count {
 				return
 			}
-			now, _ = l.send(-1, true, false)
+			now, _ = l.send(-1, now, true, false)
 		}
 		return
 	}
@@ -727,7 +701,7 @@ func (l *lane) timed(ctx context.Context, deadline time.Duration) {
 		} else if ctx.Err() != nil {
 			return
 		}
-		l.send(due, true, false)
+		l.send(due, -1, true, false)
 	}
 }
 
@@ -735,10 +709,21 @@ func (l *lane) timed(ctx context.Context, deadline time.Duration) {
 func (l *lane) finish(ctx context.Context, deadline time.Duration) {
 	for now := l.run.clock(); ctx.Err() == nil && now < deadline; {
 		var ok bool
-		if now, ok = l.send(-1, false, true); !ok {
+		if now, ok = l.send(-1, now, false, true); !ok {
 			return
 		}
 	}
+}
+
+// newLane makes connection i's lane; addr is the address it dials, host its Host header.
+func newLane(r *runner, i int, addr, host string) *lane {
+	l := &lane{id: i, run: r,
+		cur: NewHistogram(), steady: NewHistogram(), steadySvc: NewHistogram(),
+		errs: map[string]int64{}, reasons: map[string]int64{},
+		modelVariant: make([][2]int64, len(r.cfg.Model.Experiment.Variants)), src: rand.NewPCG(0, 0)}
+	l.rng = rand.New(l.src)
+	l.http = newConn(addr, host, "/collect", "text/plain;charset=UTF-8", userAgent, r.cfg.Timeout, &l.conn)
+	return l
 }
 
 // dueBy is how many requests the open-loop schedule had due by elapsed (capped by Count).

@@ -49,14 +49,10 @@ func TestCheckTarget(t *testing.T) {
 
 var errAny = errors.New("any error")
 
-// fasthttpCleaner is the client pool's cleaner, which outlives Run by up to a second
-// (see Run).
-var fasthttpCleaner = goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*HostClient).connsCleaner")
-
 // TestRunRefusesRemote: a run against a non-loopback address fails before sending
 // anything (nothing listens at 10.255.255.1 here; a send would time out, not fail fast).
 func TestRunRefusesRemote(t *testing.T) {
-	defer goleak.VerifyNone(t, fasthttpCleaner)
+	defer goleak.VerifyNone(t)
 	cfg := Config{Target: "http://10.255.255.1:8080", Duration: time.Second, Model: DefaultModel(1, "remote1")}
 	res, err := Run(context.Background(), cfg)
 	if !errors.Is(err, ErrNotLoopback) || res != nil {
@@ -146,7 +142,7 @@ func (s *stallServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // TestCoordinatedOmission: in open loop, a one-second stall must show in the latency of
 // every request that was due during it, not only the few in flight when it began.
 func TestCoordinatedOmission(t *testing.T) {
-	defer goleak.VerifyNone(t, fasthttpCleaner)
+	defer goleak.VerifyNone(t)
 	const rate, stall = 400.0, time.Second
 	srv := httptest.NewServer(&stallServer{trigger: 300, stall: stall})
 	defer srv.Close()
@@ -205,7 +201,7 @@ func (s *hangServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // TestTimeout: a request left unanswered is cut off after the timeout, counted as a
 // timeout, and what it carried has an unknown fate; the run still ends by itself.
 func TestTimeout(t *testing.T) {
-	defer goleak.VerifyNone(t, fasthttpCleaner)
+	defer goleak.VerifyNone(t)
 	hs := &hangServer{hang: 5, release: make(chan struct{})}
 	srv := httptest.NewServer(hs)
 	defer srv.Close()
@@ -226,7 +222,7 @@ func TestTimeout(t *testing.T) {
 
 // TestTargetDown: a target with nothing listening fails the run before it starts.
 func TestTargetDown(t *testing.T) {
-	defer goleak.VerifyNone(t, fasthttpCleaner)
+	defer goleak.VerifyNone(t)
 	srv := httptest.NewServer(http.NotFoundHandler())
 	addr := srv.URL
 	srv.Close()

@@ -65,7 +65,11 @@ func (r *runner) result(t *ticker, elapsed time.Duration) *Result {
 	}
 	for _, l := range r.lanes {
 		res.Latency.Merge(l.steady)
-		res.Service.Merge(l.steadySvc)
+		if r.cfg.Rate > 0 {
+			res.Service.Merge(l.steadySvc)
+		} else {
+			res.Service.Merge(l.steady)
+		}
 		res.Requests += l.sent - l.finReq
 		res.Signals += l.signals - l.finSignals
 		res.FinishRequests += l.finReq
@@ -77,8 +81,10 @@ func (r *runner) result(t *ticker, elapsed time.Duration) *Result {
 		res.NotSent += l.notSent
 		res.Inconsistent += l.inconsistent
 		res.Unfinished += int64(len(l.heap))
-		for k, v := range l.status {
-			res.Status[k] += v
+		for code, n := range l.status {
+			if n > 0 {
+				res.Status[code] += n
+			}
 		}
 		for k, v := range l.errs {
 			res.Errors[k] += v
