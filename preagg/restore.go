@@ -56,7 +56,10 @@ func (a *Aggregator) Restore(ctx context.Context, r Resumer, partitions []int) (
 	a.restored.Add(n)
 	a.skipped.Add(skipped + full)
 	for i := range a.shards {
+		ln := &a.lanes[i%len(a.lanes)]
+		ln.mu.Lock()
 		a.shards[i].sortByActivity()
+		ln.mu.Unlock()
 	}
 	if err != nil {
 		return n, fmt.Errorf("restore open sessions: %w", err)
@@ -74,7 +77,8 @@ const (
 )
 
 // sortByActivity puts the shard's visitors back in order of last activity, which
-// closing and eviction rely on: Restore adds them in the store's order.
+// closing and eviction rely on: Restore adds them in the store's order. Its lane's lock
+// should be held.
 func (sh *shard) sortByActivity() {
 	if sh.n < 2 {
 		return
