@@ -1,0 +1,63 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/rungdev/rung/schemas"
+	"github.com/rungdev/rung/sink"
+	"github.com/rungdev/rung/sink/sqlite"
+)
+
+func TestDropLanded(t *testing.T) {
+	ctx := context.Background()
+	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "telemetry.db"), metrics.NewSet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	sig := func(i int) schemas.Signal {
+		return schemas.Signal{Type: schemas.TypePageview, ReceivedAt: 1_700_000_000_000 + int64(i), Site: "x.example",
+			AnonymousID: fmt.Sprintf("visitor-%d", i%2), EventID: fmt.Sprintf("e%d", i), URL: "https://x.example/", Path: "/"}
+	}
+	if err := s.Write(ctx, &sink.Batch{Signals: []schemas.Signal{sig(0), sig(1), sig(2)}}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name        string
+		batch       []int
+		redelivered []bool
+		keep        []int
+	}{
+		{"no redelivery costs no lookup", []int{0, 1, 5}, []bool{false, false, false}, []int{0, 1, 5}},
+		{"redelivered and landed dropped", []int{0, 3, 1, 4}, []bool{true, true, true, false}, []int{3, 4}},
+		{"only redeliveries are checked", []int{2, 6}, []bool{false, true}, []int{2, 6}},
+		{"all landed", []int{0, 1, 2}, []bool{true, true, true}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var batch []schemas.Signal
+			for _, i := range tt.batch {
+				batch = append(batch, sig(i))
+			}
+			kept, n, err := dropLanded(ctx, s, batch, tt.redelivered)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []int
+			for _, g := range kept {
+				var i int
+				fmt.Sscanf(g.EventID, "e%d", &i)
+				got = append(got, i)
+			}
+			if !reflect.DeepEqual(got, tt.keep) || n != len(tt.batch)-len(tt.keep) {
+				t.Errorf("kept %v (dropped %d), want %v", got, n, tt.keep)
+			}
+		})
+	}
+}
