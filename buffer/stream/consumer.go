@@ -128,9 +128,13 @@ type item struct {
 // Goroutines: one reader per partition, stopped through its message iterator and
 // waited for before Run returns; the batch and the handler live in Run's goroutine.
 func (c *Consumer) Run(ctx context.Context) error {
-	s, err := c.js.Stream(ctx, c.cfg.Stream.Name)
+	var s jetstream.Stream
+	err := c.retry(ctx, "look up stream "+c.cfg.Stream.Name, func(ctx context.Context) (err error) {
+		s, err = c.js.Stream(ctx, c.cfg.Stream.Name)
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("consumer: look up stream %s: %w", c.cfg.Stream.Name, err)
+		return fmt.Errorf("consumer: %w", err)
 	}
 	if err := checkPartitions(c.cfg.Stream, s.CachedInfo()); err != nil {
 		return fmt.Errorf("consumer: %w", err)
@@ -144,18 +148,22 @@ func (c *Consumer) Run(ctx context.Context) error {
 	prefetch := min(c.cfg.BatchSize, 1000)
 	for _, p := range c.cfg.Partitions {
 		name := c.cfg.DurableName(p)
-		cons, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-			Durable:       name,
-			FilterSubject: c.cfg.Stream.PartitionSubject(p),
-			AckPolicy:     jetstream.AckExplicitPolicy,
-			AckWait:       c.cfg.AckWait,
-			MaxAckPending: c.cfg.MaxAckPending,
-			DeliverPolicy: jetstream.DeliverAllPolicy,
-			Replicas:      0, // as the stream
+		var cons jetstream.Consumer
+		err := c.retry(ctx, "durable "+name+" on "+c.cfg.Stream.PartitionSubject(p), func(ctx context.Context) (err error) {
+			cons, err = s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+				Durable:       name,
+				FilterSubject: c.cfg.Stream.PartitionSubject(p),
+				AckPolicy:     jetstream.AckExplicitPolicy,
+				AckWait:       c.cfg.AckWait,
+				MaxAckPending: c.cfg.MaxAckPending,
+				DeliverPolicy: jetstream.DeliverAllPolicy,
+				Replicas:      0, // as the stream
+			})
+			return err
 		})
 		if err != nil {
 			stop()
-			return fmt.Errorf("consumer: durable %s on %s: %w", name, c.cfg.Stream.PartitionSubject(p), err)
+			return fmt.Errorf("consumer: %w", err)
 		}
 		it, err := cons.Messages(jetstream.PullMaxMessages(prefetch))
 		if err != nil {
@@ -205,6 +213,31 @@ func (c *Consumer) Run(ctx context.Context) error {
 			}
 			return nil
 		}
+	}
+}
+
+// retry calls f until it succeeds, ctx is done, or JetStream calls the request bad.
+// In a cluster that has just lost a node, creating a replicated consumer can take
+// longer than one request's timeout while its peers are placed and elected; a worker
+// starting then should wait for JetStream rather than exit.
+func (c *Consumer) retry(ctx context.Context, what string, f func(context.Context) error) error {
+	wait := 500 * time.Millisecond
+	for {
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := f(rctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && apiErr.Code == 400 || errors.Is(err, jetstream.ErrStreamNotFound) {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		c.cfg.Logger.Warn("stream consumer: JetStream not ready, retrying", "what", what, "in", wait, "err", err)
+		if !sleep(ctx, wait) {
+			return fmt.Errorf("%s: %w (gave up: %w)", what, err, ctx.Err())
+		}
+		wait = min(2*wait, 5*time.Second)
 	}
 }
 

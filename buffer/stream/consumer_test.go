@@ -1,0 +1,320 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/rungdev/rung/schemas"
+)
+
+// recorder is a sink: it keeps what each successful batch held.
+type recorder struct {
+	mu          sync.Mutex
+	seen        map[string]int  // event_id → times stored
+	redelivered map[string]bool // event_id → came flagged as a redelivery
+	last        map[string]int64
+	outOfOrder  []string
+	fail        func(call int, signals []schemas.Signal) error // nil: store everything
+	calls       int
+}
+
+func newRecorder() *recorder {
+	return &recorder{seen: map[string]int{}, redelivered: map[string]bool{}, last: map[string]int64{}}
+}
+
+func (r *recorder) handle(_ context.Context, ss []schemas.Signal, re []bool) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls++
+	if r.fail != nil {
+		if err := r.fail(r.calls, ss); err != nil {
+			return err
+		}
+	}
+	for i, s := range ss {
+		r.seen[s.EventID]++
+		if re[i] {
+			r.redelivered[s.EventID] = true
+		}
+		// ReceivedAt counts up per visitor in publish order.
+		if last, ok := r.last[s.AnonymousID]; ok && s.ReceivedAt <= last && !re[i] {
+			r.outOfOrder = append(r.outOfOrder, s.EventID)
+		}
+		r.last[s.AnonymousID] = s.ReceivedAt
+	}
+	return nil
+}
+
+func (r *recorder) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.seen)
+}
+
+// check says whether r stored exactly the signals of want, each once.
+func (r *recorder) check(want []*schemas.Signal) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.outOfOrder) > 0 {
+		return fmt.Errorf("%d signals out of their visitor's order, first %s", len(r.outOfOrder), r.outOfOrder[0])
+	}
+	ids := map[string]bool{}
+	for _, s := range want {
+		ids[s.EventID] = true
+		switch n := r.seen[s.EventID]; n {
+		case 1:
+		case 0:
+			return fmt.Errorf("%s never stored", s.EventID)
+		default:
+			return fmt.Errorf("%s stored %d times", s.EventID, n)
+		}
+	}
+	for id := range r.seen {
+		if !ids[id] {
+			return fmt.Errorf("%s stored but never published", id)
+		}
+	}
+	return nil
+}
+
+// run starts c and returns a stop that cancels it and waits for Run's result.
+func run(t *testing.T, c *Consumer) (stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		err := c.Run(ctx)
+		if err != nil {
+			t.Errorf("Consumer.Run: %v", err)
+		}
+		done <- err
+	}()
+	var once sync.Once
+	var err error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			err = <-done
+		})
+		return err
+	}
+	t.Cleanup(func() { stop() })
+	return stop
+}
+
+func consumerFor(t *testing.T, js jetstream.JetStream, cfg ConsumerConfig, r *recorder) (*Consumer, *metrics.Set) {
+	t.Helper()
+	set := metrics.NewSet()
+	c, err := NewConsumer(js, cfg, r.handle, set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, set
+}
+
+// pending returns the messages of partition p's durable not yet acked or not yet delivered.
+func pending(js jetstream.JetStream, cfg ConsumerConfig, p int) (int, error) {
+	c, err := js.Consumer(context.Background(), cfg.Stream.Name, cfg.DurableName(p))
+	if err != nil {
+		return 0, err
+	}
+	info, err := c.Info(context.Background())
+	if err != nil {
+		return 0, err
+	}
+	return info.NumAckPending + int(info.NumPending), nil
+}
+
+func TestPublishConsume(t *testing.T) {
+	nc, js := connect(t)
+	scfg := newStream(t, js, StreamConfig{Partitions: 8})
+	p, err := NewPublisher(nc, PublisherConfig{Stream: scfg}, metrics.NewSet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+
+	// Four concurrent publishers, each with visitors of its own, so each visitor's
+	// signals have one publish order to keep.
+	var all []*schemas.Signal
+	var wg sync.WaitGroup
+	for g := range 4 {
+		ss := signals(fmt.Sprintf("pc%d", g), 500, 20)
+		for _, s := range ss {
+			s.AnonymousID = fmt.Sprintf("g%d-%s", g, s.AnonymousID)
+		}
+		all = append(all, ss...)
+		wg.Go(func() { publish(t, p, ss, 50) })
+	}
+	wg.Wait()
+
+	// Two consumers split the partitions between them.
+	r := newRecorder()
+	cfgA := ConsumerConfig{Stream: scfg, Partitions: []int{0, 1, 2, 3}, BatchSize: 300, FlushInterval: 50 * time.Millisecond}
+	cfgB := cfgA
+	cfgB.Partitions = []int{4, 5, 6, 7}
+	a, setA := consumerFor(t, js, cfgA, r)
+	b, setB := consumerFor(t, js, cfgB, r)
+	stopA, stopB := run(t, a), run(t, b)
+	waitFor(t, 30*time.Second, func() error {
+		if n := r.count(); n < len(all) {
+			return fmt.Errorf("%d of %d signals consumed", n, len(all))
+		}
+		return nil
+	})
+	if err := errors.Join(stopA(), stopB()); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.check(all); err != nil {
+		t.Error(err)
+	}
+	var na, nb int
+	fmt.Sscan(metric(setA, "rung_stream_consumed_total"), &na)
+	fmt.Sscan(metric(setB, "rung_stream_consumed_total"), &nb)
+	if na == 0 || nb == 0 || na+nb != len(all) {
+		t.Errorf("consumed counted %d + %d, want both non-zero, summing to %d", na, nb, len(all))
+	}
+	// Every message was acked: nothing waits in any durable.
+	for part := range 8 {
+		cfg := cfgA
+		if part >= 4 {
+			cfg = cfgB
+		}
+		waitFor(t, 10*time.Second, func() error {
+			n, err := pending(js, cfg, part)
+			if err == nil && n != 0 {
+				err = fmt.Errorf("partition %d: %d messages not acked", part, n)
+			}
+			return err
+		})
+	}
+}
+
+func TestHandlerFailureRedelivers(t *testing.T) {
+	nc, js := connect(t)
+	scfg := newStream(t, js, StreamConfig{Partitions: 4})
+	p, err := NewPublisher(nc, PublisherConfig{Stream: scfg}, metrics.NewSet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	all := signals("fail", 400, 40)
+	publish(t, p, all, 100)
+
+	r := newRecorder()
+	var failed []string
+	r.fail = func(call int, ss []schemas.Signal) error {
+		if call > 1 {
+			return nil
+		}
+		for _, s := range ss {
+			failed = append(failed, s.EventID)
+		}
+		return errors.New("sink down")
+	}
+	c, set := consumerFor(t, js, ConsumerConfig{Stream: scfg, Partitions: []int{0, 1, 2, 3}, BatchSize: 100,
+		FlushInterval: 20 * time.Millisecond, NakDelay: 100 * time.Millisecond}, r)
+	stop := run(t, c)
+	waitFor(t, 30*time.Second, func() error {
+		if n := r.count(); n < len(all) {
+			return fmt.Errorf("%d of %d signals consumed", n, len(all))
+		}
+		return nil
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.check(all); err != nil {
+		t.Error(err)
+	}
+	if len(failed) == 0 {
+		t.Fatal("the handler never failed")
+	}
+	for _, id := range failed {
+		if !r.redelivered[id] {
+			t.Errorf("%s came back after a failed batch without the redelivered flag", id)
+		}
+	}
+	if got := metric(set, "rung_stream_batch_failures_total"); got != "1" {
+		t.Errorf("batch failures counted %s, want 1", got)
+	}
+}
+
+func TestConsumerReplaced(t *testing.T) {
+	nc, js := connect(t)
+	scfg := newStream(t, js, StreamConfig{Partitions: 4})
+	p, err := NewPublisher(nc, PublisherConfig{Stream: scfg}, metrics.NewSet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	all := signals("replaced", 500, 50)
+	publish(t, p, all, 100)
+
+	cfg := ConsumerConfig{Stream: scfg, Partitions: []int{0, 1, 2, 3}, Durable: "worker", BatchSize: 100000,
+		FlushInterval: 100 * time.Millisecond, AckWait: 2 * time.Second}
+
+	// The first worker takes a batch and dies holding it: its connection goes, nothing
+	// is acked or naked.
+	ncA, jsA := connect(t)
+	held := make(chan []string, 1)
+	dead := errors.New("worker died")
+	first := true
+	a, err := NewConsumer(jsA, cfg, func(ctx context.Context, ss []schemas.Signal, _ []bool) error {
+		if !first {
+			return dead
+		}
+		first = false
+		ids := make([]string, len(ss))
+		for i, s := range ss {
+			ids[i] = s.EventID
+		}
+		held <- ids
+		<-ctx.Done()
+		return dead
+	}, metrics.NewSet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopA := run(t, a)
+	var heldIDs []string
+	select {
+	case heldIDs = <-held:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the first worker never got a batch")
+	}
+	ncA.Close()
+	if err := stopA(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Its replacement binds the same durables and gets everything, the held batch
+	// flagged as redelivered.
+	r := newRecorder()
+	b, _ := consumerFor(t, js, cfg, r)
+	stopB := run(t, b)
+	waitFor(t, 30*time.Second, func() error {
+		if n := r.count(); n < len(all) {
+			return fmt.Errorf("%d of %d signals consumed by the replacement", n, len(all))
+		}
+		return nil
+	})
+	if err := stopB(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.check(all); err != nil {
+		t.Error(err)
+	}
+	for _, id := range heldIDs {
+		if !r.redelivered[id] {
+			t.Errorf("%s, held by the dead worker, came without the redelivered flag", id)
+		}
+	}
+}

@@ -1,0 +1,140 @@
+// Package streamtest starts real nats-server clusters for tests of rung's cluster mode:
+// the stream package's own tests and those of cmd/rung.
+package streamtest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Server is the nats-server binary the clusters run (Debian's).
+const Server = "/usr/sbin/nats-server"
+
+// StartCluster starts n nats-server processes with JetStream, routed into one cluster
+// named "rung", each storing in a directory of t.TempDir(), and waits until JetStream
+// answers. It returns the client URLs and kill, which SIGKILLs server i and waits for it
+// to exit. The servers are stopped when the test ends; if it failed, their logs' tails
+// are printed.
+func StartCluster(t testing.TB, n int) (urls []string, kill func(i int)) {
+	t.Helper()
+	if _, err := os.Stat(Server); err != nil {
+		t.Fatalf("nats-server: %v", err)
+	}
+	clientPorts, routePorts := freePorts(t, n), freePorts(t, n)
+	dir := t.TempDir()
+	procs := make([]*exec.Cmd, n)
+	logs := make([]string, n)
+	for i := range n {
+		var routes []string
+		for j, p := range routePorts {
+			if j != i {
+				routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", p))
+			}
+		}
+		sd := filepath.Join(dir, fmt.Sprintf("n%d", i))
+		logs[i] = filepath.Join(dir, fmt.Sprintf("n%d.log", i))
+		cmd := exec.Command(Server,
+			"-a", "127.0.0.1", "-p", fmt.Sprint(clientPorts[i]), "-n", fmt.Sprintf("rung-n%d", i),
+			"-js", "-sd", sd,
+			"--cluster_name", "rung", "--cluster", fmt.Sprintf("nats://127.0.0.1:%d", routePorts[i]),
+			"--routes", strings.Join(routes, ","),
+			"-l", logs[i])
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("start nats-server %d: %v", i, err)
+		}
+		procs[i] = cmd
+		urls = append(urls, fmt.Sprintf("nats://127.0.0.1:%d", clientPorts[i]))
+	}
+	kill = func(i int) {
+		if procs[i] == nil {
+			return
+		}
+		procs[i].Process.Signal(syscall.SIGKILL)
+		procs[i].Wait()
+		procs[i] = nil
+	}
+	t.Cleanup(func() {
+		for i := range procs {
+			kill(i)
+		}
+		if t.Failed() {
+			for i, l := range logs {
+				b, _ := os.ReadFile(l)
+				if len(b) > 4000 {
+					b = b[len(b)-4000:]
+				}
+				t.Logf("nats-server %d log tail:\n%s", i, bytes.TrimSpace(b))
+			}
+		}
+	})
+	if err := waitJetStream(urls, 30*time.Second); err != nil {
+		t.Fatalf("nats cluster of %d: %v", n, err)
+	}
+	return urls, kill
+}
+
+// waitJetStream waits until every server answers a JetStream request, which needs the
+// cluster's meta leader.
+func waitJetStream(urls []string, total time.Duration) error {
+	deadline := time.Now().Add(total)
+	for _, u := range urls {
+		for {
+			err := jetStreamUp(u)
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%s: %w", u, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	return nil
+}
+
+func jetStreamUp(url string) error {
+	nc, err := nats.Connect(url, nats.Timeout(time.Second))
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_, err = js.AccountInfo(ctx)
+	return err
+}
+
+// freePorts returns n TCP ports free on 127.0.0.1 a moment ago.
+func freePorts(t testing.TB, n int) []int {
+	t.Helper()
+	var ls []net.Listener
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("free port: %v", err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	for _, l := range ls {
+		l.Close()
+	}
+	return ports
+}
