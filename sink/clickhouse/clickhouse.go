@@ -18,6 +18,7 @@ import (
 	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/VictoriaMetrics/metrics"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/rungdev/rung/schemas"
 	"github.com/rungdev/rung/sink"
@@ -25,9 +26,10 @@ import (
 
 // ClickHouse is the ClickHouse Sink.
 type ClickHouse struct {
-	conn driver.Conn
-	db   string
-	cols sync.Pool // *columns, reused across flushes
+	conn    driver.Conn
+	db      string
+	cluster *cluster  // nil in the single-node layout
+	cols    sync.Pool // *columns, reused across flushes
 
 	maxServerAttempts int
 
@@ -51,6 +53,11 @@ type Options struct {
 	// running alongside, to share their INSERT; default 50ms. It only waits for flushes
 	// already under way.
 	GroupLinger time.Duration
+	// Cluster, when set, is the name of a cluster in the servers' <remote_servers>:
+	// the tables are then sharded over its nodes, as local tables with Distributed
+	// tables over them under the names of the single-node layout (cluster.go,
+	// CLUSTER.md). Empty: one node, the tables as they are.
+	Cluster string
 }
 
 // Open connects to the server named by dsn ("clickhouse://host:9000/rung"), creates the
@@ -99,9 +106,28 @@ func Open(ctx context.Context, dsn string, o Options, set *metrics.Set) (*ClickH
 	for _, t := range rollupTables {
 		c.rollups[t] = set.GetOrCreateCounter(`rung_sink_rows_written_total{table="` + t + `"}`)
 	}
-	err = retry(ctx, func() error { return c.migrate(ctx) }, o.MaxServerAttempts, c.errors, c.retries)
+	if o.Cluster != "" {
+		var nodes []clusterNode
+		err := retry(ctx, func() (err error) { nodes, err = readCluster(ctx, conn, o.Cluster); return err },
+			o.MaxServerAttempts, c.errors, c.retries)
+		if err == nil && len(nodes) == 0 {
+			err = fmt.Errorf("%w: %s has no cluster %q in system.clusters (it has: %s)", ErrUnknownCluster,
+				strings.Join(opts.Addr, ","), o.Cluster, clusterNames(ctx, conn))
+		}
+		if err == nil {
+			err = checkProductMode(ctx, conn)
+		}
+		if err == nil {
+			c.cluster, err = newCluster(o.Cluster, nodes, *opts, 4*o.Writers+2)
+		}
+		if err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("open clickhouse %s: %w", dsn, err)
+		}
+	}
+	err = retry(ctx, func() error { return c.migrate(ctx, tables) }, o.MaxServerAttempts, c.errors, c.retries)
 	if err != nil {
-		conn.Close()
+		c.Close()
 		return nil, fmt.Errorf("migrate clickhouse %s: %w", dsn, err)
 	}
 	c.maxServerAttempts = o.MaxServerAttempts
@@ -122,29 +148,56 @@ func (c *ClickHouse) Conn() driver.Conn { return c.conn }
 // Database returns the database the sink writes to.
 func (c *ClickHouse) Database() string { return c.db }
 
-func (c *ClickHouse) migrate(ctx context.Context) error {
-	for _, s := range ddl(c.db) {
-		if err := c.conn.Exec(ctx, s); err != nil {
-			return fmt.Errorf("%w\n%s", err, s)
+// migrate creates the database and tabs when absent, in the layout of the options, and
+// adds the columns added since a table was made.
+func (c *ClickHouse) migrate(ctx context.Context, tabs []table) error {
+	if c.cluster != nil {
+		return c.migrateCluster(ctx, tabs)
+	}
+	for _, t := range tabs {
+		// Writes to a Distributed table without a sharding key fail: say why now.
+		if err := checkEngine(ctx, c.conn, c.db, t.name, func(e string) bool { return e != "Distributed" },
+			"a local table: the database was made by the cluster layout (set Options.Cluster)"); err != nil {
+			return err
 		}
 	}
+	if err := c.conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+c.db); err != nil {
+		return fmt.Errorf("create database %s: %w", c.db, err)
+	}
+	for _, t := range tabs {
+		if err := c.conn.Exec(ctx, t.create(c.db, t.name)); err != nil {
+			return fmt.Errorf("create table %s.%s: %w", c.db, t.name, err)
+		}
+		if err := addColumns(ctx, c.conn, c.db, t.name, t.name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addColumns adds to db.name, a table made from the table named table, the columns
+// added to that since (18.16 has no ADD COLUMN IF NOT EXISTS: it looks first).
+func addColumns(ctx context.Context, conn driver.Conn, db, table, name string) error {
 	for _, a := range addedColumns {
+		if a.table != table {
+			continue
+		}
 		var n uint64
-		err := c.conn.QueryRow(ctx, "SELECT count() FROM system.columns WHERE database = ? AND table = ? AND name = ?",
-			c.db, a.table, a.column).Scan(&n)
+		err := conn.QueryRow(ctx, "SELECT count() FROM system.columns WHERE database = ? AND table = ? AND name = ?",
+			db, name, a.column).Scan(&n)
 		if err != nil {
-			return fmt.Errorf("look for column %s.%s: %w", a.table, a.column, err)
+			return fmt.Errorf("look for column %s.%s: %w", name, a.column, err)
 		}
 		if n == 0 {
-			if err := c.conn.Exec(ctx, "ALTER TABLE "+c.db+"."+a.table+" ADD COLUMN "+a.column+" "+a.typ); err != nil {
-				return fmt.Errorf("add column %s.%s: %w", a.table, a.column, err)
+			if err := conn.Exec(ctx, "ALTER TABLE "+db+"."+name+" ADD COLUMN "+a.column+" "+a.typ); err != nil {
+				return fmt.Errorf("add column %s.%s: %w", name, a.column, err)
 			}
 		}
 	}
 	return nil
 }
 
-const insertSignals = "INSERT INTO %s.signals (date, received_at, received_ms, event_id, type, site, " +
+const insertSignals = "INSERT INTO %s (date, received_at, received_ms, event_id, type, site, " +
 	"anonymous_id, bot, url, path, referrer, utm_source, utm_medium, utm_campaign, utm_term, " +
 	"utm_content, name, experiment, variant, value, props, session_ms)"
 
@@ -161,7 +214,9 @@ type columns struct {
 	session                                     []int64
 }
 
-func (k *columns) fill(b *sink.Batch) {
+// fill puts the signals of b into k: those of shard s when shards is given (the shard
+// of each signal), all of them when it is nil.
+func (k *columns) fill(b *sink.Batch, shards []int, s int) {
 	signals := b.Signals
 	n := len(signals)
 	k.date, k.at, k.ms, k.session = k.date[:0], k.at[:0], k.ms[:0], k.session[:0]
@@ -175,6 +230,9 @@ func (k *columns) fill(b *sink.Batch) {
 	}
 	k.values = k.values[:n]
 	for i := range signals {
+		if shards != nil && shards[i] != s {
+			continue
+		}
 		g := &signals[i]
 		t := time.UnixMilli(g.ReceivedAt).UTC()
 		k.date = append(k.date, t)
@@ -235,19 +293,13 @@ func (c *ClickHouse) Write(ctx context.Context, b *sink.Batch) error {
 		c.group.begin()
 	}
 	if len(b.Signals) > 0 {
-		k := c.cols.Get().(*columns)
-		k.fill(b)
-		err := retry(ctx, func() error { return c.insert(ctx, k) }, c.maxServerAttempts, c.errors, c.retries)
-		k.clear()
-		c.cols.Put(k)
-		if err != nil {
+		if err := c.writeSignals(ctx, b); err != nil {
 			if rollups {
 				c.group.abandon()
 			}
 			c.abandoned.Inc()
 			return fmt.Errorf("insert %d signals into clickhouse: %w", len(b.Signals), err)
 		}
-		c.rows.Add(len(b.Signals))
 	}
 	if !rollups {
 		return nil
@@ -259,8 +311,53 @@ func (c *ClickHouse) Write(ctx context.Context, b *sink.Batch) error {
 	return nil
 }
 
-func (c *ClickHouse) insert(ctx context.Context, k *columns) error {
-	batch, err := c.conn.PrepareBatch(ctx, fmt.Sprintf(insertSignals, c.db))
+// writeSignals inserts the batch's signals: into the signals table, or on a cluster
+// into each shard's local table the signals of the visitors it holds, the shards
+// concurrently. A shard's rows that landed are not written again when another shard's
+// fail.
+func (c *ClickHouse) writeSignals(ctx context.Context, b *sink.Batch) error {
+	if c.cluster == nil {
+		return c.insertSignals(ctx, dest{c.conn, c.db + ".signals"}, b, nil, 0)
+	}
+	k := c.cluster
+	shards := make([]int, len(b.Signals))
+	counts := make([]int, len(k.shards))
+	for i := range b.Signals {
+		shards[i] = k.visitorShard(b.Signals[i].AnonymousID)
+		counts[shards[i]]++
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	for s, conn := range k.shards {
+		if counts[s] > 0 {
+			g.Go(func() error { return c.insertSignals(ctx, dest{conn, c.db + ".signals_local"}, b, shards, s) })
+		}
+	}
+	return g.Wait()
+}
+
+// dest is where an INSERT goes: a connection and the table it names.
+type dest struct {
+	conn  driver.Conn
+	table string
+}
+
+// insertSignals inserts into d the signals of b that fill takes for (shards, s).
+func (c *ClickHouse) insertSignals(ctx context.Context, d dest, b *sink.Batch, shards []int, s int) error {
+	k := c.cols.Get().(*columns)
+	k.fill(b, shards, s)
+	n := len(k.ms)
+	err := retry(ctx, func() error { return c.insert(ctx, d, k) }, c.maxServerAttempts, c.errors, c.retries)
+	k.clear()
+	c.cols.Put(k)
+	if err != nil {
+		return fmt.Errorf("%s: %w", d.table, err)
+	}
+	c.rows.Add(n)
+	return nil
+}
+
+func (c *ClickHouse) insert(ctx context.Context, d dest, k *columns) error {
+	batch, err := d.conn.PrepareBatch(ctx, fmt.Sprintf(insertSignals, d.table))
 	if err != nil {
 		return fmt.Errorf("prepare: %w", err)
 	}
@@ -276,6 +373,12 @@ func (c *ClickHouse) insert(ctx context.Context, k *columns) error {
 	return nil
 }
 
+// permanent marks an error that waiting will not cure (what the servers are configured
+// with): retry returns it at once.
+type permanent struct{ error }
+
+func (p permanent) Unwrap() error { return p.error }
+
 // retry runs f until it succeeds, ctx ends, or the server itself has refused it
 // maxServer times (an exception from the server will not go away by waiting). An
 // unreachable server is retried with capped exponential backoff and jitter.
@@ -287,6 +390,9 @@ func retry(ctx context.Context, f func() error, maxServer int, errs, retries *me
 			return nil
 		}
 		errs.Inc()
+		if errors.As(err, new(permanent)) {
+			return err
+		}
 		var ex *ch.Exception
 		if errors.As(err, &ex) {
 			if server++; server >= maxServer {
@@ -308,11 +414,29 @@ func retry(ctx context.Context, f func() error, maxServer int, errs, retries *me
 	}
 }
 
-// Ping checks the server answers.
-func (c *ClickHouse) Ping(ctx context.Context) error { return c.conn.Ping(ctx) }
+// Ping checks the server answers, and on a cluster that every shard does.
+func (c *ClickHouse) Ping(ctx context.Context) error {
+	if err := c.conn.Ping(ctx); err != nil {
+		return err
+	}
+	if c.cluster != nil {
+		for s, conn := range c.cluster.shards {
+			if err := conn.Ping(ctx); err != nil {
+				return fmt.Errorf("shard %d: %w", s+1, err)
+			}
+		}
+	}
+	return nil
+}
 
 // Close closes the connections.
-func (c *ClickHouse) Close() error { return c.conn.Close() }
+func (c *ClickHouse) Close() error {
+	err := c.conn.Close()
+	if c.cluster != nil {
+		err = errors.Join(err, c.cluster.close())
+	}
+	return err
+}
 
 // VisitorSignals returns every signal of one visitor, oldest first.
 func (c *ClickHouse) VisitorSignals(ctx context.Context, anonymousID string) ([]schemas.Signal, error) {
@@ -376,6 +500,11 @@ func (c *ClickHouse) scanSignals(ctx context.Context, withSession bool, where st
 func (c *ClickHouse) DropDatabase(ctx context.Context) error {
 	if !strings.HasPrefix(c.db, "rung_test_") {
 		return fmt.Errorf("refusing to drop database %q: not a test database", c.db)
+	}
+	if c.cluster != nil {
+		return c.cluster.eachNode(ctx, func(conn driver.Conn, _ clusterNode) error {
+			return conn.Exec(ctx, "DROP DATABASE IF EXISTS "+c.db)
+		})
 	}
 	return c.conn.Exec(ctx, "DROP DATABASE IF EXISTS "+c.db)
 }

@@ -59,10 +59,10 @@ func TestMigrateAddsSessionColumn(t *testing.T) {
 	if err := c.conn.Exec(ctx, "ALTER TABLE "+c.db+".signals DROP COLUMN session_ms"); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.migrate(ctx); err != nil {
+	if err := c.migrate(ctx, tables); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
-	if err := c.migrate(ctx); err != nil {
+	if err := c.migrate(ctx, tables); err != nil {
 		t.Fatalf("migrate again: %v", err)
 	}
 	var n uint64

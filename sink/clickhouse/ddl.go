@@ -1,15 +1,22 @@
 package clickhouse
 
-// ddl returns the statements that create the database and its tables when absent. Every
-// rollup table is a ReplacingMergeTree: rows are absolute values with a version (see
-// package sink), so a retried insert changes nothing, and merges keep the row every
+// table is one table rung creates: its columns and its engine clause. In the single-node
+// layout it is created as db.name; in the cluster layout as db.name_local on every node,
+// with a Distributed table db.name over them (cluster.go).
+//
+// Every rollup table is a ReplacingMergeTree: rows are absolute values with a version
+// (see package sink), so a retried insert changes nothing, and merges keep the row every
 // query would pick anyway. ReplacingMergeTree only replaces within a partition, so a
 // table is partitioned only by something all versions of a row share (the session's
 // start date, the rollup hour's date); exposures and conversions are not partitioned.
-func ddl(db string) []string {
-	return []string{
-		"CREATE DATABASE IF NOT EXISTS " + db,
-		`CREATE TABLE IF NOT EXISTS ` + db + `.signals (
+// On a cluster all versions of a row also share a shard (cluster.go places them by a
+// hash of their key), so merges replace them there too.
+type table struct {
+	name, columns, engine string
+}
+
+var (
+	signalsTable = table{"signals", `
 			date         Date,
 			received_at  DateTime,
 			received_ms  Int64,
@@ -31,12 +38,11 @@ func ddl(db string) []string {
 			variant      String,
 			value        Nullable(Float64),
 			props        String,
-			session_ms   Int64
-		) ENGINE = MergeTree
+			session_ms   Int64`, `MergeTree
 		PARTITION BY toYYYYMM(date)
-		ORDER BY (site, date, anonymous_id, received_ms)`,
-		// Cumulative counts per (landing key, cell); readers sum the cells' latest rows.
-		`CREATE TABLE IF NOT EXISTS ` + db + `.landing_hourly (
+		ORDER BY (site, date, anonymous_id, received_ms)`}
+	// Cumulative counts per (landing key, cell); readers sum the cells' latest rows.
+	landingTable = table{"landing_hourly", `
 			date         Date,
 			hour         DateTime,
 			site         String,
@@ -47,25 +53,41 @@ func ddl(db string) []string {
 			cell         UInt64,
 			sessions     Int64,
 			converted    Int64,
-			version      UInt64
-		) ENGINE = ReplacingMergeTree(version)
+			version      UInt64`, `ReplacingMergeTree(version)
 		PARTITION BY toYYYYMM(date)
-		ORDER BY (site, hour, landing_path, utm_source, utm_medium, utm_campaign, cell)`,
-		// A visitor's first exposure to each experiment, and (experiment '', which no
-		// exposure has) their latest conversion, in one table so a flush writes one part
-		// for both. rank = MaxInt64 - ms for exposures, so a merge keeps the earliest (at
-		// equal times the last written, which the writer makes the smallest variant), and
-		// ms for conversions, so a merge keeps the latest.
-		`CREATE TABLE IF NOT EXISTS ` + db + `.visitors (
+		ORDER BY (site, hour, landing_path, utm_source, utm_medium, utm_campaign, cell)`}
+	// A visitor's first exposure to each experiment, and (experiment '', which no
+	// exposure has) their latest conversion, in one table so a flush writes one part
+	// for both. rank = MaxInt64 - ms for exposures, so a merge keeps the earliest (at
+	// equal times the last written, which the writer makes the smallest variant), and
+	// ms for conversions, so a merge keeps the latest.
+	visitorsTable = table{"visitors", `
 			site         String,
 			anonymous_id String,
 			experiment   String,
 			ms           Int64,
 			variant      String,
-			rank         UInt64
-		) ENGINE = ReplacingMergeTree(rank)
-		ORDER BY (site, experiment, anonymous_id)`,
-	}
+			rank         UInt64`, `ReplacingMergeTree(rank)
+		ORDER BY (site, experiment, anonymous_id)`}
+	// Rejected signals, for --quarantine (MigrateQuarantine). Old rows go by
+	// PruneQuarantine (an ALTER ... DELETE), since TTL is not available on every server
+	// rung supports.
+	quarantineTable = table{"quarantine", `
+			date        Date,
+			received_ms Int64,
+			site        String,
+			reason      String,
+			pointer     String,
+			message     String,
+			raw         String`, `MergeTree PARTITION BY toYYYYMM(date) ORDER BY (site, received_ms)`}
+)
+
+// tables are the tables Open creates.
+var tables = []table{signalsTable, landingTable, visitorsTable}
+
+// create returns the statement that creates t as db.name when absent.
+func (t table) create(db, name string) string {
+	return "CREATE TABLE IF NOT EXISTS " + db + "." + name + " (" + t.columns + "\n\t\t) ENGINE = " + t.engine
 }
 
 // rollupTables are the tables Optimize merges.

@@ -5,23 +5,15 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
 	"github.com/rungdev/rung/schemas"
 )
 
-// MigrateQuarantine creates the quarantine table, for --quarantine. Old rows go by
-// PruneQuarantine (an ALTER ... DELETE), since TTL is not available on every server
-// rung supports.
+// MigrateQuarantine creates the quarantine table, for --quarantine (on a cluster, on
+// every node: see cluster.go).
 func (c *ClickHouse) MigrateQuarantine(ctx context.Context) error {
-	err := c.conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+c.db+`.quarantine (
-		date        Date,
-		received_ms Int64,
-		site        String,
-		reason      String,
-		pointer     String,
-		message     String,
-		raw         String
-	) ENGINE = MergeTree PARTITION BY toYYYYMM(date) ORDER BY (site, received_ms)`)
-	if err != nil {
+	if err := c.migrate(ctx, []table{quarantineTable}); err != nil {
 		return fmt.Errorf("migrate quarantine: %w", err)
 	}
 	return nil
@@ -39,7 +31,11 @@ func (c *ClickHouse) WriteQuarantine(ctx context.Context, rows []schemas.Quarant
 		date[i], ms[i] = time.UnixMilli(r.At).UTC(), r.At
 		site[i], reason[i], ptr[i], msg[i], raw[i] = r.Site, r.Code, r.Pointer, r.Message, r.Raw
 	}
-	batch, err := c.conn.PrepareBatch(ctx, "INSERT INTO "+c.db+".quarantine (date, received_ms, site, reason, pointer, message, raw)")
+	d := dest{c.conn, c.db + ".quarantine"}
+	if k := c.cluster; k != nil {
+		d = dest{k.shards[k.anyShard()], c.db + ".quarantine_local"}
+	}
+	batch, err := d.conn.PrepareBatch(ctx, "INSERT INTO "+d.table+" (date, received_ms, site, reason, pointer, message, raw)")
 	if err != nil {
 		return fmt.Errorf("write %d quarantined signals: %w", n, err)
 	}
@@ -55,8 +51,14 @@ func (c *ClickHouse) WriteQuarantine(ctx context.Context, rows []schemas.Quarant
 	return nil
 }
 
-// PruneQuarantine deletes rows received before beforeMs.
+// PruneQuarantine deletes rows received before beforeMs (on a cluster, from every
+// node's local table: a Distributed table takes no ALTER ... DELETE).
 func (c *ClickHouse) PruneQuarantine(ctx context.Context, beforeMs int64) error {
+	if c.cluster != nil {
+		return c.cluster.eachNode(ctx, func(conn driver.Conn, _ clusterNode) error {
+			return conn.Exec(ctx, "ALTER TABLE "+c.db+".quarantine_local DELETE WHERE received_ms < ?", beforeMs)
+		})
+	}
 	return c.conn.Exec(ctx, "ALTER TABLE "+c.db+".quarantine DELETE WHERE received_ms < ?", beforeMs)
 }
 

@@ -6,29 +6,63 @@ import (
 	"math"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/rungdev/rung/sink"
 )
 
 const (
-	insertLanding = "INSERT INTO %s.landing_hourly (date, hour, site, landing_path, utm_source, utm_medium, " +
+	insertLanding = "INSERT INTO %s (date, hour, site, landing_path, utm_source, utm_medium, " +
 		"utm_campaign, cell, sessions, converted, version)"
-	insertVisitors = "INSERT INTO %s.visitors (site, anonymous_id, experiment, ms, variant, rank)"
+	insertVisitors = "INSERT INTO %s (site, anonymous_id, experiment, ms, variant, rank)"
 )
 
 // writeRollups inserts the batch's rollup rows, the two tables concurrently: each
 // insert costs a round trip and a part on the server whatever its size, so the flush
-// waits for the slowest one instead of their sum. The goroutines are the call's own and
+// waits for the slowest one instead of their sum. On a cluster each shard's rows go to
+// its local tables, all shards concurrently too. The goroutines are the call's own and
 // have returned when it does.
 func (c *ClickHouse) writeRollups(ctx context.Context, b *sink.Batch) error {
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return c.writeLanding(ctx, b.Landing) })
-	g.Go(func() error { return c.writeVisitors(ctx, b.Exposures, b.Conversions) })
+	if c.cluster == nil {
+		c.goRollups(ctx, g, c.conn, "", b)
+		return g.Wait()
+	}
+	k := c.cluster
+	parts := make([]sink.Batch, len(k.shards))
+	for i := range b.Landing {
+		p := &parts[k.landingShard(&b.Landing[i])]
+		p.Landing = append(p.Landing, b.Landing[i])
+	}
+	for i := range b.Exposures {
+		p := &parts[k.visitorShard(b.Exposures[i].AnonymousID)]
+		p.Exposures = append(p.Exposures, b.Exposures[i])
+	}
+	for i := range b.Conversions {
+		p := &parts[k.visitorShard(b.Conversions[i].AnonymousID)]
+		p.Conversions = append(p.Conversions, b.Conversions[i])
+	}
+	for s, conn := range k.shards {
+		c.goRollups(ctx, g, conn, "_local", &parts[s])
+	}
 	return g.Wait()
 }
 
-func (c *ClickHouse) writeLanding(ctx context.Context, rows []sink.LandingCell) error {
+// goRollups starts the inserts of b's rollup rows into the tables of conn named with
+// suffix.
+func (c *ClickHouse) goRollups(ctx context.Context, g *errgroup.Group, conn driver.Conn, suffix string, b *sink.Batch) {
+	if len(b.Landing) > 0 {
+		g.Go(func() error { return c.writeLanding(ctx, dest{conn, c.db + ".landing_hourly" + suffix}, b.Landing) })
+	}
+	if len(b.Exposures)+len(b.Conversions) > 0 {
+		g.Go(func() error {
+			return c.writeVisitors(ctx, dest{conn, c.db + ".visitors" + suffix}, b.Exposures, b.Conversions)
+		})
+	}
+}
+
+func (c *ClickHouse) writeLanding(ctx context.Context, d dest, rows []sink.LandingCell) error {
 	if n := len(rows); n > 0 {
 		date, hour, site := make([]time.Time, n), make([]time.Time, n), make([]string, n)
 		path, src, med, camp := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
@@ -40,14 +74,14 @@ func (c *ClickHouse) writeLanding(ctx context.Context, rows []sink.LandingCell) 
 			path[i], src[i], med[i], camp[i] = l.LandingPath, l.UTMSource, l.UTMMedium, l.UTMCampaign
 			cell[i], sess[i], conv[i], ver[i] = l.Cell, l.Sessions, l.Converted, l.Version
 		}
-		return c.send(ctx, "landing_hourly", insertLanding, n, date, hour, site, path, src, med, camp, cell, sess, conv, ver)
+		return c.send(ctx, d, "landing_hourly", insertLanding, n, date, hour, site, path, src, med, camp, cell, sess, conv, ver)
 	}
 	return nil
 }
 
 // writeVisitors inserts exposures and conversions into the visitors table, a
 // conversion as the row of experiment "".
-func (c *ClickHouse) writeVisitors(ctx context.Context, exposures []sink.Exposure, conversions []sink.Conversion) error {
+func (c *ClickHouse) writeVisitors(ctx context.Context, d dest, exposures []sink.Exposure, conversions []sink.Conversion) error {
 	n := len(exposures) + len(conversions)
 	if n == 0 {
 		return nil
@@ -64,15 +98,15 @@ func (c *ClickHouse) writeVisitors(ctx context.Context, exposures []sink.Exposur
 		site, anon, exp, variant = append(site, v.Site), append(anon, v.AnonymousID), append(exp, ""), append(variant, "")
 		ms, rank = append(ms, v.LastMs), append(rank, uint64(max(v.LastMs, 0)))
 	}
-	return c.send(ctx, "visitors", insertVisitors, n, site, anon, exp, ms, variant, rank)
+	return c.send(ctx, d, "visitors", insertVisitors, n, site, anon, exp, ms, variant, rank)
 }
 
-// send inserts n rows given as columns into table, retrying while the server is
-// unreachable.
-func (c *ClickHouse) send(ctx context.Context, table, query string, n int, cols ...any) error {
-	q := fmt.Sprintf(query, c.db)
+// send inserts n rows given as columns into d, retrying while the server is
+// unreachable; table names the rollup for the metrics.
+func (c *ClickHouse) send(ctx context.Context, d dest, table, query string, n int, cols ...any) error {
+	q := fmt.Sprintf(query, d.table)
 	err := retry(ctx, func() error {
-		batch, err := c.conn.PrepareBatch(ctx, q)
+		batch, err := d.conn.PrepareBatch(ctx, q)
 		if err != nil {
 			return fmt.Errorf("prepare: %w", err)
 		}
@@ -88,19 +122,26 @@ func (c *ClickHouse) send(ctx context.Context, table, query string, n int, cols 
 		return nil
 	}, c.maxServerAttempts, c.errors, c.retries)
 	if err != nil {
-		return fmt.Errorf("insert %d rows into clickhouse table %s: %w", n, table, err)
+		return fmt.Errorf("insert %d rows into clickhouse table %s: %w", n, d.table, err)
 	}
 	c.rollups[table].Add(n)
 	return nil
 }
 
-// Optimize merges every rollup table's parts (OPTIMIZE ... FINAL), so tests can show the
-// queries answer the same before and after ClickHouse's background merges.
+// Optimize merges every rollup table's parts (OPTIMIZE ... FINAL), on a cluster every
+// node's local tables, so tests can show the queries answer the same before and after
+// ClickHouse's background merges.
 func (c *ClickHouse) Optimize(ctx context.Context) error {
-	for _, t := range rollupTables {
-		if err := c.conn.Exec(ctx, "OPTIMIZE TABLE "+c.db+"."+t+" FINAL"); err != nil {
-			return fmt.Errorf("optimize %s: %w", t, err)
+	optimize := func(conn driver.Conn, suffix string) error {
+		for _, t := range rollupTables {
+			if err := conn.Exec(ctx, "OPTIMIZE TABLE "+c.db+"."+t+suffix+" FINAL"); err != nil {
+				return fmt.Errorf("optimize %s: %w", t+suffix, err)
+			}
 		}
+		return nil
 	}
-	return nil
+	if c.cluster != nil {
+		return c.cluster.eachNode(ctx, func(conn driver.Conn, _ clusterNode) error { return optimize(conn, "_local") })
+	}
+	return optimize(c.conn, "")
 }

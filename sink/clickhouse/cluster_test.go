@@ -1,0 +1,554 @@
+package clickhouse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	ch "github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/rungdev/rung/preagg"
+	"github.com/rungdev/rung/schemas"
+	"github.com/rungdev/rung/sink"
+	"github.com/rungdev/rung/sink/sinktest"
+)
+
+// server is a clickhouse-server of the test's own, on its own ports and data directory.
+type server struct {
+	dir  string
+	port int
+	cmd  *exec.Cmd
+	done chan error
+}
+
+// startCluster starts two private servers, A and B, each configured with cluster
+// "rung" (shard 1 = A, shard 2 = B), "rung_weighted" (the same with B weighing 2) and
+// "rung_replicas" (one shard, A and B its replicas), and stops them when the test ends.
+func startCluster(t *testing.T) [2]*server {
+	t.Helper()
+	src, err := os.ReadFile("/etc/clickhouse-server/config.xml")
+	if err != nil {
+		t.Fatalf("clickhouse-server is required (install it with .ci/services): %v", err)
+	}
+	users, err := os.ReadFile("/etc/clickhouse-server/users.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s [2]*server
+	for i := range s {
+		dir, err := os.MkdirTemp("", "rung-clickhouse-shard-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(dir) })
+		s[i] = &server{dir: dir, port: freePort(t)}
+	}
+	replica := func(x *server) string {
+		return fmt.Sprintf("<replica><host>127.0.0.1</host><port>%d</port></replica>", x.port)
+	}
+	clusters := "<remote_servers>" +
+		"<rung><shard>" + replica(s[0]) + "</shard><shard>" + replica(s[1]) + "</shard></rung>" +
+		"<rung_weighted><shard>" + replica(s[0]) + "</shard><shard><weight>2</weight>" + replica(s[1]) + "</shard></rung_weighted>" +
+		"<rung_replicas><shard>" + replica(s[0]) + replica(s[1]) + "</shard></rung_replicas>" +
+		"</remote_servers>"
+	t.Cleanup(func() { stop(s[:]) })
+	for _, x := range s {
+		cfg := string(src)
+		for _, r := range []struct{ re, to string }{
+			{`(?s)<remote_servers.*</remote_servers>`, clusters},
+			{`<http_port>\d+</http_port>`, fmt.Sprintf("<http_port>%d</http_port>", freePort(t))},
+			{`<tcp_port>\d+</tcp_port>`, fmt.Sprintf("<tcp_port>%d</tcp_port>", x.port)},
+			{`<interserver_http_port>\d+</interserver_http_port>`, fmt.Sprintf("<interserver_http_port>%d</interserver_http_port>", freePort(t))},
+			{`<listen_host>::1</listen_host>`, ""},
+			{`/var/lib/clickhouse/`, x.dir + "/data/"},
+			{`/var/log/clickhouse-server/`, x.dir + "/log/"},
+		} {
+			cfg = regexp.MustCompile(r.re).ReplaceAllLiteralString(cfg, r.to)
+		}
+		for _, sub := range []string{"data", "log"} {
+			if err := os.MkdirAll(filepath.Join(x.dir, sub), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// rung's IN subqueries over Distributed tables run shard-locally (cluster.go).
+		profile := strings.Replace(string(users), "<default>", "<default><distributed_product_mode>local</distributed_product_mode>", 1)
+		for name, b := range map[string][]byte{"config.xml": []byte(cfg), "users.xml": []byte(profile)} {
+			if err := os.WriteFile(filepath.Join(x.dir, name), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// clickhouse-server refuses to run as root: it runs as the clickhouse user.
+		if out, err := exec.Command("chown", "-R", "clickhouse:clickhouse", x.dir).CombinedOutput(); err != nil {
+			t.Fatalf("chown %s: %v %s", x.dir, err, out)
+		}
+		x.cmd = exec.Command("setpriv", "--reuid=clickhouse", "--regid=clickhouse", "--init-groups",
+			"clickhouse-server", "--config="+filepath.Join(x.dir, "config.xml"))
+		x.cmd.Dir = x.dir
+		if err := x.cmd.Start(); err != nil {
+			t.Fatalf("start clickhouse-server: %v", err)
+		}
+		x.done = make(chan error, 1)
+		go func(cmd *exec.Cmd, done chan error) { done <- cmd.Wait() }(x.cmd, x.done)
+	}
+	start := time.Now()
+	for _, x := range s {
+		x.wait(t)
+	}
+	t.Logf("two clickhouse-servers answering after %v", time.Since(start).Round(time.Millisecond))
+	return s
+}
+
+// wait returns once the server answers a query.
+func (x *server) wait(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		conn, err := x.conn()
+		if err == nil {
+			err = conn.Ping(context.Background())
+			conn.Close()
+		}
+		if err == nil {
+			return
+		}
+		select {
+		case err := <-x.done:
+			x.done <- err
+			log, _ := os.ReadFile(filepath.Join(x.dir, "log", "clickhouse-server.err.log"))
+			t.Fatalf("clickhouse-server on port %d exited: %v\n%s", x.port, err, log)
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("clickhouse-server on port %d did not answer: %v", x.port, err)
+		}
+	}
+}
+
+func (x *server) addr() string { return "127.0.0.1:" + strconv.Itoa(x.port) }
+
+func (x *server) conn() (driver.Conn, error) {
+	return ch.Open(&ch.Options{Addr: []string{x.addr()}, DialTimeout: time.Second})
+}
+
+// stop terminates the servers together (each holds connections to the other, which a
+// server waits for on its way out) and waits until they have exited.
+func stop(s []*server) {
+	for _, x := range s {
+		if x.cmd != nil && x.cmd.Process != nil {
+			x.cmd.Process.Signal(syscall.SIGTERM)
+		}
+	}
+	for _, x := range s {
+		if x.cmd == nil || x.cmd.Process == nil {
+			continue
+		}
+		select {
+		case <-x.done:
+		case <-time.After(30 * time.Second):
+			x.cmd.Process.Kill()
+			<-x.done
+		}
+		x.cmd = nil
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// openCluster opens a fresh test database in the cluster layout through server a, and
+// drops it from every node when the test ends.
+func openCluster(t *testing.T, a *server, cluster string) *ClickHouse {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := Open(ctx, fmt.Sprintf("clickhouse://%s/rung_test_%08x", a.addr(), rand.Uint32()), Options{Cluster: cluster}, metrics.NewSet())
+	if err != nil {
+		t.Fatalf("open cluster %s: %v", cluster, err)
+	}
+	t.Cleanup(func() {
+		if err := c.DropDatabase(context.Background()); err != nil {
+			t.Errorf("drop test database: %v", err)
+		}
+		c.Close()
+	})
+	return c
+}
+
+func TestCluster(t *testing.T) {
+	s := startCluster(t)
+	t.Run("Conformance", func(t *testing.T) {
+		sinktest.Run(t, func(t *testing.T) sinktest.Store { return openCluster(t, s[0], "rung") })
+	})
+	t.Run("SameAsOneNode", func(t *testing.T) { sameAsOneNode(t, s, "rung", 1) })
+	t.Run("Weighted", func(t *testing.T) { sameAsOneNode(t, s, "rung_weighted", 2) })
+	t.Run("Migrate", func(t *testing.T) { migrateCluster(t, s) })
+	t.Run("Quarantine", func(t *testing.T) { quarantineCluster(t, s) })
+	t.Run("Layouts", func(t *testing.T) { layouts(t, s) })
+}
+
+// workload is a few hours of traffic of 300 visitors on two sites, in time order:
+// pageviews with utm values, goals, exposures to an experiment, duplicates and bots.
+func workload() []schemas.Signal {
+	r := rand.New(rand.NewPCG(1, 2))
+	base := sink.HourMs(1_700_000_000_000)
+	paths := []string{"/", "/pricing", "/about", "/blog/x"}
+	var out []schemas.Signal
+	at := base
+	for i := range 4000 {
+		at += int64(r.IntN(4000))
+		v := r.IntN(300)
+		g := schemas.Signal{ReceivedAt: at, Site: []string{"a.example", "b.example"}[v%2],
+			AnonymousID: fmt.Sprintf("visitor-%03d", v), EventID: fmt.Sprintf("e-%05d", i)}
+		switch k := r.IntN(10); {
+		case k < 6:
+			p := paths[r.IntN(len(paths))]
+			g.Type, g.URL, g.Path = schemas.TypePageview, "https://"+g.Site+p, p
+			g.UTMSource = []string{"", "google", "news"}[r.IntN(3)]
+		case k < 8:
+			g.Type, g.Name = schemas.TypeEvent, []string{"form_submitted", "scrolled"}[r.IntN(2)]
+		default:
+			g.Type, g.Experiment, g.Variant = schemas.TypeExposure, "hero", []string{"control", "b"}[r.IntN(2)]
+		}
+		g.Bot = r.IntN(50) == 0
+		if r.IntN(40) == 0 && len(out) > 0 {
+			g.EventID = out[len(out)-1].EventID // a retried beacon
+		}
+		out = append(out, g)
+	}
+	return out
+}
+
+// tee writes each flush to two stores.
+type tee [2]sink.Sink
+
+func (w tee) Write(ctx context.Context, b *sink.Batch) error {
+	for _, s := range w {
+		if err := s.Write(ctx, b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sameAsOneNode writes one workload through the pre-aggregator into the one-node layout
+// and the cluster, and checks the cluster holds every row on the shard its hash names,
+// with rows on every shard, and answers every query as the one node does.
+func sameAsOneNode(t *testing.T, s [2]*server, cluster string, weightB int) {
+	ctx := context.Background()
+	one, many := openTest(t), openCluster(t, s[0], cluster)
+	agg, err := preagg.New(preagg.Config{}, metrics.NewSet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	flush := agg.FlushTo(tee{one, many})
+	signals := workload()
+	for i := 0; i < len(signals); i += 250 {
+		if err := flush(ctx, append([]schemas.Signal(nil), signals[i:min(i+250, len(signals))]...)); err != nil {
+			t.Fatalf("flush: %v", err)
+		}
+	}
+
+	// Answers: every query the one node answers, the cluster answers the same, before
+	// and after merges.
+	from, to := sink.HourMs(1_700_000_000_000), sink.HourMs(1_700_000_000_000)+6*3600_000
+	rules := agg.Rules()
+	check := func(when string) {
+		t.Helper()
+		for _, q := range []struct {
+			name string
+			f    func(c *ClickHouse) (any, error)
+		}{
+			{"Signals", func(c *ClickHouse) (any, error) {
+				g, err := c.Signals(ctx, from, to)
+				sort.Slice(g, func(i, j int) bool {
+					return g[i].EventID+strconv.FormatInt(g[i].ReceivedAt, 10) < g[j].EventID+strconv.FormatInt(g[j].ReceivedAt, 10)
+				})
+				return g, err
+			}},
+			{"LandingCounts", func(c *ClickHouse) (any, error) {
+				return c.LandingCounts(ctx, sink.LandingFilter{FromMs: from, ToMs: to})
+			}},
+			{"LandingCounts a.example google", func(c *ClickHouse) (any, error) {
+				return c.LandingCounts(ctx, sink.LandingFilter{Site: "a.example", FromMs: from, ToMs: to, UTMSource: "google"})
+			}},
+			{"VariantCounts", func(c *ClickHouse) (any, error) {
+				return c.VariantCounts(ctx, sink.ExperimentFilter{Experiment: "hero", FromMs: from, ToMs: to})
+			}},
+			{"VariantCounts b.example", func(c *ClickHouse) (any, error) {
+				return c.VariantCounts(ctx, sink.ExperimentFilter{Site: "b.example", Experiment: "hero", FromMs: from, ToMs: to})
+			}},
+			{"Experiments", func(c *ClickHouse) (any, error) { return c.Experiments(ctx, "") }},
+			{"PreRolled", func(c *ClickHouse) (any, error) { return c.PreRolled(ctx, from, to, rules) }},
+			{"Recompute", func(c *ClickHouse) (any, error) { return c.Recompute(ctx, from, to, rules) }},
+			{"Recompute from +1h", func(c *ClickHouse) (any, error) { return c.Recompute(ctx, from+3600_000, to, rules) }},
+			{"RecomputeLanding", func(c *ClickHouse) (any, error) {
+				return c.RecomputeLanding(ctx, sink.LandingFilter{FromMs: from, ToMs: to}, rules)
+			}},
+		} {
+			want, err := q.f(one)
+			if err != nil {
+				t.Fatalf("%s on one node: %v", q.name, err)
+			}
+			got, err := q.f(many)
+			if err != nil {
+				t.Fatalf("%s on the cluster: %v", q.name, err)
+			}
+			if size(want) == 0 {
+				t.Errorf("%s: the workload gives no answer to compare", q.name)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("%s, %s: the cluster answers\n%+v\none node answers\n%+v", when, q.name, got, want)
+			}
+		}
+	}
+	check("before merges")
+	if err := one.Optimize(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := many.Optimize(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check("after merges")
+	placement(t, s, one, many, weightB)
+}
+
+// placement checks shard i holds exactly the rows whose hash it owns, and some, and
+// that the shards hold, after merges, as many rows as one node does.
+func placement(t *testing.T, s [2]*server, one, many *ClickHouse, weightB int) {
+	ctx := context.Background()
+	// A visitor's hash h goes to the shard of weight slot h % total weight, as a
+	// Distributed table places its sharding key.
+	slots := []int{0}
+	for range weightB {
+		slots = append(slots, 1)
+	}
+	owner := func(h uint64) int { return slots[h%uint64(len(slots))] }
+	k := many.cluster
+	for table, q := range map[string]string{
+		"signals":        "SELECT anonymous_id, '', toInt64(0), '', '', '', '', toUInt64(0) FROM %s.signals_local",
+		"visitors":       "SELECT anonymous_id, '', toInt64(0), '', '', '', '', toUInt64(0) FROM %s.visitors_local",
+		"landing_hourly": "SELECT '', site, toInt64(toUInt32(hour)) * 1000, landing_path, utm_source, utm_medium, utm_campaign, cell FROM %s.landing_hourly_local",
+	} {
+		var total uint64
+		for i, x := range s {
+			conn, err := x.conn()
+			if err != nil {
+				t.Fatal(err)
+			}
+			rows, err := conn.Query(ctx, fmt.Sprintf(q, many.db))
+			if err != nil {
+				t.Fatalf("%s on shard %d: %v", table, i+1, err)
+			}
+			n := 0
+			for rows.Next() {
+				var (
+					anon string
+					l    sink.LandingCell
+				)
+				if err := rows.Scan(&anon, &l.Site, &l.HourMs, &l.LandingPath, &l.UTMSource, &l.UTMMedium, &l.UTMCampaign, &l.Cell); err != nil {
+					t.Fatal(err)
+				}
+				want := k.landingShard(&l)
+				if anon != "" {
+					want = owner(xxhash.Sum64String(anon))
+				}
+				if want != i {
+					t.Errorf("%s: a row of %q %+v is on shard %d, its hash says %d", table, anon, l, i+1, want+1)
+				}
+				n++
+			}
+			if err := rows.Err(); err != nil {
+				t.Fatal(err)
+			}
+			rows.Close()
+			conn.Close()
+			if n == 0 {
+				t.Errorf("%s: shard %d holds no rows", table, i+1)
+			}
+			total += uint64(n)
+		}
+		var want, dist uint64
+		if err := one.conn.QueryRow(ctx, "SELECT count() FROM "+one.db+"."+table).Scan(&want); err != nil {
+			t.Fatal(err)
+		}
+		if err := many.conn.QueryRow(ctx, "SELECT count() FROM "+many.db+"."+table).Scan(&dist); err != nil {
+			t.Fatal(err)
+		}
+		if total != want || dist != want {
+			t.Errorf("%s: %d rows on the shards, %d through the Distributed table, %d on one node", table, total, dist, want)
+		}
+	}
+
+}
+
+// size is how many rows an answer has.
+func size(v any) int {
+	if r, ok := v.(*sink.Rollups); ok {
+		return min(len(r.Sessions), len(r.Landing), len(r.Exposures))
+	}
+	return reflect.ValueOf(v).Len()
+}
+
+// migrateCluster: a cluster database made before signals had session_ms gets the
+// column on every node's local and Distributed tables.
+func migrateCluster(t *testing.T, s [2]*server) {
+	ctx := context.Background()
+	c := openCluster(t, s[0], "rung")
+	err := c.cluster.eachNode(ctx, func(conn driver.Conn, _ clusterNode) error {
+		for _, q := range []string{"ALTER TABLE " + c.db + ".signals DROP COLUMN session_ms",
+			"ALTER TABLE " + c.db + ".signals_local DROP COLUMN session_ms"} {
+			if err := conn.Exec(ctx, q); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := c.migrate(ctx, tables); err != nil {
+			t.Fatalf("migrate: %v", err)
+		}
+	}
+	for _, x := range s {
+		conn, err := x.conn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n uint64
+		if err := conn.QueryRow(ctx, "SELECT count() FROM system.columns WHERE database = ? AND table IN ('signals', 'signals_local') AND name = 'session_ms'",
+			c.db).Scan(&n); err != nil || n != 2 {
+			t.Errorf("%s: session_ms columns: %d, %v", x.addr(), n, err)
+		}
+		conn.Close()
+	}
+	if err := c.Write(ctx, &sink.Batch{Signals: workload()[:100]}); err != nil {
+		t.Fatalf("Write after the migration: %v", err)
+	}
+}
+
+// quarantineCluster: quarantined signals spread over the shards, read back newest
+// first through the Distributed table, and pruned on every node.
+func quarantineCluster(t *testing.T, s [2]*server) {
+	ctx := context.Background()
+	c := openCluster(t, s[0], "rung")
+	if err := c.MigrateQuarantine(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		if err := c.WriteQuarantine(ctx, []schemas.Quarantined{{At: int64(1_700_000_000_000 + i), Site: "a.example", Code: "schema", Raw: "{}"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := c.Quarantined(ctx, "", 3)
+	if err != nil || len(got) != 3 || got[0].At != 1_700_000_000_003 || got[2].At != 1_700_000_000_001 {
+		t.Fatalf("Quarantined: %+v, %v", got, err)
+	}
+	for _, x := range s {
+		if n := count(t, x, c.db+".quarantine_local"); n != 2 {
+			t.Errorf("%s holds %d quarantined rows, want 2 (round robin)", x.addr(), n)
+		}
+	}
+	if err := c.PruneQuarantine(ctx, 1_700_000_000_002); err != nil {
+		t.Fatal(err)
+	}
+	// ALTER ... DELETE runs in the background (a mutation).
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		got, err = c.Quarantined(ctx, "", 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) == 2 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(got) != 2 {
+		t.Errorf("after pruning: %d rows, want 2", len(got))
+	}
+}
+
+func count(t *testing.T, x *server, table string) uint64 {
+	t.Helper()
+	conn, err := x.conn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var n uint64
+	if err := conn.QueryRow(context.Background(), "SELECT count() FROM "+table).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// layouts: a database opens only in the layout it was made in, a shard of replicas
+// needs replicated tables, and an unknown cluster is named; each is refused before
+// anything is made.
+func layouts(t *testing.T, s [2]*server) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	dsn := fmt.Sprintf("clickhouse://%s/rung_test_%08x", s[0].addr(), rand.Uint32())
+	one, err := Open(ctx, dsn, Options{}, metrics.NewSet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(ctx, dsn, Options{Cluster: "rung"}, metrics.NewSet())
+	if err == nil || !strings.Contains(err.Error(), "single-node layout") {
+		t.Errorf("a one-node database opened as a cluster: %v", err)
+	}
+	if n := count(t, s[1], "system.databases WHERE name = '"+one.db+"'"); n != 0 {
+		t.Errorf("the refused Open made the database on the other shard")
+	}
+	if err := one.DropDatabase(ctx); err != nil {
+		t.Error(err)
+	}
+	one.Close()
+
+	many := openCluster(t, s[0], "rung")
+	_, err = Open(ctx, "clickhouse://"+s[1].addr()+"/"+many.db, Options{}, metrics.NewSet())
+	if err == nil || !strings.Contains(err.Error(), "cluster layout") {
+		t.Errorf("a cluster database opened as one node: %v", err)
+	}
+
+	_, err = Open(ctx, fmt.Sprintf("clickhouse://%s/rung_test_%08x", s[0].addr(), rand.Uint32()), Options{Cluster: "rung_replicas"}, metrics.NewSet())
+	if err == nil || !strings.Contains(err.Error(), "Replicated") {
+		t.Errorf("a shard of two replicas with plain MergeTree tables: %v", err)
+	}
+}
+
+// An unknown cluster is an error that names the clusters the server has, at once.
+func TestUnknownCluster(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err := Open(ctx, testDSN(), Options{Cluster: "no_such_cluster"}, metrics.NewSet())
+	if !errors.Is(err, ErrUnknownCluster) || !strings.Contains(err.Error(), `"no_such_cluster"`) ||
+		!strings.Contains(err.Error(), "test_shard_localhost") {
+		t.Fatalf("Open with an unknown cluster: %v", err)
+	}
+}
