@@ -8,6 +8,7 @@ import (
 	"time"
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/ext"
 
 	"github.com/rungdev/rung/schemas"
 	"github.com/rungdev/rung/sink"
@@ -279,8 +280,9 @@ func (c *ClickHouse) exposures(ctx context.Context, q string, args ...any) ([]si
 // Memory is bounded however many visitors are open: the visitors are split into chunks
 // of about sink.ResumeChunk by cityHash64(anonymous_id), and each chunk is one query
 // (its open sessions as an IN set, then their signals) handed on before the next is
-// read. ClickHouse 18.16 has no xxHash64, so the partitions are filtered here as the
-// rows arrive, not in SQL: each chunk reads every partition's visitors.
+// read. ClickHouse 18.16 has no xxHash64, so the owned partitions are picked here: a
+// chunk's open sessions (site, anonymous_id, start) are read first, and those owned
+// sent back as an external table that selects the signals to read.
 func (c *ClickHouse) Resume(ctx context.Context, timeoutMs int64, scope sink.ResumeScope, each sink.ResumeFunc) (int, error) {
 	return c.resume(ctx, timeoutMs, scope, sink.ResumeChunk, each)
 }
@@ -342,10 +344,24 @@ func (c *ClickHouse) resume(ctx context.Context, timeoutMs int64, scope sink.Res
 		open := `SELECT site, anonymous_id, max(session_ms) FROM ` + c.db + `.signals
 			WHERE session_ms > 0 AND received_ms >= @from AND date >= toDate(@from_day) AND ` + part + `
 			GROUP BY site, anonymous_id`
-		rows, starts, err := c.resumeChunk(ctx, owns, `WHERE session_ms >= @first AND date >= toDate(@first_day) AND `+part+
+		args := []any{ch.Named("from", cuts[from]), ch.Named("from_day", day(cuts[from], -1))}
+		qctx := ctx
+		if len(scope.Owned) > 0 {
+			// The owned partitions' open sessions, sent back as an external table: the
+			// signals of the others are then neither read out nor sent.
+			keys, err := c.ownedSessions(ctx, open, owns, args...)
+			if err != nil {
+				return 0, fmt.Errorf("read open sessions, chunk %d of %d: %w", k+1, chunks, err)
+			}
+			if keys == nil {
+				continue
+			}
+			qctx = ch.Context(ctx, ch.WithExternalTable(keys))
+			open = "SELECT site, anonymous_id, start FROM " + keys.Name()
+		}
+		rows, starts, err := c.resumeChunk(qctx, `WHERE session_ms >= @first AND date >= toDate(@first_day) AND `+part+
 			` AND (site, anonymous_id, session_ms) IN (`+open+`)`,
-			ch.Named("from", cuts[from]), ch.Named("from_day", day(cuts[from], -1)),
-			ch.Named("first", first), ch.Named("first_day", day(first, -1)))
+			append(args, ch.Named("first", first), ch.Named("first_day", day(first, -1)))...)
 		if err != nil {
 			return 0, fmt.Errorf("read open sessions, chunk %d of %d: %w", k+1, chunks, err)
 		}
@@ -359,9 +375,43 @@ func (c *ClickHouse) resume(ctx context.Context, timeoutMs int64, scope sink.Res
 	return skipped, nil
 }
 
+// ownedSessions runs open, a query of open sessions (site, anonymous_id, start), and
+// returns those of the visitors owns accepts as an external table, nil when there are
+// none.
+func (c *ClickHouse) ownedSessions(ctx context.Context, open string, owns func(string) bool, args ...any) (*ext.Table, error) {
+	rows, err := c.conn.Query(ctx, open, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var keys *ext.Table
+	for rows.Next() {
+		var (
+			site, anon string
+			start      int64
+		)
+		if err := rows.Scan(&site, &anon, &start); err != nil {
+			return nil, fmt.Errorf("scan open session: %w", err)
+		}
+		if !owns(anon) {
+			continue
+		}
+		if keys == nil {
+			if keys, err = ext.NewTable("resume_sessions", ext.Column("site", "String"),
+				ext.Column("anonymous_id", "String"), ext.Column("start", "Int64")); err != nil {
+				return nil, err
+			}
+		}
+		if err := keys.Append(site, anon, start); err != nil {
+			return nil, fmt.Errorf("keep open session: %w", err)
+		}
+	}
+	return keys, rows.Err()
+}
+
 // resumeChunk reads the signals of one chunk of open sessions, only the columns the
-// sessionizer replays, keeping those of the visitors owns accepts.
-func (c *ClickHouse) resumeChunk(ctx context.Context, owns func(string) bool, where string, args ...any) ([]schemas.Signal, []int64, error) {
+// sessionizer replays.
+func (c *ClickHouse) resumeChunk(ctx context.Context, where string, args ...any) ([]schemas.Signal, []int64, error) {
 	rows, err := c.conn.Query(ctx, "SELECT event_id, type, site, anonymous_id, received_ms, path, utm_source, utm_medium, "+
 		"utm_campaign, name, experiment, variant, session_ms FROM "+c.db+".signals "+where, args...)
 	if err != nil {
@@ -381,9 +431,6 @@ func (c *ClickHouse) resumeChunk(ctx context.Context, owns func(string) bool, wh
 		if err := rows.Scan(&g.EventID, &typ, &g.Site, &g.AnonymousID, &g.ReceivedAt, &g.Path, &g.UTMSource, &g.UTMMedium,
 			&g.UTMCampaign, &g.Name, &g.Experiment, &g.Variant, &start); err != nil {
 			return nil, nil, fmt.Errorf("scan signal: %w", err)
-		}
-		if !owns(g.AnonymousID) {
-			continue
 		}
 		g.Type = schemas.ParseType(typ)
 		out = append(out, g)

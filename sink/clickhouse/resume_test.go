@@ -94,6 +94,32 @@ func TestResumeBoundedMemory(t *testing.T) {
 	if len(seen) != visitors || skipped != 0 || chunks < visitors/chunk {
 		t.Errorf("restored %d of %d visitors in %d chunks, %d skipped", len(seen), visitors, chunks, skipped)
 	}
+
+	// Half the partitions: their sessions go back to the server as an external table.
+	scope := sink.ResumeScope{Partitions: 64}
+	for p := 0; p < 64; p += 2 {
+		scope.Owned = append(scope.Owned, p)
+	}
+	owns, want, got := scope.Owner(), 0, 0
+	for i := range visitors {
+		if owns(fmt.Sprintf("visitor-%d", i)) {
+			want++
+		}
+	}
+	if _, err := c.resume(ctx, 30*60_000, scope, chunk, func(rs []sink.Resume) error {
+		for _, r := range rs {
+			if !owns(r.Session.AnonymousID) || len(r.Signals) != 2 {
+				t.Fatalf("%+v: not owned, or not its two signals", r)
+			}
+		}
+		got += len(rs)
+		return nil
+	}); err != nil {
+		t.Fatalf("Resume of half the partitions under max_memory_usage=%d: %v", limit, err)
+	}
+	if got != want {
+		t.Errorf("restored %d visitors of half the partitions, want %d", got, want)
+	}
 }
 
 // Chunks, partitions and a limit together: every chunk keeps only the owned partitions'
