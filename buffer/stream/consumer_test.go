@@ -318,3 +318,48 @@ func TestConsumerReplaced(t *testing.T) {
 		}
 	}
 }
+
+func TestUndecodableTerminated(t *testing.T) {
+	nc, js := connect(t)
+	scfg := newStream(t, js, StreamConfig{Partitions: 1})
+	ctx := context.Background()
+	for _, garbage := range [][]byte{nil, []byte("not a signal"), {1, 2, 0}} {
+		if _, err := js.Publish(ctx, scfg.PartitionSubject(0), garbage); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := NewPublisher(nc, PublisherConfig{Stream: scfg}, metrics.NewSet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	all := signals("after-garbage", 50, 5)
+	publish(t, p, all, 50)
+
+	r := newRecorder()
+	cfg := ConsumerConfig{Stream: scfg, Partitions: []int{0}, BatchSize: 10, FlushInterval: 20 * time.Millisecond}
+	c, set := consumerFor(t, js, cfg, r)
+	stop := run(t, c)
+	waitFor(t, 30*time.Second, func() error {
+		if n := r.count(); n < len(all) {
+			return fmt.Errorf("%d of %d signals consumed past the garbage", n, len(all))
+		}
+		return nil
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.check(all); err != nil {
+		t.Error(err)
+	}
+	if got := metric(set, "rung_stream_decode_errors_total"); got != "3" {
+		t.Errorf("decode errors counted %s, want 3", got)
+	}
+	waitFor(t, 10*time.Second, func() error {
+		n, err := pending(js, cfg, 0)
+		if err == nil && n != 0 {
+			err = fmt.Errorf("%d messages left unacked (the garbage must be terminated)", n)
+		}
+		return err
+	})
+}

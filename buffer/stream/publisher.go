@@ -82,9 +82,9 @@ type outMsg struct {
 
 // call is the per-Append scratch space.
 type call struct {
-	msgs    []*outMsg
-	futures []jetstream.PubAckFuture
-	retry   []int
+	msgs        []*outMsg
+	futures     []jetstream.PubAckFuture
+	round, next []int // indexes of msgs: published in this round, to publish in the next
 }
 
 // NewPublisher makes a Publisher on nc and registers its metrics in set. It keeps its
@@ -154,7 +154,7 @@ func (p *Publisher) Append(ctx context.Context, signals []*schemas.Signal, errs 
 	c := p.calls.Get().(*call)
 	c.msgs = c.msgs[:0]
 	c.futures = c.futures[:0]
-	c.retry = c.retry[:0]
+	c.next = c.next[:0]
 	for i, s := range signals {
 		m := p.msgs.Get().(*outMsg)
 		m.buf = Append(m.buf[:0], s)
@@ -163,16 +163,21 @@ func (p *Publisher) Append(ctx context.Context, signals []*schemas.Signal, errs 
 		m.id[0] = s.EventID
 		c.msgs = append(c.msgs, m)
 		c.futures = append(c.futures, nil)
-		c.retry = append(c.retry, i)
+		c.next = append(c.next, i)
 	}
 
 	wait := p.cfg.RetryWait
 	for attempt := 0; ; attempt++ {
-		for _, i := range c.retry {
+		// This round publishes c.round; what may succeed on another try goes to c.next.
+		c.round, c.next = c.next, c.round[:0]
+		for _, i := range c.round {
 			c.futures[i], errs[i] = p.publish(&c.msgs[i].msg)
+			if errs[i] == errUnavailable {
+				c.next = append(c.next, i)
+			}
 		}
-		c.retry = c.retry[:0]
-		for i, f := range c.futures {
+		for _, i := range c.round {
+			f := c.futures[i]
 			if f == nil {
 				continue
 			}
@@ -193,14 +198,14 @@ func (p *Publisher) Append(ctx context.Context, signals []*schemas.Signal, errs 
 				continue
 			}
 			if errs[i] == errAckTimeout || errs[i] == errUnavailable {
-				c.retry = append(c.retry, i)
+				c.next = append(c.next, i)
 			}
 		}
-		if len(c.retry) == 0 || attempt == p.cfg.Retries || !sleep(ctx, wait) {
+		if len(c.next) == 0 || attempt == p.cfg.Retries || !sleep(ctx, wait) {
 			break
 		}
 		wait *= 2
-		p.retries.Add(len(c.retry))
+		p.retries.Add(len(c.next))
 	}
 
 	n := 0

@@ -300,3 +300,28 @@ func TestDuplicatesDropped(t *testing.T) {
 		t.Errorf("duplicates counted %s, want 100", got)
 	}
 }
+
+func TestPublishNoStream(t *testing.T) {
+	nc, _ := connect(t)
+	set := metrics.NewSet()
+	// No stream listens on this subject: no responders, then JetStream "unavailable".
+	cfg := StreamConfig{Subject: fmt.Sprintf("rungtest.nostream.%d", time.Now().UnixNano()), Partitions: 2}
+	p, err := NewPublisher(nc, PublisherConfig{Stream: cfg, Retries: 1, RetryWait: 10 * time.Millisecond}, set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	errs := make([]error, 3)
+	p.Append(context.Background(), signals("nostream", 3, 3), errs)
+	for _, err := range errs {
+		if !errors.Is(err, buffer.ErrFull) || !errors.Is(err, errUnavailable) {
+			t.Errorf("publish with no stream: %v, want JetStream unavailable (buffer.ErrFull)", err)
+		}
+	}
+	if got := metric(set, `rung_stream_publish_errors_total{reason="unavailable"}`); got != "3" {
+		t.Errorf("unavailable errors counted %s, want 3", got)
+	}
+	if got := metric(set, `rung_stream_publish_retries_total`); got != "3" {
+		t.Errorf("retries counted %s, want 3", got)
+	}
+}
