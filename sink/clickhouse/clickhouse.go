@@ -4,6 +4,12 @@
 //
 // It stays inside what ClickHouse 18.16 (Debian's) and current releases both accept: no
 // DateTime64, LowCardinality, TTL or date_trunc, and every INSERT names its columns.
+//
+// With Options.Cluster it shards the tables over a cluster of servers: local tables on
+// every node, Distributed tables over them under the usual names for the queries, and
+// each visitor's rows written to the shard of xxhash64(anonymous_id), the hash the rest
+// of rung keys a visitor by. cluster.go says how, CLUSTER.md what the servers need and
+// how to add replication.
 package clickhouse
 
 import (

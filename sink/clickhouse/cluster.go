@@ -129,27 +129,31 @@ func newCluster(name string, nodes []clusterNode, base ch.Options, conns int) (*
 		for ; j < len(nodes) && nodes[j].shard == nodes[i].shard; j++ {
 			addrs = append(addrs, nodes[j].addr)
 		}
-		conn, err := k.dial(addrs, conns, nil)
+		conn, err := k.dial(addrs, conns)
 		if err != nil {
 			k.close()
 			return nil, fmt.Errorf("connect to shard %d of cluster %s (%s): %w", nodes[i].shard, name, strings.Join(addrs, ", "), err)
 		}
-		for range max(nodes[i].weight, 1) {
+		for range nodes[i].weight { // a shard of weight 0 takes no new rows, as in a Distributed table
 			k.slots = append(k.slots, len(k.shards))
 		}
 		k.shards = append(k.shards, conn)
 		i = j
 	}
+	if len(k.slots) == 0 {
+		k.close()
+		return nil, permanent{fmt.Errorf("every shard of cluster %s has weight 0: no shard to write to", name)}
+	}
 	return k, nil
 }
 
-// dial opens a connection pool to addrs, the first that answers.
-func (k *cluster) dial(addrs []string, conns int, settings ch.Settings) (driver.Conn, error) {
+// dial opens a connection pool to addrs, the first that answers, with the DSN's user,
+// password and settings.
+func (k *cluster) dial(addrs []string, conns int) (driver.Conn, error) {
 	o := k.base
 	o.Addr = addrs
 	o.ConnOpenStrategy = ch.ConnOpenInOrder
 	o.MaxOpenConns, o.MaxIdleConns = conns, conns
-	o.Settings = settings
 	return ch.Open(&o)
 }
 
@@ -188,7 +192,7 @@ func (k *cluster) anyShard() int { return int(k.next.Add(1) % uint64(len(k.shard
 // eachNode runs f on every node of the cluster in turn, on a connection of its own.
 func (k *cluster) eachNode(ctx context.Context, f func(conn driver.Conn, n clusterNode) error) error {
 	for _, n := range k.nodes {
-		conn, err := k.dial([]string{n.addr}, 1, nil)
+		conn, err := k.dial([]string{n.addr}, 1)
 		if err != nil {
 			return fmt.Errorf("connect to %s (shard %d replica %d): %w", n.addr, n.shard, n.replica, err)
 		}
