@@ -271,7 +271,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 }
 
 // Close stops intake, every Append from now on answers buffer.ErrClosed, and waits for
-// the Appends in flight to finish.
+// the Appends in flight to finish. The connection is the caller's to close, after.
 func (p *Publisher) Close() {
 	p.mu.Lock()
 	p.closed = true
