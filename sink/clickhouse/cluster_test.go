@@ -536,6 +536,13 @@ func layouts(t *testing.T, s [2]*server) {
 		t.Errorf("a cluster database opened as one node: %v", err)
 	}
 
+	// The Distributed tables have no sharding key: nothing can INSERT rows into them
+	// where rung's queries would not expect them.
+	err = many.conn.Exec(ctx, "INSERT INTO "+many.db+".signals (site, anonymous_id) VALUES ('a.example', 'v')")
+	if err == nil || !strings.Contains(err.Error(), "no sharding key") {
+		t.Errorf("an INSERT into the Distributed table: %v", err)
+	}
+
 	_, err = Open(ctx, fmt.Sprintf("clickhouse://%s/rung_test_%08x", s[0].addr(), rand.Uint32()), Options{Cluster: "rung_replicas"}, metrics.NewSet())
 	if err == nil || !strings.Contains(err.Error(), "Replicated") {
 		t.Errorf("a shard of two replicas with plain MergeTree tables: %v", err)
@@ -550,5 +557,16 @@ func TestUnknownCluster(t *testing.T) {
 	if !errors.Is(err, ErrUnknownCluster) || !strings.Contains(err.Error(), `"no_such_cluster"`) ||
 		!strings.Contains(err.Error(), "test_shard_localhost") {
 		t.Fatalf("Open with an unknown cluster: %v", err)
+	}
+}
+
+// A cluster whose node denies IN subqueries over Distributed tables (the default
+// profile) is refused at once, saying which setting to change.
+func TestClusterNeedsProductMode(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err := Open(ctx, testDSN(), Options{Cluster: "test_cluster_two_shards_localhost"}, metrics.NewSet())
+	if err == nil || !strings.Contains(err.Error(), "distributed_product_mode") {
+		t.Fatalf("Open of a cluster under the default profile: %v", err)
 	}
 }
