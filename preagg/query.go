@@ -17,6 +17,7 @@ type Reader interface {
 	LandingCounts(ctx context.Context, f sink.LandingFilter) ([]sink.LandingCount, error)
 	VariantCounts(ctx context.Context, f sink.ExperimentFilter) ([]sink.VariantCount, error)
 	Experiments(ctx context.Context, site string) ([]sink.ExperimentInfo, error)
+	Referrers(ctx context.Context, f sink.ReferrerFilter) ([]sink.ReferrerCount, error)
 }
 
 // QueryOptions tunes the statistics; the zero value takes the defaults.

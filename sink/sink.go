@@ -161,6 +161,23 @@ type LandingFilter struct {
 	UTMCampaign string
 }
 
+// ReferrerFilter selects the pageviews of one path received in [FromMs, ToMs) (Unix
+// ms), on one site or (empty) any; Limit is how many referrers to return.
+type ReferrerFilter struct {
+	Site   string
+	Path   string
+	FromMs int64
+	ToMs   int64
+	Limit  int
+}
+
+// ReferrerCount is how many pageviews (distinct event_id, bots left out) came with one
+// referrer, "" for none.
+type ReferrerCount struct {
+	Referrer  string
+	Pageviews int64
+}
+
 // LandingCount is one landing page's sessions and converting sessions.
 type LandingCount struct {
 	LandingPath string

@@ -112,6 +112,7 @@ func runServe(ctx context.Context, args []string, env environ, stdout io.Writer)
 		{Prefix: "/v1/stats/", Handler: dash.API(), Private: true},
 		{Prefix: "/", Exact: true, Handler: pages, Private: true},
 		{Prefix: "/experiments/", Handler: pages, Private: true},
+		{Prefix: "/referrers", Handler: pages, Private: true},
 		{Prefix: "/debug/pprof/", Handler: pprofHandler(), Private: true},
 	}
 	placement := placer.Handler(log)

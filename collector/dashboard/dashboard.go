@@ -2,7 +2,7 @@
 // collector mounts: the stats API (JSON, /v1/stats/...) and the dashboard pages (HTML,
 // /), both read through preagg.Queries. The pages are rendered on the server with
 // html/template and inline SVG, with no script at all: every string that came from a
-// visitor (paths, utm values, experiment and variant names) is escaped by the template,
+// visitor (paths, utm values, referrers, experiment and variant names) is escaped by the template,
 // and the Content-Security-Policy forbids scripts besides.
 package dashboard
 
@@ -49,6 +49,7 @@ func New(q *preagg.Queries, log *slog.Logger, o Options) *Dashboard {
 //	GET /v1/stats/landing-pages?site=&from=&to=&utm_source=&utm_medium=&utm_campaign=&sort=&order=&limit=&offset=
 //	GET /v1/stats/experiments?site=
 //	GET /v1/stats/experiments/{id}?site=&from=&to=&control=&weights=control:1,b:1
+//	GET /v1/stats/referrers?site=&path=&from=&to=&limit=
 //
 // A bad parameter answers 400 with {"error": "..."}.
 func (d *Dashboard) API() http.Handler {
@@ -56,6 +57,7 @@ func (d *Dashboard) API() http.Handler {
 	mux.HandleFunc("GET /v1/stats/landing-pages", d.apiLanding)
 	mux.HandleFunc("GET /v1/stats/experiments", d.apiExperiments)
 	mux.HandleFunc("GET /v1/stats/experiments/{id}", d.apiExperiment)
+	mux.HandleFunc("GET /v1/stats/referrers", d.apiReferrers)
 	mux.HandleFunc("/v1/stats/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such stats endpoint; see /v1/stats/landing-pages and /v1/stats/experiments/{id}"})
 	})
@@ -67,10 +69,12 @@ func (d *Dashboard) API() http.Handler {
 //
 //	GET /                  landing pages with CVR bars and intervals, and the experiments
 //	GET /experiments/{id}  each variant's lift with its intervals
+//	GET /referrers         a page's pageviews by referrer (?path=, linked from each landing page)
 func (d *Dashboard) Pages() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", d.landingPage)
 	mux.HandleFunc("GET /experiments/{id}", d.experimentPage)
+	mux.HandleFunc("GET /referrers", d.referrersPage)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "not found", http.StatusNotFound)
 	})

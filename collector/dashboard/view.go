@@ -141,6 +141,7 @@ type landingView struct {
 type landingRow struct {
 	preagg.LandingPage
 	Display        string // the path, or a note for sessions without a pageview
+	Referrers      string // link to the path's referrers; "" without a path
 	Bar, Lo, Hi, W float64
 }
 
@@ -167,6 +168,7 @@ func (d *Dashboard) landingPage(w http.ResponseWriter, r *http.Request) {
 		v.Hidden["token"] = t
 	}
 	lk := newLinks(r, "site", "from", "to", "utm_source", "utm_medium", "utm_campaign", "sort", "order", "limit")
+	rk := newLinks(r, "site", "from", "to")
 	lq, err := landingQuery(r, d.now())
 	if err == nil {
 		v.Report, err = d.q.LandingPages(r.Context(), lq)
@@ -194,6 +196,8 @@ func (d *Dashboard) landingPage(w http.ResponseWriter, r *http.Request) {
 		row := landingRow{LandingPage: p, Display: p.Path, W: barWidth}
 		if p.Path == "" {
 			row.Display = "(no pageview yet)"
+		} else {
+			row.Referrers = rk.to("/referrers", "path", p.Path)
 		}
 		row.Bar = barWidth * p.CVR / scale
 		row.Lo, row.Hi = barWidth*p.CI.Low/scale, barWidth*p.CI.High/scale

@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/rungdev/rung/preagg"
+	"github.com/rungdev/rung/schemas"
 	"github.com/rungdev/rung/sink"
 	"github.com/rungdev/rung/sink/sqlite"
 )
@@ -71,7 +73,8 @@ func dialogs(t *testing.T, ctx context.Context) *atomic.Int64 {
 // utm_campaign are script payloads, filters the dashboard by each (the values come back
 // in the filter form and in every sort link), and checks in headless Chromium that the
 // filter matched the stored row (the payload went through storage and the query
-// literally), that no script ran, and that each value is shown as the text it is.
+// literally), that no script ran, and that each value is shown as the text it is. Then
+// the same for pageviews whose referrers are the payloads, on the page's referrers.
 func TestUTMPayloadsInChromium(t *testing.T) {
 	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "telemetry.db"), metrics.NewSet())
 	if err != nil {
@@ -89,12 +92,21 @@ func TestUTMPayloadsInChromium(t *testing.T) {
 			LandingPath: "/offer", UTMSource: u[0], UTMMedium: u[1], UTMCampaign: u[2]},
 			Cell: uint64(i + 1), Sessions: int64(100 + i), Converted: int64(i), Version: 1})
 	}
+	// Pageviews of /offer whose referrers are the payloads: payload i comes with i+1.
+	for i, p := range xssPayloads {
+		for j := 0; j <= i; j++ {
+			b.Signals = append(b.Signals, schemas.Signal{Type: schemas.TypePageview, Site: "xss.example",
+				ReceivedAt: base.Add(5*time.Hour).UnixMilli() + int64(len(b.Signals)), AnonymousID: fmt.Sprintf("v-%d-%d", i, j),
+				EventID: fmt.Sprintf("e-%d-%d", i, j), URL: "https://xss.example/offer", Path: "/offer", Referrer: p})
+		}
+	}
 	if err := st.Write(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
 	d := New(preagg.NewQueries(st, preagg.QueryOptions{Now: func() time.Time { return now }}),
 		slog.New(slog.NewTextHandler(io.Discard, nil)), Options{Now: func() time.Time { return now }})
 	mux := http.NewServeMux()
+	mux.Handle("/v1/stats/", d.API())
 	mux.Handle("/", d.Pages())
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
@@ -151,8 +163,75 @@ func TestUTMPayloadsInChromium(t *testing.T) {
 			t.Errorf("utm %q: %d links on the page, want the sort links at least", u, len(shown.Links))
 		}
 	}
+	screenshot(t, ctx, "dashboard-utm-payloads.png")
+
+	// The landing page links /offer to its referrers; there they are, as text.
+	var api preagg.ReferrerReport
+	getJSON(t, srv.URL+"/v1/stats/referrers?site=xss.example&path=/offer", &api)
+	refs := visit[struct {
+		Link                              string
+		Rows                              [][2]string
+		Scripts, Frames, Images, Handlers int
+		Links                             []string
+	}](t, ctx, srv.URL+"/?site=xss.example", `JSON.stringify({link: (document.querySelector('#landing tr.page td.path a') || {}).href || ''})`)
+	if refs.Link != srv.URL+"/referrers?path=%2Foffer&site=xss.example" {
+		t.Fatalf("the landing page links /offer to %q, want its referrers", refs.Link)
+	}
+	refs = visit[struct {
+		Link                              string
+		Rows                              [][2]string
+		Scripts, Frames, Images, Handlers int
+		Links                             []string
+	}](t, ctx, refs.Link, `JSON.stringify({
+		rows: [...document.querySelectorAll('#referrers tr.referrer')].map(tr => [tr.querySelector('.ref').textContent, tr.querySelector('.pageviews').textContent]),
+		scripts: document.querySelectorAll('script').length,
+		frames: document.querySelectorAll('iframe, frame, object, embed').length,
+		images: document.querySelectorAll('img').length,
+		handlers: [...document.querySelectorAll('*')].filter(e => [...e.attributes].some(a => a.name.startsWith('on'))).length,
+		links: [...document.querySelectorAll('a[href]')].map(a => a.href)})`)
+	if len(refs.Rows) != len(xssPayloads) || len(api.Referrers) != len(xssPayloads) {
+		t.Fatalf("the page shows %d referrers, the API %d, want %d", len(refs.Rows), len(api.Referrers), len(xssPayloads))
+	}
+	for i, row := range refs.Rows {
+		p := xssPayloads[len(xssPayloads)-1-i] // most pageviews first
+		if row[0] != p || count(t, row[1]) != int64(len(xssPayloads)-i) || api.Referrers[i].Referrer != p {
+			t.Errorf("referrer row %d shows %q, %s pageviews; want %q, %d (the API: %+v)", i, row[0], row[1], p, len(xssPayloads)-i, api.Referrers[i])
+		}
+	}
+	if refs.Scripts+refs.Frames+refs.Images+refs.Handlers != 0 {
+		t.Errorf("referrers page: %d scripts, %d frames, %d images, %d elements with event handlers", refs.Scripts, refs.Frames, refs.Images, refs.Handlers)
+	}
+	for _, l := range refs.Links {
+		if !strings.HasPrefix(l, srv.URL+"/") {
+			t.Errorf("referrers page: a link to %q, outside the dashboard", l)
+		}
+	}
 	if got := opened.Load(); got != 0 {
 		t.Errorf("%d dialogs opened: a payload ran", got)
 	}
-	screenshot(t, ctx, "dashboard-utm-payloads.png")
+	screenshot(t, ctx, "dashboard-referrer-payloads.png")
+}
+
+func TestReferrersAPI(t *testing.T) {
+	srv := server(t)
+	for _, tc := range []struct {
+		query string
+		code  int
+	}{
+		{"site=shop.example&path=/pricing", 200},
+		{"site=shop.example", 400},
+		{"path=/pricing&limit=0", 200},
+		{"path=/pricing&limit=5000", 400},
+		{"path=/pricing&from=-1d&to=-2d", 400},
+		{"path=' OR 1=1 --", 200},
+	} {
+		code, _, body := get(t, srv.URL+"/v1/stats/referrers?"+strings.ReplaceAll(tc.query, " ", "%20"))
+		if code != tc.code {
+			t.Errorf("referrers?%s: %d %s, want %d", tc.query, code, body, tc.code)
+		}
+	}
+	code, _, body := get(t, srv.URL+"/referrers?site=shop.example")
+	if code != 400 || !strings.Contains(string(body), "path: required") {
+		t.Errorf("referrers page without a path: %d %s", code, body)
+	}
 }

@@ -47,6 +47,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("Recompute", func(t *testing.T) { recompute(t, open(t)) })
 	t.Run("Resume", func(t *testing.T) { resume(t, open) })
 	t.Run("Landed", func(t *testing.T) { landed(t, open(t)) })
+	t.Run("Referrers", func(t *testing.T) { referrers(t, open(t)) })
 }
 
 const base = int64(1_700_000_000_000)
