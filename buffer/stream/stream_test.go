@@ -325,3 +325,36 @@ func TestPublishNoStream(t *testing.T) {
 		t.Errorf("retries counted %s, want 3", got)
 	}
 }
+
+func TestPublisherCloseWaits(t *testing.T) {
+	nc, _ := connect(t)
+	// No stream takes the subject, so the Append below stays in flight, retrying.
+	cfg := StreamConfig{Subject: fmt.Sprintf("rungtest.nostream.%d", time.Now().UnixNano()), Partitions: 2}
+	p, err := NewPublisher(nc, PublisherConfig{Stream: cfg, Retries: 2, RetryWait: 50 * time.Millisecond}, metrics.NewSet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan []error, 1)
+	go func() {
+		errs := make([]error, 2)
+		p.Append(context.Background(), signals("inflight", 2, 2), errs)
+		done <- errs
+	}()
+	waitFor(t, 10*time.Second, func() error {
+		if p.js.PublishAsyncPending() == 0 {
+			return errors.New("the Append has not published yet")
+		}
+		return nil
+	})
+	p.Close()
+	select {
+	case errs := <-done:
+		for _, err := range errs {
+			if !errors.Is(err, buffer.ErrFull) {
+				t.Errorf("in-flight Append: %v, want buffer.ErrFull (no stream)", err)
+			}
+		}
+	default:
+		t.Fatal("Close returned while an Append was in flight")
+	}
+}
