@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf16"
@@ -198,17 +199,21 @@ func (d *decoder) element(i int, b *Batch) error {
 		b.Rejected = append(b.Rejected, Rejection{Index: i, Reason: "a signal must be a JSON object", Code: CodeNotObject, Raw: d.body[start:d.pos]})
 		return nil
 	}
-	var s Signal
-	problem, err := d.signal(&s)
+	// The signal is filled in its place in the batch, not copied there: under load the
+	// copy and its write barriers were a measurable part of the handler.
+	n := len(b.Signals)
+	b.Signals = slices.Grow(b.Signals, 1)[:n+1]
+	problem, err := d.signal(&b.Signals[n])
 	if err != nil {
+		b.Signals = b.Signals[:n]
 		return err
 	}
 	if problem.Reason == "" {
-		b.Signals = append(b.Signals, s)
 		b.Index = append(b.Index, i)
 		b.Raw = append(b.Raw, d.body[start:d.pos])
 		return nil
 	}
+	b.Signals = b.Signals[:n] // fill never ran: the slot is as it was
 	problem.Index = i
 	if problem.Code == CodeSchema {
 		schema := signalSchema
@@ -576,7 +581,17 @@ func (d *decoder) str(at where) (string, error) {
 	b := d.body
 	start := d.pos + 1
 	ascii := true
-	for i := start; i < len(b); i++ {
+	i := start
+	// Eight bytes at a time while none of them needs a look: no quote, backslash,
+	// control byte or non-ASCII byte.
+	for ; i+8 <= len(b); i += 8 {
+		x := uint64(b[i]) | uint64(b[i+1])<<8 | uint64(b[i+2])<<16 | uint64(b[i+3])<<24 |
+			uint64(b[i+4])<<32 | uint64(b[i+5])<<40 | uint64(b[i+6])<<48 | uint64(b[i+7])<<56
+		if special(x) {
+			break
+		}
+	}
+	for ; i < len(b); i++ {
 		c := b[i]
 		if plain[c] {
 			continue
@@ -600,6 +615,20 @@ func (d *decoder) str(at where) (string, error) {
 	}
 	d.pos = len(b)
 	return "", d.syntax("unterminated string")
+}
+
+// special says whether any byte of x is a quote, a backslash, below 0x20 or above
+// 0x7f. It may say so of a word that has none (the byte loop then looks closer), never
+// the other way.
+func special(x uint64) bool {
+	const (
+		ones  = 0x0101010101010101
+		highs = 0x8080808080808080
+	)
+	q := x ^ (ones * '"')
+	bs := x ^ (ones * '\\')
+	zero := func(v uint64) uint64 { return (v - ones) &^ v & highs }
+	return (zero(q)|zero(bs)|((x-ones*0x20)&^x&highs)|x&highs) != 0
 }
 
 // plain marks the bytes a string scan passes over without a second look.
@@ -770,7 +799,8 @@ func (d *decoder) key() error {
 	return nil
 }
 
-// fill copies a valid signal's tokens into s and enriches it.
+// fill copies a valid signal's tokens into s and enriches it, setting every field: s
+// may hold an earlier signal.
 func (d *decoder) fill(s *Signal, toks *[numSlots]token, seen uint32, props string) {
 	s.Type = ParseType(toks[slotType].str)
 	s.ReceivedAt = d.meta.ReceivedAt
@@ -784,17 +814,16 @@ func (d *decoder) fill(s *Signal, toks *[numSlots]token, seen uint32, props stri
 	s.URL = toks[slotURL].str
 	s.Path = urlPath(s.URL)
 	s.Referrer = toks[slotReferrer].str
-	s.UTMSource = toks[slotUTMSource].str
-	s.UTMMedium = toks[slotUTMMedium].str
-	s.UTMCampaign = toks[slotUTMCampaign].str
-	s.UTMTerm = toks[slotUTMTerm].str
-	s.UTMContent = toks[slotUTMContent].str
-	if s.URL != "" && strings.Contains(s.URL, "utm_") {
-		utmFromURL(s, seen)
+	utm := [5]string{toks[slotUTMSource].str, toks[slotUTMMedium].str, toks[slotUTMCampaign].str,
+		toks[slotUTMTerm].str, toks[slotUTMContent].str}
+	if strings.Contains(s.URL, "utm_") {
+		utmFromURL(s.URL, &utm, seen)
 	}
+	s.UTMSource, s.UTMMedium, s.UTMCampaign, s.UTMTerm, s.UTMContent = utm[0], utm[1], utm[2], utm[3], utm[4]
 	s.Name = toks[slotName].str
 	s.Experiment = toks[slotExperiment].str
 	s.Variant = toks[slotVariant].str
+	s.Value, s.HasValue = 0, false
 	if seen&(1<<slotValue) != 0 {
 		s.Value, s.HasValue = toks[slotValue].f, true
 	}
@@ -822,14 +851,14 @@ func urlPath(u string) string {
 // maxUTM is the utm length limit of the schemas, applied to values taken from the URL.
 const maxUTM = 200
 
-// utmFromURL fills the utm fields the signal did not carry from the URL's query.
-func utmFromURL(s *Signal, seen uint32) {
-	q := s.URL
-	i := strings.IndexByte(q, '?')
+// utmFromURL fills the utm values (source, medium, campaign, term, content) the signal
+// did not carry from the URL's query.
+func utmFromURL(u string, utm *[5]string, seen uint32) {
+	i := strings.IndexByte(u, '?')
 	if i < 0 {
 		return
 	}
-	q = q[i+1:]
+	q := u[i+1:]
 	if j := strings.IndexByte(q, '#'); j >= 0 {
 		q = q[:j]
 	}
@@ -837,23 +866,22 @@ func utmFromURL(s *Signal, seen uint32) {
 		var kv string
 		kv, q, _ = strings.Cut(q, "&")
 		k, v, _ := strings.Cut(kv, "=")
-		var dst *string
-		var sl slot
+		var n int
 		switch k {
 		case "utm_source":
-			dst, sl = &s.UTMSource, slotUTMSource
+			n = 0
 		case "utm_medium":
-			dst, sl = &s.UTMMedium, slotUTMMedium
+			n = 1
 		case "utm_campaign":
-			dst, sl = &s.UTMCampaign, slotUTMCampaign
+			n = 2
 		case "utm_term":
-			dst, sl = &s.UTMTerm, slotUTMTerm
+			n = 3
 		case "utm_content":
-			dst, sl = &s.UTMContent, slotUTMContent
+			n = 4
 		default:
 			continue
 		}
-		if seen&(1<<sl) != 0 || *dst != "" {
+		if seen&(1<<(slotUTMSource+slot(n))) != 0 || utm[n] != "" {
 			continue
 		}
 		if strings.ContainsAny(v, "%+") {
@@ -861,7 +889,7 @@ func utmFromURL(s *Signal, seen uint32) {
 				v = u
 			}
 		}
-		*dst = truncateRunes(v, maxUTM)
+		utm[n] = truncateRunes(v, maxUTM)
 	}
 }
 

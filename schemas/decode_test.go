@@ -226,3 +226,25 @@ func TestPropsRulesAgreeAcrossTypes(t *testing.T) {
 		}
 	}
 }
+
+func TestSpecial(t *testing.T) {
+	// One byte at each position of a word of plain bytes: special must say so exactly
+	// when the byte loop would stop at it.
+	for _, fill := range []byte{' ', 'a', '~', '!', '#', '[', ']'} {
+		for c := 0; c < 256; c++ {
+			for p := 0; p < 8; p++ {
+				var x uint64
+				for i := 0; i < 8; i++ {
+					b := fill
+					if i == p {
+						b = byte(c)
+					}
+					x |= uint64(b) << (8 * i)
+				}
+				if got := special(x); got != !plain[c] {
+					t.Fatalf("byte %#x at %d among %q: special says %v", c, p, fill, got)
+				}
+			}
+		}
+	}
+}

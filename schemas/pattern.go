@@ -42,6 +42,10 @@ type seq struct {
 	// nonASCII for c >= 0x80, where the NFA takes over.
 	sets []uint64
 	dfa  []int16
+	// stay[state][c] says that byte c leaves the DFA in state, for states that loop on
+	// many bytes ([^\s]* in a URL): a run of such bytes is scanned without the
+	// state-to-state dependency of the table walk. nil for the other states.
+	stay []*[256]bool
 }
 
 const nonASCII = -2
@@ -119,6 +123,28 @@ func (s *seq) buildDFA() {
 			row[c] = j
 		}
 		s.dfa = append(s.dfa, row[:]...)
+	}
+	s.loopRows()
+}
+
+// minLoop is how many bytes a state must loop on to get a stay row: below it, runs
+// are too short to pay for the switch of loops.
+const minLoop = 16
+
+func (s *seq) loopRows() {
+	s.stay = make([]*[256]bool, len(s.sets))
+	for d := range s.sets {
+		var row [256]bool
+		n := 0
+		for c := 0; c < 128; c++ {
+			if int(s.dfa[d<<8|c]) == d {
+				row[c] = true
+				n++
+			}
+		}
+		if n >= minLoop {
+			s.stay[d] = &row
+		}
 	}
 }
 
@@ -216,7 +242,7 @@ func (s *seq) MatchString(str string) bool {
 	cur, i := s.closure[0], 0
 	if s.dfa != nil {
 		d, t := 0, s.dfa
-		for ; i < len(str); i++ {
+		for i < len(str) {
 			next := t[d<<8|int(str[i])]
 			if next < 0 {
 				if next == nonASCII {
@@ -225,6 +251,12 @@ func (s *seq) MatchString(str string) bool {
 				return false
 			}
 			d = int(next)
+			i++
+			if row := s.stay[d]; row != nil {
+				for i < len(str) && row[str[i]] {
+					i++
+				}
+			}
 		}
 		cur = s.sets[d]
 	}

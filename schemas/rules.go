@@ -168,7 +168,9 @@ func (r *rule) check(t *token) string {
 	}
 	switch t.kind {
 	case kindString:
-		if r.minLen > 0 || r.maxLen >= 0 {
+		// A string has at most len runes and at least a quarter of that (a rune is at
+		// most 4 bytes, a stray byte counts as one): count only when that does not decide.
+		if (r.maxLen >= 0 && len(t.str) > r.maxLen) || (len(t.str)+3)/4 < r.minLen {
 			n := utf8.RuneCountInString(t.str)
 			if n < r.minLen {
 				return fmt.Sprintf("length must be >= %d, but got %d", r.minLen, n)
