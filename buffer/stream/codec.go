@@ -31,11 +31,9 @@ var errTruncated = errors.New("truncated")
 
 // EncodedSize returns an upper bound of len(Append(nil, s)), for sizing buffers.
 func EncodedSize(s *schemas.Signal) int {
-	return maxEncodedHeader + 15*binary.MaxVarintLen32 + s.Size() - signalStructSize
+	// Size less the Size of an empty Signal is the signal's string bytes.
+	return maxEncodedHeader + 15*binary.MaxVarintLen32 + s.Size() - (&schemas.Signal{}).Size()
 }
-
-// signalStructSize is the part of Signal.Size that is not string bytes.
-var signalStructSize = (&schemas.Signal{}).Size()
 
 // Append appends the wire form of s to dst and returns the extended slice. It allocates
 // nothing when dst has room (see EncodedSize).
