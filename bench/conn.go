@@ -81,9 +81,7 @@ func (c *conn) do(body []byte, now time.Duration) error {
 		c.close()
 		return c.do(body, now)
 	}
-	c.r, c.w = 0, 0
-	c.wbuf = strconv.AppendInt(append(c.wbuf[:0], c.head...), int64(len(body)), 10)
-	c.wbuf = append(append(c.wbuf, "\r\n\r\n"...), body...)
+	c.request(body)
 	if _, err := c.nc.Write(c.wbuf); err != nil {
 		c.close()
 		return err
@@ -98,6 +96,13 @@ func (c *conn) do(body []byte, now time.Duration) error {
 	return nil
 }
 
+// request renders the request carrying body into wbuf, and empties the read buffer.
+func (c *conn) request(body []byte) {
+	c.r, c.w = 0, 0
+	c.wbuf = strconv.AppendInt(append(c.wbuf[:0], c.head...), int64(len(body)), 10)
+	c.wbuf = append(append(c.wbuf, "\r\n\r\n"...), body...)
+}
+
 func (c *conn) close() {
 	if c.nc != nil {
 		c.nc.Close()
@@ -105,161 +110,166 @@ func (c *conn) close() {
 	}
 }
 
-// read reads one answer, skipping interim (1xx) ones.
+// read reads until an answer is whole.
 func (c *conn) read() error {
 	for {
-		var h head
-		for {
-			n, err := parseHead(c.rbuf[c.r:c.w], &h)
-			if err != nil {
-				return err
-			}
-			if n > 0 {
-				c.r += n
-				break
-			}
-			if err := c.fill(c.w - c.r + 1); err != nil {
-				return err
-			}
+		if ok, err := c.parse(false); ok || err != nil {
+			return err
 		}
-		c.ans = answer{status: h.status, close: h.close}
-		switch {
-		case h.status < 200:
-			continue
-		case h.status == 204 || h.status == 304:
-			c.ans.body = nil
-		case h.chunked:
-			return c.readChunked()
-		case h.length >= 0:
-			if h.length > maxAnswer {
-				return fmt.Errorf("%w: a body of %d bytes", errBadAnswer, h.length)
-			}
-			if err := c.fill(h.length); err != nil {
-				return err
-			}
-			c.ans.body = c.rbuf[c.r : c.r+h.length]
-			c.r += h.length
-		default: // the body runs to the end of the connection
-			for {
-				err := c.fill(c.w - c.r + 1)
-				if errors.Is(err, errConnClosed) {
-					break
-				}
-				if err != nil {
-					return err
-				}
-			}
-			c.ans.body, c.ans.close = c.rbuf[c.r:c.w], true
-			c.r = c.w
+		if err := c.room(); err != nil {
+			return err
 		}
-		return nil
+		n, err := c.nc.Read(c.rbuf[c.w:])
+		c.w += n
+		if errors.Is(err, io.EOF) {
+			_, err = c.parse(true)
+			return err
+		}
+		if err != nil {
+			return err
+		}
 	}
 }
 
-// fill reads until rbuf[r:w] holds at least n bytes, moving them to the front or
-// growing the buffer when they would not fit.
-func (c *conn) fill(n int) error {
-	if c.w-c.r >= n {
-		return nil
-	}
-	if c.r+n > len(c.rbuf) {
-		if n > maxAnswer+4096 {
-			return fmt.Errorf("%w: over %d bytes", errBadAnswer, maxAnswer)
-		}
-		buf := c.rbuf
-		if n > len(buf) {
-			buf = make([]byte, max(n, 2*len(buf)))
-		}
-		c.w = copy(buf, c.rbuf[c.r:c.w])
-		c.r, c.rbuf = 0, buf
-	}
-	for c.w-c.r < n {
-		m, err := c.nc.Read(c.rbuf[c.w:])
-		c.w += m
-		if err != nil {
-			if c.w-c.r >= n {
-				return nil
-			}
-			if errors.Is(err, io.EOF) {
-				return errConnClosed
-			}
-			return err
-		}
+// room makes room to read into after rbuf[w], moving what is unread to the front or
+// growing the buffer.
+func (c *conn) room() error {
+	switch {
+	case c.w < len(c.rbuf):
+	case c.r > 0:
+		c.w = copy(c.rbuf, c.rbuf[c.r:c.w])
+		c.r = 0
+	case len(c.rbuf) >= maxAnswer+16<<10:
+		return fmt.Errorf("%w: over %d bytes", errBadAnswer, maxAnswer)
+	default:
+		buf := make([]byte, 2*len(c.rbuf))
+		copy(buf, c.rbuf[:c.w])
+		c.rbuf = buf
 	}
 	return nil
 }
 
-// readChunked reads a chunked body, joining the chunks in place.
-func (c *conn) readChunked() error {
-	start, end := c.r, c.r // the body so far is rbuf[start:end]
+// parse reads an answer from rbuf[r:w] into c.ans, skipping interim (1xx) ones, and
+// reports whether it was whole; eof: nothing more will come, so a partial answer is an
+// error. A chunked body is joined in place.
+func (c *conn) parse(eof bool) (bool, error) {
 	for {
-		// The chunk size line: hex digits, maybe extensions, CRLF.
-		var i int
-		for {
-			if i = bytes.Index(c.rbuf[c.r:c.w], crlf); i >= 0 {
-				break
-			}
-			if c.w-c.r > 64 {
-				return fmt.Errorf("%w: chunk size line", errBadAnswer)
-			}
-			if err := c.fillKeep(&start, &end, c.w-c.r+1); err != nil {
-				return err
-			}
+		var h head
+		n, err := parseHead(c.rbuf[c.r:c.w], &h)
+		if err != nil {
+			return false, err
 		}
-		line := c.rbuf[c.r : c.r+i]
-		if j := bytes.IndexByte(line, ';'); j >= 0 {
-			line = line[:j]
+		if n == 0 {
+			if eof {
+				return false, errConnClosed
+			}
+			return false, nil
 		}
-		size, err := strconv.ParseUint(string(bytes.TrimSpace(line)), 16, 32)
-		if err != nil || end-start+int(size) > maxAnswer {
-			return fmt.Errorf("%w: chunk size %q", errBadAnswer, line)
-		}
-		c.r += i + 2
-		if size == 0 {
-			// Trailers end at an empty line.
-			for {
-				if i = bytes.Index(c.rbuf[c.r:c.w], crlf); i >= 0 {
-					c.r += i + 2
-					if i == 0 {
-						c.ans.body = c.rbuf[start:end]
-						return nil
-					}
-					continue
+		rest := c.rbuf[c.r+n : c.w]
+		ans := answer{status: h.status, close: h.close}
+		switch {
+		case h.status < 200:
+			c.r += n
+			continue
+		case h.status == 204 || h.status == 304:
+		case h.chunked:
+			m, size, err := dechunk(rest)
+			if err != nil {
+				return false, err
+			}
+			if m == 0 {
+				if eof {
+					return false, errConnClosed
 				}
-				if err := c.fillKeep(&start, &end, c.w-c.r+1); err != nil {
-					return err
-				}
+				return false, nil
 			}
+			ans.body, n = rest[:size], n+m
+		case h.length >= 0:
+			if h.length > maxAnswer {
+				return false, fmt.Errorf("%w: a body of %d bytes", errBadAnswer, h.length)
+			}
+			if len(rest) < h.length {
+				if eof {
+					return false, errConnClosed
+				}
+				return false, nil
+			}
+			ans.body, n = rest[:h.length], n+h.length
+		default: // the body runs to the end of the connection
+			if !eof {
+				return false, nil
+			}
+			ans.body, ans.close, n = rest, true, n+len(rest)
 		}
-		if err := c.fillKeep(&start, &end, int(size)+2); err != nil {
-			return err
-		}
-		end += copy(c.rbuf[end:], c.rbuf[c.r:c.r+int(size)])
-		if !bytes.Equal(c.rbuf[c.r+int(size):c.r+int(size)+2], crlf) {
-			return fmt.Errorf("%w: chunk not ended by CRLF", errBadAnswer)
-		}
-		c.r += int(size) + 2
+		c.r += n
+		c.ans = ans
+		return true, nil
 	}
 }
 
-// fillKeep is fill for readChunked, keeping the body gathered so far, rbuf[*start:*end],
-// in the buffer: it moves to the front with what is unread.
-func (c *conn) fillKeep(start, end *int, n int) error {
-	if c.w-c.r >= n {
-		return nil
+// dechunk reads a chunked body at the start of b. When it is whole, it joins the
+// chunks at the start of b and returns how many bytes of b the body took, chunked, and
+// its size joined; m is 0 while it is not whole.
+func dechunk(b []byte) (m, size int, err error) {
+	// First see that it is whole, then join it: a partial body stays as it came.
+	pos := 0
+	for {
+		i := bytes.Index(b[pos:], crlf)
+		if i < 0 {
+			if len(b)-pos > 64 {
+				return 0, 0, fmt.Errorf("%w: chunk size line", errBadAnswer)
+			}
+			return 0, 0, nil
+		}
+		line := b[pos : pos+i]
+		if j := bytes.IndexByte(line, ';'); j >= 0 {
+			line = line[:j]
+		}
+		n, err := strconv.ParseUint(string(bytes.TrimSpace(line)), 16, 32)
+		if err != nil || size+int(n) > maxAnswer {
+			return 0, 0, fmt.Errorf("%w: chunk size %.20q", errBadAnswer, line)
+		}
+		pos += i + 2
+		if n == 0 {
+			break
+		}
+		if len(b)-pos < int(n)+2 {
+			return 0, 0, nil
+		}
+		if !bytes.Equal(b[pos+int(n):pos+int(n)+2], crlf) {
+			return 0, 0, fmt.Errorf("%w: chunk not ended by CRLF", errBadAnswer)
+		}
+		size += int(n)
+		pos += int(n) + 2
 	}
-	if c.r+n > len(c.rbuf) && *start > 0 {
-		body := *end - *start
-		copy(c.rbuf, c.rbuf[*start:*end])
-		c.w = body + copy(c.rbuf[body:], c.rbuf[c.r:c.w])
-		c.r, *start, *end = body, 0, body
+	for { // trailers, up to an empty line
+		i := bytes.Index(b[pos:], crlf)
+		if i < 0 {
+			if len(b)-pos > 16<<10 {
+				return 0, 0, fmt.Errorf("%w: trailers over 16 KiB", errBadAnswer)
+			}
+			return 0, 0, nil
+		}
+		pos += i + 2
+		if i == 0 {
+			break
+		}
 	}
-	if c.r+n > len(c.rbuf) {
-		buf := make([]byte, max(c.r+n, 2*len(c.rbuf)))
-		c.w = copy(buf, c.rbuf[:c.w])
-		c.rbuf = buf
+	m, size = pos, 0
+	for pos = 0; ; {
+		i := bytes.Index(b[pos:], crlf)
+		line := b[pos : pos+i]
+		if j := bytes.IndexByte(line, ';'); j >= 0 {
+			line = line[:j]
+		}
+		n, _ := strconv.ParseUint(string(bytes.TrimSpace(line)), 16, 32)
+		pos += i + 2
+		if n == 0 {
+			return m, size, nil
+		}
+		size += copy(b[size:], b[pos:pos+int(n)])
+		pos += int(n) + 2
 	}
-	return c.fill(n)
 }
 
 var crlf = []byte("\r\n")

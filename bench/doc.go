@@ -42,6 +42,12 @@
 // omission, corrected as wrk2 does). When the timed phase ends, each lane completes the
 // journeys of the visitors it started, untimed, so the truth is about whole journeys.
 //
+// A closed-loop run drives its connections from one event loop per processor (epoll,
+// as wrk does) and an open-loop run from a goroutine per connection; either way a
+// request is one write of a prebuilt head and the body, and an answer is parsed from a
+// reused buffer (conn): the generator shares the machine with the server it measures,
+// and what it spends per request is taken from the server.
+//
 // Latencies go into Histogram, a log-linear histogram (HdrHistogram's layout) whose
 // quantiles overstate by at most RelativeError and never understate.
 package bench

@@ -435,6 +435,13 @@ func (l *lane) send(due, now time.Duration, timed, finishing bool) (time.Duratio
 	if err != nil && l.cut.Swap(false) {
 		err = errTimeout
 	}
+	l.complete(err, due, sent, done, timed)
+	return done, true
+}
+
+// complete settles the request sent at sent and due at due (negative: when sent),
+// answered (or failed with err) at done, and books its latency if timed.
+func (l *lane) complete(err error, due, sent, done time.Duration, timed bool) {
 	acc := l.settle(err, done)
 	if due < 0 {
 		due = sent
@@ -455,7 +462,6 @@ func (l *lane) send(due, now time.Duration, timed, finishing bool) (time.Duratio
 		l.finSignals += int64(len(l.pending))
 		l.finAccepted += acc
 	}
-	return done, true
 }
 
 // holdFor is how long a visitor's next pageview waits after the answer to their first.
@@ -646,7 +652,19 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	timedDone := make(chan struct{})
 	var timedLeft atomic.Int64
 	timedLeft.Store(int64(len(r.lanes)))
+	var loopErr error
+	if cfg.Rate == 0 && canPoll {
+		wg.Add(1)
+		// The event loops return when every lane is done (see closedLoop).
+		go func() {
+			defer wg.Done()
+			loopErr = r.closedLoop(ctx, host, deadline, timedDone)
+		}()
+	}
 	for _, l := range r.lanes {
+		if cfg.Rate == 0 && canPoll {
+			break
+		}
 		wg.Add(1)
 		// Each lane exits after its timed phase and its finish phase, or when ctx ends.
 		go func() {
@@ -666,6 +684,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	wg.Wait()
 	close(stopTick)
 	<-tickDone
+	if loopErr != nil {
+		return nil, fmt.Errorf("drive the load: %w", loopErr)
+	}
 	return r.result(tick, elapsed), nil
 }
 

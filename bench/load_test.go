@@ -231,3 +231,50 @@ func TestTargetDown(t *testing.T) {
 		t.Fatalf("Run against a closed port: %v", err)
 	}
 }
+
+// closingServer answers like rung's /collect, but closes the connection after every
+// third answer and refuses every fifth request with 503.
+type closingServer struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (s *closingServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	s.n++
+	n := s.n
+	s.mu.Unlock()
+	if n%3 == 0 {
+		w.Header().Set("Connection", "close")
+	}
+	if n%5 == 0 {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		w.Write([]byte(`{"error":"buffer full"}`))
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+	w.Write([]byte(`{"accepted":1,"rejected":0}`))
+}
+
+// TestClosedLoopReconnects: a server that closes connections and refuses some requests
+// costs no request its fate: every one is answered, on a fresh connection when need be,
+// and booked as the server said.
+func TestClosedLoopReconnects(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	srv := httptest.NewServer(&closingServer{})
+	defer srv.Close()
+	res, err := Run(context.Background(), Config{Target: srv.URL, Connections: 4, Count: 300,
+		Model: DefaultModel(1, "close001"), Finish: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := res.Requests + res.FinishRequests
+	if res.Requests != 300 || len(res.Errors) != 0 || res.Unknown != 0 || res.Status[202]+res.Status[503] != all ||
+		res.Accepted != res.Status[202] || res.Rejected != res.Status[503] || res.Reasons["HTTP 503: buffer full"] != res.Status[503] {
+		t.Errorf("requests %d+%d, errors %v, unknown %d, statuses %v, accepted %d, rejected %d, reasons %v",
+			res.Requests, res.FinishRequests, res.Errors, res.Unknown, res.Status, res.Accepted, res.Rejected, res.Reasons)
+	}
+	if res.Unfinished != 0 {
+		t.Errorf("%d visitors unfinished", res.Unfinished)
+	}
+}

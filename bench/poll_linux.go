@@ -1,0 +1,375 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+// A closed-loop run drives its connections from event loops of its own, one per
+// processor, as wrk does, rather than from a goroutine per connection on Go's
+// netpoller: there, every request costs a read that finds no answer yet (the server
+// has not run), a park and a wake-up, which on two cores shared with the server is a
+// tenth of the CPU a request takes. Here a connection is read when epoll says its answer
+// came: a request is one write, one read, and a share of an epoll_wait.
+
+// pollLane is a lane as an event loop drives it.
+type pollLane struct {
+	*lane
+	fd         int // -1: no connection
+	connecting bool
+	inflight   bool // a request is written, or being written, and not answered
+	wrote      int  // of http.wbuf
+	sent       time.Duration
+	timed      bool
+	finishing  bool
+	finishBy   time.Duration
+	retryAt    time.Duration // every visitor held (see build): build again then; 0: none
+	over       bool
+	sa         syscall.Sockaddr // the target's; connect writes into it, so each lane has its own
+}
+
+// pollRun is the state the event loops of one run share.
+type pollRun struct {
+	r         *runner
+	ip        net.IP
+	port      int
+	family    int
+	deadline  time.Duration
+	stopped   atomic.Bool // ctx ended
+	timedLeft atomic.Int64
+	timedDone chan struct{}
+	closeOnce sync.Once
+}
+
+const canPoll = true
+
+// closedLoop runs the timed and the finish phase of a closed-loop run from event loops,
+// and closes timedDone when every lane's timed phase is over. It returns when every
+// lane is done.
+func (r *runner) closedLoop(ctx context.Context, addr string, deadline time.Duration, timedDone chan struct{}) error {
+	pr := &pollRun{r: r, deadline: deadline, timedDone: timedDone}
+	ta, err := net.ResolveTCPAddr("tcp", addr)
+	if err != nil {
+		close(timedDone)
+		return fmt.Errorf("resolve %s: %w", addr, err)
+	}
+	pr.ip, pr.port, pr.family = ta.IP.To4(), ta.Port, syscall.AF_INET
+	if pr.ip == nil {
+		pr.ip, pr.family = ta.IP.To16(), syscall.AF_INET6
+	}
+	pr.timedLeft.Store(int64(len(r.lanes)))
+	stop := context.AfterFunc(ctx, func() { pr.stopped.Store(true) })
+	defer stop()
+
+	n := min(runtime.GOMAXPROCS(0), len(r.lanes))
+	loops := make([][]*pollLane, n)
+	for i, l := range r.lanes {
+		loops[i%n] = append(loops[i%n], &pollLane{lane: l, fd: -1, timed: true, sa: pr.sockaddr()})
+	}
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range loops {
+		wg.Add(1)
+		// Each loop returns when its lanes are done.
+		go func() {
+			defer wg.Done()
+			errs[i] = pr.loop(loops[i])
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (pr *pollRun) sockaddr() syscall.Sockaddr {
+	if pr.family == syscall.AF_INET {
+		sa := &syscall.SockaddrInet4{Port: pr.port}
+		copy(sa.Addr[:], pr.ip)
+		return sa
+	}
+	sa := &syscall.SockaddrInet6{Port: pr.port}
+	copy(sa.Addr[:], pr.ip)
+	return sa
+}
+
+func (pr *pollRun) endTimed(p *pollLane) {
+	p.timed = false
+	if pr.timedLeft.Add(-1) == 0 {
+		pr.closeOnce.Do(func() { close(pr.timedDone) })
+	}
+}
+
+// loop drives lanes until each is done.
+func (pr *pollRun) loop(lanes []*pollLane) error {
+	defer func() {
+		for _, p := range lanes {
+			p.closeFD()
+			if p.timed { // ended early: the run must not wait for it
+				pr.endTimed(p)
+			}
+		}
+	}()
+	ep, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("epoll: %w", err)
+	}
+	defer syscall.Close(ep)
+	now := pr.r.clock()
+	for i, p := range lanes {
+		pr.next(ep, i, p, now)
+	}
+	events := make([]syscall.EpollEvent, 128)
+	lastScan := now
+	for {
+		live := 0
+		wait := 100 // ms: the timeout scan runs at least this often
+		for _, p := range lanes {
+			if !p.over {
+				live++
+				if p.retryAt > 0 {
+					wait = 1
+				}
+			}
+		}
+		if live == 0 {
+			return nil
+		}
+		// Most often an answer is in already: ask without telling the scheduler, which
+		// would otherwise hand the processor over and wake its monitor for a call that
+		// does not block.
+		n, err := rawEpollWait(ep, events)
+		if n == 0 && err == nil {
+			n, err = syscall.EpollWait(ep, events, wait)
+		}
+		if err != nil && err != syscall.EINTR {
+			return fmt.Errorf("epoll_wait: %w", err)
+		}
+		for _, ev := range events[:max(n, 0)] {
+			i := int(ev.Fd)
+			p := lanes[i]
+			if p.fd < 0 {
+				continue
+			}
+			switch {
+			case p.connecting || (p.inflight && p.wrote < len(p.http.wbuf)):
+				if ev.Events&(syscall.EPOLLOUT|syscall.EPOLLERR|syscall.EPOLLHUP) != 0 {
+					pr.write(ep, i, p)
+				}
+			case p.inflight:
+				if ev.Events&(syscall.EPOLLIN|syscall.EPOLLERR|syscall.EPOLLHUP|syscall.EPOLLRDHUP) != 0 {
+					pr.read(ep, i, p)
+				}
+			case ev.Events&(syscall.EPOLLIN|syscall.EPOLLERR|syscall.EPOLLHUP|syscall.EPOLLRDHUP) != 0:
+				// Nothing asked: the server closed the connection, or is out of step.
+				p.closeFD()
+			}
+		}
+		now = pr.r.clock()
+		for i, p := range lanes {
+			if p.retryAt > 0 && now >= p.retryAt {
+				p.retryAt = 0
+				pr.next(ep, i, p, now)
+			}
+		}
+		if now-lastScan >= 100*time.Millisecond {
+			lastScan = now
+			for i, p := range lanes {
+				if p.inflight && now-p.sent > pr.r.cfg.Timeout {
+					p.closeFD()
+					pr.done(ep, i, p, errTimeout)
+				}
+			}
+		}
+	}
+}
+
+// next sends lane i's next request, or ends its phase, as the time and the run say.
+func (pr *pollRun) next(ep, i int, p *pollLane, now time.Duration) {
+	cfg := pr.r.cfg
+	for {
+		if p.timed {
+			if pr.stopped.Load() || now >= pr.deadline || (cfg.Count > 0 && pr.r.claimed.Add(1) > cfg.Count) {
+				pr.endTimed(p)
+				p.finishing, p.finishBy = true, pr.r.clock()+cfg.Finish
+			}
+		}
+		if p.finishing && (pr.stopped.Load() || now >= p.finishBy) {
+			p.over = true
+			p.closeFD()
+			return
+		}
+		if p.build(now, p.finishing) == 0 {
+			if len(p.heap) == 0 {
+				p.over = true
+				p.closeFD()
+				return
+			}
+			p.retryAt = now + holdFor/4 // every visitor waits for a millisecond to pass
+			return
+		}
+		p.sent, p.inflight, p.wrote = now, true, 0
+		p.http.request(p.body)
+		if p.fd >= 0 && now-p.http.idleSince > maxIdle {
+			p.closeFD()
+		}
+		if p.fd < 0 {
+			if err := pr.dial(ep, i, p); err != nil {
+				p.inflight = false
+				done := pr.r.clock()
+				p.complete(err, -1, p.sent, done, p.timed)
+				now = done
+				continue
+			}
+			if p.connecting {
+				return
+			}
+		}
+		pr.write(ep, i, p)
+		return
+	}
+}
+
+// dial opens lane i's connection, without waiting for it: the loop writes when epoll
+// says it is up.
+func (pr *pollRun) dial(ep, i int, p *pollLane) error {
+	fd, err := syscall.Socket(pr.family, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("socket", err)}
+	}
+	syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLOUT | syscall.EPOLLRDHUP | -syscall.EPOLLET, Fd: int32(i)}
+	if err := syscall.EpollCtl(ep, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		syscall.Close(fd)
+		return &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("epoll_ctl", err)}
+	}
+	p.fd, p.connecting = fd, false
+	switch err := syscall.Connect(fd, p.sa); err {
+	case nil:
+	case syscall.EINPROGRESS, syscall.EINTR:
+		p.connecting = true
+	default:
+		p.closeFD()
+		return &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", err)}
+	}
+	return nil
+}
+
+// write writes what is left of lane i's request; when the socket is full, epoll says
+// when to go on.
+func (pr *pollRun) write(ep, i int, p *pollLane) {
+	if p.connecting {
+		v, err := syscall.GetsockoptInt(p.fd, syscall.SOL_SOCKET, syscall.SO_ERROR)
+		if err == nil && v != 0 {
+			err = syscall.Errno(v)
+		}
+		if err != nil {
+			p.closeFD()
+			p.inflight = false
+			pr.complete(ep, i, p, &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", err)})
+			return
+		}
+		p.connecting = false
+	}
+	buf := p.http.wbuf
+	for p.wrote < len(buf) {
+		n, err := rawIO(syscall.SYS_WRITE, p.fd, buf[p.wrote:])
+		switch {
+		case err == syscall.EAGAIN:
+			return
+		case err == syscall.EINTR:
+			continue
+		case err != nil:
+			p.closeFD()
+			pr.done(ep, i, p, os.NewSyscallError("write", err))
+			return
+		}
+		p.wrote += n
+	}
+}
+
+// read reads lane i's answer as far as it came.
+func (pr *pollRun) read(ep, i int, p *pollLane) {
+	c := p.http
+	for {
+		if err := c.room(); err != nil {
+			p.closeFD()
+			pr.done(ep, i, p, err)
+			return
+		}
+		n, err := rawIO(syscall.SYS_READ, p.fd, c.rbuf[c.w:])
+		switch {
+		case err == syscall.EAGAIN:
+			return
+		case err == syscall.EINTR:
+			continue
+		case err != nil:
+			p.closeFD()
+			pr.done(ep, i, p, os.NewSyscallError("read", err))
+			return
+		}
+		c.w += n
+		ok, perr := c.parse(n == 0)
+		if perr != nil {
+			p.closeFD()
+			pr.done(ep, i, p, perr)
+			return
+		}
+		if ok {
+			if c.ans.close || c.r != c.w {
+				p.closeFD()
+			}
+			pr.done(ep, i, p, nil)
+			return
+		}
+	}
+}
+
+// done books lane i's request as answered, or failed with err, and sends the next.
+func (pr *pollRun) done(ep, i int, p *pollLane, err error) {
+	p.inflight = false
+	pr.complete(ep, i, p, err)
+}
+
+func (pr *pollRun) complete(ep, i int, p *pollLane, err error) {
+	done := pr.r.clock()
+	p.http.idleSince = done
+	p.complete(err, -1, p.sent, done, p.timed)
+	pr.next(ep, i, p, done)
+}
+
+func (p *pollLane) closeFD() {
+	if p.fd >= 0 {
+		syscall.Close(p.fd) // closing removes it from the epoll set
+		p.fd, p.connecting = -1, false
+	}
+}
+
+// rawIO reads or writes a non-blocking socket without telling the scheduler: the call
+// never blocks, and the scheduler's bookkeeping would cost more than it does.
+func rawIO(trap uintptr, fd int, b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	n, _, e := syscall.RawSyscall(trap, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}
+
+// rawEpollWait is epoll_wait with no timeout: it never blocks.
+func rawEpollWait(ep int, events []syscall.EpollEvent) (int, error) {
+	n, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_WAIT, uintptr(ep), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}
