@@ -320,7 +320,8 @@ func (c *ClickHouse) Write(ctx context.Context, b *sink.Batch) error {
 // writeSignals inserts the batch's signals: into the signals table, or on a cluster
 // into each shard's local table the signals of the visitors it holds, the shards
 // concurrently. A shard's rows that landed are not written again when another shard's
-// fail.
+// fail, and a shard that fails does not cut short the others' inserts (which would leave
+// it unknown whether they landed).
 func (c *ClickHouse) writeSignals(ctx context.Context, b *sink.Batch) error {
 	if c.cluster == nil {
 		return c.insertSignals(ctx, dest{c.conn, c.db + ".signals"}, b, nil, 0)
@@ -332,7 +333,7 @@ func (c *ClickHouse) writeSignals(ctx context.Context, b *sink.Batch) error {
 		shards[i] = k.visitorShard(b.Signals[i].AnonymousID)
 		counts[shards[i]]++
 	}
-	g, ctx := errgroup.WithContext(ctx)
+	var g errgroup.Group
 	for s, conn := range k.shards {
 		if counts[s] > 0 {
 			g.Go(func() error { return c.insertSignals(ctx, dest{conn, c.db + ".signals_local"}, b, shards, s) })

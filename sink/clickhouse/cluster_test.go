@@ -97,14 +97,7 @@ func startCluster(t *testing.T) [2]*server {
 		if out, err := exec.Command("chown", "-R", "clickhouse:clickhouse", x.dir).CombinedOutput(); err != nil {
 			t.Fatalf("chown %s: %v %s", x.dir, err, out)
 		}
-		x.cmd = exec.Command("setpriv", "--reuid=clickhouse", "--regid=clickhouse", "--init-groups",
-			"clickhouse-server", "--config="+filepath.Join(x.dir, "config.xml"))
-		x.cmd.Dir = x.dir
-		if err := x.cmd.Start(); err != nil {
-			t.Fatalf("start clickhouse-server: %v", err)
-		}
-		x.done = make(chan error, 1)
-		go func(cmd *exec.Cmd, done chan error) { done <- cmd.Wait() }(x.cmd, x.done)
+		x.start(t)
 	}
 	start := time.Now()
 	for _, x := range s {
@@ -112,6 +105,19 @@ func startCluster(t *testing.T) [2]*server {
 	}
 	t.Logf("two clickhouse-servers answering after %v", time.Since(start).Round(time.Millisecond))
 	return s
+}
+
+// start starts the server; wait waits for it to answer.
+func (x *server) start(t *testing.T) {
+	t.Helper()
+	x.cmd = exec.Command("setpriv", "--reuid=clickhouse", "--regid=clickhouse", "--init-groups",
+		"clickhouse-server", "--config="+filepath.Join(x.dir, "config.xml"))
+	x.cmd.Dir = x.dir
+	if err := x.cmd.Start(); err != nil {
+		t.Fatalf("start clickhouse-server: %v", err)
+	}
+	x.done = make(chan error, 1)
+	go func(cmd *exec.Cmd, done chan error) { done <- cmd.Wait() }(x.cmd, x.done)
 }
 
 // wait returns once the server answers a query.
@@ -207,6 +213,58 @@ func TestCluster(t *testing.T) {
 	t.Run("Migrate", func(t *testing.T) { migrateCluster(t, s) })
 	t.Run("Quarantine", func(t *testing.T) { quarantineCluster(t, s) })
 	t.Run("Layouts", func(t *testing.T) { layouts(t, s) })
+	t.Run("ShardDown", func(t *testing.T) { shardDown(t, s) }) // last: it stops a server
+}
+
+// shardDown: with shard 2 stopped, Ping says so and a Write gives up when its context
+// ends, its rows for shard 1 landed and shard 1 not held up; once shard 2 is back the
+// same Write succeeds (the rows that had landed are stored twice, as after any retried
+// flush: every query counts an event_id once).
+func shardDown(t *testing.T, s [2]*server) {
+	ctx := context.Background()
+	c := openCluster(t, s[0], "rung")
+	b := &sink.Batch{Signals: workload()[:200]}
+	share := 0
+	for _, g := range b.Signals {
+		if c.cluster.visitorShard(g.AnonymousID) == 0 {
+			share++
+		}
+	}
+	if share == 0 || share == len(b.Signals) {
+		t.Fatalf("the batch has %d of %d signals for shard 1: it must span both", share, len(b.Signals))
+	}
+	s[1].cmd.Process.Kill() // a crash: quicker than a shutdown, which waits for shard 1's connections
+	<-s[1].done
+	s[1].cmd = nil
+	defer func() { // the other tests' cleanups need shard 2 back
+		if s[1].cmd == nil {
+			s[1].start(t)
+			s[1].wait(t)
+		}
+	}()
+	if err := c.Ping(ctx); err == nil || !strings.Contains(err.Error(), "shard 2") {
+		t.Errorf("Ping with shard 2 down: %v", err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, time.Second)
+	err := c.Write(wctx, b)
+	cancel()
+	if err == nil || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Write with shard 2 down: %v", err)
+	}
+	if n := count(t, s[0], c.db+".signals_local"); n != uint64(share) {
+		t.Errorf("shard 1 holds %d signals, want its %d", n, share)
+	}
+	s[1].start(t)
+	s[1].wait(t)
+	if err := c.Write(ctx, b); err != nil {
+		t.Fatalf("Write once shard 2 is back: %v", err)
+	}
+	if n := count(t, s[1], c.db+".signals_local"); n != uint64(len(b.Signals)-share) {
+		t.Errorf("shard 2 holds %d signals, want its %d", n, len(b.Signals)-share)
+	}
+	if err := c.Ping(ctx); err != nil {
+		t.Errorf("Ping once shard 2 is back: %v", err)
+	}
 }
 
 // workload is a few hours of traffic of 300 visitors on two sites, in time order:
