@@ -62,7 +62,8 @@ type Options struct {
 	// Cluster, when set, is the name of a cluster in the servers' <remote_servers>:
 	// the tables are then sharded over its nodes, as local tables with Distributed
 	// tables over them under the names of the single-node layout (cluster.go,
-	// CLUSTER.md). Empty: one node, the tables as they are.
+	// CLUSTER.md). The profile of the DSN's user must set distributed_product_mode to
+	// 'local' (Open says so otherwise). Empty: one node, the tables as they are.
 	Cluster string
 }
 
