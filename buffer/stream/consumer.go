@@ -10,6 +10,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/rungdev/rung/schemas"
 )
@@ -139,38 +140,47 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if err := checkPartitions(c.cfg.Stream, s.CachedInfo()); err != nil {
 		return fmt.Errorf("consumer: %w", err)
 	}
-	var iters []jetstream.MessagesContext
+	// The durables are made side by side: on a replicated stream each is a Raft group
+	// of its own, and made one after another 64 of them take tens of seconds.
+	iters := make([]jetstream.MessagesContext, len(c.cfg.Partitions))
 	stop := func() {
 		for _, it := range iters {
-			it.Stop()
+			if it != nil {
+				it.Stop()
+			}
 		}
 	}
 	prefetch := min(c.cfg.BatchSize, 1000)
-	for _, p := range c.cfg.Partitions {
-		name := c.cfg.DurableName(p)
-		var cons jetstream.Consumer
-		err := c.retry(ctx, "durable "+name+" on "+c.cfg.Stream.PartitionSubject(p), func(ctx context.Context) (err error) {
-			cons, err = s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-				Durable:       name,
-				FilterSubject: c.cfg.Stream.PartitionSubject(p),
-				AckPolicy:     jetstream.AckExplicitPolicy,
-				AckWait:       c.cfg.AckWait,
-				MaxAckPending: c.cfg.MaxAckPending,
-				DeliverPolicy: jetstream.DeliverAllPolicy,
-				Replicas:      0, // as the stream
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(16)
+	for i, p := range c.cfg.Partitions {
+		g.Go(func() error {
+			name := c.cfg.DurableName(p)
+			var cons jetstream.Consumer
+			err := c.retry(gctx, "durable "+name+" on "+c.cfg.Stream.PartitionSubject(p), func(ctx context.Context) (err error) {
+				cons, err = s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+					Durable:       name,
+					FilterSubject: c.cfg.Stream.PartitionSubject(p),
+					AckPolicy:     jetstream.AckExplicitPolicy,
+					AckWait:       c.cfg.AckWait,
+					MaxAckPending: c.cfg.MaxAckPending,
+					DeliverPolicy: jetstream.DeliverAllPolicy,
+					Replicas:      0, // as the stream
+				})
+				return err
 			})
-			return err
+			if err != nil {
+				return err
+			}
+			if iters[i], err = cons.Messages(jetstream.PullMaxMessages(prefetch)); err != nil {
+				return fmt.Errorf("read partition %d (durable %s): %w", p, name, err)
+			}
+			return nil
 		})
-		if err != nil {
-			stop()
-			return fmt.Errorf("consumer: %w", err)
-		}
-		it, err := cons.Messages(jetstream.PullMaxMessages(prefetch))
-		if err != nil {
-			stop()
-			return fmt.Errorf("consumer: read partition %d (durable %s): %w", p, name, err)
-		}
-		iters = append(iters, it)
+	}
+	if err := g.Wait(); err != nil {
+		stop()
+		return fmt.Errorf("consumer: %w", err)
 	}
 
 	items := make(chan item, min(c.cfg.BatchSize, 4096))

@@ -103,12 +103,15 @@ func Ensure(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) error
 		Name:        cfg.Name,
 		Description: description(cfg.Partitions),
 		Subjects:    []string{cfg.Subject + ".*"},
-		Retention:   jetstream.LimitsPolicy,
-		Discard:     jetstream.DiscardNew,
-		MaxBytes:    cfg.MaxBytes,
-		Replicas:    cfg.Replicas,
-		Duplicates:  cfg.Duplicates,
-		Storage:     jetstream.FileStorage,
+		// A work queue: a signal leaves the stream once its aggregator has acked it,
+		// so MaxBytes bounds the backlog, not the history, and a durable made again
+		// after its node was lost finds only what was never acked.
+		Retention:  jetstream.WorkQueuePolicy,
+		Discard:    jetstream.DiscardNew,
+		MaxBytes:   cfg.MaxBytes,
+		Replicas:   cfg.Replicas,
+		Duplicates: cfg.Duplicates,
+		Storage:    jetstream.FileStorage,
 	}
 	if cfg.MaxBytes == 0 {
 		sc.MaxBytes = -1
