@@ -830,29 +830,37 @@ func (d *decoder) fill(s *Signal, toks *[numSlots]token, seen uint32, props stri
 	s.Props = props
 }
 
-// urlPath returns the path of an absolute URL, "/" when it has none.
+// urlPath returns the path of an absolute URL, "/" when it has none. One pass over
+// the bytes after the scheme.
 func urlPath(u string) string {
 	i := strings.Index(u, "://")
 	if i < 0 {
 		return ""
 	}
 	rest := u[i+3:]
-	j := strings.IndexAny(rest, "/?#")
-	if j < 0 || rest[j] != '/' {
-		return "/"
+	for j := 0; j < len(rest); j++ {
+		switch rest[j] {
+		case '?', '#':
+			return "/"
+		case '/':
+			p := rest[j:]
+			for k := 1; k < len(p); k++ {
+				if p[k] == '?' || p[k] == '#' {
+					return p[:k]
+				}
+			}
+			return p
+		}
 	}
-	p := rest[j:]
-	if k := strings.IndexAny(p, "?#"); k >= 0 {
-		p = p[:k]
-	}
-	return p
+	return "/"
 }
 
 // maxUTM is the utm length limit of the schemas, applied to values taken from the URL.
 const maxUTM = 200
 
 // utmFromURL fills the utm values (source, medium, campaign, term, content) the signal
-// did not carry from the URL's query.
+// did not carry from the URL's query: key=value pairs split on '&', the key before the
+// first '=', values unescaped when they hold '%' or '+' and decode to valid UTF-8.
 func utmFromURL(u string, utm *[5]string, seen uint32) {
 	i := strings.IndexByte(u, '?')
 	if i < 0 {
@@ -862,35 +870,60 @@ func utmFromURL(u string, utm *[5]string, seen uint32) {
 	if j := strings.IndexByte(q, '#'); j >= 0 {
 		q = q[:j]
 	}
-	for q != "" {
-		var kv string
-		kv, q, _ = strings.Cut(q, "&")
-		k, v, _ := strings.Cut(kv, "=")
-		var n int
-		switch k {
-		case "utm_source":
-			n = 0
-		case "utm_medium":
-			n = 1
-		case "utm_campaign":
-			n = 2
-		case "utm_term":
-			n = 3
-		case "utm_content":
-			n = 4
-		default:
+	for len(q) > 0 {
+		end, eq, esc := len(q), -1, false
+		for k := 0; k < len(q); k++ {
+			switch c := q[k]; {
+			case c == '&':
+				end = k
+			case c == '=' && eq < 0:
+				eq = k
+				continue
+			case (c == '%' || c == '+') && eq >= 0:
+				esc = true
+				continue
+			default:
+				continue
+			}
+			break
+		}
+		kv := q[:end]
+		q = q[min(end+1, len(q)):]
+		k, v := kv, ""
+		if eq >= 0 {
+			k, v = kv[:eq], kv[eq+1:]
+		}
+		n := utmIndex(k)
+		if n < 0 || seen&(1<<(slotUTMSource+slot(n))) != 0 || utm[n] != "" {
 			continue
 		}
-		if seen&(1<<(slotUTMSource+slot(n))) != 0 || utm[n] != "" {
-			continue
-		}
-		if strings.ContainsAny(v, "%+") {
+		if esc {
 			if u, err := url.QueryUnescape(v); err == nil && utf8.ValidString(u) {
 				v = u
 			}
 		}
 		utm[n] = truncateRunes(v, maxUTM)
 	}
+}
+
+// utmIndex is the place of a utm query key in utmFromURL's array, -1 for other keys.
+func utmIndex(k string) int {
+	if len(k) < len("utm_term") || k[:4] != "utm_" {
+		return -1
+	}
+	switch k[4:] {
+	case "source":
+		return 0
+	case "medium":
+		return 1
+	case "campaign":
+		return 2
+	case "term":
+		return 3
+	case "content":
+		return 4
+	}
+	return -1
 }
 
 func truncateRunes(s string, n int) string {

@@ -3,10 +3,13 @@ package schemas
 import (
 	"encoding/json"
 	"errors"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func newTestRegistry(t testing.TB) *Registry {
@@ -247,4 +250,74 @@ func TestSpecial(t *testing.T) {
 			}
 		}
 	}
+}
+
+// urlPathBefore and utmBefore are the first, plainer versions of urlPath and
+// utmFromURL: FuzzURL holds the faster ones to the same answers.
+func urlPathBefore(u string) string {
+	i := strings.Index(u, "://")
+	if i < 0 {
+		return ""
+	}
+	rest := u[i+3:]
+	j := strings.IndexAny(rest, "/?#")
+	if j < 0 || rest[j] != '/' {
+		return "/"
+	}
+	p := rest[j:]
+	if k := strings.IndexAny(p, "?#"); k >= 0 {
+		p = p[:k]
+	}
+	return p
+}
+
+func utmBefore(u string, utm *[5]string, seen uint32) {
+	i := strings.IndexByte(u, '?')
+	if i < 0 {
+		return
+	}
+	q := u[i+1:]
+	if j := strings.IndexByte(q, '#'); j >= 0 {
+		q = q[:j]
+	}
+	keys := [...]string{"utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content"}
+	for q != "" {
+		var kv string
+		kv, q, _ = strings.Cut(q, "&")
+		k, v, _ := strings.Cut(kv, "=")
+		n := slices.Index(keys[:], k)
+		if n < 0 || seen&(1<<(slotUTMSource+slot(n))) != 0 || utm[n] != "" {
+			continue
+		}
+		if strings.ContainsAny(v, "%+") {
+			if u, err := url.QueryUnescape(v); err == nil && utf8.ValidString(u) {
+				v = u
+			}
+		}
+		utm[n] = truncateRunes(v, maxUTM)
+	}
+}
+
+func FuzzURL(f *testing.F) {
+	for _, s := range []string{
+		"", "https://example.com", "https://example.com/", "http://x?y#z", "https://a/b/c?d=e#f",
+		"https://example.com/pricing/?utm_source=news%20letter&utm_medium=email&utm_campaign=spring#top",
+		"x://?utm_source=a+b&utm_source=c&utm_term&utm_content=%zz&=utm_medium&utm_medium==x%41",
+		"https://h/p?utm_campaign=" + strings.Repeat("é", 300) + "&&utm_term=t#utm_content=no",
+	} {
+		f.Add(s, uint32(0))
+		f.Add(s, uint32(1<<slotUTMMedium))
+	}
+	f.Fuzz(func(t *testing.T, u string, seen uint32) {
+		if got, want := urlPath(u), urlPathBefore(u); got != want {
+			t.Fatalf("urlPath(%q) = %q, want %q", u, got, want)
+		}
+		var got, want [5]string
+		got[2], want[2] = "kept", "kept"
+		utmFromURL(u, &got, seen)
+		utmBefore(u, &want, seen)
+		if got != want {
+			t.Fatalf("utm of %q (seen %b): got %q, want %q", u, seen, got, want)
+		}
+	})
 }
