@@ -469,6 +469,71 @@ func TestHostile(t *testing.T) {
 		t.Logf("%d slow connections: %v; legitimate p99 alone %v", slowConns, sl, p99(base).Round(time.Microsecond))
 	})
 
+	t.Run("connection caps refuse the excess at once", func(t *testing.T) {
+		for _, tc := range []struct {
+			name   string
+			flags  []string
+			addrs  int // the slow connections come from this many addresses
+			open   int
+			held   int // connections the cap allows
+			refuse string
+		}{
+			{"--max-conns-per-ip", []string{"--max-conns-per-ip", "50"}, 1, 200, 50, "HTTP/1.1 429 "},
+			{"--max-conns", []string{"--max-conns", "100"}, 50, 150, 100, "HTTP/1.1 503 "},
+		} {
+			pc := hostileServe(t, append(tc.flags, "--read-timeout", "10s")...)
+			refused, held := 0, 0
+			var conns []net.Conn
+			for i := 0; i < tc.open; i++ {
+				d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 5, byte(1+i%tc.addrs))}}
+				c, err := d.Dial("tcp", pc.addr)
+				if err != nil {
+					t.Fatalf("%s: connection %d: %v", tc.name, i, err)
+				}
+				defer c.Close()
+				fmt.Fprintf(c, "POST /collect HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\n{")
+				conns = append(conns, c)
+			}
+			// Another address is still served under the per-address cap; under the global
+			// one it is refused too, until the held connections time out.
+			st, _, _, err := send(clientFrom("127.0.0.11"), pc.url("/collect"), signalFor("example.com", 1))
+			// The refused were answered and closed at once; the held wait for the read
+			// timeout (10 s), well past the next second.
+			var mu sync.Mutex
+			var wg sync.WaitGroup
+			deadline := time.Now().Add(time.Second)
+			for _, c := range conns {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					c.SetReadDeadline(deadline)
+					line, err := bufio.NewReader(c).ReadString('\n')
+					mu.Lock()
+					defer mu.Unlock()
+					switch {
+					case err == nil && strings.HasPrefix(line, tc.refuse):
+						refused++
+					case isTimeout(err):
+						held++
+					default:
+						t.Errorf("%s: a connection answered %q, %v; want %q or nothing yet", tc.name, line, err, tc.refuse)
+					}
+				}()
+			}
+			wg.Wait()
+			// The global cap counts every connection: the test's own keep-alive one to
+			// /healthz may hold a place.
+			if held+refused != tc.open || held > tc.held || held < tc.held-1 {
+				t.Errorf("%s: %d connections held, %d refused; want %d (or one fewer) and the rest", tc.name, held, refused, tc.held)
+			}
+			t.Logf("%s: %d slow connections from %d addresses: %d held, %d refused with %q at once; another address meanwhile: %d %v",
+				tc.name, tc.open, tc.addrs, held, refused, strings.TrimSpace(tc.refuse), st, err)
+			if tc.addrs == 1 && (err != nil || st != 202) || tc.addrs > 1 && st != 503 {
+				t.Errorf("%s: another address got %d %v, want 202 under the per-address cap, 503 under the global one", tc.name, st, err)
+			}
+		}
+	})
+
 	if rss := rssBytes(t, p.cmd.Process.Pid); rss > 256<<20 {
 		t.Errorf("RSS %d MiB after the attacks: over the 256 MiB bound for a 16 MiB buffer", rss>>20)
 	} else {
