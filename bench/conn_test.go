@@ -2,10 +2,12 @@ package bench
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httputil"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -185,6 +187,31 @@ func FuzzParseHead(f *testing.F) {
 		}
 		if h.status < 100 || h.status > 999 || h.length < -1 || (h.length >= 0 && h.length > 999_999_999) {
 			t.Fatalf("head %+v", h)
+		}
+	})
+}
+
+// FuzzDechunk: a chunked body dechunk calls whole is the body net/http reads from it.
+func FuzzDechunk(f *testing.F) {
+	f.Add([]byte("4\r\nabcd\r\n3;x=y\r\nefg\r\n0\r\n\r\n"))
+	f.Add([]byte("0\r\nTrailer: a\r\n\r\n"))
+	f.Add([]byte("5\r\nab"))
+	f.Add([]byte("zz\r\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		orig := append([]byte(nil), b...)
+		m, size, err := dechunk(b)
+		if err != nil || m == 0 {
+			if !bytes.Equal(b, orig) {
+				t.Fatalf("a partial or bad body was changed")
+			}
+			return
+		}
+		want, rerr := io.ReadAll(httputil.NewChunkedReader(bytes.NewReader(orig[:m])))
+		if rerr != nil {
+			return // net/http is stricter about some size lines (spaces, extensions)
+		}
+		if m > len(b) || !bytes.Equal(b[:size], want) {
+			t.Fatalf("dechunk %q = %q (%d of %d bytes), net/http reads %q", orig, b[:size], m, len(b), want)
 		}
 	})
 }
