@@ -122,7 +122,7 @@ func (s *Server) collect(ctx *fasthttp.RequestCtx) {
 			accepted++
 		case errors.Is(err, buffer.ErrFull):
 			full++ // counted by the intake
-			b.Rejected = append(b.Rejected, schemas.Rejection{Index: b.Index[i], Reason: "buffer full, retry later", Code: "buffer_full"})
+			b.Rejected = append(b.Rejected, schemas.Rejection{Index: b.Index[i], Reason: fullReason(err), Code: "buffer_full"})
 		default:
 			b.Rejected = append(b.Rejected, schemas.Rejection{Index: b.Index[i], Reason: "server shutting down, retry later", Code: reasonShutdown})
 			s.rejected[reasonShutdown].Inc()
@@ -194,6 +194,15 @@ func refusedPointer(reason string) string {
 		return "/site"
 	}
 	return ""
+}
+
+// fullReason says why a signal could not be stored: the buffer is full, or (in a
+// cluster) why JetStream did not take it.
+func fullReason(err error) string {
+	if errors.Is(err, buffer.ErrFull) && err != buffer.ErrFull {
+		return err.Error() + ", retry later"
+	}
+	return "buffer full, retry later"
 }
 
 // retryAfter renders a wait as whole seconds, at least 1.

@@ -80,6 +80,7 @@ type Consumer struct {
 	js     jetstream.JetStream
 	handle Handler
 
+	reads        *metrics.Counter // decoded and queued for a batch; read - consumed are in flight
 	consumed     *metrics.Counter
 	redelivered  *metrics.Counter
 	decodeErrors *metrics.Counter
@@ -104,6 +105,7 @@ func NewConsumer(js jetstream.JetStream, cfg ConsumerConfig, handle Handler, set
 		cfg:          cfg,
 		js:           js,
 		handle:       handle,
+		reads:        set.NewCounter(`rung_stream_read_total`),
 		consumed:     set.NewCounter(`rung_stream_consumed_total`),
 		redelivered:  set.NewCounter(`rung_stream_redelivered_total`),
 		decodeErrors: set.NewCounter(`rung_stream_decode_errors_total`),
@@ -282,6 +284,7 @@ func (c *Consumer) read(ctx context.Context, p int, it jetstream.MessagesContext
 		}
 		select {
 		case items <- x:
+			c.reads.Inc()
 		case <-ctx.Done():
 			return // not acked: delivered again after AckWait
 		}

@@ -30,7 +30,7 @@ type PublisherConfig struct {
 	MaxPending int           // publishes waiting for an ack, over all callers; 16384
 	AckTimeout time.Duration // one publish attempt; 2s
 	Timeout    time.Duration // bound of one Append, retries included, under ctx; 5s
-	Retries    int           // republishes of a signal after a timeout or an unavailable stream; 3
+	Retries    int           // republishes of a signal after a timeout or an unavailable stream; 8 (Timeout bounds them first: a leader election takes seconds)
 	RetryWait  time.Duration // before the first republish, doubled each time; 100ms
 }
 
@@ -46,7 +46,7 @@ func (c *PublisherConfig) defaults() {
 		c.Timeout = 5 * time.Second
 	}
 	if c.Retries == 0 {
-		c.Retries = 3
+		c.Retries = 8
 	}
 	if c.RetryWait == 0 {
 		c.RetryWait = 100 * time.Millisecond

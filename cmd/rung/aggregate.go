@@ -90,7 +90,7 @@ func runAggregate(ctx context.Context, args []string, env environ, stdout io.Wri
 		return err
 	}
 	defer nc.Close()
-	agg, restored, err := openAggregator(ctx, &cfg.pipeConfig, store, owned, set)
+	agg, restored, err := openAggregator(ctx, &cfg.pipeConfig, store, cfg.Partitions, owned, set)
 	if err != nil {
 		return err
 	}

@@ -20,6 +20,7 @@ func runMigrate(ctx context.Context, args []string, env environ, stdout io.Write
 	fs := flag.NewFlagSet("rung migrate", flag.ContinueOnError)
 	cfg := pipeConfig{}
 	fs.StringVar(&cfg.ClickHouse, "clickhouse", "", "ClickHouse DSN; empty: the embedded SQLite sink in --data-dir")
+	fs.StringVar(&cfg.ClickHouseCluster, "clickhouse-cluster", "", "shard the tables over this cluster of the servers' <remote_servers>, as serve does")
 	fs.StringVar(&cfg.DataDir, "data-dir", "./rung-data", "directory of the embedded stores")
 	postgres := fs.String("postgres", "", "PostgreSQL URL of the business database; empty: business.db in --data-dir")
 	if err := parseFlags(fs, args, env); err != nil {

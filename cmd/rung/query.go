@@ -50,13 +50,15 @@ func runQuery(ctx context.Context, args []string, env environ, stdout io.Writer)
 
 // statsFlags are the flags every stats command shares.
 type statsFlags struct {
-	clickhouse, dataDir string
+	clickhouse, cluster string
+	dataDir             string
 	site, from, to      string
 	json                bool
 }
 
 func (s *statsFlags) register(fs *flag.FlagSet, defaultFrom string) {
 	fs.StringVar(&s.clickhouse, "clickhouse", "", "ClickHouse DSN, e.g. clickhouse://127.0.0.1:9000/rung; empty: the embedded SQLite sink in --data-dir")
+	fs.StringVar(&s.cluster, "clickhouse-cluster", "", "the cluster the tables are sharded over, as serve runs with")
 	fs.StringVar(&s.dataDir, "data-dir", "./rung-data", "directory of the embedded stores")
 	fs.StringVar(&s.site, "site", "", "one site; empty: every site")
 	fs.StringVar(&s.from, "from", defaultFrom, "start: RFC 3339, 2006-01-02, Unix seconds or ms, or -7d / -24h")
@@ -86,14 +88,15 @@ type statsStore interface {
 
 // openStatsStore opens the sink serve writes to, for reading. The embedded store must
 // exist already: a query against a fresh, empty file would only mislead.
-func openStatsStore(ctx context.Context, chDSN, dataDir string) (statsStore, error) {
+func openStatsStore(ctx context.Context, sf *statsFlags) (statsStore, error) {
+	chDSN, dataDir := sf.clickhouse, sf.dataDir
 	if chDSN != "" {
 		if !strings.HasPrefix(chDSN, "clickhouse://") {
 			return nil, fmt.Errorf("--clickhouse %q: want clickhouse://host:port/database (the native protocol)", chDSN)
 		}
 		octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
-		return clickhouse.Open(octx, chDSN, clickhouse.Options{Writers: 1}, metrics.NewSet())
+		return clickhouse.Open(octx, chDSN, clickhouse.Options{Writers: 1, Cluster: sf.cluster}, metrics.NewSet())
 	}
 	path := filepath.Join(dataDir, "telemetry.db")
 	if _, err := os.Stat(path); err != nil {
@@ -122,7 +125,7 @@ func queryLandingPages(ctx context.Context, args []string, env environ, stdout i
 		return err
 	}
 	lq.Site = sf.site
-	st, err := openStatsStore(ctx, sf.clickhouse, sf.dataDir)
+	st, err := openStatsStore(ctx, &sf)
 	if err != nil {
 		return err
 	}
@@ -183,7 +186,7 @@ func queryExperiment(ctx context.Context, id string, args []string, env environ,
 	if *mixing <= 0 || *mixing >= 1 {
 		return fmt.Errorf("--mixing-sd %v: want a difference of rates between 0 and 1", *mixing)
 	}
-	st, err := openStatsStore(ctx, sf.clickhouse, sf.dataDir)
+	st, err := openStatsStore(ctx, &sf)
 	if err != nil {
 		return err
 	}

@@ -45,7 +45,7 @@ func runReconcile(ctx context.Context, args []string, env environ, stdout io.Wri
 	if to.IsZero() {
 		to = time.Now()
 	}
-	st, err := openStatsStore(ctx, sf.clickhouse, sf.dataDir)
+	st, err := openStatsStore(ctx, &sf)
 	if err != nil {
 		return err
 	}

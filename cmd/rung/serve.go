@@ -81,7 +81,7 @@ func runServe(ctx context.Context, args []string, env environ, stdout io.Writer)
 	} else {
 		// The sessionizer runs inside the buffer's flushers, sharded as the buffer is:
 		// each flusher has a lane of shards to itself.
-		agg, n, err := openAggregator(ctx, &cfg.pipeConfig, store, nil, set)
+		agg, n, err := openAggregator(ctx, &cfg.pipeConfig, store, sessionShards, nil, set)
 		if err != nil {
 			return err
 		}
@@ -264,18 +264,18 @@ type store interface {
 	lander
 }
 
-// The sessionizer's shards, one per partition of the stream, and its lanes: the buffer's
-// flushers on one node.
+// The sessionizer's shards on one node, and its lanes: the buffer's flushers. In a
+// cluster, an aggregator has one shard per partition of the stream.
 const sessionShards, sessionLanes = 64, 4
 
-// openAggregator makes the sessionizer and restores the sessions that may still be open
-// in the partitions it owns (nil: all).
-func openAggregator(ctx context.Context, c *pipeConfig, s store, owned []int, set *metrics.Set) (*preagg.Aggregator, int, error) {
+// openAggregator makes the sessionizer with one shard per partition, and restores the
+// sessions that may still be open in the partitions it owns (nil: all).
+func openAggregator(ctx context.Context, c *pipeConfig, s store, partitions int, owned []int, set *metrics.Set) (*preagg.Aggregator, int, error) {
 	agg, err := preagg.New(preagg.Config{
 		SessionTimeout:  c.SessionTimeout,
 		Goals:           preagg.ParseGoals(c.Goals),
-		Shards:          sessionShards,
-		Lanes:           sessionLanes,
+		Shards:          partitions,
+		Lanes:           min(sessionLanes, partitions),
 		MaxOpenSessions: c.MaxOpenSessions,
 	}, set)
 	if err != nil {
@@ -292,7 +292,7 @@ func openSink(ctx context.Context, cfg *pipeConfig, set *metrics.Set) (store, er
 	if cfg.ClickHouse != "" {
 		octx, cancel := context.WithTimeout(ctx, 60*time.Second)
 		defer cancel()
-		return clickhouse.Open(octx, cfg.ClickHouse, clickhouse.Options{}, set)
+		return clickhouse.Open(octx, cfg.ClickHouse, clickhouse.Options{Cluster: cfg.ClickHouseCluster}, set)
 	}
 	return sqlite.Open(ctx, filepath.Join(cfg.DataDir, "telemetry.db"), set)
 }

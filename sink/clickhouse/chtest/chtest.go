@@ -57,9 +57,12 @@ func StartServers(t testing.TB, n int, remoteServers func(s []*Server) string) [
 		t.Cleanup(func() { os.RemoveAll(dir) })
 		s[i] = &Server{t: t, dir: dir, Port: freePort(t)}
 	}
-	clusters := ""
+	clusters, profile := "", string(users)
 	if remoteServers != nil {
 		clusters = "<remote_servers>" + remoteServers(s) + "</remote_servers>"
+		// rung's IN subqueries over Distributed tables run shard-locally, as every
+		// visitor's rows are on one shard (sink/clickhouse/CLUSTER.md).
+		profile = strings.Replace(profile, "<default>", "<default><distributed_product_mode>local</distributed_product_mode>", 1)
 	}
 	for _, x := range s {
 		cfg := string(src)
@@ -79,7 +82,7 @@ func StartServers(t testing.TB, n int, remoteServers func(s []*Server) string) [
 				t.Fatal(err)
 			}
 		}
-		for name, b := range map[string][]byte{"config.xml": []byte(cfg), "users.xml": users} {
+		for name, b := range map[string][]byte{"config.xml": []byte(cfg), "users.xml": []byte(profile)} {
 			if err := os.WriteFile(filepath.Join(x.dir, name), b, 0o644); err != nil {
 				t.Fatal(err)
 			}

@@ -1,0 +1,274 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/rungdev/rung/buffer/stream/streamtest"
+	"github.com/rungdev/rung/preagg"
+	"github.com/rungdev/rung/schemas"
+	"github.com/rungdev/rung/sink/clickhouse"
+	"github.com/rungdev/rung/sink/clickhouse/chtest"
+	"github.com/rungdev/rung/sink/sqlite"
+)
+
+// clusterWorkload makes the signals of n visitors, in rounds: round i holds the i-th
+// signal of every visitor that has one. Every pageview of a visitor lands on the same
+// page with the same utm, and every exposure shows the same variant, so with rounds
+// posted one after another each visitor's signals arrive in order, and the stats do not
+// depend on how the cluster interleaves its partitions: it must report exactly what one
+// node reports.
+func clusterWorkload(seed uint64, site string, visitors int) [][]map[string]any {
+	r := rand.New(rand.NewPCG(seed, 2))
+	var rounds [][]map[string]any
+	for v := range visitors {
+		anon := fmt.Sprintf("cluster-%06d", v)
+		url := fmt.Sprintf("https://%s/lp%d?utm_source=%s", site, v%4, []string{"google", "news", "mail"}[v%3])
+		variant := []string{"control", "bold"}[v%2]
+		var journey []map[string]any
+		for range 1 + r.IntN(3) {
+			journey = append(journey, map[string]any{"type": "pageview", "url": url})
+		}
+		journey = append(journey, map[string]any{"type": "exposure", "experiment": "hero", "variant": variant})
+		if r.Float64() < []float64{0.2, 0.35}[v%2] {
+			journey = append(journey, map[string]any{"type": "event", "name": "form_submitted"})
+		}
+		for i, s := range journey {
+			s["site"], s["anonymous_id"], s["event_id"] = site, anon, fmt.Sprintf("%s-%d", anon, i)
+			if i == len(rounds) {
+				rounds = append(rounds, nil)
+			}
+			rounds[i] = append(rounds[i], s)
+		}
+	}
+	return rounds
+}
+
+// postRound posts one round in batches of up to 50, spread over the collectors from 8
+// goroutines, and adds the event_ids accepted to accepted. Every signal is valid: any
+// answer but 202 with all accepted is an error.
+func postRound(t *testing.T, round []map[string]any, accepted map[string]bool, to ...*proc) {
+	t.Helper()
+	var (
+		mu   sync.Mutex
+		wg   sync.WaitGroup
+		work = make(chan []map[string]any)
+	)
+	client := &http.Client{Timeout: 30 * time.Second}
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n := w
+			for batch := range work {
+				n++
+				body, _ := json.Marshal(batch)
+				req, _ := http.NewRequest("POST", to[n%len(to)].url("/collect"), bytes.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("User-Agent", browserUA) // a bot's signals are left out of the stats
+				resp, err := client.Do(req)
+				if err != nil {
+					t.Errorf("post: %v", err)
+					continue
+				}
+				raw, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				var ans collectAnswer
+				if err := json.Unmarshal(raw, &ans); err != nil || resp.StatusCode != http.StatusAccepted || ans.Accepted != len(batch) {
+					t.Errorf("status %d, %d of %d accepted: %s", resp.StatusCode, ans.Accepted, len(batch), raw)
+					continue
+				}
+				mu.Lock()
+				for _, s := range batch {
+					accepted[s["event_id"].(string)] = true
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := 0; i < len(round); i += 50 {
+		work <- round[i:min(i+50, len(round))]
+	}
+	close(work)
+	wg.Wait()
+}
+
+// TestCluster runs rung's cluster mode on real servers on loopback: a three-node NATS
+// cluster holding the stream with three replicas, two collectors, two aggregators and a
+// two-shard ClickHouse. Mid-run an aggregator is SIGKILLed and replaced, and a NATS node
+// is killed. Then: the signals landed are the signals accepted, by id, none twice;
+// reconcile finds the rollups equal to a recomputation from the raw signals (no rollup
+// counted twice); and the landing-page and experiment stats equal those one `rung
+// serve` reports for the same workload.
+func TestCluster(t *testing.T) {
+	const site = "cluster.example"
+	rounds := clusterWorkload(11, site, 600)
+
+	urls, killNATS := streamtest.StartCluster(t, 3)
+	shards := chtest.StartServers(t, 2, func(s []*chtest.Server) string { return chtest.Cluster("rung", s...) })
+	dsn := shards[0].DSN(fmt.Sprintf("rung_cluster_%08x", rand.Uint32()))
+	// A leader election after a node dies takes seconds on two loaded cores: the
+	// collectors wait up to 20 s for JetStream's ack, retrying, rather than the default 5.
+	common := []string{"--nats", strings.Join(urls, ","), "--stream-replicas", "3", "--publish-timeout", "20s",
+		"--clickhouse", dsn, "--clickhouse-cluster", "rung"}
+	aggregator := func(parts string, flush ...string) *proc {
+		if flush == nil {
+			flush = []string{"--flush-interval", "100ms", "--batch-size", "400"}
+		}
+		return startRung(t, "aggregate", append(append(common, "--partitions", parts, "--ack-wait", "2s"), flush...)...)
+	}
+	// The first owner of 0-31 holds what it reads and never flushes: when it dies, all of
+	// it must come back to its replacement.
+	aggA := aggregator("0-31", "--flush-interval", "1h", "--batch-size", "1000000")
+	aggB := aggregator("32-63")
+	collectors := []*proc{startServe(t, common...), startServe(t, common...)}
+	for _, c := range collectors {
+		waitReady(t, c)
+	}
+
+	accepted := map[string]bool{}
+	postRound(t, rounds[0], accepted, collectors...)
+	postRound(t, rounds[1], accepted, collectors...)
+	if t.Failed() {
+		for _, c := range collectors {
+			resp, err := http.Get(c.url("/metrics"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			for _, l := range strings.Split(string(b), "\n") {
+				if strings.HasPrefix(l, "rung_stream") && !strings.HasSuffix(l, " 0") {
+					t.Log(l)
+				}
+			}
+		}
+		t.FailNow()
+	}
+	// The aggregator dies, as a crash would, holding signals it has not acked.
+	checkFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+		if n := aggA.metric("rung_stream_read_total"); n == 0 {
+			return fmt.Errorf("the doomed aggregator has read nothing yet")
+		}
+		return nil
+	})
+	aggA.kill()
+	postRound(t, rounds[2], accepted, collectors...) // while no one owns 0-31
+	aggA = aggregator("0-31")
+	// A NATS node dies: the stream has two replicas left, and the collectors go on.
+	killNATS(2)
+	for _, r := range rounds[3:] {
+		postRound(t, r, accepted, collectors...)
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	ctx := context.Background()
+	ch, err := clickhouse.Open(ctx, dsn, clickhouse.Options{Writers: 1, Cluster: "rung"}, metrics.NewSet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ch.DropDatabase(context.Background()); ch.Close() })
+	var landed []schemas.Signal
+	checkFor(t, 60*time.Second, 200*time.Millisecond, func() error {
+		if landed, err = ch.Signals(ctx, 0, 1<<62); err != nil {
+			return err
+		}
+		if len(landed) < len(accepted) {
+			return fmt.Errorf("%d of %d accepted signals landed", len(landed), len(accepted))
+		}
+		return nil
+	})
+	checkLanded(t, landed, accepted)
+	again := aggA.metric("rung_stream_redelivered_total")
+	if again == 0 {
+		t.Error("the replacement aggregator was given nothing again: the dead one's signals were not redelivered")
+	}
+	t.Logf("%d signals accepted by 2 collectors, landed once each on 2 shards; %v redelivered to the replacement, %v of them already stored",
+		len(accepted), again, aggA.metric("rung_aggregate_redelivered_absorbed_total"))
+
+	out, err := runCmd(t, runReconcile, nil, "--clickhouse", dsn, "--clickhouse-cluster", "rung", "--from", "-1d", "--business", "none")
+	if err != nil {
+		t.Fatalf("reconcile: %v\n%s", err, out)
+	}
+
+	// The same workload through one node, on its embedded store.
+	dir := t.TempDir()
+	one := startServe(t, "--data-dir", dir, "--flush-interval", "100ms")
+	single := map[string]bool{}
+	for _, r := range rounds {
+		postRound(t, r, single, one)
+	}
+	one.stop()
+	lite, err := sqlite.Open(ctx, filepath.Join(dir, "telemetry.db"), metrics.NewSet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lite.Close()
+	for _, p := range collectors {
+		p.stop()
+	}
+	aggA.stop()
+	aggB.stop()
+	sameStats(t, preagg.NewQueries(lite, preagg.QueryOptions{}), preagg.NewQueries(ch, preagg.QueryOptions{}), site)
+}
+
+// waitReady waits until p answers /readyz with 200: its stream has a leader.
+func waitReady(t *testing.T, p *proc) {
+	t.Helper()
+	checkFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+		resp, err := http.Get(p.url("/readyz"))
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("/readyz: %s", resp.Status)
+		}
+		return nil
+	})
+}
+
+// sameStats checks two stores report the same landing pages and experiment.
+func sameStats(t *testing.T, want, got *preagg.Queries, site string) {
+	t.Helper()
+	ctx := context.Background()
+	from, to := time.Now().Add(-24*time.Hour), time.Now().Add(time.Hour)
+	lw, err := want.LandingPages(ctx, preagg.LandingQuery{Site: site, From: from, To: to})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lg, err := got.LandingPages(ctx, preagg.LandingQuery{Site: site, From: from, To: to})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lw.Sessions == 0 || !reflect.DeepEqual(lw.Pages, lg.Pages) || lw.Sessions != lg.Sessions || lw.Converted != lg.Converted {
+		t.Errorf("landing pages differ:\n one node %d sessions %+v\n cluster  %d sessions %+v", lw.Sessions, lw.Pages, lg.Sessions, lg.Pages)
+	}
+	ew, err := want.Experiment(ctx, preagg.ExperimentQuery{ID: "hero", Site: site, From: from, To: to})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eg, err := got.Experiment(ctx, preagg.ExperimentQuery{ID: "hero", Site: site, From: from, To: to})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ew.Visitors == 0 || !reflect.DeepEqual(ew.Variants, eg.Variants) {
+		t.Errorf("experiment differs:\n one node %+v\n cluster  %+v", ew.Variants, eg.Variants)
+	}
+	t.Logf("one node and cluster agree: %d sessions, %d converted; hero: %d visitors", lg.Sessions, lg.Converted, eg.Visitors)
+}
