@@ -5,16 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"reflect"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -26,171 +20,35 @@ import (
 	"github.com/rungdev/rung/preagg"
 	"github.com/rungdev/rung/schemas"
 	"github.com/rungdev/rung/sink"
+	"github.com/rungdev/rung/sink/clickhouse/chtest"
 	"github.com/rungdev/rung/sink/sinktest"
 )
-
-// server is a clickhouse-server of the test's own, on its own ports and data directory.
-type server struct {
-	dir  string
-	port int
-	cmd  *exec.Cmd
-	done chan error
-}
 
 // startCluster starts two private servers, A and B, each configured with cluster
 // "rung" (shard 1 = A, shard 2 = B), "rung_weighted" (the same with B weighing 2) and
 // "rung_replicas" (one shard, A and B its replicas), and stops them when the test ends.
-func startCluster(t *testing.T) [2]*server {
+func startCluster(t *testing.T) [2]*chtest.Server {
 	t.Helper()
-	src, err := os.ReadFile("/etc/clickhouse-server/config.xml")
-	if err != nil {
-		t.Fatalf("clickhouse-server is required (install it with .ci/services): %v", err)
-	}
-	users, err := os.ReadFile("/etc/clickhouse-server/users.xml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var s [2]*server
-	for i := range s {
-		dir, err := os.MkdirTemp("", "rung-clickhouse-shard-")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { os.RemoveAll(dir) })
-		s[i] = &server{dir: dir, port: freePort(t)}
-	}
-	replica := func(x *server) string {
-		return fmt.Sprintf("<replica><host>127.0.0.1</host><port>%d</port></replica>", x.port)
-	}
-	clusters := "<remote_servers>" +
-		"<rung><shard>" + replica(s[0]) + "</shard><shard>" + replica(s[1]) + "</shard></rung>" +
-		"<rung_weighted><shard>" + replica(s[0]) + "</shard><shard><weight>2</weight>" + replica(s[1]) + "</shard></rung_weighted>" +
-		"<rung_replicas><shard>" + replica(s[0]) + replica(s[1]) + "</shard></rung_replicas>" +
-		"</remote_servers>"
-	t.Cleanup(func() { stop(s[:]) })
-	for _, x := range s {
-		cfg := string(src)
-		for _, r := range []struct{ re, to string }{
-			{`(?s)<remote_servers.*</remote_servers>`, clusters},
-			{`<http_port>\d+</http_port>`, fmt.Sprintf("<http_port>%d</http_port>", freePort(t))},
-			{`<tcp_port>\d+</tcp_port>`, fmt.Sprintf("<tcp_port>%d</tcp_port>", x.port)},
-			{`<interserver_http_port>\d+</interserver_http_port>`, fmt.Sprintf("<interserver_http_port>%d</interserver_http_port>", freePort(t))},
-			{`<listen_host>::1</listen_host>`, ""},
-			{`/var/lib/clickhouse/`, x.dir + "/data/"},
-			{`/var/log/clickhouse-server/`, x.dir + "/log/"},
-		} {
-			cfg = regexp.MustCompile(r.re).ReplaceAllLiteralString(cfg, r.to)
-		}
-		for _, sub := range []string{"data", "log"} {
-			if err := os.MkdirAll(filepath.Join(x.dir, sub), 0o755); err != nil {
-				t.Fatal(err)
-			}
-		}
-		// rung's IN subqueries over Distributed tables run shard-locally (cluster.go).
-		profile := strings.Replace(string(users), "<default>", "<default><distributed_product_mode>local</distributed_product_mode>", 1)
-		for name, b := range map[string][]byte{"config.xml": []byte(cfg), "users.xml": []byte(profile)} {
-			if err := os.WriteFile(filepath.Join(x.dir, name), b, 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		// clickhouse-server refuses to run as root: it runs as the clickhouse user.
-		if out, err := exec.Command("chown", "-R", "clickhouse:clickhouse", x.dir).CombinedOutput(); err != nil {
-			t.Fatalf("chown %s: %v %s", x.dir, err, out)
-		}
-		x.start(t)
-	}
-	start := time.Now()
-	for _, x := range s {
-		x.wait(t)
-	}
-	t.Logf("two clickhouse-servers answering after %v", time.Since(start).Round(time.Millisecond))
-	return s
+	s := chtest.StartServers(t, 2, func(s []*chtest.Server) string {
+		a, b := s[0], s[1]
+		return chtest.Cluster("rung", a, b) +
+			"<rung_weighted><shard>" + a.Replica() + "</shard><shard><weight>2</weight>" + b.Replica() + "</shard></rung_weighted>" +
+			"<rung_replicas><shard>" + a.Replica() + b.Replica() + "</shard></rung_replicas>"
+	})
+	return [2]*chtest.Server{s[0], s[1]}
 }
 
-// start starts the server; wait waits for it to answer.
-func (x *server) start(t *testing.T) {
-	t.Helper()
-	x.cmd = exec.Command("setpriv", "--reuid=clickhouse", "--regid=clickhouse", "--init-groups",
-		"clickhouse-server", "--config="+filepath.Join(x.dir, "config.xml"))
-	x.cmd.Dir = x.dir
-	if err := x.cmd.Start(); err != nil {
-		t.Fatalf("start clickhouse-server: %v", err)
-	}
-	x.done = make(chan error, 1)
-	go func(cmd *exec.Cmd, done chan error) { done <- cmd.Wait() }(x.cmd, x.done)
-}
-
-// wait returns once the server answers a query.
-func (x *server) wait(t *testing.T) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		conn, err := x.conn()
-		if err == nil {
-			err = conn.Ping(context.Background())
-			conn.Close()
-		}
-		if err == nil {
-			return
-		}
-		select {
-		case err := <-x.done:
-			x.done <- err
-			log, _ := os.ReadFile(filepath.Join(x.dir, "log", "clickhouse-server.err.log"))
-			t.Fatalf("clickhouse-server on port %d exited: %v\n%s", x.port, err, log)
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("clickhouse-server on port %d did not answer: %v", x.port, err)
-		}
-	}
-}
-
-func (x *server) addr() string { return "127.0.0.1:" + strconv.Itoa(x.port) }
-
-func (x *server) conn() (driver.Conn, error) {
-	return ch.Open(&ch.Options{Addr: []string{x.addr()}, DialTimeout: time.Second})
-}
-
-// stop terminates the servers together (each holds connections to the other, which a
-// server waits for on its way out) and waits until they have exited.
-func stop(s []*server) {
-	for _, x := range s {
-		if x.cmd != nil && x.cmd.Process != nil {
-			x.cmd.Process.Signal(syscall.SIGTERM)
-		}
-	}
-	for _, x := range s {
-		if x.cmd == nil || x.cmd.Process == nil {
-			continue
-		}
-		select {
-		case <-x.done:
-		case <-time.After(30 * time.Second):
-			x.cmd.Process.Kill()
-			<-x.done
-		}
-		x.cmd = nil
-	}
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+func conn(x *chtest.Server) (driver.Conn, error) {
+	return ch.Open(&ch.Options{Addr: []string{x.Addr()}, DialTimeout: time.Second})
 }
 
 // openCluster opens a fresh test database in the cluster layout through server a, and
 // drops it from every node when the test ends.
-func openCluster(t *testing.T, a *server, cluster string) *ClickHouse {
+func openCluster(t *testing.T, a *chtest.Server, cluster string) *ClickHouse {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	c, err := Open(ctx, fmt.Sprintf("clickhouse://%s/rung_test_%08x", a.addr(), rand.Uint32()), Options{Cluster: cluster}, metrics.NewSet())
+	c, err := Open(ctx, fmt.Sprintf("clickhouse://%s/rung_test_%08x", a.Addr(), rand.Uint32()), Options{Cluster: cluster}, metrics.NewSet())
 	if err != nil {
 		t.Fatalf("open cluster %s: %v", cluster, err)
 	}
@@ -220,7 +78,7 @@ func TestCluster(t *testing.T) {
 // ends, its rows for shard 1 landed and shard 1 not held up; once shard 2 is back the
 // same Write succeeds (the rows that had landed are stored twice, as after any retried
 // flush: every query counts an event_id once).
-func shardDown(t *testing.T, s [2]*server) {
+func shardDown(t *testing.T, s [2]*chtest.Server) {
 	ctx := context.Background()
 	c := openCluster(t, s[0], "rung")
 	b := &sink.Batch{Signals: workload()[:200]}
@@ -233,13 +91,10 @@ func shardDown(t *testing.T, s [2]*server) {
 	if share == 0 || share == len(b.Signals) {
 		t.Fatalf("the batch has %d of %d signals for shard 1: it must span both", share, len(b.Signals))
 	}
-	s[1].cmd.Process.Kill() // a crash: quicker than a shutdown, which waits for shard 1's connections
-	<-s[1].done
-	s[1].cmd = nil
+	s[1].Kill() // a crash: quicker than a shutdown, which waits for shard 1's connections
 	defer func() { // the other tests' cleanups need shard 2 back
-		if s[1].cmd == nil {
-			s[1].start(t)
-			s[1].wait(t)
+		if !s[1].Running() {
+			s[1].Start()
 		}
 	}()
 	if err := c.Ping(ctx); err == nil || !strings.Contains(err.Error(), "shard 2") {
@@ -254,8 +109,7 @@ func shardDown(t *testing.T, s [2]*server) {
 	if n := count(t, s[0], c.db+".signals_local"); n != uint64(share) {
 		t.Errorf("shard 1 holds %d signals, want its %d", n, share)
 	}
-	s[1].start(t)
-	s[1].wait(t)
+	s[1].Start()
 	if err := c.Write(ctx, b); err != nil {
 		t.Fatalf("Write once shard 2 is back: %v", err)
 	}
@@ -314,7 +168,7 @@ func (w tee) Write(ctx context.Context, b *sink.Batch) error {
 // sameAsOneNode writes one workload through the pre-aggregator into the one-node layout
 // and the cluster, and checks the cluster holds every row on the shard its hash names,
 // with rows on every shard, and answers every query as the one node does.
-func sameAsOneNode(t *testing.T, s [2]*server, cluster string, weightB int) {
+func sameAsOneNode(t *testing.T, s [2]*chtest.Server, cluster string, weightB int) {
 	ctx := context.Background()
 	one, many := openTest(t), openCluster(t, s[0], cluster)
 	agg, err := preagg.New(preagg.Config{}, metrics.NewSet())
@@ -395,7 +249,7 @@ func sameAsOneNode(t *testing.T, s [2]*server, cluster string, weightB int) {
 
 // placement checks shard i holds exactly the rows whose hash it owns, and some, and
 // that the shards hold, after merges, as many rows as one node does.
-func placement(t *testing.T, s [2]*server, one, many *ClickHouse, weightB int) {
+func placement(t *testing.T, s [2]*chtest.Server, one, many *ClickHouse, weightB int) {
 	ctx := context.Background()
 	// A visitor's hash h goes to the shard of weight slot h % total weight, as a
 	// Distributed table places its sharding key.
@@ -412,7 +266,7 @@ func placement(t *testing.T, s [2]*server, one, many *ClickHouse, weightB int) {
 	} {
 		var total uint64
 		for i, x := range s {
-			conn, err := x.conn()
+			conn, err := conn(x)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -472,7 +326,7 @@ func size(v any) int {
 
 // migrateCluster: a cluster database made before signals had session_ms gets the
 // column on every node's local and Distributed tables.
-func migrateCluster(t *testing.T, s [2]*server) {
+func migrateCluster(t *testing.T, s [2]*chtest.Server) {
 	ctx := context.Background()
 	c := openCluster(t, s[0], "rung")
 	err := c.cluster.eachNode(ctx, func(conn driver.Conn, _ clusterNode) error {
@@ -493,14 +347,14 @@ func migrateCluster(t *testing.T, s [2]*server) {
 		}
 	}
 	for _, x := range s {
-		conn, err := x.conn()
+		conn, err := conn(x)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var n uint64
 		if err := conn.QueryRow(ctx, "SELECT count() FROM system.columns WHERE database = ? AND table IN ('signals', 'signals_local') AND name = 'session_ms'",
 			c.db).Scan(&n); err != nil || n != 2 {
-			t.Errorf("%s: session_ms columns: %d, %v", x.addr(), n, err)
+			t.Errorf("%s: session_ms columns: %d, %v", x.Addr(), n, err)
 		}
 		conn.Close()
 	}
@@ -511,7 +365,7 @@ func migrateCluster(t *testing.T, s [2]*server) {
 
 // quarantineCluster: quarantined signals spread over the shards, read back newest
 // first through the Distributed table, and pruned on every node.
-func quarantineCluster(t *testing.T, s [2]*server) {
+func quarantineCluster(t *testing.T, s [2]*chtest.Server) {
 	ctx := context.Background()
 	c := openCluster(t, s[0], "rung")
 	if err := c.MigrateQuarantine(ctx); err != nil {
@@ -528,7 +382,7 @@ func quarantineCluster(t *testing.T, s [2]*server) {
 	}
 	for _, x := range s {
 		if n := count(t, x, c.db+".quarantine_local"); n != 2 {
-			t.Errorf("%s holds %d quarantined rows, want 2 (round robin)", x.addr(), n)
+			t.Errorf("%s holds %d quarantined rows, want 2 (round robin)", x.Addr(), n)
 		}
 	}
 	if err := c.PruneQuarantine(ctx, 1_700_000_000_002); err != nil {
@@ -551,9 +405,9 @@ func quarantineCluster(t *testing.T, s [2]*server) {
 	}
 }
 
-func count(t *testing.T, x *server, table string) uint64 {
+func count(t *testing.T, x *chtest.Server, table string) uint64 {
 	t.Helper()
-	conn, err := x.conn()
+	conn, err := conn(x)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -568,10 +422,10 @@ func count(t *testing.T, x *server, table string) uint64 {
 // layouts: a database opens only in the layout it was made in, a shard of replicas
 // needs replicated tables, and an unknown cluster is named; each is refused before
 // anything is made.
-func layouts(t *testing.T, s [2]*server) {
+func layouts(t *testing.T, s [2]*chtest.Server) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	dsn := fmt.Sprintf("clickhouse://%s/rung_test_%08x", s[0].addr(), rand.Uint32())
+	dsn := fmt.Sprintf("clickhouse://%s/rung_test_%08x", s[0].Addr(), rand.Uint32())
 	one, err := Open(ctx, dsn, Options{}, metrics.NewSet())
 	if err != nil {
 		t.Fatal(err)
@@ -589,7 +443,7 @@ func layouts(t *testing.T, s [2]*server) {
 	one.Close()
 
 	many := openCluster(t, s[0], "rung")
-	_, err = Open(ctx, "clickhouse://"+s[1].addr()+"/"+many.db, Options{}, metrics.NewSet())
+	_, err = Open(ctx, "clickhouse://"+s[1].Addr()+"/"+many.db, Options{}, metrics.NewSet())
 	if err == nil || !strings.Contains(err.Error(), "cluster layout") {
 		t.Errorf("a cluster database opened as one node: %v", err)
 	}
@@ -601,7 +455,7 @@ func layouts(t *testing.T, s [2]*server) {
 		t.Errorf("an INSERT into the Distributed table: %v", err)
 	}
 
-	_, err = Open(ctx, fmt.Sprintf("clickhouse://%s/rung_test_%08x", s[0].addr(), rand.Uint32()), Options{Cluster: "rung_replicas"}, metrics.NewSet())
+	_, err = Open(ctx, fmt.Sprintf("clickhouse://%s/rung_test_%08x", s[0].Addr(), rand.Uint32()), Options{Cluster: "rung_replicas"}, metrics.NewSet())
 	if err == nil || !strings.Contains(err.Error(), "Replicated") {
 		t.Errorf("a shard of two replicas with plain MergeTree tables: %v", err)
 	}

@@ -91,8 +91,8 @@ func StartServers(t testing.TB, n int, remoteServers func(s []*Server) string) [
 			t.Fatalf("chown %s: %v %s", x.dir, err, out)
 		}
 		x.launch()
-		t.Cleanup(x.Stop)
 	}
+	t.Cleanup(func() { stopAll(s) })
 	for _, x := range s {
 		x.wait()
 	}
@@ -165,18 +165,41 @@ func (x *Server) wait() {
 }
 
 // Stop terminates the server and waits until it has exited.
-func (x *Server) Stop() {
+func (x *Server) Stop() { stopAll([]*Server{x}) }
+
+// Kill ends the server at once, as a crash would.
+func (x *Server) Kill() {
 	if x.cmd == nil || x.cmd.Process == nil {
 		return
 	}
-	x.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-x.done:
-	case <-time.After(30 * time.Second):
-		x.cmd.Process.Kill()
-		<-x.done
-	}
+	x.cmd.Process.Kill()
+	<-x.done
 	x.cmd = nil
+}
+
+// Running says whether the server was started and has not been stopped.
+func (x *Server) Running() bool { return x.cmd != nil }
+
+// stopAll terminates the servers together, since a server on its way out waits for the
+// connections the others hold to it, and waits until they have exited.
+func stopAll(s []*Server) {
+	for _, x := range s {
+		if x.cmd != nil && x.cmd.Process != nil {
+			x.cmd.Process.Signal(syscall.SIGTERM)
+		}
+	}
+	for _, x := range s {
+		if x.cmd == nil || x.cmd.Process == nil {
+			continue
+		}
+		select {
+		case <-x.done:
+		case <-time.After(30 * time.Second):
+			x.cmd.Process.Kill()
+			<-x.done
+		}
+		x.cmd = nil
+	}
 }
 
 func freePort(t testing.TB) int {
