@@ -147,7 +147,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Skip("runs rung serve")
 	}
 	base, dataDir := serve(t)
-	store, err := OpenStore(context.Background(), "", filepath.Join(dataDir, "telemetry.db"))
+	store, err := OpenStore(context.Background(), "", "", filepath.Join(dataDir, "telemetry.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +206,7 @@ func TestLandedCheckFindsLoss(t *testing.T) {
 		t.Skip("runs rung serve")
 	}
 	base, dataDir := serve(t)
-	store, err := OpenStore(context.Background(), "", filepath.Join(dataDir, "telemetry.db"))
+	store, err := OpenStore(context.Background(), "", "", filepath.Join(dataDir, "telemetry.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

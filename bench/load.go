@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -23,6 +24,8 @@ import (
 // Config is one load run.
 type Config struct {
 	// Target is rung's base URL (http://127.0.0.1:8080); signals go to Target/collect.
+	// Several comma-separated URLs spread the connections over several collectors (a
+	// cluster), connection i to target i mod n, as a load balancer would.
 	Target string
 	// AllowRemote permits a target outside the loopback range. Off, the run refuses it.
 	AllowRemote bool
@@ -96,7 +99,7 @@ func (c *Config) defaults() {
 func (c *Config) Validate() error {
 	c.defaults()
 	var errs []error
-	if _, err := targetURL(c.Target); err != nil {
+	if _, err := Targets(c.Target); err != nil {
 		errs = append(errs, err)
 	}
 	if c.Rate < 0 || math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0) {
@@ -126,6 +129,19 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// Targets parses a comma-separated list of base URLs.
+func Targets(list string) ([]*url.URL, error) {
+	var out []*url.URL
+	for _, s := range strings.Split(list, ",") {
+		u, err := targetURL(strings.TrimSpace(s))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, u)
+	}
+	return out, nil
+}
+
 func targetURL(s string) (*url.URL, error) {
 	u, err := url.Parse(s)
 	if err != nil || u.Scheme != "http" || u.Host == "" || (u.Path != "" && u.Path != "/") {
@@ -134,16 +150,25 @@ func targetURL(s string) (*url.URL, error) {
 	return u, nil
 }
 
-// CheckTarget refuses a target that resolves to anything outside loopback, unless
+// CheckTarget refuses targets that resolve to anything outside loopback, unless
 // allowRemote: a load generator pointed at the wrong address is an attack.
 func CheckTarget(ctx context.Context, target string, allowRemote bool) error {
-	u, err := targetURL(target)
+	us, err := Targets(target)
 	if err != nil {
 		return err
 	}
 	if allowRemote {
 		return nil
 	}
+	for _, u := range us {
+		if err := checkLoopback(ctx, u); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkLoopback(ctx context.Context, u *url.URL) error {
 	host := u.Hostname()
 	var ips []net.IP
 	if ip := net.ParseIP(host); ip != nil {
@@ -616,20 +641,24 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := CheckTarget(ctx, cfg.Target, cfg.AllowRemote); err != nil {
 		return nil, err
 	}
-	u, _ := targetURL(cfg.Target)
-	host := u.Host
-	if u.Port() == "" {
-		host += ":80"
-	}
-	// A target that is not up fails the run at once, not as a run of refused requests.
-	if c, err := (&net.Dialer{Timeout: cfg.Timeout}).DialContext(ctx, "tcp", host); err != nil {
-		return nil, fmt.Errorf("connect to the target %s: %w", host, err)
-	} else {
-		c.Close()
+	us, _ := Targets(cfg.Target)
+	hosts := make([]string, len(us))
+	for i, u := range us {
+		hosts[i] = u.Host
+		if u.Port() == "" {
+			hosts[i] += ":80"
+		}
+		// A target that is not up fails the run at once, not as a run of refused requests.
+		if c, err := (&net.Dialer{Timeout: cfg.Timeout}).DialContext(ctx, "tcp", hosts[i]); err != nil {
+			return nil, fmt.Errorf("connect to the target %s: %w", hosts[i], err)
+		} else {
+			c.Close()
+		}
 	}
 	r := &runner{cfg: &cfg}
 	for i := range cfg.Connections {
-		r.lanes = append(r.lanes, newLane(r, i, host, u.Host))
+		t := i % len(us)
+		r.lanes = append(r.lanes, newLane(r, i, hosts[t], us[t].Host))
 	}
 	defer func() {
 		for _, l := range r.lanes {
@@ -658,7 +687,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		// The event loops return when every lane is done (see closedLoop).
 		go func() {
 			defer wg.Done()
-			loopErr = r.closedLoop(ctx, host, deadline, timedDone)
+			loopErr = r.closedLoop(ctx, deadline, timedDone)
 		}()
 	}
 	for _, l := range r.lanes {

@@ -3,11 +3,13 @@ package bench
 import (
 	"context"
 	"errors"
+	"io"
 	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,6 +36,10 @@ func TestCheckTarget(t *testing.T) {
 		{"https://127.0.0.1:8080", false, errAny},
 		{"127.0.0.1:8080", false, errAny},
 		{"http://127.0.0.1:8080/collect", false, errAny},
+		{"http://127.0.0.1:8080,http://localhost:8081", false, nil},
+		{"http://127.0.0.1:8080, http://10.1.2.3:8080", false, ErrNotLoopback},
+		{"http://127.0.0.1:8080,", false, errAny},
+		{"http://127.0.0.1:8080,ftp://127.0.0.1:21", false, errAny},
 	} {
 		err := CheckTarget(ctx, c.target, c.allowRemote)
 		switch {
@@ -276,5 +282,42 @@ func TestClosedLoopReconnects(t *testing.T) {
 	}
 	if res.Unfinished != 0 {
 		t.Errorf("%d visitors unfinished", res.Unfinished)
+	}
+}
+
+// TestTargets: several targets share the connections, in closed and in open loop, and
+// each answers its share of the requests.
+func TestTargets(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	var hits [2]atomic.Int64
+	var srvs [2]*httptest.Server
+	for i := range srvs {
+		srvs[i] = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body)
+			hits[i].Add(1)
+			w.WriteHeader(http.StatusAccepted)
+			w.Write([]byte(`{"accepted":1,"rejected":0}`))
+		}))
+		defer srvs[i].Close()
+	}
+	for _, rate := range []float64{0, 400} {
+		hits[0].Store(0)
+		hits[1].Store(0)
+		// A duration, not a count: a count can be used up by one event loop's lanes
+		// before the other's have started.
+		res, err := Run(context.Background(), Config{Target: srvs[0].URL + "," + srvs[1].URL, Rate: rate, Connections: 4,
+			Duration: 500 * time.Millisecond, Model: DefaultModel(1, "targets1"), Finish: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a, b := hits[0].Load(), hits[1].Load(); a == 0 || b == 0 || a+b != res.Requests+res.FinishRequests {
+			t.Errorf("rate %v: targets answered %d and %d requests, the run made %d (errors %v)", rate, a, b, res.Requests+res.FinishRequests, res.Errors)
+		}
+	}
+	down := httptest.NewServer(http.NotFoundHandler())
+	down.Close()
+	if _, err := Run(context.Background(), Config{Target: srvs[0].URL + "," + down.URL, Duration: time.Second,
+		Model: DefaultModel(1, "targets2")}); err == nil || !strings.Contains(err.Error(), "connect to the target") {
+		t.Errorf("a run with one target down: %v", err)
 	}
 }

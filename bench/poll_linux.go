@@ -34,15 +34,13 @@ type pollLane struct {
 	finishBy   time.Duration
 	retryAt    time.Duration // every visitor held (see build): build again then; 0: none
 	over       bool
-	sa         syscall.Sockaddr // the target's; connect writes into it, so each lane has its own
+	sa         syscall.Sockaddr // the lane's target; connect writes into it, so each lane has its own
+	family     int              // of sa
 }
 
 // pollRun is the state the event loops of one run share.
 type pollRun struct {
 	r         *runner
-	ip        net.IP
-	port      int
-	family    int
 	deadline  time.Duration
 	stopped   atomic.Bool // ctx ended
 	timedLeft atomic.Int64
@@ -55,16 +53,16 @@ const canPoll = true
 // closedLoop runs the timed and the finish phase of a closed-loop run from event loops,
 // and closes timedDone when every lane's timed phase is over. It returns when every
 // lane is done.
-func (r *runner) closedLoop(ctx context.Context, addr string, deadline time.Duration, timedDone chan struct{}) error {
+func (r *runner) closedLoop(ctx context.Context, deadline time.Duration, timedDone chan struct{}) error {
 	pr := &pollRun{r: r, deadline: deadline, timedDone: timedDone}
-	ta, err := net.ResolveTCPAddr("tcp", addr)
-	if err != nil {
-		close(timedDone)
-		return fmt.Errorf("resolve %s: %w", addr, err)
-	}
-	pr.ip, pr.port, pr.family = ta.IP.To4(), ta.Port, syscall.AF_INET
-	if pr.ip == nil {
-		pr.ip, pr.family = ta.IP.To16(), syscall.AF_INET6
+	lanes := make([]*pollLane, len(r.lanes))
+	for i, l := range r.lanes {
+		sa, family, err := sockaddr(l.http.addr)
+		if err != nil {
+			close(timedDone)
+			return err
+		}
+		lanes[i] = &pollLane{lane: l, fd: -1, timed: true, sa: sa, family: family}
 	}
 	pr.timedLeft.Store(int64(len(r.lanes)))
 	stop := context.AfterFunc(ctx, func() { pr.stopped.Store(true) })
@@ -72,8 +70,8 @@ func (r *runner) closedLoop(ctx context.Context, addr string, deadline time.Dura
 
 	n := min(runtime.GOMAXPROCS(0), len(r.lanes))
 	loops := make([][]*pollLane, n)
-	for i, l := range r.lanes {
-		loops[i%n] = append(loops[i%n], &pollLane{lane: l, fd: -1, timed: true, sa: pr.sockaddr()})
+	for i, p := range lanes {
+		loops[i%n] = append(loops[i%n], p)
 	}
 	errs := make([]error, n)
 	var wg sync.WaitGroup
@@ -89,15 +87,20 @@ func (r *runner) closedLoop(ctx context.Context, addr string, deadline time.Dura
 	return errors.Join(errs...)
 }
 
-func (pr *pollRun) sockaddr() syscall.Sockaddr {
-	if pr.family == syscall.AF_INET {
-		sa := &syscall.SockaddrInet4{Port: pr.port}
-		copy(sa.Addr[:], pr.ip)
-		return sa
+// sockaddr resolves a target's host:port for connect(2).
+func sockaddr(addr string) (syscall.Sockaddr, int, error) {
+	ta, err := net.ResolveTCPAddr("tcp", addr)
+	if err != nil {
+		return nil, 0, fmt.Errorf("resolve %s: %w", addr, err)
 	}
-	sa := &syscall.SockaddrInet6{Port: pr.port}
-	copy(sa.Addr[:], pr.ip)
-	return sa
+	if ip := ta.IP.To4(); ip != nil {
+		sa := &syscall.SockaddrInet4{Port: ta.Port}
+		copy(sa.Addr[:], ip)
+		return sa, syscall.AF_INET, nil
+	}
+	sa := &syscall.SockaddrInet6{Port: ta.Port}
+	copy(sa.Addr[:], ta.IP.To16())
+	return sa, syscall.AF_INET6, nil
 }
 
 func (pr *pollRun) endTimed(p *pollLane) {
@@ -239,7 +242,7 @@ func (pr *pollRun) next(ep, i int, p *pollLane, now time.Duration) {
 // dial opens lane i's connection, without waiting for it: the loop writes when epoll
 // says it is up.
 func (pr *pollRun) dial(ep, i int, p *pollLane) error {
-	fd, err := syscall.Socket(pr.family, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
+	fd, err := syscall.Socket(p.family, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("socket", err)}
 	}

@@ -12,6 +12,6 @@ import (
 // connection from a goroutine of its own.
 const canPoll = false
 
-func (r *runner) closedLoop(ctx context.Context, addr string, deadline time.Duration, timedDone chan struct{}) error {
+func (r *runner) closedLoop(ctx context.Context, deadline time.Duration, timedDone chan struct{}) error {
 	return errors.New("no event loop on this system")
 }

@@ -30,11 +30,12 @@ type Store interface {
 	Close() error
 }
 
-// OpenStore opens the sink to verify against: ClickHouse when dsn is given, else the
-// SQLite file at path (rung serve's --data-dir/telemetry.db).
-func OpenStore(ctx context.Context, dsn, path string) (Store, error) {
+// OpenStore opens the sink to verify against: ClickHouse when dsn is given (its tables
+// sharded over cluster, when named), else the SQLite file at path (rung serve's
+// --data-dir/telemetry.db).
+func OpenStore(ctx context.Context, dsn, cluster, path string) (Store, error) {
 	if dsn != "" {
-		c, err := clickhouse.Open(ctx, dsn, clickhouse.Options{Writers: 1}, metrics.NewSet())
+		c, err := clickhouse.Open(ctx, dsn, clickhouse.Options{Writers: 1, Cluster: cluster}, metrics.NewSet())
 		if err != nil {
 			return nil, fmt.Errorf("open the sink to verify: %w", err)
 		}

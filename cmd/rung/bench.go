@@ -18,40 +18,41 @@ import (
 
 // benchConfig is everything `rung bench` can be told, from flags and RUNG_* variables.
 type benchConfig struct {
-	Target      string        `json:"target"`
-	AllowRemote bool          `json:"allow_remote"`
-	Rate        float64       `json:"rate"`
-	SignalRate  float64       `json:"signal_rate"`
-	Ramp        time.Duration `json:"ramp"`
-	Connections int           `json:"connections"`
-	Batch       int           `json:"batch"`
-	Duration    time.Duration `json:"duration"`
-	Count       int64         `json:"count"`
-	Timeout     time.Duration `json:"timeout"`
-	Finish      time.Duration `json:"finish"`
-	Seed        uint64        `json:"seed"`
-	Run         string        `json:"run"`
-	Site        string        `json:"site"`
-	Experiment  string        `json:"experiment"`
-	Variants    string        `json:"variants"`
-	Exposed     float64       `json:"exposed"`
-	BaseCVR     float64       `json:"base_cvr"`
-	ReturnRate  float64       `json:"return_rate"`
-	Verify      bool          `json:"verify"`
-	ClickHouse  string        `json:"clickhouse"`
-	DataDir     string        `json:"data_dir"`
-	StatsURL    string        `json:"stats_url"`
-	APIToken    string        `json:"-"`
-	VerifyWait  time.Duration `json:"verify_wait"`
-	Watch       string        `json:"watch"`
-	JSON        bool          `json:"json"`
-	HTML        string        `json:"html"`
-	Quiet       bool          `json:"quiet"`
-	DryRun      bool          `json:"-"`
+	Target            string        `json:"target"`
+	AllowRemote       bool          `json:"allow_remote"`
+	Rate              float64       `json:"rate"`
+	SignalRate        float64       `json:"signal_rate"`
+	Ramp              time.Duration `json:"ramp"`
+	Connections       int           `json:"connections"`
+	Batch             int           `json:"batch"`
+	Duration          time.Duration `json:"duration"`
+	Count             int64         `json:"count"`
+	Timeout           time.Duration `json:"timeout"`
+	Finish            time.Duration `json:"finish"`
+	Seed              uint64        `json:"seed"`
+	Run               string        `json:"run"`
+	Site              string        `json:"site"`
+	Experiment        string        `json:"experiment"`
+	Variants          string        `json:"variants"`
+	Exposed           float64       `json:"exposed"`
+	BaseCVR           float64       `json:"base_cvr"`
+	ReturnRate        float64       `json:"return_rate"`
+	Verify            bool          `json:"verify"`
+	ClickHouse        string        `json:"clickhouse"`
+	ClickHouseCluster string        `json:"clickhouse_cluster"`
+	DataDir           string        `json:"data_dir"`
+	StatsURL          string        `json:"stats_url"`
+	APIToken          string        `json:"-"`
+	VerifyWait        time.Duration `json:"verify_wait"`
+	Watch             string        `json:"watch"`
+	JSON              bool          `json:"json"`
+	HTML              string        `json:"html"`
+	Quiet             bool          `json:"quiet"`
+	DryRun            bool          `json:"-"`
 }
 
 func (c *benchConfig) flags(fs *flag.FlagSet) {
-	fs.StringVar(&c.Target, "target", "http://127.0.0.1:8080", "rung's base URL; signals go to TARGET/collect")
+	fs.StringVar(&c.Target, "target", "http://127.0.0.1:8080", "rung's base URL; signals go to TARGET/collect; several, comma-separated, spread the connections over a cluster's collectors")
 	fs.BoolVar(&c.AllowRemote, "allow-remote", false, "allow a target outside 127.0.0.0/8 and ::1 (only a server you own)")
 	fs.Float64Var(&c.Rate, "rate", 0, "open loop: requests/s to send on schedule; 0 (and no --signal-rate): closed loop")
 	fs.Float64Var(&c.SignalRate, "signal-rate", 0, "open loop: signals/s to send on schedule (requests/s × --batch)")
@@ -72,6 +73,7 @@ func (c *benchConfig) flags(fs *flag.FlagSet) {
 	fs.Float64Var(&c.ReturnRate, "return-rate", 0.25, "chance, after each session, that a visitor returns (30+ minutes later, simulated)")
 	fs.BoolVar(&c.Verify, "verify", true, "after the run, check the sink and the stats API against what was accepted and the model")
 	fs.StringVar(&c.ClickHouse, "clickhouse", "", "the ClickHouse DSN rung writes to, to check what landed (clickhouse://127.0.0.1:9000/rung)")
+	fs.StringVar(&c.ClickHouseCluster, "clickhouse-cluster", "", "the cluster rung's tables are sharded over, as rung runs with")
 	fs.StringVar(&c.DataDir, "data-dir", "", "the --data-dir of the rung serve under test, to check its SQLite sink (telemetry.db)")
 	fs.StringVar(&c.StatsURL, "stats-url", "", "base URL of rung's stats API (its --admin-listen, if set); empty: the target")
 	fs.StringVar(&c.APIToken, "api-token", "", "token for the stats API, when rung has one")
@@ -172,7 +174,7 @@ func runBench(ctx context.Context, args []string, env environ, stdout io.Writer)
 	var store bench.Store
 	if c.Verify && (c.ClickHouse != "" || c.DataDir != "") {
 		octx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		s, err := bench.OpenStore(octx, c.ClickHouse, filepath.Join(c.DataDir, "telemetry.db"))
+		s, err := bench.OpenStore(octx, c.ClickHouse, c.ClickHouseCluster, filepath.Join(c.DataDir, "telemetry.db"))
 		cancel()
 		if err != nil {
 			return err
@@ -194,7 +196,7 @@ func runBench(ctx context.Context, args []string, env environ, stdout io.Writer)
 	if c.Verify && ctx.Err() == nil {
 		stats := c.StatsURL
 		if stats == "" {
-			stats = cfg.Target
+			stats, _, _ = strings.Cut(cfg.Target, ",")
 		}
 		if !c.Quiet {
 			fmt.Fprintln(os.Stderr, "waiting for the flush, then verifying...")
