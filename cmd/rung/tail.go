@@ -22,6 +22,7 @@ import (
 func runTail(ctx context.Context, args []string, env environ, stdout io.Writer) error {
 	fs := flag.NewFlagSet("rung tail", flag.ContinueOnError)
 	ch := fs.String("clickhouse", "", "ClickHouse DSN; empty: the embedded SQLite sink in --data-dir")
+	cluster := fs.String("clickhouse-cluster", "", "the cluster the tables are sharded over, as serve runs with")
 	dataDir := fs.String("data-dir", "./rung-data", "directory of the embedded stores")
 	n := fs.Int("n", 10, "how many signals")
 	since := fs.Duration("since", 24*time.Hour, "look back this far")
@@ -39,7 +40,7 @@ func runTail(ctx context.Context, args []string, env environ, stdout io.Writer) 
 		err error
 	)
 	if *ch != "" {
-		s, oerr := clickhouse.Open(ctx, *ch, clickhouse.Options{Writers: 1}, metrics.NewSet())
+		s, oerr := clickhouse.Open(ctx, *ch, clickhouse.Options{Writers: 1, Cluster: *cluster}, metrics.NewSet())
 		if oerr != nil {
 			return oerr
 		}
