@@ -67,6 +67,67 @@ func Append(dst []byte, s *schemas.Signal) []byte {
 	return dst
 }
 
+// encodedLen is len(Append(nil, s)), exactly.
+func encodedLen(s *schemas.Signal) int {
+	n := 3 + varintLen(s.ReceivedAt)
+	if math.Float64bits(s.Value) != 0 {
+		n += 8
+	}
+	for _, f := range [...]string{s.Site, s.AnonymousID, s.EventID, s.URL, s.Path, s.Referrer,
+		s.UTMSource, s.UTMMedium, s.UTMCampaign, s.UTMTerm, s.UTMContent,
+		s.Name, s.Experiment, s.Variant, s.Props} {
+		n += uvarintLen(uint64(len(f))) + len(f)
+	}
+	return n
+}
+
+func varintLen(v int64) int {
+	u := uint64(v) << 1
+	if v < 0 {
+		u = ^u
+	}
+	return uvarintLen(u)
+}
+
+func uvarintLen(u uint64) int {
+	n := 1
+	for ; u >= 0x80; u >>= 7 {
+		n++
+	}
+	return n
+}
+
+// AppendFrame appends s as one frame of a message: its encoding's length as a uvarint,
+// then the encoding. A message of the stream is one or more frames, the signals of one
+// request bound for one partition, so a 50-signal batch costs JetStream a few messages
+// rather than fifty.
+func AppendFrame(dst []byte, s *schemas.Signal) []byte {
+	return Append(binary.AppendUvarint(dst, uint64(encodedLen(s))), s)
+}
+
+// ParseFrames decodes every frame of a message and appends the signals to dst. On
+// error it returns dst as it was: a message is read whole or not at all.
+func ParseFrames(b []byte, dst []schemas.Signal) ([]schemas.Signal, error) {
+	n0 := len(dst)
+	for i := 0; len(b) > 0; i++ {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || n > uint64(len(b)-k) {
+			clear(dst[n0:])
+			return dst[:n0], fmt.Errorf("frame %d: bad or truncated length", i)
+		}
+		dst = append(dst, schemas.Signal{})
+		if err := Parse(b[k:k+int(n)], &dst[len(dst)-1]); err != nil {
+			clear(dst[n0:])
+			return dst[:n0], fmt.Errorf("frame %d: %w", i, err)
+		}
+		b = b[k+int(n):]
+	}
+	if len(dst) == n0 {
+		return dst, errors.New("a message without frames")
+	}
+	return dst, nil
+}
+
 // Parse decodes one signal written by Append into s. The strings of s share one copy
 // of b, so b may be reused as soon as Parse returns. On error s is left zeroed (never
 // half filled) and the error says which field was bad.

@@ -113,3 +113,42 @@ func TestAppendAllocs(t *testing.T) {
 		t.Errorf("Parse: %v allocs, want 1 (the one copy its strings share)", n)
 	}
 }
+
+func TestFrames(t *testing.T) {
+	full := fullSignal()
+	var neg schemas.Signal = full
+	neg.Value = math.Copysign(0, -1)
+	want := []schemas.Signal{full, {Type: schemas.TypePageview, ReceivedAt: -5}, neg}
+	var b []byte
+	for i := range want {
+		b = AppendFrame(b, &want[i])
+		if got, exp := len(Append(nil, &want[i])), encodedLen(&want[i]); got != exp {
+			t.Errorf("signal %d: encodedLen %d, Append wrote %d", i, exp, got)
+		}
+	}
+	got, err := ParseFrames(b, nil)
+	if err != nil || len(got) != len(want) {
+		t.Fatalf("ParseFrames: %v, %d signals", err, len(got))
+	}
+	for i := range want {
+		if !sameSignal(&got[i], &want[i]) {
+			t.Errorf("frame %d: %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	for _, bad := range []struct {
+		name string
+		b    []byte
+		want string
+	}{
+		{"empty", nil, "without frames"},
+		{"length past the end", b[:len(b)-1], "frame 2"},
+		{"length overflows", []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, "frame 0"},
+		{"frame not a signal", []byte{2, 9, 9}, "frame 0"},
+	} {
+		dst := []schemas.Signal{full}
+		got, err := ParseFrames(bad.b, dst)
+		if err == nil || !strings.Contains(err.Error(), bad.want) || len(got) != 1 {
+			t.Errorf("%s: %v (%d signals), want an error about %q and dst untouched", bad.name, err, len(got), bad.want)
+		}
+	}
+}

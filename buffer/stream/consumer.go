@@ -117,7 +117,7 @@ func NewConsumer(js jetstream.JetStream, cfg ConsumerConfig, handle Handler, set
 
 // item is one decoded message on its way from a partition reader to the batch.
 type item struct {
-	sig         schemas.Signal
+	sigs        []schemas.Signal
 	msg         jetstream.Msg
 	redelivered bool
 }
@@ -202,7 +202,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	for {
 		select {
 		case it := <-items:
-			if b.add(it) == 1 {
+			if b.add(it) == len(it.sigs) { // the batch's first message
 				timer.Reset(c.cfg.FlushInterval)
 			}
 			if len(b.sigs) >= c.cfg.BatchSize {
@@ -269,7 +269,7 @@ func (c *Consumer) read(ctx context.Context, p int, it jetstream.MessagesContext
 			continue
 		}
 		var x item
-		if err := Parse(msg.Data(), &x.sig); err != nil {
+		if x.sigs, err = ParseFrames(msg.Data(), nil); err != nil {
 			// A message no build can read would block the partition forever.
 			c.decodeErrors.Inc()
 			c.cfg.Logger.Error("stream consumer: dropping a message that does not decode", "partition", p, "subject", msg.Subject(), "err", err)
@@ -284,7 +284,7 @@ func (c *Consumer) read(ctx context.Context, p int, it jetstream.MessagesContext
 		}
 		select {
 		case items <- x:
-			c.reads.Inc()
+			c.reads.Add(len(x.sigs))
 		case <-ctx.Done():
 			return // not acked: delivered again after AckWait
 		}
@@ -299,8 +299,10 @@ type batch struct {
 }
 
 func (b *batch) add(it item) int {
-	b.sigs = append(b.sigs, it.sig)
-	b.re = append(b.re, it.redelivered)
+	b.sigs = append(b.sigs, it.sigs...)
+	for range it.sigs {
+		b.re = append(b.re, it.redelivered)
+	}
 	b.msgs = append(b.msgs, it.msg)
 	return len(b.sigs)
 }

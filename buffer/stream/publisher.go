@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/cespare/xxhash/v2"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -72,19 +74,26 @@ type Publisher struct {
 	errs       map[error]*metrics.Counter // by the errors above and buffer.ErrClosed
 }
 
-// outMsg is one signal on its way: the message, its header and its encoding, reused
-// once JetStream has answered for it.
+// outMsg is one message on its way, the frames of a request's signals bound for one
+// partition: the message, its header and its encoding, reused once JetStream has
+// answered for it.
 type outMsg struct {
-	msg nats.Msg
-	id  []string // the header's Nats-Msg-Id value
-	buf []byte
+	msg  nats.Msg
+	id   []string // the header's Nats-Msg-Id value
+	buf  []byte
+	n    int           // signals framed
+	ids  xxhash.Digest // of their event_ids, for id when n > 1
+	part int
 }
 
 // call is the per-Append scratch space.
 type call struct {
 	msgs        []*outMsg
 	futures     []jetstream.PubAckFuture
-	round, next []int // indexes of msgs: published in this round, to publish in the next
+	errs        []error // by message
+	round, next []int   // indexes of msgs: published in this round, to publish in the next
+	byPart      []int   // partition → index of its message, -1 when none yet
+	of          []int   // signal → index of its message
 }
 
 // NewPublisher makes a Publisher on nc and registers its metrics in set. It keeps its
@@ -124,13 +133,15 @@ func NewPublisher(nc *nats.Conn, cfg PublisherConfig, set *metrics.Set) (*Publis
 	return p, nil
 }
 
-// Append publishes every signal to its partition and waits for JetStream's acks. On
-// return errs[i] is nil when signals[i] is stored, or an error that is buffer.ErrFull
-// (stream full, too many publishes pending, no ack in time, JetStream unavailable) or
-// buffer.ErrClosed. errs must be as long as signals. Publishes are asynchronous: one
-// call waits about one round trip, however many signals it carries. A signal whose
-// ack did not come is republished with the same Nats-Msg-Id, so a retry that reaches a
-// stream which did store the first copy is dropped as a duplicate.
+// Append publishes the signals, one message per partition they fall in (the frames of
+// those signals, in order), and waits for JetStream's acks. On return errs[i] is nil
+// when signals[i] is stored, or an error that is buffer.ErrFull (stream full, too many
+// publishes pending, no ack in time, JetStream unavailable) or buffer.ErrClosed. errs
+// must be as long as signals. Publishes are asynchronous: one call waits about one
+// round trip, however many signals it carries. A message whose ack did not come is
+// republished with the same Nats-Msg-Id (the event_id of a lone signal, else a hash of
+// the event_ids), so a retry that reaches a stream which did store the first copy is
+// dropped as a duplicate.
 //
 // Append may be called from many goroutines at once. It does not keep the signals.
 func (p *Publisher) Append(ctx context.Context, signals []*schemas.Signal, errs []error) {
@@ -152,70 +163,103 @@ func (p *Publisher) Append(ctx context.Context, signals []*schemas.Signal, errs 
 	defer cancel()
 
 	c := p.calls.Get().(*call)
-	c.msgs = c.msgs[:0]
-	c.futures = c.futures[:0]
-	c.next = c.next[:0]
-	for i, s := range signals {
-		m := p.msgs.Get().(*outMsg)
-		m.buf = Append(m.buf[:0], s)
+	c.msgs, c.futures, c.errs, c.next, c.of = c.msgs[:0], c.futures[:0], c.errs[:0], c.next[:0], c.of[:0]
+	if len(c.byPart) != len(p.subjects) {
+		c.byPart = make([]int, len(p.subjects))
+		for i := range c.byPart {
+			c.byPart[i] = -1
+		}
+	}
+	for _, s := range signals {
+		part := PartitionOf(s.AnonymousID, len(p.subjects))
+		j := c.byPart[part]
+		if j < 0 {
+			j = len(c.msgs)
+			c.byPart[part] = j
+			m := p.msgs.Get().(*outMsg)
+			m.buf, m.n = m.buf[:0], 0
+			m.ids.Reset()
+			m.part = part
+			m.msg.Subject = p.subjects[part]
+			c.msgs = append(c.msgs, m)
+			c.futures = append(c.futures, nil)
+			c.errs = append(c.errs, nil)
+			c.next = append(c.next, j)
+		}
+		m := c.msgs[j]
+		m.buf = AppendFrame(m.buf, s)
+		m.n++
+		m.ids.WriteString(s.EventID)
+		m.ids.WriteString("\x00")
+		if m.n == 1 {
+			m.id[0] = s.EventID
+		}
+		c.of = append(c.of, j)
+	}
+	for _, m := range c.msgs {
+		c.byPart[m.part] = -1
 		m.msg.Data = m.buf
-		m.msg.Subject = p.subjects[PartitionOf(s.AnonymousID, len(p.subjects))]
-		m.id[0] = s.EventID
-		c.msgs = append(c.msgs, m)
-		c.futures = append(c.futures, nil)
-		c.next = append(c.next, i)
+		if m.n > 1 {
+			// The same signals framed the same way (a retry of the same request)
+			// carry the same id, so JetStream drops the second copy.
+			m.id[0] = "rung-" + strconv.FormatUint(m.ids.Sum64(), 36) + "-" + strconv.Itoa(m.n)
+		}
 	}
 
 	wait := p.cfg.RetryWait
 	for attempt := 0; ; attempt++ {
 		// This round publishes c.round; what may succeed on another try goes to c.next.
 		c.round, c.next = c.next, c.round[:0]
-		for _, i := range c.round {
-			c.futures[i], errs[i] = p.publish(&c.msgs[i].msg)
-			if errs[i] == errUnavailable {
-				c.next = append(c.next, i)
+		for _, j := range c.round {
+			c.futures[j], c.errs[j] = p.publish(&c.msgs[j].msg)
+			if c.errs[j] == errUnavailable {
+				c.next = append(c.next, j)
 			}
 		}
-		for _, i := range c.round {
-			f := c.futures[i]
+		for _, j := range c.round {
+			f := c.futures[j]
 			if f == nil {
 				continue
 			}
-			c.futures[i] = nil
+			c.futures[j] = nil
 			select {
 			case ack := <-f.Ok():
-				errs[i] = nil
+				c.errs[j] = nil
 				if ack.Duplicate {
-					p.duplicates.Inc()
+					p.duplicates.Add(c.msgs[j].n)
 				}
 			case err := <-f.Err():
-				errs[i] = classify(err)
+				c.errs[j] = classify(err)
 			case <-ctx.Done():
 				// The ack may still come: the message stays with JetStream's
 				// client, so it must not be reused.
-				c.msgs[i] = nil
-				errs[i] = errAckTimeout
+				c.msgs[j] = nil
+				c.errs[j] = errAckTimeout
 				continue
 			}
-			if errs[i] == errAckTimeout || errs[i] == errUnavailable {
-				c.next = append(c.next, i)
+			if c.errs[j] == errAckTimeout || c.errs[j] == errUnavailable {
+				c.next = append(c.next, j)
 			}
 		}
 		if len(c.next) == 0 || attempt == p.cfg.Retries || !sleep(ctx, wait) {
 			break
 		}
 		wait *= 2
-		p.retries.Add(len(c.next))
+		for _, j := range c.next {
+			p.retries.Add(c.msgs[j].n)
+		}
 	}
 
 	n := 0
-	for i, err := range errs {
-		if err == nil {
+	for i, j := range c.of {
+		if errs[i] = c.errs[j]; errs[i] == nil {
 			n++
 		} else {
-			p.errs[err].Inc()
+			p.errs[errs[i]].Inc()
 		}
-		if m := c.msgs[i]; m != nil {
+	}
+	for _, m := range c.msgs {
+		if m != nil {
 			m.msg.Data = nil
 			m.id[0] = ""
 			p.msgs.Put(m)
@@ -224,6 +268,7 @@ func (p *Publisher) Append(ctx context.Context, signals []*schemas.Signal, errs 
 	p.published.Add(n)
 	clear(c.msgs)
 	clear(c.futures)
+	clear(c.errs)
 	p.calls.Put(c)
 }
 
