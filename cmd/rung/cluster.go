@@ -17,7 +17,7 @@ import (
 // of both cluster roles, the collector (`serve --nats`) and `aggregate`. The connection
 // keeps reconnecting for ever: a NATS node down is a wait, not a failure.
 func joinStream(ctx context.Context, c *streamConfig, role string, log *slog.Logger) (*nats.Conn, jetstream.JetStream, stream.StreamConfig, error) {
-	scfg := stream.StreamConfig{Name: c.Stream, Partitions: c.Partitions, Replicas: c.Replicas, MaxBytes: c.StreamBytes}
+	scfg := stream.StreamConfig{Name: c.Stream, Subject: c.Subject, Partitions: c.Partitions, Replicas: c.Replicas, MaxBytes: c.StreamBytes}
 	nc, err := outbox.Connect(c.NATS, log, nats.Name("rung "+role))
 	if err != nil {
 		return nil, nil, scfg, err

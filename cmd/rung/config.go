@@ -247,6 +247,7 @@ func (c *pipeConfig) validate() []error {
 type streamConfig struct {
 	NATS           string        `json:"nats"`
 	Stream         string        `json:"stream"`
+	Subject        string        `json:"stream_subject"`
 	Partitions     int           `json:"stream_partitions"`
 	Replicas       int           `json:"stream_replicas"`
 	StreamBytes    int64         `json:"stream_max_bytes"`
@@ -262,6 +263,7 @@ func (c *streamConfig) flags(fs *flag.FlagSet, required bool) {
 	}
 	fs.StringVar(&c.NATS, "nats", "", what)
 	fs.StringVar(&c.Stream, "stream", "RUNG_SIGNALS", "the JetStream stream of signals")
+	fs.StringVar(&c.Subject, "stream-subject", "rung.signals", "subject prefix of the stream: partition p is <prefix>.<p>; two streams on one NATS need different prefixes")
 	fs.IntVar(&c.Partitions, "stream-partitions", 64, "partitions of the stream (subjects rung.signals.<p>); fixed when the stream is created")
 	fs.IntVar(&c.Replicas, "stream-replicas", 1, "replicas of the stream when rung creates it (3 on a three-node NATS cluster)")
 	fs.Int64Var(&c.StreamBytes, "stream-max-bytes", 1<<30, "bytes the stream may hold when rung creates it; beyond, publishes are refused (503)")
@@ -284,6 +286,9 @@ func (c *streamConfig) validate(required bool) []error {
 	}
 	if c.Stream == "" || strings.ContainsAny(c.Stream, ". *>") {
 		errs = append(errs, fmt.Errorf("--stream %q: want a name without spaces, dots or wildcards", c.Stream))
+	}
+	if c.Subject == "" || strings.ContainsAny(c.Subject, " *>") || strings.HasPrefix(c.Subject, ".") || strings.HasSuffix(c.Subject, ".") {
+		errs = append(errs, fmt.Errorf("--stream-subject %q: want dot-separated tokens without spaces or wildcards", c.Subject))
 	}
 	if c.Partitions < 1 || c.Partitions > 1024 {
 		errs = append(errs, fmt.Errorf("--stream-partitions %d: want 1 to 1024", c.Partitions))

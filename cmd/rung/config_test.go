@@ -39,6 +39,7 @@ func TestServeConfig(t *testing.T) {
 		{name: "several errors at once", args: []string{"--batch-size", "0", "--max-batch", "0"}, wantErr: "--max-batch"},
 		{name: "cluster without clickhouse", args: []string{"--clickhouse-cluster", "rung"}, wantErr: "--clickhouse-cluster needs --clickhouse"},
 		{name: "nats url", args: []string{"--nats", "127.0.0.1:4222"}, wantErr: "want nats://host:port"},
+		{name: "stream subject", args: []string{"--nats", "nats://127.0.0.1:4222", "--stream-subject", "rung.*"}, wantErr: "--stream-subject"},
 		{name: "stream partitions", args: []string{"--nats", "nats://127.0.0.1:4222", "--stream-partitions", "0"}, wantErr: "--stream-partitions 0"},
 		{name: "cluster collector", args: []string{"--nats", "nats://a:4222,nats://b:4222", "--stream-replicas", "3"}, check: func(t *testing.T, c map[string]any) {
 			if c["nats"] != "nats://a:4222,nats://b:4222" || c["stream_replicas"] != 3.0 || c["stream"] != "RUNG_SIGNALS" {
