@@ -54,6 +54,10 @@
 // start, Restore reloads the sessions that may still be open (each visitor's latest
 // session, if they have a signal within the timeout of the newest stored one) by
 // replaying the signals counted in them, so a visitor who comes back after a restart
-// continues the same session, exactly as the recomputation from raw signals sees it. Signals held in the buffer at a crash are lost before they
+// continues the same session, exactly as the recomputation from raw signals sees it.
+// The store hands them over in chunks of bounded size (a restart on millions of open
+// visitors must not need them all at once, in rung or in ClickHouse), at most
+// MaxOpenSessions, the most recently active first. A cluster's aggregator restores only
+// the partitions it owns. Signals held in the buffer at a crash are lost before they
 // reach the sessionizer or the sink, so they are missing from both alike.
 package preagg
