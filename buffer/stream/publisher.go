@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -31,9 +32,15 @@ type PublisherConfig struct {
 	Stream     StreamConfig  // uses Subject and Partitions
 	MaxPending int           // publishes waiting for an ack, over all callers; 16384
 	AckTimeout time.Duration // one publish attempt; 2s
-	Timeout    time.Duration // bound of one Append, retries included, under ctx; 5s
-	Retries    int           // republishes of a signal after a timeout or an unavailable stream; 8 (Timeout bounds them first: a leader election takes seconds)
+	Timeout    time.Duration // bound of one Append, and of one message's retries; 5s
+	Retries    int           // republishes of a message after a timeout or an unavailable stream; 8 (Timeout bounds them first: a leader election takes seconds)
 	RetryWait  time.Duration // before the first republish, doubled each time; 100ms
+
+	// A partition's open message is published when its partition has no message
+	// waiting for its first ack, when it reaches MaxMessageBytes, or when it has
+	// waited Linger behind a message in flight, whichever comes first.
+	Linger          time.Duration // 5ms
+	MaxMessageBytes int           // 64 KiB; one Append's frames for a partition are never split, so a message may be larger
 }
 
 func (c *PublisherConfig) defaults() {
@@ -53,30 +60,57 @@ func (c *PublisherConfig) defaults() {
 	if c.RetryWait == 0 {
 		c.RetryWait = 100 * time.Millisecond
 	}
+	if c.Linger == 0 {
+		c.Linger = 5 * time.Millisecond
+	}
+	if c.MaxMessageBytes == 0 {
+		c.MaxMessageBytes = 64 << 10
+	}
 }
 
 // Publisher writes signals into the stream and says, per signal, whether JetStream has
 // it. It is what lets a collector answer 202 only for stored signals.
+//
+// It commits in groups: JetStream's cost is per message, so the signals of concurrent
+// Appends bound for one partition share a message. Each partition has at most one open
+// message taking frames; it is sealed and published at once when the partition has
+// nothing waiting for a first ack (so a lone request waits one round trip), else when
+// the message in flight is answered, when it is full or when it has lingered. Under
+// load the messages grow with the ack latency instead of their number growing with
+// the requests.
 type Publisher struct {
 	cfg      PublisherConfig
 	js       jetstream.JetStream
 	subjects []string // by partition
+	parts    []partition
 	msgs     sync.Pool
 	calls    sync.Pool
 
-	mu       sync.RWMutex // guards closed against wg.Add
+	mu       sync.RWMutex // guards closed against inflight.Add
 	closed   bool
-	inflight sync.WaitGroup
+	inflight sync.WaitGroup // Appends
+	senders  sync.WaitGroup // goroutines seeing a message through to its final answer
 
 	published  *metrics.Counter
 	duplicates *metrics.Counter
 	retries    *metrics.Counter
+	messages   *metrics.Counter
+	perMessage *metrics.Histogram
 	errs       map[error]*metrics.Counter // by the errors above and buffer.ErrClosed
 }
 
-// outMsg is one message on its way, the frames of a request's signals bound for one
-// partition: the message, its header and its encoding, reused once JetStream has
-// answered for it.
+// partition is where the Appends meet that have signals for one partition.
+type partition struct {
+	mu       sync.Mutex
+	open     *outMsg     // taking frames; nil when none
+	inflight int         // sealed messages not answered yet for their first attempt
+	linger   *time.Timer // armed while open waits behind a message in flight
+	armed    bool
+}
+
+// outMsg is one message of the stream: the frames of the signals bound for one
+// partition of one or more Appends, in the order they were added. Once sealed it is
+// not changed; done is closed when err is its final answer.
 type outMsg struct {
 	msg  nats.Msg
 	id   []string // the header's Nats-Msg-Id value
@@ -84,16 +118,27 @@ type outMsg struct {
 	n    int           // signals framed
 	ids  xxhash.Digest // of their event_ids, for id when n > 1
 	part int
+	refs atomic.Int32 // the Appends with frames in it, and its sender
+	done chan struct{}
+	err  error
 }
 
-// call is the per-Append scratch space.
+// call is the per-Append scratch space: its signals grouped by partition.
 type call struct {
-	msgs        []*outMsg
-	futures     []jetstream.PubAckFuture
-	errs        []error // by message
-	round, next []int   // indexes of msgs: published in this round, to publish in the next
-	byPart      []int   // partition → index of its message, -1 when none yet
-	of          []int   // signal → index of its message
+	slots  []slot
+	byPart []int // partition → index of its slot, -1 when none yet
+	of     []int // signal → index of its slot
+	next   []int // signal → the next signal of its slot, -1 at the end
+}
+
+// slot is one Append's frames for one partition and the message they went into.
+type slot struct {
+	part        int
+	buf         []byte
+	n           int
+	first, last int // signals, chained through call.next
+	m           *outMsg
+	err         error
 }
 
 // NewPublisher makes a Publisher on nc and registers its metrics in set. It keeps its
@@ -110,9 +155,12 @@ func NewPublisher(nc *nats.Conn, cfg PublisherConfig, set *metrics.Set) (*Publis
 		cfg:        cfg,
 		js:         js,
 		subjects:   make([]string, cfg.Stream.Partitions),
+		parts:      make([]partition, cfg.Stream.Partitions),
 		published:  set.NewCounter(`rung_stream_published_total`),
 		duplicates: set.NewCounter(`rung_stream_published_duplicates_total`),
 		retries:    set.NewCounter(`rung_stream_publish_retries_total`),
+		messages:   set.NewCounter(`rung_stream_messages_total`),
+		perMessage: set.NewHistogram(`rung_stream_message_signals`),
 		errs: map[error]*metrics.Counter{
 			errStreamFull:    set.NewCounter(`rung_stream_publish_errors_total{reason="stream_full"}`),
 			errPendingFull:   set.NewCounter(`rung_stream_publish_errors_total{reason="pending_full"}`),
@@ -125,7 +173,7 @@ func NewPublisher(nc *nats.Conn, cfg PublisherConfig, set *metrics.Set) (*Publis
 		p.subjects[i] = cfg.Stream.PartitionSubject(i)
 	}
 	p.msgs.New = func() any {
-		m := &outMsg{id: make([]string, 1), buf: make([]byte, 0, 512)}
+		m := &outMsg{id: make([]string, 1), buf: make([]byte, 0, 4096)}
 		m.msg.Header = nats.Header{jetstream.MsgIDHeader: m.id}
 		return m
 	}
@@ -133,15 +181,18 @@ func NewPublisher(nc *nats.Conn, cfg PublisherConfig, set *metrics.Set) (*Publis
 	return p, nil
 }
 
-// Append publishes the signals, one message per partition they fall in (the frames of
-// those signals, in order), and waits for JetStream's acks. On return errs[i] is nil
-// when signals[i] is stored, or an error that is buffer.ErrFull (stream full, too many
-// publishes pending, no ack in time, JetStream unavailable) or buffer.ErrClosed. errs
-// must be as long as signals. Publishes are asynchronous: one call waits about one
-// round trip, however many signals it carries. A message whose ack did not come is
-// republished with the same Nats-Msg-Id (the event_id of a lone signal, else a hash of
-// the event_ids), so a retry that reaches a stream which did store the first copy is
-// dropped as a duplicate.
+// Append publishes the signals and waits for JetStream's acks. On return errs[i] is
+// nil when signals[i] is stored, or an error that is buffer.ErrFull (stream full, too
+// many publishes pending, no ack in time, JetStream unavailable) or buffer.ErrClosed.
+// errs must be as long as signals.
+//
+// The signals bound for one partition are framed, in order, into that partition's
+// open message, which the signals of concurrent Appends share (see Publisher). A
+// message whose ack did not come is republished with the same Nats-Msg-Id (the
+// event_id of a lone signal, else a hash of the event_ids), so a retry that reaches a
+// stream which did store the first copy is dropped as a duplicate. An Append that runs
+// out of time (ctx or Timeout) answers errAckTimeout for the signals not answered yet;
+// their messages carry on for the other Appends in them.
 //
 // Append may be called from many goroutines at once. It does not keep the signals.
 func (p *Publisher) Append(ctx context.Context, signals []*schemas.Signal, errs []error) {
@@ -163,113 +214,207 @@ func (p *Publisher) Append(ctx context.Context, signals []*schemas.Signal, errs 
 	defer cancel()
 
 	c := p.calls.Get().(*call)
-	c.msgs, c.futures, c.errs, c.next, c.of = c.msgs[:0], c.futures[:0], c.errs[:0], c.next[:0], c.of[:0]
+	c.slots, c.of, c.next = c.slots[:0], c.of[:0], c.next[:0]
 	if len(c.byPart) != len(p.subjects) {
 		c.byPart = make([]int, len(p.subjects))
 		for i := range c.byPart {
 			c.byPart[i] = -1
 		}
 	}
-	for _, s := range signals {
+	// Frames are made outside the partitions' locks; under them they are only copied.
+	for i, s := range signals {
 		part := PartitionOf(s.AnonymousID, len(p.subjects))
 		j := c.byPart[part]
 		if j < 0 {
-			j = len(c.msgs)
+			j = len(c.slots)
 			c.byPart[part] = j
-			m := p.msgs.Get().(*outMsg)
-			m.buf, m.n = m.buf[:0], 0
-			m.ids.Reset()
-			m.part = part
-			m.msg.Subject = p.subjects[part]
-			c.msgs = append(c.msgs, m)
-			c.futures = append(c.futures, nil)
-			c.errs = append(c.errs, nil)
-			c.next = append(c.next, j)
+			if j < cap(c.slots) {
+				c.slots = c.slots[:j+1]
+			} else {
+				c.slots = append(c.slots, slot{})
+			}
+			sl := &c.slots[j]
+			sl.part, sl.buf, sl.n, sl.first, sl.m, sl.err = part, sl.buf[:0], 0, i, nil, nil
+		} else {
+			c.next[c.slots[j].last] = i
 		}
-		m := c.msgs[j]
-		m.buf = AppendFrame(m.buf, s)
-		m.n++
-		m.ids.WriteString(s.EventID)
-		m.ids.WriteString("\x00")
-		if m.n == 1 {
-			m.id[0] = s.EventID
-		}
+		sl := &c.slots[j]
+		sl.buf = AppendFrame(sl.buf, s)
+		sl.n++
+		sl.last = i
 		c.of = append(c.of, j)
+		c.next = append(c.next, -1)
 	}
-	for _, m := range c.msgs {
-		c.byPart[m.part] = -1
-		m.msg.Data = m.buf
-		if m.n > 1 {
-			// The same signals framed the same way (a retry of the same request)
-			// carry the same id, so JetStream drops the second copy.
-			m.id[0] = "rung-" + strconv.FormatUint(m.ids.Sum64(), 36) + "-" + strconv.Itoa(m.n)
-		}
+	for j := range c.slots {
+		c.byPart[c.slots[j].part] = -1
+		p.add(c, &c.slots[j], signals)
 	}
 
-	wait := p.cfg.RetryWait
-	for attempt := 0; ; attempt++ {
-		// This round publishes c.round; what may succeed on another try goes to c.next.
-		c.round, c.next = c.next, c.round[:0]
-		for _, j := range c.round {
-			c.futures[j], c.errs[j] = p.publish(&c.msgs[j].msg)
-			if c.errs[j] == errUnavailable {
-				c.next = append(c.next, j)
-			}
-		}
-		for _, j := range c.round {
-			f := c.futures[j]
-			if f == nil {
-				continue
-			}
-			c.futures[j] = nil
+	for j := range c.slots {
+		sl := &c.slots[j]
+		select {
+		case <-sl.m.done:
+			sl.err = sl.m.err
+		case <-ctx.Done():
 			select {
-			case ack := <-f.Ok():
-				c.errs[j] = nil
-				if ack.Duplicate {
-					p.duplicates.Add(c.msgs[j].n)
-				}
-			case err := <-f.Err():
-				c.errs[j] = classify(err)
-			case <-ctx.Done():
-				// The ack may still come: the message stays with JetStream's
-				// client, so it must not be reused.
-				c.msgs[j] = nil
-				c.errs[j] = errAckTimeout
-				continue
+			case <-sl.m.done:
+				sl.err = sl.m.err
+			default:
+				sl.err = errAckTimeout
 			}
-			if c.errs[j] == errAckTimeout || c.errs[j] == errUnavailable {
-				c.next = append(c.next, j)
-			}
-		}
-		if len(c.next) == 0 || attempt == p.cfg.Retries || !sleep(ctx, wait) {
-			break
-		}
-		wait *= 2
-		for _, j := range c.next {
-			p.retries.Add(c.msgs[j].n)
 		}
 	}
-
 	n := 0
 	for i, j := range c.of {
-		if errs[i] = c.errs[j]; errs[i] == nil {
+		if errs[i] = c.slots[j].err; errs[i] == nil {
 			n++
 		} else {
 			p.errs[errs[i]].Inc()
 		}
 	}
-	for _, m := range c.msgs {
-		if m != nil {
-			m.msg.Data = nil
-			m.id[0] = ""
-			p.msgs.Put(m)
+	p.published.Add(n)
+	for j := range c.slots {
+		p.release(c.slots[j].m)
+		c.slots[j].m = nil
+	}
+	p.calls.Put(c)
+}
+
+// add puts the frames of sl into its partition's open message, and seals the message
+// if nothing else should be waited for.
+func (p *Publisher) add(c *call, sl *slot, signals []*schemas.Signal) {
+	pt := &p.parts[sl.part]
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	m := pt.open
+	if m != nil && len(m.buf)+len(sl.buf) > p.cfg.MaxMessageBytes {
+		p.seal(pt)
+		m = nil
+	}
+	if m == nil {
+		m = p.msgs.Get().(*outMsg)
+		m.buf, m.n, m.err, m.done = m.buf[:0], 0, nil, make(chan struct{})
+		m.ids.Reset()
+		m.part = sl.part
+		m.msg.Subject = p.subjects[sl.part]
+		m.refs.Store(1) // its sender's
+		pt.open = m
+	}
+	m.buf = append(m.buf, sl.buf...)
+	if m.n == 0 {
+		m.id[0] = signals[sl.first].EventID
+	}
+	for i := sl.first; i >= 0; i = c.next[i] {
+		m.ids.WriteString(signals[i].EventID)
+		m.ids.WriteString("\x00")
+	}
+	m.n += sl.n
+	m.refs.Add(1)
+	sl.m = m
+	switch {
+	case pt.inflight == 0 || len(m.buf) >= p.cfg.MaxMessageBytes:
+		p.seal(pt)
+	case !pt.armed:
+		pt.armed = true
+		if pt.linger == nil {
+			pt.linger = time.AfterFunc(p.cfg.Linger, func() { p.lingered(pt) })
+		} else {
+			pt.linger.Reset(p.cfg.Linger)
 		}
 	}
-	p.published.Add(n)
-	clear(c.msgs)
-	clear(c.futures)
-	clear(c.errs)
-	p.calls.Put(c)
+}
+
+// seal publishes the open message of pt, whose lock the caller holds: publishing
+// under it keeps a partition's messages in the order they were sealed.
+func (p *Publisher) seal(pt *partition) {
+	m := pt.open
+	pt.open = nil
+	if pt.armed {
+		pt.linger.Stop()
+		pt.armed = false
+	}
+	m.msg.Data = m.buf
+	if m.n > 1 {
+		// The same signals framed the same way (a retry of the same lone request)
+		// carry the same id, so JetStream drops the second copy.
+		m.id[0] = "rung-" + strconv.FormatUint(m.ids.Sum64(), 36) + "-" + strconv.Itoa(m.n)
+	}
+	f, err := p.publish(&m.msg)
+	pt.inflight++
+	p.senders.Add(1)
+	go p.send(pt, m, f, err)
+}
+
+// lingered seals the open message of pt, which has waited long enough behind the
+// message in flight.
+func (p *Publisher) lingered(pt *partition) {
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	pt.armed = false
+	if pt.open != nil {
+		p.seal(pt)
+	}
+}
+
+// answered notes that a message of pt had the answer to its first attempt, and
+// publishes the open message that waited for it.
+func (p *Publisher) answered(pt *partition) {
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	pt.inflight--
+	if pt.inflight == 0 && pt.open != nil {
+		p.seal(pt)
+	}
+}
+
+// send sees m through to its final answer, retrying what may succeed on another try,
+// and tells the Appends waiting for it. f and err are the first attempt's.
+func (p *Publisher) send(pt *partition, m *outMsg, f jetstream.PubAckFuture, err error) {
+	defer p.senders.Done()
+	deadline := time.Now().Add(p.cfg.Timeout)
+	wait := p.cfg.RetryWait
+	for attempt := 0; ; attempt++ {
+		if err == nil {
+			// The future always ends: the JetStream context's AckTimeout bounds it.
+			select {
+			case ack := <-f.Ok():
+				if ack.Duplicate {
+					p.duplicates.Add(m.n)
+				}
+			case e := <-f.Err():
+				err = classify(e)
+			}
+		}
+		if attempt == 0 {
+			p.answered(pt)
+		}
+		if (err != errAckTimeout && err != errUnavailable) || attempt == p.cfg.Retries || time.Until(deadline) < wait {
+			break
+		}
+		time.Sleep(wait)
+		wait *= 2
+		p.retries.Add(m.n)
+		f, err = p.publish(&m.msg)
+	}
+	p.messages.Inc()
+	p.perMessage.Update(float64(m.n))
+	m.err = err
+	close(m.done)
+	p.release(m)
+}
+
+// release drops one reference to m and reuses m when it was the last.
+func (p *Publisher) release(m *outMsg) {
+	if m.refs.Add(-1) > 0 {
+		return
+	}
+	if cap(m.buf) > 4*p.cfg.MaxMessageBytes {
+		return // a huge request's; not worth keeping
+	}
+	m.msg.Data = nil
+	m.id[0] = ""
+	m.done = nil
+	p.msgs.Put(m)
 }
 
 // publish starts one asynchronous publish; its outcome is the future or the error.
@@ -315,11 +460,29 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// Close stops intake, every Append from now on answers buffer.ErrClosed, and waits for
-// the Appends in flight to finish. The connection is the caller's to close, after.
+// Close stops intake, every Append from now on answers buffer.ErrClosed, publishes the
+// open messages and waits for the Appends in flight and their messages to finish. The
+// connection is the caller's to close, after.
 func (p *Publisher) Close() {
 	p.mu.Lock()
 	p.closed = true
 	p.mu.Unlock()
+	p.flush()
 	p.inflight.Wait()
+	// No Append adds frames any more; whatever a linger timer has not sealed yet is
+	// sealed here, before senders.Wait, so every senders.Add comes first.
+	p.flush()
+	p.senders.Wait()
+}
+
+// flush seals every open message.
+func (p *Publisher) flush() {
+	for i := range p.parts {
+		pt := &p.parts[i]
+		pt.mu.Lock()
+		if pt.open != nil {
+			p.seal(pt)
+		}
+		pt.mu.Unlock()
+	}
 }
