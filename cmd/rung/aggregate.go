@@ -65,16 +65,8 @@ func (c *aggregateConfig) owned() ([]int, error) {
 // write and the ack) is checked against the sink first, so nothing is written twice.
 func runAggregate(ctx context.Context, args []string, env environ, stdout io.Writer) error {
 	var cfg aggregateConfig
-	fs := flag.NewFlagSet("rung aggregate", flag.ContinueOnError)
-	cfg.flags(fs)
-	if err := parseFlags(fs, args, env); err != nil {
+	if done, err := configure("rung aggregate", &cfg, &cfg.DryRun, args, env, stdout); done || err != nil {
 		return err
-	}
-	if err := cfg.validate(); err != nil {
-		return fmt.Errorf("invalid configuration:\n%w", err)
-	}
-	if cfg.DryRun {
-		return printConfig(stdout, cfg)
 	}
 	owned, _ := cfg.owned() // validated
 	log := newLogger(cfg.LogLevel)

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -57,6 +59,34 @@ func TestDropLanded(t *testing.T) {
 			}
 			if !reflect.DeepEqual(got, tt.keep) || n != len(tt.batch)-len(tt.keep) {
 				t.Errorf("kept %v (dropped %d), want %v", got, n, tt.keep)
+			}
+		})
+	}
+}
+
+func TestAggregateConfig(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		args    []string
+		wantErr string // substring; empty: valid
+	}{
+		{"needs nats", nil, "--nats is required"},
+		{"partition out of range", []string{"--nats", "nats://127.0.0.1:4222", "--partitions", "60-70"}, "--partitions"},
+		{"partitions of a smaller stream", []string{"--nats", "nats://127.0.0.1:4222", "--stream-partitions", "8", "--partitions", "8"}, "--partitions"},
+		{"ack wait", []string{"--nats", "nats://127.0.0.1:4222", "--ack-wait", "10ms"}, "--ack-wait"},
+		{"valid", []string{"--nats", "nats://127.0.0.1:4222", "--partitions", "0-15,32"}, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			err := runAggregate(context.Background(), append(tt.args, "--dry-run"), func(string) (string, bool) { return "", false }, &out)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want it to mention %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || !strings.Contains(out.String(), `"partitions": "0-15,32"`) {
+				t.Fatalf("err %v, dry run:\n%s", err, out.String())
 			}
 		})
 	}

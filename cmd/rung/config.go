@@ -146,6 +146,29 @@ func (c *serveConfig) origins() []string {
 	return out
 }
 
+// config is a subcommand's configuration: it registers its flags and validates them.
+type config interface {
+	flags(fs *flag.FlagSet)
+	validate() error
+}
+
+// configure fills c from args and env and validates it; with --dry-run (dryRun) it prints
+// c instead and says the command is done.
+func configure(name string, c config, dryRun *bool, args []string, env environ, stdout io.Writer) (done bool, err error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	c.flags(fs)
+	if err := parseFlags(fs, args, env); err != nil {
+		return false, err
+	}
+	if err := c.validate(); err != nil {
+		return false, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	if *dryRun {
+		return true, printConfig(stdout, c)
+	}
+	return false, nil
+}
+
 // parseFlags parses args into fs, then fills every flag not given on the command line
 // from its RUNG_* variable (--max-body-bytes from RUNG_MAX_BODY_BYTES).
 func parseFlags(fs *flag.FlagSet, args []string, env environ) error {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -33,16 +32,8 @@ import (
 
 func runServe(ctx context.Context, args []string, env environ, stdout io.Writer) error {
 	var cfg serveConfig
-	fs := flag.NewFlagSet("rung serve", flag.ContinueOnError)
-	cfg.flags(fs)
-	if err := parseFlags(fs, args, env); err != nil {
+	if done, err := configure("rung serve", &cfg, &cfg.DryRun, args, env, stdout); done || err != nil {
 		return err
-	}
-	if err := cfg.validate(); err != nil {
-		return fmt.Errorf("invalid configuration:\n%w", err)
-	}
-	if cfg.DryRun {
-		return printConfig(stdout, cfg)
 	}
 	log := newLogger(cfg.LogLevel)
 	set := metrics.NewSet()
