@@ -98,9 +98,8 @@ func uvarintLen(u uint64) int {
 }
 
 // AppendFrame appends s as one frame of a message: its encoding's length as a uvarint,
-// then the encoding. A message of the stream is one or more frames, the signals of one
-// request bound for one partition, so a 50-signal batch costs JetStream a few messages
-// rather than fifty.
+// then the encoding. A message of the stream is one or more frames, signals bound for
+// one partition (see Publisher), so JetStream's cost is per message, not per signal.
 func AppendFrame(dst []byte, s *schemas.Signal) []byte {
 	return Append(binary.AppendUvarint(dst, uint64(encodedLen(s))), s)
 }

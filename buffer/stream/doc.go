@@ -4,18 +4,20 @@
 // It decides how signals are partitioned (xxhash of anonymous_id mod P, the same hash as
 // buffer.ShardOf, onto subjects <prefix>.<p>, P fixed when the stream is made and
 // recorded in its description), how signals are written on the wire (a versioned
-// compact binary codec; a message holds the frames of one request's signals bound for
-// one partition, so JetStream stores a few messages per batch, not one per signal),
-// when a collector may answer 202 (Publisher.Append returns only after JetStream acked
-// every message, deduplicated through Nats-Msg-Id: a lone signal's event_id, else a hash
-// of the frame's event_ids, so the publisher's own retries are dropped), and when a
+// compact binary codec; a message holds the frames of the signals bound for one
+// partition from every request that arrived while the partition's previous message
+// waited for its ack — group commit — so JetStream stores a message per partition per
+// round trip, not one per signal), when a collector may answer 202 (Publisher.Append
+// returns only after JetStream acked the messages holding its signals; a message is
+// retried with the same Nats-Msg-Id, a lone signal's event_id or else a hash of the
+// frames' event_ids, so the publisher's own retries are dropped), and when a
 // signal leaves the stream (it is a work queue: Consumer acks a message only after the
 // handler put the batch that holds it into the sink; anything not acked comes back,
 // flagged as a redelivery so the aggregator can drop replay duplicates by event_id).
 //
-// A client that retries a request whose 202 it never saw, batched differently, is not
-// deduplicated here: as on one node, its repeated signals are stored again and counted
-// once (the sessionizer remembers event_ids).
+// A client that retries a request whose 202 it never saw is in general not deduplicated
+// here (its signals land in other messages): as on one node, its repeated signals are
+// stored again and counted once (the sessionizer remembers event_ids).
 //
 // Concurrency: Publisher.Append may be called from any number of goroutines. A
 // Consumer owns one goroutine per partition it reads and one batcher goroutine that
