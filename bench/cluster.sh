@@ -7,6 +7,7 @@
 # accepted signal landed.
 #
 #   bench/cluster.sh [rounds] [seconds] [partitions]
+#   NATS_NODES=3 bench/cluster.sh ...   # a routed three-node NATS, the stream with 3 replicas
 #
 # Needs nats-server (Debian's package), ClickHouse on 127.0.0.1:9000 (.ci/services) and
 # a built rung (go build -o /tmp/rung ./cmd/rung). It starts a NATS server of its own
@@ -29,10 +30,25 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 wait_ready() { until curl -sf "$1/readyz" >/dev/null; do sleep 0.2; done; }
 ch_pid=$(pgrep -f 'clickhouse-server --config=/etc/clickhouse-server/config.xml' | head -1)
 
-nats_port=$(free_port)
-nats-server -js -sd "$work/nats" -a 127.0.0.1 -p "$nats_port" -l "$work/nats.log" & nats=$!
-pids+=("$nats")
-until (exec 3<>/dev/tcp/127.0.0.1/"$nats_port") 2>/dev/null; do sleep 0.1; done
+nodes=${NATS_NODES:-1}
+nats_urls="" nats_watch=""
+ports=() routes=()
+for ((i = 0; i < nodes; i++)); do ports+=("$(free_port)"); routes+=("$(free_port)"); done
+for ((i = 0; i < nodes; i++)); do
+	cluster_args=()
+	if ((nodes > 1)); then
+		peers=""
+		for ((j = 0; j < nodes; j++)); do ((j == i)) || peers+="${peers:+,}nats://127.0.0.1:${routes[j]}"; done
+		cluster_args=(--name "n$i" --cluster_name scale --cluster "nats://127.0.0.1:${routes[i]}" --routes "$peers")
+	fi
+	nats-server -js -sd "$work/nats$i" -a 127.0.0.1 -p "${ports[i]}" -l "$work/nats$i.log" "${cluster_args[@]}" & n=$!
+	pids+=("$n")
+	nats_urls+="${nats_urls:+,}nats://127.0.0.1:${ports[i]}"
+	nats_watch+="nats$i=$n,"
+done
+for p in "${ports[@]}"; do
+	until (exec 3<>/dev/tcp/127.0.0.1/"$p") 2>/dev/null; do sleep 0.1; done
+done
 
 # bench NAME TARGETS DSN WATCH: one closed-loop run, verified; prints its summary line.
 bench() {
@@ -62,7 +78,7 @@ single() {
 cluster() {
 	local n=$1 stream="SCALE$$_$2_$1" db="rung_scale_cluster_$$_$2_$1" targets="" watch="" cs=()
 	dbs+=("$db")
-	local common=(--nats "nats://127.0.0.1:$nats_port" --stream "$stream" --stream-subject "scale.$2.$1" --stream-partitions "$parts" --clickhouse "clickhouse://127.0.0.1:9000/$db" --log-level warn)
+	local common=(--nats "$nats_urls" --stream-replicas "$nodes" --stream "$stream" --stream-subject "scale.$2.$1" --stream-partitions "$parts" --clickhouse "clickhouse://127.0.0.1:9000/$db" --log-level warn)
 	local aport; aport=$(free_port)
 	$RUNG aggregate --listen 127.0.0.1:"$aport" "${common[@]}" & local agg=$!
 	pids+=("$agg"); wait_ready "http://127.0.0.1:$aport"
@@ -72,7 +88,7 @@ cluster() {
 		pids+=("$c"); cs+=("$c"); wait_ready "http://127.0.0.1:$port"
 		targets+="${targets:+,}http://127.0.0.1:$port"; watch+="collector$i=$c,"
 	done
-	bench "cluster x$n" "$targets" "clickhouse://127.0.0.1:9000/$db" "${watch}aggregator=$agg,nats=$nats,clickhouse=$ch_pid"
+	bench "cluster x$n" "$targets" "clickhouse://127.0.0.1:9000/$db" "${watch}aggregator=$agg,${nats_watch}clickhouse=$ch_pid"
 	kill "${cs[@]}" "$agg"; wait "${cs[@]}" "$agg" || true
 }
 
