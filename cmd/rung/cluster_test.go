@@ -206,6 +206,32 @@ func TestCluster(t *testing.T) {
 		t.Fatalf("reconcile: %v\n%s", err, out)
 	}
 
+	// rung bench drives both collectors like a fleet of browsers, then checks by
+	// event_id what landed in the sharded ClickHouse, and the stats against its model.
+	out, err = runCmd(t, runBench, nil, "--target", collectors[0].url("")+","+collectors[1].url(""),
+		"--connections", "8", "--count", "400", "--batch", "5", "--clickhouse", dsn, "--clickhouse-cluster", "rung",
+		"--quiet", "--json", "--verify-wait", "60s")
+	if err != nil {
+		t.Fatalf("rung bench against both collectors: %v\n%s", err, out)
+	}
+	var rep struct {
+		Verification struct {
+			Landed struct {
+				Status           string
+				Accepted, Stored int64
+			}
+			Stats struct{ Status string }
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("bench report: %v\n%s", err, out)
+	}
+	if v := rep.Verification; v.Landed.Status != "ok" || v.Landed.Accepted == 0 || v.Stats.Status != "ok" {
+		t.Errorf("rung bench verification: %+v", v)
+	}
+	t.Logf("rung bench over both collectors: %d accepted, %d stored; stats %s",
+		rep.Verification.Landed.Accepted, rep.Verification.Landed.Stored, rep.Verification.Stats.Status)
+
 	// The same workload through one node, on its embedded store.
 	dir := t.TempDir()
 	one := startServe(t, "--data-dir", dir, "--flush-interval", "100ms")
