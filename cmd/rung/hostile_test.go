@@ -237,7 +237,8 @@ func slowloris(t *testing.T, p *proc, n int, legitSrc string) slow {
 		}
 	}()
 	legitOut := make(chan []time.Duration)
-	go func() { legitOut <- paced(t, p, legitSrc, 4*time.Millisecond, done) }()
+	// A request every 6 ms stays under hostileServe's --rate-ip 200.
+	go func() { legitOut <- paced(t, p, legitSrc, 6*time.Millisecond, done) }()
 	// The server's connections and memory, sampled until the attack is over.
 	sampled := make(chan struct{})
 	go func() {
