@@ -219,7 +219,7 @@ func (s slow) String() string {
 
 // slowloris opens n connections that send a request head and then trickle its body a
 // byte at a time, every 500 ms, and waits until the server has cut each one off, while a
-// legitimate client from legitSrc posts every 4 ms.
+// legitimate client from legitSrc posts every 6 ms.
 func slowloris(t *testing.T, p *proc, n int, legitSrc string) slow {
 	var (
 		res   slow
