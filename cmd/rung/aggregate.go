@@ -119,8 +119,9 @@ func runAggregate(ctx context.Context, args []string, env environ, stdout io.Wri
 	log.Info("rung aggregating", "addr", ln.Addr().String(), "sink", sinkName(&cfg.pipeConfig),
 		"stream", scfg.Name, "partitions", cfg.Owned, "sessions_restored", restored)
 
-	// Shutdown: the consumer stops fetching and flushes what it holds (acking it once the
-	// sink has it); then the HTTP side stops; the sink closes last (deferred).
+	// Shutdown, on the signal: the consumer stops fetching and flushes what it holds
+	// (acking it once the sink has it) while the HTTP side stops; NATS and the sink
+	// close last (deferred), after both.
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return consumer.Run(gctx) })
 	g.Go(func() error {
