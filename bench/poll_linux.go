@@ -165,6 +165,12 @@ func (pr *pollRun) loop(lanes []*pollLane) error {
 				if ev.Events&(syscall.EPOLLOUT|syscall.EPOLLERR|syscall.EPOLLHUP) != 0 {
 					pr.write(ep, i, p)
 				}
+				// Edge-triggered: an answer that came with this event (an early 413
+				// or 429, then a close) is not announced again.
+				if p.fd >= 0 && p.inflight && !p.connecting && p.wrote == len(p.http.wbuf) &&
+					ev.Events&(syscall.EPOLLIN|syscall.EPOLLRDHUP|syscall.EPOLLHUP) != 0 {
+					pr.read(ep, i, p)
+				}
 			case p.inflight:
 				if ev.Events&(syscall.EPOLLIN|syscall.EPOLLERR|syscall.EPOLLHUP|syscall.EPOLLRDHUP) != 0 {
 					pr.read(ep, i, p)

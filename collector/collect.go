@@ -2,6 +2,7 @@ package collector
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -114,7 +115,9 @@ func (s *Server) collect(ctx *fasthttp.RequestCtx) {
 	if len(w.pending) > 0 {
 		w.errs = slices.Grow(w.errs[:0], len(w.pending))[:len(w.pending)]
 		clear(w.errs)
-		s.intake.Append(ctx, w.pending, w.errs)
+		// Not ctx: a RequestCtx is done when the server shuts down, which must drain,
+		// not abandon, the writes in flight. The intake bounds its own wait.
+		s.intake.Append(context.Background(), w.pending, w.errs)
 	}
 	for j, err := range w.errs[:len(w.pending)] {
 		switch i := w.at[j]; {

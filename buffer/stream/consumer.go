@@ -28,7 +28,7 @@ type ConsumerConfig struct {
 	Stream        StreamConfig  // uses Name, Subject and Partitions
 	Partitions    []int         // the partitions this consumer owns; see ParsePartitions
 	Durable       string        // durable name prefix: partition 7 is "<Durable>-p07"; "rung"
-	BatchSize     int           // signals per handler call at most; 5000
+	BatchSize     int           // signals that make a handler call; 5000 (one message may carry it past)
 	FlushInterval time.Duration // the oldest signal of a batch waits no longer; 1s
 	AckWait       time.Duration // a message not acked by then is delivered again; 30s
 	MaxAckPending int           // unacked messages per partition; 2*BatchSize + 1024
@@ -74,7 +74,8 @@ func (c ConsumerConfig) DurableName(p int) string {
 
 // Consumer reads the partitions it owns and hands their signals to a Handler in
 // batches, acking each message only once the handler has put its batch in the sink.
-// Signals of one partition reach the handler in stream order.
+// Signals of one partition reach the handler in stream order, but for a failed batch:
+// its messages come back after later ones (the sessionizer takes late signals).
 type Consumer struct {
 	cfg    ConsumerConfig
 	js     jetstream.JetStream
@@ -119,6 +120,7 @@ func NewConsumer(js jetstream.JetStream, cfg ConsumerConfig, handle Handler, set
 type item struct {
 	sigs        []schemas.Signal
 	msg         jetstream.Msg
+	seq         uint64 // in the stream
 	redelivered bool
 }
 
@@ -152,7 +154,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 			}
 		}
 	}
-	prefetch := min(c.cfg.BatchSize, 1000)
+	// Prefetch is bounded in bytes: a group-committed message may hold 64 KiB, and a
+	// worker owns up to every partition.
+	prefetch := max(256<<10, 64<<20/len(c.cfg.Partitions))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(16)
 	for i, p := range c.cfg.Partitions {
@@ -174,7 +178,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			if iters[i], err = cons.Messages(jetstream.PullMaxMessages(prefetch)); err != nil {
+			if iters[i], err = cons.Messages(jetstream.PullMaxBytes(prefetch)); err != nil {
 				return fmt.Errorf("read partition %d (durable %s): %w", p, name, err)
 			}
 			return nil
@@ -195,7 +199,14 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}()
 	}
 
-	b := batch{}
+	// A batch under way when Run is stopped is finished, not abandoned, within
+	// StopTimeout: the handler's writes retry until their context ends.
+	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	stopWork := context.AfterFunc(ctx, func() { time.AfterFunc(c.cfg.StopTimeout, cancelWork) })
+	defer stopWork()
+
+	b := batch{seqs: make(map[uint64]bool)}
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
@@ -207,10 +218,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 			}
 			if len(b.sigs) >= c.cfg.BatchSize {
 				timer.Stop()
-				c.flush(ctx, &b)
+				c.flush(work, &b)
 			}
 		case <-timer.C:
-			c.flush(ctx, &b)
+			c.flush(work, &b)
 		case <-ctx.Done():
 			stop()
 			readers.Wait()
@@ -279,8 +290,8 @@ func (c *Consumer) read(ctx context.Context, p int, it jetstream.MessagesContext
 			continue
 		}
 		x.msg = msg
-		if md, err := msg.Metadata(); err == nil && md.NumDelivered > 1 {
-			x.redelivered = true
+		if md, err := msg.Metadata(); err == nil {
+			x.seq, x.redelivered = md.Sequence.Stream, md.NumDelivered > 1
 		}
 		select {
 		case items <- x:
@@ -296,14 +307,23 @@ type batch struct {
 	sigs []schemas.Signal
 	re   []bool
 	msgs []jetstream.Msg
+	seqs map[uint64]bool // stream sequences in the batch
 }
 
 func (b *batch) add(it item) int {
+	b.msgs = append(b.msgs, it.msg)
+	if it.seq != 0 {
+		// A message held past AckWait (a slow sink) is delivered again while its
+		// first copy waits here: both are acked, its signals are kept once.
+		if b.seqs[it.seq] {
+			return len(b.sigs)
+		}
+		b.seqs[it.seq] = true
+	}
 	b.sigs = append(b.sigs, it.sigs...)
 	for range it.sigs {
 		b.re = append(b.re, it.redelivered)
 	}
-	b.msgs = append(b.msgs, it.msg)
 	return len(b.sigs)
 }
 
@@ -338,5 +358,6 @@ func (c *Consumer) flush(ctx context.Context, b *batch) {
 	}
 	clear(b.sigs)
 	clear(b.msgs)
+	clear(b.seqs)
 	b.sigs, b.re, b.msgs = b.sigs[:0], b.re[:0], b.msgs[:0]
 }

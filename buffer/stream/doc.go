@@ -9,7 +9,7 @@
 // waited for its ack — group commit — so JetStream stores a message per partition per
 // round trip, not one per signal), when a collector may answer 202 (Publisher.Append
 // returns only after JetStream acked the messages holding its signals; a message is
-// retried with the same Nats-Msg-Id, a lone signal's event_id or else a hash of the
+// retried with the same Nats-Msg-Id, a lone signal's site and event_id or else a hash of the
 // frames' event_ids, so the publisher's own retries are dropped), and when a
 // signal leaves the stream (it is a work queue: Consumer acks a message only after the
 // handler put the batch that holds it into the sink; anything not acked comes back,

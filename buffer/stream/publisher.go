@@ -189,7 +189,7 @@ func NewPublisher(nc *nats.Conn, cfg PublisherConfig, set *metrics.Set) (*Publis
 // The signals bound for one partition are framed, in order, into that partition's
 // open message, which the signals of concurrent Appends share (see Publisher). A
 // message whose ack did not come is republished with the same Nats-Msg-Id (the
-// event_id of a lone signal, else a hash of the event_ids), so a retry that reaches a
+// site and event_id of a lone signal, else a hash of them all), so a retry that reaches a
 // stream which did store the first copy is dropped as a duplicate. An Append that runs
 // out of time (ctx or Timeout) answers errAckTimeout for the signals not answered yet;
 // their messages carry on for the other Appends in them.
@@ -302,9 +302,12 @@ func (p *Publisher) add(c *call, sl *slot, signals []*schemas.Signal) {
 	}
 	m.buf = append(m.buf, sl.buf...)
 	if m.n == 0 {
-		m.id[0] = signals[sl.first].EventID
+		// Scoped by site: two sites' clients may make the same event_id.
+		m.id[0] = signals[sl.first].Site + "/" + signals[sl.first].EventID
 	}
 	for i := sl.first; i >= 0; i = c.next[i] {
+		m.ids.WriteString(signals[i].Site)
+		m.ids.WriteString("/")
 		m.ids.WriteString(signals[i].EventID)
 		m.ids.WriteString("\x00")
 	}

@@ -14,7 +14,9 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/rungdev/rung/buffer/stream"
+	"github.com/rungdev/rung/preagg"
 	"github.com/rungdev/rung/schemas"
+	"github.com/rungdev/rung/sink"
 )
 
 // aggregateConfig is `rung aggregate`: a cluster worker that owns some partitions of the
@@ -61,8 +63,9 @@ func (c *aggregateConfig) owned() ([]int, error) {
 
 // runAggregate consumes the owned partitions: it restores their open sessions from the
 // sink, then rolls each batch into them and writes it, and acknowledges the batch only
-// once the sink holds it. A batch delivered again (its first worker died between the
-// write and the ack) is checked against the sink first, so nothing is written twice.
+// once the sink holds it. A batch delivered again (its first write failed half way, or
+// its worker died before the ack) is checked against the sink first, so no raw row is
+// written twice (see skipStored).
 func runAggregate(ctx context.Context, args []string, env environ, stdout io.Writer) error {
 	var cfg aggregateConfig
 	if done, err := configure("rung aggregate", &cfg, &cfg.DryRun, args, env, stdout); done || err != nil {
@@ -86,17 +89,16 @@ func runAggregate(ctx context.Context, args []string, env environ, stdout io.Wri
 	if err != nil {
 		return err
 	}
-	flush := agg.FlushTo(store)
-	absorbed := set.NewCounter(`rung_aggregate_redelivered_absorbed_total`)
+	w := &skipStored{w: store}
+	flush := agg.FlushTo(w)
+	skipped := set.NewCounter(`rung_aggregate_redelivered_stored_total`)
 	handle := func(ctx context.Context, signals []schemas.Signal, redelivered []bool) error {
-		signals, n, err := dropLanded(ctx, store, signals, redelivered)
+		stored, err := storedOf(ctx, store, signals, redelivered)
 		if err != nil {
 			return err
 		}
-		absorbed.Add(n)
-		if len(signals) == 0 {
-			return nil
-		}
+		w.stored = stored // the handler runs in one goroutine at a time
+		skipped.Add(len(stored))
 		return flush(ctx, signals)
 	}
 	consumer, err := stream.NewConsumer(js, stream.ConsumerConfig{
@@ -117,7 +119,7 @@ func runAggregate(ctx context.Context, args []string, env environ, stdout io.Wri
 	}
 	web := &http.Server{Handler: aggregateMux(set, store.Ping, nc.IsConnected), ReadHeaderTimeout: 5 * time.Second}
 	log.Info("rung aggregating", "addr", ln.Addr().String(), "sink", sinkName(&cfg.pipeConfig),
-		"stream", scfg.Name, "partitions", cfg.Owned, "sessions_restored", restored)
+		"stream", scfg.Name, "partitions", len(owned), "sessions_restored", restored)
 
 	// Shutdown, on the signal: the consumer stops fetching and flushes what it holds
 	// (acking it once the sink has it) while the HTTP side stops; NATS and the sink
@@ -149,9 +151,9 @@ type lander interface {
 	Landed(ctx context.Context, signals []schemas.Signal) (map[string]bool, error)
 }
 
-// dropLanded removes from a batch the redelivered signals the sink already holds, in
-// place, and says how many it removed. A batch with no redelivery costs nothing.
-func dropLanded(ctx context.Context, s lander, signals []schemas.Signal, redelivered []bool) ([]schemas.Signal, int, error) {
+// storedOf returns the event_ids of the redelivered signals whose raw rows the sink
+// already holds. A batch with no redelivery costs no lookup.
+func storedOf(ctx context.Context, s lander, signals []schemas.Signal, redelivered []bool) (map[string]bool, error) {
 	var again []schemas.Signal
 	for i, r := range redelivered {
 		if r {
@@ -159,19 +161,38 @@ func dropLanded(ctx context.Context, s lander, signals []schemas.Signal, redeliv
 		}
 	}
 	if len(again) == 0 {
-		return signals, 0, nil
+		return nil, nil
 	}
 	held, err := s.Landed(ctx, again)
 	if err != nil {
-		return nil, 0, fmt.Errorf("check %d redelivered signals against the sink: %w", len(again), err)
+		return nil, fmt.Errorf("check %d redelivered signals against the sink: %w", len(again), err)
 	}
-	kept := signals[:0]
-	for i := range signals {
-		if !redelivered[i] || !held[signals[i].EventID] {
-			kept = append(kept, signals[i])
+	return held, nil
+}
+
+// skipStored is the aggregator's writer. A batch JetStream delivered again may hold
+// signals whose raw rows the sink stored on the first delivery, before the rollups
+// failed or the worker died. Those signals still go through the sessionizer (which
+// undid them when the first write failed, or knows them already when it restored their
+// session after a crash), and every rollup row is written (they are absolute and
+// versioned: a second write changes nothing), but their raw rows are not written again.
+type skipStored struct {
+	w      preagg.Writer
+	stored map[string]bool // event_ids whose raw rows are stored; set per batch
+}
+
+func (s *skipStored) Write(ctx context.Context, b *sink.Batch) error {
+	if len(s.stored) == 0 {
+		return s.w.Write(ctx, b)
+	}
+	kept := sink.Batch{Landing: b.Landing, Exposures: b.Exposures, Conversions: b.Conversions}
+	for i := range b.Signals {
+		if !s.stored[b.Signals[i].EventID] {
+			kept.Signals = append(kept.Signals, b.Signals[i])
+			kept.SessionMs = append(kept.SessionMs, b.SessionOf(i))
 		}
 	}
-	return kept, len(signals) - len(kept), nil
+	return s.w.Write(ctx, &kept)
 }
 
 // aggregateMux serves an aggregator's /metrics, /healthz and /readyz.

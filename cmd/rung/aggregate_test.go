@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -16,7 +17,9 @@ import (
 	"github.com/rungdev/rung/sink/sqlite"
 )
 
-func TestDropLanded(t *testing.T) {
+// TestSkipStored: of a redelivered batch, the raw rows the sink holds are not written
+// again, and every rollup row is.
+func TestSkipStored(t *testing.T) {
 	ctx := context.Background()
 	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "telemetry.db"), metrics.NewSet())
 	if err != nil {
@@ -34,12 +37,11 @@ func TestDropLanded(t *testing.T) {
 		name        string
 		batch       []int
 		redelivered []bool
-		keep        []int
+		stored      []string
 	}{
-		{"no redelivery costs no lookup", []int{0, 1, 5}, []bool{false, false, false}, []int{0, 1, 5}},
-		{"redelivered and landed dropped", []int{0, 3, 1, 4}, []bool{true, true, true, false}, []int{3, 4}},
-		{"only redeliveries are checked", []int{2, 6}, []bool{false, true}, []int{2, 6}},
-		{"all landed", []int{0, 1, 2}, []bool{true, true, true}, nil},
+		{"no redelivery costs no lookup", []int{0, 1, 5}, []bool{false, false, false}, nil},
+		{"redelivered and stored", []int{0, 3, 1, 4}, []bool{true, true, true, false}, []string{"e0", "e1"}},
+		{"only redeliveries are checked", []int{2, 6}, []bool{false, true}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -47,22 +49,36 @@ func TestDropLanded(t *testing.T) {
 			for _, i := range tt.batch {
 				batch = append(batch, sig(i))
 			}
-			kept, n, err := dropLanded(ctx, s, batch, tt.redelivered)
+			stored, err := storedOf(ctx, s, batch, tt.redelivered)
 			if err != nil {
 				t.Fatal(err)
 			}
-			var got []int
-			for _, g := range kept {
-				var i int
-				fmt.Sscanf(g.EventID, "e%d", &i)
-				got = append(got, i)
+			var got []string
+			for id := range stored {
+				got = append(got, id)
 			}
-			if !reflect.DeepEqual(got, tt.keep) || n != len(tt.batch)-len(tt.keep) {
-				t.Errorf("kept %v (dropped %d), want %v", got, n, tt.keep)
+			slices.Sort(got)
+			if !reflect.DeepEqual(got, tt.stored) {
+				t.Errorf("stored %v, want %v", got, tt.stored)
 			}
 		})
 	}
+
+	// The writer drops the stored raw rows and passes on the rest, rollups included.
+	var rec recorder
+	w := &skipStored{w: &rec, stored: map[string]bool{"e0": true}}
+	landing := []sink.LandingCell{{LandingKey: sink.LandingKey{Site: "x.example", HourMs: 0, LandingPath: "/"}, Cell: 1, Version: 1, Sessions: 1}}
+	if err := w.Write(ctx, &sink.Batch{Signals: []schemas.Signal{sig(0), sig(7)}, SessionMs: []int64{10, 70}, Landing: landing}); err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.b.Signals) != 1 || rec.b.Signals[0].EventID != "e7" || rec.b.SessionOf(0) != 70 || len(rec.b.Landing) != 1 {
+		t.Errorf("wrote %+v", rec.b)
+	}
 }
+
+type recorder struct{ b sink.Batch }
+
+func (r *recorder) Write(_ context.Context, b *sink.Batch) error { r.b = *b; return nil }
 
 func TestAggregateConfig(t *testing.T) {
 	for _, tt := range []struct {

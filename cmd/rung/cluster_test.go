@@ -199,7 +199,7 @@ func TestCluster(t *testing.T) {
 		t.Error("the replacement aggregator was given nothing again: the dead one's signals were not redelivered")
 	}
 	t.Logf("%d signals accepted by 2 collectors, landed once each on 2 shards; %v redelivered to the replacement, %v of them already stored",
-		len(accepted), again, aggA.metric("rung_aggregate_redelivered_absorbed_total"))
+		len(accepted), again, aggA.metric("rung_aggregate_redelivered_stored_total"))
 
 	out, err := runCmd(t, runReconcile, nil, "--clickhouse", dsn, "--clickhouse-cluster", "rung", "--from", "-1d", "--business", "none")
 	if err != nil {

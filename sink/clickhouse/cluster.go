@@ -186,8 +186,9 @@ func (k *cluster) landingShard(l *sink.LandingCell) int {
 }
 
 // anyShard places rows that belong to no visitor and are never replaced (quarantined
-// signals): round robin, to spread the load.
-func (k *cluster) anyShard() int { return int(k.next.Add(1) % uint64(len(k.shards))) }
+// signals): round robin over the weighted slots, to spread the load as the weights say
+// (a shard of weight 0 takes none).
+func (k *cluster) anyShard() int { return k.shard(k.next.Add(1)) }
 
 // eachNode runs f on every node of the cluster in turn, on a connection of its own.
 func (k *cluster) eachNode(ctx context.Context, f func(conn driver.Conn, n clusterNode) error) error {
