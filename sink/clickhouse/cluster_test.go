@@ -91,7 +91,7 @@ func shardDown(t *testing.T, s [2]*chtest.Server) {
 	if share == 0 || share == len(b.Signals) {
 		t.Fatalf("the batch has %d of %d signals for shard 1: it must span both", share, len(b.Signals))
 	}
-	s[1].Kill() // a crash: quicker than a shutdown, which waits for shard 1's connections
+	s[1].Kill()    // a crash: quicker than a shutdown, which waits for shard 1's connections
 	defer func() { // the other tests' cleanups need shard 2 back
 		if !s[1].Running() {
 			s[1].Start()
