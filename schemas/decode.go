@@ -628,7 +628,7 @@ func special(x uint64) bool {
 	q := x ^ (ones * '"')
 	bs := x ^ (ones * '\\')
 	zero := func(v uint64) uint64 { return (v - ones) &^ v & highs }
-	return (zero(q)|zero(bs)|((x-ones*0x20)&^x&highs)|x&highs) != 0
+	return (zero(q) | zero(bs) | ((x - ones*0x20) &^ x & highs) | x&highs) != 0
 }
 
 // plain marks the bytes a string scan passes over without a second look.
