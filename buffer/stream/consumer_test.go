@@ -52,6 +52,28 @@ func (r *recorder) handle(_ context.Context, ss []schemas.Signal, re []bool) err
 	return nil
 }
 
+// consumedAll waits until r holds as many signals as all, stops the consumers, and
+// checks r holds exactly all, each once.
+func (r *recorder) consumedAll(t *testing.T, all []*schemas.Signal, stops ...func() error) {
+	t.Helper()
+	waitFor(t, 30*time.Second, func() error {
+		if n := r.count(); n < len(all) {
+			return fmt.Errorf("%d of %d signals consumed", n, len(all))
+		}
+		return nil
+	})
+	var errs []error
+	for _, stop := range stops {
+		errs = append(errs, stop())
+	}
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.check(all); err != nil {
+		t.Error(err)
+	}
+}
+
 func (r *recorder) count() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -163,18 +185,7 @@ func TestPublishConsume(t *testing.T) {
 	a, setA := consumerFor(t, js, cfgA, r)
 	b, setB := consumerFor(t, js, cfgB, r)
 	stopA, stopB := run(t, a), run(t, b)
-	waitFor(t, 30*time.Second, func() error {
-		if n := r.count(); n < len(all) {
-			return fmt.Errorf("%d of %d signals consumed", n, len(all))
-		}
-		return nil
-	})
-	if err := errors.Join(stopA(), stopB()); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.check(all); err != nil {
-		t.Error(err)
-	}
+	r.consumedAll(t, all, stopA, stopB)
 	var na, nb int
 	fmt.Sscan(metric(setA, "rung_stream_consumed_total"), &na)
 	fmt.Sscan(metric(setB, "rung_stream_consumed_total"), &nb)
@@ -222,18 +233,7 @@ func TestHandlerFailureRedelivers(t *testing.T) {
 	c, set := consumerFor(t, js, ConsumerConfig{Stream: scfg, Partitions: []int{0, 1, 2, 3}, BatchSize: 100,
 		FlushInterval: 20 * time.Millisecond, NakDelay: 100 * time.Millisecond}, r)
 	stop := run(t, c)
-	waitFor(t, 30*time.Second, func() error {
-		if n := r.count(); n < len(all) {
-			return fmt.Errorf("%d of %d signals consumed", n, len(all))
-		}
-		return nil
-	})
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.check(all); err != nil {
-		t.Error(err)
-	}
+	r.consumedAll(t, all, stop)
 	if len(failed) == 0 {
 		t.Fatal("the handler never failed")
 	}
@@ -300,18 +300,7 @@ func TestConsumerReplaced(t *testing.T) {
 	r := newRecorder()
 	b, _ := consumerFor(t, js, cfg, r)
 	stopB := run(t, b)
-	waitFor(t, 30*time.Second, func() error {
-		if n := r.count(); n < len(all) {
-			return fmt.Errorf("%d of %d signals consumed by the replacement", n, len(all))
-		}
-		return nil
-	})
-	if err := stopB(); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.check(all); err != nil {
-		t.Error(err)
-	}
+	r.consumedAll(t, all, stopB)
 	for _, id := range heldIDs {
 		if !r.redelivered[id] {
 			t.Errorf("%s, held by the dead worker, came without the redelivered flag", id)
@@ -340,18 +329,7 @@ func TestUndecodableTerminated(t *testing.T) {
 	cfg := ConsumerConfig{Stream: scfg, Partitions: []int{0}, BatchSize: 10, FlushInterval: 20 * time.Millisecond}
 	c, set := consumerFor(t, js, cfg, r)
 	stop := run(t, c)
-	waitFor(t, 30*time.Second, func() error {
-		if n := r.count(); n < len(all) {
-			return fmt.Errorf("%d of %d signals consumed past the garbage", n, len(all))
-		}
-		return nil
-	})
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.check(all); err != nil {
-		t.Error(err)
-	}
+	r.consumedAll(t, all, stop)
 	if got := metric(set, "rung_stream_decode_errors_total"); got != "3" {
 		t.Errorf("decode errors counted %s, want 3", got)
 	}

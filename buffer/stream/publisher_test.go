@@ -84,18 +84,7 @@ func TestGroupCommit(t *testing.T) {
 	r := newRecorder()
 	c, _ := consumerFor(t, js, ConsumerConfig{Stream: cfg, Partitions: []int{0, 1}, BatchSize: 500, FlushInterval: 20 * time.Millisecond}, r)
 	stop := run(t, c)
-	waitFor(t, 30*time.Second, func() error {
-		if n := r.count(); n < len(all) {
-			return fmt.Errorf("%d of %d signals consumed", n, len(all))
-		}
-		return nil
-	})
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.check(all); err != nil {
-		t.Error(err)
-	}
+	r.consumedAll(t, all, stop)
 }
 
 // TestLoneAppendDoesNotLinger: a request alone on its partitions is published at once,

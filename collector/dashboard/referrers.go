@@ -1,7 +1,6 @@
 package dashboard
 
 import (
-	"errors"
 	"net/http"
 	"time"
 
@@ -49,14 +48,7 @@ func (d *Dashboard) referrersPage(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		v.Report, err = d.q.Referrers(r.Context(), rq)
 	}
-	if err != nil {
-		if !errors.Is(err, preagg.ErrQuery) {
-			d.log.Error("dashboard query failed", "path", r.URL.Path, "err", err)
-			http.Error(w, "the query failed; see the server log", http.StatusInternalServerError)
-			return
-		}
-		v.Error = err.Error()
-		d.render(w, http.StatusBadRequest, "referrers.html", v)
+	if d.queryFailed(w, r, err, "referrers.html", v, &v.Error) {
 		return
 	}
 	d.render(w, http.StatusOK, "referrers.html", v)

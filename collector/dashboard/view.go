@@ -173,14 +173,7 @@ func (d *Dashboard) landingPage(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		v.Report, err = d.q.LandingPages(r.Context(), lq)
 	}
-	if err != nil {
-		if !errors.Is(err, preagg.ErrQuery) {
-			d.log.Error("dashboard query failed", "path", r.URL.Path, "err", err)
-			http.Error(w, "the query failed; see the server log", http.StatusInternalServerError)
-			return
-		}
-		v.Error = err.Error()
-		d.render(w, http.StatusBadRequest, "landing.html", v)
+	if d.queryFailed(w, r, err, "landing.html", v, &v.Error) {
 		return
 	}
 	rep := v.Report
@@ -222,8 +215,7 @@ func (d *Dashboard) landingPage(w http.ResponseWriter, r *http.Request) {
 	}
 	exps, err := d.q.Experiments(r.Context(), lq.Site)
 	if err != nil {
-		d.log.Error("dashboard query failed", "path", r.URL.Path, "err", err)
-		http.Error(w, "the query failed; see the server log", http.StatusInternalServerError)
+		d.serverError(w, r, err)
 		return
 	}
 	el := newLinks(r, "site")
@@ -275,6 +267,26 @@ type tick struct {
 	Label string
 }
 
+// queryFailed answers a page whose query failed, and says whether it did: a bad query
+// is the reader's to fix and is shown on the page (400); anything else is logged.
+func (d *Dashboard) queryFailed(w http.ResponseWriter, r *http.Request, err error, page string, v any, shown *string) bool {
+	if err == nil {
+		return false
+	}
+	if !errors.Is(err, preagg.ErrQuery) {
+		d.serverError(w, r, err)
+		return true
+	}
+	*shown = err.Error()
+	d.render(w, http.StatusBadRequest, page, v)
+	return true
+}
+
+func (d *Dashboard) serverError(w http.ResponseWriter, r *http.Request, err error) {
+	d.log.Error("dashboard query failed", "path", r.URL.Path, "err", err)
+	http.Error(w, "the query failed; see the server log", http.StatusInternalServerError)
+}
+
 func (d *Dashboard) experimentPage(w http.ResponseWriter, r *http.Request) {
 	v := &experimentView{W: forestWidth, Back: newLinks(r, "site").to("/")}
 	v.Title = "Experiment " + r.PathValue("id")
@@ -282,14 +294,7 @@ func (d *Dashboard) experimentPage(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		v.Report, err = d.q.Experiment(r.Context(), eq)
 	}
-	if err != nil {
-		if !errors.Is(err, preagg.ErrQuery) {
-			d.log.Error("dashboard query failed", "path", r.URL.Path, "err", err)
-			http.Error(w, "the query failed; see the server log", http.StatusInternalServerError)
-			return
-		}
-		v.Error = err.Error()
-		d.render(w, http.StatusBadRequest, "experiment.html", v)
+	if d.queryFailed(w, r, err, "experiment.html", v, &v.Error) {
 		return
 	}
 	for _, w := range v.Report.Warnings {
