@@ -119,7 +119,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) error
 	if cfg.Memory {
 		sc.Storage = jetstream.MemoryStorage
 	}
-	_, err = js.CreateStream(ctx, sc)
+	err = createStream(ctx, js, sc)
 	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 		// Another process made it first: check what it made.
 		s, err := js.Stream(ctx, cfg.Name)
@@ -133,6 +133,44 @@ func Ensure(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) error
 			cfg.Name, cfg.Subject, cfg.Partitions, cfg.Replicas, err)
 	}
 	return nil
+}
+
+// PlacementWait bounds how long Ensure waits for a cluster that cannot place the stream
+// yet: nodes started together answer JetStream requests as soon as they elect a meta
+// leader, a moment before the leader knows enough peers to place R3.
+const PlacementWait = 30 * time.Second
+
+// createStream creates sc, retrying while the cluster is still forming.
+func createStream(ctx context.Context, js jetstream.JetStream, sc jetstream.StreamConfig) error {
+	deadline := time.Now().Add(PlacementWait)
+	wait := 100 * time.Millisecond
+	for {
+		_, err := js.CreateStream(ctx, sc)
+		if err == nil || !forming(err) || time.Now().Add(wait).After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (gave up waiting: %w)", err, ctx.Err())
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}
+
+// forming reports whether err is what a JetStream cluster answers while its nodes are
+// still finding each other.
+func forming(err error) bool {
+	var api *jetstream.APIError
+	if !errors.As(err, &api) {
+		return false
+	}
+	switch api.ErrorCode {
+	case 10005, // no suitable peers for placement
+		10008: // JetStream system temporarily unavailable
+		return true
+	}
+	return false
 }
 
 func checkPartitions(cfg StreamConfig, info *jetstream.StreamInfo) error {

@@ -364,3 +364,20 @@ func TestPublisherCloseWaits(t *testing.T) {
 		t.Fatal("Close returned while an Append was in flight")
 	}
 }
+
+func TestForming(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{&jetstream.APIError{Code: 500, ErrorCode: 10005, Description: "no suitable peers for placement"}, true},
+		{fmt.Errorf("create: %w", &jetstream.APIError{Code: 503, ErrorCode: 10008}), true},
+		{&jetstream.APIError{Code: 400, ErrorCode: jetstream.JSErrCodeStreamNameInUse}, false},
+		{jetstream.ErrStreamNameAlreadyInUse, false},
+		{context.DeadlineExceeded, false},
+	} {
+		if got := forming(tc.err); got != tc.want {
+			t.Errorf("forming(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+}

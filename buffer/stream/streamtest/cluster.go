@@ -82,6 +82,9 @@ func StartCluster(t testing.TB, n int) (urls []string, kill func(i int)) {
 	if err := waitJetStream(urls, 30*time.Second); err != nil {
 		t.Fatalf("nats cluster of %d: %v", n, err)
 	}
+	if err := waitPlacement(urls[0], n, 30*time.Second); err != nil {
+		t.Fatalf("nats cluster of %d: %v", n, err)
+	}
 	return urls, kill
 }
 
@@ -102,6 +105,40 @@ func waitJetStream(urls []string, total time.Duration) error {
 		}
 	}
 	return nil
+}
+
+// waitPlacement waits until the cluster can place a stream on all n nodes: its meta
+// leader answers before it has heard from every peer, and a test that makes an R3 stream
+// in that moment would be told "no suitable peers for placement".
+func waitPlacement(url string, n int, total time.Duration) error {
+	nc, err := nats.Connect(url, nats.Timeout(time.Second))
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(total)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, err = js.CreateStream(ctx, jetstream.StreamConfig{
+			Name: "STREAMTEST_PROBE", Subjects: []string{"streamtest.probe"},
+			Replicas: n, Storage: jetstream.MemoryStorage,
+		})
+		if err == nil {
+			err = js.DeleteStream(ctx, "STREAMTEST_PROBE")
+		}
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("place a stream on %d nodes: %w", n, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 func jetStreamUp(url string) error {
