@@ -267,6 +267,7 @@ func (c *Consumer) retry(ctx context.Context, what string, f func(context.Contex
 // read moves partition p's messages, decoded and in order, to items until the
 // iterator stops.
 func (c *Consumer) read(ctx context.Context, p int, it jetstream.MessagesContext, items chan<- item) {
+	var last uint64 // the highest stream sequence read from p
 	for {
 		msg, err := it.Next()
 		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
@@ -291,7 +292,9 @@ func (c *Consumer) read(ctx context.Context, p int, it jetstream.MessagesContext
 		}
 		x.msg = msg
 		if md, err := msg.Metadata(); err == nil {
-			x.seq, x.redelivered = md.Sequence.Stream, md.NumDelivered > 1
+			x.seq = md.Sequence.Stream
+			x.redelivered = again(md.NumDelivered, x.seq, last)
+			last = max(last, x.seq)
 		}
 		select {
 		case items <- x:
@@ -300,6 +303,16 @@ func (c *Consumer) read(ctx context.Context, p int, it jetstream.MessagesContext
 			return // not acked: delivered again after AckWait
 		}
 	}
+}
+
+// again reports whether a message may have been delivered before: by its delivery
+// count, or because its partition already gave this process a message at or past its
+// sequence. A partition delivers in stream order, so a lower sequence is one coming
+// back; and a consumer whose leader died can come back with acked messages at delivery
+// count 1, its new leader not having heard of their delivery (nats-server 2.9 was seen
+// to store such a batch twice).
+func again(delivered, seq, last uint64) bool {
+	return delivered > 1 || seq <= last
 }
 
 // batch is what the handler gets next, with the messages to ack once it has.

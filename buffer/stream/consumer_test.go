@@ -341,3 +341,21 @@ func TestUndecodableTerminated(t *testing.T) {
 		return err
 	})
 }
+
+func TestAgain(t *testing.T) {
+	for _, tc := range []struct {
+		delivered, seq, last uint64
+		want                 bool
+	}{
+		{1, 1, 0, false},   // the partition's first message
+		{1, 8, 7, false},   // the next one
+		{2, 8, 7, true},    // delivered before, to this process or another
+		{1, 5, 7, true},    // behind what was read: a consumer leader that forgot
+		{1, 7, 7, true},    // the same message again
+		{1, 100, 7, false}, // a gap: messages acked by an earlier owner
+	} {
+		if got := again(tc.delivered, tc.seq, tc.last); got != tc.want {
+			t.Errorf("again(delivered %d, seq %d, last %d) = %v, want %v", tc.delivered, tc.seq, tc.last, got, tc.want)
+		}
+	}
+}

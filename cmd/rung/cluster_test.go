@@ -193,6 +193,14 @@ func TestCluster(t *testing.T) {
 		}
 		return nil
 	})
+	for i, c := range collectors {
+		t.Logf("collector %d: publish retries %v, duplicates NATS dropped %v", i,
+			c.metric("rung_stream_publish_retries_total"), c.metric("rung_stream_published_duplicates_total"))
+	}
+	for name, a := range map[string]*proc{"0-31": aggA, "32-63": aggB} {
+		t.Logf("aggregator %s: read %v, redelivered %v, of them already stored %v", name, a.metric("rung_stream_read_total"),
+			a.metric("rung_stream_redelivered_total"), a.metric("rung_aggregate_redelivered_stored_total"))
+	}
 	checkLanded(t, landed, accepted)
 	again := aggA.metric("rung_stream_redelivered_total")
 	if again == 0 {
