@@ -19,15 +19,16 @@ func BenchmarkPush(b *testing.B) {
 	done := make(chan error)
 	go func() { done <- buf.Run(ctx) }()
 	ids := make([]schemas.Signal, 1024)
+	bodies := make([]string, len(ids))
 	for i := range ids {
-		ids[i] = sig(fmt.Sprintf("visitor-%08d", i), i)
+		bodies[i], ids[i] = bodySig(fmt.Sprintf("visitor-%08d", i), i)
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		i := 0
 		for pb.Next() {
-			for buf.Push(&ids[i&1023]) != nil { // full: let the flushers catch up
+			for buf.push(bodies[i&1023], &ids[i&1023]) != nil { // full: let the flushers catch up
 			}
 			i++
 		}
@@ -47,13 +48,13 @@ func BenchmarkPushDrain(b *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- buf.Run(ctx) }()
-	s := sig("visitor-00000001", 0)
+	body, s := bodySig("visitor-00000001", 0)
 	b.ReportAllocs()
 	b.ResetTimer()
 	got := 0
 	go func() {
 		for i := 0; i < b.N; i++ {
-			for buf.Push(&s) != nil {
+			for buf.push(body, &s) != nil {
 			}
 		}
 		buf.Close()

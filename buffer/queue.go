@@ -1,15 +1,16 @@
 package buffer
 
 import (
+	"slices"
 	"sync"
 
 	"github.com/rungdev/rung/schemas"
 )
 
-// chunkLen is how many signals one chunk of a queue holds (about 75 KB).
+// chunkLen is how many signals one chunk of a queue holds (about 43 KB).
 const chunkLen = 256
 
-type chunk [chunkLen]schemas.Signal
+type chunk [chunkLen]slot
 
 // queue is one shard's signals in arrival order: a list of fixed-size chunks. Growing
 // never copies what is held (a doubling ring copies everything, and under load that
@@ -25,13 +26,15 @@ type queue struct {
 
 func (q *queue) len() int { return q.n }
 
-func (q *queue) push(s *schemas.Signal) {
+// push stores s, whose strings lie in body when they can; it reports whether they did
+// (see slot.pack).
+func (q *queue) push(body string, s *schemas.Signal) bool {
 	tail := q.head + q.n
 	if tail/chunkLen == len(q.chunks) {
 		q.chunks = append(q.chunks, q.pool.Get().(*chunk))
 	}
-	q.chunks[tail/chunkLen][tail%chunkLen] = *s
 	q.n++
+	return q.chunks[tail/chunkLen][tail%chunkLen].pack(body, s)
 }
 
 // take moves up to k of the oldest signals to dst and returns it with their total size.
@@ -41,10 +44,12 @@ func (q *queue) take(dst []schemas.Signal, k int) ([]schemas.Signal, int64) {
 	for k = min(k, q.n); k > 0; {
 		c := q.chunks[0]
 		m := min(k, chunkLen-q.head)
-		for i := q.head; i < q.head+m; i++ {
-			size += int64(c[i].Size())
+		n := len(dst)
+		dst = slices.Grow(dst, m)[:n+m]
+		for i := range m {
+			c[q.head+i].unpack(&dst[n+i])
+			size += int64(dst[n+i].Size())
 		}
-		dst = append(dst, c[q.head:q.head+m]...)
 		clear(c[q.head : q.head+m])
 		q.head += m
 		q.n -= m

@@ -117,7 +117,7 @@ func (s *Server) collect(ctx *fasthttp.RequestCtx) {
 		clear(w.errs)
 		// Not ctx: a RequestCtx is done when the server shuts down, which must drain,
 		// not abandon, the writes in flight. The intake bounds its own wait.
-		s.intake.Append(context.Background(), w.pending, w.errs)
+		s.intake.Append(context.Background(), body, w.pending, w.errs)
 	}
 	for j, err := range w.errs[:len(w.pending)] {
 		switch i := w.at[j]; {

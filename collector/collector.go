@@ -35,11 +35,12 @@ import (
 
 // Intake takes a request's accepted signals: the buffer on one node, a JetStream stream
 // in a cluster. Append stores each signal or says in errs[i] why not (buffer.ErrFull,
-// buffer.ErrDropped, buffer.ErrClosed); it must not keep the signals. The buffer answers
+// buffer.ErrDropped, buffer.ErrClosed); it must not keep the signals, but may keep body,
+// the request body they were decoded from, which most of their strings point into. The buffer answers
 // at once; a stream returns once JetStream holds them, which is why it is handed the
 // request's signals together, so their acknowledgements are awaited as one.
 type Intake interface {
-	Append(ctx context.Context, signals []*schemas.Signal, errs []error)
+	Append(ctx context.Context, body string, signals []*schemas.Signal, errs []error)
 }
 
 // Config is the collector's part of rung's configuration.

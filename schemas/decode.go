@@ -585,9 +585,7 @@ func (d *decoder) str(at where) (string, error) {
 	// Eight bytes at a time while none of them needs a look: no quote, backslash,
 	// control byte or non-ASCII byte.
 	for ; i+8 <= len(b); i += 8 {
-		x := uint64(b[i]) | uint64(b[i+1])<<8 | uint64(b[i+2])<<16 | uint64(b[i+3])<<24 |
-			uint64(b[i+4])<<32 | uint64(b[i+5])<<40 | uint64(b[i+6])<<48 | uint64(b[i+7])<<56
-		if special(x) {
+		if special(word(b, i)) {
 			break
 		}
 	}

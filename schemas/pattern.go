@@ -46,6 +46,9 @@ type seq struct {
 	// many bytes ([^\s]* in a URL): a run of such bytes is scanned without the
 	// state-to-state dependency of the table walk. nil for the other states.
 	stay []*[256]bool
+	// graphic[state] says that state's stay row holds every byte from '!' to '~', so
+	// runs of them are skipped eight bytes at a time.
+	graphic []bool
 }
 
 const nonASCII = -2
@@ -133,6 +136,7 @@ const minLoop = 16
 
 func (s *seq) loopRows() {
 	s.stay = make([]*[256]bool, len(s.sets))
+	s.graphic = make([]bool, len(s.sets))
 	for d := range s.sets {
 		var row [256]bool
 		n := 0
@@ -144,6 +148,10 @@ func (s *seq) loopRows() {
 		}
 		if n >= minLoop {
 			s.stay[d] = &row
+			s.graphic[d] = true
+			for c := '!'; c <= '~'; c++ {
+				s.graphic[d] = s.graphic[d] && row[c]
+			}
 		}
 	}
 }
@@ -253,6 +261,11 @@ func (s *seq) MatchString(str string) bool {
 			d = int(next)
 			i++
 			if row := s.stay[d]; row != nil {
+				if s.graphic[d] {
+					for i+8 <= len(str) && graphic(word(str, i)) {
+						i += 8
+					}
+				}
 				for i < len(str) && row[str[i]] {
 					i++
 				}
@@ -271,3 +284,23 @@ func (s *seq) MatchString(str string) bool {
 }
 
 func (s *seq) String() string { return s.src }
+
+// word returns the eight bytes of s from i, little-endian: one load on amd64.
+func word[T string | []byte](s T, i int) uint64 {
+	return uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+		uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+}
+
+// graphic says whether every byte of x is from '!' to '~'. A byte below '!' borrows
+// only from bytes that are themselves below it, and one above '~' carries only out of
+// bytes already flagged, so the answer is exact where it matters: never true of a word
+// with a byte outside.
+func graphic(x uint64) bool {
+	const (
+		ones  = 0x0101010101010101
+		highs = 0x8080808080808080
+	)
+	below := (x - ones*'!') &^ x
+	above := x + ones*(0x80-'~'-1) | x
+	return (below|above)&highs == 0
+}

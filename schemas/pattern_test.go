@@ -2,6 +2,7 @@ package schemas
 
 import (
 	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -39,4 +40,21 @@ func FuzzPattern(f *testing.F) {
 			t.Fatalf("pattern %q on %q: got %v, regexp says %v", p, s, got, want)
 		}
 	})
+}
+
+// TestGraphic checks the eight-byte test against the byte-by-byte one for every byte
+// value in every place of a word, beside neighbours at both ends of the range.
+func TestGraphic(t *testing.T) {
+	for _, fill := range []byte{'!', 'a', '~'} {
+		for pos := range 8 {
+			for c := range 256 {
+				b := []byte(strings.Repeat(string(fill), 8))
+				b[pos] = byte(c)
+				want := c >= '!' && c <= '~'
+				if got := graphic(word(b, 0)); got != want {
+					t.Fatalf("graphic(%q) = %v, want %v", b, got, want)
+				}
+			}
+		}
+	}
 }
