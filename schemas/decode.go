@@ -869,33 +869,24 @@ func utmFromURL(u string, utm *[5]string, seen uint32) {
 		q = q[:j]
 	}
 	for len(q) > 0 {
-		end, eq, esc := len(q), -1, false
-		for k := 0; k < len(q); k++ {
-			switch c := q[k]; {
-			case c == '&':
-				end = k
-			case c == '=' && eq < 0:
-				eq = k
-				continue
-			case (c == '%' || c == '+') && eq >= 0:
-				esc = true
-				continue
-			default:
-				continue
-			}
-			break
+		kv := q
+		if j := strings.IndexByte(q, '&'); j >= 0 {
+			kv, q = q[:j], q[j+1:]
+		} else {
+			q = ""
 		}
-		kv := q[:end]
-		q = q[min(end+1, len(q)):]
+		if len(kv) < len("utm_term") || kv[:4] != "utm_" {
+			continue // most pairs of a URL: no need to find their '='
+		}
 		k, v := kv, ""
-		if eq >= 0 {
+		if eq := strings.IndexByte(kv, '='); eq >= 0 {
 			k, v = kv[:eq], kv[eq+1:]
 		}
 		n := utmIndex(k)
 		if n < 0 || seen&(1<<(slotUTMSource+slot(n))) != 0 || utm[n] != "" {
 			continue
 		}
-		if esc {
+		if strings.IndexByte(v, '%') >= 0 || strings.IndexByte(v, '+') >= 0 {
 			if u, err := url.QueryUnescape(v); err == nil && utf8.ValidString(u) {
 				v = u
 			}
