@@ -111,15 +111,11 @@ func waitJetStream(urls []string, total time.Duration) error {
 // leader answers before it has heard from every peer, and a test that makes an R3 stream
 // in that moment would be told "no suitable peers for placement".
 func waitPlacement(url string, n int, total time.Duration) error {
-	nc, err := nats.Connect(url, nats.Timeout(time.Second))
+	nc, js, err := connect(url)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
 	deadline := time.Now().Add(total)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -142,19 +138,28 @@ func waitPlacement(url string, n int, total time.Duration) error {
 }
 
 func jetStreamUp(url string) error {
-	nc, err := nats.Connect(url, nats.Timeout(time.Second))
+	nc, js, err := connect(url)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	_, err = js.AccountInfo(ctx)
 	return err
+}
+
+func connect(url string) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := nats.Connect(url, nats.Timeout(time.Second))
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return nc, js, nil
 }
 
 // freePorts returns n TCP ports free on 127.0.0.1 a moment ago.
