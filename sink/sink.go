@@ -55,6 +55,13 @@ type Sink interface {
 	Close() error
 }
 
+// Key names a stored signal to Landed: an event_id is the client's, and is taken to
+// be unique only together with its visitor.
+type Key struct{ AnonymousID, EventID string }
+
+// KeyOf returns s's Key.
+func KeyOf(s *schemas.Signal) Key { return Key{s.AnonymousID, s.EventID} }
+
 // Batch is what one flush writes: the raw signals with their sessions, and the rollups
 // pre-aggregated from them. The rollup rows are the new state of whatever the signals
 // changed (see the package comment); a batch without signals may still carry rollups.

@@ -148,12 +148,12 @@ func runAggregate(ctx context.Context, args []string, env environ, stdout io.Wri
 
 // lander says which signals the sink already holds.
 type lander interface {
-	Landed(ctx context.Context, signals []schemas.Signal) (map[string]bool, error)
+	Landed(ctx context.Context, signals []schemas.Signal) (map[sink.Key]bool, error)
 }
 
-// storedOf returns the event_ids of the redelivered signals whose raw rows the sink
-// already holds. A batch with no redelivery costs no lookup.
-func storedOf(ctx context.Context, s lander, signals []schemas.Signal, redelivered []bool) (map[string]bool, error) {
+// storedOf returns the keys of the redelivered signals whose raw rows the sink already
+// holds. A batch with no redelivery costs no lookup.
+func storedOf(ctx context.Context, s lander, signals []schemas.Signal, redelivered []bool) (map[sink.Key]bool, error) {
 	var again []schemas.Signal
 	for i, r := range redelivered {
 		if r {
@@ -178,7 +178,7 @@ func storedOf(ctx context.Context, s lander, signals []schemas.Signal, redeliver
 // versioned: a second write changes nothing), but their raw rows are not written again.
 type skipStored struct {
 	w      preagg.Writer
-	stored map[string]bool // event_ids whose raw rows are stored; set per batch
+	stored map[sink.Key]bool // signals whose raw rows are stored; set per batch
 }
 
 func (s *skipStored) Write(ctx context.Context, b *sink.Batch) error {
@@ -187,7 +187,7 @@ func (s *skipStored) Write(ctx context.Context, b *sink.Batch) error {
 	}
 	kept := sink.Batch{Landing: b.Landing, Exposures: b.Exposures, Conversions: b.Conversions}
 	for i := range b.Signals {
-		if !s.stored[b.Signals[i].EventID] {
+		if !s.stored[sink.KeyOf(&b.Signals[i])] {
 			kept.Signals = append(kept.Signals, b.Signals[i])
 			kept.SessionMs = append(kept.SessionMs, b.SessionOf(i))
 		}

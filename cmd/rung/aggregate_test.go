@@ -54,8 +54,8 @@ func TestSkipStored(t *testing.T) {
 				t.Fatal(err)
 			}
 			var got []string
-			for id := range stored {
-				got = append(got, id)
+			for k := range stored {
+				got = append(got, k.EventID)
 			}
 			slices.Sort(got)
 			if !reflect.DeepEqual(got, tt.stored) {
@@ -66,7 +66,8 @@ func TestSkipStored(t *testing.T) {
 
 	// The writer drops the stored raw rows and passes on the rest, rollups included.
 	var rec recorder
-	w := &skipStored{w: &rec, stored: map[string]bool{"e0": true}}
+	s0 := sig(0)
+	w := &skipStored{w: &rec, stored: map[sink.Key]bool{sink.KeyOf(&s0): true}}
 	landing := []sink.LandingCell{{LandingKey: sink.LandingKey{Site: "x.example", HourMs: 0, LandingPath: "/"}, Cell: 1, Version: 1, Sessions: 1}}
 	if err := w.Write(ctx, &sink.Batch{Signals: []schemas.Signal{sig(0), sig(7)}, SessionMs: []int64{10, 70}, Landing: landing}); err != nil {
 		t.Fatal(err)

@@ -7,31 +7,34 @@ import (
 	ch "github.com/ClickHouse/clickhouse-go/v2"
 
 	"github.com/rungdev/rung/schemas"
+	"github.com/rungdev/rung/sink"
 )
 
-// Landed returns the event_ids of signals the store already holds: an aggregator asks
+// Landed returns the keys of the signals the store already holds: an aggregator asks
 // it of a batch JetStream redelivered, whose first delivery may have landed before its
 // worker died. The visitors and the earliest day narrow the read to a few granules of
 // the (site, date, anonymous_id) order.
-func (c *ClickHouse) Landed(ctx context.Context, signals []schemas.Signal) (map[string]bool, error) {
-	out := make(map[string]bool)
+func (c *ClickHouse) Landed(ctx context.Context, signals []schemas.Signal) (map[sink.Key]bool, error) {
+	out := make(map[sink.Key]bool)
 	if len(signals) == 0 {
 		return out, nil
 	}
 	ids := make([]any, 0, len(signals))
 	anons := make([]any, 0, len(signals))
 	seen := make(map[string]bool)
+	want := make(map[sink.Key]bool, len(signals))
 	since := signals[0].ReceivedAt
 	for i := range signals {
 		g := &signals[i]
 		ids = append(ids, g.EventID)
+		want[sink.KeyOf(g)] = true
 		if !seen[g.AnonymousID] {
 			seen[g.AnonymousID] = true
 			anons = append(anons, g.AnonymousID)
 		}
 		since = min(since, g.ReceivedAt)
 	}
-	rows, err := c.conn.Query(ctx, "SELECT DISTINCT event_id FROM "+c.db+".signals WHERE date >= toDate(@day) "+
+	rows, err := c.conn.Query(ctx, "SELECT DISTINCT anonymous_id, event_id FROM "+c.db+".signals WHERE date >= toDate(@day) "+
 		"AND received_ms >= @since AND anonymous_id IN @anons AND event_id IN @ids",
 		ch.Named("day", day(since, -1)), ch.Named("since", since), ch.Named("anons", ch.GroupSet{Value: anons}), ch.Named("ids", ch.GroupSet{Value: ids}))
 	if err != nil {
@@ -39,11 +42,13 @@ func (c *ClickHouse) Landed(ctx context.Context, signals []schemas.Signal) (map[
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
+		var k sink.Key
+		if err := rows.Scan(&k.AnonymousID, &k.EventID); err != nil {
 			return nil, fmt.Errorf("scan a landed event_id: %w", err)
 		}
-		out[id] = true
+		if want[k] { // the IN lists also match one visitor's row with another's event_id
+			out[k] = true
+		}
 	}
 	return out, rows.Err()
 }

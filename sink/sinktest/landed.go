@@ -12,7 +12,7 @@ import (
 // Lander is a Store that says which of some signals it already holds: what an aggregator
 // asks of a batch JetStream redelivered.
 type Lander interface {
-	Landed(ctx context.Context, signals []schemas.Signal) (map[string]bool, error)
+	Landed(ctx context.Context, signals []schemas.Signal) (map[sink.Key]bool, error)
 }
 
 func landed(t *testing.T, s Store) {
@@ -29,11 +29,16 @@ func landed(t *testing.T, s Store) {
 		t.Fatalf("Write: %v", err)
 	}
 	ask := append([]schemas.Signal(nil), held[10:1100]...)
+	var never []schemas.Signal
 	for i := range 5 {
 		g := signal(2000 + i)
 		g.AnonymousID = fmt.Sprintf("stranger-%d", i)
-		ask = append(ask, g, signal(3000+i))
+		// A stored event_id under another visitor is another signal.
+		other := held[i]
+		other.AnonymousID = fmt.Sprintf("stranger-%d", i)
+		never = append(never, g, signal(3000+i), other)
 	}
+	ask = append(ask, never...)
 	got, err := l.Landed(ctx, ask)
 	if err != nil {
 		t.Fatalf("Landed: %v", err)
@@ -42,15 +47,13 @@ func landed(t *testing.T, s Store) {
 		t.Errorf("Landed: %d ids, want 1090", len(got))
 	}
 	for _, g := range held[10:1100] {
-		if !got[g.EventID] {
+		if !got[sink.KeyOf(&g)] {
 			t.Fatalf("Landed misses %s", g.EventID)
 		}
 	}
-	for i := range 5 {
-		for _, id := range []string{signal(2000 + i).EventID, signal(3000 + i).EventID} {
-			if got[id] {
-				t.Errorf("Landed names %s, which was never written", id)
-			}
+	for _, g := range never {
+		if got[sink.KeyOf(&g)] {
+			t.Errorf("Landed names %s of %s, which was never written", g.EventID, g.AnonymousID)
 		}
 	}
 	if got, err := l.Landed(ctx, nil); err != nil || len(got) != 0 {

@@ -6,24 +6,25 @@ import (
 	"strings"
 
 	"github.com/rungdev/rung/schemas"
+	"github.com/rungdev/rung/sink"
 )
 
 // landedChunk bounds the parameters of one lookup, well under SQLite's limit.
 const landedChunk = 400
 
-// Landed returns the event_ids of signals the store already holds: an aggregator asks
+// Landed returns the keys of the signals the store already holds: an aggregator asks
 // it of a batch JetStream redelivered, whose first delivery may have landed before its
 // worker died. It looks each visitor up by index, from the earliest signal's time.
-func (s *SQLite) Landed(ctx context.Context, signals []schemas.Signal) (map[string]bool, error) {
-	out := make(map[string]bool)
+func (s *SQLite) Landed(ctx context.Context, signals []schemas.Signal) (map[sink.Key]bool, error) {
+	out := make(map[sink.Key]bool)
 	if len(signals) == 0 {
 		return out, nil
 	}
-	want := make(map[string]bool, len(signals))
+	want := make(map[sink.Key]bool, len(signals))
 	anons := make(map[string]bool)
 	since := signals[0].ReceivedAt
 	for i := range signals {
-		want[signals[i].EventID] = true
+		want[sink.KeyOf(&signals[i])] = true
 		anons[signals[i].AnonymousID] = true
 		since = min(since, signals[i].ReceivedAt)
 	}
@@ -45,20 +46,20 @@ func (s *SQLite) Landed(ctx context.Context, signals []schemas.Signal) (map[stri
 	return out, nil
 }
 
-func (s *SQLite) landed(ctx context.Context, anons []any, since int64, want, out map[string]bool) error {
-	q := "SELECT event_id FROM signals WHERE anonymous_id IN (?" + strings.Repeat(",?", len(anons)-1) + ") AND received_ms >= ?"
+func (s *SQLite) landed(ctx context.Context, anons []any, since int64, want, out map[sink.Key]bool) error {
+	q := "SELECT anonymous_id, event_id FROM signals WHERE anonymous_id IN (?" + strings.Repeat(",?", len(anons)-1) + ") AND received_ms >= ?"
 	rows, err := s.db.QueryContext(ctx, q, append(anons, since)...)
 	if err != nil {
 		return fmt.Errorf("look up %d visitors' landed signals: %w", len(anons), err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
+		var k sink.Key
+		if err := rows.Scan(&k.AnonymousID, &k.EventID); err != nil {
 			return fmt.Errorf("scan a landed event_id: %w", err)
 		}
-		if want[id] {
-			out[id] = true
+		if want[k] {
+			out[k] = true
 		}
 	}
 	return rows.Err()
