@@ -196,8 +196,8 @@ func (b *Buffer) Append(_ context.Context, body string, signals []*schemas.Signa
 
 // Push stores a copy of s. It never blocks on the flush: a full buffer answers at once
 // with ErrFull or ErrDropped, by policy. s's strings must not refer to memory that will
-// be reused (the collector copies the request body first). Append holds signals of one
-// body more cheaply.
+// be reused (the collector copies the request body first). It allocates the copy, under
+// the shard's lock: Append, which holds a body's signals as spans of it, is the hot path.
 func (b *Buffer) Push(s *schemas.Signal) error {
 	return b.push("", s)
 }

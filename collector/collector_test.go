@@ -304,6 +304,7 @@ func TestHeldAsSpans(t *testing.T) {
 	}{
 		{`[` + snippet + `,` + strings.Replace(snippet, "000000000001", "000000000002", 1) + `]`, 0},
 		{escaped, 1},
+		{strings.NewReplacer("https://example.com/pricing?", "https://example.com?", "000000000001", "000000000003").Replace(snippet), 1}, // path "/": still none copied
 	} {
 		if resp, got := post(t, ts.addr, "text/plain;charset=UTF-8", tc.body); resp.StatusCode != 202 {
 			t.Fatalf("status %d: %s", resp.StatusCode, got)
@@ -322,7 +323,7 @@ func TestHeldAsSpans(t *testing.T) {
 		ids[s.EventID] = s
 	}
 	s := ids["0d6f7a3e-5a0b-4c1e-9c43-000000000002"]
-	if len(got) != 3 || ids["escaped-0001"].Referrer != "https://example.org/café" ||
+	if len(got) != 4 || ids["0d6f7a3e-5a0b-4c1e-9c43-000000000003"].Path != "/" || ids["escaped-0001"].Referrer != "https://example.org/café" ||
 		s.Path != "/pricing" || s.UTMCampaign != "spring" || s.Referrer != "https://www.google.com/" || s.Props != `{"plan":"pro"}` {
 		t.Errorf("stored %+v", got)
 	}

@@ -829,17 +829,19 @@ func (d *decoder) fill(s *Signal, toks *[numSlots]token, seen uint32, props stri
 }
 
 // urlPath returns the path of an absolute URL, "/" when it has none. One pass over
-// the bytes after the scheme.
+// the bytes after the scheme. The path is always a piece of u, even "/" (a slash of
+// "://"), so the buffer holds it as a span of the body like the other strings.
 func urlPath(u string) string {
 	i := strings.Index(u, "://")
 	if i < 0 {
 		return ""
 	}
+	root := u[i+1 : i+2]
 	rest := u[i+3:]
 	for j := 0; j < len(rest); j++ {
 		switch rest[j] {
 		case '?', '#':
-			return "/"
+			return root
 		case '/':
 			p := rest[j:]
 			for k := 1; k < len(p); k++ {
@@ -850,7 +852,7 @@ func urlPath(u string) string {
 			return p
 		}
 	}
-	return "/"
+	return root
 }
 
 // maxUTM is the utm length limit of the schemas, applied to values taken from the URL.
