@@ -286,7 +286,7 @@ func writeVerification(b *strings.Builder, v *Verification) {
 			fmt.Fprintf(t, "  %s\t%s\t%s\t%s\t%s\t%.2f%%\t%s\n", r.Path, fmtInt(r.Sessions), fmtInt(r.WantSessions),
 				fmtInt(r.Converted), fmtInt(r.WantConverted), 100*r.CVR, model)
 		}
-		fmt.Fprintf(b, "  tolerances are the model's: the true rate ± %.2f standard errors at the counts reported\n", s.Z)
+		fmt.Fprintf(b, "  tolerances are the model's: the true rate ± %.2f standard errors at the counts reported (%.2f for all %d checks together; CVRs judged by the exact binomial)\n", s.ZEach, s.Z, s.Checks)
 		t.Flush()
 	}
 	for _, p := range s.Problems {

@@ -113,8 +113,8 @@ type VerifyOptions struct {
 	APIToken string // for the stats API, when rung has one
 	// Wait bounds the wait for the flush (and for the rollups to show it); default 60s.
 	Wait time.Duration
-	// Z is the tolerance of the statistical checks in standard errors; default 3.29
-	// (two-sided 99.9%).
+	// Z is the level of the statistical checks as a whole, in standard errors; default
+	// 3.29 (two-sided 99.9%), split between the checks (see levels).
 	Z float64
 }
 
@@ -156,10 +156,15 @@ type LandedCheck struct {
 
 // StatsCheck compares rung's stats API with the truth.
 type StatsCheck struct {
-	Status     string       `json:"status"`
-	Note       string       `json:"note,omitempty"`
-	WaitedS    float64      `json:"waited_s"`
-	Z          float64      `json:"z"` // the tolerance of the model checks, in standard errors
+	Status  string  `json:"status"`
+	Note    string  `json:"note,omitempty"`
+	WaitedS float64 `json:"waited_s"`
+	Z       float64 `json:"z"` // the level of the model checks as a whole, in standard errors (two-sided)
+	// Each of the Checks model checks is held to the same share of that level (a
+	// Bonferroni split), so the whole check fails a rung that is right as rarely as Z
+	// says, however many pages and variants the run had: ZEach is one check's level.
+	Checks     int          `json:"checks"`
+	ZEach      float64      `json:"z_each"`
 	Landing    []LandingRow `json:"landing_pages,omitempty"`
 	Experiment []VariantRow `json:"experiment,omitempty"`
 	Problems   []string     `json:"problems,omitempty"`
@@ -188,11 +193,11 @@ type VariantRow struct {
 	WantConverted int64     `json:"want_converted"`
 	CVR           float64   `json:"cvr"`
 	TrueCVR       float64   `json:"true_cvr"`
-	CVRTolerance  float64   `json:"cvr_tolerance"` // Z standard errors at the true rate
+	CVRTolerance  float64   `json:"cvr_tolerance"` // ZEach standard errors at the true rate
 	Lift          *float64  `json:"lift,omitempty"`
 	LiftCI        []float64 `json:"lift_ci,omitempty"`
 	TrueLift      float64   `json:"true_lift"`
-	LiftTolerance []float64 `json:"lift_tolerance,omitempty"` // the range of lifts within Z standard errors of the truth
+	LiftTolerance []float64 `json:"lift_tolerance,omitempty"` // the range of lifts within ZEach standard errors of the truth
 	CICoversTruth *bool     `json:"ci_covers_true_lift,omitempty"`
 }
 
@@ -405,6 +410,9 @@ func checkStats(ctx context.Context, res *Result, o VerifyOptions, deadline time
 	// The model's rates describe whole journeys: with signals lost on the way, or
 	// journeys cut short, only the exact comparison with what was accepted holds.
 	model := res.Rejected+res.Unknown+res.NotSent == 0 && res.Unfinished == 0
+	if model {
+		c.Checks, c.ZEach = levels(&truth, o.Z)
+	}
 	c.Landing, c.Experiment, c.Problems = judge(&exp, &land, &truth, m, &expect, o.Z, model)
 	if !model {
 		c.Note = "signals were refused or lost, or journeys left unfinished: compared with what was accepted only, not with the model's rates"
@@ -434,11 +442,67 @@ func statsCaughtUp(exp *apiExperiment, land *apiLanding, t *Truth) bool {
 	return sessions >= t.Sessions && visitors >= want
 }
 
+// levels splits the two-sided level z (in standard errors) between the model checks the
+// truth t makes (a CVR per landing page and per variant, a lift per variant but the
+// control) and returns their number and one check's level.
+func levels(t *Truth, z float64) (checks int, zEach float64) {
+	for _, w := range t.Landing {
+		if w.Sessions > 0 {
+			checks++
+		}
+	}
+	for i, v := range t.Variants {
+		if v.Visitors > 0 {
+			checks++
+			if i > 0 {
+				checks++
+			}
+		}
+	}
+	alpha := math.Erfc(z / math.Sqrt2)
+	return checks, math.Sqrt2 * math.Erfinv(1-alpha/float64(max(checks, 1)))
+}
+
+// binomialP is the two-sided p-value of k successes in n trials of rate p: twice the
+// exact tail on k's side of the mean. The normal approximation is no good here: at
+// the small counts of a short run's landing pages, a binomial's upper tail is far
+// longer than the normal's (6 of 33 at 5.2% is 3.3 standard errors out, yet a count
+// that far out, either way, comes once in 77 runs).
+func binomialP(n, k int64, p float64) float64 {
+	if n <= 0 || p <= 0 || p >= 1 {
+		return 1
+	}
+	lf := func(i int64) float64 { v, _ := math.Lgamma(float64(i) + 1); return v }
+	lnN, lp, lq := lf(n), math.Log(p), math.Log1p(-p)
+	pmf := func(i int64) float64 { return math.Exp(lnN - lf(i) - lf(n-i) + float64(i)*lp + float64(n-i)*lq) }
+	step := int64(1)
+	if float64(k) < float64(n)*p {
+		step = -1
+	}
+	var tail float64
+	for i := k; i >= 0 && i <= n; i += step {
+		t := pmf(i)
+		tail += t
+		if t < tail*1e-17 {
+			break
+		}
+	}
+	return min(1, 2*tail)
+}
+
 // judge compares the API's answers with the truth (exactly, up to the uncertain
-// visitors) and, when model is set, with the model's rates (within z standard errors),
-// and lists every problem.
+// visitors) and, when model is set, with the model's rates (at the level z, split
+// between the checks; see levels), and lists every problem.
 func judge(exp *apiExperiment, land *apiLanding, t *Truth, m *Model, e *Expectation, z float64, model bool) ([]LandingRow, []VariantRow, []string) {
 	var problems []string
+	checks, zEach := levels(t, z)
+	alpha := math.Erfc(zEach / math.Sqrt2) // one check's two-sided level
+	implausible := func(what string, k, n int64, p float64) {
+		if pv := binomialP(n, k, p); pv < alpha {
+			problems = append(problems, fmt.Sprintf("%s: CVR %.4f (%d of %d) is implausible at the true %.4f: p = %.2g (exact binomial, two-sided), below the %.2g allowed each of %d checks",
+				what, float64(k)/float64(n), k, n, p, pv, alpha, checks))
+		}
+	}
 	slack := t.Uncertain
 	near := func(got, want int64) bool { return got >= want-slack && got <= want+slack }
 
@@ -461,11 +525,8 @@ func judge(exp *apiExperiment, land *apiLanding, t *Truth, m *Model, e *Expectat
 		// A session is a visitor here, and who converts does not depend on where they
 		// land: every landing page's true CVR is the population's.
 		if p := e.CVR; model && r.Sessions > 0 {
-			r.TrueCVR, r.CVRTolerance = p, z*math.Sqrt(p*(1-p)/float64(r.Sessions))
-			if math.Abs(r.CVR-p) > r.CVRTolerance {
-				problems = append(problems, fmt.Sprintf("landing page %q: CVR %.4f is further than %.1f standard errors (%.4f) from the true %.4f",
-					w.Path, r.CVR, z, r.CVRTolerance, p))
-			}
+			r.TrueCVR, r.CVRTolerance = p, zEach*math.Sqrt(p*(1-p)/float64(r.Sessions))
+			implausible(fmt.Sprintf("landing page %q", w.Path), r.Converted, r.Sessions, p)
 		}
 		rows = append(rows, r)
 	}
@@ -503,11 +564,8 @@ func judge(exp *apiExperiment, land *apiLanding, t *Truth, m *Model, e *Expectat
 		}
 		if model && r.Visitors > 0 {
 			p := truth.CVR
-			r.CVRTolerance = z * math.Sqrt(p*(1-p)/float64(r.Visitors))
-			if math.Abs(r.CVR-p) > r.CVRTolerance {
-				problems = append(problems, fmt.Sprintf("variant %q: CVR %.4f is further than %.1f standard errors (%.4f) from the true %.4f",
-					w.Name, r.CVR, z, r.CVRTolerance, p))
-			}
+			r.CVRTolerance = zEach * math.Sqrt(p*(1-p)/float64(r.Visitors))
+			implausible(fmt.Sprintf("variant %q", w.Name), r.Converted, r.Visitors, p)
 		}
 		if i == 0 {
 			control = &r
@@ -515,14 +573,14 @@ func judge(exp *apiExperiment, land *apiLanding, t *Truth, m *Model, e *Expectat
 			// The log of the risk ratio is near normal with this standard error at the
 			// true rates (the delta method): the tolerance the model implies for lift.
 			se := math.Sqrt((1-truth.CVR)/(float64(r.Visitors)*truth.CVR) + (1-control.TrueCVR)/(float64(control.Visitors)*control.TrueCVR))
-			lo, hi := (1+truth.Lift)*math.Exp(-z*se)-1, (1+truth.Lift)*math.Exp(z*se)-1
+			lo, hi := (1+truth.Lift)*math.Exp(-zEach*se)-1, (1+truth.Lift)*math.Exp(zEach*se)-1
 			r.LiftTolerance = []float64{lo, hi}
 			switch {
 			case r.Lift == nil:
 				problems = append(problems, fmt.Sprintf("variant %q: the API reports no lift", w.Name))
 			case *r.Lift < lo || *r.Lift > hi:
-				problems = append(problems, fmt.Sprintf("variant %q: lift %+.4f is outside [%+.4f, %+.4f], %.1f standard errors around the true %+.4f",
-					w.Name, *r.Lift, lo, hi, z, truth.Lift))
+				problems = append(problems, fmt.Sprintf("variant %q: lift %+.4f is outside [%+.4f, %+.4f], %.2f standard errors around the true %+.4f",
+					w.Name, *r.Lift, lo, hi, zEach, truth.Lift))
 			}
 		}
 		vrows = append(vrows, r)

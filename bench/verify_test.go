@@ -2,6 +2,7 @@ package bench
 
 import (
 	"encoding/json"
+	"math"
 	"strings"
 	"testing"
 )
@@ -69,7 +70,14 @@ func TestJudge(t *testing.T) {
 		}, true, ""},
 		{"a CVR the model makes implausible", func(tr *Truth, exp *apiExperiment, land *apiLanding) {
 			tr.Variants[0].Converted, exp.Variants[0].Converted, exp.Variants[0].CVR = 1_400, 1_400, 0.07
-		}, true, `variant "control": CVR 0.0700 is further than 3.3 standard errors`},
+		}, true, `variant "control": CVR 0.0700 (1400 of 20000) is implausible at the true 0.0500`},
+		{"a small page's unlucky draw", func(tr *Truth, exp *apiExperiment, land *apiLanding) {
+			// 6 of 33 at about 5%: 3.3 normal standard errors out, a 1-in-77 event, which
+			// with nine checks a run would meet often (a CI run did).
+			tr.Landing = append(tr.Landing, LandingTruth{"/customers", 33, 6})
+			land.Pages = append(land.Pages, land.Pages[0])
+			land.Pages[2].Path, land.Pages[2].Sessions, land.Pages[2].Converted, land.Pages[2].CVR = "/customers", 33, 6, 6.0/33
+		}, true, ""},
 		{"a lift outside the model's tolerance", func(tr *Truth, exp *apiExperiment, land *apiLanding) {
 			l := 0.6
 			exp.Variants[1].Lift.Relative = &l
@@ -97,5 +105,38 @@ func TestJudge(t *testing.T) {
 				t.Errorf("variant rows %+v", rows)
 			}
 		})
+	}
+}
+
+// TestBinomialP checks the exact two-sided p-values against sums done apart (Python,
+// in log space), from a short run's landing page to an arm of 20,000.
+func TestBinomialP(t *testing.T) {
+	for _, c := range []struct {
+		n, k int64
+		p    float64
+		want float64
+	}{
+		{33, 6, 0.052, 0.013007601523611773}, // 3.3 normal standard errors out, yet 1 in 77
+		{20000, 950, 0.05, 0.10654887333624766},
+		{20000, 1100, 0.05, 0.0014510858508332458},
+		{100, 0, 0.05, 0.011841058440668045},
+		{100, 5, 0.05, 1},
+		{0, 0, 0.05, 1},
+	} {
+		if got := binomialP(c.n, c.k, c.p); math.Abs(got-c.want) > 1e-9*max(c.want, 1e-300) && math.Abs(got-c.want) > 1e-12 {
+			t.Errorf("binomialP(%d, %d, %v) = %v, want %v", c.n, c.k, c.p, got, c.want)
+		}
+	}
+}
+
+// TestLevels: the whole check's level is split between its checks.
+func TestLevels(t *testing.T) {
+	tr := &Truth{
+		Variants: []VariantCount{{"control", 100, 5}, {"bold_cta", 100, 6}, {"empty", 0, 0}},
+		Landing:  []LandingTruth{{"/", 150, 7}, {"/pricing", 50, 4}},
+	}
+	checks, zEach := levels(tr, 3.29) // 2 pages, 2 variants, 1 lift
+	if alpha := math.Erfc(zEach/math.Sqrt2) * float64(checks); checks != 5 || math.Abs(alpha-math.Erfc(3.29/math.Sqrt2)) > 1e-9 {
+		t.Errorf("levels = %d checks at z %.3f (family level %.6f)", checks, zEach, alpha)
 	}
 }
