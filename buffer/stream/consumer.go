@@ -308,9 +308,9 @@ func (c *Consumer) read(ctx context.Context, p int, it jetstream.MessagesContext
 // again reports whether a message may have been delivered before: by its delivery
 // count, or because its partition already gave this process a message at or past its
 // sequence. A partition delivers in stream order, so a lower sequence is one coming
-// back; and a consumer whose leader died can come back with acked messages at delivery
-// count 1, its new leader not having heard of their delivery (nats-server 2.9 was seen
-// to store such a batch twice).
+// back; and a consumer whose leader died can send acked messages again at delivery
+// count 1 when its new leader had not heard of their delivery (the likeliest cause of
+// 68 signals stored twice in one CI run of TestCluster; not reproduced since).
 func again(delivered, seq, last uint64) bool {
 	return delivered > 1 || seq <= last
 }

@@ -135,14 +135,14 @@ func Ensure(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) error
 	return nil
 }
 
-// PlacementWait bounds how long Ensure waits for a cluster that cannot place the stream
+// placementWait bounds how long Ensure waits for a cluster that cannot place the stream
 // yet: nodes started together answer JetStream requests as soon as they elect a meta
 // leader, a moment before the leader knows enough peers to place R3.
-const PlacementWait = 30 * time.Second
+const placementWait = 30 * time.Second
 
 // createStream creates sc, retrying while the cluster is still forming.
 func createStream(ctx context.Context, js jetstream.JetStream, sc jetstream.StreamConfig) error {
-	deadline := time.Now().Add(PlacementWait)
+	deadline := time.Now().Add(placementWait)
 	wait := 100 * time.Millisecond
 	for {
 		_, err := js.CreateStream(ctx, sc)
