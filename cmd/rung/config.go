@@ -275,6 +275,8 @@ type streamConfig struct {
 	Replicas       int           `json:"stream_replicas"`
 	StreamBytes    int64         `json:"stream_max_bytes"`
 	PublishTimeout time.Duration `json:"publish_timeout"`
+	Linger         time.Duration `json:"publish_linger"`
+	MessageBytes   int           `json:"publish_max_bytes"`
 }
 
 // flags registers the stream's flags; required marks --nats as one the command cannot
@@ -291,6 +293,8 @@ func (c *streamConfig) flags(fs *flag.FlagSet, required bool) {
 	fs.IntVar(&c.Replicas, "stream-replicas", 1, "replicas of the stream when rung creates it (3 on a three-node NATS cluster)")
 	fs.Int64Var(&c.StreamBytes, "stream-max-bytes", 1<<30, "bytes the stream may hold when rung creates it; beyond, publishes are refused (503)")
 	fs.DurationVar(&c.PublishTimeout, "publish-timeout", 5*time.Second, "longest /collect waits for JetStream to acknowledge a request's signals")
+	fs.DurationVar(&c.Linger, "publish-linger", 5*time.Millisecond, "longest a partition's message waits for more signals behind one in flight (group commit: more signals per message, more latency)")
+	fs.IntVar(&c.MessageBytes, "publish-max-bytes", 64<<10, "a partition's message is sent once it holds this many bytes")
 }
 
 func (c *streamConfig) validate(required bool) []error {
@@ -324,6 +328,14 @@ func (c *streamConfig) validate(required bool) []error {
 	}
 	if c.PublishTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("--publish-timeout %v: must be positive", c.PublishTimeout))
+	}
+	if c.Linger <= 0 || c.Linger > time.Second {
+		errs = append(errs, fmt.Errorf("--publish-linger %v: want more than 0, at most 1s", c.Linger))
+	}
+	if c.MessageBytes < 1<<10 || c.MessageBytes > 512<<10 {
+		// NATS refuses payloads over its max_payload, 1 MiB by default, and one request's
+		// signals for a partition may go past this bound.
+		errs = append(errs, fmt.Errorf("--publish-max-bytes %d: want 1 KiB to 512 KiB", c.MessageBytes))
 	}
 	return errs
 }

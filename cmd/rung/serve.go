@@ -64,7 +64,8 @@ func runServe(ctx context.Context, args []string, env environ, stdout io.Writer)
 			return err
 		}
 		defer nc.Close()
-		pub, err = stream.NewPublisher(nc, stream.PublisherConfig{Stream: scfg, Timeout: cfg.PublishTimeout}, set)
+		pub, err = stream.NewPublisher(nc, stream.PublisherConfig{Stream: scfg, Timeout: cfg.PublishTimeout,
+			Linger: cfg.Linger, MaxMessageBytes: cfg.MessageBytes}, set)
 		if err != nil {
 			return err
 		}
