@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/rungdev/rung/schemas"
@@ -157,11 +158,7 @@ func pending(js jetstream.JetStream, cfg ConsumerConfig, p int) (int, error) {
 func TestPublishConsume(t *testing.T) {
 	nc, js := connect(t)
 	scfg := newStream(t, js, StreamConfig{Partitions: 8})
-	p, err := NewPublisher(nc, PublisherConfig{Stream: scfg}, metrics.NewSet())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := publisher(t, nc, scfg)
 
 	// Four concurrent publishers, each with visitors of its own, so each visitor's
 	// signals have one publish order to keep.
@@ -211,11 +208,7 @@ func TestPublishConsume(t *testing.T) {
 func TestHandlerFailureRedelivers(t *testing.T) {
 	nc, js := connect(t)
 	scfg := newStream(t, js, StreamConfig{Partitions: 4})
-	p, err := NewPublisher(nc, PublisherConfig{Stream: scfg}, metrics.NewSet())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := publisher(t, nc, scfg)
 	all := signals("fail", 400, 40)
 	publish(t, p, all, 100)
 
@@ -250,11 +243,7 @@ func TestHandlerFailureRedelivers(t *testing.T) {
 func TestConsumerReplaced(t *testing.T) {
 	nc, js := connect(t)
 	scfg := newStream(t, js, StreamConfig{Partitions: 4})
-	p, err := NewPublisher(nc, PublisherConfig{Stream: scfg}, metrics.NewSet())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := publisher(t, nc, scfg)
 	all := signals("replaced", 500, 50)
 	publish(t, p, all, 100)
 
@@ -317,11 +306,7 @@ func TestUndecodableTerminated(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	p, err := NewPublisher(nc, PublisherConfig{Stream: scfg}, metrics.NewSet())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := publisher(t, nc, scfg)
 	all := signals("after-garbage", 50, 5)
 	publish(t, p, all, 50)
 
@@ -358,4 +343,15 @@ func TestAgain(t *testing.T) {
 			t.Errorf("again(delivered %d, seq %d, last %d) = %v, want %v", tc.delivered, tc.seq, tc.last, got, tc.want)
 		}
 	}
+}
+
+// publisher returns a Publisher to scfg's stream, closed when the test ends.
+func publisher(t *testing.T, nc *nats.Conn, scfg StreamConfig) *Publisher {
+	t.Helper()
+	p, err := NewPublisher(nc, PublisherConfig{Stream: scfg}, metrics.NewSet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
 }
