@@ -191,8 +191,7 @@ func (pr *pollRun) loop(lanes []*pollLane) error {
 			lastScan = now
 			for i, p := range lanes {
 				if p.inflight && now-p.sent > pr.r.cfg.Timeout {
-					p.closeFD()
-					pr.done(ep, i, p, errTimeout)
+					pr.fail(ep, i, p, errTimeout)
 				}
 			}
 		}
@@ -295,8 +294,7 @@ func (pr *pollRun) write(ep, i int, p *pollLane) {
 		case err == syscall.EINTR:
 			continue
 		case err != nil:
-			p.closeFD()
-			pr.done(ep, i, p, os.NewSyscallError("write", err))
+			pr.fail(ep, i, p, os.NewSyscallError("write", err))
 			return
 		}
 		p.wrote += n
@@ -308,8 +306,7 @@ func (pr *pollRun) read(ep, i int, p *pollLane) {
 	c := p.http
 	for {
 		if err := c.room(); err != nil {
-			p.closeFD()
-			pr.done(ep, i, p, err)
+			pr.fail(ep, i, p, err)
 			return
 		}
 		n, err := rawIO(syscall.SYS_READ, p.fd, c.rbuf[c.w:])
@@ -319,15 +316,13 @@ func (pr *pollRun) read(ep, i int, p *pollLane) {
 		case err == syscall.EINTR:
 			continue
 		case err != nil:
-			p.closeFD()
-			pr.done(ep, i, p, os.NewSyscallError("read", err))
+			pr.fail(ep, i, p, os.NewSyscallError("read", err))
 			return
 		}
 		c.w += n
 		ok, perr := c.parse(n == 0)
 		if perr != nil {
-			p.closeFD()
-			pr.done(ep, i, p, perr)
+			pr.fail(ep, i, p, perr)
 			return
 		}
 		if ok {
@@ -341,6 +336,12 @@ func (pr *pollRun) read(ep, i int, p *pollLane) {
 }
 
 // done books lane i's request as answered, or failed with err, and sends the next.
+// fail closes lane i's connection and ends its request with err.
+func (pr *pollRun) fail(ep, i int, p *pollLane, err error) {
+	p.closeFD()
+	pr.done(ep, i, p, err)
+}
+
 func (pr *pollRun) done(ep, i int, p *pollLane, err error) {
 	p.inflight = false
 	pr.complete(ep, i, p, err)

@@ -38,6 +38,7 @@ package sink
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/rungdev/rung/schemas"
 )
@@ -183,6 +184,27 @@ type ReferrerFilter struct {
 type ReferrerCount struct {
 	Referrer  string
 	Pageviews int64
+}
+
+// Rows is what both sinks' drivers return for a query (database/sql's and
+// clickhouse-go's rows alike).
+type Rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// ScanReferrers reads (referrer, pageviews) rows.
+func ScanReferrers(rows Rows) ([]ReferrerCount, error) {
+	var out []ReferrerCount
+	for rows.Next() {
+		var r ReferrerCount
+		if err := rows.Scan(&r.Referrer, &r.Pageviews); err != nil {
+			return nil, fmt.Errorf("scan referrer: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
 }
 
 // LandingCount is one landing page's sessions and converting sessions.

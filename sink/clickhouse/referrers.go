@@ -26,13 +26,5 @@ func (c *ClickHouse) Referrers(ctx context.Context, f sink.ReferrerFilter) ([]si
 		return nil, fmt.Errorf("query referrers of %q: %w", f.Path, err)
 	}
 	defer rows.Close()
-	var out []sink.ReferrerCount
-	for rows.Next() {
-		var r sink.ReferrerCount
-		if err := rows.Scan(&r.Referrer, &r.Pageviews); err != nil {
-			return nil, fmt.Errorf("scan referrer: %w", err)
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return sink.ScanReferrers(rows)
 }
