@@ -104,8 +104,11 @@ func topHelp(cmds map[string]command) string {
 	writeHeader(&b, "rung", "COMMAND", "rung collects page-view signals, stitches conversions into durable business events,\n"+
 		"answers CVR and lift questions, and places a stat on the ladder of metrics architectures.")
 	b.WriteString("\ncommands:\n")
-	all := maps.Clone(cmds)
-	all["help"] = command{args: "COMMAND", summary: "print a command's usage and flags"}
+	// Names alone: each command's arguments are on its own usage line.
+	all := map[string]command{"help": {summary: "print a command's usage and flags: rung help COMMAND"}}
+	for n, c := range cmds {
+		all[n] = command{summary: c.summary}
+	}
 	writeCommands(&b, all)
 	b.WriteString("\nrun 'rung help COMMAND' for a command's flags; 'rung --version' is 'rung version'\n")
 	return b.String()
