@@ -38,6 +38,10 @@ type helpRequest struct{ text string }
 func (h *helpRequest) Error() string { return "help requested" }
 func (h *helpRequest) Unwrap() error { return flag.ErrHelp }
 
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "-help" || arg == "--help"
+}
+
 // cmdError is a failure of a command at run time, named by the command it came from.
 type cmdError struct {
 	cmd string

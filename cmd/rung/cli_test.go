@@ -35,6 +35,7 @@ func cliCases() []cliCase {
 		{name: "help-serve", args: []string{"help", "serve"}},
 		{name: "help-query-experiment", args: []string{"help", "query", "experiment"}},
 		{name: "help-unknown", args: []string{"help", "nope"}, code: 2},
+		{name: "version-stray-after-flag", args: []string{"--version", "now"}, code: 2},
 		{name: "unknown-command", args: []string{"nope"}, code: 2},
 
 		{name: "serve-bad-values", args: []string{"serve", "--when-full", "maybe", "--batch-size", "0", "--dry-run"}, code: 2},

@@ -81,9 +81,9 @@ func dispatch(ctx context.Context, args []string, env environ, stdout io.Writer)
 	case "-h", "-help", "--help":
 		return &helpRequest{text: topHelp(cmds)}
 	case "-version", "--version":
-		args = []string{"version"}
+		args = append([]string{"version"}, args[1:]...)
 	case "help":
-		if len(args) == 1 {
+		if len(args) == 1 || args[1] == "help" || isHelp(args[1]) {
 			return &helpRequest{text: topHelp(cmds)}
 		}
 		args = append(args[1:len(args):len(args)], "--help")

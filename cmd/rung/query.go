@@ -70,10 +70,6 @@ func experimentByID(ctx context.Context, args []string, env environ, stdout io.W
 	return queryExperiment(ctx, args[0], args[1:], env, stdout)
 }
 
-func isHelp(arg string) bool {
-	return arg == "-h" || arg == "-help" || arg == "--help"
-}
-
 // statsFlags are the flags every stats command shares.
 type statsFlags struct {
 	clickhouse, cluster string
