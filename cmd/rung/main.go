@@ -1,6 +1,7 @@
 // Command rung collects page-view signals at volume, stitches conversions into durable
 // business events, answers CVR and lift questions, and places a stat on the ladder of
-// metrics architectures. This file only dispatches subcommands; each lives in its own file.
+// metrics architectures. This file dispatches subcommands (each lives in its own file) and
+// prints rung's help and version; cli.go is how every command speaks to a person.
 package main
 
 import (
@@ -70,8 +71,9 @@ func cli(ctx context.Context, args []string, env environ, stdout, stderr io.Writ
 	return exitCode(dispatch(ctx, args, env, stdout), stdout, stderr)
 }
 
-// dispatch runs the command args name. Help (rung help CMD, CMD --help) comes back as a
-// helpRequest, for exitCode to print; a failure comes back named by its command.
+// dispatch runs the command args[0] names with the rest of args. Help (rung help CMD,
+// CMD --help) comes back as a helpRequest for exitCode to print; a failure comes back
+// named by its command.
 func dispatch(ctx context.Context, args []string, env environ, stdout io.Writer) error {
 	cmds := commands()
 	if len(args) == 0 {
