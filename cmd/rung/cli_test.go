@@ -212,3 +212,43 @@ func TestVersion(t *testing.T) {
 		}
 	}
 }
+
+// FuzzUsageErrors: whatever the command line, serve's flags either parse or come back
+// as a usage error that exitCode prints as lines naming the command, then the pointer
+// to --help; never the usage, never a panic.
+func FuzzUsageErrors(f *testing.F) {
+	for _, s := range []string{"--batch-size 0", "--when-full maybe --relay=x", "-listen", "--drain-timeout 30",
+		"---x", "-- extra", "--=1", "--max-conns 99999999999999999999", "--rate-ip NaN", "-h"} {
+		f.Add(s, "7")
+	}
+	f.Fuzz(func(t *testing.T, line, envValue string) {
+		var c serveConfig
+		fs := newFlags("serve")
+		c.flags(fs)
+		err := parseFlags(fs, strings.Fields(line), envMap(map[string]string{"RUNG_MAX_BATCH": envValue}))
+		if err == nil {
+			err = c.validate()
+			if err == nil {
+				return
+			}
+			err = badUsage(fs, err)
+		}
+		var stdout, stderr bytes.Buffer
+		code := exitCode(err, &stdout, &stderr)
+		if errors.Is(err, flag.ErrHelp) {
+			if code != 0 || !strings.HasPrefix(stdout.String(), "usage: rung serve [flags]\n") {
+				t.Fatalf("help: exit %d\n%s", code, stdout.String())
+			}
+			return
+		}
+		lines := strings.Split(strings.TrimSuffix(stderr.String(), "\n"), "\n")
+		if code != 2 || stdout.Len() != 0 || len(lines) < 2 || lines[len(lines)-1] != "run 'rung serve --help' for usage" {
+			t.Fatalf("%q: exit %d\nstdout:\n%s\nstderr:\n%s", line, code, stdout.String(), stderr.String())
+		}
+		for _, l := range lines[:len(lines)-1] {
+			if !strings.HasPrefix(l, "rung serve: ") || strings.Contains(l, "usage:") {
+				t.Fatalf("%q: line %q", line, l)
+			}
+		}
+	})
+}
