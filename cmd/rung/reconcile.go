@@ -18,10 +18,10 @@ import (
 	"github.com/rungdev/rung/tiers/sqldb"
 )
 
-// runReconcile recomputes every rollup of a time range from the raw signals with SQL,
-// compares it row by row with what the pre-aggregator wrote, prints each mismatch and
-// fails when there is any. It must run with the rules serve runs with
-// (--session-timeout, --goals).
+// runReconcile recomputes every rollup of a time range (of one site, with --site) from
+// the raw signals with SQL, compares it row by row with what the pre-aggregator wrote,
+// prints each mismatch and fails when there is any. It must run with the rules serve
+// runs with (--session-timeout, --goals).
 func runReconcile(ctx context.Context, args []string, env environ, stdout io.Writer) error {
 	fs := newFlags("reconcile")
 	var sf statsFlags
