@@ -15,9 +15,9 @@ import (
 
 	"github.com/rungdev/rung/schemas"
 	"github.com/rungdev/rung/stitch/outbox"
+	"github.com/rungdev/rung/stitch/sqldb"
+	"github.com/rungdev/rung/stitch/sqldb/sqltest"
 	"github.com/rungdev/rung/tiers/eventlog"
-	"github.com/rungdev/rung/tiers/sqldb"
-	"github.com/rungdev/rung/tiers/sqldb/sqltest"
 )
 
 func natsURL() string {

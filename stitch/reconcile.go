@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/rungdev/rung/stitch/sqldb"
 	"github.com/rungdev/rung/tiers/eventlog"
-	"github.com/rungdev/rung/tiers/sqldb"
 )
 
 // Reconciliation compares, for one period, the durable count of leads (lead_created in

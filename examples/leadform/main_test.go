@@ -22,8 +22,8 @@ import (
 	"github.com/rungdev/rung/sink/sqlite"
 	"github.com/rungdev/rung/stitch"
 	"github.com/rungdev/rung/stitch/outbox"
+	"github.com/rungdev/rung/stitch/sqldb/sqltest"
 	"github.com/rungdev/rung/tiers/eventlog"
-	"github.com/rungdev/rung/tiers/sqldb/sqltest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -20,8 +20,8 @@ import (
 	"time"
 
 	"github.com/rungdev/rung/stitch/outbox"
+	"github.com/rungdev/rung/stitch/sqldb"
 	"github.com/rungdev/rung/tiers/eventlog"
-	"github.com/rungdev/rung/tiers/sqldb"
 )
 
 func main() {

@@ -8,8 +8,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/rungdev/rung/stitch/sqldb"
 	"github.com/rungdev/rung/tiers/eventlog"
-	"github.com/rungdev/rung/tiers/sqldb"
 )
 
 // Project writes ev into the permanent events table through x (normally a transaction)

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/rungdev/rung/tiers/sqldb"
+	"github.com/rungdev/rung/stitch/sqldb"
 )
 
 // Event is one row of the events table.

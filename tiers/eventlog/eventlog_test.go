@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rungdev/rung/stitch/sqldb"
+	"github.com/rungdev/rung/stitch/sqldb/sqltest"
 	"github.com/rungdev/rung/tiers/eventlog"
-	"github.com/rungdev/rung/tiers/sqldb"
-	"github.com/rungdev/rung/tiers/sqldb/sqltest"
 )
 
 var march = time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)

@@ -7,9 +7,9 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/rungdev/rung/stitch/sqldb"
+	"github.com/rungdev/rung/stitch/sqldb/sqltest"
 	"github.com/rungdev/rung/tiers/eventlog"
-	"github.com/rungdev/rung/tiers/sqldb"
-	"github.com/rungdev/rung/tiers/sqldb/sqltest"
 )
 
 // BenchmarkEventlog: the write is one deal_closed emitted in its own transaction —

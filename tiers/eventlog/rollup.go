@@ -8,7 +8,7 @@ import (
 	"slices"
 	"sort"
 
-	"github.com/rungdev/rung/tiers/sqldb"
+	"github.com/rungdev/rung/stitch/sqldb"
 )
 
 // Rollup declares an aggregate of one event over time: how many and how much, per

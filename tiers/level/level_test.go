@@ -10,10 +10,10 @@ import (
 	"time"
 
 	"github.com/rungdev/rung/stitch/outbox"
+	"github.com/rungdev/rung/stitch/sqldb"
+	"github.com/rungdev/rung/stitch/sqldb/sqltest"
 	"github.com/rungdev/rung/tiers/eventlog"
 	"github.com/rungdev/rung/tiers/level"
-	"github.com/rungdev/rung/tiers/sqldb"
-	"github.com/rungdev/rung/tiers/sqldb/sqltest"
 	"go.uber.org/goleak"
 )
 

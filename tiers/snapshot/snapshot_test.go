@@ -8,11 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rungdev/rung/stitch/sqldb"
+	"github.com/rungdev/rung/stitch/sqldb/sqltest"
 	"github.com/rungdev/rung/tiers/eventlog"
 	"github.com/rungdev/rung/tiers/live"
 	"github.com/rungdev/rung/tiers/snapshot"
-	"github.com/rungdev/rung/tiers/sqldb"
-	"github.com/rungdev/rung/tiers/sqldb/sqltest"
 	"go.uber.org/goleak"
 )
 
