@@ -1,4 +1,4 @@
-package preagg
+package stats
 
 import (
 	"context"
@@ -51,7 +51,7 @@ func seedQueries(t *testing.T, st store) {
 func TestLandingPagesQuery(t *testing.T) {
 	st := openSQLite(t)
 	seedQueries(t, st)
-	q := NewQueries(st, QueryOptions{Now: func() time.Time { return time.UnixMilli(testBase + 2*hour) }})
+	q := NewQueries(st, Options{Now: func() time.Time { return time.UnixMilli(testBase + 2*hour) }})
 	ctx := context.Background()
 	paths := func(r *LandingReport) string {
 		var s []string
@@ -110,7 +110,7 @@ func sinkHour(ms int64) int64 { return sink.HourMs(ms) }
 func TestExperimentQuery(t *testing.T) {
 	st := openSQLite(t)
 	seedQueries(t, st)
-	q := NewQueries(st, QueryOptions{})
+	q := NewQueries(st, Options{})
 	ctx := context.Background()
 	r, err := q.Experiment(ctx, ExperimentQuery{ID: "hero"})
 	if err != nil {
