@@ -6,8 +6,8 @@
 // preagg/stats; the HTTP surface over it is package preagg/dashboard.
 //
 // Reconcile lives here rather than with the queries because it checks this package's
-// own work: it uses the sessionizer's rules (Config.Rules) and the session definitions below,
-// and a mismatch it reports is a fault of the write path, never of a query.
+// own work: it uses the sessionizer's rules (Config.Rules) and the session definitions
+// below, and a mismatch it reports is a fault of the write path, never of a query.
 //
 // # Sessions
 //
