@@ -20,10 +20,10 @@ const hour = int64(time.Hour / time.Millisecond)
 
 var testBase = time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
 
-// seedQueries opens a SQLite sink and writes rollups with round numbers: landing pages /a 100 sessions (10
-// converting), /b 50 (10), /c 10 (5), "" 5 (0) on s.example and /a 7 (7) on
-// other.example; experiment hero with control 1000 visitors (100 converted) and b 1000
-// (130); experiment tiny with control 40 (2) and b 45 (3).
+// seedQueries opens a SQLite sink and writes rollups with round numbers: landing pages
+// /a 100 sessions (10 converting), /b 50 (10), /c 10 (5), "" 5 (0) on s.example and /a
+// 7 (7) on other.example; experiment hero with control 1000 visitors (100 converted)
+// and b 1000 (130); experiment tiny with control 40 (2) and b 45 (3).
 func seedQueries(t *testing.T) Reader {
 	t.Helper()
 	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "telemetry.db"), metrics.NewSet())

@@ -21,8 +21,8 @@ type Definition struct {
 	Version int
 	// Subject is the payload key whose value becomes subject_id.
 	Subject string
-	// Promote maps a promoted column (see events.Promotable) to the top-level payload key whose
-	// value is copied into it at emit time.
+	// Promote maps a promoted column (see events.Promotable) to the top-level payload
+	// key whose value is copied into it at emit time.
 	Promote map[string]string
 	// Schema is a JSON Schema the payload must satisfy. Validate, when set, is used
 	// instead: it lets an event whose schema lives elsewhere (lead_created, in package

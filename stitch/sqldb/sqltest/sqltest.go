@@ -1,7 +1,7 @@
 // Package sqltest gives the tests of stitch and of every tier the same table of real
-// backends: a fresh PostgreSQL schema with a random name (dropped at the end of the test)
-// and a fresh SQLite file in the test's temporary directory. A backend that cannot be reached fails
-// the test; it is never skipped.
+// backends: a fresh PostgreSQL schema with a random name (dropped at the end of the
+// test) and a fresh SQLite file in the test's temporary directory. A backend that cannot
+// be reached fails the test; it is never skipped.
 package sqltest
 
 import (
