@@ -28,8 +28,8 @@ type Store interface {
 // wrote to (or rung has not started yet).
 var ErrNoSignals = errors.New("no signals table")
 
-// defaultDatabase is the ClickHouse database rung writes to when its DSN names none, as
-// the README documents for --clickhouse.
+// defaultDatabase is the ClickHouse database rung writes to when its DSN names none (or
+// names "default"); bench reads the same DSN the same way.
 const defaultDatabase = "rung"
 
 // OpenStore opens the sink to verify against, read-only, the way any client of rung's
