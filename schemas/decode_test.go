@@ -3,6 +3,7 @@ package schemas
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -320,4 +321,66 @@ func FuzzURL(f *testing.F) {
 			t.Fatalf("utm of %q (seen %b): got %q, want %q", u, seen, got, want)
 		}
 	})
+}
+
+// fixtureSignals returns every signal object in testdata/valid and testdata/invalid, as
+// raw JSON, named by where it comes from.
+func fixtureSignals(t testing.TB) map[string]json.RawMessage {
+	t.Helper()
+	out := map[string]json.RawMessage{}
+	valid, _ := filepath.Glob("testdata/valid/*.json")
+	for _, f := range valid {
+		body, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var list []json.RawMessage
+		if json.Unmarshal(body, &list) != nil {
+			list = []json.RawMessage{body}
+		}
+		for i, raw := range list {
+			out[fmt.Sprintf("%s[%d]", filepath.Base(f), i)] = raw
+		}
+	}
+	raw, err := os.ReadFile("testdata/invalid/cases.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []struct {
+		Name string          `json:"name"`
+		Body json.RawMessage `json:"body"`
+	}
+	if err := json.Unmarshal(raw, &cases); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cases {
+		out["invalid: "+c.Name] = c.Body
+	}
+	if len(valid) == 0 || len(cases) == 0 {
+		t.Fatal("fixtures missing from testdata")
+	}
+	return out
+}
+
+// TestFastPathAgreesWithOracle decides every fixture signal both ways: the fast path,
+// compiled from the oracle's schemas, and the oracle itself.
+func TestFastPathAgreesWithOracle(t *testing.T) {
+	r := newTestRegistry(t)
+	for name, raw := range fixtureSignals(t) {
+		var b Batch
+		if err := r.Decode(string(raw), Meta{}, 1, &b); err != nil {
+			t.Fatalf("%s: Decode: %v", name, err)
+		}
+		fast := len(b.Signals) == 1
+		oracle := r.Validate(signalSchema, raw)
+		if fast != (oracle == nil) {
+			t.Errorf("%s: fast path accepted=%v, oracle says %v", name, fast, oracle)
+		}
+		if fast == strings.HasPrefix(name, "invalid: ") {
+			t.Errorf("%s: accepted=%v", name, fast)
+		}
+	}
+	if r.Disagreements() != 0 {
+		t.Error("the oracle accepted a signal the fast path rejected")
+	}
 }
