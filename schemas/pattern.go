@@ -15,10 +15,11 @@ type matcher interface {
 	String() string
 }
 
-// compilePattern compiles a schema pattern. Anchored sequences of literals and character
-// classes with ?, * or + — every pattern rung's schemas use — get a small position-set
-// matcher that does no backtracking and no allocation and is several times faster than
-// regexp; anything else falls back to regexp, which is also what the oracle uses. The
+// compilePattern compiles a schema pattern, in Go's syntax (see ecmaToGo). Anchored
+// sequences of literals and character classes with ?, * or + — every pattern rung's
+// schemas use — get a small position-set matcher that does no backtracking and no
+// allocation, and that BenchmarkPattern shows faster than regexp on each of those
+// patterns; anything else falls back to regexp, which is also what the oracle uses. The
 // differential tests hold the two to the same answers.
 func compilePattern(pat string) (matcher, error) {
 	re, err := regexp.Compile(pat)
