@@ -248,13 +248,13 @@ func (it *seqItem) match(r rune) bool {
 	return inRanges(it.ranges, r)
 }
 
-// MatchString reports whether the whole of str matches.
-func (s *seq) MatchString(str string) bool {
+// MatchString reports whether the whole of in matches.
+func (s *seq) MatchString(in string) bool {
 	cur, i := s.closure[0], 0
 	if s.dfa != nil {
-		d, t := 0, s.dfa
-		for i < len(str) {
-			next := t[d<<8|int(str[i])]
+		d, table := 0, s.dfa
+		for i < len(in) {
+			next := table[d<<8|int(in[i])]
 			if next < 0 {
 				if next == nonASCII {
 					break
@@ -265,19 +265,19 @@ func (s *seq) MatchString(str string) bool {
 			i++
 			if row := s.stay[d]; row != nil {
 				if s.graphic[d] {
-					for i+8 <= len(str) && graphic(word(str, i)) {
+					for i+8 <= len(in) && graphic(word(in, i)) {
 						i += 8
 					}
 				}
-				for i < len(str) && row[str[i]] {
+				for i < len(in) && row[in[i]] {
 					i++
 				}
 			}
 		}
 		cur = s.sets[d]
 	}
-	for i < len(str) { // the rest, from the first non-ASCII rune
-		r, size := utf8.DecodeRuneInString(str[i:])
+	for i < len(in) { // the rest, from the first non-ASCII rune
+		r, size := utf8.DecodeRuneInString(in[i:])
 		i += size
 		if cur = s.step(cur, r); cur == 0 {
 			return false
