@@ -22,18 +22,31 @@ func newTestRegistry(t testing.TB) *Registry {
 	return r
 }
 
-func TestDecodeValidFixtures(t *testing.T) {
-	r := newTestRegistry(t)
+// validFixtures returns the bodies in testdata/valid by file name, in name order.
+func validFixtures(t testing.TB) (names []string, bodies map[string][]byte) {
+	t.Helper()
 	files, _ := filepath.Glob("testdata/valid/*.json")
 	if len(files) == 0 {
 		t.Fatal("no fixtures in testdata/valid")
 	}
+	bodies = make(map[string][]byte, len(files))
 	for _, f := range files {
-		t.Run(filepath.Base(f), func(t *testing.T) {
-			body, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
+		body, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, filepath.Base(f))
+		bodies[filepath.Base(f)] = body
+	}
+	return names, bodies
+}
+
+func TestDecodeValidFixtures(t *testing.T) {
+	r := newTestRegistry(t)
+	names, bodies := validFixtures(t)
+	for _, name := range names {
+		body := bodies[name]
+		t.Run(name, func(t *testing.T) {
 			var b Batch
 			if err := r.Decode(string(body), Meta{ReceivedAt: 1700000000000}, 100, &b); err != nil {
 				t.Fatalf("Decode: %v", err)
@@ -99,22 +112,34 @@ func TestDecodeFields(t *testing.T) {
 	}
 }
 
-func TestDecodeInvalidFixtures(t *testing.T) {
-	r := newTestRegistry(t)
+// invalidCase is one entry of testdata/invalid/cases.json: a signal and where and why
+// it must be rejected.
+type invalidCase struct {
+	Name    string          `json:"name"`
+	Body    json.RawMessage `json:"body"`
+	Pointer string          `json:"pointer"`
+	Reason  string          `json:"reason"`
+}
+
+func invalidCases(t testing.TB) []invalidCase {
+	t.Helper()
 	raw, err := os.ReadFile("testdata/invalid/cases.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var cases []struct {
-		Name    string          `json:"name"`
-		Body    json.RawMessage `json:"body"`
-		Pointer string          `json:"pointer"`
-		Reason  string          `json:"reason"`
-	}
+	var cases []invalidCase
 	if err := json.Unmarshal(raw, &cases); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range cases {
+	if len(cases) == 0 {
+		t.Fatal("no cases in testdata/invalid/cases.json")
+	}
+	return cases
+}
+
+func TestDecodeInvalidFixtures(t *testing.T) {
+	r := newTestRegistry(t)
+	for _, c := range invalidCases(t) {
 		t.Run(c.Name, func(t *testing.T) {
 			var b Batch
 			if err := r.Decode(string(c.Body), Meta{}, 1, &b); err != nil {
@@ -328,36 +353,18 @@ func FuzzURL(f *testing.F) {
 func fixtureSignals(t testing.TB) map[string]json.RawMessage {
 	t.Helper()
 	out := map[string]json.RawMessage{}
-	valid, _ := filepath.Glob("testdata/valid/*.json")
-	for _, f := range valid {
-		body, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
+	_, bodies := validFixtures(t)
+	for name, body := range bodies {
 		var list []json.RawMessage
 		if json.Unmarshal(body, &list) != nil {
 			list = []json.RawMessage{body}
 		}
 		for i, raw := range list {
-			out[fmt.Sprintf("%s[%d]", filepath.Base(f), i)] = raw
+			out[fmt.Sprintf("%s[%d]", name, i)] = raw
 		}
 	}
-	raw, err := os.ReadFile("testdata/invalid/cases.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cases []struct {
-		Name string          `json:"name"`
-		Body json.RawMessage `json:"body"`
-	}
-	if err := json.Unmarshal(raw, &cases); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range cases {
+	for _, c := range invalidCases(t) {
 		out["invalid: "+c.Name] = c.Body
-	}
-	if len(valid) == 0 || len(cases) == 0 {
-		t.Fatal("fixtures missing from testdata")
 	}
 	return out
 }

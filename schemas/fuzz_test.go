@@ -3,8 +3,6 @@ package schemas
 import (
 	"encoding/json"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -18,29 +16,12 @@ import (
 // testdata/fuzz/FuzzDecode (which go test loads itself).
 func FuzzDecode(f *testing.F) {
 	var bodies []string
-	valid, _ := filepath.Glob("testdata/valid/*.json")
-	for _, s := range valid {
-		b, err := os.ReadFile(s)
-		if err != nil {
-			f.Fatal(err)
-		}
-		bodies = append(bodies, string(b))
+	names, valid := validFixtures(f)
+	for _, name := range names {
+		bodies = append(bodies, string(valid[name]))
 	}
-	raw, err := os.ReadFile("testdata/invalid/cases.json")
-	if err != nil {
-		f.Fatal(err)
-	}
-	var cases []struct {
-		Body json.RawMessage `json:"body"`
-	}
-	if err := json.Unmarshal(raw, &cases); err != nil {
-		f.Fatal(err)
-	}
-	for _, c := range cases {
+	for _, c := range invalidCases(f) {
 		bodies = append(bodies, string(c.Body))
-	}
-	if len(valid) == 0 || len(cases) == 0 {
-		f.Fatal("seed fixtures missing from testdata")
 	}
 	bodies = append(bodies,
 		okSignal, `{"type":"event","site":"a","anonymous_id":"12345678","name":"x","value":1e15}`,
