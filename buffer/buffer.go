@@ -2,8 +2,8 @@
 // accepted signals in per-shard queues of fixed-size chunks, bounded in bytes, sharded by
 // a hash of anonymous_id so one visitor's signals stay in order, and hands them to a
 // flush function in batches when a batch is full or its oldest signal is old enough (a
-// batch.Policy). It decides what happens when it is
-// full (reject or drop) and counts every signal it did not deliver, by reason.
+// batch.Policy). It decides what happens when it is full (reject or drop) and counts
+// every signal it did not deliver, by reason.
 //
 // Concurrency: Push is called from many goroutines and takes only one shard's lock. Each
 // shard belongs to exactly one flusher goroutine, which is what keeps a visitor's signals
