@@ -16,7 +16,8 @@ import (
 	"github.com/rungdev/rung/sink/sqlite"
 )
 
-// sizedStore is the SQLite sink's quarantine, noting the size of every write it takes.
+// sizedStore is the SQLite sink's quarantine, noting the size of every write it has
+// stored.
 type sizedStore struct {
 	*sqlite.SQLite
 	mu     sync.Mutex
@@ -24,10 +25,13 @@ type sizedStore struct {
 }
 
 func (s *sizedStore) WriteQuarantine(ctx context.Context, rows []schemas.Quarantined) error {
+	if err := s.SQLite.WriteQuarantine(ctx, rows); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	s.writes = append(s.writes, len(rows))
 	s.mu.Unlock()
-	return s.SQLite.WriteQuarantine(ctx, rows)
+	return nil
 }
 
 func (s *sizedStore) sizes() []int {
