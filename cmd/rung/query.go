@@ -17,6 +17,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/rungdev/rung/preagg"
+	"github.com/rungdev/rung/preagg/stats"
 	"github.com/rungdev/rung/schemas"
 	"github.com/rungdev/rung/sink/clickhouse"
 	"github.com/rungdev/rung/sink/sqlite"
@@ -51,7 +52,7 @@ func runQuery(ctx context.Context, args []string, env environ, stdout io.Writer)
 		return badUsage(fs, fmt.Errorf("unknown query %q: want landing-pages or experiment ID", args[0]))
 	}
 	err := q.run(ctx, args[1:], env, stdout)
-	if errors.Is(err, preagg.ErrQuery) && !errors.As(err, new(*usageError)) {
+	if errors.Is(err, stats.ErrQuery) && !errors.As(err, new(*usageError)) {
 		// The query's own checks (--sort, --limit, a range that ends before it starts)
 		// refuse the command line, not the store.
 		return badUsage(newFlags("query "+args[0]), err)
@@ -90,10 +91,10 @@ func (s *statsFlags) register(fs *flag.FlagSet, defaultFrom string) {
 
 func (s *statsFlags) times() (from, to time.Time, err error) {
 	now := time.Now()
-	if from, err = preagg.ParseTime(s.from, now); err != nil {
+	if from, err = stats.ParseTime(s.from, now); err != nil {
 		return from, to, fmt.Errorf("--from: %w", err)
 	}
-	if to, err = preagg.ParseTime(s.to, now); err != nil {
+	if to, err = stats.ParseTime(s.to, now); err != nil {
 		return from, to, fmt.Errorf("--to: %w", err)
 	}
 	return from, to, nil
@@ -102,7 +103,7 @@ func (s *statsFlags) times() (from, to time.Time, err error) {
 // statsStore is what the stats commands read: the rollups and, for reconcile, the raw
 // signals behind them.
 type statsStore interface {
-	preagg.Reader
+	stats.Reader
 	preagg.Auditor
 	Signals(ctx context.Context, fromMs, toMs int64) ([]schemas.Signal, error)
 	Close() error
@@ -131,11 +132,11 @@ func queryLandingPages(ctx context.Context, args []string, env environ, stdout i
 	fs := newFlags("query landing-pages")
 	var sf statsFlags
 	sf.register(fs, "-30d")
-	var lq preagg.LandingQuery
+	var lq stats.LandingQuery
 	fs.StringVar(&lq.UTMSource, "utm-source", "", "only sessions that landed with this utm_source")
 	fs.StringVar(&lq.UTMMedium, "utm-medium", "", "only sessions that landed with this utm_medium")
 	fs.StringVar(&lq.UTMCampaign, "utm-campaign", "", "only sessions that landed with this utm_campaign")
-	fs.StringVar(&lq.Sort, "sort", "sessions", "order by "+strings.Join(preagg.LandingSorts, ", "))
+	fs.StringVar(&lq.Sort, "sort", "sessions", "order by "+strings.Join(stats.LandingSorts, ", "))
 	fs.StringVar(&lq.Order, "order", "", "asc or desc; default desc (asc for path)")
 	fs.IntVar(&lq.Limit, "limit", 50, "landing pages per page, 1 to 1000")
 	fs.IntVar(&lq.Offset, "offset", 0, "landing pages to skip")
@@ -152,7 +153,7 @@ func queryLandingPages(ctx context.Context, args []string, env environ, stdout i
 		return err
 	}
 	defer st.Close()
-	rep, err := preagg.NewQueries(st, preagg.QueryOptions{}).LandingPages(ctx, lq)
+	rep, err := stats.NewQueries(st, stats.Options{}).LandingPages(ctx, lq)
 	if err != nil {
 		return err
 	}
@@ -197,12 +198,12 @@ func queryExperiment(ctx context.Context, id string, args []string, env environ,
 	if err := parseFlags(fs, args, env); err != nil {
 		return err
 	}
-	eq := preagg.ExperimentQuery{ID: id, Site: sf.site, Control: *control}
+	eq := stats.ExperimentQuery{ID: id, Site: sf.site, Control: *control}
 	var err error
 	if eq.From, eq.To, err = sf.times(); err != nil {
 		return badUsage(fs, err)
 	}
-	if eq.Weights, err = preagg.ParseWeights(*weights); err != nil {
+	if eq.Weights, err = stats.ParseWeights(*weights); err != nil {
 		return badUsage(fs, fmt.Errorf("--weights: %w", err))
 	}
 	if *mixing <= 0 || *mixing >= 1 {
@@ -213,7 +214,7 @@ func queryExperiment(ctx context.Context, id string, args []string, env environ,
 		return err
 	}
 	defer st.Close()
-	rep, err := preagg.NewQueries(st, preagg.QueryOptions{MinVisitors: *minVisitors, MixingSD: *mixing}).Experiment(ctx, eq)
+	rep, err := stats.NewQueries(st, stats.Options{MinVisitors: *minVisitors, MixingSD: *mixing}).Experiment(ctx, eq)
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,7 @@ import (
 	"github.com/rungdev/rung/sink"
 	"github.com/rungdev/rung/stitch"
 	"github.com/rungdev/rung/stitch/outbox"
-	"github.com/rungdev/rung/tiers/sqldb"
+	"github.com/rungdev/rung/stitch/sqldb"
 )
 
 // runReconcile recomputes every rollup of a time range (of one site, with --site) from
@@ -57,7 +57,7 @@ func runReconcile(ctx context.Context, args []string, env environ, stdout io.Wri
 		auditor = oneSite{st, sf.site}
 	}
 	audit, err := preagg.Reconcile(ctx, auditor, from, to, cfg.Rules())
-	if errors.Is(err, preagg.ErrQuery) {
+	if errors.Is(err, preagg.ErrRange) {
 		return badUsage(fs, err)
 	}
 	if err != nil {
