@@ -270,17 +270,17 @@ func TestQueue(t *testing.T) {
 		for i := 0; i < sizes[0]; i++ {
 			if i%2 == 0 {
 				body, s := bodySig("v", next)
-				if !q.push(body, &s) {
+				if !q.push(body, &s, 0) {
 					t.Fatal("a signal all of whose strings lie in its body was copied")
 				}
 			} else {
 				s := sig("v", next)
-				q.push("", &s)
+				q.push("", &s, 0)
 			}
 			next++
 		}
 		var size int64
-		out, size = q.take(out[:0], sizes[1])
+		out, _, size = q.take(out[:0], nil, sizes[1])
 		var sum int64
 		for _, s := range out {
 			if s.EventID != sig("v", want).EventID {
