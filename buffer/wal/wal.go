@@ -150,11 +150,14 @@ func Open(dir string, cfg Config, set *metrics.Set, log *slog.Logger) (*Log, err
 	next := uint32(1)
 	for _, id := range ids {
 		path := filepath.Join(dir, segmentName(id))
-		if err := l.check(path); err != nil {
+		next = id + 1
+		empty, err := l.check(path)
+		if err != nil {
 			return nil, err
 		}
-		l.old = append(l.old, path)
-		next = id + 1
+		if !empty {
+			l.old = append(l.old, path)
+		}
 	}
 	l.segs = []*segment{{id: next}}
 	go l.syncer()
@@ -185,24 +188,31 @@ func segmentIDs(dir string) ([]uint32, error) {
 	return ids, nil
 }
 
-// check reads a segment and truncates it after its last good record.
-func (l *Log) check(path string) error {
+// check reads a segment and truncates it after its last good record; a segment left
+// without its header (a crash right after creating it) is deleted, and empty says so.
+func (l *Log) check(path string) (empty bool, err error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return fmt.Errorf("read write-ahead log segment: %w", err)
+		return false, fmt.Errorf("read write-ahead log segment: %w", err)
 	}
 	good, records, why := scan(b)
 	if why == nil {
-		return nil
+		return false, nil
 	}
 	l.cuts.Inc()
 	l.cutBytes.Add(len(b) - good)
 	l.log.Warn("write-ahead log: cut a torn or corrupt tail", "segment", path, "offset", good,
 		"bytes_cut", len(b)-good, "records_kept", records, "why", why.Error())
-	if err := os.Truncate(path, int64(good)); err != nil {
-		return fmt.Errorf("cut the tail of %s: %w", path, err)
+	if good == 0 {
+		if err := os.Remove(path); err != nil {
+			return false, fmt.Errorf("delete the headless segment %s: %w", path, err)
+		}
+		return true, syncPath(filepath.Dir(path))
 	}
-	return syncPath(path)
+	if err := os.Truncate(path, int64(good)); err != nil {
+		return false, fmt.Errorf("cut the tail of %s: %w", path, err)
+	}
+	return false, syncPath(path)
 }
 
 // scan walks a segment's records and returns the length of its good prefix, the number
