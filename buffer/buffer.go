@@ -2,7 +2,9 @@
 // holds accepted signals, bounded in bytes, sharded by a hash of anonymous_id so one
 // visitor's signals stay in order, and hands them to a flush function in batches when a
 // batch is full or its oldest signal is old enough. It decides what happens when it is
-// full (reject or drop) and counts every signal it did not deliver, by reason.
+// full (reject or drop) and counts every signal it did not deliver, by reason. A signal
+// may carry a tag (AppendTagged) that Config.Done hands back once its batch is
+// delivered: the write-ahead log (package wal) learns so which segments it may delete.
 //
 // Concurrency: Push is called from many goroutines and takes only one shard's lock. Each
 // shard belongs to exactly one flusher goroutine, which is what keeps a visitor's signals
