@@ -364,10 +364,11 @@ func (l *Log) rotate() *segment {
 
 // collect takes the segments that may be deleted off the front of the list and
 // returns them: sealed, synced and with nothing held, as is every older segment. A
-// current segment with nothing held and everything synced is sealed first, so an idle
-// log leaves no records behind to replay. Lock should be held.
+// current segment past a sixteenth of SegmentBytes with nothing held and everything
+// synced is sealed first, so an idle log leaves little behind to replay, and a light
+// load does not make a file per flush. Lock should be held.
 func (l *Log) collect() []*segment {
-	if cur := l.segs[len(l.segs)-1]; len(l.segs) == 1 && cur.held == 0 && cur.size > 0 &&
+	if cur := l.segs[len(l.segs)-1]; len(l.segs) == 1 && cur.held == 0 && cur.size >= l.cfg.SegmentBytes/16 &&
 		cur.synced == cur.size && len(l.pend) == 0 && !l.closed && l.failed == nil {
 		l.rotate()
 	}
