@@ -3,7 +3,8 @@
 // a CRC-32C, so a tail torn by a crash (or a flipped byte) is found by checksum when the
 // log is opened, cut, counted and logged. Appenders that arrive while a sync is under
 // way share the next one (group commit): Append returns once its records are written
-// and fsynced, and one fsync answers every appender of its group.
+// and fsynced, and one fsync answers every appender of its group. The wait is bounded:
+// at most the sync under way, Config.Linger, and the appender's own sync.
 //
 // The log knows nothing of what its records mean. A caller marks what it has yet to
 // deliver with Hold, which returns the current segment's number, and says with Done
