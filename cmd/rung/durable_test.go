@@ -33,18 +33,20 @@ import (
 // is stored that was never sent, and `rung reconcile` finds the rollups equal to a
 // recomputation from the raw signals. The seed is logged; RUNG_TEST_SEED replays one.
 //
-// On ClickHouse the reconcile is reported, not asserted: a kill between a flush's raw
-// rows and its rollup rows (two inserts there, one transaction on SQLite) leaves that
-// batch out of the rollups, and its replay cannot tell whether they landed (the known
-// gap in sink/clickhouse/CLUSTER.md).
+// On ClickHouse two things are reported, not asserted (see sink/clickhouse/CLUSTER.md).
+// The reconcile: a kill between a flush's raw rows and its rollup rows (two inserts
+// there, one transaction on SQLite) leaves that batch out of the rollups, and its replay
+// cannot tell whether they landed. And raw rows stored twice: the sink writes an insert
+// again when the first one's fate is unknown, and its queries count an event_id once.
+// Loss, and rows never sent, fail the test on both sinks.
 func TestDurableUnderKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills a server ten times under load; skipped in -short mode")
 	}
 	for _, tc := range []struct {
-		name      string
-		args      func(t *testing.T, dir string) []string
-		reconcile bool // asserted, or only reported
+		name  string
+		args  func(t *testing.T, dir string) []string
+		exact bool // reconcile and duplicates asserted, or only reported
 	}{
 		{"sqlite", func(t *testing.T, dir string) []string { return []string{"--data-dir", dir} }, true},
 		{"clickhouse", func(t *testing.T, dir string) []string {
@@ -54,7 +56,7 @@ func TestDurableUnderKill(t *testing.T) {
 		}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			killTest(t, tc.args(t, t.TempDir()), tc.reconcile)
+			killTest(t, tc.args(t, t.TempDir()), tc.exact)
 		})
 	}
 }
@@ -145,8 +147,10 @@ func killTest(t *testing.T, store []string, strict bool) {
 
 	const kills = 10
 	replayed := 0.0
+	retries := 0.0
 	for k := range kills {
 		time.Sleep(time.Duration(200+r.IntN(800)) * time.Millisecond)
+		retries += p.metric("rung_sink_retries_total")
 		p.kill()
 		p = startServe(t, args...)
 		replayed += p.metric("rung_wal_replayed_records_total")
@@ -158,6 +162,7 @@ func killTest(t *testing.T, store []string, strict bool) {
 	stopLoad()
 	load.Wait()
 	cut := p.metric("rung_wal_cut_total")
+	retries += p.metric("rung_sink_retries_total")
 	p.stop()
 
 	mu.Lock()
@@ -170,7 +175,22 @@ func killTest(t *testing.T, store []string, strict bool) {
 	if replayed == 0 {
 		t.Error("no restart replayed anything: the kills never caught a signal between its 202 and the sink")
 	}
-	checkStored(t, storedSignals(t, store), acked, sent) // acknowledged: once; sent: at most once
+	stored := storedSignals(t, store)
+	if !strict {
+		once, copies := map[string]bool{}, 0
+		for _, s := range stored {
+			if once[s.EventID] {
+				copies++
+			}
+			once[s.EventID] = true
+		}
+		t.Logf("raw rows stored twice (reported only): %d; sink retries over the run: %v", copies, retries)
+		stored = stored[:0]
+		for id := range once {
+			stored = append(stored, schemas.Signal{EventID: id})
+		}
+	}
+	checkStored(t, stored, acked, sent) // acknowledged: stored once; sent: at most once
 	reconcile(t, store, strict)
 }
 
