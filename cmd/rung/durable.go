@@ -99,7 +99,8 @@ func logDone(log *wal.Log) func(tags []uint32) {
 var errLogFull = fmt.Errorf("%w: the write-ahead log is at --wal-bytes", buffer.ErrFull)
 
 // durable is the collector's intake with --durability disk: a request's signals are
-// pushed into the buffer, tagged with the log segment they are written to, and Append
+// held in the log (wal.Hold), pushed into the buffer tagged with the segment the hold is
+// on, and written to the log; Append
 // returns once those the buffer took are synced to the log, so a 202 means on disk.
 // The buffer may flush a signal before its record is synced; a crash then leaves it
 // stored and unacknowledged, which a client's resend makes a duplicate the sessionizer
