@@ -24,6 +24,8 @@ type serveConfig struct {
 	Listen           string        `json:"listen"`
 	BufferBytes      int64         `json:"buffer_bytes"`
 	WhenFull         string        `json:"when_full"`
+	Durability       string        `json:"durability"`
+	WALBytes         int64         `json:"wal_bytes"`
 	AllowedOrigins   string        `json:"allowed_origins"`
 	MaxBodyBytes     int           `json:"max_body_bytes"`
 	MaxBatch         int           `json:"max_batch"`
@@ -56,6 +58,8 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Listen, "listen", "127.0.0.1:8080", "address for HTTP: /collect, the API, the pages")
 	fs.Int64Var(&c.BufferBytes, "buffer-bytes", 128<<20, "memory bound of the buffer, in bytes")
 	fs.StringVar(&c.WhenFull, "when-full", "reject", "full buffer: reject (503 + Retry-After) or drop (202, counted)")
+	fs.StringVar(&c.Durability, "durability", "memory", "what a 202 means on one node: memory (held in the buffer; lost in a crash) or disk (synced to a write-ahead log under --data-dir/wal, replayed at start)")
+	fs.Int64Var(&c.WALBytes, "wal-bytes", 1<<30, "bound of the write-ahead log (--durability disk), in bytes; when full, --when-full applies")
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", "*", "comma-separated origins allowed to post signals, or *")
 	fs.IntVar(&c.MaxBodyBytes, "max-body-bytes", 1<<20, "largest /collect body")
 	fs.IntVar(&c.MaxBatch, "max-batch", 500, "most signals in one /collect body")
@@ -92,6 +96,12 @@ func (c *serveConfig) validate() error {
 	}
 	if _, err := buffer.ParsePolicy(c.WhenFull); err != nil {
 		errs = append(errs, fmt.Errorf("--when-full: %w", err))
+	}
+	if c.Durability != "memory" && c.Durability != "disk" {
+		errs = append(errs, fmt.Errorf("--durability %q: want memory or disk", c.Durability))
+	}
+	if c.WALBytes < 64<<20 {
+		errs = append(errs, fmt.Errorf("--wal-bytes %d: must be at least 64 MiB", c.WALBytes))
 	}
 	if c.MaxBodyBytes < 1024 {
 		errs = append(errs, fmt.Errorf("--max-body-bytes %d: must be at least 1024", c.MaxBodyBytes))

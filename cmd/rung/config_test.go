@@ -57,6 +57,13 @@ func TestServeConfig(t *testing.T) {
 		{name: "delay too long", args: []string{"--rate-ip-delay", "1m"}, wantErr: "--rate-ip-delay 1m0s"},
 		{name: "negative per-ip cap", args: []string{"--max-conns-per-ip", "-1"}, wantErr: "--max-conns-per-ip -1"},
 		{name: "stray argument", args: []string{"extra"}, wantErr: "unexpected arguments"},
+		{name: "durability from env", env: map[string]string{"RUNG_DURABILITY": "disk"}, check: func(t *testing.T, c map[string]any) {
+			if c["durability"] != "disk" || c["wal_bytes"] != float64(1<<30) {
+				t.Errorf("durability: %v", c)
+			}
+		}},
+		{name: "bad durability", args: []string{"--durability", "fsync"}, wantErr: `--durability "fsync"`},
+		{name: "tiny log", args: []string{"--durability", "disk", "--wal-bytes", "1000"}, wantErr: "--wal-bytes 1000"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/rungdev/rung/buffer"
 	"github.com/rungdev/rung/buffer/stream"
+	"github.com/rungdev/rung/buffer/wal"
 	"github.com/rungdev/rung/collector"
 	"github.com/rungdev/rung/collector/snippet"
 	"github.com/rungdev/rung/preagg"
@@ -79,6 +80,17 @@ func runServe(ctx context.Context, args []string, env environ, stdout io.Writer)
 			return err
 		}
 		policy, _ := buffer.ParsePolicy(cfg.WhenFull)
+		// --durability disk: a write-ahead log; what it held from the last run is
+		// delivered before anything is served.
+		var wlog *wal.Log
+		if cfg.Durability == "disk" {
+			var replayed int
+			if wlog, replayed, err = openLog(ctx, &cfg, agg, store, set, log); err != nil {
+				return err
+			}
+			defer wlog.Close() // after the buffer's drain, before the sink closes
+			log.Info("write-ahead log replayed", "signals", replayed)
+		}
 		buf = buffer.New(buffer.Config{
 			BatchSize:     cfg.BatchSize,
 			FlushInterval: cfg.FlushInterval,
@@ -86,8 +98,9 @@ func runServe(ctx context.Context, args []string, env environ, stdout io.Writer)
 			WhenFull:      policy,
 			Shards:        sessionShards,
 			Flushers:      sessionLanes,
+			Done:          logDone(wlog),
 		}, agg.FlushTo(store), set)
-		intake, restored = buf, n
+		intake, restored = newIntake(buf, wlog, policy, set), n
 	}
 
 	placer, err := place.New()
