@@ -44,8 +44,14 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
-// goBin is the go command of the toolchain running the test.
-func goBin() string { return filepath.Join(runtime.GOROOT(), "bin", "go") }
+// goBin is the go command of the toolchain that built the test, so the builds it runs
+// share its build cache; the one on PATH when that toolchain's root is unknown.
+func goBin() string {
+	if r := runtime.GOROOT(); r != "" {
+		return filepath.Join(r, "bin", "go")
+	}
+	return "go"
+}
 
 // dryRun runs `rung args... --dry-run` with exactly the environment env (as a container
 // would: nothing inherited) and returns the configuration it prints.

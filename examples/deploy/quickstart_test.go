@@ -97,6 +97,10 @@ func TestQuickStartShape(t *testing.T) {
 // port, since other tests and processes on this machine may hold 8080.
 func TestQuickStart(t *testing.T) {
 	_, blocks := quickStart(t)
+	if len(blocks["signal"]) != 2 || len(blocks["counted"]) != 2 {
+		t.Fatalf("quickstart:signal %q and quickstart:counted %q: want a post and a look at what it did in each",
+			blocks["signal"], blocks["counted"])
+	}
 	dir := copyRepo(t)
 	addr := freeAddr(t)
 
