@@ -25,7 +25,8 @@ vet:
 	go vet ./...
 
 # Compiles every package for each of PLATFORMS without cgo, as the image is built, and
-# discards the binaries; the build cache makes a run after the first cheap.
+# discards the binaries. After the first run the build cache holds every package; only
+# the commands are linked again.
 crossbuild:
 	@for p in $(PLATFORMS); do \
 		echo "go build ./... for $$p"; \
