@@ -14,97 +14,16 @@ import (
 	"strings"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
-
-	"github.com/rungdev/rung/sink/clickhouse"
-	"github.com/rungdev/rung/sink/sqlite"
 )
 
-// Store reads back the signals of one site from the sink rung wrote them to. There are
-// two: ClickHouse and SQLite.
+// Store reads back the signals of one site from the sink rung wrote them to. Both of
+// rung's sinks are one; the caller opens it (read-only) and closes it.
 type Store interface {
-	// Count is the number of stored signals of site.
-	Count(ctx context.Context, site string) (int64, error)
+	// CountSite is the number of stored signals of site.
+	CountSite(ctx context.Context, site string) (int64, error)
 	// EventIDs calls fn with the event_id of every stored signal of site.
 	EventIDs(ctx context.Context, site string, fn func(id string)) error
-	Close() error
 }
-
-// OpenStore opens the sink to verify against: ClickHouse when dsn is given (its tables
-// sharded over cluster, when named), else the SQLite file at path (rung serve's
-// --data-dir/telemetry.db).
-func OpenStore(ctx context.Context, dsn, cluster, path string) (Store, error) {
-	if dsn != "" {
-		c, err := clickhouse.Open(ctx, dsn, clickhouse.Options{Writers: 1, Cluster: cluster}, metrics.NewSet())
-		if err != nil {
-			return nil, fmt.Errorf("open the sink to verify: %w", err)
-		}
-		return &chStore{c}, nil
-	}
-	s, err := sqlite.Open(ctx, path, metrics.NewSet())
-	if err != nil {
-		return nil, fmt.Errorf("open the sink to verify: %w", err)
-	}
-	return &sqliteStore{s}, nil
-}
-
-type sqliteStore struct{ s *sqlite.SQLite }
-
-func (s *sqliteStore) Count(ctx context.Context, site string) (int64, error) {
-	var n int64
-	err := s.s.DB().QueryRowContext(ctx, "SELECT count(*) FROM signals WHERE site = ?", site).Scan(&n)
-	if err != nil {
-		return 0, fmt.Errorf("count stored signals: %w", err)
-	}
-	return n, nil
-}
-
-func (s *sqliteStore) EventIDs(ctx context.Context, site string, fn func(string)) error {
-	rows, err := s.s.DB().QueryContext(ctx, "SELECT event_id FROM signals WHERE site = ?", site)
-	if err != nil {
-		return fmt.Errorf("read stored event_ids: %w", err)
-	}
-	defer rows.Close()
-	var id string
-	for rows.Next() {
-		if err := rows.Scan(&id); err != nil {
-			return fmt.Errorf("read stored event_ids: %w", err)
-		}
-		fn(id)
-	}
-	return rows.Err()
-}
-
-func (s *sqliteStore) Close() error { return s.s.Close() }
-
-type chStore struct{ c *clickhouse.ClickHouse }
-
-func (s *chStore) Count(ctx context.Context, site string) (int64, error) {
-	var n uint64
-	err := s.c.Conn().QueryRow(ctx, "SELECT count() FROM "+s.c.Database()+".signals WHERE site = ?", site).Scan(&n)
-	if err != nil {
-		return 0, fmt.Errorf("count stored signals: %w", err)
-	}
-	return int64(n), nil
-}
-
-func (s *chStore) EventIDs(ctx context.Context, site string, fn func(string)) error {
-	rows, err := s.c.Conn().Query(ctx, "SELECT event_id FROM "+s.c.Database()+".signals WHERE site = ?", site)
-	if err != nil {
-		return fmt.Errorf("read stored event_ids: %w", err)
-	}
-	defer rows.Close()
-	var id string
-	for rows.Next() {
-		if err := rows.Scan(&id); err != nil {
-			return fmt.Errorf("read stored event_ids: %w", err)
-		}
-		fn(id)
-	}
-	return rows.Err()
-}
-
-func (s *chStore) Close() error { return s.c.Close() }
 
 // VerifyOptions says what to check a run against.
 type VerifyOptions struct {
@@ -233,7 +152,7 @@ func checkLanded(ctx context.Context, res *Result, st Store, deadline time.Time)
 	var last int64 = -1
 	stableSince := start
 	for {
-		n, err := st.Count(ctx, site)
+		n, err := st.CountSite(ctx, site)
 		if err != nil {
 			return LandedCheck{Status: StatusFailed, Note: err.Error(), Accepted: res.Accepted}
 		}

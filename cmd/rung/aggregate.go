@@ -75,7 +75,7 @@ func runAggregate(ctx context.Context, args []string, env environ, stdout io.Wri
 	log := newLogger(cfg.LogLevel)
 	set := metrics.NewSet()
 
-	store, err := openSink(ctx, &cfg.pipeConfig, set)
+	store, err := openSink(ctx, cfg.sinkAt(), false, set)
 	if err != nil {
 		return err
 	}
@@ -118,7 +118,7 @@ func runAggregate(ctx context.Context, args []string, env environ, stdout io.Wri
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	web := &http.Server{Handler: aggregateMux(set, store.Ping, nc.IsConnected), ReadHeaderTimeout: 5 * time.Second}
-	log.Info("rung aggregating", "addr", ln.Addr().String(), "sink", sinkName(&cfg.pipeConfig),
+	log.Info("rung aggregating", "addr", ln.Addr().String(), "sink", cfg.sinkAt(),
 		"stream", scfg.Name, "partitions", len(owned), "sessions_restored", restored)
 
 	// Shutdown, on the signal: the consumer stops fetching and flushes what it holds

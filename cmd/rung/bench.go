@@ -8,10 +8,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/rungdev/rung/bench"
 )
@@ -173,11 +174,10 @@ func runBench(ctx context.Context, args []string, env environ, stdout io.Writer)
 	}
 	var store bench.Store
 	if c.Verify && (c.ClickHouse != "" || c.DataDir != "") {
-		octx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		s, err := bench.OpenStore(octx, c.ClickHouse, c.ClickHouseCluster, filepath.Join(c.DataDir, "telemetry.db"))
-		cancel()
+		at := sinkAt{ClickHouse: c.ClickHouse, Cluster: c.ClickHouseCluster, DataDir: c.DataDir}
+		s, err := openSink(ctx, at, true, metrics.NewSet())
 		if err != nil {
-			return err
+			return fmt.Errorf("open the sink to verify: %w", err)
 		}
 		defer s.Close()
 		store = s

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
+
 	"github.com/rungdev/rung/preagg"
 	"github.com/rungdev/rung/schemas"
 	"github.com/rungdev/rung/stitch"
@@ -45,7 +47,7 @@ func runReconcile(ctx context.Context, args []string, env environ, stdout io.Wri
 	if to.IsZero() {
 		to = time.Now()
 	}
-	st, err := openStatsStore(ctx, &sf)
+	st, err := openSink(ctx, sf.sinkAt(), true, metrics.NewSet())
 	if err != nil {
 		return err
 	}
@@ -81,7 +83,7 @@ func runReconcile(ctx context.Context, args []string, env environ, stdout io.Wri
 // against the lossy one (form_submitted signals in the sink) and reports the telemetry's
 // undercount. The gap is what the ladder warns about, not an error: it never fails the
 // command.
-func reconcileLeads(ctx context.Context, st statsStore, business, dataDir string, from, to time.Time, stdout io.Writer) error {
+func reconcileLeads(ctx context.Context, st store, business, dataDir string, from, to time.Time, stdout io.Writer) error {
 	d, dsn := sqldb.Postgres, business
 	switch business {
 	case "none":

@@ -23,8 +23,6 @@ import (
 	"github.com/rungdev/rung/preagg"
 	"github.com/rungdev/rung/schemas"
 	"github.com/rungdev/rung/sink"
-	"github.com/rungdev/rung/sink/clickhouse"
-	"github.com/rungdev/rung/sink/sqlite"
 	"github.com/rungdev/rung/stitch"
 	"github.com/rungdev/rung/stitch/outbox"
 	"github.com/rungdev/rung/tiers/place"
@@ -42,7 +40,7 @@ func runServe(ctx context.Context, args []string, env environ, stdout io.Writer)
 	if err != nil {
 		return err
 	}
-	store, err := openSink(ctx, &cfg.pipeConfig, set)
+	store, err := openSink(ctx, cfg.sinkAt(), false, set)
 	if err != nil {
 		return err
 	}
@@ -185,7 +183,7 @@ func runServe(ctx context.Context, args []string, env environ, stdout io.Writer)
 	} else {
 		adminDone <- nil
 	}
-	log.Info("rung serving", "addr", ln.Addr().String(), "sink", sinkName(&cfg.pipeConfig), "sessions_restored", restored)
+	log.Info("rung serving", "addr", ln.Addr().String(), "sink", cfg.sinkAt(), "sessions_restored", restored)
 
 	// Shutdown order: stop accepting (Serve returns once handlers are done), close the
 	// buffer, drain it into the sink within the drain timeout, then close the sink. A
@@ -243,19 +241,6 @@ func runServe(ctx context.Context, args []string, env environ, stdout io.Writer)
 	return nil
 }
 
-// store is what serve needs of a sink: writes, readiness, reading a visitor back, the
-// rollups and the open sessions.
-type store interface {
-	sink.Sink
-	preagg.Reader
-	preagg.Resumer
-	sink.QuarantineStore
-	MigrateQuarantine(ctx context.Context) error
-	Quarantined(ctx context.Context, site string, limit int) ([]schemas.Quarantined, error)
-	VisitorSignals(ctx context.Context, anonymousID string) ([]schemas.Signal, error)
-	lander
-}
-
 // The sessionizer's shards on one node, and its lanes: the buffer's flushers. In a
 // cluster, an aggregator has one shard per partition of the stream.
 const sessionShards, sessionLanes = 64, 4
@@ -278,22 +263,6 @@ func openAggregator(ctx context.Context, c *pipeConfig, s store, partitions int,
 		return nil, 0, fmt.Errorf("restore open sessions: %w", err)
 	}
 	return agg, n, nil
-}
-
-func openSink(ctx context.Context, cfg *pipeConfig, set *metrics.Set) (store, error) {
-	if cfg.ClickHouse != "" {
-		octx, cancel := context.WithTimeout(ctx, 60*time.Second)
-		defer cancel()
-		return clickhouse.Open(octx, cfg.ClickHouse, clickhouse.Options{Cluster: cfg.ClickHouseCluster}, set)
-	}
-	return sqlite.Open(ctx, filepath.Join(cfg.DataDir, "telemetry.db"), set)
-}
-
-func sinkName(cfg *pipeConfig) string {
-	if cfg.ClickHouse != "" {
-		return "clickhouse"
-	}
-	return "sqlite:" + filepath.Join(cfg.DataDir, "telemetry.db")
 }
 
 func newLogger(level string) *slog.Logger {
