@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
 )
 
 // Store reads back the signals of one site from the sink rung wrote them to. Both of
