@@ -49,6 +49,13 @@ func listenTCP(addr string) (net.Listener, error) { return net.Listen("tcp", add
 // the embedded relay → close the business database, NATS and the sink. A shutdown that
 // dropped accepted signals returns an error, as does any part failing.
 func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger, listen listenFunc) (err error) {
+	if cfg.ClickHouse == "" || cfg.Relay { // the data directory holds a store
+		lock, err := lockDataDir(cfg.DataDir)
+		if err != nil {
+			return err
+		}
+		defer lock.Close() // releases the lock, after everything else has closed
+	}
 	set := metrics.NewSet()
 	reg, err := schemas.NewRegistry()
 	if err != nil {
