@@ -141,6 +141,9 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger, listen liste
 		sup.then("relay", part{"outbox relay", pipe.Run})
 	}
 	log.Info("rung serving", "addr", ln.Addr().String(), "sink", cfg.sinkAt(), "sessions_restored", in.restored)
+	if cfg.privateOpen() {
+		log.Warn("--insecure-public-stats: " + privateSurfaces + " are open to anyone who can reach this address")
+	}
 	err = sup.Run(ctx)
 	log.Info("rung stopped")
 	return err
