@@ -104,10 +104,7 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger, listen liste
 	// The embedded business database: lead_created rows written to its outbox are
 	// projected straight into its events table. With a broker, `rung relay` does this.
 	var pipe *outbox.Pipeline
-	if cfg.Relay {
-		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
-			return fmt.Errorf("create --data-dir: %w", err)
-		}
+	if cfg.Relay { // the data directory exists: serve locked it
 		pipe, err = outbox.OpenPipeline(ctx, outbox.PipelineConfig{
 			SQLitePath: filepath.Join(cfg.DataDir, outbox.BusinessDBFile), Logger: log})
 		if err != nil {
