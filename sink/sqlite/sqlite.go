@@ -333,14 +333,10 @@ func (s *SQLite) EventIDs(ctx context.Context, site string, fn func(id string)) 
 		return fmt.Errorf("read stored event_ids of %s: %w", site, err)
 	}
 	defer rows.Close()
-	var id string
-	for rows.Next() {
-		if err := rows.Scan(&id); err != nil {
-			return fmt.Errorf("read stored event_ids of %s: %w", site, err)
-		}
-		fn(id)
+	if err := sink.ScanIDs(rows, fn); err != nil {
+		return fmt.Errorf("read stored event_ids of %s: %w", site, err)
 	}
-	return rows.Err()
+	return nil
 }
 
 func (s *SQLite) query(ctx context.Context, where string, args ...any) ([]schemas.Signal, error) {
