@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -15,10 +16,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/VictoriaMetrics/metrics"
-
-	"github.com/rungdev/rung/sink/sqlite"
 )
 
 // The rung binary, built once for the tests that run `rung serve` and `rung bench` as
@@ -151,7 +148,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Skip("runs rung serve")
 	}
 	base, dataDir := serve(t)
-	store, err := sqlite.OpenReadOnly(context.Background(), filepath.Join(dataDir, "telemetry.db"), metrics.NewSet())
+	store, err := OpenStore(context.Background(), "", "", filepath.Join(dataDir, "telemetry.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,8 +207,7 @@ func TestLandedCheckFindsLoss(t *testing.T) {
 		t.Skip("runs rung serve")
 	}
 	base, dataDir := serve(t)
-	// Read-write: the test deletes rows behind rung's back.
-	store, err := sqlite.Open(context.Background(), filepath.Join(dataDir, "telemetry.db"), metrics.NewSet())
+	store, err := OpenStore(context.Background(), "", "", filepath.Join(dataDir, "telemetry.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,14 +218,19 @@ func TestLandedCheckFindsLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkFor(t, 30*time.Second, 50*time.Millisecond, func() error {
-		n, err := store.CountSite(context.Background(), m.Site)
+		n, err := store.Count(context.Background(), m.Site)
 		if err == nil && n != res.Accepted {
 			err = fmt.Errorf("%d of %d stored", n, res.Accepted)
 		}
 		return err
 	})
 	gone := m.EventID(3, 0)
-	if _, err := store.DB().Exec("DELETE FROM signals WHERE event_id = ?", gone); err != nil {
+	w, err := sql.Open("sqlite", "file:"+filepath.Join(dataDir, "telemetry.db")+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, err := w.Exec("DELETE FROM signals WHERE event_id = ?", gone); err != nil {
 		t.Fatal(err)
 	}
 	v := Verify(context.Background(), res, VerifyOptions{Store: store, Wait: 500 * time.Millisecond})

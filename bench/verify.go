@@ -15,15 +15,6 @@ import (
 	"time"
 )
 
-// Store reads back the signals of one site from the sink rung wrote them to. Both of
-// rung's sinks are one; the caller opens it (read-only) and closes it.
-type Store interface {
-	// CountSite is the number of stored signals of site.
-	CountSite(ctx context.Context, site string) (int64, error)
-	// EventIDs calls fn with the event_id of every stored signal of site.
-	EventIDs(ctx context.Context, site string, fn func(id string)) error
-}
-
 // VerifyOptions says what to check a run against.
 type VerifyOptions struct {
 	Store    Store  // the sink; nil: the landed signals are not checked
@@ -151,7 +142,7 @@ func checkLanded(ctx context.Context, res *Result, st Store, deadline time.Time)
 	var last int64 = -1
 	stableSince := start
 	for {
-		n, err := st.CountSite(ctx, site)
+		n, err := st.Count(ctx, site)
 		if err != nil {
 			return LandedCheck{Status: StatusFailed, Note: err.Error(), Accepted: res.Accepted}
 		}

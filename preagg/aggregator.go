@@ -12,7 +12,6 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/cespare/xxhash/v2"
 
-	"github.com/rungdev/rung/buffer"
 	"github.com/rungdev/rung/schemas"
 	"github.com/rungdev/rung/sink"
 )
@@ -176,10 +175,11 @@ func (a *Aggregator) Rules() sink.Rules { return a.cfg.Rules() }
 // Open returns the number of visitors with an open session in memory.
 func (a *Aggregator) Open() int { return int(a.open.Load()) }
 
-// FlushTo returns the buffer's flush function: it rolls each batch into the sessions and
-// writes the signals with the rollup rows to w, as one transaction (see the package
-// comment). The batch's received_at times may be raised (late signals).
-func (a *Aggregator) FlushTo(w Writer) buffer.FlushFunc {
+// FlushTo returns the buffer's flush function (a buffer.FlushFunc, spelled out so that
+// preagg need not import the buffer): it rolls each batch into the sessions and writes
+// the signals with the rollup rows to w, as one transaction (see the package comment).
+// The batch's received_at times may be raised (late signals).
+func (a *Aggregator) FlushTo(w Writer) func(ctx context.Context, signals []schemas.Signal) error {
 	return func(ctx context.Context, signals []schemas.Signal) error {
 		t := a.begin(signals)
 		err := w.Write(ctx, &t.batch)

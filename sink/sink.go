@@ -207,19 +207,6 @@ func ScanReferrers(rows Rows) ([]ReferrerCount, error) {
 	return out, rows.Err()
 }
 
-// ScanIDs calls fn with the one string column of each row (event_ids, as a reader
-// checks them).
-func ScanIDs(rows Rows, fn func(id string)) error {
-	var id string
-	for rows.Next() {
-		if err := rows.Scan(&id); err != nil {
-			return fmt.Errorf("scan id: %w", err)
-		}
-		fn(id)
-	}
-	return rows.Err()
-}
-
 // LandingCount is one landing page's sessions and converting sessions.
 type LandingCount struct {
 	LandingPath string

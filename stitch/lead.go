@@ -12,7 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/rungdev/rung/stitch/outbox"
-	"github.com/rungdev/rung/tiers/sqldb"
+	"github.com/rungdev/rung/stitch/sqldb"
 )
 
 // EventLeadCreated is the event's name: in the outbox, on the broker, in the events table.

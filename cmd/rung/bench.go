@@ -8,11 +8,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/rungdev/rung/bench"
 )
@@ -174,10 +173,11 @@ func runBench(ctx context.Context, args []string, env environ, stdout io.Writer)
 	}
 	var store bench.Store
 	if c.Verify && (c.ClickHouse != "" || c.DataDir != "") {
-		at := sinkAt{ClickHouse: c.ClickHouse, Cluster: c.ClickHouseCluster, DataDir: c.DataDir}
-		s, err := openSink(ctx, at, true, metrics.NewSet())
+		octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		s, err := bench.OpenStore(octx, c.ClickHouse, c.ClickHouseCluster, filepath.Join(c.DataDir, "telemetry.db"))
+		cancel()
 		if err != nil {
-			return fmt.Errorf("open the sink to verify: %w", err)
+			return err
 		}
 		defer s.Close()
 		store = s

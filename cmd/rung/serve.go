@@ -19,9 +19,10 @@ import (
 	"github.com/rungdev/rung/buffer"
 	"github.com/rungdev/rung/buffer/stream"
 	"github.com/rungdev/rung/collector"
-	"github.com/rungdev/rung/collector/dashboard"
 	"github.com/rungdev/rung/collector/snippet"
 	"github.com/rungdev/rung/preagg"
+	"github.com/rungdev/rung/preagg/dashboard"
+	"github.com/rungdev/rung/preagg/stats"
 	"github.com/rungdev/rung/schemas"
 	"github.com/rungdev/rung/sink"
 	"github.com/rungdev/rung/stitch"
@@ -248,7 +249,7 @@ func serveMounts(store store, log *slog.Logger) ([]collector.Mount, *stitch.Look
 	if err != nil {
 		return nil, nil, err
 	}
-	dash := dashboard.New(preagg.NewQueries(store, preagg.QueryOptions{}), log, dashboard.Options{})
+	dash := dashboard.New(stats.NewQueries(store, stats.Options{}), log, dashboard.Options{})
 	pages := dash.Pages()
 	mounts := []collector.Mount{
 		{Prefix: "/v1/visitors/", Handler: lookup.Handler(), Private: true},

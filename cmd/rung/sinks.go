@@ -10,6 +10,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/rungdev/rung/preagg"
+	"github.com/rungdev/rung/preagg/stats"
 	"github.com/rungdev/rung/schemas"
 	"github.com/rungdev/rung/sink"
 	"github.com/rungdev/rung/sink/clickhouse"
@@ -18,10 +19,10 @@ import (
 
 // store is what rung's commands need of a telemetry store, both sinks being one: writes
 // and readiness (serve, aggregate), the rollups and the open sessions, reading signals
-// back (tail, reconcile, the attribution lookup, bench's verification).
+// back (tail, reconcile, the attribution lookup).
 type store interface {
 	sink.Sink
-	preagg.Reader
+	stats.Reader
 	preagg.Resumer
 	preagg.Auditor
 	sink.QuarantineStore
@@ -30,8 +31,6 @@ type store interface {
 	VisitorSignals(ctx context.Context, anonymousID string) ([]schemas.Signal, error)
 	Signals(ctx context.Context, fromMs, toMs int64) ([]schemas.Signal, error)
 	Newest(ctx context.Context, fromMs, toMs int64, n int) ([]schemas.Signal, error)
-	CountSite(ctx context.Context, site string) (int64, error)
-	EventIDs(ctx context.Context, site string, fn func(id string)) error
 	lander
 }
 
@@ -61,8 +60,8 @@ func (at sinkAt) String() string {
 }
 
 // openSink opens the telemetry store for every command. A writer (serve, aggregate,
-// migrate) creates and migrates the tables. A reader (readOnly: tail, query, reconcile,
-// bench's verification) runs no DDL and writes nothing, so pointing it at the wrong
+// migrate) creates and migrates the tables. A reader (readOnly: tail, query, reconcile)
+// runs no DDL and writes nothing, so pointing it at the wrong
 // place leaves nothing behind; it fails with sink.ErrNotMigrated when the tables are not
 // there. ClickHouse is waited for (up to a minute for a writer, 30 s for a reader), so a
 // command may start before the server does.

@@ -18,7 +18,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/rungdev/rung/stitch"
-	"github.com/rungdev/rung/tiers/sqldb"
+	"github.com/rungdev/rung/stitch/sqldb"
 )
 
 // attributor is where the app reads a visitor's attribution: a stitch.Lookup over the

@@ -21,9 +21,9 @@ import (
 	"github.com/rungdev/rung/sink"
 	"github.com/rungdev/rung/sink/sqlite"
 	"github.com/rungdev/rung/stitch"
+	"github.com/rungdev/rung/stitch/events"
 	"github.com/rungdev/rung/stitch/outbox"
-	"github.com/rungdev/rung/tiers/eventlog"
-	"github.com/rungdev/rung/tiers/sqldb/sqltest"
+	"github.com/rungdev/rung/stitch/sqldb/sqltest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -98,12 +98,12 @@ func (j *journey) post(t *testing.T, form url.Values) (int, map[string]string) {
 	return resp.StatusCode, body
 }
 
-func (j *journey) event(t *testing.T, leadID string) eventlog.Event {
+func (j *journey) event(t *testing.T, leadID string) events.Event {
 	t.Helper()
-	var got []eventlog.Event
+	var got []events.Event
 	sqltest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
 		var err error
-		got, err = eventlog.List(context.Background(), j.p.DB, j.p.Dialect, eventlog.Filter{SubjectID: leadID})
+		got, err = events.List(context.Background(), j.p.DB, j.p.Dialect, events.Filter{SubjectID: leadID})
 		if err == nil && len(got) != 1 {
 			err = io.ErrUnexpectedEOF
 		}

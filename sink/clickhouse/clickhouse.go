@@ -500,28 +500,6 @@ func (c *ClickHouse) Newest(ctx context.Context, fromMs, toMs int64, n int) ([]s
 	return out, err
 }
 
-// CountSite returns the number of stored signals of site.
-func (c *ClickHouse) CountSite(ctx context.Context, site string) (int64, error) {
-	var n uint64
-	if err := c.conn.QueryRow(ctx, "SELECT count() FROM "+c.db+".signals WHERE site = ?", site).Scan(&n); err != nil {
-		return 0, fmt.Errorf("count stored signals of %s: %w", site, err)
-	}
-	return int64(n), nil
-}
-
-// EventIDs calls fn with the event_id of every stored signal of site, as they stream in.
-func (c *ClickHouse) EventIDs(ctx context.Context, site string, fn func(id string)) error {
-	rows, err := c.conn.Query(ctx, "SELECT event_id FROM "+c.db+".signals WHERE site = ?", site)
-	if err != nil {
-		return fmt.Errorf("read stored event_ids of %s: %w", site, err)
-	}
-	defer rows.Close()
-	if err := sink.ScanIDs(rows, fn); err != nil {
-		return fmt.Errorf("read stored event_ids of %s: %w", site, err)
-	}
-	return nil
-}
-
 func (c *ClickHouse) query(ctx context.Context, where string, args ...any) ([]schemas.Signal, error) {
 	out, _, err := c.scanSignals(ctx, false, where, args...)
 	return out, err

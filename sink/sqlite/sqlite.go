@@ -317,28 +317,6 @@ func (s *SQLite) Newest(ctx context.Context, fromMs, toMs int64, n int) ([]schem
 	return out, err
 }
 
-// CountSite returns the number of stored signals of site.
-func (s *SQLite) CountSite(ctx context.Context, site string) (int64, error) {
-	var n int64
-	if err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM signals WHERE site = ?", site).Scan(&n); err != nil {
-		return 0, fmt.Errorf("count stored signals of %s: %w", site, err)
-	}
-	return n, nil
-}
-
-// EventIDs calls fn with the event_id of every stored signal of site, one row at a time.
-func (s *SQLite) EventIDs(ctx context.Context, site string, fn func(id string)) error {
-	rows, err := s.db.QueryContext(ctx, "SELECT event_id FROM signals WHERE site = ?", site)
-	if err != nil {
-		return fmt.Errorf("read stored event_ids of %s: %w", site, err)
-	}
-	defer rows.Close()
-	if err := sink.ScanIDs(rows, fn); err != nil {
-		return fmt.Errorf("read stored event_ids of %s: %w", site, err)
-	}
-	return nil
-}
-
 func (s *SQLite) query(ctx context.Context, where string, args ...any) ([]schemas.Signal, error) {
 	out, _, err := s.scanSignals(ctx, false, where, args...)
 	return out, err

@@ -14,7 +14,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/rungdev/rung/preagg"
+	"github.com/rungdev/rung/preagg/stats"
 )
 
 // newBrowser starts Debian's headless Chromium with a fresh profile; the test's cleanup
@@ -124,7 +124,7 @@ func TestDashboardInChromium(t *testing.T) {
 	srv := server(t)
 	ctx := newBrowser(t)
 
-	var api preagg.LandingReport
+	var api stats.LandingReport
 	getJSON(t, srv.URL+"/v1/stats/landing-pages?site=shop.example", &api)
 	type pageRow struct{ Path, Shown, Sessions, Converted, CVR string }
 	shown := visit[struct {
@@ -166,7 +166,7 @@ func TestDashboardInChromium(t *testing.T) {
 	percent(t, "total CVR", shown.TotalCVR, api.CVR)
 	screenshot(t, ctx, "dashboard-landing-pages.png")
 
-	var exp preagg.ExperimentReport
+	var exp stats.ExperimentReport
 	getJSON(t, srv.URL+"/v1/stats/experiments/hero?site=shop.example", &exp)
 	type variantRow struct{ Name, Visitors, Converted, CVR, Lift, P string }
 	ev := visit[struct {
