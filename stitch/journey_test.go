@@ -115,6 +115,7 @@ func TestLeadsKeepTheirAttribution(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	reg := registry(t)
 	createLead := func(i int, commit bool) (string, error) {
 		a, err := lookup.Attribution(ctx, anon(i))
 		if err != nil {
@@ -130,7 +131,7 @@ func TestLeadsKeepTheirAttribution(t *testing.T) {
 		if _, err := tx.Exec(`INSERT INTO leads (id, email, anonymous_id) VALUES ($1, $2, $3)`, leadID, leadID+"@example.com", anon(i)); err != nil {
 			return "", err
 		}
-		if err := WriteLeadCreated(ctx, tx, b.Dialect, l); err != nil {
+		if err := WriteLeadCreated(ctx, tx, b.Dialect, reg, l); err != nil {
 			return "", err
 		}
 		if !commit {
@@ -189,7 +190,6 @@ func TestLeadsKeepTheirAttribution(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := registry(t)
 	for _, e := range stored {
 		i, ok := ids[e.ID]
 		if !ok || e.ID == rolledBack {
@@ -224,7 +224,7 @@ func TestReconcile(t *testing.T) {
 			}
 			insert := func(name string, at time.Time) {
 				l := NewLeadCreated("lead-x", Attribution{}, at)
-				ev, _ := l.Event()
+				ev, _ := l.Event(registry(t))
 				row, err := outbox.Promote(ev)
 				if err != nil {
 					t.Fatal(err)

@@ -60,7 +60,11 @@ func setup(t *testing.T, postgres string) *journey {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &app{db: p.DB, dialect: p.Dialect, attr: lookup, notify: p.Relay.Notify, log: slog.New(slog.DiscardHandler),
+	reg, err := schemas.NewRegistry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &app{db: p.DB, dialect: p.Dialect, schemas: reg, attr: lookup, notify: p.Relay.Notify, log: slog.New(slog.DiscardHandler),
 		now: time.Now, rungURL: "http://127.0.0.1:8080", site: "leadform.example",
 		pageTmpl: template.Must(template.New("page").Parse(pageHTML))}
 	srv := httptest.NewServer(a.routes())
