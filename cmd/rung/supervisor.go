@@ -127,6 +127,7 @@ func httpPart(name string, srv *http.Server, ln net.Listener, grace time.Duratio
 		})
 		err := srv.Serve(ln)
 		if stop() { // Serve ended by itself: the listener failed
+			srv.Close()
 			return fmt.Errorf("serve %s: %w", ln.Addr(), err)
 		}
 		// Serve returns as soon as Shutdown begins; the requests in progress end later.
