@@ -5,9 +5,12 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestSupervisor: stages stop in their written order, each only once the one before has
@@ -99,5 +102,29 @@ func TestSupervisor(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestHTTPPart: an HTTP part stops cleanly when asked, and its listener failing under it
+// is a failure that stops the command (aggregate's and relay's listeners).
+func TestHTTPPart(t *testing.T) {
+	for _, fail := range []bool{false, true} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		sup := &supervisor{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		sup.then("serve", httpPart("listener", &http.Server{Handler: http.NotFoundHandler()}, ln, time.Second))
+		ctx, cancel := context.WithCancel(context.Background())
+		if fail {
+			ln.Close()
+		} else {
+			cancel()
+		}
+		err = sup.Run(ctx)
+		cancel()
+		if fail != (err != nil) || (fail && !strings.Contains(err.Error(), "listener: serve")) {
+			t.Errorf("listener failed %v: Run = %v", fail, err)
+		}
 	}
 }
