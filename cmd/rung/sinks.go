@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"path/filepath"
 	"time"
 
@@ -79,9 +80,9 @@ func openSink(ctx context.Context, at sinkAt, readOnly bool, set *metrics.Set) (
 		return sqlite.Open(ctx, at.sqlitePath(), set)
 	}
 	s, err := sqlite.OpenReadOnly(ctx, at.sqlitePath(), set)
-	if errors.Is(err, sink.ErrNotMigrated) {
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("no telemetry store at %s (point --data-dir at the one rung serve uses, or give --clickhouse): %w",
-			at.sqlitePath(), err)
+			at.sqlitePath(), sink.ErrNotMigrated)
 	}
 	return s, err
 }

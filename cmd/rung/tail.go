@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -25,7 +24,7 @@ type tailConfig struct {
 // runTail prints the newest stored signals: the quickest way to see that a tracker's
 // signals arrive, and what rung made of them.
 func runTail(ctx context.Context, args []string, env environ, stdout io.Writer) error {
-	fs := flag.NewFlagSet("rung tail", flag.ContinueOnError)
+	fs := newFlags("tail")
 	var c tailConfig
 	fs.StringVar(&c.at.ClickHouse, "clickhouse", "", "ClickHouse DSN; empty: the embedded SQLite sink in --data-dir")
 	fs.StringVar(&c.at.Cluster, "clickhouse-cluster", "", "the cluster the tables are sharded over, as serve runs with")
@@ -37,7 +36,7 @@ func runTail(ctx context.Context, args []string, env environ, stdout io.Writer) 
 		return err
 	}
 	if c.n < 1 {
-		return fmt.Errorf("-n %d: must be at least 1", c.n)
+		return badUsage(fs, fmt.Errorf("-n %d: must be at least 1", c.n))
 	}
 	return tail(ctx, &c, stdout, metrics.NewSet())
 }

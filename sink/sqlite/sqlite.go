@@ -63,7 +63,7 @@ func Open(ctx context.Context, path string, set *metrics.Set) (*SQLite, error) {
 // its tables must exist already (sink.ErrNotMigrated otherwise).
 func OpenReadOnly(ctx context.Context, path string, set *metrics.Set) (*SQLite, error) {
 	if _, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("open sqlite %s: %w (%w)", path, sink.ErrNotMigrated, err)
+		return nil, fmt.Errorf("open sqlite %s: %w: %w", path, err, sink.ErrNotMigrated)
 	}
 	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(10000)&_pragma=query_only(1)")
 	if err != nil {
