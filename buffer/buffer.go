@@ -268,6 +268,11 @@ func (b *Buffer) Held() int64 {
 	return max(n-b.lost.Load(), 0)
 }
 
+// Dropped returns how many accepted signals the buffer has dropped so far: those the
+// sink gave up on and those still held at a hard stop. Signals refused or dropped when
+// the buffer was full are not counted: their clients were told (or the policy says so).
+func (b *Buffer) Dropped() uint64 { return b.droppedSink.Get() + b.droppedStop.Get() }
+
 // sum returns the bytes held and the signals ever pushed, over all shards.
 func (b *Buffer) sum() (bytes int64, pushed uint64) {
 	for i := range b.shards {

@@ -30,6 +30,7 @@ type serveConfig struct {
 	MaxBodyBytes     int           `json:"max_body_bytes"`
 	MaxBatch         int           `json:"max_batch"`
 	APIToken         string        `json:"-"`
+	InsecurePublic   bool          `json:"insecure_public_stats"`
 	DrainTimeout     time.Duration `json:"drain_timeout"`
 	Relay            bool          `json:"relay"`
 	Quarantine       bool          `json:"quarantine"`
@@ -64,6 +65,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxBodyBytes, "max-body-bytes", 1<<20, "largest /collect body")
 	fs.IntVar(&c.MaxBatch, "max-batch", 500, "most signals in one /collect body")
 	fs.StringVar(&c.APIToken, "api-token", "", "token for the stats API, dashboard and /metrics (Authorization: Bearer); empty: open")
+	fs.BoolVar(&c.InsecurePublic, "insecure-public-stats", false, "serve the private surfaces without --api-token on a non-loopback address (refused otherwise)")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 30*time.Second, "on shutdown, how long to drain the buffer into the sink before counting the rest as dropped")
 	fs.StringVar(&c.AdminListen, "admin-listen", "", "a separate address for /metrics, the stats API and the dashboard; empty: on --listen, behind --api-token")
 	fs.Float64Var(&c.RateIP, "rate-ip", 0, "requests/s allowed per client address on /collect (429 beyond); 0: no limit")
@@ -118,6 +120,9 @@ func (c *serveConfig) validate() error {
 		} else if c.AdminListen == c.Listen {
 			errs = append(errs, fmt.Errorf("--admin-listen %q: must differ from --listen", c.AdminListen))
 		}
+	}
+	if err := c.checkPrivate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.RateIPDelay < 0 || c.RateIPDelay > 10*time.Second {
 		errs = append(errs, fmt.Errorf("--rate-ip-delay %v: must be between 0 and 10s", c.RateIPDelay))

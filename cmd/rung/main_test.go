@@ -85,7 +85,9 @@ func startServe(t *testing.T, args ...string) *proc {
 func startRung(t *testing.T, sub string, args ...string) *proc {
 	t.Helper()
 	p := &proc{t: t, sub: sub, addr: freeAddr(t), stderr: &syncBuffer{}, done: make(chan error, 1)}
-	p.cmd = exec.Command(rungBin, append([]string{sub, "--listen", p.addr}, args...)...)
+	// A data directory of its own unless args name one (the last flag wins): serve locks
+	// its directory, and the default one is shared by every test.
+	p.cmd = exec.Command(rungBin, append([]string{sub, "--listen", p.addr, "--data-dir", t.TempDir()}, args...)...)
 	p.cmd.Stderr = p.stderr
 	p.cmd.Env = append(os.Environ(), "RUNG_LOG_LEVEL=info")
 	if err := p.cmd.Start(); err != nil {

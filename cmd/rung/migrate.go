@@ -27,12 +27,12 @@ func runMigrate(ctx context.Context, args []string, env environ, stdout io.Write
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	store, err := openSink(ctx, &cfg, metrics.NewSet())
+	store, err := openSink(ctx, cfg.sinkAt(), false, metrics.NewSet())
 	if err != nil {
 		return fmt.Errorf("migrate telemetry sink: %w", err)
 	}
 	store.Close()
-	fmt.Fprintf(stdout, "telemetry sink ready: %s\n", sinkName(&cfg))
+	fmt.Fprintf(stdout, "telemetry sink ready: %s\n", cfg.sinkAt())
 	pipe, err := outbox.OpenPipeline(ctx, outbox.PipelineConfig{
 		Postgres: *postgres, SQLitePath: filepath.Join(cfg.DataDir, outbox.BusinessDBFile)})
 	if err != nil {

@@ -6,8 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,11 +14,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
-	"github.com/rungdev/rung/preagg"
 	"github.com/rungdev/rung/preagg/stats"
-	"github.com/rungdev/rung/schemas"
-	"github.com/rungdev/rung/sink/clickhouse"
-	"github.com/rungdev/rung/sink/sqlite"
 )
 
 // queries are the questions `rung query` answers.
@@ -100,32 +94,8 @@ func (s *statsFlags) times() (from, to time.Time, err error) {
 	return from, to, nil
 }
 
-// statsStore is what the stats commands read: the rollups and, for reconcile, the raw
-// signals behind them.
-type statsStore interface {
-	stats.Reader
-	preagg.Auditor
-	Signals(ctx context.Context, fromMs, toMs int64) ([]schemas.Signal, error)
-	Close() error
-}
-
-// openStatsStore opens the sink serve writes to, for reading. The embedded store must
-// exist already: a query against a fresh, empty file would only mislead.
-func openStatsStore(ctx context.Context, sf *statsFlags) (statsStore, error) {
-	chDSN, dataDir := sf.clickhouse, sf.dataDir
-	if chDSN != "" {
-		if !strings.HasPrefix(chDSN, "clickhouse://") {
-			return nil, fmt.Errorf("--clickhouse %q: want clickhouse://host:port/database (the native protocol)", chDSN)
-		}
-		octx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		return clickhouse.Open(octx, chDSN, clickhouse.Options{Writers: 1, Cluster: sf.cluster}, metrics.NewSet())
-	}
-	path := filepath.Join(dataDir, "telemetry.db")
-	if _, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("no telemetry store at %s (point --data-dir at the one rung serve uses, or give --clickhouse): %w", path, err)
-	}
-	return sqlite.Open(ctx, path, metrics.NewSet())
+func (s *statsFlags) sinkAt() sinkAt {
+	return sinkAt{ClickHouse: s.clickhouse, Cluster: s.cluster, DataDir: s.dataDir}
 }
 
 func queryLandingPages(ctx context.Context, args []string, env environ, stdout io.Writer) error {
@@ -148,7 +118,7 @@ func queryLandingPages(ctx context.Context, args []string, env environ, stdout i
 		return badUsage(fs, err)
 	}
 	lq.Site = sf.site
-	st, err := openStatsStore(ctx, &sf)
+	st, err := openSink(ctx, sf.sinkAt(), true, metrics.NewSet())
 	if err != nil {
 		return err
 	}
@@ -209,7 +179,7 @@ func queryExperiment(ctx context.Context, id string, args []string, env environ,
 	if *mixing <= 0 || *mixing >= 1 {
 		return badUsage(fs, fmt.Errorf("--mixing-sd %v: want a difference of rates between 0 and 1", *mixing))
 	}
-	st, err := openStatsStore(ctx, &sf)
+	st, err := openSink(ctx, sf.sinkAt(), true, metrics.NewSet())
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
+
 	"github.com/rungdev/rung/preagg"
 	"github.com/rungdev/rung/schemas"
 	"github.com/rungdev/rung/sink"
@@ -47,7 +49,7 @@ func runReconcile(ctx context.Context, args []string, env environ, stdout io.Wri
 	if to.IsZero() {
 		to = time.Now()
 	}
-	st, err := openStatsStore(ctx, &sf)
+	st, err := openSink(ctx, sf.sinkAt(), true, metrics.NewSet())
 	if err != nil {
 		return err
 	}
@@ -120,7 +122,7 @@ func (a oneSite) only(r *sink.Rollups) *sink.Rollups {
 // against the lossy one (form_submitted signals in the sink) and reports the telemetry's
 // undercount. The gap is what the ladder warns about, not an error: it never fails the
 // command.
-func reconcileLeads(ctx context.Context, st statsStore, business, dataDir string, from, to time.Time, stdout io.Writer) error {
+func reconcileLeads(ctx context.Context, st store, business, dataDir string, from, to time.Time, stdout io.Writer) error {
 	d, dsn := sqldb.Postgres, business
 	switch business {
 	case "none":

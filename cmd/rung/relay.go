@@ -20,7 +20,7 @@ import (
 // runRelay ships committed outbox rows to NATS JetStream and projects them into the
 // events table (or, without --nats, projects them straight from the outbox). All logic
 // is in stitch/outbox; this only reads flags and wires.
-func runRelay(ctx context.Context, args []string, env environ, stdout io.Writer) error {
+func runRelay(ctx context.Context, args []string, env environ, stdout io.Writer) (err error) {
 	fs := newFlags("relay")
 	var cfg outbox.PipelineConfig
 	var dataDir, metricsAddr, logLevel string
@@ -76,36 +76,36 @@ func runRelay(ctx context.Context, args []string, env environ, stdout io.Writer)
 			return fmt.Errorf("create --data-dir %s: %w", dataDir, err)
 		}
 	}
-	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	cfg.Logger = log
 	p, err := outbox.OpenPipeline(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	defer p.Close()
+	defer func() { err = errors.Join(err, closeWith("close the outbox", p.Close)) }()
+	// Stop order: the relay and projector stop, then the metrics listener (so the last
+	// scrape sees their final counts), then the databases close (deferred).
+	sup := &supervisor{log: log}
+	sup.then("stop relaying", part{"outbox relay", p.Run})
 	if metricsAddr != "" {
 		mux := http.NewServeMux()
 		mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 			p.WriteMetrics(w)
 		})
-		srv := &http.Server{Addr: metricsAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		ln, err := net.Listen("tcp", metricsAddr)
 		if err != nil {
 			return fmt.Errorf("listen on --metrics-addr %s: %w", metricsAddr, err)
 		}
-		go srv.Serve(ln) // ends when Shutdown below closes the listener
-		defer func() {
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			srv.Shutdown(sctx)
-		}()
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		sup.then("metrics", httpPart("metrics listener", srv, ln, 5*time.Second))
 	}
 	to := "the events table (no broker)"
 	if cfg.NATS != "" {
 		to = "NATS stream " + cfg.Broker.Stream
 	}
 	fmt.Fprintf(stdout, "rung relay: shipping the %s outbox to %s\n", p.Dialect, to)
-	return p.Run(ctx)
+	return sup.Run(ctx)
 }
 
 // redact hides the password in a URL: show where, not how.
