@@ -24,6 +24,7 @@ import (
 	"github.com/rungdev/rung/schemas"
 	"github.com/rungdev/rung/sink"
 	"github.com/rungdev/rung/sink/clickhouse"
+	"github.com/rungdev/rung/sink/discard"
 	"github.com/rungdev/rung/sink/sqlite"
 	"github.com/rungdev/rung/stitch"
 	"github.com/rungdev/rung/stitch/outbox"
@@ -281,6 +282,9 @@ func openAggregator(ctx context.Context, c *pipeConfig, s store, partitions int,
 }
 
 func openSink(ctx context.Context, cfg *pipeConfig, set *metrics.Set) (store, error) {
+	if cfg.Sink == "discard" {
+		return discard.New(set), nil
+	}
 	if cfg.ClickHouse != "" {
 		octx, cancel := context.WithTimeout(ctx, 60*time.Second)
 		defer cancel()
@@ -290,6 +294,9 @@ func openSink(ctx context.Context, cfg *pipeConfig, set *metrics.Set) (store, er
 }
 
 func sinkName(cfg *pipeConfig) string {
+	if cfg.Sink == "discard" {
+		return "discard"
+	}
 	if cfg.ClickHouse != "" {
 		return "clickhouse"
 	}
