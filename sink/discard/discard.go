@@ -47,6 +47,9 @@ func (s *Sink) Write(_ context.Context, b *sink.Batch) error {
 	return nil
 }
 
+// Signals returns how many signals the Sink has discarded.
+func (s *Sink) Signals() uint64 { return s.signals.Get() }
+
 // Ping always answers: there is nothing to reach.
 func (*Sink) Ping(context.Context) error { return nil }
 
