@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"unique"
+	"unsafe"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/cespare/xxhash/v2"
@@ -73,9 +74,10 @@ type str = unique.Handle[string]
 // (interned or cloned), never the request body's.
 type visitor struct {
 	site        str
-	anon        string
+	anon        string // in inline when it fits
 	hash        uint64
 	same        *visitor // the next visitor of the shard with the same hash
+	inline      [inlineAnon]byte
 	prev, next  *visitor
 	s           session
 	ids         []uint64 // xxhash of the session's event_ids, in arrival order
@@ -130,6 +132,24 @@ type expo struct {
 
 // idxAt is the session size from which event_ids are also kept in a map.
 const idxAt = 32
+
+// inlineAnon is the longest anonymous_id a visitor holds inside itself (t.js makes
+// ids of up to 43 bytes): every signal's lookup compares it, and a separate copy would
+// be one more cache miss per signal, and one more object per session.
+const inlineAnon = 48
+
+// newVisitor makes the visitor (site, anon) of hash h, owning its strings.
+func newVisitor(site, anon string, h uint64) *visitor {
+	v := &visitor{site: intern(site), hash: h}
+	if len(anon) <= inlineAnon {
+		n := copy(v.inline[:], anon)
+		v.anon = unsafe.String(&v.inline[0], n) // never written again
+	} else {
+		v.anon = strings.Clone(anon)
+	}
+	v.ids = v.idsInline[:0]
+	return v
+}
 
 // New makes an Aggregator and registers its metrics in set.
 func New(cfg Config, set *metrics.Set) (*Aggregator, error) {
@@ -397,9 +417,8 @@ func (t *tx) create(sh *shard, s int, h uint64, g *schemas.Signal) *visitor {
 			a.evicted.Inc()
 		}
 	}
-	v := &visitor{site: intern(g.Site), anon: strings.Clone(g.AnonymousID), hash: h, lane: int32(s % len(a.lanes)),
-		tx: t.id, undo: int32(len(t.undo))}
-	v.ids = v.idsInline[:0]
+	v := newVisitor(g.Site, g.AnonymousID, h)
+	v.lane, v.tx, v.undo = int32(s%len(a.lanes)), t.id, int32(len(t.undo))
 	t.undo = append(t.undo, undo{v: v, created: true, shard: int32(s)})
 	sh.add(v)
 	a.open.Add(1)
