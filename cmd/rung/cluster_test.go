@@ -18,7 +18,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/rungdev/rung/buffer/stream/streamtest"
-	"github.com/rungdev/rung/preagg"
+	"github.com/rungdev/rung/preagg/stats"
 	"github.com/rungdev/rung/schemas"
 	"github.com/rungdev/rung/sink/clickhouse"
 	"github.com/rungdev/rung/sink/clickhouse/chtest"
@@ -122,8 +122,9 @@ func TestCluster(t *testing.T) {
 	dsn := shards[0].DSN(fmt.Sprintf("rung_cluster_%08x", rand.Uint32()))
 	// A leader election after a node dies takes seconds on two loaded cores: the
 	// collectors wait up to 20 s for JetStream's ack, retrying, rather than the default 5.
-	common := []string{"--nats", strings.Join(urls, ","), "--stream-replicas", "3", "--publish-timeout", "20s",
+	common := []string{"--nats", strings.Join(urls, ","), "--stream-replicas", "3",
 		"--clickhouse", dsn, "--clickhouse-cluster", "rung"}
+	collector := append(common[:len(common):len(common)], "--publish-timeout", "20s")
 	aggregator := func(parts string, flush ...string) *proc {
 		if flush == nil {
 			flush = []string{"--flush-interval", "100ms", "--batch-size", "400"}
@@ -134,7 +135,7 @@ func TestCluster(t *testing.T) {
 	// it must come back to its replacement.
 	aggA := aggregator("0-31", "--flush-interval", "1h", "--batch-size", "1000000")
 	aggB := aggregator("32-63")
-	collectors := []*proc{startServe(t, common...), startServe(t, common...)}
+	collectors := []*proc{startServe(t, collector...), startServe(t, collector...)}
 	for _, c := range collectors {
 		waitReady(t, c)
 	}
@@ -258,7 +259,7 @@ func TestCluster(t *testing.T) {
 	}
 	aggA.stop()
 	aggB.stop()
-	sameStats(t, preagg.NewQueries(lite, preagg.QueryOptions{}), preagg.NewQueries(ch, preagg.QueryOptions{}), site)
+	sameStats(t, stats.NewQueries(lite, stats.Options{}), stats.NewQueries(ch, stats.Options{}), site)
 }
 
 // waitReady waits until p answers /readyz with 200: its stream has a leader.
@@ -278,26 +279,26 @@ func waitReady(t *testing.T, p *proc) {
 }
 
 // sameStats checks two stores report the same landing pages and experiment.
-func sameStats(t *testing.T, want, got *preagg.Queries, site string) {
+func sameStats(t *testing.T, want, got *stats.Queries, site string) {
 	t.Helper()
 	ctx := context.Background()
 	from, to := time.Now().Add(-24*time.Hour), time.Now().Add(time.Hour)
-	lw, err := want.LandingPages(ctx, preagg.LandingQuery{Site: site, From: from, To: to})
+	lw, err := want.LandingPages(ctx, stats.LandingQuery{Site: site, From: from, To: to})
 	if err != nil {
 		t.Fatal(err)
 	}
-	lg, err := got.LandingPages(ctx, preagg.LandingQuery{Site: site, From: from, To: to})
+	lg, err := got.LandingPages(ctx, stats.LandingQuery{Site: site, From: from, To: to})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if lw.Sessions == 0 || !reflect.DeepEqual(lw.Pages, lg.Pages) || lw.Sessions != lg.Sessions || lw.Converted != lg.Converted {
 		t.Errorf("landing pages differ:\n one node %d sessions %+v\n cluster  %d sessions %+v", lw.Sessions, lw.Pages, lg.Sessions, lg.Pages)
 	}
-	ew, err := want.Experiment(ctx, preagg.ExperimentQuery{ID: "hero", Site: site, From: from, To: to})
+	ew, err := want.Experiment(ctx, stats.ExperimentQuery{ID: "hero", Site: site, From: from, To: to})
 	if err != nil {
 		t.Fatal(err)
 	}
-	eg, err := got.Experiment(ctx, preagg.ExperimentQuery{ID: "hero", Site: site, From: from, To: to})
+	eg, err := got.Experiment(ctx, stats.ExperimentQuery{ID: "hero", Site: site, From: from, To: to})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"net"
@@ -179,16 +178,5 @@ func checkFor(t testing.TB, total, step time.Duration, f func() error) {
 			t.Fatalf("after %v: %v", total, err)
 		}
 		time.Sleep(step)
-	}
-}
-
-func TestDispatch(t *testing.T) {
-	env := func(string) (string, bool) { return "", false }
-	var out bytes.Buffer
-	if err := dispatch(context.Background(), []string{"nope"}, env, &out, &out); err == nil || !strings.Contains(err.Error(), "unknown subcommand") {
-		t.Errorf("unknown subcommand: %v", err)
-	}
-	if err := dispatch(context.Background(), nil, env, &out, &out); err == nil {
-		t.Error("no subcommand: no error")
 	}
 }

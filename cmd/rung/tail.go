@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -20,7 +19,7 @@ import (
 // runTail prints the newest stored signals: the quickest way to see that a tracker's
 // signals arrive, and what rung made of them.
 func runTail(ctx context.Context, args []string, env environ, stdout io.Writer) error {
-	fs := flag.NewFlagSet("rung tail", flag.ContinueOnError)
+	fs := newFlags("tail")
 	ch := fs.String("clickhouse", "", "ClickHouse DSN; empty: the embedded SQLite sink in --data-dir")
 	cluster := fs.String("clickhouse-cluster", "", "the cluster the tables are sharded over, as serve runs with")
 	dataDir := fs.String("data-dir", "./rung-data", "directory of the embedded stores")
@@ -31,7 +30,7 @@ func runTail(ctx context.Context, args []string, env environ, stdout io.Writer) 
 		return err
 	}
 	if *n < 1 {
-		return fmt.Errorf("-n %d: must be at least 1", *n)
+		return badUsage(fs, fmt.Errorf("-n %d: must be at least 1", *n))
 	}
 	to := time.Now().Add(time.Minute).UnixMilli()
 	from := time.Now().Add(-*since).UnixMilli()
