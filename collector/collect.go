@@ -27,7 +27,8 @@ const (
 )
 
 // collect answers POST /collect: the hot path. It allocates one string (the copied
-// body) per request, plus an event_id for each signal that came without one.
+// body) per request, plus an event_id for each signal that came without one, and a
+// verdict for a user agent the bot cache does not hold.
 func (s *Server) collect(ctx *fasthttp.RequestCtx) {
 	if !s.cors(ctx) {
 		s.fail(ctx, fasthttp.StatusForbidden, "origin", "origin not allowed")

@@ -70,7 +70,7 @@ type shard struct {
 type interned = unique.Handle[string]
 
 // visitor is one (site, anonymous_id) with an open session. Its strings are its own
-// (interned or cloned), never the request body's.
+// (interned, held inside it, or cloned), never the request body's.
 type visitor struct {
 	site        interned
 	anon        string // in inline when it fits
