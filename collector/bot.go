@@ -1,6 +1,11 @@
 package collector
 
-import "bytes"
+import (
+	"bytes"
+	"sync/atomic"
+
+	"github.com/cespare/xxhash/v2"
+)
 
 // botMarks are user-agent substrings (lower case) of crawlers, monitors and automation.
 // The flag is stored with the signal; what to do with bots is the query's choice.
@@ -31,4 +36,33 @@ func isBot(ua []byte) bool {
 		}
 	}
 	return false
+}
+
+// botCache remembers the verdicts on the user agents seen last: a few browser versions
+// send most signals, and looking one up is a hash and a compare where isBot is twenty
+// scans. Entries are exact (the whole user agent is compared); a user agent that
+// displaces another costs one allocation.
+type botCache struct {
+	slots [256]atomic.Pointer[botVerdict]
+}
+
+type botVerdict struct {
+	ua  string
+	bot bool
+}
+
+// maxCachedUA is the longest user agent remembered; longer ones are judged every time.
+const maxCachedUA = 512
+
+func (c *botCache) isBot(ua []byte) bool {
+	if len(ua) == 0 || len(ua) > maxCachedUA {
+		return isBot(ua)
+	}
+	slot := &c.slots[xxhash.Sum64(ua)%uint64(len(c.slots))]
+	if v := slot.Load(); v != nil && v.ua == string(ua) {
+		return v.bot
+	}
+	bot := isBot(ua)
+	slot.Store(&botVerdict{ua: string(ua), bot: bot})
+	return bot
 }

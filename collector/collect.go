@@ -27,7 +27,8 @@ const (
 )
 
 // collect answers POST /collect: the hot path. It allocates one string (the copied
-// body) per request, plus an event_id for each signal that came without one.
+// body) per request, plus an event_id for each signal that came without one, and a
+// verdict for a user agent the bot cache does not hold.
 func (s *Server) collect(ctx *fasthttp.RequestCtx) {
 	if !s.cors(ctx) {
 		s.fail(ctx, fasthttp.StatusForbidden, "origin", "origin not allowed")
@@ -85,7 +86,7 @@ func (s *Server) collect(ctx *fasthttp.RequestCtx) {
 	w := s.pool.Get().(*work)
 	defer func() { w.batch.Reset(); s.pool.Put(w) }()
 	now := time.Now() // one clock read per request: received_at and the per-site rate
-	meta := schemas.Meta{ReceivedAt: now.UnixMilli(), Bot: isBot(ctx.Request.Header.UserAgent())}
+	meta := schemas.Meta{ReceivedAt: now.UnixMilli(), Bot: s.bots.isBot(ctx.Request.Header.UserAgent())}
 	if err := s.reg.Decode(body, meta, s.cfg.MaxBatch, &w.batch); err != nil {
 		status, reason := bodyError(err)
 		s.quarantine(schemas.Quarantined{At: meta.ReceivedAt, Code: reason, Message: err.Error(), Raw: body})

@@ -127,6 +127,7 @@ type Server struct {
 	rateSite  *limiter
 	qRate     *limiter
 	qSeen     atomic.Uint64
+	bots      botCache
 
 	pool sync.Pool // *work
 

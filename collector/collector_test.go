@@ -276,6 +276,7 @@ func TestBufferFullAnswers503(t *testing.T) {
 }
 
 func TestIsBot(t *testing.T) {
+	var cache botCache
 	for ua, want := range map[string]bool{
 		"": true,
 		"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0 Safari/537.36":         false,
@@ -286,6 +287,29 @@ func TestIsBot(t *testing.T) {
 	} {
 		if got := isBot([]byte(ua)); got != want {
 			t.Errorf("isBot(%q) = %v", ua, got)
+		}
+		for range 2 { // the second answer comes from the cache
+			if got := cache.isBot([]byte(ua)); got != want {
+				t.Errorf("cached isBot(%q) = %v", ua, got)
+			}
+		}
+	}
+}
+
+// TestBotCacheCollisions sends more user agents than the cache has slots, bots and
+// browsers interleaved, so that they displace each other: every answer must still be
+// the user agent's own.
+func TestBotCacheCollisions(t *testing.T) {
+	var cache botCache
+	for pass := 0; pass < 3; pass++ {
+		for i := 0; i < 4*len(cache.slots); i++ {
+			ua, want := fmt.Sprintf("Mozilla/5.0 Chrome/%d.0", i), false
+			if i%3 == 0 {
+				ua, want = fmt.Sprintf("ExampleBot/%d.0", i), true
+			}
+			if got := cache.isBot([]byte(ua)); got != want {
+				t.Fatalf("pass %d: isBot(%q) = %v", pass, ua, got)
+			}
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"unique"
+	"unsafe"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/cespare/xxhash/v2"
@@ -69,12 +70,13 @@ type shard struct {
 type interned = unique.Handle[string]
 
 // visitor is one (site, anonymous_id) with an open session. Its strings are its own
-// (interned or cloned), never the request body's.
+// (interned, held inside it, or cloned), never the request body's.
 type visitor struct {
 	site        interned
-	anon        string
+	anon        string // in inline when it fits
 	hash        uint64
 	same        *visitor // the next visitor of the shard with the same hash
+	inline      [inlineAnon]byte
 	prev, next  *visitor
 	s           session
 	ids         []uint64 // xxhash of the session's event_ids, in arrival order
@@ -129,6 +131,24 @@ type expo struct {
 
 // idxAt is the session size from which event_ids are also kept in a map.
 const idxAt = 32
+
+// inlineAnon is the longest anonymous_id a visitor holds inside itself (t.js makes
+// ids of up to 43 bytes): every signal's lookup compares it, and a separate copy would
+// be one more cache miss per signal, and one more object per session.
+const inlineAnon = 48
+
+// newVisitor makes the visitor (site, anon) of hash h, owning its strings.
+func newVisitor(site, anon string, h uint64) *visitor {
+	v := &visitor{site: intern(site), hash: h}
+	if len(anon) <= inlineAnon {
+		n := copy(v.inline[:], anon)
+		v.anon = unsafe.String(&v.inline[0], n) // never written again
+	} else {
+		v.anon = strings.Clone(anon)
+	}
+	v.ids = v.idsInline[:0]
+	return v
+}
 
 // New makes an Aggregator and registers its metrics in set.
 func New(cfg Config, set *metrics.Set) (*Aggregator, error) {
@@ -397,9 +417,8 @@ func (tx *flushTx) create(sh *shard, s int, h uint64, sig *schemas.Signal) *visi
 			a.evicted.Inc()
 		}
 	}
-	v := &visitor{site: intern(sig.Site), anon: strings.Clone(sig.AnonymousID), hash: h, lane: int32(s % len(a.lanes)),
-		tx: tx.id, undo: int32(len(tx.undo))}
-	v.ids = v.idsInline[:0]
+	v := newVisitor(sig.Site, sig.AnonymousID, h)
+	v.lane, v.tx, v.undo = int32(s%len(a.lanes)), tx.id, int32(len(tx.undo))
 	tx.undo = append(tx.undo, undo{v: v, created: true, shard: int32(s)})
 	sh.add(v)
 	a.open.Add(1)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -98,9 +97,8 @@ func (a *Aggregator) restore(r *sink.Resume) restoreResult {
 	s := &r.Session
 	h := xxhash.Sum64String(s.AnonymousID)
 	shardIdx := int(h % uint64(len(a.shards))) // buffer.ShardOf
-	v := &visitor{site: intern(s.Site), anon: strings.Clone(s.AnonymousID), hash: visitorHash(h, s.Site),
-		lane: int32(shardIdx % len(a.lanes))}
-	v.ids = v.idsInline[:0]
+	v := newVisitor(s.Site, s.AnonymousID, visitorHash(h, s.Site))
+	v.lane = int32(shardIdx % len(a.lanes))
 	v.s = session{start: s.StartMs, last: s.StartMs}
 	// Replay the signals counted in the session: the same rules as apply, without rows.
 	for i := range r.Signals {

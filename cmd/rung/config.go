@@ -198,6 +198,7 @@ func printConfig(w io.Writer, c any) error {
 // pipeConfig is what `rung serve` and `rung aggregate` share: where the signals are
 // stored and how they are rolled up on the way.
 type pipeConfig struct {
+	Sink              string        `json:"sink"`
 	ClickHouse        string        `json:"clickhouse"`
 	ClickHouseCluster string        `json:"clickhouse_cluster"`
 	DataDir           string        `json:"data_dir"`
@@ -210,6 +211,7 @@ type pipeConfig struct {
 }
 
 func (c *pipeConfig) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Sink, "sink", "", "discard: keep nothing, count it (a benchmarking and testing aid: everything accepted is lost); empty: ClickHouse with --clickhouse, else SQLite")
 	fs.StringVar(&c.ClickHouse, "clickhouse", "", "ClickHouse DSN, e.g. clickhouse://127.0.0.1:9000/rung; empty: the embedded SQLite sink")
 	fs.StringVar(&c.ClickHouseCluster, "clickhouse-cluster", "", "a cluster of the ClickHouse servers' <remote_servers>: tables are sharded over it (local tables behind Distributed ones); empty: one server")
 	fs.StringVar(&c.DataDir, "data-dir", "./rung-data", "directory of the embedded stores")
@@ -223,6 +225,9 @@ func (c *pipeConfig) flags(fs *flag.FlagSet) {
 
 func (c *pipeConfig) validate() []error {
 	var errs []error
+	if c.Sink != "" && c.Sink != "discard" {
+		errs = append(errs, fmt.Errorf("--sink %q: want discard, or empty for ClickHouse (--clickhouse) or SQLite", c.Sink))
+	}
 	if c.ClickHouse != "" && !strings.HasPrefix(c.ClickHouse, "clickhouse://") {
 		errs = append(errs, fmt.Errorf("--clickhouse %q: want clickhouse://host:port/database (the native protocol)", c.ClickHouse))
 	}

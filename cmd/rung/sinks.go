@@ -15,6 +15,7 @@ import (
 	"github.com/rungdev/rung/schemas"
 	"github.com/rungdev/rung/sink"
 	"github.com/rungdev/rung/sink/clickhouse"
+	"github.com/rungdev/rung/sink/discard"
 	"github.com/rungdev/rung/sink/sqlite"
 )
 
@@ -38,22 +39,28 @@ type store interface {
 var (
 	_ store = (*sqlite.SQLite)(nil)
 	_ store = (*clickhouse.ClickHouse)(nil)
+	_ store = (*discard.Sink)(nil)
 )
 
 // sinkAt says where the telemetry store is: ClickHouse at ClickHouse (its tables sharded
 // over Cluster, when named), else the SQLite file telemetry.db in DataDir.
+// Discard, a benchmarking and testing aid, keeps nothing.
 type sinkAt struct {
 	ClickHouse, Cluster, DataDir string
+	Discard                      bool
 }
 
 func (c *pipeConfig) sinkAt() sinkAt {
-	return sinkAt{ClickHouse: c.ClickHouse, Cluster: c.ClickHouseCluster, DataDir: c.DataDir}
+	return sinkAt{ClickHouse: c.ClickHouse, Cluster: c.ClickHouseCluster, DataDir: c.DataDir, Discard: c.Sink == "discard"}
 }
 
 func (at sinkAt) sqlitePath() string { return filepath.Join(at.DataDir, "telemetry.db") }
 
 // String names the store for a log line.
 func (at sinkAt) String() string {
+	if at.Discard {
+		return "discard"
+	}
 	if at.ClickHouse != "" {
 		return "clickhouse"
 	}
@@ -67,6 +74,9 @@ func (at sinkAt) String() string {
 // there. ClickHouse is waited for (up to a minute for a writer, 30 s for a reader), so a
 // command may start before the server does.
 func openSink(ctx context.Context, at sinkAt, readOnly bool, set *metrics.Set) (store, error) {
+	if at.Discard {
+		return discard.New(set), nil
+	}
 	if at.ClickHouse != "" {
 		wait := time.Minute
 		if readOnly {

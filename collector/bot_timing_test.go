@@ -1,0 +1,26 @@
+package collector
+
+import "testing"
+
+// BenchmarkIsBot compares judging a browser's user agent afresh with looking it up in
+// the cache of recent verdicts, as /collect does once per request.
+func BenchmarkIsBot(b *testing.B) {
+	ua := []byte("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0 Safari/537.36")
+	b.Run("scan", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if isBot(ua) {
+				b.Fatal("a browser taken for a bot")
+			}
+		}
+	})
+	b.Run("cached", func(b *testing.B) {
+		var c botCache
+		b.ReportAllocs()
+		for b.Loop() {
+			if c.isBot(ua) {
+				b.Fatal("a browser taken for a bot")
+			}
+		}
+	})
+}
