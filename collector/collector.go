@@ -189,7 +189,8 @@ func New(cfg Config, reg *schemas.Registry, intake Intake, ready func(context.Co
 		s.rejected[r] = set.NewCounter(`rung_signals_rejected_total{reason="` + r + `"}`)
 	}
 	for _, r := range []string{"malformed_json", "too_deep", "not_signals", "empty", "batch_too_large",
-		"body_too_large", "content_type", "content_encoding", "method", "origin", "unauthorized", "rate_ip"} {
+		"body_too_large", "content_type", "content_encoding", "method", "origin", "unauthorized", "rate_ip",
+		"headers_too_large", "timeout", "bad_request"} {
 		s.bodyErrs[r] = set.NewCounter(`rung_requests_rejected_total{reason="` + r + `"}`)
 	}
 	for _, code := range []int{200, 202, 204, 400, 401, 403, 404, 405, 408, 413, 415, 429, 431, 500, 503} {
@@ -266,6 +267,10 @@ func (s *Server) fasthttp(h fasthttp.RequestHandler) *fasthttp.Server {
 		CloseOnShutdown:    true,
 		Logger:             logger{s.log},
 		ErrorHandler:       s.transportError,
+
+		// A multipart body would be parsed before the handler runs, and a malformed one
+		// refused as a bad request; the handler answers 415 to any such content type.
+		DisablePreParseMultipartForm: true,
 	}
 }
 
@@ -284,8 +289,10 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 		s.readyz(ctx)
 		return
 	case "/metrics":
-		if !s.cfg.AdminSeparate && s.authorized(ctx) {
-			s.metrics(ctx)
+		if !s.cfg.AdminSeparate {
+			if s.authorized(ctx) {
+				s.metrics(ctx)
+			}
 			return
 		}
 	}
@@ -299,7 +306,7 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 		}
 		return
 	}
-	ctx.Error("not found\n", fasthttp.StatusNotFound)
+	answerError(ctx, fasthttp.StatusNotFound, "not found")
 }
 
 // admin routes the admin listener: health, metrics and the private mounts.
@@ -321,7 +328,7 @@ func (s *Server) admin(ctx *fasthttp.RequestCtx) {
 		}
 		return
 	}
-	ctx.Error("not found on the admin listener\n", fasthttp.StatusNotFound)
+	answerError(ctx, fasthttp.StatusNotFound, "not found on the admin listener")
 }
 
 func (s *Server) mount(path []byte) *mount {
@@ -338,7 +345,7 @@ func (s *Server) readyz(ctx *fasthttp.RequestCtx) {
 	c, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	if err := s.ready(c); err != nil {
-		ctx.Error("not ready: "+err.Error()+"\n", fasthttp.StatusServiceUnavailable)
+		answerError(ctx, fasthttp.StatusServiceUnavailable, "not ready: "+err.Error())
 		return
 	}
 	ctx.SetContentType("text/plain; charset=utf-8")
@@ -363,7 +370,7 @@ func (s *Server) schema(ctx *fasthttp.RequestCtx, name string) {
 	}
 	b, ok := s.reg.File(name)
 	if !ok || !strings.HasSuffix(name, ".json") {
-		ctx.Error("no such schema; see /schemas/index.json\n", fasthttp.StatusNotFound)
+		answerError(ctx, fasthttp.StatusNotFound, "no such schema; see /schemas/index.json")
 		return
 	}
 	s.cors(ctx)
@@ -387,7 +394,7 @@ func (s *Server) authorized(ctx *fasthttp.RequestCtx) bool {
 	}
 	s.bodyErrs["unauthorized"].Inc()
 	ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="rung"`)
-	ctx.Error("missing or wrong API token\n", fasthttp.StatusUnauthorized)
+	answerError(ctx, fasthttp.StatusUnauthorized, "missing or wrong API token")
 	return false
 }
 
@@ -402,18 +409,21 @@ func constantTimeEqual(a []byte, b string) bool {
 	return v == 0
 }
 
-// transportError answers what fasthttp refused before the handler ran.
+// transportError answers what fasthttp refused before the handler ran, in the same
+// JSON shape as every other error answer (fasthttp's own are plain text).
 func (s *Server) transportError(ctx *fasthttp.RequestCtx, err error) {
+	var small *fasthttp.ErrSmallBuffer
 	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		s.fail(ctx, fasthttp.StatusRequestEntityTooLarge, "body_too_large",
 			fmt.Sprintf("body larger than %d bytes", s.cfg.MaxBodyBytes))
-	case strings.Contains(err.Error(), "small read buffer"):
-		ctx.Error("request headers too large\n", fasthttp.StatusRequestHeaderFieldsTooLarge)
+	case errors.As(err, &small):
+		s.fail(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, "headers_too_large",
+			fmt.Sprintf("request head larger than %d bytes", s.cfg.MaxHeaderBytes))
 	case isTimeout(err):
-		ctx.Error("request not received within the read timeout\n", fasthttp.StatusRequestTimeout)
+		s.fail(ctx, fasthttp.StatusRequestTimeout, "timeout", "request not received within the read timeout")
 	default:
-		ctx.Error("bad request: "+err.Error()+"\n", fasthttp.StatusBadRequest)
+		s.fail(ctx, fasthttp.StatusBadRequest, "bad_request", "bad request: "+err.Error())
 	}
 }
 
