@@ -190,7 +190,7 @@ func New(cfg Config, reg *schemas.Registry, intake Intake, ready func(context.Co
 	}
 	for _, r := range []string{"malformed_json", "too_deep", "not_signals", "empty", "batch_too_large",
 		"body_too_large", "content_type", "content_encoding", "method", "origin", "unauthorized", "rate_ip",
-		"headers_too_large", "timeout", "bad_request"} {
+		"headers_too_large", "timeout", "bad_request", "max_conns", "max_conns_per_ip"} {
 		s.bodyErrs[r] = set.NewCounter(`rung_requests_rejected_total{reason="` + r + `"}`)
 	}
 	for _, code := range []int{200, 202, 204, 400, 401, 403, 404, 405, 408, 413, 415, 429, 431, 500, 503} {
@@ -223,7 +223,7 @@ func (s *Server) ServeAdmin(ctx context.Context, ln net.Listener, grace time.Dur
 func (s *Server) serve(ctx context.Context, ln net.Listener, grace time.Duration, h fasthttp.RequestHandler) error {
 	srv := s.fasthttp(h)
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(s.capConns(ln)) }()
 	// Salts are zeroed on time even when no request comes to rotate them.
 	expire := time.NewTimer(time.Hour)
 	defer expire.Stop()
@@ -258,8 +258,6 @@ func (s *Server) fasthttp(h fasthttp.RequestHandler) *fasthttp.Server {
 		ReadTimeout:           s.cfg.ReadTimeout,
 		WriteTimeout:          s.cfg.WriteTimeout,
 		IdleTimeout:           s.cfg.IdleTimeout,
-		Concurrency:           s.cfg.MaxConns,
-		MaxConnsPerIP:         s.cfg.MaxConnsPerIP,
 		ReadBufferSize:        s.cfg.MaxHeaderBytes,
 		// Bodies up to twice the limit are read so the handler can answer 413 on a
 		// connection that stays usable; beyond that fasthttp refuses and closes.
@@ -271,6 +269,10 @@ func (s *Server) fasthttp(h fasthttp.RequestHandler) *fasthttp.Server {
 		// A multipart body would be parsed before the handler runs, and a malformed one
 		// refused as a bad request; the handler answers 415 to any such content type.
 		DisablePreParseMultipartForm: true,
+		// The connection caps are held by the listener (capConns), which answers in
+		// JSON; fasthttp's is a backstop, with room for the connections between their
+		// Close, which frees a place under the listener, and the return of their worker.
+		Concurrency: s.cfg.MaxConns + s.cfg.MaxConns/8 + 64,
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -88,28 +89,115 @@ func TestErrorAnswersAreJSON(t *testing.T) {
 			if _, err := io.WriteString(c, tt.send); err != nil {
 				t.Fatal(err)
 			}
-			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-			if err != nil {
-				t.Fatalf("no answer: %v", err)
-			}
-			defer resp.Body.Close()
-			body, err := io.ReadAll(resp.Body)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if resp.StatusCode != tt.status {
-				t.Errorf("status %d, want %d: %s", resp.StatusCode, tt.status, body)
-			}
-			if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
-				t.Errorf("Content-Type %q, want application/json: %s", ct, body)
-			}
-			var answer map[string]any
-			if err := json.Unmarshal(body, &answer); err != nil {
-				t.Fatalf("body is not JSON: %v: %q", err, body)
-			}
-			if msg, ok := answer["error"].(string); !ok || msg == "" || len(answer) != 1 {
-				t.Errorf(`body %s, want {"error":"..."}`, body)
-			}
+			answeredJSON(t, c, tt.status)
 		})
+	}
+}
+
+// answeredJSON reads one answer from c and checks its status and that it is the
+// collector's JSON error.
+func answeredJSON(t *testing.T, c net.Conn, status int) {
+	t.Helper()
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("no answer: %v", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != status {
+		t.Errorf("status %d, want %d: %s", resp.StatusCode, status, body)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type %q, want application/json: %s", ct, body)
+	}
+	var answer map[string]any
+	if err := json.Unmarshal(body, &answer); err != nil {
+		t.Fatalf("body is not JSON: %v: %q", err, body)
+	}
+	if msg, ok := answer["error"].(string); !ok || msg == "" || len(answer) != 1 {
+		t.Errorf(`body %s, want {"error":"..."}`, body)
+	}
+}
+
+// TestConnectionCapsAnswerJSON fills the per-address and the global connection caps
+// and checks that the connection over each is answered in JSON (429, 503) and closed,
+// and that a closed connection gives its place back.
+func TestConnectionCapsAnswerJSON(t *testing.T) {
+	reg, err := schemas.NewRegistry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := metrics.NewSet()
+	cfg := Config{MaxConns: 3, MaxConnsPerIP: 2, ReadTimeout: 10 * time.Second}
+	srv := New(cfg, reg, discard{}, func(context.Context) error { return nil }, set, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln, time.Second) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	dial := func(from string) net.Conn {
+		t.Helper()
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+		c, err := d.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		return c
+	}
+	healthy := func(c net.Conn) error {
+		if _, err := io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: rung\r\n\r\n"); err != nil {
+			return err
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("GET /healthz: %s", resp.Status)
+		}
+		return nil
+	}
+	held := []net.Conn{dial("127.0.0.1"), dial("127.0.0.1")}
+	for _, c := range held {
+		if err := healthy(c); err != nil { // served, and kept alive: the places stay taken
+			t.Fatal(err)
+		}
+	}
+	answeredJSON(t, dial("127.0.0.1"), 429)
+	third := dial("127.0.0.2")
+	if err := healthy(third); err != nil {
+		t.Fatal(err)
+	}
+	answeredJSON(t, dial("127.0.0.3"), 503)
+	if got := metric(set, `rung_requests_rejected_total{reason="max_conns_per_ip"}`); got != 1 {
+		t.Errorf("max_conns_per_ip refusals counted %v, want 1", got)
+	}
+	if got := metric(set, `rung_requests_rejected_total{reason="max_conns"}`); got != 1 {
+		t.Errorf("max_conns refusals counted %v, want 1", got)
+	}
+	// The server sees the close when it next reads; the place is free once it has.
+	held[0].Close()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		err := healthy(dial("127.0.0.1"))
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a closed connection's place was not given back: %v", err)
+		}
 	}
 }
