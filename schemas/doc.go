@@ -8,6 +8,7 @@
 // The fast path parses the body with a zero-allocation scanner and checks those rules;
 // it decides accept or reject. jsonschema/v5 is the oracle: it runs only on the first
 // few rejected signals of a body (MaxExplained), to produce the detailed report (JSON
-// pointer and message), and a differential fuzz test proves the two agree. A schema keyword the fast path does not
-// understand fails compilation at start, so the two can never silently diverge.
+// pointer and message), and a differential fuzz test proves the two agree. A schema
+// keyword the fast path does not understand fails compilation at start, so the two can
+// never silently diverge.
 package schemas
