@@ -25,26 +25,9 @@ import (
 // runs (malformed, slow, oversized heads and bodies), and checks that every answer has
 // its status and the collector's JSON error shape: {"error":"..."}.
 func TestErrorAnswersAreJSON(t *testing.T) {
-	reg, err := schemas.NewRegistry()
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfg := Config{MaxBodyBytes: 1024, ReadTimeout: 300 * time.Millisecond, MaxHeaderBytes: 4096, APIToken: "secret"}
 	notReady := func(context.Context) error { return errors.New("the sink does not answer") }
-	srv := New(cfg, reg, discard{}, notReady, metrics.NewSet(), slog.New(slog.NewTextHandler(io.Discard, nil)))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln, time.Second) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
+	addr, _ := serveRaw(t, cfg, notReady)
 
 	head := func(method, path string, header ...string) string {
 		return method + " " + path + " HTTP/1.1\r\nHost: rung\r\n" + strings.Join(header, "") + "\r\n"
@@ -80,7 +63,7 @@ func TestErrorAnswersAreJSON(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := net.Dial("tcp", ln.Addr().String())
+			c, err := net.Dial("tcp", addr)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -126,30 +109,12 @@ func answeredJSON(t *testing.T, c net.Conn, status int) {
 // and checks that the connection over each is answered in JSON (429, 503) and closed,
 // and that a closed connection gives its place back.
 func TestConnectionCapsAnswerJSON(t *testing.T) {
-	reg, err := schemas.NewRegistry()
-	if err != nil {
-		t.Fatal(err)
-	}
-	set := metrics.NewSet()
 	cfg := Config{MaxConns: 3, MaxConnsPerIP: 2, ReadTimeout: 10 * time.Second}
-	srv := New(cfg, reg, discard{}, func(context.Context) error { return nil }, set, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln, time.Second) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
+	addr, set := serveRaw(t, cfg, func(context.Context) error { return nil })
 	dial := func(from string) net.Conn {
 		t.Helper()
 		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
-		c, err := d.Dial("tcp", ln.Addr().String())
+		c, err := d.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -200,4 +165,30 @@ func TestConnectionCapsAnswerJSON(t *testing.T) {
 			t.Fatalf("a closed connection's place was not given back: %v", err)
 		}
 	}
+}
+
+// serveRaw serves a collector whose signals go nowhere on a local port until t ends,
+// and returns its address and metrics.
+func serveRaw(t *testing.T, cfg Config, ready func(context.Context) error) (string, *metrics.Set) {
+	t.Helper()
+	reg, err := schemas.NewRegistry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := metrics.NewSet()
+	srv := New(cfg, reg, discard{}, ready, set, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln, time.Second) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	return ln.Addr().String(), set
 }

@@ -2,7 +2,6 @@ package outbox
 
 import (
 	"context"
-	"net/url"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -19,19 +18,12 @@ import (
 // the busy timeout.
 func TestConcurrentStarts(t *testing.T) {
 	const starters = 10
-	pgb := sqltest.Postgres(t)
-	u, err := url.Parse(sqltest.PostgresDSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", pgb.Schema)
-	u.RawQuery = q.Encode()
+	fresh := sqltest.Postgres(t)
 	for _, c := range []struct {
 		name string
 		cfg  PipelineConfig
 	}{
-		{"postgres", PipelineConfig{Postgres: u.String()}},
+		{"postgres", PipelineConfig{Postgres: schemaDSN(t, fresh.Schema)}},
 		{"sqlite", PipelineConfig{SQLitePath: filepath.Join(t.TempDir(), BusinessDBFile)}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
