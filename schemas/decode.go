@@ -25,10 +25,10 @@ const (
 )
 
 // MaxExplained caps how many rejected signals of one body the oracle explains. The
-// oracle costs some 60 times what the fast path does for a signal, so a body of 500
-// invalid signals would cost 500 oracle runs; a client fixing its tracker needs the
-// first few detailed reports, and every other rejection still gets the fast path's
-// pointer and reason.
+// oracle costs tens of times what the fast path does for a signal, so uncapped, a body
+// of invalid signals would cost that many times a valid one; a client fixing its
+// tracker needs the first few detailed reports, and every other rejection still gets
+// the fast path's pointer and reason.
 const MaxExplained = 4
 
 // Meta is what the collector knows about a request, copied into every signal from it.
