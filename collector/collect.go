@@ -266,6 +266,12 @@ func (s *Server) fail(ctx *fasthttp.RequestCtx, status int, reason, msg string) 
 	if c := s.requests[status]; c != nil {
 		c.Inc()
 	}
+	answerError(ctx, status, msg)
+}
+
+// answerError answers status with {"error":msg}: the shape of every error answer of
+// the collector, so a client parses one format whatever refused it.
+func answerError(ctx *fasthttp.RequestCtx, status int, msg string) {
 	ctx.SetStatusCode(status)
 	ctx.SetContentType("application/json")
 	out := append([]byte(`{"error":`), appendJSONString(nil, msg)...)

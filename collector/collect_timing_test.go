@@ -4,7 +4,9 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -109,4 +111,97 @@ func TestCollectAllocs(t *testing.T) {
 			t.Errorf("POST /collect of %d bytes: %.1f allocations, want at most %.0f", len(c.body), allocs, c.max)
 		}
 	}
+}
+
+// invalidSignal is benchSignal with a url the schema's pattern refuses: it fails a schema
+// check, the rejection that sends a signal to the oracle for its report.
+var invalidSignal = strings.Replace(benchSignal, `"url":"https://`, `"url":"ftp://`, 1)
+
+func batchOf(signal string, n int) string {
+	return "[" + strings.TrimSuffix(strings.Repeat(signal+",", n), ",") + "]"
+}
+
+// collect500 answers a 500-signal body (the default MaxBatch) b.N times.
+func collect500(b *testing.B, signal string, status int) {
+	srv, stop := newBenchServer(b)
+	defer stop()
+	body := batchOf(signal, 500)
+	ctx := newCollectCtx(body)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		ctx.Response.Reset()
+		srv.Handler(ctx)
+		if ctx.Response.StatusCode() != status {
+			b.Fatalf("status %d, want %d: %.200s", ctx.Response.StatusCode(), status, ctx.Response.Body())
+		}
+	}
+}
+
+// BenchmarkCollect500 is the pair behind TestRejectedCost: a full batch of valid
+// signals against one of signals that all fail a schema check.
+func BenchmarkCollect500(b *testing.B) {
+	b.Run("valid", func(b *testing.B) { collect500(b, benchSignal, 202) })
+	b.Run("invalid", func(b *testing.B) { collect500(b, invalidSignal, 400) })
+}
+
+// TestRejectedCost holds a rejected signal to a small multiple of an accepted one's cost,
+// so a flood of invalid batches costs about what one of valid ones does. Both are
+// measured in the same run and compared as ratios: bytes allocated, which the load on
+// the machine cannot change, and the process's CPU time, in alternating rounds of which
+// the cheapest of each counts. With the oracle explaining every rejection, both bounds
+// fail.
+func TestRejectedCost(t *testing.T) {
+	srv, stop := newBenchServer(t)
+	defer stop()
+	valid, invalid := newCollectCtx(batchOf(benchSignal, 500)), newCollectCtx(batchOf(invalidSignal, 500))
+	run := func(ctx *fasthttp.RequestCtx, status int) {
+		ctx.Response.Reset()
+		srv.Handler(ctx)
+		if ctx.Response.StatusCode() != status {
+			t.Fatalf("status %d, want %d: %.200s", ctx.Response.StatusCode(), status, ctx.Response.Body())
+		}
+	}
+	allocated := func(ctx *fasthttp.RequestCtx, status int) float64 {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for range 10 {
+			run(ctx, status)
+		}
+		runtime.ReadMemStats(&after)
+		return float64(after.TotalAlloc - before.TotalAlloc)
+	}
+	cpu := func(ctx *fasthttp.RequestCtx, status int) time.Duration {
+		start := processCPU(t)
+		for range 10 {
+			run(ctx, status)
+		}
+		return processCPU(t) - start
+	}
+	run(valid, 202)
+	run(invalid, 400)
+	bytesRatio := allocated(invalid, 400) / allocated(valid, 202)
+	bestValid, bestInvalid := time.Duration(1<<62), time.Duration(1<<62)
+	for range 9 {
+		bestValid = min(bestValid, cpu(valid, 202))
+		bestInvalid = min(bestInvalid, cpu(invalid, 400))
+	}
+	cpuRatio := float64(bestInvalid) / float64(bestValid)
+	t.Logf("500 signals, invalid/valid: bytes allocated %.1f, CPU %.1f (%v/%v per 10 batches)", bytesRatio, cpuRatio, bestInvalid, bestValid)
+	if bytesRatio > 8 {
+		t.Errorf("a batch of rejected signals allocates %.1f times what one of accepted signals does, want at most 8", bytesRatio)
+	}
+	if cpuRatio > 12 {
+		t.Errorf("a batch of rejected signals costs %.1f times the CPU of one of accepted signals, want at most 12", cpuRatio)
+	}
+}
+
+// processCPU is the CPU time the test process has used: unlike the wall clock, it does
+// not grow while other processes hold the machine's cores.
+func processCPU(t *testing.T) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatalf("getrusage: %v", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -190,7 +190,8 @@ func New(cfg Config, reg *schemas.Registry, intake Intake, ready func(context.Co
 		s.rejected[r] = set.NewCounter(`rung_signals_rejected_total{reason="` + r + `"}`)
 	}
 	for _, r := range []string{"malformed_json", "too_deep", "not_signals", "empty", "batch_too_large",
-		"body_too_large", "content_type", "content_encoding", "method", "origin", "unauthorized", "rate_ip"} {
+		"body_too_large", "content_type", "content_encoding", "method", "origin", "unauthorized", "rate_ip",
+		"headers_too_large", "timeout", "bad_request", "max_conns", "max_conns_per_ip"} {
 		s.bodyErrs[r] = set.NewCounter(`rung_requests_rejected_total{reason="` + r + `"}`)
 	}
 	for _, code := range []int{200, 202, 204, 400, 401, 403, 404, 405, 408, 413, 415, 429, 431, 500, 503} {
@@ -224,7 +225,7 @@ func (s *Server) ServeAdmin(ctx context.Context, ln net.Listener, grace time.Dur
 func (s *Server) serve(ctx context.Context, ln net.Listener, grace time.Duration, h fasthttp.RequestHandler) error {
 	srv := s.fasthttp(h)
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(s.capConns(ln)) }()
 	// Salts are zeroed on time even when no request comes to rotate them.
 	expire := time.NewTimer(time.Hour)
 	defer expire.Stop()
@@ -267,8 +268,6 @@ func (s *Server) fasthttp(h fasthttp.RequestHandler) *fasthttp.Server {
 		ReadTimeout:           s.cfg.ReadTimeout,
 		WriteTimeout:          s.cfg.WriteTimeout,
 		IdleTimeout:           s.cfg.IdleTimeout,
-		Concurrency:           s.cfg.MaxConns,
-		MaxConnsPerIP:         s.cfg.MaxConnsPerIP,
 		ReadBufferSize:        s.cfg.MaxHeaderBytes,
 		// Bodies up to twice the limit are read so the handler can answer 413 on a
 		// connection that stays usable; beyond that fasthttp refuses and closes.
@@ -276,6 +275,14 @@ func (s *Server) fasthttp(h fasthttp.RequestHandler) *fasthttp.Server {
 		CloseOnShutdown:    true,
 		Logger:             logger{s.log},
 		ErrorHandler:       s.transportError,
+
+		// A multipart body would be parsed before the handler runs, and a malformed one
+		// refused as a bad request; the handler answers 415 to any such content type.
+		DisablePreParseMultipartForm: true,
+		// The connection caps are held by the listener (capConns), which answers in
+		// JSON; fasthttp's is a backstop, with room for the connections between their
+		// Close, which frees a place under the listener, and the return of their worker.
+		Concurrency: s.cfg.MaxConns + s.cfg.MaxConns/8 + 64,
 	}
 }
 
@@ -294,8 +301,10 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 		s.readyz(ctx)
 		return
 	case "/metrics":
-		if !s.cfg.AdminSeparate && s.authorized(ctx) {
-			s.metrics(ctx)
+		if !s.cfg.AdminSeparate {
+			if s.authorized(ctx) {
+				s.metrics(ctx)
+			}
 			return
 		}
 	}
@@ -309,7 +318,7 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 		}
 		return
 	}
-	ctx.Error("not found\n", fasthttp.StatusNotFound)
+	answerError(ctx, fasthttp.StatusNotFound, "not found")
 }
 
 // admin routes the admin listener: health, metrics and the private mounts.
@@ -331,7 +340,7 @@ func (s *Server) admin(ctx *fasthttp.RequestCtx) {
 		}
 		return
 	}
-	ctx.Error("not found on the admin listener\n", fasthttp.StatusNotFound)
+	answerError(ctx, fasthttp.StatusNotFound, "not found on the admin listener")
 }
 
 func (s *Server) mount(path []byte) *mount {
@@ -348,7 +357,7 @@ func (s *Server) readyz(ctx *fasthttp.RequestCtx) {
 	c, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	if err := s.ready(c); err != nil {
-		ctx.Error("not ready: "+err.Error()+"\n", fasthttp.StatusServiceUnavailable)
+		answerError(ctx, fasthttp.StatusServiceUnavailable, "not ready: "+err.Error())
 		return
 	}
 	ctx.SetContentType("text/plain; charset=utf-8")
@@ -373,7 +382,7 @@ func (s *Server) schema(ctx *fasthttp.RequestCtx, name string) {
 	}
 	b, ok := s.reg.File(name)
 	if !ok || !strings.HasSuffix(name, ".json") {
-		ctx.Error("no such schema; see /schemas/index.json\n", fasthttp.StatusNotFound)
+		answerError(ctx, fasthttp.StatusNotFound, "no such schema; see /schemas/index.json")
 		return
 	}
 	s.cors(ctx)
@@ -397,7 +406,7 @@ func (s *Server) authorized(ctx *fasthttp.RequestCtx) bool {
 	}
 	s.bodyErrs["unauthorized"].Inc()
 	ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="rung"`)
-	ctx.Error("missing or wrong API token\n", fasthttp.StatusUnauthorized)
+	answerError(ctx, fasthttp.StatusUnauthorized, "missing or wrong API token")
 	return false
 }
 
@@ -412,18 +421,21 @@ func constantTimeEqual(a []byte, b string) bool {
 	return v == 0
 }
 
-// transportError answers what fasthttp refused before the handler ran.
+// transportError answers what fasthttp refused before the handler ran, in the same
+// JSON shape as every other error answer (fasthttp's own are plain text).
 func (s *Server) transportError(ctx *fasthttp.RequestCtx, err error) {
+	var small *fasthttp.ErrSmallBuffer
 	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		s.fail(ctx, fasthttp.StatusRequestEntityTooLarge, "body_too_large",
 			fmt.Sprintf("body larger than %d bytes", s.cfg.MaxBodyBytes))
-	case strings.Contains(err.Error(), "small read buffer"):
-		ctx.Error("request headers too large\n", fasthttp.StatusRequestHeaderFieldsTooLarge)
+	case errors.As(err, &small):
+		s.fail(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, "headers_too_large",
+			fmt.Sprintf("request head larger than %d bytes", s.cfg.MaxHeaderBytes))
 	case isTimeout(err):
-		ctx.Error("request not received within the read timeout\n", fasthttp.StatusRequestTimeout)
+		s.fail(ctx, fasthttp.StatusRequestTimeout, "timeout", "request not received within the read timeout")
 	default:
-		ctx.Error("bad request: "+err.Error()+"\n", fasthttp.StatusBadRequest)
+		s.fail(ctx, fasthttp.StatusBadRequest, "bad_request", "bad request: "+err.Error())
 	}
 }
 

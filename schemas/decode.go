@@ -24,6 +24,13 @@ const (
 	maxExponent  = 400
 )
 
+// MaxExplained caps how many rejected signals of one body the oracle explains. The
+// oracle costs tens of times what the fast path does for a signal, so uncapped, a body
+// of invalid signals would cost that many times a valid one; a client fixing its
+// tracker needs the first few detailed reports, and every other rejection still gets
+// the fast path's pointer and reason.
+const MaxExplained = 4
+
 // Meta is what the collector knows about a request, copied into every signal from it.
 type Meta struct {
 	ReceivedAt int64 // Unix milliseconds
@@ -114,6 +121,8 @@ type decoder struct {
 	// The type and version of the signal being checked, for the oracle's report.
 	typ     Type
 	version int
+	// How many rejections of this body the oracle has explained (see MaxExplained).
+	explained int
 }
 
 func (d *decoder) run(maxBatch int, b *Batch) error {
@@ -215,7 +224,8 @@ func (d *decoder) element(i int, b *Batch) error {
 	}
 	b.Signals = b.Signals[:n] // fill never ran: the slot is as it was
 	problem.Index = i
-	if problem.Code == CodeSchema {
+	if problem.Code == CodeSchema && d.explained < MaxExplained {
+		d.explained++
 		schema := signalSchema
 		if d.version > 1 {
 			schema = d.typ.String() + ".v" + strconv.Itoa(d.version)

@@ -391,3 +391,46 @@ func TestFastPathAgreesWithOracle(t *testing.T) {
 		t.Error("the oracle accepted a signal the fast path rejected")
 	}
 }
+
+// TestExplainedRejections: in a body of many rejected signals the oracle explains only
+// the first MaxExplained, yet every rejection is listed with its index, pointer and
+// reason, and the fast path's reason for the rest reads as the oracle's would (the
+// schema's own pattern, not the Go form it is compiled to).
+func TestExplainedRejections(t *testing.T) {
+	r := newTestRegistry(t)
+	const n = 50
+	bad := strings.Replace(okSignal, `"url":"https://`, `"url":"ftp://`, 1)
+	body := "[" + strings.TrimSuffix(strings.Repeat(bad+",", n), ",") + "]"
+	oracle := r.Validate(signalSchema, []byte(bad))
+	var ve *ValidationError
+	if !errors.As(oracle, &ve) || len(ve.Problems) == 0 {
+		t.Fatalf("the oracle accepts %s: %v", bad, oracle)
+	}
+	want := ve.Problems[0]
+	var b Batch
+	if err := r.Decode(body, Meta{}, n, &b); err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Signals) != 0 || len(b.Rejected) != n {
+		t.Fatalf("%d accepted, %d rejected; want 0 and %d", len(b.Signals), len(b.Rejected), n)
+	}
+	for i, rej := range b.Rejected {
+		if rej.Index != i || rej.Pointer != want.Pointer || rej.Reason != want.Reason || rej.Code != CodeSchema {
+			t.Errorf("rejection %d: %+v; want index %d, pointer %q, reason %q", i, rej, i, want.Pointer, want.Reason)
+		}
+	}
+	// One oracle run costs hundreds of allocations; the fast path's rejection none.
+	one := testing.AllocsPerRun(20, func() {
+		b.Reset()
+		r.Validate(signalSchema, []byte(bad))
+	})
+	all := testing.AllocsPerRun(20, func() {
+		b.Reset()
+		if err := r.Decode(body, Meta{}, n, &b); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if all > (MaxExplained+1)*one {
+		t.Errorf("decoding %d rejected signals: %.0f allocations, more than %d oracle runs (%.0f each)", n, all, MaxExplained+1, one)
+	}
+}

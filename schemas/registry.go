@@ -104,7 +104,7 @@ func newRegistry(fsys fs.FS) (*Registry, error) {
 			}
 		}
 	}
-	rc := newRuleCompiler()
+	rc := newRuleCompiler(r.goPatterns)
 	for name := range r.raw {
 		m := signalFile.FindStringSubmatch(name)
 		if m == nil {

@@ -121,6 +121,10 @@ type rule struct {
 	pattern  matcher
 	min, max *bound
 	constant *token // const, compared by kind and value
+
+	// The reason a string breaks pattern, worded as the oracle words it and with the
+	// schema's own pattern: built once, so a rejection allocates nothing for it.
+	patternWhy string
 }
 
 // bound is a numeric limit, kept as a float for the common case and as an exact
@@ -183,7 +187,7 @@ func (r *rule) check(t *token) string {
 			}
 		}
 		if r.pattern != nil && !r.pattern.MatchString(t.text) {
-			return "does not match pattern " + strconv.Quote(r.pattern.String())
+			return r.patternWhy
 		}
 	case kindNumber:
 		if r.min != nil && compareNumber(t, r.min) < 0 {
@@ -342,9 +346,15 @@ func (rc *ruleCompiler) compileRule(s *jsonschema.Schema) (rule, error) {
 		}
 	}
 	if s.Pattern != nil {
-		if r.pattern, err = compilePattern(s.Pattern.String()); err != nil {
+		goSrc := s.Pattern.String()
+		if r.pattern, err = compilePattern(goSrc); err != nil {
 			return r, fmt.Errorf("pattern: %w", err)
 		}
+		src, ok := rc.sources[goSrc]
+		if !ok {
+			src = goSrc
+		}
+		r.patternWhy = "does not match pattern " + quotePattern(src)
 	}
 	if r.min, err = compileBound(s.Minimum); err != nil {
 		return r, fmt.Errorf("minimum: %w", err)
@@ -420,10 +430,13 @@ type ruleCompiler struct {
 	// maxProperties, ...) or by a draft's default; comparing with a schema it compiled
 	// itself leaves that knowledge in the library.
 	blanks map[*jsonschema.Draft]*jsonschema.Schema
+	// sources maps a pattern as the library compiled it (Go syntax) to the schema's own,
+	// for reasons that quote the pattern the client can look up.
+	sources map[string]string
 }
 
-func newRuleCompiler() *ruleCompiler {
-	return &ruleCompiler{blanks: make(map[*jsonschema.Draft]*jsonschema.Schema)}
+func newRuleCompiler(sources map[string]string) *ruleCompiler {
+	return &ruleCompiler{blanks: make(map[*jsonschema.Draft]*jsonschema.Schema), sources: sources}
 }
 
 // blank returns the keyword-free schema of draft d.

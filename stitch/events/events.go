@@ -33,10 +33,15 @@ type Event struct {
 // Promote map and the By field of package tiers/eventlog's definitions and rollups).
 var Promotable = []string{"subject_id", "source", "medium", "campaign", "landing_page", "variant", "amount"}
 
-// Migrate creates the events table and its indexes if they are absent.
+// Migrate creates the events table and its indexes if they are absent. Given a
+// *sql.DB it runs under sqldb.Migrate's lock, safe from several processes at once;
+// given a transaction, it runs in it, and the caller's sqldb.Migrate holds the lock.
 func Migrate(ctx context.Context, db sqldb.Execer, d sqldb.Dialect) error {
 	if err := d.Validate(); err != nil {
 		return err
+	}
+	if pool, ok := db.(*sql.DB); ok {
+		return sqldb.Migrate(ctx, pool, d, func(tx *sql.Tx) error { return Migrate(ctx, tx, d) })
 	}
 	ts, js := d.TimeType(), d.JSONType()
 	stmts := []string{

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/rungdev/rung/stitch/events"
 	"github.com/rungdev/rung/stitch/sqldb"
 )
 
@@ -66,25 +67,17 @@ func ddl(d sqldb.Dialect) []string {
 	}
 }
 
-// Migrate creates the outbox and dead-letter tables when absent. It is safe to run from
-// several processes at once. events.Migrate creates the events table.
+// Migrate creates the outbox and dead-letter tables and the events table (events.Migrate)
+// when absent, in one transaction under sqldb.Migrate's lock: it is safe to run from
+// several processes at once.
 func Migrate(ctx context.Context, db *sql.DB, d sqldb.Dialect) error {
-	if err := d.Validate(); err != nil {
-		return err
-	}
-	return sqldb.InTx(ctx, db, func(tx *sql.Tx) error {
-		if d == sqldb.Postgres {
-			// Concurrent CREATE TABLE IF NOT EXISTS can still collide in the catalog.
-			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7283110455)`); err != nil {
-				return fmt.Errorf("migrate outbox: lock: %w", err)
-			}
-		}
+	return sqldb.Migrate(ctx, db, d, func(tx *sql.Tx) error {
 		for _, stmt := range ddl(d) {
 			if _, err := tx.ExecContext(ctx, stmt); err != nil {
 				return fmt.Errorf("migrate outbox: %s: %w", firstLine(stmt), err)
 			}
 		}
-		return nil
+		return events.Migrate(ctx, tx, d)
 	})
 }
 

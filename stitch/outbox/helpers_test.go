@@ -66,16 +66,23 @@ func migrated(t *testing.T, b sqltest.Backend) backend {
 	}
 	out := backend{Backend: b}
 	if b.Dialect == sqldb.Postgres {
-		u, err := url.Parse(sqltest.PostgresDSN())
-		if err != nil {
-			t.Fatal(err)
-		}
-		q := u.Query()
-		q.Set("search_path", b.Schema)
-		u.RawQuery = q.Encode()
-		out.dsn = u.String()
+		out.dsn = schemaDSN(t, b.Schema)
 	}
 	return out
+}
+
+// schemaDSN is the test server's URL with the search_path of schema, for a handle of
+// another process's own.
+func schemaDSN(t *testing.T, schema string) string {
+	t.Helper()
+	u, err := url.Parse(sqltest.PostgresDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
 }
 
 func backends(t *testing.T) []backend {

@@ -11,7 +11,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/rungdev/rung/stitch/events"
 	"github.com/rungdev/rung/stitch/sqldb"
 )
 
@@ -91,10 +90,6 @@ func OpenPipeline(ctx context.Context, cfg PipelineConfig) (*Pipeline, error) {
 	}
 	p.DB = db
 	if err := Migrate(ctx, db, p.Dialect); err != nil {
-		p.Close()
-		return nil, err
-	}
-	if err := events.Migrate(ctx, db, p.Dialect); err != nil {
 		p.Close()
 		return nil, err
 	}

@@ -264,3 +264,31 @@ func InTx(ctx context.Context, db *sql.DB, fn func(tx *sql.Tx) error) error {
 	}
 	return nil
 }
+
+// migrationLock is the key of the PostgreSQL advisory lock every migration of rung's
+// tables holds (Migrate). One key for all of them: a relay migrates the outbox and the
+// events table one after the other, and a lock per table would leave the second
+// unguarded while another relay creates it.
+const migrationLock = 7283110455
+
+// Migrate runs fn, the DDL of one or more tables, in a transaction that no other
+// process's Migrate runs beside, so that several processes starting together on a
+// fresh database all succeed. On PostgreSQL, CREATE TABLE IF NOT EXISTS is not safe
+// from concurrent runs (two can both find the table absent and collide in the catalog:
+// a duplicate key in pg_type), so the transaction first takes a transaction-scoped
+// advisory lock. On SQLite the transaction starts with BEGIN IMMEDIATE (Open's DSN),
+// which takes the write lock, and a concurrent one waits on the busy timeout.
+// Migrations nest: fn may call a Migrate-style function with tx.
+func Migrate(ctx context.Context, db *sql.DB, d Dialect, fn func(tx *sql.Tx) error) error {
+	if err := d.Validate(); err != nil {
+		return err
+	}
+	return InTx(ctx, db, func(tx *sql.Tx) error {
+		if d == Postgres {
+			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(migrationLock)); err != nil {
+				return fmt.Errorf("take the migration lock: %w", err)
+			}
+		}
+		return fn(tx)
+	})
+}

@@ -60,10 +60,15 @@ func (r Rollup) check() error {
 	return nil
 }
 
-// Migrate creates the rollup's table if absent.
+// Migrate creates the rollup's table if absent. Given a *sql.DB it runs under
+// sqldb.Migrate's lock, safe from several processes at once; given a transaction, it
+// runs in it, and the caller's sqldb.Migrate holds the lock.
 func (r Rollup) Migrate(ctx context.Context, db sqldb.Execer, d sqldb.Dialect) error {
 	if err := r.check(); err != nil {
 		return err
+	}
+	if pool, ok := db.(*sql.DB); ok {
+		return sqldb.Migrate(ctx, pool, d, func(tx *sql.Tx) error { return r.Migrate(ctx, tx, d) })
 	}
 	_, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS `+r.Table+` (
 	period TEXT NOT NULL,

@@ -109,13 +109,15 @@ func (j *Job) Slot(t time.Time) time.Time {
 	return t.UTC().Truncate(j.Every)
 }
 
-// Migrate creates the history table if absent: one row per (as_of, metric).
+// Migrate creates the history table if absent: one row per (as_of, metric). It is safe
+// to run from several processes at once (sqldb.Migrate).
 func (j *Job) Migrate(ctx context.Context) error {
 	if err := j.check(); err != nil {
 		return err
 	}
 	ts := j.Dialect.TimeType()
-	_, err := j.DB.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS `+j.Table+` (
+	err := sqldb.Migrate(ctx, j.DB, j.Dialect, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS `+j.Table+` (
 	as_of      `+ts+` NOT NULL,
 	metric     TEXT NOT NULL,
 	value      `+j.Dialect.FloatType()+` NOT NULL,
@@ -123,6 +125,8 @@ func (j *Job) Migrate(ctx context.Context) error {
 	backfilled INTEGER NOT NULL DEFAULT 0,
 	PRIMARY KEY (as_of, metric)
 )`)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("migrate %s: %w", j.Table, err)
 	}

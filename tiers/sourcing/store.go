@@ -79,7 +79,8 @@ func New(db *sql.DB, d sqldb.Dialect, ups ...Upcaster) (*Store, error) {
 }
 
 // Migrate creates the store's tables if absent. stream_events refuses UPDATE and
-// DELETE (a trigger on both backends): appending is the only write.
+// DELETE (a trigger on both backends): appending is the only write. It is safe to run
+// from several processes at once (sqldb.Migrate).
 func (s *Store) Migrate(ctx context.Context) error {
 	ts, js := s.d.TimeType(), s.d.JSONType()
 	stmts := []string{
@@ -119,12 +120,14 @@ BEGIN SELECT RAISE(ABORT, 'stream_events is append-only: UPDATE refused'); END`,
 			`CREATE TRIGGER IF NOT EXISTS stream_events_no_delete BEFORE DELETE ON stream_events
 BEGIN SELECT RAISE(ABORT, 'stream_events is append-only: DELETE refused'); END`)
 	}
-	for _, st := range stmts {
-		if _, err := s.db.ExecContext(ctx, st); err != nil {
-			return fmt.Errorf("migrate event store: %w", err)
+	return sqldb.Migrate(ctx, s.db, s.d, func(tx *sql.Tx) error {
+		for _, st := range stmts {
+			if _, err := tx.ExecContext(ctx, st); err != nil {
+				return fmt.Errorf("migrate event store: %w", err)
+			}
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // Append adds events to the end of stream, atomically, if the stream is at version
