@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/rungdev/rung/internal/harness"
 	"github.com/rungdev/rung/schemas"
 	"github.com/rungdev/rung/stitch/outbox"
 	"github.com/rungdev/rung/tiers/eventlog"
@@ -178,7 +179,7 @@ func TestLeadsKeepTheirAttribution(t *testing.T) {
 		t.Fatalf("the sink should now say newsletter: %+v", a)
 	}
 
-	sqltest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+	harness.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
 		c, err := eventlog.Count(ctx, b.DB, b.Dialect, eventlog.Filter{Name: EventLeadCreated})
 		if err != nil || c != n {
 			return fmt.Errorf("events table holds %d lead_created (%v), want %d", c, err, n)

@@ -12,6 +12,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/rungdev/rung/buffer/stream/streamtest"
+	"github.com/rungdev/rung/internal/harness"
 )
 
 // TestClusterNodeKilled publishes without pause into a 3-replica stream, consumed all
@@ -87,7 +88,7 @@ func TestClusterNodeKilled(t *testing.T) {
 			}
 		})
 	}
-	waitFor(t, 30*time.Second, func() error {
+	harness.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
 		mu.Lock()
 		defer mu.Unlock()
 		if len(acked) < 2000 {
@@ -97,7 +98,7 @@ func TestClusterNodeKilled(t *testing.T) {
 	})
 	kill(victim)
 	killed.Store(true)
-	waitFor(t, 60*time.Second, func() error {
+	harness.CheckFor(t, 60*time.Second, 50*time.Millisecond, func() error {
 		if n := afterOK.Load(); n < 2000 {
 			return fmt.Errorf("%d signals acked since stream leader %s was killed", n, leader)
 		}
@@ -120,7 +121,7 @@ func TestClusterNodeKilled(t *testing.T) {
 	}
 	t.Logf("publisher retries: %s", metric(set, "rung_stream_publish_retries_total"))
 
-	waitFor(t, 60*time.Second, func() error {
+	harness.CheckFor(t, 60*time.Second, 50*time.Millisecond, func() error {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		missing := 0

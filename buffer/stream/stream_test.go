@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/rungdev/rung/buffer"
+	"github.com/rungdev/rung/internal/harness"
 	"github.com/rungdev/rung/schemas"
 )
 
@@ -96,22 +97,6 @@ func metric(set *metrics.Set, name string) string {
 		}
 	}
 	return ""
-}
-
-// waitFor polls f until it returns nil, failing the test with f's last error after total.
-func waitFor(t testing.TB, total time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", total, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 func TestParsePartitions(t *testing.T) {
@@ -346,7 +331,7 @@ func TestPublisherCloseWaits(t *testing.T) {
 		p.Append(context.Background(), "", signals("inflight", 2, 2), errs)
 		done <- errs
 	}()
-	waitFor(t, 10*time.Second, func() error {
+	harness.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
 		if p.js.PublishAsyncPending() == 0 {
 			return errors.New("the Append has not published yet")
 		}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rungdev/rung/internal/harness"
 	"github.com/rungdev/rung/tiers/eventlog"
 	"github.com/rungdev/rung/tiers/live"
 	"github.com/rungdev/rung/tiers/snapshot"
@@ -243,7 +244,7 @@ func TestLoopRunsEverySlotAndStops(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)
 			go func() { done <- j.Loop(ctx) }()
-			sqltest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+			harness.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
 				var n int
 				if err := b.DB.QueryRow(`SELECT count(DISTINCT as_of) FROM daily_metrics`).Scan(&n); err != nil {
 					return err
