@@ -18,7 +18,7 @@ import (
 )
 
 // serve starts `rung serve` on SQLite in a fresh data directory; it is stopped with
-// SIGTERM at the end of the test.
+// SIGTERM at the end of the test, and must then exit cleanly.
 func serve(t *testing.T, args ...string) (base, dataDir string) {
 	t.Helper()
 	bin := harness.RungBinary(t)
@@ -35,8 +35,12 @@ func serve(t *testing.T, args ...string) (base, dataDir string) {
 	t.Cleanup(func() {
 		cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-done:
+		case err := <-done:
+			if err != nil {
+				t.Errorf("rung serve exited with %v after SIGTERM", err)
+			}
 		case <-time.After(30 * time.Second):
+			t.Errorf("rung serve still running 30 s after SIGTERM")
 			cmd.Process.Kill()
 			<-done
 		}

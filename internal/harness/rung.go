@@ -40,6 +40,11 @@ var rungBin struct {
 // others wait. A changed source gives a new key, so a stale binary is never used.
 // Binaries no one has asked for in an hour are removed.
 //
+// Under -race (Race) the binary is built with -race too, so the rung processes a test
+// starts are checked as well: a race makes rung print the report on stderr and exit
+// with status 66 however it was asked to stop, which a test that checks the exit status
+// of a stopped rung sees.
+//
 // $RUNG_TEST_BIN names a binary to use instead (one built from a known commit while the
 // tree is mid-edit).
 func RungBinary(t testing.TB) string {
@@ -84,7 +89,11 @@ func buildRung() (string, error) {
 	}
 	prune(dir)
 	tmp := fmt.Sprintf("%s.tmp%d", bin, os.Getpid())
-	cmd := exec.Command("go", "build", "-o", tmp, rungPkg)
+	args := []string{"build", "-o", tmp}
+	if Race {
+		args = append(args, "-race")
+	}
+	cmd := exec.Command("go", append(args, rungPkg)...)
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		os.Remove(tmp)
@@ -112,7 +121,7 @@ func sourceKey() (key, root string, err error) {
 		return "", "", fmt.Errorf("go list %s: %v\n%s", rungPkg, err, stderr.Bytes())
 	}
 	h := sha256.New()
-	fmt.Fprintln(h, runtime.Version(), runtime.GOOS, runtime.GOARCH,
+	fmt.Fprintln(h, runtime.Version(), runtime.GOOS, runtime.GOARCH, Race,
 		os.Getenv("GOFLAGS"), os.Getenv("CGO_ENABLED"), os.Getenv("GOTOOLCHAIN"))
 	for line := range strings.Lines(string(out)) {
 		f := strings.Split(strings.TrimSpace(line), "|")
