@@ -16,8 +16,9 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # The packages whose tests need no server (Chromium and the rung binary are started by
 # the tests themselves). A package whose tests talk to ClickHouse, PostgreSQL, NATS or
 # Redis is not listed here; it is tested without -race by `go test ./...`.
-RACE_PKGS := ./bench ./buffer ./collector ./collector/dashboard ./collector/snippet \
-	./internal/harness ./schemas ./sink/sqlite ./tiers/place
+RACE_PKGS := ./bench ./buffer ./buffer/batch ./collector ./collector/snippet \
+	./internal/harness ./preagg/dashboard ./preagg/stats ./schemas ./sink ./sink/sqlite \
+	./tiers/place
 
 .PHONY: test services vet staticcheck vulncheck race serve
 

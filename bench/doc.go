@@ -1,7 +1,8 @@
 // Package bench owns `rung bench`: a load generator that behaves like a fleet of
 // browsers, measures latency honestly, and verifies end to end what landed. It talks to
 // rung the way a user does — POST /collect over HTTP, the stats API over HTTP, the
-// sink over SQL — and knows nothing of the server's internals.
+// sink over SQL with its own read-only queries (OpenStore), which run no DDL — and
+// knows nothing of the server's internals: it imports none of rung's packages.
 //
 // # The workload
 //

@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -150,7 +151,12 @@ func TestLandedCheckFindsLoss(t *testing.T) {
 		return err
 	})
 	gone := m.EventID(3, 0)
-	if _, err := store.(*sqliteStore).s.DB().Exec("DELETE FROM signals WHERE event_id = ?", gone); err != nil {
+	w, err := sql.Open("sqlite", "file:"+filepath.Join(dataDir, "telemetry.db")+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, err := w.Exec("DELETE FROM signals WHERE event_id = ?", gone); err != nil {
 		t.Fatal(err)
 	}
 	v := Verify(context.Background(), res, VerifyOptions{Store: store, Wait: 500 * time.Millisecond})

@@ -1,8 +1,9 @@
-// Package buffer owns the in-memory ring buffer between the collector and the sink: it
-// holds accepted signals, bounded in bytes, sharded by a hash of anonymous_id so one
-// visitor's signals stay in order, and hands them to a flush function in batches when a
-// batch is full or its oldest signal is old enough. It decides what happens when it is
-// full (reject or drop) and counts every signal it did not deliver, by reason.
+// Package buffer owns the in-memory buffer between the collector and the sink: it holds
+// accepted signals in per-shard queues of fixed-size chunks, bounded in bytes, sharded by
+// a hash of anonymous_id so one visitor's signals stay in order, and hands them to a
+// flush function in batches when a batch is full or its oldest signal is old enough (a
+// batch.Policy). It decides what happens when it is full (reject or drop) and counts
+// every signal it did not deliver, by reason.
 //
 // Concurrency: Push is called from many goroutines and takes only one shard's lock. Each
 // shard belongs to exactly one flusher goroutine, which is what keeps a visitor's signals
@@ -24,6 +25,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/cespare/xxhash/v2"
 
+	"github.com/rungdev/rung/buffer/batch"
 	"github.com/rungdev/rung/schemas"
 )
 
@@ -104,6 +106,7 @@ type FlushFunc func(ctx context.Context, batch []schemas.Signal) error
 // Buffer is the bounded, sharded signal buffer. Create it with New and start it with Run.
 type Buffer struct {
 	cfg      Config
+	policy   batch.Policy // from cfg: BatchSize and FlushInterval
 	flush    FlushFunc
 	shards   []shard
 	flushers []*flusher
@@ -142,6 +145,7 @@ func New(cfg Config, flush FlushFunc, set *metrics.Set) *Buffer {
 	cfg.defaults()
 	b := &Buffer{
 		cfg:     cfg,
+		policy:  batch.Policy{Count: cfg.BatchSize, Period: cfg.FlushInterval},
 		flush:   flush,
 		shards:  make([]shard, cfg.Shards),
 		closing: make(chan struct{}),
@@ -177,7 +181,7 @@ func New(cfg Config, flush FlushFunc, set *metrics.Set) *Buffer {
 		s := &b.shards[i]
 		s.max = per
 		s.q.pool = chunks
-		s.poke = max(1, cfg.BatchSize/perFlusher)
+		s.poke = max(1, b.policy.Count/perFlusher)
 		s.f = b.flushers[i%cfg.Flushers]
 		s.f.shards = append(s.f.shards, s)
 	}
@@ -285,8 +289,8 @@ func (b *Buffer) Close() {
 
 // Run runs the flushers until Close has been called and everything held has been
 // flushed, or until ctx is cancelled (the hard stop), when whatever is still held is
-// counted as dropped for reason "shutdown". flushCtx is passed to the FlushFunc; cancel it
-// to abort flushes in progress.
+// counted as dropped for reason "shutdown". ctx is also the context of every FlushFunc
+// call, so cancelling it aborts the flushes in progress too.
 func (b *Buffer) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for _, f := range b.flushers {
@@ -324,7 +328,7 @@ func (f *flusher) poke() {
 
 // run exits when the buffer is closed and drained, or when ctx is cancelled.
 func (f *flusher) run(ctx context.Context) {
-	interval := f.b.cfg.FlushInterval
+	interval := f.b.policy.Period
 	tick := time.NewTicker(interval/4 + rand.N(interval/8+1)) // jitter spreads flushers
 	defer tick.Stop()
 	f.taken = make([]int64, len(f.shards))
@@ -350,23 +354,26 @@ func (f *flusher) run(ctx context.Context) {
 	}
 }
 
-// due says whether a batch should be flushed now: it is full, its oldest signal is old
-// enough, or the buffer is closing and anything is left.
+// due says whether a batch should be flushed now: the policy says so of what the
+// flusher's shards hold (enough signals, or the oldest is old enough), or the buffer is
+// closing and anything is left.
 func (f *flusher) due(closing bool) bool {
-	deadline := time.Now().Add(-f.b.cfg.FlushInterval).UnixNano()
-	held, old := 0, false
+	now := time.Now().UnixNano()
+	held, oldest := 0, now
 	for _, s := range f.shards {
 		s.mu.Lock()
-		held += s.q.len()
-		old = old || (s.q.len() > 0 && s.since <= deadline)
+		if n := s.q.len(); n > 0 {
+			held += n
+			oldest = min(oldest, s.since)
+		}
 		s.mu.Unlock()
 	}
-	return held > 0 && (closing || old || held >= f.b.cfg.BatchSize)
+	return held > 0 && (closing || f.b.policy.Due(held, 0, time.Duration(now-oldest)))
 }
 
 // flushOnce takes up to one batch from the flusher's shards and delivers it.
 func (f *flusher) flushOnce(ctx context.Context) {
-	limit := f.b.cfg.BatchSize
+	limit := f.b.policy.Count
 	f.batch = f.batch[:0]
 	for i, s := range f.shards {
 		f.taken[i] = 0

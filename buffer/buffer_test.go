@@ -124,32 +124,38 @@ func TestOrderPerVisitorUnderConcurrency(t *testing.T) {
 	}
 }
 
+// TestFlushBySizeAndByAge gives each trigger a case the other cannot flush: a full batch
+// under an age bound of an hour, and one old signal under a count bound it never reaches.
+// Each fails (after the poll's bound) when its trigger is removed.
 func TestFlushBySizeAndByAge(t *testing.T) {
-	rec := &sinkRecorder{}
-	b, _, stop := start(t, Config{BatchSize: 10, FlushInterval: 50 * time.Millisecond, Shards: 1, Flushers: 1}, rec.flush)
-	defer stop()
-	for i := 0; i < 10; i++ {
-		s := sig("visitor-size", i)
-		if err := b.Push(&s); err != nil {
-			t.Fatal(err)
-		}
+	tests := []struct {
+		name   string
+		cfg    Config
+		pushes int
+	}{
+		{"size", Config{BatchSize: 10, FlushInterval: time.Hour}, 10},
+		{"age", Config{BatchSize: 1 << 20, FlushInterval: 50 * time.Millisecond}, 1},
 	}
-	harness.CheckFor(t, 5*time.Second, time.Millisecond, func() error {
-		if n := len(rec.signals()); n != 10 {
-			return fmt.Errorf("full batch not flushed: %d", n)
-		}
-		return nil
-	})
-	s := sig("visitor-age", 0)
-	if err := b.Push(&s); err != nil {
-		t.Fatal(err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := &sinkRecorder{}
+			tt.cfg.Shards, tt.cfg.Flushers = 1, 1
+			b, _, stop := start(t, tt.cfg, rec.flush)
+			defer stop()
+			for i := range tt.pushes {
+				s := sig("visitor-"+tt.name, i)
+				if err := b.Push(&s); err != nil {
+					t.Fatal(err)
+				}
+			}
+			harness.CheckFor(t, 5*time.Second, time.Millisecond, func() error {
+				if n := len(rec.signals()); n != tt.pushes {
+					return fmt.Errorf("flushed %d of %d signals before Close", n, tt.pushes)
+				}
+				return nil
+			})
+		})
 	}
-	harness.CheckFor(t, 5*time.Second, time.Millisecond, func() error {
-		if n := len(rec.signals()); n != 11 {
-			return fmt.Errorf("old signal not flushed: %d", n)
-		}
-		return nil
-	})
 }
 
 func TestWhenFull(t *testing.T) {

@@ -11,7 +11,7 @@ import (
 	"github.com/rungdev/rung/schemas"
 )
 
-// BenchmarkPush measures Push alone on many goroutines: hash, one shard lock, ring copy.
+// BenchmarkPush measures Push alone on many goroutines: hash, one shard lock, a copy into a chunk.
 // Flushing runs concurrently and only discards.
 func BenchmarkPush(b *testing.B) {
 	buf := New(Config{BatchSize: 5000, FlushInterval: 10 * time.Millisecond, MaxBytes: 1 << 30}, func(context.Context, []schemas.Signal) error { return nil }, metrics.NewSet())

@@ -7,10 +7,10 @@ import (
 )
 
 // slot is a held signal. Its strings are kept as spans of the request body they were
-// decoded from, so a slot holds one pointer where a schemas.Signal holds fifteen, and
-// is 168 bytes where a Signal is 288. Under a burst the buffer is most of the heap:
-// every GC cycle marks it, and every slot written while one runs pays a write barrier
-// per pointer; with Signals those were a quarter of the server's CPU.
+// decoded from, so a slot holds one pointer where a schemas.Signal holds fifteen, and a
+// string takes 8 bytes (a span) where a Signal's takes 16. Under a burst the buffer is
+// most of the heap: every GC cycle marks it, and every slot written while one runs pays
+// a write barrier per pointer; with Signals those were a quarter of the server's CPU.
 type slot struct {
 	body  string          // the bytes the spans are of
 	spill *schemas.Signal // the whole signal, when a string lies outside body
@@ -28,16 +28,16 @@ type span struct{ off, n uint32 }
 // numStrings is the number of string fields of schemas.Signal.
 const numStrings = 15
 
-// pack stores s in x, as spans of body when every string of s lies inside body.
+// pack stores s in sl, as spans of body when every string of s lies inside body.
 // Otherwise (a string the decoder had to unescape, an event_id it made, or no body
-// given) x keeps a copy of s, allocated here, and pack returns false.
-func (x *slot) pack(body string, s *schemas.Signal) bool {
-	// Field by field, not *x = slot{...}: that would write the 168 bytes twice.
-	x.at, x.value, x.typ, x.bot, x.has = s.ReceivedAt, s.Value, s.Type, s.Bot, s.HasValue
-	x.spill = nil
+// given) sl keeps a copy of s, allocated here, and pack returns false.
+func (sl *slot) pack(body string, s *schemas.Signal) bool {
+	// Field by field, not *sl = slot{...}: that would write the whole slot twice.
+	sl.at, sl.value, sl.typ, sl.bot, sl.has = s.ReceivedAt, s.Value, s.Type, s.Bot, s.HasValue
+	sl.spill = nil
 	if len(body) > 0 && len(body) < 1<<32 {
 		base := uintptr(unsafe.Pointer(unsafe.StringData(body)))
-		sp := &x.spans
+		sp := &sl.spans
 		if in(&sp[0], base, len(body), s.Site) && in(&sp[1], base, len(body), s.AnonymousID) &&
 			in(&sp[2], base, len(body), s.EventID) && in(&sp[3], base, len(body), s.URL) &&
 			in(&sp[4], base, len(body), s.Path) && in(&sp[5], base, len(body), s.Referrer) &&
@@ -46,12 +46,12 @@ func (x *slot) pack(body string, s *schemas.Signal) bool {
 			in(&sp[10], base, len(body), s.UTMContent) && in(&sp[11], base, len(body), s.Name) &&
 			in(&sp[12], base, len(body), s.Experiment) && in(&sp[13], base, len(body), s.Variant) &&
 			in(&sp[14], base, len(body), s.Props) {
-			x.body = body
+			sl.body = body
 			return true
 		}
 	}
 	c := *s
-	x.body, x.spill = "", &c
+	sl.body, sl.spill = "", &c
 	return false
 }
 
@@ -70,15 +70,15 @@ func in(sp *span, base uintptr, n int, v string) bool {
 	return true
 }
 
-// unpack sets every field of s from x.
-func (x *slot) unpack(s *schemas.Signal) {
-	if x.spill != nil {
-		*s = *x.spill
+// unpack sets every field of s from sl.
+func (sl *slot) unpack(s *schemas.Signal) {
+	if sl.spill != nil {
+		*s = *sl.spill
 		return
 	}
-	b, sp := x.body, &x.spans
+	b, sp := sl.body, &sl.spans
 	*s = schemas.Signal{
-		Type: x.typ, Bot: x.bot, HasValue: x.has, ReceivedAt: x.at, Value: x.value,
+		Type: sl.typ, Bot: sl.bot, HasValue: sl.has, ReceivedAt: sl.at, Value: sl.value,
 		Site: sub(b, sp[0]), AnonymousID: sub(b, sp[1]), EventID: sub(b, sp[2]), URL: sub(b, sp[3]),
 		Path: sub(b, sp[4]), Referrer: sub(b, sp[5]), UTMSource: sub(b, sp[6]), UTMMedium: sub(b, sp[7]),
 		UTMCampaign: sub(b, sp[8]), UTMTerm: sub(b, sp[9]), UTMContent: sub(b, sp[10]), Name: sub(b, sp[11]),

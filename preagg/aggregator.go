@@ -12,7 +12,6 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/cespare/xxhash/v2"
 
-	"github.com/rungdev/rung/buffer"
 	"github.com/rungdev/rung/schemas"
 	"github.com/rungdev/rung/sink"
 )
@@ -33,7 +32,7 @@ type Aggregator struct {
 	shards   []shard
 	lanes    []lane
 	txID     atomic.Uint64
-	txs      sync.Pool // *tx
+	txs      sync.Pool // *flushTx
 
 	open      atomic.Int64
 	started   *metrics.Counter
@@ -66,13 +65,13 @@ type shard struct {
 	watermark   int64 // newest received_at this shard has seen, Unix ms
 }
 
-// str is an interned string: comparing and hashing one costs a pointer.
-type str = unique.Handle[string]
+// interned is an interned string: comparing and hashing one costs a pointer.
+type interned = unique.Handle[string]
 
 // visitor is one (site, anonymous_id) with an open session. Its strings are its own
 // (interned or cloned), never the request body's.
 type visitor struct {
-	site        str
+	site        interned
 	anon        string
 	hash        uint64
 	same        *visitor // the next visitor of the shard with the same hash
@@ -100,26 +99,26 @@ type session struct {
 // landing is the session's first pageview; ms == 0 while it has none.
 type landing struct {
 	ms                  int64
-	path, src, med, cmp str
+	path, src, med, cmp interned
 }
 
-// before reports whether the pageview g at ms lands the session ahead of l: earlier,
+// before reports whether the pageview sig at ms lands the session ahead of l: earlier,
 // or at the same millisecond with the smaller (path, utm_source, utm_medium,
 // utm_campaign).
-func (l *landing) before(ms int64, g *schemas.Signal) bool {
+func (l *landing) before(ms int64, sig *schemas.Signal) bool {
 	switch {
 	case l.ms == 0:
 		return true
 	case ms != l.ms:
 		return ms < l.ms
-	case g.Path != val(l.path):
-		return g.Path < val(l.path)
-	case g.UTMSource != val(l.src):
-		return g.UTMSource < val(l.src)
-	case g.UTMMedium != val(l.med):
-		return g.UTMMedium < val(l.med)
+	case sig.Path != stringOf(l.path):
+		return sig.Path < stringOf(l.path)
+	case sig.UTMSource != stringOf(l.src):
+		return sig.UTMSource < stringOf(l.src)
+	case sig.UTMMedium != stringOf(l.med):
+		return sig.UTMMedium < stringOf(l.med)
 	}
-	return g.UTMCampaign < val(l.cmp)
+	return sig.UTMCampaign < stringOf(l.cmp)
 }
 
 type expo struct {
@@ -157,14 +156,14 @@ func New(cfg Config, set *metrics.Set) (*Aggregator, error) {
 	}
 	set.NewGauge(`rung_preagg_sessions_open`, func() float64 { return float64(a.open.Load()) })
 	set.NewGauge(`rung_preagg_sessions_max`, func() float64 { return float64(a.perShard * cfg.Shards) })
-	for _, g := range cfg.Goals {
-		a.goals[g] = struct{}{}
+	for _, goal := range cfg.Goals {
+		a.goals[goal] = struct{}{}
 	}
 	for i := range a.shards {
 		a.shards[i].visitors = make(map[uint64]*visitor)
 	}
 	a.txs.New = func() any {
-		return &tx{a: a, mark: make([]bool, cfg.Shards), laneMark: make([]bool, cfg.Lanes),
+		return &flushTx{a: a, mark: make([]bool, cfg.Shards), laneMark: make([]bool, cfg.Lanes),
 			delta: make(map[laneKey]*[2]int64)}
 	}
 	return a, nil
@@ -176,27 +175,28 @@ func (a *Aggregator) Rules() sink.Rules { return a.cfg.Rules() }
 // Open returns the number of visitors with an open session in memory.
 func (a *Aggregator) Open() int { return int(a.open.Load()) }
 
-// FlushTo returns the buffer's flush function: it rolls each batch into the sessions and
-// writes the signals with the rollup rows to w, as one transaction (see the package
-// comment). The batch's received_at times may be raised (late signals).
-func (a *Aggregator) FlushTo(w Writer) buffer.FlushFunc {
+// FlushTo returns the buffer's flush function (a buffer.FlushFunc, spelled out so that
+// preagg need not import the buffer): it rolls each batch into the sessions and writes
+// the signals with the rollup rows to w, as one transaction (see the package comment).
+// The batch's received_at times may be raised (late signals).
+func (a *Aggregator) FlushTo(w Writer) func(ctx context.Context, signals []schemas.Signal) error {
 	return func(ctx context.Context, signals []schemas.Signal) error {
-		t := a.begin(signals)
-		err := w.Write(ctx, &t.batch)
+		tx := a.begin(signals)
+		err := w.Write(ctx, &tx.batch)
 		if err != nil {
 			a.aborted.Inc()
-			t.abort()
+			tx.abort()
 		} else {
-			t.commit()
+			tx.commit()
 		}
-		t.release()
+		tx.release()
 		return err
 	}
 }
 
-// tx is one flush in progress. It holds the locks of the shards its signals touch from
-// begin to commit or abort.
-type tx struct {
+// flushTx is one flush in progress. It holds the locks of the shards its signals touch
+// from begin to commit or abort.
+type flushTx struct {
 	a        *Aggregator
 	id       uint64
 	mark     []bool  // shards touched
@@ -217,12 +217,12 @@ type tx struct {
 // cells' counts.
 type landKey struct {
 	hour                      int64
-	site, path, src, med, cmp str
+	site, path, src, med, cmp interned
 }
 
 func (k landKey) sink() sink.LandingKey {
-	return sink.LandingKey{Site: val(k.site), HourMs: k.hour, LandingPath: val(k.path), UTMSource: val(k.src),
-		UTMMedium: val(k.med), UTMCampaign: val(k.cmp)}
+	return sink.LandingKey{Site: stringOf(k.site), HourMs: k.hour, LandingPath: stringOf(k.path), UTMSource: stringOf(k.src),
+		UTMMedium: stringOf(k.med), UTMCampaign: stringOf(k.cmp)}
 }
 
 // laneKey attributes a landing count to the cell of the lane whose visitor moved it.
@@ -253,52 +253,52 @@ type undo struct {
 }
 
 // begin rolls signals into the sessions. The caller must commit or abort, then release.
-func (a *Aggregator) begin(signals []schemas.Signal) *tx {
-	t := a.txs.Get().(*tx)
-	t.id = a.txID.Add(1)
-	t.batch.Signals = signals
-	t.shard, t.hash = t.shard[:0], t.hash[:0]
+func (a *Aggregator) begin(signals []schemas.Signal) *flushTx {
+	tx := a.txs.Get().(*flushTx)
+	tx.id = a.txID.Add(1)
+	tx.batch.Signals = signals
+	tx.shard, tx.hash = tx.shard[:0], tx.hash[:0]
 	for i := range signals {
-		g := &signals[i]
-		if g.Bot || g.Type == schemas.TypeUnknown {
-			t.shard, t.hash = append(t.shard, -1), append(t.hash, 0)
+		sig := &signals[i]
+		if sig.Bot || sig.Type == schemas.TypeUnknown {
+			tx.shard, tx.hash = append(tx.shard, -1), append(tx.hash, 0)
 			continue
 		}
-		h := xxhash.Sum64String(g.AnonymousID)
+		h := xxhash.Sum64String(sig.AnonymousID)
 		s := int(h % uint64(len(a.shards))) // buffer.ShardOf, from the hash at hand
-		t.shard, t.hash = append(t.shard, int32(s)), append(t.hash, visitorHash(h, g.Site))
-		t.mark[s] = true
+		tx.shard, tx.hash = append(tx.shard, int32(s)), append(tx.hash, visitorHash(h, sig.Site))
+		tx.mark[s] = true
 	}
-	for i, m := range t.mark {
+	for i, m := range tx.mark {
 		if m {
-			t.touched = append(t.touched, i)
-			t.mark[i] = false
-			t.laneMark[i%len(a.lanes)] = true
+			tx.touched = append(tx.touched, i)
+			tx.mark[i] = false
+			tx.laneMark[i%len(a.lanes)] = true
 		}
 	}
-	for i, m := range t.laneMark {
+	for i, m := range tx.laneMark {
 		if m {
-			t.locked = append(t.locked, i)
-			t.laneMark[i] = false
+			tx.locked = append(tx.locked, i)
+			tx.laneMark[i] = false
 		}
 	}
-	for _, i := range t.locked { // ascending: no two transactions deadlock
+	for _, i := range tx.locked { // ascending: no two transactions deadlock
 		a.lanes[i].mu.Lock()
 	}
-	for _, i := range t.touched {
+	for _, i := range tx.touched {
 		sh := &a.shards[i]
-		t.wm = append(t.wm, sh.watermark)
-		a.sweep(sh, t.id)
+		tx.wm = append(tx.wm, sh.watermark)
+		a.sweep(sh, tx.id)
 	}
 	for i := range signals {
 		var start int64
-		if s := t.shard[i]; s >= 0 {
-			start = t.apply(int(s), t.hash[i], &signals[i])
+		if s := tx.shard[i]; s >= 0 {
+			start = tx.apply(int(s), tx.hash[i], &signals[i])
 		}
-		t.batch.SessionMs = append(t.batch.SessionMs, start)
+		tx.batch.SessionMs = append(tx.batch.SessionMs, start)
 	}
-	t.rows()
-	return t
+	tx.rows()
+	return tx
 }
 
 // sweep lets closed sessions leave memory: those a timeout behind the newest signal the
@@ -322,7 +322,7 @@ func visitorHash(anon uint64, site string) uint64 {
 // get returns the visitor (site, anon) of hash h, or nil.
 func (sh *shard) get(h uint64, site, anon string) *visitor {
 	for v := sh.visitors[h]; v != nil; v = v.same {
-		if v.anon == anon && val(v.site) == site {
+		if v.anon == anon && stringOf(v.site) == site {
 			return v
 		}
 	}
@@ -331,101 +331,101 @@ func (sh *shard) get(h uint64, site, anon string) *visitor {
 
 // apply rolls one signal into its visitor's session and returns the session's start, 0
 // when the signal is a duplicate; s is the visitor's shard, h its hash.
-func (t *tx) apply(s int, h uint64, g *schemas.Signal) int64 {
-	a := t.a
+func (tx *flushTx) apply(s int, h uint64, sig *schemas.Signal) int64 {
+	a := tx.a
 	sh := &a.shards[s]
-	sh.watermark = max(sh.watermark, g.ReceivedAt)
-	v := sh.get(h, g.Site, g.AnonymousID)
+	sh.watermark = max(sh.watermark, sig.ReceivedAt)
+	v := sh.get(h, sig.Site, sig.AnonymousID)
 	if v == nil {
-		v = t.create(sh, s, h, g)
-		t.start(v, g.ReceivedAt)
+		v = tx.create(sh, s, h, sig)
+		tx.start(v, sig.ReceivedAt)
 	} else {
-		t.touch(v)
-		if g.ReceivedAt < v.s.last {
-			g.ReceivedAt = v.s.last // late: keep the visitor's timeline, raw row included
+		tx.touch(v)
+		if sig.ReceivedAt < v.s.last {
+			sig.ReceivedAt = v.s.last // late: keep the visitor's timeline, raw row included
 			a.late.Inc()
 		}
-		if g.ReceivedAt-v.s.last >= a.timeout {
-			t.rollover(v)
-			t.start(v, g.ReceivedAt)
-		} else if v.seen(g.EventID) {
+		if sig.ReceivedAt-v.s.last >= a.timeout {
+			tx.rollover(v)
+			tx.start(v, sig.ReceivedAt)
+		} else if v.seen(sig.EventID) {
 			a.dups.Inc()
 			return 0
 		}
 	}
-	a.remember(v, g.EventID)
-	v.s.last = g.ReceivedAt
+	a.remember(v, sig.EventID)
+	v.s.last = sig.ReceivedAt
 	sh.moveToBack(v)
-	switch g.Type {
+	switch sig.Type {
 	case schemas.TypePageview:
-		if v.s.land.before(g.ReceivedAt, g) {
+		if v.s.land.before(sig.ReceivedAt, sig) {
 			conv := int64(0)
 			if v.s.converted {
 				conv = 1
 			}
-			t.add(t.key(v), -1, -conv)
-			v.s.land = landing{ms: g.ReceivedAt, path: intern(g.Path), src: intern(g.UTMSource), med: intern(g.UTMMedium),
-				cmp: intern(g.UTMCampaign)}
-			t.add(t.key(v), 1, conv)
+			tx.add(tx.key(v), -1, -conv)
+			v.s.land = landing{ms: sig.ReceivedAt, path: intern(sig.Path), src: intern(sig.UTMSource), med: intern(sig.UTMMedium),
+				cmp: intern(sig.UTMCampaign)}
+			tx.add(tx.key(v), 1, conv)
 		}
 	case schemas.TypeEvent:
-		if _, ok := a.goals[g.Name]; ok {
-			v.s.conv = max(v.s.conv, g.ReceivedAt)
+		if _, ok := a.goals[sig.Name]; ok {
+			v.s.conv = max(v.s.conv, sig.ReceivedAt)
 			if !v.s.converted {
 				v.s.converted = true
-				t.add(t.key(v), 0, 1)
+				tx.add(tx.key(v), 0, 1)
 			}
 		}
 	case schemas.TypeExposure:
-		if g.Experiment != "" {
-			t.expose(v, g)
+		if sig.Experiment != "" {
+			tx.expose(v, sig)
 		}
 	}
 	return v.s.start
 }
 
 // create adds a visitor, evicting the least recently active one when the shard is full.
-func (t *tx) create(sh *shard, s int, h uint64, g *schemas.Signal) *visitor {
-	a := t.a
+func (tx *flushTx) create(sh *shard, s int, h uint64, sig *schemas.Signal) *visitor {
+	a := tx.a
 	if sh.n >= a.perShard {
-		a.sweep(sh, t.id) // closing beats evicting
+		a.sweep(sh, tx.id) // closing beats evicting
 	}
 	if sh.n >= a.perShard {
-		if f := sh.front; f != nil && f.tx != t.id {
+		if f := sh.front; f != nil && f.tx != tx.id {
 			sh.remove(f)
 			a.open.Add(-1)
 			a.evicted.Inc()
 		}
 	}
-	v := &visitor{site: intern(g.Site), anon: strings.Clone(g.AnonymousID), hash: h, lane: int32(s % len(a.lanes)),
-		tx: t.id, undo: int32(len(t.undo))}
+	v := &visitor{site: intern(sig.Site), anon: strings.Clone(sig.AnonymousID), hash: h, lane: int32(s % len(a.lanes)),
+		tx: tx.id, undo: int32(len(tx.undo))}
 	v.ids = v.idsInline[:0]
-	t.undo = append(t.undo, undo{v: v, created: true, shard: int32(s)})
+	tx.undo = append(tx.undo, undo{v: v, created: true, shard: int32(s)})
 	sh.add(v)
 	a.open.Add(1)
 	return v
 }
 
 // touch records v's state before the transaction changes it, once per transaction.
-func (t *tx) touch(v *visitor) {
-	if v.tx == t.id {
+func (tx *flushTx) touch(v *visitor) {
+	if v.tx == tx.id {
 		return
 	}
-	v.tx, v.undo = t.id, int32(len(t.undo))
-	t.undo = append(t.undo, undo{v: v, s: v.s, idsLen: len(v.ids), ovf: v.idsOverflow})
+	v.tx, v.undo = tx.id, int32(len(tx.undo))
+	tx.undo = append(tx.undo, undo{v: v, s: v.s, idsLen: len(v.ids), ovf: v.idsOverflow})
 }
 
 // start opens a new session for v at ms and counts it under "no landing page yet".
-func (t *tx) start(v *visitor, ms int64) {
+func (tx *flushTx) start(v *visitor, ms int64) {
 	v.s = session{start: ms, last: ms, conv: v.s.conv}
-	t.add(t.key(v), 1, 0)
-	t.a.started.Inc()
+	tx.add(tx.key(v), 1, 0)
+	tx.a.started.Inc()
 }
 
 // rollover closes v's session inside the transaction: its row is written now if it
 // changed, and its event_ids are forgotten (kept aside for abort).
-func (t *tx) rollover(v *visitor) {
-	u := &t.undo[v.undo]
+func (tx *flushTx) rollover(v *visitor) {
+	u := &tx.undo[v.undo]
 	if !u.reset {
 		// The old ids are kept aside for abort; the inline array may hold them.
 		u.reset, u.oldIDs, u.oldIdx = true, append([]uint64(nil), v.ids...), v.idx
@@ -478,100 +478,100 @@ func (a *Aggregator) remember(v *visitor, id string) {
 
 // expose records an exposure when it is the visitor's first to that experiment as far
 // as memory knows: the smallest (time, variant).
-func (t *tx) expose(v *visitor, g *schemas.Signal) {
+func (tx *flushTx) expose(v *visitor, sig *schemas.Signal) {
 	for i := range v.exps {
 		e := &v.exps[i]
-		if e.exp != g.Experiment {
+		if e.exp != sig.Experiment {
 			continue
 		}
-		if g.ReceivedAt < e.ms || (g.ReceivedAt == e.ms && g.Variant < e.variant) {
-			t.saveExps(v)
-			e.ms, e.variant, e.pending = g.ReceivedAt, internString(g.Variant), true
+		if sig.ReceivedAt < e.ms || (sig.ReceivedAt == e.ms && sig.Variant < e.variant) {
+			tx.saveExps(v)
+			e.ms, e.variant, e.pending = sig.ReceivedAt, internString(sig.Variant), true
 		}
 		return
 	}
-	t.saveExps(v)
-	v.exps = append(v.exps, expo{exp: internString(g.Experiment), variant: internString(g.Variant), ms: g.ReceivedAt, pending: true})
+	tx.saveExps(v)
+	v.exps = append(v.exps, expo{exp: internString(sig.Experiment), variant: internString(sig.Variant), ms: sig.ReceivedAt, pending: true})
 }
 
-func (t *tx) saveExps(v *visitor) {
-	u := &t.undo[v.undo]
+func (tx *flushTx) saveExps(v *visitor) {
+	u := &tx.undo[v.undo]
 	if !u.expsSet && !u.created {
 		u.expsSet, u.exps = true, append([]expo(nil), v.exps...)
 	}
 }
 
-func (t *tx) key(v *visitor) laneKey {
+func (tx *flushTx) key(v *visitor) laneKey {
 	l := &v.s.land
 	return laneKey{v.lane, landKey{hour: sink.HourMs(v.s.start), site: v.site, path: l.path, src: l.src, med: l.med, cmp: l.cmp}}
 }
 
-func (t *tx) add(k laneKey, sessions, converted int64) {
+func (tx *flushTx) add(k laneKey, sessions, converted int64) {
 	if sessions == 0 && converted == 0 {
 		return
 	}
-	d := t.delta[k]
+	d := tx.delta[k]
 	if d == nil {
-		if n := len(t.spare); n > 0 {
-			d, t.spare = t.spare[n-1], t.spare[:n-1]
+		if n := len(tx.spare); n > 0 {
+			d, tx.spare = tx.spare[n-1], tx.spare[:n-1]
 		} else {
 			d = new([2]int64)
 		}
-		t.delta[k] = d
+		tx.delta[k] = d
 	}
 	d[0] += sessions
 	d[1] += converted
 }
 
 // rows fills the batch's rollup rows from what the transaction changed.
-func (t *tx) rows() {
-	for i := range t.undo {
-		v := t.undo[i].v
+func (tx *flushTx) rows() {
+	for i := range tx.undo {
+		v := tx.undo[i].v
 		if v.s.conv > 0 {
-			t.batch.Conversions = append(t.batch.Conversions, sink.Conversion{Site: val(v.site), AnonymousID: v.anon, LastMs: v.s.conv})
+			tx.batch.Conversions = append(tx.batch.Conversions, sink.Conversion{Site: stringOf(v.site), AnonymousID: v.anon, LastMs: v.s.conv})
 			v.s.conv = 0
 		}
 		for j := range v.exps {
 			if e := &v.exps[j]; e.pending {
 				e.pending = false
-				t.batch.Exposures = append(t.batch.Exposures, sink.Exposure{Site: val(v.site), Experiment: e.exp,
+				tx.batch.Exposures = append(tx.batch.Exposures, sink.Exposure{Site: stringOf(v.site), Experiment: e.exp,
 					AnonymousID: v.anon, FirstMs: e.ms, Variant: e.variant})
 			}
 		}
 	}
-	for k, d := range t.delta {
+	for k, d := range tx.delta {
 		if d[0] == 0 && d[1] == 0 {
 			continue
 		}
-		c := t.a.lanes[k.lane].active(t.a.cfg.CellKeys)
+		c := tx.a.lanes[k.lane].active(tx.a.cfg.CellKeys)
 		cur := c.value(k.landKey)
-		t.batch.Landing = append(t.batch.Landing, sink.LandingCell{LandingKey: k.landKey.sink(), Cell: c.id,
+		tx.batch.Landing = append(tx.batch.Landing, sink.LandingCell{LandingKey: k.landKey.sink(), Cell: c.id,
 			Sessions: cur[0] + d[0], Converted: cur[1] + d[1], Version: c.version + 1})
-		t.landRows = append(t.landRows, landRow{k.landKey, c})
+		tx.landRows = append(tx.landRows, landRow{k.landKey, c})
 	}
 	// Keys an aborted flush may have left at a version this cell skipped are written
 	// back to their committed values.
-	for _, i := range t.locked {
-		c := t.a.lanes[i].cell
+	for _, i := range tx.locked {
+		c := tx.a.lanes[i].cell
 		if c == nil {
 			continue
 		}
 		for k := range c.rewrite {
-			if d := t.delta[laneKey{int32(i), k}]; d == nil || (d[0] == 0 && d[1] == 0) {
+			if d := tx.delta[laneKey{int32(i), k}]; d == nil || (d[0] == 0 && d[1] == 0) {
 				cur := c.value(k)
-				t.batch.Landing = append(t.batch.Landing, sink.LandingCell{LandingKey: k.sink(), Cell: c.id,
+				tx.batch.Landing = append(tx.batch.Landing, sink.LandingCell{LandingKey: k.sink(), Cell: c.id,
 					Sessions: cur[0], Converted: cur[1], Version: c.version + 1})
-				t.landRows = append(t.landRows, landRow{k, c})
+				tx.landRows = append(tx.landRows, landRow{k, c})
 			}
 		}
 	}
 }
 
 // commit keeps the transaction's state and advances the cells it wrote.
-func (t *tx) commit() {
-	a := t.a
-	for i := range t.batch.Landing {
-		l, r := &t.batch.Landing[i], &t.landRows[i]
+func (tx *flushTx) commit() {
+	a := tx.a
+	for i := range tx.batch.Landing {
+		l, r := &tx.batch.Landing[i], &tx.landRows[i]
 		if p := r.c.counts[r.k]; p != nil {
 			p[0], p[1] = l.Sessions, l.Converted
 		} else {
@@ -579,7 +579,7 @@ func (t *tx) commit() {
 		}
 		r.c.wrote = true
 	}
-	for _, i := range t.locked {
+	for _, i := range tx.locked {
 		ln := &a.lanes[i]
 		if c := ln.cell; c != nil && c.wrote {
 			c.version++
@@ -596,26 +596,26 @@ func (t *tx) commit() {
 // the sink may have landed all the same (an error after the insert), so the cells skip
 // the version they wrote and rewrite those keys at their next flush: whatever landed is
 // superseded, and a batch delivered again counts once.
-func (t *tx) abort() {
-	a := t.a
-	for j, i := range t.touched {
-		a.shards[i].watermark = t.wm[j]
+func (tx *flushTx) abort() {
+	a := tx.a
+	for j, i := range tx.touched {
+		a.shards[i].watermark = tx.wm[j]
 	}
-	for _, r := range t.landRows {
+	for _, r := range tx.landRows {
 		if r.c.rewrite == nil {
 			r.c.rewrite = make(map[landKey]struct{})
 		}
 		r.c.rewrite[r.k] = struct{}{}
 		r.c.wrote = true
 	}
-	for _, i := range t.locked {
+	for _, i := range tx.locked {
 		if c := a.lanes[i].cell; c != nil && c.wrote {
 			c.version++
 			c.wrote = false
 		}
 	}
-	for i := len(t.undo) - 1; i >= 0; i-- {
-		u := &t.undo[i]
+	for i := len(tx.undo) - 1; i >= 0; i-- {
+		u := &tx.undo[i]
 		v := u.v
 		if u.created {
 			a.shards[u.shard].remove(v)
@@ -645,27 +645,27 @@ func (t *tx) abort() {
 }
 
 // release unlocks the shards and returns the transaction to the pool.
-func (t *tx) release() {
-	a := t.a
-	for _, i := range t.locked {
+func (tx *flushTx) release() {
+	a := tx.a
+	for _, i := range tx.locked {
 		a.lanes[i].mu.Unlock()
 	}
-	t.locked, t.touched, t.wm = t.locked[:0], t.touched[:0], t.wm[:0]
-	clear(t.undo)
-	t.undo = t.undo[:0]
-	for k, d := range t.delta {
+	tx.locked, tx.touched, tx.wm = tx.locked[:0], tx.touched[:0], tx.wm[:0]
+	clear(tx.undo)
+	tx.undo = tx.undo[:0]
+	for k, d := range tx.delta {
 		*d = [2]int64{}
-		t.spare = append(t.spare, d)
-		delete(t.delta, k)
+		tx.spare = append(tx.spare, d)
+		delete(tx.delta, k)
 	}
-	t.batch.Signals = nil
-	clear(t.batch.Landing)
-	clear(t.batch.Exposures)
-	clear(t.batch.Conversions)
-	t.batch.Reset()
-	clear(t.landRows)
-	t.landRows = t.landRows[:0]
-	a.txs.Put(t)
+	tx.batch.Signals = nil
+	clear(tx.batch.Landing)
+	clear(tx.batch.Exposures)
+	clear(tx.batch.Conversions)
+	tx.batch.Reset()
+	clear(tx.landRows)
+	tx.landRows = tx.landRows[:0]
+	a.txs.Put(tx)
 }
 
 func (sh *shard) pushBack(v *visitor) {
@@ -760,20 +760,20 @@ func (c *cell) value(k landKey) [2]int64 {
 
 // intern returns the interned s: visitors share their site, paths and utm values
 // instead of each pinning a request body. "" is the zero handle.
-func intern(s string) str {
+func intern(s string) interned {
 	if s == "" {
-		return str{}
+		return interned{}
 	}
 	return unique.Make(s)
 }
 
-// val returns the string of an interned one.
-func val(h str) string {
-	if h == (str{}) {
+// stringOf returns the string of an interned one.
+func stringOf(h interned) string {
+	if h == (interned{}) {
 		return ""
 	}
 	return h.Value()
 }
 
 // internString returns the canonical copy of s.
-func internString(s string) string { return val(intern(s)) }
+func internString(s string) string { return stringOf(intern(s)) }

@@ -257,9 +257,9 @@ func final(batches []sink.Batch) string {
 	sessions := map[string]bool{}
 	cells := map[string]sink.LandingCell{}
 	for _, b := range batches {
-		for i, g := range b.Signals {
+		for i, sig := range b.Signals {
 			if s := b.SessionOf(i); s != 0 {
-				sessions[fmt.Sprintf("%s/%s/%d %s", g.Site, g.AnonymousID, s, g.EventID)] = true
+				sessions[fmt.Sprintf("%s/%s/%d %s", sig.Site, sig.AnonymousID, s, sig.EventID)] = true
 			}
 		}
 		for _, l := range b.Landing {

@@ -1,9 +1,13 @@
-// Package preagg owns the numbers rung exists to answer: the sessionizer that rolls
-// sessions, landing-page conversion and experiment exposure forward on every flush
-// (Aggregator), the queries that read the rollups back with their statistics (Queries:
-// landing-page CVR with Wilson intervals, variant lift with a z-test, a sequential
-// interval and a sample-ratio check), and reconcile, which recomputes every rollup from
-// the raw signals and reports each difference.
+// Package preagg is the write side of the numbers rung exists to answer: the
+// sessionizer that rolls sessions, landing-page conversion and experiment exposure
+// forward on every flush (Aggregator), Restore, which reloads the open sessions on
+// start, and Reconcile, which recomputes every rollup from the raw signals and reports
+// each difference. The read side, the queries and their statistics, is package
+// preagg/stats; the HTTP surface over it is package preagg/dashboard.
+//
+// Reconcile lives here rather than with the queries because it checks this package's
+// own work: it uses the sessionizer's rules (Config.Rules) and the session definitions
+// below, and a mismatch it reports is a fault of the write path, never of a query.
 //
 // # Sessions
 //

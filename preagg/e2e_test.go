@@ -11,6 +11,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/rungdev/rung/buffer"
+	"github.com/rungdev/rung/preagg/stats"
 	"github.com/rungdev/rung/schemas"
 	"github.com/rungdev/rung/sink"
 )
@@ -139,9 +140,9 @@ func endToEnd(t *testing.T, st store) {
 			audit.Sessions, audit.Exposures, len(truth.Sessions), len(truth.Exposures), len(audit.Mismatches), firstOf(audit.Mismatches))
 	}
 
-	q := NewQueries(st, QueryOptions{})
+	q := stats.NewQueries(st, stats.Options{})
 	for _, site := range []string{"", "a.example", "b.example", "c.example"} {
-		rep, err := q.LandingPages(ctx, LandingQuery{Site: site, From: time.UnixMilli(from), To: time.UnixMilli(to), Limit: 1000})
+		rep, err := q.LandingPages(ctx, stats.LandingQuery{Site: site, From: time.UnixMilli(from), To: time.UnixMilli(to), Limit: 1000})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -153,7 +154,7 @@ func endToEnd(t *testing.T, st store) {
 		same(t, "landing pages of "+site, got, want)
 	}
 	for _, exp := range []string{"hero", "pricing"} {
-		rep, err := q.Experiment(ctx, ExperimentQuery{ID: exp})
+		rep, err := q.Experiment(ctx, stats.ExperimentQuery{ID: exp})
 		if err != nil {
 			t.Fatal(err)
 		}

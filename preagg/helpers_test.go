@@ -11,6 +11,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/rungdev/rung/preagg/stats"
 	"github.com/rungdev/rung/schemas"
 	"github.com/rungdev/rung/sink"
 	"github.com/rungdev/rung/sink/clickhouse"
@@ -20,7 +21,7 @@ import (
 // store is everything the tests need of a sink.
 type store interface {
 	sink.Sink
-	Reader
+	stats.Reader
 	Auditor
 	Resumer
 	Signals(ctx context.Context, fromMs, toMs int64) ([]schemas.Signal, error)

@@ -46,7 +46,7 @@ type Audit struct {
 // these rows, so they agree when the rows do.
 func Reconcile(ctx context.Context, a Auditor, from, to time.Time, rules sink.Rules) (*Audit, error) {
 	if !from.Before(to) {
-		return nil, fmt.Errorf("%w: from %s is not before to %s", ErrQuery, from.Format(time.RFC3339), to.Format(time.RFC3339))
+		return nil, fmt.Errorf("%w: from %s is not before to %s", ErrRange, from.Format(time.RFC3339), to.Format(time.RFC3339))
 	}
 	f, t := from.UnixMilli(), to.UnixMilli()
 	pre, err := a.PreRolled(ctx, f, t, rules)

@@ -104,42 +104,42 @@ func (a *Aggregator) restore(r *sink.Resume) restoreResult {
 	v.s = session{start: s.StartMs, last: s.StartMs}
 	// Replay the signals counted in the session: the same rules as apply, without rows.
 	for i := range r.Signals {
-		g := &r.Signals[i]
-		if g.ReceivedAt < s.StartMs {
+		sig := &r.Signals[i]
+		if sig.ReceivedAt < s.StartMs {
 			a.unresumed.Inc()
 			return unmade
 		}
-		if v.seen(g.EventID) {
+		if v.seen(sig.EventID) {
 			continue
 		}
-		a.remember(v, g.EventID)
-		v.s.last = max(v.s.last, g.ReceivedAt)
-		switch g.Type {
+		a.remember(v, sig.EventID)
+		v.s.last = max(v.s.last, sig.ReceivedAt)
+		switch sig.Type {
 		case schemas.TypePageview:
-			if v.s.land.before(g.ReceivedAt, g) {
-				v.s.land = landing{ms: g.ReceivedAt, path: intern(g.Path), src: intern(g.UTMSource), med: intern(g.UTMMedium),
-					cmp: intern(g.UTMCampaign)}
+			if v.s.land.before(sig.ReceivedAt, sig) {
+				v.s.land = landing{ms: sig.ReceivedAt, path: intern(sig.Path), src: intern(sig.UTMSource), med: intern(sig.UTMMedium),
+					cmp: intern(sig.UTMCampaign)}
 			}
 		case schemas.TypeEvent:
-			if _, ok := a.goals[g.Name]; ok {
+			if _, ok := a.goals[sig.Name]; ok {
 				v.s.converted = true
 			}
 		case schemas.TypeExposure:
-			if g.Experiment == "" {
+			if sig.Experiment == "" {
 				continue
 			}
 			found := false
 			for j := range v.exps {
 				e := &v.exps[j]
-				if e.exp == g.Experiment {
+				if e.exp == sig.Experiment {
 					found = true
-					if g.ReceivedAt < e.ms || (g.ReceivedAt == e.ms && g.Variant < e.variant) {
-						e.ms, e.variant = g.ReceivedAt, internString(g.Variant)
+					if sig.ReceivedAt < e.ms || (sig.ReceivedAt == e.ms && sig.Variant < e.variant) {
+						e.ms, e.variant = sig.ReceivedAt, internString(sig.Variant)
 					}
 				}
 			}
 			if !found {
-				v.exps = append(v.exps, expo{exp: internString(g.Experiment), variant: internString(g.Variant), ms: g.ReceivedAt})
+				v.exps = append(v.exps, expo{exp: internString(sig.Experiment), variant: internString(sig.Variant), ms: sig.ReceivedAt})
 			}
 		}
 	}

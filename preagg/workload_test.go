@@ -67,27 +67,27 @@ func (w *workload) hour(start int64, perHour int, emit func([]schemas.Signal)) {
 					t += second + w.r.Int64N(3*minute)
 				}
 				w.seq++
-				g := schemas.Signal{Site: site, AnonymousID: anon, ReceivedAt: t, EventID: "e" + strconv.Itoa(w.seq)}
+				sig := schemas.Signal{Site: site, AnonymousID: anon, ReceivedAt: t, EventID: "e" + strconv.Itoa(w.seq)}
 				switch x := w.r.IntN(100); {
 				case x < 60 || k == 0:
-					g.Type, g.Path = schemas.TypePageview, w.paths[w.skewed(len(w.paths))]
-					g.URL = "https://" + site + g.Path
+					sig.Type, sig.Path = schemas.TypePageview, w.paths[w.skewed(len(w.paths))]
+					sig.URL = "https://" + site + sig.Path
 					if k == 0 {
-						g.UTMSource, g.UTMMedium, g.UTMCampaign = utm[0], utm[1], utm[2]
+						sig.UTMSource, sig.UTMMedium, sig.UTMCampaign = utm[0], utm[1], utm[2]
 					}
 				case x < 85:
-					g.Type, g.Name = schemas.TypeEvent, "scroll"
+					sig.Type, sig.Name = schemas.TypeEvent, "scroll"
 					if x < 70 {
-						g.Name = DefaultGoal
+						sig.Name = DefaultGoal
 					}
 				default:
 					if variant == "" {
-						g.Type, g.Name = schemas.TypeEvent, "click"
+						sig.Type, sig.Name = schemas.TypeEvent, "click"
 					} else {
-						g.Type, g.Experiment, g.Variant = schemas.TypeExposure, "hero", variant
+						sig.Type, sig.Experiment, sig.Variant = schemas.TypeExposure, "hero", variant
 					}
 				}
-				out = append(out, g)
+				out = append(out, sig)
 			}
 		}
 	}

@@ -310,11 +310,11 @@ func (d *decoder) signal(s *Signal) (Rejection, error) {
 	}
 	d.depth--
 	if d.bad.Reason != "" {
-		d.bad.Site = toks[slotSite].str
+		d.bad.Site = toks[slotSite].text
 		return d.bad, nil
 	}
 	if p := d.check(&toks, seen, hasUnk, unknown); p.Reason != "" {
-		p.Site = toks[slotSite].str
+		p.Site = toks[slotSite].text
 		return p, nil
 	}
 	d.fill(s, &toks, seen, props)
@@ -329,7 +329,7 @@ func (d *decoder) check(toks *[numSlots]token, seen uint32, hasUnk bool, unknown
 	}
 	t := TypeUnknown
 	if toks[slotType].kind == kindString {
-		t = ParseType(toks[slotType].str)
+		t = ParseType(toks[slotType].text)
 	}
 	if t == TypeUnknown {
 		return fail("/type", "value must be one of \"pageview\", \"event\", \"exposure\"")
@@ -408,7 +408,7 @@ func (d *decoder) value(t *token, at where) error {
 	switch c := d.peek(); {
 	case c == '"':
 		s, err := d.str(at)
-		t.kind, t.str = kindString, s
+		t.kind, t.text = kindString, s
 		return err
 	case c == '-' || (c >= '0' && c <= '9'):
 		return d.number(t, at)
@@ -474,7 +474,7 @@ func (d *decoder) props() error {
 				names[n] = key
 			}
 			n++
-			if why := pr.names.check(&token{kind: kindString, str: key}); why != "" {
+			if why := pr.names.check(&token{kind: kindString, text: key}); why != "" {
 				note(at, "property name "+strconv.Quote(key)+": "+why)
 			}
 			d.ws()
@@ -800,27 +800,27 @@ func (d *decoder) key() error {
 // fill copies a valid signal's tokens into s and enriches it, setting every field: s
 // may hold an earlier signal.
 func (d *decoder) fill(s *Signal, toks *[numSlots]token, seen uint32, props string) {
-	s.Type = ParseType(toks[slotType].str)
+	s.Type = ParseType(toks[slotType].text)
 	s.ReceivedAt = d.meta.ReceivedAt
 	s.Bot = d.meta.Bot
-	s.Site = toks[slotSite].str
-	s.AnonymousID = toks[slotAnonymousID].str
-	s.EventID = toks[slotEventID].str
+	s.Site = toks[slotSite].text
+	s.AnonymousID = toks[slotAnonymousID].text
+	s.EventID = toks[slotEventID].text
 	if s.EventID == "" {
 		s.EventID = newID()
 	}
-	s.URL = toks[slotURL].str
+	s.URL = toks[slotURL].text
 	s.Path = urlPath(s.URL)
-	s.Referrer = toks[slotReferrer].str
-	utm := [5]string{toks[slotUTMSource].str, toks[slotUTMMedium].str, toks[slotUTMCampaign].str,
-		toks[slotUTMTerm].str, toks[slotUTMContent].str}
+	s.Referrer = toks[slotReferrer].text
+	utm := [5]string{toks[slotUTMSource].text, toks[slotUTMMedium].text, toks[slotUTMCampaign].text,
+		toks[slotUTMTerm].text, toks[slotUTMContent].text}
 	if strings.Contains(s.URL, "utm_") {
 		utmFromURL(s.URL, &utm, seen)
 	}
 	s.UTMSource, s.UTMMedium, s.UTMCampaign, s.UTMTerm, s.UTMContent = utm[0], utm[1], utm[2], utm[3], utm[4]
-	s.Name = toks[slotName].str
-	s.Experiment = toks[slotExperiment].str
-	s.Variant = toks[slotVariant].str
+	s.Name = toks[slotName].text
+	s.Experiment = toks[slotExperiment].text
+	s.Variant = toks[slotVariant].text
 	s.Value, s.HasValue = 0, false
 	if seen&(1<<slotValue) != 0 {
 		s.Value, s.HasValue = toks[slotValue].f, true

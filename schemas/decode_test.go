@@ -3,6 +3,7 @@ package schemas
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -23,18 +24,31 @@ func newTestRegistry(t testing.TB) *Registry {
 	return r
 }
 
-func TestDecodeValidFixtures(t *testing.T) {
-	r := newTestRegistry(t)
+// validFixtures returns the bodies in testdata/valid by file name, in name order.
+func validFixtures(t testing.TB) (names []string, bodies map[string][]byte) {
+	t.Helper()
 	files, _ := filepath.Glob("testdata/valid/*.json")
 	if len(files) == 0 {
 		t.Fatal("no fixtures in testdata/valid")
 	}
+	bodies = make(map[string][]byte, len(files))
 	for _, f := range files {
-		t.Run(filepath.Base(f), func(t *testing.T) {
-			body, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
+		body, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, filepath.Base(f))
+		bodies[filepath.Base(f)] = body
+	}
+	return names, bodies
+}
+
+func TestDecodeValidFixtures(t *testing.T) {
+	r := newTestRegistry(t)
+	names, bodies := validFixtures(t)
+	for _, name := range names {
+		body := bodies[name]
+		t.Run(name, func(t *testing.T) {
 			var b Batch
 			if err := r.Decode(string(body), Meta{ReceivedAt: 1700000000000}, 100, &b); err != nil {
 				t.Fatalf("Decode: %v", err)
@@ -100,22 +114,34 @@ func TestDecodeFields(t *testing.T) {
 	}
 }
 
-func TestDecodeInvalidFixtures(t *testing.T) {
-	r := newTestRegistry(t)
+// invalidCase is one entry of testdata/invalid/cases.json: a signal and where and why
+// it must be rejected.
+type invalidCase struct {
+	Name    string          `json:"name"`
+	Body    json.RawMessage `json:"body"`
+	Pointer string          `json:"pointer"`
+	Reason  string          `json:"reason"`
+}
+
+func invalidCases(t testing.TB) []invalidCase {
+	t.Helper()
 	raw, err := os.ReadFile("testdata/invalid/cases.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var cases []struct {
-		Name    string          `json:"name"`
-		Body    json.RawMessage `json:"body"`
-		Pointer string          `json:"pointer"`
-		Reason  string          `json:"reason"`
-	}
+	var cases []invalidCase
 	if err := json.Unmarshal(raw, &cases); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range cases {
+	if len(cases) == 0 {
+		t.Fatal("no cases in testdata/invalid/cases.json")
+	}
+	return cases
+}
+
+func TestDecodeInvalidFixtures(t *testing.T) {
+	r := newTestRegistry(t)
+	for _, c := range invalidCases(t) {
 		t.Run(c.Name, func(t *testing.T) {
 			var b Batch
 			if err := r.Decode(string(c.Body), Meta{}, 1, &b); err != nil {
@@ -323,4 +349,48 @@ func FuzzURL(f *testing.F) {
 			t.Fatalf("utm of %q (seen %b): got %q, want %q", u, seen, got, want)
 		}
 	})
+}
+
+// fixtureSignals returns every signal object in testdata/valid and testdata/invalid, as
+// raw JSON, named by where it comes from.
+func fixtureSignals(t testing.TB) map[string]json.RawMessage {
+	t.Helper()
+	out := map[string]json.RawMessage{}
+	_, bodies := validFixtures(t)
+	for name, body := range bodies {
+		var list []json.RawMessage
+		if json.Unmarshal(body, &list) != nil {
+			list = []json.RawMessage{body}
+		}
+		for i, raw := range list {
+			out[fmt.Sprintf("%s[%d]", name, i)] = raw
+		}
+	}
+	for _, c := range invalidCases(t) {
+		out["invalid: "+c.Name] = c.Body
+	}
+	return out
+}
+
+// TestFastPathAgreesWithOracle decides every fixture signal both ways: the fast path,
+// compiled from the oracle's schemas, and the oracle itself.
+func TestFastPathAgreesWithOracle(t *testing.T) {
+	r := newTestRegistry(t)
+	for name, raw := range fixtureSignals(t) {
+		var b Batch
+		if err := r.Decode(string(raw), Meta{}, 1, &b); err != nil {
+			t.Fatalf("%s: Decode: %v", name, err)
+		}
+		fast := len(b.Signals) == 1
+		oracle := r.Validate(signalSchema, raw)
+		if fast != (oracle == nil) {
+			t.Errorf("%s: fast path accepted=%v, oracle says %v", name, fast, oracle)
+		}
+		if fast == strings.HasPrefix(name, "invalid: ") {
+			t.Errorf("%s: accepted=%v", name, fast)
+		}
+	}
+	if r.Disagreements() != 0 {
+		t.Error("the oracle accepted a signal the fast path rejected")
+	}
 }

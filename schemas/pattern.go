@@ -1,9 +1,11 @@
 package schemas
 
 import (
+	"fmt"
 	"math/bits"
 	"regexp"
 	"regexp/syntax"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -13,10 +15,11 @@ type matcher interface {
 	String() string
 }
 
-// compilePattern compiles a schema pattern. Anchored sequences of literals and character
-// classes with ?, * or + — every pattern rung's schemas use — get a small position-set
-// matcher that does no backtracking and no allocation and is several times faster than
-// regexp; anything else falls back to regexp, which is also what the oracle uses. The
+// compilePattern compiles a schema pattern, in Go's syntax (see ecmaToGo). Anchored
+// sequences of literals and character classes with ?, * or + — every pattern rung's
+// schemas use — get a small position-set matcher that does no backtracking and no
+// allocation, and that BenchmarkPattern shows faster than regexp on each of those
+// patterns; anything else falls back to regexp, which is also what the oracle uses. The
 // differential tests hold the two to the same answers.
 func compilePattern(pat string) (matcher, error) {
 	re, err := regexp.Compile(pat)
@@ -245,13 +248,13 @@ func (it *seqItem) match(r rune) bool {
 	return inRanges(it.ranges, r)
 }
 
-// MatchString reports whether the whole of str matches.
-func (s *seq) MatchString(str string) bool {
+// MatchString reports whether the whole of in matches.
+func (s *seq) MatchString(in string) bool {
 	cur, i := s.closure[0], 0
 	if s.dfa != nil {
-		d, t := 0, s.dfa
-		for i < len(str) {
-			next := t[d<<8|int(str[i])]
+		d, table := 0, s.dfa
+		for i < len(in) {
+			next := table[d<<8|int(in[i])]
 			if next < 0 {
 				if next == nonASCII {
 					break
@@ -262,19 +265,19 @@ func (s *seq) MatchString(str string) bool {
 			i++
 			if row := s.stay[d]; row != nil {
 				if s.graphic[d] {
-					for i+8 <= len(str) && graphic(word(str, i)) {
+					for i+8 <= len(in) && graphic(word(in, i)) {
 						i += 8
 					}
 				}
-				for i < len(str) && row[str[i]] {
+				for i < len(in) && row[in[i]] {
 					i++
 				}
 			}
 		}
 		cur = s.sets[d]
 	}
-	for i < len(str) { // the rest, from the first non-ASCII rune
-		r, size := utf8.DecodeRuneInString(str[i:])
+	for i < len(in) { // the rest, from the first non-ASCII rune
+		r, size := utf8.DecodeRuneInString(in[i:])
 		i += size
 		if cur = s.step(cur, r); cur == 0 {
 			return false
@@ -303,4 +306,58 @@ func graphic(x uint64) bool {
 	below := (x - ones*'!') &^ x
 	above := x + ones*(0x80-'~'-1) | x
 	return (below|above)&highs == 0
+}
+
+// ecmaSpace is ECMA-262's \s in Go syntax, without brackets: WhiteSpace (tab, vertical
+// tab, form feed, U+FEFF and the Space_Separator category, which holds the space and
+// U+00A0) and LineTerminator (\n, \r, U+2028, U+2029). Go's \s is only [\t\n\f\r ].
+const ecmaSpace = `\t\n\v\f\r\x{2028}\x{2029}\x{feff}\p{Zs}`
+
+// ecmaToGo rewrites a schema pattern, which JSON Schema defines as an ECMA-262 regular
+// expression, into Go's syntax with the same meaning where the two differ in a way a
+// schema is likely to meet: \s and \S, and '.', which in ECMA-262 matches no line
+// terminator. Everything else is passed through, and Go's parser refuses what it does
+// not know. The shapes it cannot rewrite faithfully are errors: \S inside a class, and
+// ECMA-262's empty classes [] and [^].
+func ecmaToGo(pat string) (string, error) {
+	var b strings.Builder
+	inClass := false
+	for i := 0; i < len(pat); i++ {
+		c := pat[i]
+		switch {
+		case c == '\\' && i+1 < len(pat):
+			i++
+			switch e := pat[i]; {
+			case e == 's' && inClass:
+				b.WriteString(ecmaSpace)
+			case e == 's':
+				b.WriteString("[" + ecmaSpace + "]")
+			case e == 'S' && inClass:
+				return "", fmt.Errorf("pattern %q: \\S inside a character class is not supported", pat)
+			case e == 'S':
+				b.WriteString("[^" + ecmaSpace + "]")
+			default:
+				b.WriteByte('\\')
+				b.WriteByte(e)
+			}
+		case c == '[' && !inClass:
+			inClass = true
+			b.WriteByte(c)
+			if strings.HasPrefix(pat[i+1:], "^") {
+				i++
+				b.WriteByte('^')
+			}
+			if strings.HasPrefix(pat[i+1:], "]") {
+				return "", fmt.Errorf("pattern %q: an empty character class ([] or [^]) is not supported", pat)
+			}
+		case c == ']' && inClass:
+			inClass = false
+			b.WriteByte(c)
+		case c == '.' && !inClass:
+			b.WriteString(`[^\n\r\x{2028}\x{2029}]`)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String(), nil
 }

@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"reflect"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync/atomic"
 
@@ -30,9 +32,12 @@ const signalSchema = "signal.v1"
 // Registry holds every schema rung knows, compiled once. It is safe for concurrent use.
 type Registry struct {
 	raw    map[string][]byte             // name ("pageview.v1") → file, served read-only
-	oracle map[string]*jsonschema.Schema // name → compiled by jsonschema/v5
-	events map[string]string             // business event name → its newest schema name
-	rules  [TypeExposure + 1][]*rules    // fast-path constraints per signal type and version (index)
+	oracle map[string]*jsonschema.Schema // name → compiled by jsonschema/v5, patterns made ECMA-262
+	// goPatterns maps a pattern as the oracle runs it (Go syntax, see ecmaToGo) to the
+	// pattern as the schema states it, so reports quote the schema.
+	goPatterns map[string]string
+	events     map[string]string          // business event name → its newest schema name
+	rules      [TypeExposure + 1][]*rules // fast-path constraints per signal type and version (index)
 
 	disagree atomic.Uint64 // see Disagreements
 }
@@ -56,6 +61,8 @@ func newRegistry(fsys fs.FS) (*Registry, error) {
 		raw:    make(map[string][]byte),
 		oracle: make(map[string]*jsonschema.Schema),
 		events: make(map[string]string),
+
+		goPatterns: make(map[string]string),
 	}
 	c := jsonschema.NewCompiler()
 	c.Draft = jsonschema.Draft7
@@ -78,9 +85,13 @@ func newRegistry(fsys fs.FS) (*Registry, error) {
 			return nil, fmt.Errorf("add schema %s: %w", e.Name(), err)
 		}
 	}
+	seen := make(map[*jsonschema.Schema]bool)
 	for name := range r.raw {
 		s, err := c.Compile(baseURL + name + ".json")
 		if err != nil {
+			return nil, fmt.Errorf("compile schema %s: %w", name, err)
+		}
+		if err := r.ecmaPatterns(s, seen); err != nil {
 			return nil, fmt.Errorf("compile schema %s: %w", name, err)
 		}
 		r.oracle[name] = s
@@ -93,6 +104,7 @@ func newRegistry(fsys fs.FS) (*Registry, error) {
 			}
 		}
 	}
+	rc := newRuleCompiler()
 	for name := range r.raw {
 		m := signalFile.FindStringSubmatch(name)
 		if m == nil {
@@ -102,7 +114,7 @@ func newRegistry(fsys fs.FS) (*Registry, error) {
 		if len(m[2]) == 2 {
 			v = v*10 + int(m[2][1]-'0')
 		}
-		rs, err := compileRules(r.raw, name)
+		rs, err := rc.compileRules(r.oracle[name], name)
 		if err != nil {
 			return nil, fmt.Errorf("compile fast-path rules for %s: %w", name, err)
 		}
@@ -201,18 +213,116 @@ func (r *Registry) validate(name string, doc []byte) error {
 		return fmt.Errorf("validate %s: %w", name, err)
 	}
 	out := &ValidationError{Schema: name}
-	leaves(ve, &out.Problems)
+	r.leaves(ve, &out.Problems)
 	return out
 }
 
 // leaves collects the most specific causes: a parent's message ("doesn't validate with
 // ...") only restates its children.
-func leaves(ve *jsonschema.ValidationError, dst *[]Problem) {
+func (r *Registry) leaves(ve *jsonschema.ValidationError, dst *[]Problem) {
 	if len(ve.Causes) == 0 {
-		*dst = append(*dst, Problem{Pointer: ve.InstanceLocation, Reason: ve.Message})
+		reason := ve.Message
+		if strings.HasSuffix(ve.KeywordLocation, "/pattern") {
+			for goSrc, src := range r.goPatterns {
+				reason = strings.Replace(reason, quotePattern(goSrc), quotePattern(src), 1)
+			}
+		}
+		*dst = append(*dst, Problem{Pointer: ve.InstanceLocation, Reason: reason})
 		return
 	}
 	for _, c := range ve.Causes {
-		leaves(c, dst)
+		r.leaves(c, dst)
 	}
+}
+
+// quotePattern quotes a pattern as jsonschema/v5 does in its messages, so that leaves
+// can put the schema's own pattern in place of the one the oracle ran.
+func quotePattern(s string) string {
+	s = strconv.Quote(s)
+	s = strings.ReplaceAll(s, `\"`, `"`)
+	s = strings.ReplaceAll(s, `'`, `\'`)
+	return "'" + s[1:len(s)-1] + "'"
+}
+
+// ecmaPatterns gives every pattern under s ECMA-262's meaning (see ecmaToGo): the
+// library compiles a schema's "pattern" with Go's regexp as written, so without this it
+// would take a URL holding U+00A0 or U+2028 that the schema means to refuse. seen holds
+// the schemas already rewritten: documents share their $ref targets.
+func (r *Registry) ecmaPatterns(s *jsonschema.Schema, seen map[*jsonschema.Schema]bool) error {
+	if s == nil || seen[s] {
+		return nil
+	}
+	seen[s] = true
+	var err error
+	if s.Pattern != nil {
+		if s.Pattern, err = r.ecmaRegexp(s.Pattern); err != nil {
+			return fmt.Errorf("%s: %w", s.Location, err)
+		}
+	}
+	if len(s.PatternProperties) > 0 {
+		m := make(map[*regexp.Regexp]*jsonschema.Schema, len(s.PatternProperties))
+		for re, sub := range s.PatternProperties {
+			if re, err = r.ecmaRegexp(re); err != nil {
+				return fmt.Errorf("%s: patternProperties: %w", s.Location, err)
+			}
+			m[re] = sub
+		}
+		s.PatternProperties = m
+	}
+	return r.eachSubschema(reflect.ValueOf(s).Elem(), seen)
+}
+
+func (r *Registry) ecmaRegexp(re *regexp.Regexp) (*regexp.Regexp, error) {
+	src := re.String()
+	goSrc, err := ecmaToGo(src)
+	if err != nil {
+		return nil, err
+	}
+	if goSrc == src {
+		return re, nil
+	}
+	out, err := regexp.Compile(goSrc)
+	if err != nil {
+		return nil, fmt.Errorf("pattern %q as Go reads it, %q: %w", src, goSrc, err)
+	}
+	r.goPatterns[goSrc] = src
+	return out, nil
+}
+
+// eachSubschema runs ecmaPatterns on every schema v (a Schema's field, or the Schema)
+// holds: directly, in a slice, a map's values or an interface. Walking the library's
+// exported fields by reflection reaches every keyword that holds subschemas, including
+// ones this package never names.
+func (r *Registry) eachSubschema(v reflect.Value, seen map[*jsonschema.Schema]bool) error {
+	switch v.Kind() {
+	case reflect.Pointer:
+		if s, ok := v.Interface().(*jsonschema.Schema); ok {
+			return r.ecmaPatterns(s, seen)
+		}
+	case reflect.Interface:
+		if !v.IsNil() {
+			return r.eachSubschema(v.Elem(), seen)
+		}
+	case reflect.Slice:
+		for i := range v.Len() {
+			if err := r.eachSubschema(v.Index(i), seen); err != nil {
+				return err
+			}
+		}
+	case reflect.Map:
+		for it := v.MapRange(); it.Next(); {
+			if err := r.eachSubschema(it.Value(), seen); err != nil {
+				return err
+			}
+		}
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if v.Type().Field(i).IsExported() {
+				if err := r.eachSubschema(v.Field(i), seen); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
 }

@@ -1,14 +1,17 @@
 package schemas
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
 	"math/big"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/santhosh-tekuri/jsonschema/v5"
 )
 
 // slot is a property of a signal that the decoder knows how to store.
@@ -102,10 +105,10 @@ type kinds uint8
 
 func (k kinds) has(x kind) bool { return k&(1<<x) != 0 }
 
-// token is one scanned value. str is the decoded string; lit is a number's literal.
+// token is one scanned value. text is the decoded string; lit is a number's literal.
 type token struct {
 	kind kind
-	str  string
+	text string
 	lit  string
 	f    float64
 }
@@ -117,7 +120,7 @@ type rule struct {
 	maxLen   int // -1: none
 	pattern  matcher
 	min, max *bound
-	konst    *token // const, compared by kind and value
+	constant *token // const, compared by kind and value
 }
 
 // bound is a numeric limit, kept as a float for the common case and as an exact
@@ -145,7 +148,7 @@ type rules struct {
 // checkVersion makes sure a signal schema of version v says so: "v" is the constant v,
 // and from v2 on it is required (a signal without "v" is a v1 signal).
 func (rs *rules) checkVersion(v int) error {
-	k := rs.slots[slotV].konst
+	k := rs.slots[slotV].constant
 	if rs.allowed&(1<<slotV) == 0 || k == nil || k.kind != kindNumber || k.f != float64(v) {
 		return fmt.Errorf(`property "v" must be {"const": %d}`, v)
 	}
@@ -157,9 +160,9 @@ func (rs *rules) checkVersion(v int) error {
 
 // check reports why t breaks r, or "" when it does not.
 func (r *rule) check(t *token) string {
-	if r.konst != nil {
-		if !sameValue(t, r.konst) {
-			return "value must be " + r.konst.String()
+	if r.constant != nil {
+		if !sameValue(t, r.constant) {
+			return "value must be " + r.constant.String()
 		}
 		return ""
 	}
@@ -170,8 +173,8 @@ func (r *rule) check(t *token) string {
 	case kindString:
 		// A string has at most len runes and at least a quarter of that (a rune is at
 		// most 4 bytes, a stray byte counts as one): count only when that does not decide.
-		if (r.maxLen >= 0 && len(t.str) > r.maxLen) || (len(t.str)+3)/4 < r.minLen {
-			n := utf8.RuneCountInString(t.str)
+		if (r.maxLen >= 0 && len(t.text) > r.maxLen) || (len(t.text)+3)/4 < r.minLen {
+			n := utf8.RuneCountInString(t.text)
 			if n < r.minLen {
 				return fmt.Sprintf("length must be >= %d, but got %d", r.minLen, n)
 			}
@@ -179,7 +182,7 @@ func (r *rule) check(t *token) string {
 				return fmt.Sprintf("length must be <= %d, but got %d", r.maxLen, n)
 			}
 		}
-		if r.pattern != nil && !r.pattern.MatchString(t.str) {
+		if r.pattern != nil && !r.pattern.MatchString(t.text) {
 			return "does not match pattern " + strconv.Quote(r.pattern.String())
 		}
 	case kindNumber:
@@ -205,7 +208,7 @@ func (r *rule) typeNames() string {
 
 func (t *token) String() string {
 	if t.kind == kindString {
-		return strconv.Quote(t.str)
+		return strconv.Quote(t.text)
 	}
 	return t.lit
 }
@@ -232,7 +235,7 @@ func sameValue(t, c *token) bool {
 	}
 	switch t.kind {
 	case kindString:
-		return t.str == c.str
+		return t.text == c.text
 	case kindNumber:
 		if t.f != c.f {
 			return false
@@ -244,45 +247,40 @@ func sameValue(t, c *token) bool {
 	return t.lit == c.lit
 }
 
-// compileRules builds the fast path for one signal schema from the same files the
-// oracle compiles. It accepts only the keywords it enforces, so a schema change the fast
-// path would ignore fails here, at start, instead of letting the two paths disagree.
-func compileRules(files map[string][]byte, name string) (*rules, error) {
-	root, err := load(files, name)
-	if err != nil {
-		return nil, err
-	}
-	if err := only(root, "$schema", "$id", "title", "description", "type", "required", "additionalProperties", "properties"); err != nil {
+// compileRules builds the fast path for one signal schema from its compiled form: the
+// schema the oracle validates with, $refs already resolved. It accepts only the keywords
+// it enforces, so a schema change the fast path would ignore fails here, at start,
+// instead of letting the two paths disagree.
+func (rc *ruleCompiler) compileRules(root *jsonschema.Schema, name string) (*rules, error) {
+	if err := rc.only(root, "Types", "Required", "Properties", "AdditionalProperties"); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	if root["type"] != "object" || root["additionalProperties"] != false {
+	if open, isBool := root.AdditionalProperties.(bool); !slices.Equal(root.Types, []string{"object"}) || !isBool || open {
 		return nil, fmt.Errorf("%s: a signal schema must be a closed object (type object, additionalProperties false)", name)
 	}
 	rs := &rules{}
-	props, _ := root["properties"].(map[string]any)
-	for key, v := range props {
+	for key, prop := range root.Properties {
 		sl := slotOf(key)
 		if sl == slotNone {
 			return nil, fmt.Errorf("%s: property %q has no place in schemas.Signal; teach the decoder about it first", name, key)
 		}
-		sub, err := resolve(files, name, v)
+		sub, err := rc.deref(prop)
 		if err != nil {
 			return nil, fmt.Errorf("%s: property %q: %w", name, key, err)
 		}
 		rs.allowed |= 1 << sl
 		if sl == slotProps {
-			if rs.props, err = compileProps(files, name, sub); err != nil {
+			if rs.props, err = rc.compileProps(sub); err != nil {
 				return nil, fmt.Errorf("%s: props: %w", name, err)
 			}
 			continue
 		}
-		if rs.slots[sl], err = compileRule(sub); err != nil {
+		if rs.slots[sl], err = rc.compileRule(sub); err != nil {
 			return nil, fmt.Errorf("%s: property %q: %w", name, key, err)
 		}
 	}
-	req, _ := root["required"].([]any)
-	for _, k := range req {
-		sl := slotOf(fmt.Sprint(k))
+	for _, k := range root.Required {
+		sl := slotOf(k)
 		if sl == slotNone || rs.allowed&(1<<sl) == 0 {
 			return nil, fmt.Errorf("%s: required %q is not a declared property", name, k)
 		}
@@ -291,33 +289,36 @@ func compileRules(files map[string][]byte, name string) (*rules, error) {
 	return rs, nil
 }
 
-func compileProps(files map[string][]byte, name string, s map[string]any) (propsRule, error) {
+func (rc *ruleCompiler) compileProps(s *jsonschema.Schema) (propsRule, error) {
 	var p propsRule
-	if err := only(s, "description", "type", "maxProperties", "propertyNames", "additionalProperties"); err != nil {
+	if err := rc.only(s, "Types", "MaxProperties", "PropertyNames", "AdditionalProperties"); err != nil {
 		return p, err
 	}
-	if s["type"] != "object" {
+	if !slices.Equal(s.Types, []string{"object"}) {
 		return p, fmt.Errorf("must be of type object")
 	}
-	p.maxProps = -1
-	if n, ok := s["maxProperties"].(json.Number); ok {
-		v, err := strconv.Atoi(n.String())
-		if err != nil {
-			return p, fmt.Errorf("maxProperties: %w", err)
-		}
-		p.maxProps = v
-	}
-	names, _ := s["propertyNames"].(map[string]any)
+	p.maxProps = s.MaxProperties // -1 when absent, as the library keeps it
 	var err error
-	if p.names, err = compileRule(names); err != nil {
-		return p, fmt.Errorf("propertyNames: %w", err)
+	if s.PropertyNames != nil {
+		names, err := rc.deref(s.PropertyNames)
+		if err != nil {
+			return p, fmt.Errorf("propertyNames: %w", err)
+		}
+		if p.names, err = rc.compileRule(names); err != nil {
+			return p, fmt.Errorf("propertyNames: %w", err)
+		}
+	} else {
+		p.names = rule{maxLen: -1}
 	}
 	p.names.types = 0 // property names are always strings
-	values, err := resolve(files, name, s["additionalProperties"])
-	if err != nil {
+	values, ok := s.AdditionalProperties.(*jsonschema.Schema)
+	if !ok {
+		return p, fmt.Errorf("additionalProperties: props must say which values they take")
+	}
+	if values, err = rc.deref(values); err != nil {
 		return p, fmt.Errorf("additionalProperties: %w", err)
 	}
-	if p.values, err = compileRule(values); err != nil {
+	if p.values, err = rc.compileRule(values); err != nil {
 		return p, fmt.Errorf("additionalProperties: %w", err)
 	}
 	if p.values.types == 0 || p.values.types.has(kindObject) || p.values.types.has(kindArray) {
@@ -326,48 +327,37 @@ func compileProps(files map[string][]byte, name string, s map[string]any) (props
 	return p, nil
 }
 
-func compileRule(s map[string]any) (rule, error) {
-	r := rule{maxLen: -1}
-	if err := only(s, "description", "type", "const", "minLength", "maxLength", "pattern", "minimum", "maximum"); err != nil {
+func (rc *ruleCompiler) compileRule(s *jsonschema.Schema) (rule, error) {
+	r := rule{maxLen: s.MaxLength, minLen: max(s.MinLength, 0)} // -1: absent
+	if err := rc.only(s, "Types", "Constant", "MinLength", "MaxLength", "Pattern", "Minimum", "Maximum"); err != nil {
 		return r, err
 	}
-	for k, v := range s {
-		var err error
-		switch k {
-		case "type":
-			r.types, err = compileTypes(v)
-		case "const":
-			r.konst, err = constToken(v)
-		case "minLength":
-			r.minLen, err = atoi(v)
-		case "maxLength":
-			r.maxLen, err = atoi(v)
-		case "pattern":
-			r.pattern, err = compilePattern(fmt.Sprint(v))
-		case "minimum":
-			r.min, err = compileBound(v)
-		case "maximum":
-			r.max, err = compileBound(v)
+	var err error
+	if r.types, err = compileTypes(s.Types); err != nil {
+		return r, fmt.Errorf("type: %w", err)
+	}
+	if len(s.Constant) > 0 {
+		if r.constant, err = constToken(s.Constant[0]); err != nil {
+			return r, fmt.Errorf("const: %w", err)
 		}
-		if err != nil {
-			return r, fmt.Errorf("%s: %w", k, err)
+	}
+	if s.Pattern != nil {
+		if r.pattern, err = compilePattern(s.Pattern.String()); err != nil {
+			return r, fmt.Errorf("pattern: %w", err)
 		}
+	}
+	if r.min, err = compileBound(s.Minimum); err != nil {
+		return r, fmt.Errorf("minimum: %w", err)
+	}
+	if r.max, err = compileBound(s.Maximum); err != nil {
+		return r, fmt.Errorf("maximum: %w", err)
 	}
 	return r, nil
 }
 
-func compileTypes(v any) (kinds, error) {
-	var list []any
-	switch v := v.(type) {
-	case string:
-		list = []any{v}
-	case []any:
-		list = v
-	default:
-		return 0, fmt.Errorf("unsupported form %v", v)
-	}
+func compileTypes(names []string) (kinds, error) {
 	var ks kinds
-	for _, n := range list {
+	for _, n := range names {
 		found := false
 		for k := kindString; k <= kindArray; k++ {
 			if kindNames[k] == n {
@@ -385,7 +375,7 @@ func compileTypes(v any) (kinds, error) {
 func constToken(v any) (*token, error) {
 	switch v := v.(type) {
 	case string:
-		return &token{kind: kindString, str: v}, nil
+		return &token{kind: kindString, text: v}, nil
 	case json.Number:
 		f, err := strconv.ParseFloat(v.String(), 64)
 		if err != nil {
@@ -396,90 +386,97 @@ func constToken(v any) (*token, error) {
 	return nil, fmt.Errorf("only string and number constants are supported, got %v", v)
 }
 
-func compileBound(v any) (*bound, error) {
-	n, ok := v.(json.Number)
-	if !ok {
-		return nil, fmt.Errorf("not a number: %v", v)
+// compileBound keeps a limit the library holds as an exact rational; nil stays nil.
+func compileBound(rat *big.Rat) (*bound, error) {
+	if rat == nil {
+		return nil, nil
 	}
-	f, err := strconv.ParseFloat(n.String(), 64)
-	if err != nil || math.IsInf(f, 0) {
-		return nil, fmt.Errorf("bound %s: not a finite float", n)
-	}
-	rat, ok := new(big.Rat).SetString(n.String())
-	if !ok {
-		return nil, fmt.Errorf("bound %s: not a rational", n)
+	f, _ := rat.Float64()
+	if math.IsInf(f, 0) {
+		return nil, fmt.Errorf("bound %s: not a finite float", rat.RatString())
 	}
 	return &bound{f: f, rat: rat}, nil
 }
 
-func atoi(v any) (int, error) {
-	n, ok := v.(json.Number)
-	if !ok {
-		return 0, fmt.Errorf("not a number: %v", v)
+// deref follows $ref: a property's schema is usually a reference into defs.v1.json. In
+// draft-07 a $ref's sibling keywords are ignored, by the library and so here.
+func (rc *ruleCompiler) deref(s *jsonschema.Schema) (*jsonschema.Schema, error) {
+	for depth := 0; s.Ref != nil; depth++ {
+		if depth == 32 {
+			return nil, fmt.Errorf("$ref chain at %s is too long", s.Location)
+		}
+		if err := rc.only(s, "Ref"); err != nil {
+			return nil, err
+		}
+		s = s.Ref
 	}
-	return strconv.Atoi(n.String())
+	return s, nil
 }
 
-// only fails on any keyword outside allowed: the fast path would not enforce it.
-func only(s map[string]any, allowed ...string) error {
-	for k := range s {
-		ok := false
-		for _, a := range allowed {
-			ok = ok || k == a
+// ruleCompiler builds the fast path's rules from schemas the library has compiled.
+type ruleCompiler struct {
+	// blanks holds, per draft, a compiled schema with no keywords: what only compares
+	// against. The library marks an absent keyword by a zero value, by -1 (maxLength,
+	// maxProperties, ...) or by a draft's default; comparing with a schema it compiled
+	// itself leaves that knowledge in the library.
+	blanks map[*jsonschema.Draft]*jsonschema.Schema
+}
+
+func newRuleCompiler() *ruleCompiler {
+	return &ruleCompiler{blanks: make(map[*jsonschema.Draft]*jsonschema.Schema)}
+}
+
+// blank returns the keyword-free schema of draft d.
+func (rc *ruleCompiler) blank(d *jsonschema.Draft) (*jsonschema.Schema, error) {
+	if b, ok := rc.blanks[d]; ok {
+		return b, nil
+	}
+	c := jsonschema.NewCompiler()
+	c.Draft = d
+	const url = baseURL + "blank.json"
+	if err := c.AddResource(url, strings.NewReader("{}")); err != nil {
+		return nil, fmt.Errorf("add the empty schema: %w", err)
+	}
+	b, err := c.Compile(url)
+	if err != nil {
+		return nil, fmt.Errorf("compile the empty schema: %w", err)
+	}
+	rc.blanks[d] = b
+	return b, nil
+}
+
+// annotations are Schema fields that never change what validates.
+var annotations = []string{"Location", "Draft", "Title", "Description", "Default", "Comment",
+	"ReadOnly", "WriteOnly", "Examples", "Deprecated"}
+
+// only fails on any keyword of s outside allowed (named by the library's Schema fields):
+// the fast path would not enforce it.
+func (rc *ruleCompiler) only(s *jsonschema.Schema, allowed ...string) error {
+	blank, err := rc.blank(s.Draft)
+	if err != nil {
+		return err
+	}
+	v, b := reflect.ValueOf(s).Elem(), reflect.ValueOf(blank).Elem()
+	for i := range v.NumField() {
+		f := v.Type().Field(i)
+		if !f.IsExported() || slices.Contains(allowed, f.Name) || slices.Contains(annotations, f.Name) {
+			continue
 		}
-		if !ok {
-			return fmt.Errorf("keyword %q is not supported by the fast path", k)
+		if !reflect.DeepEqual(v.Field(i).Interface(), b.Field(i).Interface()) {
+			return fmt.Errorf("keyword %s (at %s) is not supported by the fast path", keyword(f.Name), s.Location)
 		}
 	}
 	return nil
 }
 
-func load(files map[string][]byte, name string) (map[string]any, error) {
-	b, ok := files[name]
-	if !ok {
-		return nil, fmt.Errorf("%w: %s", ErrUnknownSchema, name)
+// keyword turns a Schema field's name into the keyword it holds, near enough to find it
+// in the schema file: "MaxProperties" is "maxProperties".
+func keyword(field string) string {
+	switch field {
+	case "Types":
+		return "type"
+	case "Constant":
+		return "const"
 	}
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.UseNumber()
-	var m map[string]any
-	if err := d.Decode(&m); err != nil {
-		return nil, fmt.Errorf("parse schema %s: %w", name, err)
-	}
-	return m, nil
-}
-
-// resolve follows a "$ref" to another embedded file ("defs.v1.json#/definitions/id");
-// a schema without one is returned as it is.
-func resolve(files map[string][]byte, from string, v any) (map[string]any, error) {
-	s, ok := v.(map[string]any)
-	if !ok {
-		return nil, fmt.Errorf("expected a schema object, got %v", v)
-	}
-	ref, ok := s["$ref"].(string)
-	if !ok {
-		return s, nil
-	}
-	if len(s) != 1 {
-		return nil, fmt.Errorf("$ref with sibling keywords is not supported")
-	}
-	file, frag, _ := strings.Cut(ref, "#")
-	if file == "" {
-		file = from + ".json"
-	}
-	doc, err := load(files, strings.TrimSuffix(file, ".json"))
-	if err != nil {
-		return nil, err
-	}
-	var cur any = doc
-	for _, part := range strings.Split(strings.TrimPrefix(frag, "/"), "/") {
-		if part == "" {
-			continue
-		}
-		m, ok := cur.(map[string]any)
-		if !ok {
-			return nil, fmt.Errorf("$ref %s: %s is not an object", ref, part)
-		}
-		cur = m[part]
-	}
-	return resolve(files, from, cur)
+	return strings.ToLower(field[:1]) + field[1:]
 }

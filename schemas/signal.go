@@ -1,5 +1,7 @@
 package schemas
 
+import "unsafe"
+
 // Type is a signal's kind.
 type Type uint8
 
@@ -60,7 +62,7 @@ type Signal struct {
 }
 
 // signalOverhead is what a Signal costs beyond its strings' bytes: the struct itself.
-const signalOverhead = 16*16 + 8*4
+const signalOverhead = int(unsafe.Sizeof(Signal{}))
 
 // Size is the Signal's memory footprint in bytes, as the buffer accounts for it.
 func (s *Signal) Size() int {

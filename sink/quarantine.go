@@ -6,6 +6,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/rungdev/rung/buffer/batch"
 	"github.com/rungdev/rung/schemas"
 )
 
@@ -22,6 +23,7 @@ type QuarantineStore interface {
 type Quarantine struct {
 	store     QuarantineStore
 	retention time.Duration
+	policy    batch.Policy // a write every Period, of at most Count rows
 	queue     chan schemas.Quarantined
 
 	kept, dropped, failed *metrics.Counter
@@ -32,6 +34,7 @@ func NewQuarantine(store QuarantineStore, retention time.Duration, set *metrics.
 	return &Quarantine{
 		store:     store,
 		retention: retention,
+		policy:    batch.Policy{Count: 500, Period: time.Second},
 		queue:     make(chan schemas.Quarantined, 1024),
 		kept:      set.NewCounter(`rung_quarantine_rows_total{result="written"}`),
 		dropped:   set.NewCounter(`rung_quarantine_rows_total{result="dropped"}`),
@@ -54,15 +57,17 @@ func (q *Quarantine) Keep(r schemas.Quarantined) {
 
 func clone(s string) string { return string(append([]byte(nil), s...)) }
 
-// Run writes what is queued, at most once a second, and prunes rows past the retention
-// every hour. It returns when ctx is done, after writing what was queued then.
+// Run writes what is queued, at most once a policy period and at most a full batch at a
+// time, so a flood of bad signals costs the store a bounded write rate; and it prunes
+// rows past the retention every hour. It returns when ctx is done, after writing a last
+// batch of what was queued then.
 func (q *Quarantine) Run(ctx context.Context) {
-	tick := time.NewTicker(time.Second)
+	tick := time.NewTicker(q.policy.Period)
 	defer tick.Stop()
 	var rows []schemas.Quarantined
 	lastPrune := time.Time{}
 	flush := func(ctx context.Context) {
-		for len(rows) < 500 {
+		for !q.policy.Full(len(rows), 0) {
 			select {
 			case r := <-q.queue:
 				rows = append(rows, r)

@@ -81,15 +81,15 @@ func GroupResume(rows []schemas.Signal, starts []int64) []Resume {
 	type visitor struct{ site, anon string }
 	idx := map[visitor]int{}
 	var out []Resume
-	for i, g := range rows {
-		k := visitor{g.Site, g.AnonymousID}
+	for i, sig := range rows {
+		k := visitor{sig.Site, sig.AnonymousID}
 		j, ok := idx[k]
 		if !ok {
 			j = len(out)
 			idx[k] = j
-			out = append(out, Resume{Session: Session{Site: g.Site, AnonymousID: g.AnonymousID, StartMs: starts[i]}})
+			out = append(out, Resume{Session: Session{Site: sig.Site, AnonymousID: sig.AnonymousID, StartMs: starts[i]}})
 		}
-		out[j].Signals = append(out[j].Signals, g)
+		out[j].Signals = append(out[j].Signals, sig)
 	}
 	for i := range out {
 		slices.SortStableFunc(out[i].Signals, func(a, b schemas.Signal) int { return cmp.Compare(a.ReceivedAt, b.ReceivedAt) })

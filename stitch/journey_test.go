@@ -15,10 +15,10 @@ import (
 
 	"github.com/rungdev/rung/internal/harness"
 	"github.com/rungdev/rung/schemas"
+	"github.com/rungdev/rung/stitch/events"
 	"github.com/rungdev/rung/stitch/outbox"
-	"github.com/rungdev/rung/tiers/eventlog"
-	"github.com/rungdev/rung/tiers/sqldb"
-	"github.com/rungdev/rung/tiers/sqldb/sqltest"
+	"github.com/rungdev/rung/stitch/sqldb"
+	"github.com/rungdev/rung/stitch/sqldb/sqltest"
 )
 
 func natsURL() string {
@@ -83,7 +83,7 @@ func TestLeadsKeepTheirAttribution(t *testing.T) {
 	tel := openSink(t)
 	b := sqltest.Postgres(t)
 	for _, m := range []func(context.Context, *sql.DB, sqldb.Dialect) error{outbox.Migrate,
-		func(ctx context.Context, db *sql.DB, d sqldb.Dialect) error { return eventlog.Migrate(ctx, db, d) }} {
+		func(ctx context.Context, db *sql.DB, d sqldb.Dialect) error { return events.Migrate(ctx, db, d) }} {
 		if err := m(ctx, b.DB, b.Dialect); err != nil {
 			t.Fatal(err)
 		}
@@ -116,6 +116,7 @@ func TestLeadsKeepTheirAttribution(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	reg := registry(t)
 	createLead := func(i int, commit bool) (string, error) {
 		a, err := lookup.Attribution(ctx, anon(i))
 		if err != nil {
@@ -131,7 +132,7 @@ func TestLeadsKeepTheirAttribution(t *testing.T) {
 		if _, err := tx.Exec(`INSERT INTO leads (id, email, anonymous_id) VALUES ($1, $2, $3)`, leadID, leadID+"@example.com", anon(i)); err != nil {
 			return "", err
 		}
-		if err := WriteLeadCreated(ctx, tx, b.Dialect, l); err != nil {
+		if err := WriteLeadCreated(ctx, tx, b.Dialect, reg, l); err != nil {
 			return "", err
 		}
 		if !commit {
@@ -180,18 +181,17 @@ func TestLeadsKeepTheirAttribution(t *testing.T) {
 	}
 
 	harness.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
-		c, err := eventlog.Count(ctx, b.DB, b.Dialect, eventlog.Filter{Name: EventLeadCreated})
+		c, err := events.Count(ctx, b.DB, b.Dialect, events.Filter{Name: EventLeadCreated})
 		if err != nil || c != n {
 			return fmt.Errorf("events table holds %d lead_created (%v), want %d", c, err, n)
 		}
 		return nil
 	})
-	events, err := eventlog.List(ctx, b.DB, b.Dialect, eventlog.Filter{Name: EventLeadCreated})
+	stored, err := events.List(ctx, b.DB, b.Dialect, events.Filter{Name: EventLeadCreated})
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := registry(t)
-	for _, e := range events {
+	for _, e := range stored {
 		i, ok := ids[e.ID]
 		if !ok || e.ID == rolledBack {
 			t.Fatalf("events table holds %s, which no committed transaction made", e.ID)
@@ -220,18 +220,18 @@ func TestReconcile(t *testing.T) {
 	ctx := context.Background()
 	for _, b := range sqltest.Backends(t) {
 		t.Run(b.Name, func(t *testing.T) {
-			if err := eventlog.Migrate(ctx, b.DB, b.Dialect); err != nil {
+			if err := events.Migrate(ctx, b.DB, b.Dialect); err != nil {
 				t.Fatal(err)
 			}
 			insert := func(name string, at time.Time) {
 				l := NewLeadCreated("lead-x", Attribution{}, at)
-				ev, _ := l.Event()
+				ev, _ := l.Event(registry(t))
 				row, err := outbox.Promote(ev)
 				if err != nil {
 					t.Fatal(err)
 				}
 				row.Name = name
-				if _, err := eventlog.Insert(ctx, b.DB, b.Dialect, row); err != nil {
+				if _, err := events.Insert(ctx, b.DB, b.Dialect, row); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -4,15 +4,17 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 
+	"github.com/rungdev/rung/schemas"
 	"github.com/rungdev/rung/stitch/outbox"
-	"github.com/rungdev/rung/tiers/sqldb"
+	"github.com/rungdev/rung/stitch/sqldb"
 )
 
 // EventLeadCreated is the event's name: in the outbox, on the broker, in the events table.
@@ -49,53 +51,45 @@ func NewLeadCreated(leadID string, a Attribution, at time.Time) LeadCreated {
 	}
 }
 
-// Validate says what would make the event fail its schema, naming the field.
-func (l *LeadCreated) Validate() error {
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidLead}, args...)...)
-	}
-	switch {
-	case !ValidAnonymousID(l.EventID):
-		return bad("event_id %q must be 8–64 characters of [A-Za-z0-9_-]", l.EventID)
-	case l.OccurredAt.IsZero():
-		return bad("occurred_at is not set")
-	case l.LeadID == "" || utf8.RuneCountInString(l.LeadID) > 100:
-		return bad("lead_id must be 1–100 characters, got %d", utf8.RuneCountInString(l.LeadID))
-	case l.AnonymousID != "" && !ValidAnonymousID(l.AnonymousID):
-		return bad("anonymous_id %q must be empty or 8–64 characters of [A-Za-z0-9_-]", l.AnonymousID)
-	case len(l.Variants) > maxVariants:
-		return bad("%d variants, at most %d", len(l.Variants), maxVariants)
-	case l.Currency != "" && !isCurrency(l.Currency):
-		return bad("currency %q must be three capital letters (ISO 4217)", l.Currency)
-	}
-	if a := l.Amount; a != nil && (math.IsNaN(*a) || *a < 0 || *a > 1e15) {
-		return bad("amount %v must be a number from 0 to 1e15", *a)
-	}
-	return nil
-}
-
-func isCurrency(s string) bool {
-	return len(s) == 3 && s[0] >= 'A' && s[0] <= 'Z' && s[1] >= 'A' && s[1] <= 'Z' && s[2] >= 'A' && s[2] <= 'Z'
-}
+// leadCreatedVersion is the version of lead_created this package makes: its schema is
+// schemas/json/lead_created.v1.json.
+const leadCreatedVersion = 1
 
 // Event freezes l into an outbox event: the payload bytes are made now, ordered by the
-// lead_id so that one lead's events ship in order.
-func (l *LeadCreated) Event() (outbox.Event, error) {
-	if err := l.Validate(); err != nil {
-		return outbox.Event{}, err
+// lead_id so that one lead's events ship in order. The payload is validated against
+// lead_created's schema in reg; a failure is ErrInvalidLead, naming the field.
+func (l *LeadCreated) Event(reg *schemas.Registry) (outbox.Event, error) {
+	// What JSON cannot say, the schema cannot check.
+	if l.OccurredAt.IsZero() {
+		return outbox.Event{}, fmt.Errorf("%w: occurred_at is not set", ErrInvalidLead)
+	}
+	if a := l.Amount; a != nil && (math.IsNaN(*a) || math.IsInf(*a, 0)) {
+		return outbox.Event{}, fmt.Errorf("%w: amount %v is not a JSON number", ErrInvalidLead, *a)
 	}
 	payload, err := json.Marshal(l)
 	if err != nil {
 		return outbox.Event{}, fmt.Errorf("encode lead_created %s: %w", l.EventID, err)
 	}
-	return outbox.Event{ID: l.EventID, Name: EventLeadCreated, Version: 1, Key: l.LeadID,
+	schema := fmt.Sprintf("%s.v%d", EventLeadCreated, leadCreatedVersion)
+	if err := reg.Validate(schema, payload); err != nil {
+		var ve *schemas.ValidationError
+		if !errors.As(err, &ve) || len(ve.Problems) == 0 {
+			return outbox.Event{}, fmt.Errorf("validate lead_created %s: %w", l.EventID, err)
+		}
+		p := ve.Problems[0]
+		if p.Pointer == "" {
+			return outbox.Event{}, fmt.Errorf("%w: %s", ErrInvalidLead, p.Reason)
+		}
+		return outbox.Event{}, fmt.Errorf("%w: %s: %s", ErrInvalidLead, strings.TrimPrefix(p.Pointer, "/"), p.Reason)
+	}
+	return outbox.Event{ID: l.EventID, Name: EventLeadCreated, Version: leadCreatedVersion, Key: l.LeadID,
 		OccurredAt: l.OccurredAt, Payload: payload}, nil
 }
 
 // WriteLeadCreated writes l into the outbox inside tx, the transaction that creates the
-// lead: the lead and its event commit together or not at all.
-func WriteLeadCreated(ctx context.Context, tx *sql.Tx, d sqldb.Dialect, l LeadCreated) error {
-	ev, err := l.Event()
+// lead: the lead and its event commit together or not at all. reg validates it (see Event).
+func WriteLeadCreated(ctx context.Context, tx *sql.Tx, d sqldb.Dialect, reg *schemas.Registry, l LeadCreated) error {
+	ev, err := l.Event(reg)
 	if err != nil {
 		return err
 	}

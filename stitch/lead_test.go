@@ -3,6 +3,7 @@ package stitch
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -50,7 +51,7 @@ func TestLeadCreatedMatchesSchema(t *testing.T) {
 	}
 	for name, l := range cases {
 		t.Run(name, func(t *testing.T) {
-			ev, err := l.Event()
+			ev, err := l.Event(reg)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -64,10 +65,10 @@ func TestLeadCreatedMatchesSchema(t *testing.T) {
 	}
 }
 
-// Validate refuses exactly what the schema refuses, naming the field, before anything is written.
-func TestLeadCreatedValidate(t *testing.T) {
+// Event refuses exactly what the schema refuses, naming the field, before anything is written.
+func TestLeadCreatedInvalid(t *testing.T) {
 	reg := registry(t)
-	nan, neg, huge := math.NaN(), -1.0, 2e15
+	nan, inf, neg, huge := math.NaN(), math.Inf(1), -1.0, 2e15
 	tests := []struct {
 		name  string
 		edit  func(*LeadCreated)
@@ -80,6 +81,12 @@ func TestLeadCreatedValidate(t *testing.T) {
 		{"negative amount", func(l *LeadCreated) { l.Amount = &neg }, "amount"},
 		{"huge amount", func(l *LeadCreated) { l.Amount = &huge }, "amount"},
 		{"NaN amount", func(l *LeadCreated) { l.Amount = &nan }, "amount"},
+		{"infinite amount", func(l *LeadCreated) { l.Amount = &inf }, "amount"},
+		{"too many variants", func(l *LeadCreated) {
+			for i := range 51 {
+				l.Variants[fmt.Sprintf("exp-%02d", i)] = "a"
+			}
+		}, "variants"},
 		{"bad currency", func(l *LeadCreated) { l.Currency = "eur" }, "currency"},
 		{"no time", func(l *LeadCreated) { l.OccurredAt = time.Time{} }, "occurred_at"},
 	}
@@ -87,11 +94,12 @@ func TestLeadCreatedValidate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			l := NewLeadCreated("lead-1", fullAttribution(), t0)
 			tc.edit(&l)
-			_, err := l.Event()
+			_, err := l.Event(reg)
 			if !errors.Is(err, ErrInvalidLead) || !strings.Contains(err.Error(), tc.field) {
 				t.Fatalf("Event() = %v, want ErrInvalidLead naming %s", err, tc.field)
 			}
-			if tc.name == "NaN amount" || tc.name == "no time" {
+			t.Log(err)
+			if tc.name == "NaN amount" || tc.name == "infinite amount" || tc.name == "no time" {
 				return // not representable in JSON as the schema sees it
 			}
 			doc, err := json.Marshal(l)
@@ -112,7 +120,7 @@ func TestLeadCreatedIsFrozen(t *testing.T) {
 	l := NewLeadCreated("lead-1", a, t0)
 	a.Variants["hero"] = "changed"
 	a.LastTouch.Source = "changed"
-	ev, err := l.Event()
+	ev, err := l.Event(registry(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/rungdev/rung/tiers/eventlog"
-	"github.com/rungdev/rung/tiers/sqldb"
+	"github.com/rungdev/rung/stitch/events"
+	"github.com/rungdev/rung/stitch/sqldb"
 )
 
 // Reconciliation compares, for one period, the durable count of leads (lead_created in
@@ -34,7 +34,7 @@ func Reconcile(ctx context.Context, q sqldb.Querier, d sqldb.Dialect, from, to t
 	if formSubmitted < 0 {
 		return r, fmt.Errorf("reconcile leads: form_submitted count %d is negative", formSubmitted)
 	}
-	n, err := eventlog.Count(ctx, q, d, eventlog.Filter{Name: EventLeadCreated, From: from, To: to})
+	n, err := events.Count(ctx, q, d, events.Filter{Name: EventLeadCreated, From: from, To: to})
 	if err != nil {
 		return r, fmt.Errorf("reconcile leads: %w", err)
 	}

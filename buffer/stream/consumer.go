@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/rungdev/rung/buffer/batch"
 	"github.com/rungdev/rung/schemas"
 )
 
@@ -78,6 +79,7 @@ func (c ConsumerConfig) DurableName(p int) string {
 // its messages come back after later ones (the sessionizer takes late signals).
 type Consumer struct {
 	cfg    ConsumerConfig
+	policy batch.Policy // from cfg: BatchSize and FlushInterval
 	js     jetstream.JetStream
 	handle Handler
 
@@ -104,6 +106,7 @@ func NewConsumer(js jetstream.JetStream, cfg ConsumerConfig, handle Handler, set
 	}
 	return &Consumer{
 		cfg:          cfg,
+		policy:       batch.Policy{Count: cfg.BatchSize, Period: cfg.FlushInterval},
 		js:           js,
 		handle:       handle,
 		reads:        set.NewCounter(`rung_stream_read_total`),
@@ -206,17 +209,17 @@ func (c *Consumer) Run(ctx context.Context) error {
 	stopWork := context.AfterFunc(ctx, func() { time.AfterFunc(c.cfg.StopTimeout, cancelWork) })
 	defer stopWork()
 
-	b := batch{seqs: make(map[uint64]bool)}
+	b := outgoing{seqs: make(map[uint64]bool)}
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
 	for {
 		select {
 		case it := <-items:
-			if b.add(it) == len(it.sigs) { // the batch's first message
-				timer.Reset(c.cfg.FlushInterval)
+			if b.add(it) == len(it.sigs) { // the batch's first message: the timer is its age
+				timer.Reset(c.policy.Period)
 			}
-			if len(b.sigs) >= c.cfg.BatchSize {
+			if c.policy.Full(len(b.sigs), 0) {
 				timer.Stop()
 				c.flush(work, &b)
 			}
@@ -315,15 +318,15 @@ func again(delivered, seq, last uint64) bool {
 	return delivered > 1 || seq <= last
 }
 
-// batch is what the handler gets next, with the messages to ack once it has.
-type batch struct {
+// outgoing is the batch the handler gets next, with the messages to ack once it has.
+type outgoing struct {
 	sigs []schemas.Signal
 	re   []bool
 	msgs []jetstream.Msg
 	seqs map[uint64]bool // stream sequences in the batch
 }
 
-func (b *batch) add(it item) int {
+func (b *outgoing) add(it item) int {
 	b.msgs = append(b.msgs, it.msg)
 	if it.seq != 0 {
 		// A message held past AckWait (a slow sink) is delivered again while its
@@ -341,7 +344,7 @@ func (b *batch) add(it item) int {
 }
 
 // flush hands b to the handler, then acks or naks its messages, and empties it.
-func (c *Consumer) flush(ctx context.Context, b *batch) {
+func (c *Consumer) flush(ctx context.Context, b *outgoing) {
 	if len(b.sigs) == 0 {
 		return
 	}

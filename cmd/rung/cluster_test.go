@@ -19,7 +19,7 @@ import (
 
 	"github.com/rungdev/rung/buffer/stream/streamtest"
 	"github.com/rungdev/rung/internal/harness"
-	"github.com/rungdev/rung/preagg"
+	"github.com/rungdev/rung/preagg/stats"
 	"github.com/rungdev/rung/schemas"
 	"github.com/rungdev/rung/sink/clickhouse"
 	"github.com/rungdev/rung/sink/clickhouse/chtest"
@@ -259,7 +259,7 @@ func TestCluster(t *testing.T) {
 	}
 	aggA.stop()
 	aggB.stop()
-	sameStats(t, preagg.NewQueries(lite, preagg.QueryOptions{}), preagg.NewQueries(ch, preagg.QueryOptions{}), site)
+	sameStats(t, stats.NewQueries(lite, stats.Options{}), stats.NewQueries(ch, stats.Options{}), site)
 }
 
 // waitReady waits until p answers /readyz with 200: its stream has a leader.
@@ -279,26 +279,26 @@ func waitReady(t *testing.T, p *proc) {
 }
 
 // sameStats checks two stores report the same landing pages and experiment.
-func sameStats(t *testing.T, want, got *preagg.Queries, site string) {
+func sameStats(t *testing.T, want, got *stats.Queries, site string) {
 	t.Helper()
 	ctx := context.Background()
 	from, to := time.Now().Add(-24*time.Hour), time.Now().Add(time.Hour)
-	lw, err := want.LandingPages(ctx, preagg.LandingQuery{Site: site, From: from, To: to})
+	lw, err := want.LandingPages(ctx, stats.LandingQuery{Site: site, From: from, To: to})
 	if err != nil {
 		t.Fatal(err)
 	}
-	lg, err := got.LandingPages(ctx, preagg.LandingQuery{Site: site, From: from, To: to})
+	lg, err := got.LandingPages(ctx, stats.LandingQuery{Site: site, From: from, To: to})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if lw.Sessions == 0 || !reflect.DeepEqual(lw.Pages, lg.Pages) || lw.Sessions != lg.Sessions || lw.Converted != lg.Converted {
 		t.Errorf("landing pages differ:\n one node %d sessions %+v\n cluster  %d sessions %+v", lw.Sessions, lw.Pages, lg.Sessions, lg.Pages)
 	}
-	ew, err := want.Experiment(ctx, preagg.ExperimentQuery{ID: "hero", Site: site, From: from, To: to})
+	ew, err := want.Experiment(ctx, stats.ExperimentQuery{ID: "hero", Site: site, From: from, To: to})
 	if err != nil {
 		t.Fatal(err)
 	}
-	eg, err := got.Experiment(ctx, preagg.ExperimentQuery{ID: "hero", Site: site, From: from, To: to})
+	eg, err := got.Experiment(ctx, stats.ExperimentQuery{ID: "hero", Site: site, From: from, To: to})
 	if err != nil {
 		t.Fatal(err)
 	}

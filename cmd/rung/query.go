@@ -16,6 +16,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/rungdev/rung/preagg"
+	"github.com/rungdev/rung/preagg/stats"
 	"github.com/rungdev/rung/schemas"
 	"github.com/rungdev/rung/sink/clickhouse"
 	"github.com/rungdev/rung/sink/sqlite"
@@ -68,10 +69,10 @@ func (s *statsFlags) register(fs *flag.FlagSet, defaultFrom string) {
 
 func (s *statsFlags) times() (from, to time.Time, err error) {
 	now := time.Now()
-	if from, err = preagg.ParseTime(s.from, now); err != nil {
+	if from, err = stats.ParseTime(s.from, now); err != nil {
 		return from, to, fmt.Errorf("--from: %w", err)
 	}
-	if to, err = preagg.ParseTime(s.to, now); err != nil {
+	if to, err = stats.ParseTime(s.to, now); err != nil {
 		return from, to, fmt.Errorf("--to: %w", err)
 	}
 	return from, to, nil
@@ -80,7 +81,7 @@ func (s *statsFlags) times() (from, to time.Time, err error) {
 // statsStore is what the stats commands read: the rollups and, for reconcile, the raw
 // signals behind them.
 type statsStore interface {
-	preagg.Reader
+	stats.Reader
 	preagg.Auditor
 	Signals(ctx context.Context, fromMs, toMs int64) ([]schemas.Signal, error)
 	Close() error
@@ -109,11 +110,11 @@ func queryLandingPages(ctx context.Context, args []string, env environ, stdout i
 	fs := flag.NewFlagSet("rung query landing-pages", flag.ContinueOnError)
 	var sf statsFlags
 	sf.register(fs, "-30d")
-	var lq preagg.LandingQuery
+	var lq stats.LandingQuery
 	fs.StringVar(&lq.UTMSource, "utm-source", "", "only sessions that landed with this utm_source")
 	fs.StringVar(&lq.UTMMedium, "utm-medium", "", "only sessions that landed with this utm_medium")
 	fs.StringVar(&lq.UTMCampaign, "utm-campaign", "", "only sessions that landed with this utm_campaign")
-	fs.StringVar(&lq.Sort, "sort", "sessions", "order by "+strings.Join(preagg.LandingSorts, ", "))
+	fs.StringVar(&lq.Sort, "sort", "sessions", "order by "+strings.Join(stats.LandingSorts, ", "))
 	fs.StringVar(&lq.Order, "order", "", "asc or desc; default desc (asc for path)")
 	fs.IntVar(&lq.Limit, "limit", 50, "landing pages per page, 1 to 1000")
 	fs.IntVar(&lq.Offset, "offset", 0, "landing pages to skip")
@@ -130,7 +131,7 @@ func queryLandingPages(ctx context.Context, args []string, env environ, stdout i
 		return err
 	}
 	defer st.Close()
-	rep, err := preagg.NewQueries(st, preagg.QueryOptions{}).LandingPages(ctx, lq)
+	rep, err := stats.NewQueries(st, stats.Options{}).LandingPages(ctx, lq)
 	if err != nil {
 		return err
 	}
@@ -175,12 +176,12 @@ func queryExperiment(ctx context.Context, id string, args []string, env environ,
 	if err := parseFlags(fs, args, env); err != nil {
 		return err
 	}
-	eq := preagg.ExperimentQuery{ID: id, Site: sf.site, Control: *control}
+	eq := stats.ExperimentQuery{ID: id, Site: sf.site, Control: *control}
 	var err error
 	if eq.From, eq.To, err = sf.times(); err != nil {
 		return err
 	}
-	if eq.Weights, err = preagg.ParseWeights(*weights); err != nil {
+	if eq.Weights, err = stats.ParseWeights(*weights); err != nil {
 		return fmt.Errorf("--weights: %w", err)
 	}
 	if *mixing <= 0 || *mixing >= 1 {
@@ -191,7 +192,7 @@ func queryExperiment(ctx context.Context, id string, args []string, env environ,
 		return err
 	}
 	defer st.Close()
-	rep, err := preagg.NewQueries(st, preagg.QueryOptions{MinVisitors: *minVisitors, MixingSD: *mixing}).Experiment(ctx, eq)
+	rep, err := stats.NewQueries(st, stats.Options{MinVisitors: *minVisitors, MixingSD: *mixing}).Experiment(ctx, eq)
 	if err != nil {
 		return err
 	}

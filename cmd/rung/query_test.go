@@ -15,6 +15,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/rungdev/rung/preagg"
+	"github.com/rungdev/rung/preagg/stats"
 	"github.com/rungdev/rung/schemas"
 	"github.com/rungdev/rung/sink"
 	"github.com/rungdev/rung/sink/clickhouse"
@@ -83,11 +84,11 @@ func runCmd(t *testing.T, f func(context.Context, []string, environ, io.Writer) 
 
 func TestQueryCommands(t *testing.T) {
 	dir, st := seedSQLite(t)
-	q := preagg.NewQueries(st, preagg.QueryOptions{})
+	q := stats.NewQueries(st, stats.Options{})
 	ctx := context.Background()
 	rng := []string{"--from", "2024-03-01", "--to", "2024-03-02"}
 
-	want, err := q.LandingPages(ctx, preagg.LandingQuery{Site: "shop.example", From: statsBase, To: statsBase.Add(24 * time.Hour)})
+	want, err := q.LandingPages(ctx, stats.LandingQuery{Site: "shop.example", From: statsBase, To: statsBase.Add(24 * time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +96,7 @@ func TestQueryCommands(t *testing.T) {
 	if err != nil {
 		t.Fatalf("query landing-pages --json: %v\n%s", err, out)
 	}
-	var got preagg.LandingReport
+	var got stats.LandingReport
 	if err := json.Unmarshal([]byte(out), &got); err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +204,7 @@ func TestReconcileClickHouse(t *testing.T) {
 		t.Fatalf("reconcile: %v\n%s", err, out)
 	}
 	out, err = runCmd(t, runQuery, map[string]string{"RUNG_CLICKHOUSE": dsn}, "experiment", "hero", "--json")
-	var rep preagg.ExperimentReport
+	var rep stats.ExperimentReport
 	if err != nil || json.Unmarshal([]byte(out), &rep) != nil || rep.Visitors != 300 {
 		t.Errorf("query experiment on ClickHouse: %v\n%s", err, out)
 	}

@@ -13,7 +13,7 @@ import (
 	"github.com/rungdev/rung/schemas"
 	"github.com/rungdev/rung/stitch"
 	"github.com/rungdev/rung/stitch/outbox"
-	"github.com/rungdev/rung/tiers/sqldb"
+	"github.com/rungdev/rung/stitch/sqldb"
 )
 
 // runReconcile recomputes every rollup of a time range from the raw signals with SQL,

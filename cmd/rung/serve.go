@@ -18,9 +18,10 @@ import (
 	"github.com/rungdev/rung/buffer"
 	"github.com/rungdev/rung/buffer/stream"
 	"github.com/rungdev/rung/collector"
-	"github.com/rungdev/rung/collector/dashboard"
 	"github.com/rungdev/rung/collector/snippet"
 	"github.com/rungdev/rung/preagg"
+	"github.com/rungdev/rung/preagg/dashboard"
+	"github.com/rungdev/rung/preagg/stats"
 	"github.com/rungdev/rung/schemas"
 	"github.com/rungdev/rung/sink"
 	"github.com/rungdev/rung/sink/clickhouse"
@@ -97,7 +98,7 @@ func runServe(ctx context.Context, args []string, env environ, stdout io.Writer)
 	if err != nil {
 		return err
 	}
-	dash := dashboard.New(preagg.NewQueries(store, preagg.QueryOptions{}), log, dashboard.Options{})
+	dash := dashboard.New(stats.NewQueries(store, stats.Options{}), log, dashboard.Options{})
 	pages := dash.Pages()
 	mounts := []collector.Mount{
 		{Prefix: "/v1/visitors/", Handler: lookup.Handler(), Private: true},
@@ -247,7 +248,7 @@ func runServe(ctx context.Context, args []string, env environ, stdout io.Writer)
 // rollups and the open sessions.
 type store interface {
 	sink.Sink
-	preagg.Reader
+	stats.Reader
 	preagg.Resumer
 	sink.QuarantineStore
 	MigrateQuarantine(ctx context.Context) error

@@ -17,8 +17,9 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/rungdev/rung/schemas"
 	"github.com/rungdev/rung/stitch"
-	"github.com/rungdev/rung/tiers/sqldb"
+	"github.com/rungdev/rung/stitch/sqldb"
 )
 
 // attributor is where the app reads a visitor's attribution: a stitch.Lookup over the
@@ -32,6 +33,7 @@ type attributor interface {
 type app struct {
 	db       *sql.DB
 	dialect  sqldb.Dialect
+	schemas  *schemas.Registry // validates lead_created before it is written
 	attr     attributor
 	notify   func() // wakes the relay after a commit; may be nil
 	log      *slog.Logger
@@ -123,7 +125,7 @@ func (a *app) createLead(w http.ResponseWriter, r *http.Request) {
 			leadID, f.Email, f.Name, f.AnonymousID, amount, a.dialect.Time(now)); err != nil {
 			return fmt.Errorf("insert lead: %w", err)
 		}
-		return stitch.WriteLeadCreated(ctx, tx, a.dialect, ev)
+		return stitch.WriteLeadCreated(ctx, tx, a.dialect, a.schemas, ev)
 	})
 	if err != nil {
 		a.log.Error("create lead", "err", err)

@@ -29,6 +29,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/rungdev/rung/schemas"
 	"github.com/rungdev/rung/sink/sqlite"
 	"github.com/rungdev/rung/stitch"
 	"github.com/rungdev/rung/stitch/outbox"
@@ -94,7 +95,11 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 	if err := migrateLeads(ctx, p.DB, p.Dialect); err != nil {
 		return err
 	}
-	a := &app{db: p.DB, dialect: p.Dialect, attr: attr, log: log, now: time.Now, rungURL: *rungURL, site: *site,
+	reg, err := schemas.NewRegistry()
+	if err != nil {
+		return err
+	}
+	a := &app{db: p.DB, dialect: p.Dialect, schemas: reg, attr: attr, log: log, now: time.Now, rungURL: *rungURL, site: *site,
 		pageTmpl: template.Must(template.New("page").Parse(pageHTML))}
 	if !*noRelay {
 		a.notify = p.Relay.Notify

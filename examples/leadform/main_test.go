@@ -22,9 +22,9 @@ import (
 	"github.com/rungdev/rung/sink"
 	"github.com/rungdev/rung/sink/sqlite"
 	"github.com/rungdev/rung/stitch"
+	"github.com/rungdev/rung/stitch/events"
 	"github.com/rungdev/rung/stitch/outbox"
-	"github.com/rungdev/rung/tiers/eventlog"
-	"github.com/rungdev/rung/tiers/sqldb/sqltest"
+	"github.com/rungdev/rung/stitch/sqldb/sqltest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -61,7 +61,11 @@ func setup(t *testing.T, postgres string) *journey {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &app{db: p.DB, dialect: p.Dialect, attr: lookup, notify: p.Relay.Notify, log: slog.New(slog.DiscardHandler),
+	reg, err := schemas.NewRegistry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &app{db: p.DB, dialect: p.Dialect, schemas: reg, attr: lookup, notify: p.Relay.Notify, log: slog.New(slog.DiscardHandler),
 		now: time.Now, rungURL: "http://127.0.0.1:8080", site: "leadform.example",
 		pageTmpl: template.Must(template.New("page").Parse(pageHTML))}
 	srv := httptest.NewServer(a.routes())
@@ -99,12 +103,12 @@ func (j *journey) post(t *testing.T, form url.Values) (int, map[string]string) {
 	return resp.StatusCode, body
 }
 
-func (j *journey) event(t *testing.T, leadID string) eventlog.Event {
+func (j *journey) event(t *testing.T, leadID string) events.Event {
 	t.Helper()
-	var got []eventlog.Event
+	var got []events.Event
 	harness.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
 		var err error
-		got, err = eventlog.List(context.Background(), j.p.DB, j.p.Dialect, eventlog.Filter{SubjectID: leadID})
+		got, err = events.List(context.Background(), j.p.DB, j.p.Dialect, events.Filter{SubjectID: leadID})
 		if err == nil && len(got) != 1 {
 			err = io.ErrUnexpectedEOF
 		}

@@ -17,9 +17,9 @@ import (
 	"path/filepath"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/rungdev/rung/stitch/sqldb"
 	"github.com/rungdev/rung/tiers/cache"
 	"github.com/rungdev/rung/tiers/live"
-	"github.com/rungdev/rung/tiers/sqldb"
 )
 
 func main() {

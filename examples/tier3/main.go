@@ -16,9 +16,9 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/rungdev/rung/stitch/sqldb"
 	"github.com/rungdev/rung/tiers/live"
 	"github.com/rungdev/rung/tiers/snapshot"
-	"github.com/rungdev/rung/tiers/sqldb"
 )
 
 func main() {

@@ -19,9 +19,10 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/rungdev/rung/stitch/events"
 	"github.com/rungdev/rung/stitch/outbox"
+	"github.com/rungdev/rung/stitch/sqldb"
 	"github.com/rungdev/rung/tiers/eventlog"
-	"github.com/rungdev/rung/tiers/sqldb"
 )
 
 func main() {
@@ -56,7 +57,7 @@ func run(ctx context.Context, path string) error {
 			return err
 		}
 	}
-	if err := eventlog.Migrate(ctx, db, d); err != nil {
+	if err := events.Migrate(ctx, db, d); err != nil {
 		return err
 	}
 	if err := outbox.Migrate(ctx, db, d); err != nil {
@@ -160,7 +161,7 @@ func run(ctx context.Context, path string) error {
 	fmt.Printf("   reconcile sales_rollups: %d diff(s)\n", len(diffs))
 	// A bug: an importer writes a deal_closed event around the incremental path.
 	amount := 99900.0
-	if _, err := eventlog.Insert(ctx, db, d, eventlog.Event{ID: "imported-d9", Name: "deal_closed", Version: 1,
+	if _, err := events.Insert(ctx, db, d, events.Event{ID: "imported-d9", Name: "deal_closed", Version: 1,
 		OccurredAt: march.AddDate(0, 0, 25), SubjectID: "d9", Source: "google", Amount: &amount,
 		Payload: json.RawMessage(`{"deal_id":"d9"}`)}); err != nil {
 		return err
@@ -194,7 +195,7 @@ func closeDeal(ctx context.Context, db *sql.DB, evlog *eventlog.Log, deal string
 		}
 		payload, _ := json.Marshal(map[string]any{"deal_id": deal, "lead_id": lead, "salesperson_id": rep,
 			"source": source, "amount_cents": cents})
-		_, _, err := evlog.Emit(ctx, tx, eventlog.Event{Name: "deal_closed", Version: 1, OccurredAt: at, Payload: payload})
+		_, _, err := evlog.Emit(ctx, tx, events.Event{Name: "deal_closed", Version: 1, OccurredAt: at, Payload: payload})
 		return err
 	})
 }

@@ -18,8 +18,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/rungdev/rung/stitch/sqldb"
 	"github.com/rungdev/rung/tiers/sourcing"
-	"github.com/rungdev/rung/tiers/sqldb"
 )
 
 func main() {

@@ -83,8 +83,8 @@ func shardDown(t *testing.T, s [2]*chtest.Server) {
 	c := openCluster(t, s[0], "rung")
 	b := &sink.Batch{Signals: workload()[:200]}
 	share := 0
-	for _, g := range b.Signals {
-		if c.cluster.visitorShard(g.AnonymousID) == 0 {
+	for _, sig := range b.Signals {
+		if c.cluster.visitorShard(sig.AnonymousID) == 0 {
 			share++
 		}
 	}
@@ -132,23 +132,23 @@ func workload() []schemas.Signal {
 	for i := range 4000 {
 		at += int64(r.IntN(4000))
 		v := r.IntN(300)
-		g := schemas.Signal{ReceivedAt: at, Site: []string{"a.example", "b.example"}[v%2],
+		sig := schemas.Signal{ReceivedAt: at, Site: []string{"a.example", "b.example"}[v%2],
 			AnonymousID: fmt.Sprintf("visitor-%03d", v), EventID: fmt.Sprintf("e-%05d", i)}
 		switch k := r.IntN(10); {
 		case k < 6:
 			p := paths[r.IntN(len(paths))]
-			g.Type, g.URL, g.Path = schemas.TypePageview, "https://"+g.Site+p, p
-			g.UTMSource = []string{"", "google", "news"}[r.IntN(3)]
+			sig.Type, sig.URL, sig.Path = schemas.TypePageview, "https://"+sig.Site+p, p
+			sig.UTMSource = []string{"", "google", "news"}[r.IntN(3)]
 		case k < 8:
-			g.Type, g.Name = schemas.TypeEvent, []string{"form_submitted", "scrolled"}[r.IntN(2)]
+			sig.Type, sig.Name = schemas.TypeEvent, []string{"form_submitted", "scrolled"}[r.IntN(2)]
 		default:
-			g.Type, g.Experiment, g.Variant = schemas.TypeExposure, "hero", []string{"control", "b"}[r.IntN(2)]
+			sig.Type, sig.Experiment, sig.Variant = schemas.TypeExposure, "hero", []string{"control", "b"}[r.IntN(2)]
 		}
-		g.Bot = r.IntN(50) == 0
+		sig.Bot = r.IntN(50) == 0
 		if r.IntN(40) == 0 && len(out) > 0 {
-			g.EventID = out[len(out)-1].EventID // a retried beacon
+			sig.EventID = out[len(out)-1].EventID // a retried beacon
 		}
-		out = append(out, g)
+		out = append(out, sig)
 	}
 	return out
 }
@@ -194,11 +194,11 @@ func sameAsOneNode(t *testing.T, s [2]*chtest.Server, cluster string, weightB in
 			f    func(c *ClickHouse) (any, error)
 		}{
 			{"Signals", func(c *ClickHouse) (any, error) {
-				g, err := c.Signals(ctx, from, to)
-				sort.Slice(g, func(i, j int) bool {
-					return g[i].EventID+strconv.FormatInt(g[i].ReceivedAt, 10) < g[j].EventID+strconv.FormatInt(g[j].ReceivedAt, 10)
+				signals, err := c.Signals(ctx, from, to)
+				sort.Slice(signals, func(i, j int) bool {
+					return signals[i].EventID+strconv.FormatInt(signals[i].ReceivedAt, 10) < signals[j].EventID+strconv.FormatInt(signals[j].ReceivedAt, 10)
 				})
-				return g, err
+				return signals, err
 			}},
 			{"LandingCounts", func(c *ClickHouse) (any, error) {
 				return c.LandingCounts(ctx, sink.LandingFilter{FromMs: from, ToMs: to})

@@ -228,18 +228,18 @@ func (s *SQLite) exec(ctx context.Context, tx *sql.Tx, query string, args []any)
 	return err
 }
 
-func appendArgs(args []any, g *schemas.Signal) []any {
+func appendArgs(args []any, sig *schemas.Signal) []any {
 	var value any
-	if g.HasValue {
-		value = g.Value
+	if sig.HasValue {
+		value = sig.Value
 	}
 	bot := 0
-	if g.Bot {
+	if sig.Bot {
 		bot = 1
 	}
-	return append(args, g.EventID, g.Type.String(), g.Site, g.AnonymousID, g.ReceivedAt, bot, g.URL,
-		g.Path, g.Referrer, g.UTMSource, g.UTMMedium, g.UTMCampaign, g.UTMTerm, g.UTMContent,
-		g.Name, g.Experiment, g.Variant, value, g.Props)
+	return append(args, sig.EventID, sig.Type.String(), sig.Site, sig.AnonymousID, sig.ReceivedAt, bot, sig.URL,
+		sig.Path, sig.Referrer, sig.UTMSource, sig.UTMMedium, sig.UTMCampaign, sig.UTMTerm, sig.UTMContent,
+		sig.Name, sig.Experiment, sig.Variant, value, sig.Props)
 }
 
 // Ping checks the database answers.
@@ -283,19 +283,19 @@ func (s *SQLite) scanSignals(ctx context.Context, withSession bool, where string
 	)
 	for rows.Next() {
 		var (
-			g       schemas.Signal
+			sig     schemas.Signal
 			typ     string
 			bot     int
 			value   sql.NullFloat64
 			session int64
 		)
-		if err := rows.Scan(&g.EventID, &typ, &g.Site, &g.AnonymousID, &g.ReceivedAt, &bot, &g.URL,
-			&g.Path, &g.Referrer, &g.UTMSource, &g.UTMMedium, &g.UTMCampaign, &g.UTMTerm, &g.UTMContent,
-			&g.Name, &g.Experiment, &g.Variant, &value, &g.Props, &session); err != nil {
+		if err := rows.Scan(&sig.EventID, &typ, &sig.Site, &sig.AnonymousID, &sig.ReceivedAt, &bot, &sig.URL,
+			&sig.Path, &sig.Referrer, &sig.UTMSource, &sig.UTMMedium, &sig.UTMCampaign, &sig.UTMTerm, &sig.UTMContent,
+			&sig.Name, &sig.Experiment, &sig.Variant, &value, &sig.Props, &session); err != nil {
 			return nil, nil, fmt.Errorf("scan signal: %w", err)
 		}
-		g.Type, g.Bot, g.Value, g.HasValue = schemas.ParseType(typ), bot == 1, value.Float64, value.Valid
-		out = append(out, g)
+		sig.Type, sig.Bot, sig.Value, sig.HasValue = schemas.ParseType(typ), bot == 1, value.Float64, value.Valid
+		out = append(out, sig)
 		if withSession {
 			sessions = append(sessions, session)
 		}

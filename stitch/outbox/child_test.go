@@ -9,7 +9,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/rungdev/rung/tiers/sqldb"
+	"github.com/rungdev/rung/stitch/sqldb"
 )
 
 // The fault tests run the relay and the projector as child processes (this test binary,

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/rungdev/rung/tiers/sqldb"
+	"github.com/rungdev/rung/stitch/sqldb"
 )
 
 // nowSQL is each dialect's column default for the current instant, in the encoding
@@ -67,7 +67,7 @@ func ddl(d sqldb.Dialect) []string {
 }
 
 // Migrate creates the outbox and dead-letter tables when absent. It is safe to run from
-// several processes at once. The events table is eventlog.Migrate's.
+// several processes at once. events.Migrate creates the events table.
 func Migrate(ctx context.Context, db *sql.DB, d sqldb.Dialect) error {
 	if err := d.Validate(); err != nil {
 		return err

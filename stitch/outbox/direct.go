@@ -7,7 +7,7 @@ import (
 	"io"
 	"sync/atomic"
 
-	"github.com/rungdev/rung/tiers/sqldb"
+	"github.com/rungdev/rung/stitch/sqldb"
 )
 
 // Direct ships outbox rows straight into the events table in the same database, inside

@@ -22,9 +22,9 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/rungdev/rung/internal/harness"
-	"github.com/rungdev/rung/tiers/eventlog"
-	"github.com/rungdev/rung/tiers/sqldb"
-	"github.com/rungdev/rung/tiers/sqldb/sqltest"
+	"github.com/rungdev/rung/stitch/events"
+	"github.com/rungdev/rung/stitch/sqldb"
+	"github.com/rungdev/rung/stitch/sqldb/sqltest"
 )
 
 func TestMain(m *testing.M) {
@@ -60,7 +60,7 @@ func migrated(t *testing.T, b sqltest.Backend) backend {
 	if err := Migrate(ctx, b.DB, b.Dialect); err != nil {
 		t.Fatalf("second migrate must be a no-op: %v", err)
 	}
-	if err := eventlog.Migrate(ctx, b.DB, b.Dialect); err != nil {
+	if err := events.Migrate(ctx, b.DB, b.Dialect); err != nil {
 		t.Fatal(err)
 	}
 	out := backend{Backend: b}

@@ -14,7 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/rungdev/rung/tiers/sqldb"
+	"github.com/rungdev/rung/stitch/sqldb"
 )
 
 func newJetStreamRelay(t *testing.T, b backend, nc *nats.Conn, broker BrokerConfig, cfg RelayConfig) (*Relay, *JetStream) {

@@ -11,8 +11,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/rungdev/rung/tiers/eventlog"
-	"github.com/rungdev/rung/tiers/sqldb"
+	"github.com/rungdev/rung/stitch/events"
+	"github.com/rungdev/rung/stitch/sqldb"
 )
 
 // BusinessDBFile is the embedded business database's file name inside rung's data
@@ -94,7 +94,7 @@ func OpenPipeline(ctx context.Context, cfg PipelineConfig) (*Pipeline, error) {
 		p.Close()
 		return nil, err
 	}
-	if err := eventlog.Migrate(ctx, db, p.Dialect); err != nil {
+	if err := events.Migrate(ctx, db, p.Dialect); err != nil {
 		p.Close()
 		return nil, err
 	}

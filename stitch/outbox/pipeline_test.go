@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rungdev/rung/tiers/sqldb"
-	"github.com/rungdev/rung/tiers/sqldb/sqltest"
+	"github.com/rungdev/rung/stitch/sqldb"
+	"github.com/rungdev/rung/stitch/sqldb/sqltest"
 )
 
 func TestPipelineConfigValidate(t *testing.T) {

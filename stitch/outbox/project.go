@@ -8,8 +8,8 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/rungdev/rung/tiers/eventlog"
-	"github.com/rungdev/rung/tiers/sqldb"
+	"github.com/rungdev/rung/stitch/events"
+	"github.com/rungdev/rung/stitch/sqldb"
 )
 
 // Project writes ev into the permanent events table through x (normally a transaction)
@@ -23,7 +23,7 @@ func Project(ctx context.Context, x sqldb.Execer, d sqldb.Dialect, ev Event) (in
 	if err != nil {
 		return false, err
 	}
-	return eventlog.Insert(ctx, x, d, row)
+	return events.Insert(ctx, x, d, row)
 }
 
 // Promote maps an outbox event onto an events-table row. The filterable columns are
@@ -40,8 +40,8 @@ func Project(ctx context.Context, x sqldb.Execer, d sqldb.Dialect, ev Event) (in
 //
 // A payload that is not a JSON object, or whose convention keys have the wrong types, is
 // an error wrapping ErrBadMessage.
-func Promote(ev Event) (eventlog.Event, error) {
-	row := eventlog.Event{ID: ev.ID, Name: ev.Name, Version: ev.version(), OccurredAt: ev.OccurredAt,
+func Promote(ev Event) (events.Event, error) {
+	row := events.Event{ID: ev.ID, Name: ev.Name, Version: ev.version(), OccurredAt: ev.OccurredAt,
 		SubjectID: ev.Key, Payload: ev.Payload}
 	var p struct {
 		Source      *string           `json:"source"`

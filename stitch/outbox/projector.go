@@ -14,8 +14,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/rungdev/rung/tiers/eventlog"
-	"github.com/rungdev/rung/tiers/sqldb"
+	"github.com/rungdev/rung/stitch/events"
+	"github.com/rungdev/rung/stitch/sqldb"
 )
 
 // ProjectorConfig holds the projector's knobs. Zero values take the defaults given.
@@ -222,7 +222,7 @@ func (p *Projector) project(ctx context.Context, msgs []jetstream.Msg) error {
 					}
 					continue
 				}
-				if !errors.Is(err, eventlog.ErrInvalid) && !errors.Is(err, ErrBadMessage) {
+				if !errors.Is(err, events.ErrInvalid) && !errors.Is(err, ErrBadMessage) {
 					return err
 				}
 				if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT rung_project"); rerr != nil {

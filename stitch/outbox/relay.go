@@ -12,7 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/rungdev/rung/tiers/sqldb"
+	"github.com/rungdev/rung/stitch/sqldb"
 )
 
 // Message is one claimed outbox row on its way out.

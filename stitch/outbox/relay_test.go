@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/rungdev/rung/internal/harness"
-	"github.com/rungdev/rung/tiers/eventlog"
-	"github.com/rungdev/rung/tiers/sqldb"
+	"github.com/rungdev/rung/stitch/events"
+	"github.com/rungdev/rung/stitch/sqldb"
 )
 
 var t0 = time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
@@ -79,15 +79,15 @@ func TestPromote(t *testing.T) {
 	tests := []struct {
 		name    string
 		payload string
-		want    eventlog.Event
+		want    events.Event
 	}{
 		{"last touch utm", `{"landing_page":"/a","last_touch":{"source":"google","medium":"cpc","campaign":"x"},"variants":{"hero":"b","cta":"a"},"amount":99.5}`,
-			eventlog.Event{Source: "google", Medium: "cpc", Campaign: "x", LandingPage: "/a", Variant: "cta=a,hero=b", Amount: &amount}},
+			events.Event{Source: "google", Medium: "cpc", Campaign: "x", LandingPage: "/a", Variant: "cta=a,hero=b", Amount: &amount}},
 		{"referrer stands in", `{"last_touch":{"referrer":"https://News.example.com/x"}}`,
-			eventlog.Event{Source: "news.example.com", Medium: "referral"}},
+			events.Event{Source: "news.example.com", Medium: "referral"}},
 		{"top-level wins", `{"source":"partner","variant":"v2","last_touch":{"source":"google"}}`,
-			eventlog.Event{Source: "partner", Variant: "v2"}},
-		{"nothing to promote", `{"lead_id":"x"}`, eventlog.Event{}},
+			events.Event{Source: "partner", Variant: "v2"}},
+		{"nothing to promote", `{"lead_id":"x"}`, events.Event{}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -199,7 +199,7 @@ func TestWriteCommitsWithTheBusinessChange(t *testing.T) {
 			if leads != 1 {
 				t.Fatalf("%d leads, want 1", leads)
 			}
-			got, err := eventlog.List(ctx, b.DB, b.Dialect, eventlog.Filter{SubjectID: "lead-kept"})
+			got, err := events.List(ctx, b.DB, b.Dialect, events.Filter{SubjectID: "lead-kept"})
 			if err != nil || len(got) != 1 {
 				t.Fatalf("list: %v %v", got, err)
 			}

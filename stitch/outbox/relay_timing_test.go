@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rungdev/rung/tiers/eventlog"
-	"github.com/rungdev/rung/tiers/sqldb"
-	"github.com/rungdev/rung/tiers/sqldb/sqltest"
+	"github.com/rungdev/rung/stitch/events"
+	"github.com/rungdev/rung/stitch/sqldb"
+	"github.com/rungdev/rung/stitch/sqldb/sqltest"
 )
 
 // BenchmarkWrite is the cost a business transaction pays for its event: one outbox
@@ -48,7 +48,7 @@ func BenchmarkRelay(b *testing.B) {
 			if err := Migrate(ctx, be.DB, be.Dialect); err != nil {
 				b.Fatal(err)
 			}
-			if err := eventlog.Migrate(ctx, be.DB, be.Dialect); err != nil {
+			if err := events.Migrate(ctx, be.DB, be.Dialect); err != nil {
 				b.Fatal(err)
 			}
 			var ship Shipper = NewDirect(be.Dialect)

@@ -9,10 +9,10 @@ import (
 	"testing"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/rungdev/rung/stitch/sqldb"
+	"github.com/rungdev/rung/stitch/sqldb/sqltest"
 	"github.com/rungdev/rung/tiers/cache"
 	"github.com/rungdev/rung/tiers/live"
-	"github.com/rungdev/rung/tiers/sqldb"
-	"github.com/rungdev/rung/tiers/sqldb/sqltest"
 )
 
 var jobsCount = cache.Counter{Parent: "contacts", Key: "id", Column: "jobs_count", Child: "jobs", ForeignKey: "contact_id"}

@@ -6,10 +6,10 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/rungdev/rung/stitch/sqldb"
+	"github.com/rungdev/rung/stitch/sqldb/sqltest"
 	"github.com/rungdev/rung/tiers/cache"
 	"github.com/rungdev/rung/tiers/live"
-	"github.com/rungdev/rung/tiers/sqldb"
-	"github.com/rungdev/rung/tiers/sqldb/sqltest"
 )
 
 // BenchmarkCache: the write cost of keeping the cache (the job insert plus the counter

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/rungdev/rung/tiers/sqldb"
+	"github.com/rungdev/rung/stitch/sqldb"
 )
 
 // Counter is a counter-cache column: Parent.Column holds the number of Child rows whose

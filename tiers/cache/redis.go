@@ -6,8 +6,8 @@ import (
 	"fmt"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/rungdev/rung/stitch/sqldb"
 	"github.com/rungdev/rung/tiers/live"
-	"github.com/rungdev/rung/tiers/sqldb"
 )
 
 // Source computes the true value of a cached total from the source of truth.

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/rungdev/rung/tiers/sqldb"
+	"github.com/rungdev/rung/stitch/sqldb"
 )
 
 // View is a materialized view: Query's result stored under Name and refreshed on

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/rungdev/rung/stitch/events"
 	"github.com/santhosh-tekuri/jsonschema/v5"
 )
 
@@ -20,8 +21,8 @@ type Definition struct {
 	Version int
 	// Subject is the payload key whose value becomes subject_id.
 	Subject string
-	// Promote maps a promoted column (see Promotable) to the top-level payload key whose
-	// value is copied into it at emit time.
+	// Promote maps a promoted column (see events.Promotable) to the top-level payload
+	// key whose value is copied into it at emit time.
 	Promote map[string]string
 	// Schema is a JSON Schema the payload must satisfy. Validate, when set, is used
 	// instead: it lets an event whose schema lives elsewhere (lead_created, in package
@@ -60,7 +61,7 @@ func NewDefinitions(defs ...Definition) (*Definitions, error) {
 
 func (ds *Definitions) add(def Definition) error {
 	id := def.Name + " v" + strconv.Itoa(def.Version)
-	probe := Event{ID: "x", Name: def.Name, Version: def.Version, OccurredAt: aTime}
+	probe := events.Event{ID: "x", Name: def.Name, Version: def.Version, OccurredAt: aTime}
 	if err := probe.Check(); err != nil {
 		return fmt.Errorf("define %s: %w", id, err)
 	}
@@ -69,9 +70,9 @@ func (ds *Definitions) add(def Definition) error {
 		return fmt.Errorf("define %s: defined twice", id)
 	}
 	for col := range def.Promote {
-		if !slices.Contains(Promotable, col) || col == "subject_id" {
+		if !slices.Contains(events.Promotable, col) || col == "subject_id" {
 			return fmt.Errorf("define %s: cannot promote into %q (want one of %s)", id, col,
-				strings.Join(Promotable[1:], ", "))
+				strings.Join(events.Promotable[1:], ", "))
 		}
 	}
 	c := compiled{Definition: def}

@@ -3,8 +3,6 @@ package eventlog
 import "errors"
 
 var (
-	// ErrInvalid wraps every rejection of a malformed event; the message names the field.
-	ErrInvalid = errors.New("invalid event")
 	// ErrUndefined is returned when an event's name and version have no Definition.
 	ErrUndefined = errors.New("undefined event")
 	// ErrPayload wraps a payload that does not satisfy its definition's schema.

@@ -9,9 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rungdev/rung/stitch/events"
+	"github.com/rungdev/rung/stitch/sqldb"
+	"github.com/rungdev/rung/stitch/sqldb/sqltest"
 	"github.com/rungdev/rung/tiers/eventlog"
-	"github.com/rungdev/rung/tiers/sqldb"
-	"github.com/rungdev/rung/tiers/sqldb/sqltest"
 )
 
 var march = time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
@@ -19,10 +20,10 @@ var march = time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
 func setup(t *testing.T, b sqltest.Backend, rollups ...eventlog.Rollup) *eventlog.Log {
 	t.Helper()
 	ctx := context.Background()
-	if err := eventlog.Migrate(ctx, b.DB, b.Dialect); err != nil {
+	if err := events.Migrate(ctx, b.DB, b.Dialect); err != nil {
 		t.Fatal(err)
 	}
-	if err := eventlog.Migrate(ctx, b.DB, b.Dialect); err != nil {
+	if err := events.Migrate(ctx, b.DB, b.Dialect); err != nil {
 		t.Fatalf("second migrate must be a no-op: %v", err)
 	}
 	for _, r := range rollups {
@@ -38,83 +39,6 @@ func setup(t *testing.T, b sqltest.Backend, rollups ...eventlog.Rollup) *eventlo
 }
 
 func backends(t *testing.T) []sqltest.Backend { return sqltest.Backends(t) }
-
-func TestInsertIsIdempotent(t *testing.T) {
-	ctx := context.Background()
-	for _, b := range sqltest.Backends(t) {
-		t.Run(b.Name, func(t *testing.T) {
-			setup(t, b)
-			amount := 1250.5
-			e := eventlog.Event{ID: "ev-1", Name: "lead_created", Version: 1, OccurredAt: march,
-				SubjectID: "lead-1", Source: "google", Medium: "cpc", Campaign: "spring",
-				LandingPage: "/pricing", Variant: "b", Amount: &amount,
-				Payload: json.RawMessage(`{"lead_id":"lead-1","anonymous_id":"a1"}`)}
-			for i, want := range []bool{true, false, false} {
-				err := sqldb.InTx(ctx, b.DB, func(tx *sql.Tx) error {
-					got, err := eventlog.Insert(ctx, tx, b.Dialect, e)
-					if err == nil && got != want {
-						err = fmt.Errorf("insert #%d: inserted=%v, want %v", i+1, got, want)
-					}
-					return err
-				})
-				if err != nil {
-					t.Fatal(err)
-				}
-			}
-			got, err := eventlog.List(ctx, b.DB, b.Dialect, eventlog.Filter{SubjectID: "lead-1"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(got) != 1 {
-				t.Fatalf("stored %d events, want 1", len(got))
-			}
-			g := got[0]
-			if g.ID != e.ID || g.Name != e.Name || g.Version != 1 || !g.OccurredAt.Equal(march) ||
-				g.Source != "google" || g.Medium != "cpc" || g.Campaign != "spring" || g.LandingPage != "/pricing" ||
-				g.Variant != "b" || g.Amount == nil || *g.Amount != amount || g.RecordedAt.IsZero() {
-				t.Fatalf("round trip changed the event: %+v", g)
-			}
-			var p map[string]string
-			if err := json.Unmarshal(g.Payload, &p); err != nil || p["anonymous_id"] != "a1" {
-				t.Fatalf("payload %s: %v", g.Payload, err)
-			}
-		})
-	}
-}
-
-func TestInsertRejectsMalformed(t *testing.T) {
-	ctx := context.Background()
-	good := eventlog.Event{ID: "e", Name: "deal_closed", Version: 1, OccurredAt: march}
-	cases := []struct {
-		name string
-		edit func(*eventlog.Event)
-		want string
-	}{
-		{"no id", func(e *eventlog.Event) { e.ID = "" }, "event_id is empty"},
-		{"no name", func(e *eventlog.Event) { e.Name = "" }, "name is empty"},
-		{"bad name", func(e *eventlog.Event) { e.Name = "Deal Closed" }, "not lower_snake_case"},
-		{"version 0", func(e *eventlog.Event) { e.Version = 0 }, "version 0"},
-		{"no time", func(e *eventlog.Event) { e.OccurredAt = time.Time{} }, "occurred_at is zero"},
-		{"array payload", func(e *eventlog.Event) { e.Payload = json.RawMessage(`[1]`) }, "not a JSON object"},
-		{"broken payload", func(e *eventlog.Event) { e.Payload = json.RawMessage(`{"a":`) }, "not a JSON object"},
-	}
-	for _, b := range sqltest.Backends(t) {
-		t.Run(b.Name, func(t *testing.T) {
-			setup(t, b)
-			for _, c := range cases {
-				e := good
-				c.edit(&e)
-				_, err := eventlog.Insert(ctx, b.DB, b.Dialect, e)
-				if !errors.Is(err, eventlog.ErrInvalid) || !contains(err.Error(), c.want) {
-					t.Errorf("%s: err %v, want ErrInvalid mentioning %q", c.name, err, c.want)
-				}
-			}
-			if n, _ := eventlog.Count(ctx, b.DB, b.Dialect, eventlog.Filter{}); n != 0 {
-				t.Fatalf("%d malformed events were written", n)
-			}
-		})
-	}
-}
 
 func contains(s, sub string) bool {
 	for i := 0; i+len(sub) <= len(s); i++ {
@@ -143,16 +67,16 @@ func TestEmitValidatesAgainstSchema(t *testing.T) {
 				{"deal_reopened", 1, `{}`, eventlog.ErrUndefined},
 			}
 			for _, c := range bad {
-				_, _, err := log.Emit(ctx, b.DB, eventlog.Event{Name: c.name, Version: c.version, OccurredAt: march,
+				_, _, err := log.Emit(ctx, b.DB, events.Event{Name: c.name, Version: c.version, OccurredAt: march,
 					Payload: json.RawMessage(c.payload)})
 				if !errors.Is(err, c.want) {
 					t.Errorf("%s v%d %s: err %v, want %v", c.name, c.version, c.payload, err, c.want)
 				}
 			}
-			if n, _ := eventlog.Count(ctx, b.DB, b.Dialect, eventlog.Filter{}); n != 0 {
+			if n, _ := events.Count(ctx, b.DB, b.Dialect, events.Filter{}); n != 0 {
 				t.Fatalf("%d invalid events were written", n)
 			}
-			e, ok, err := log.Emit(ctx, b.DB, eventlog.Event{Name: "deal_closed", Version: 1, OccurredAt: march,
+			e, ok, err := log.Emit(ctx, b.DB, events.Event{Name: "deal_closed", Version: 1, OccurredAt: march,
 				Payload: json.RawMessage(`{"deal_id":"d1","lead_id":"l1","salesperson_id":"s1","source":"ads","amount_cents":120000}`)})
 			if err != nil || !ok {
 				t.Fatalf("emit valid deal_closed: inserted=%v err=%v", ok, err)
@@ -221,7 +145,7 @@ func closeDeal(t *testing.T, b sqltest.Backend, log *eventlog.Log, deal string, 
 		}
 		payload, _ := json.Marshal(map[string]any{"deal_id": deal, "lead_id": lead, "salesperson_id": "rep-1",
 			"source": source, "amount_cents": cents})
-		_, _, err := log.Emit(ctx, tx, eventlog.Event{Name: "deal_closed", Version: 1, OccurredAt: at, Payload: payload})
+		_, _, err := log.Emit(ctx, tx, events.Event{Name: "deal_closed", Version: 1, OccurredAt: at, Payload: payload})
 		return err
 	})
 	if err != nil {
@@ -245,7 +169,7 @@ func TestRollupRecomputeIsIdempotentAndReconcileCatchesBugs(t *testing.T) {
 			emit := func(id, source string, cents int, at time.Time) {
 				t.Helper()
 				p := fmt.Sprintf(`{"deal_id":%q,"lead_id":"l","salesperson_id":"s","source":%q,"amount_cents":%d}`, id, source, cents)
-				if _, _, err := log.Emit(ctx, b.DB, eventlog.Event{ID: "ev-" + id, Name: "deal_closed", Version: 1, OccurredAt: at, Payload: json.RawMessage(p)}); err != nil {
+				if _, _, err := log.Emit(ctx, b.DB, events.Event{ID: "ev-" + id, Name: "deal_closed", Version: 1, OccurredAt: at, Payload: json.RawMessage(p)}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -255,7 +179,7 @@ func TestRollupRecomputeIsIdempotentAndReconcileCatchesBugs(t *testing.T) {
 			emit("d4", "seo", 50, march.AddDate(0, 1, 0))
 			emit("d1", "ads", 100, march) // redelivered: same event_id, must not count twice
 			// Another event name is not counted by this rollup.
-			if _, _, err := log.Emit(ctx, b.DB, eventlog.Event{Name: "contact_created", Version: 1, OccurredAt: march,
+			if _, _, err := log.Emit(ctx, b.DB, events.Event{Name: "contact_created", Version: 1, OccurredAt: march,
 				Payload: json.RawMessage(`{"contact_id":"c1"}`)}); err != nil {
 				t.Fatal(err)
 			}
@@ -280,7 +204,7 @@ func TestRollupRecomputeIsIdempotentAndReconcileCatchesBugs(t *testing.T) {
 
 			// Bugs the incremental path can have: an event written around it, and a
 			// group bumped twice.
-			if _, err := eventlog.Insert(ctx, b.DB, b.Dialect, eventlog.Event{ID: "sneaky", Name: "deal_closed", Version: 1,
+			if _, err := events.Insert(ctx, b.DB, b.Dialect, events.Event{ID: "sneaky", Name: "deal_closed", Version: 1,
 				OccurredAt: march, Source: "ads", Amount: ptr(5), Payload: json.RawMessage(`{}`)}); err != nil {
 				t.Fatal(err)
 			}

@@ -7,9 +7,10 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/rungdev/rung/stitch/events"
+	"github.com/rungdev/rung/stitch/sqldb"
+	"github.com/rungdev/rung/stitch/sqldb/sqltest"
 	"github.com/rungdev/rung/tiers/eventlog"
-	"github.com/rungdev/rung/tiers/sqldb"
-	"github.com/rungdev/rung/tiers/sqldb/sqltest"
 )
 
 // BenchmarkEventlog: the write is one deal_closed emitted in its own transaction —
@@ -26,7 +27,7 @@ func BenchmarkEventlog(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := eventlog.Migrate(ctx, s.DB, s.Dialect); err != nil {
+		if err := events.Migrate(ctx, s.DB, s.Dialect); err != nil {
 			b.Fatal(err)
 		}
 		if err := sales.Migrate(ctx, s.DB, s.Dialect); err != nil {
@@ -37,7 +38,7 @@ func BenchmarkEventlog(b *testing.B) {
 			p, _ := json.Marshal(map[string]any{"deal_id": "d" + strconv.Itoa(i), "lead_id": "l", "salesperson_id": "s",
 				"source": sources[i%len(sources)], "amount_cents": 1000 + i%5000})
 			err := sqldb.InTx(ctx, s.DB, func(tx *sql.Tx) error {
-				_, _, err := log.Emit(ctx, tx, eventlog.Event{Name: "deal_closed", Version: 1,
+				_, _, err := log.Emit(ctx, tx, events.Event{Name: "deal_closed", Version: 1,
 					OccurredAt: march.AddDate(0, 0, i%365), Payload: p})
 				return err
 			})
@@ -61,7 +62,7 @@ func BenchmarkEventlog(b *testing.B) {
 				for i := int(have); i < 10000; i++ {
 					p, _ := json.Marshal(map[string]any{"deal_id": "x" + strconv.Itoa(i), "lead_id": "l", "salesperson_id": "s",
 						"source": sources[i%len(sources)], "amount_cents": 1000 + i%5000})
-					if _, _, err := log.Emit(ctx, tx, eventlog.Event{Name: "deal_closed", Version: 1,
+					if _, _, err := log.Emit(ctx, tx, events.Event{Name: "deal_closed", Version: 1,
 						OccurredAt: march.AddDate(0, 0, i%365), Payload: p}); err != nil {
 						return err
 					}

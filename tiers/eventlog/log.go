@@ -8,7 +8,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/rungdev/rung/tiers/sqldb"
+	"github.com/rungdev/rung/stitch/events"
+	"github.com/rungdev/rung/stitch/sqldb"
 )
 
 var aTime = time.Unix(1, 0)
@@ -34,7 +35,7 @@ type Log struct {
 //
 // A duplicate event_id inserts nothing, adds to no rollup and returns inserted=false.
 // It returns the event as stored.
-func (l *Log) Emit(ctx context.Context, tx sqldb.Execer, e Event) (stored Event, inserted bool, err error) {
+func (l *Log) Emit(ctx context.Context, tx sqldb.Execer, e events.Event) (stored events.Event, inserted bool, err error) {
 	if l.Defs == nil {
 		return e, false, fmt.Errorf("emit %s: the log has no definitions", e.Name)
 	}
@@ -59,7 +60,7 @@ func (l *Log) Emit(ctx context.Context, tx sqldb.Execer, e Event) (stored Event,
 	if err := promote(&e, def); err != nil {
 		return e, false, fmt.Errorf("emit %s: %w", e.ID, err)
 	}
-	inserted, err = Insert(ctx, tx, l.Dialect, e)
+	inserted, err = events.Insert(ctx, tx, l.Dialect, e)
 	if err != nil || !inserted {
 		return e, false, err
 	}
@@ -73,13 +74,13 @@ func (l *Log) Emit(ctx context.Context, tx sqldb.Execer, e Event) (stored Event,
 
 // promote copies the declared payload values into e's columns, leaving alone any the
 // caller set.
-func promote(e *Event, def Definition) error {
+func promote(e *events.Event, def Definition) error {
 	if def.Subject == "" && len(def.Promote) == 0 {
 		return nil
 	}
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(e.Payload, &top); err != nil {
-		return fmt.Errorf("%w: payload: %w", ErrInvalid, err)
+		return fmt.Errorf("%w: payload: %w", events.ErrInvalid, err)
 	}
 	str := func(k string) (string, error) {
 		raw, ok := top[k]
@@ -94,7 +95,7 @@ func promote(e *Event, def Definition) error {
 		if err := json.Unmarshal(raw, &n); err == nil {
 			return n.String(), nil
 		}
-		return "", fmt.Errorf("%w: payload key %q is neither a string nor a number", ErrInvalid, k)
+		return "", fmt.Errorf("%w: payload key %q is neither a string nor a number", events.ErrInvalid, k)
 	}
 	if def.Subject != "" && e.SubjectID == "" {
 		s, err := str(def.Subject)
@@ -126,7 +127,7 @@ func promote(e *Event, def Definition) error {
 			if e.Amount == nil {
 				v, err := strconv.ParseFloat(s, 64)
 				if err != nil {
-					return fmt.Errorf("%w: payload key %q: amount %q is not a number", ErrInvalid, k, s)
+					return fmt.Errorf("%w: payload key %q: amount %q is not a number", events.ErrInvalid, k, s)
 				}
 				e.Amount = &v
 			}

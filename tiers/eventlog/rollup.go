@@ -8,7 +8,8 @@ import (
 	"slices"
 	"sort"
 
-	"github.com/rungdev/rung/tiers/sqldb"
+	"github.com/rungdev/rung/stitch/events"
+	"github.com/rungdev/rung/stitch/sqldb"
 )
 
 // Rollup declares an aggregate of one event over time: how many and how much, per
@@ -19,7 +20,7 @@ type Rollup struct {
 	Table  string       // e.g. "sales_rollups"
 	Event  string       // the event name it counts, e.g. "deal_closed"
 	Bucket sqldb.Bucket // hour, day or month of occurred_at (UTC)
-	By     string       // a promoted column (see Promotable), or "" for one total
+	By     string       // a promoted column (see events.Promotable), or "" for one total
 }
 
 // Row is one group of a rollup.
@@ -53,7 +54,7 @@ func (r Rollup) check() error {
 	if err := r.Bucket.Validate(); err != nil {
 		return fmt.Errorf("%w %s: %w", ErrRollup, r.Table, err)
 	}
-	if r.By != "" && (!slices.Contains(Promotable, r.By) || r.By == "amount") {
+	if r.By != "" && (!slices.Contains(events.Promotable, r.By) || r.By == "amount") {
 		return fmt.Errorf("%w %s: cannot group by %q", ErrRollup, r.Table, r.By)
 	}
 	return nil
@@ -77,7 +78,7 @@ func (r Rollup) Migrate(ctx context.Context, db sqldb.Execer, d sqldb.Dialect) e
 	return nil
 }
 
-func (r Rollup) dim(e Event) string {
+func (r Rollup) dim(e events.Event) string {
 	switch r.By {
 	case "subject_id":
 		return e.SubjectID
@@ -99,7 +100,7 @@ func (r Rollup) dim(e Event) string {
 // the caller's transaction. Events of other names are ignored. Call it only when Insert
 // reported inserted=true (Log.Emit does), or a redelivered event counts twice — which
 // Reconcile would then report.
-func (r Rollup) Add(ctx context.Context, tx sqldb.Execer, d sqldb.Dialect, e Event) error {
+func (r Rollup) Add(ctx context.Context, tx sqldb.Execer, d sqldb.Dialect, e events.Event) error {
 	if e.Name != r.Event {
 		return nil
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/rungdev/rung/schemas"
+	"github.com/rungdev/rung/stitch/events"
 	"github.com/rungdev/rung/tiers/eventlog"
 )
 
@@ -31,10 +32,10 @@ func TestEmitValidatesThroughSchemasRegistry(t *testing.T) {
 		t.Run(b.Name, func(t *testing.T) {
 			log := setup(t, b)
 			log.Defs = defs
-			if _, _, err := log.Emit(ctx, b.DB, eventlog.Event{Name: "lead_created", Version: 1, OccurredAt: march, Payload: bad}); !errors.Is(err, eventlog.ErrPayload) {
+			if _, _, err := log.Emit(ctx, b.DB, events.Event{Name: "lead_created", Version: 1, OccurredAt: march, Payload: bad}); !errors.Is(err, eventlog.ErrPayload) {
 				t.Fatalf("lead_created without lead_id: %v, want ErrPayload", err)
 			}
-			e, ok, err := log.Emit(ctx, b.DB, eventlog.Event{ID: "0b7c6f0e-55d4-4a53-9d3a-4c1f5e2a9b10", Name: "lead_created",
+			e, ok, err := log.Emit(ctx, b.DB, events.Event{ID: "0b7c6f0e-55d4-4a53-9d3a-4c1f5e2a9b10", Name: "lead_created",
 				Version: 1, OccurredAt: march, Payload: good})
 			if err != nil || !ok || e.SubjectID != "lead-1" || e.LandingPage != "/pricing" {
 				t.Fatalf("valid lead_created: %+v inserted=%v %v", e, ok, err)

@@ -12,7 +12,7 @@
 //   - outbox (level 3) and broker (level 4): package stitch/outbox. Write the event with
 //     outbox.Write in the same transaction as the change; the relay ships it to NATS
 //     JetStream (broker) or straight into the events table, and the projector writes it
-//     into the events table of package eventlog. A crash loses nothing: the row is
+//     into the events table of package stitch/events. A crash loses nothing: the row is
 //     committed with the change, or neither is.
 //   - telemetry sink (level 0): package collector, the fire-and-forget /collect path
 //     into buffer → preagg → sink, lossy by design and never the system of record.

@@ -10,11 +10,11 @@ import (
 	"time"
 
 	"github.com/rungdev/rung/internal/harness"
+	"github.com/rungdev/rung/stitch/events"
 	"github.com/rungdev/rung/stitch/outbox"
-	"github.com/rungdev/rung/tiers/eventlog"
+	"github.com/rungdev/rung/stitch/sqldb"
+	"github.com/rungdev/rung/stitch/sqldb/sqltest"
 	"github.com/rungdev/rung/tiers/level"
-	"github.com/rungdev/rung/tiers/sqldb"
-	"github.com/rungdev/rung/tiers/sqldb/sqltest"
 	"go.uber.org/goleak"
 )
 
@@ -150,13 +150,13 @@ func TestAsyncLossOnCrashIsCounted(t *testing.T) {
 	ctx := context.Background()
 	for _, b := range sqltest.Backends(t) {
 		t.Run(b.Name, func(t *testing.T) {
-			if err := eventlog.Migrate(ctx, b.DB, b.Dialect); err != nil {
+			if err := events.Migrate(ctx, b.DB, b.Dialect); err != nil {
 				t.Fatal(err)
 			}
 			defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 			stall := make(chan struct{}) // never closed: the 11th write hangs until the crash
 			a, err := level.NewAsync(level.AsyncConfig{Capacity: 100, Workers: 1},
-				func(ctx context.Context, e eventlog.Event) error {
+				func(ctx context.Context, e events.Event) error {
 					if e.SubjectID == "lead-10" {
 						select {
 						case <-stall:
@@ -164,7 +164,7 @@ func TestAsyncLossOnCrashIsCounted(t *testing.T) {
 							return ctx.Err()
 						}
 					}
-					_, err := eventlog.Insert(ctx, b.DB, b.Dialect, e)
+					_, err := events.Insert(ctx, b.DB, b.Dialect, e)
 					return err
 				})
 			if err != nil {
@@ -172,7 +172,7 @@ func TestAsyncLossOnCrashIsCounted(t *testing.T) {
 			}
 			at := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
 			for i := range 50 {
-				e := eventlog.Event{ID: fmt.Sprintf("ev-%02d", i), Name: "lead_captured", Version: 1, OccurredAt: at,
+				e := events.Event{ID: fmt.Sprintf("ev-%02d", i), Name: "lead_captured", Version: 1, OccurredAt: at,
 					SubjectID: fmt.Sprint("lead-", i)}
 				if err := a.Emit(e); err != nil {
 					t.Fatal(err)
@@ -189,7 +189,7 @@ func TestAsyncLossOnCrashIsCounted(t *testing.T) {
 				st.Enqueued != st.Handled+st.Failed+st.Lost {
 				t.Fatalf("after the crash: %+v, want 10 handled and 40 lost", st)
 			}
-			n, err := eventlog.Count(ctx, b.DB, b.Dialect, eventlog.Filter{Name: "lead_captured"})
+			n, err := events.Count(ctx, b.DB, b.Dialect, events.Filter{Name: "lead_captured"})
 			if err != nil || n != 10 || 50-n != st.Lost {
 				t.Fatalf("events table holds %d (%v): the counted loss %d must be what it lacks", n, err, st.Lost)
 			}
@@ -206,7 +206,7 @@ func TestOutboxLossOnCrashIsZero(t *testing.T) {
 	for _, b := range sqltest.Backends(t) {
 		t.Run(b.Name, func(t *testing.T) {
 			d := b.Dialect
-			if err := eventlog.Migrate(ctx, b.DB, d); err != nil {
+			if err := events.Migrate(ctx, b.DB, d); err != nil {
 				t.Fatal(err)
 			}
 			if err := outbox.Migrate(ctx, b.DB, d); err != nil {
@@ -260,12 +260,12 @@ func TestOutboxLossOnCrashIsZero(t *testing.T) {
 			if err := b.DB.QueryRowContext(ctx, `SELECT count(*) FROM leads`).Scan(&leads); err != nil {
 				t.Fatal(err)
 			}
-			events, err := eventlog.Count(ctx, b.DB, d, eventlog.Filter{Name: "lead_captured"})
+			projected, err := events.Count(ctx, b.DB, d, events.Filter{Name: "lead_captured"})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if leads != 50 || events != leads {
-				t.Fatalf("%d leads committed, %d events projected: the outbox lost %d", leads, events, leads-events)
+			if leads != 50 || projected != leads {
+				t.Fatalf("%d leads committed, %d events projected: the outbox lost %d", leads, projected, leads-projected)
 			}
 		})
 	}

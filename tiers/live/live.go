@@ -16,7 +16,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/rungdev/rung/tiers/sqldb"
+	"github.com/rungdev/rung/stitch/sqldb"
 )
 
 // Agg is an aggregate function.

@@ -9,9 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rungdev/rung/stitch/events"
+	"github.com/rungdev/rung/stitch/sqldb/sqltest"
 	"github.com/rungdev/rung/tiers/eventlog"
 	"github.com/rungdev/rung/tiers/live"
-	"github.com/rungdev/rung/tiers/sqldb/sqltest"
 )
 
 var (
@@ -148,7 +149,7 @@ func TestCannotAnswerLastMarchAfterDeletes(t *testing.T) {
 	for _, b := range sqltest.Backends(t) {
 		t.Run(b.Name, func(t *testing.T) {
 			schema(t, b)
-			if err := eventlog.Migrate(ctx, b.DB, b.Dialect); err != nil {
+			if err := events.Migrate(ctx, b.DB, b.Dialect); err != nil {
 				t.Fatal(err)
 			}
 			defs, err := eventlog.Ladder()
@@ -161,7 +162,7 @@ func TestCannotAnswerLastMarchAfterDeletes(t *testing.T) {
 				id := fmt.Sprint("c", i)
 				exec(t, b, `INSERT INTO contacts VALUES (?, 'active', ?)`, id, b.Dialect.Time(at))
 				p, _ := json.Marshal(map[string]string{"contact_id": id})
-				if _, _, err := log.Emit(ctx, b.DB, eventlog.Event{Name: "contact_created", Version: 1, OccurredAt: at, Payload: p}); err != nil {
+				if _, _, err := log.Emit(ctx, b.DB, events.Event{Name: "contact_created", Version: 1, OccurredAt: at, Payload: p}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -178,7 +179,7 @@ func TestCannotAnswerLastMarchAfterDeletes(t *testing.T) {
 			if after != 3 {
 				t.Fatalf("live count of March after 2 deletes = %v, want 3: Tier 1 only knows now", after)
 			}
-			logged, err := eventlog.Count(ctx, b.DB, b.Dialect, eventlog.Filter{Name: "contact_created", From: march, To: april})
+			logged, err := events.Count(ctx, b.DB, b.Dialect, events.Filter{Name: "contact_created", From: march, To: april})
 			if err != nil || logged != 5 {
 				t.Fatalf("event log count of March = %d (%v), want 5", logged, err)
 			}

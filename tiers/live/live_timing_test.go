@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rungdev/rung/stitch/sqldb/sqltest"
 	"github.com/rungdev/rung/tiers/live"
-	"github.com/rungdev/rung/tiers/sqldb/sqltest"
 )
 
 // seed fills contacts with n rows, a quarter of them archived, spread over a year.

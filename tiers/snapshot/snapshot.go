@@ -19,8 +19,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/rungdev/rung/stitch/sqldb"
 	"github.com/rungdev/rung/tiers/live"
-	"github.com/rungdev/rung/tiers/sqldb"
 )
 
 // Metric is one value sampled on every run.

@@ -9,11 +9,12 @@ import (
 	"time"
 
 	"github.com/rungdev/rung/internal/harness"
+	"github.com/rungdev/rung/stitch/events"
+	"github.com/rungdev/rung/stitch/sqldb"
+	"github.com/rungdev/rung/stitch/sqldb/sqltest"
 	"github.com/rungdev/rung/tiers/eventlog"
 	"github.com/rungdev/rung/tiers/live"
 	"github.com/rungdev/rung/tiers/snapshot"
-	"github.com/rungdev/rung/tiers/sqldb"
-	"github.com/rungdev/rung/tiers/sqldb/sqltest"
 	"go.uber.org/goleak"
 )
 
@@ -116,7 +117,7 @@ func TestSnapshotShowsNetWhereEventsShowFlow(t *testing.T) {
 	for _, b := range sqltest.Backends(t) {
 		t.Run(b.Name, func(t *testing.T) {
 			j := job(t, b, nil)
-			if err := eventlog.Migrate(ctx, b.DB, b.Dialect); err != nil {
+			if err := events.Migrate(ctx, b.DB, b.Dialect); err != nil {
 				t.Fatal(err)
 			}
 			defs, err := eventlog.Ladder()
@@ -127,7 +128,7 @@ func TestSnapshotShowsNetWhereEventsShowFlow(t *testing.T) {
 			emit := func(name, id string, at time.Time) {
 				t.Helper()
 				p, _ := json.Marshal(map[string]string{"contact_id": id})
-				if _, _, err := log.Emit(ctx, b.DB, eventlog.Event{Name: name, Version: 1, OccurredAt: at, Payload: p}); err != nil {
+				if _, _, err := log.Emit(ctx, b.DB, events.Event{Name: name, Version: 1, OccurredAt: at, Payload: p}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -158,8 +159,8 @@ func TestSnapshotShowsNetWhereEventsShowFlow(t *testing.T) {
 			if delta := pts[1].Value - pts[0].Value; delta != 1 {
 				t.Fatalf("snapshot delta = %+g, want +1", delta)
 			}
-			created, err1 := eventlog.Count(ctx, b.DB, b.Dialect, eventlog.Filter{Name: "contact_created", From: day1, To: day2})
-			deleted, err2 := eventlog.Count(ctx, b.DB, b.Dialect, eventlog.Filter{Name: "contact_deleted", From: day1, To: day2})
+			created, err1 := events.Count(ctx, b.DB, b.Dialect, events.Filter{Name: "contact_created", From: day1, To: day2})
+			deleted, err2 := events.Count(ctx, b.DB, b.Dialect, events.Filter{Name: "contact_deleted", From: day1, To: day2})
 			if err := errors.Join(err1, err2); err != nil || created != 3 || deleted != 2 {
 				t.Fatalf("event log: created %d, deleted %d (%v), want 3 and 2", created, deleted, err)
 			}

@@ -4,7 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"github.com/rungdev/rung/tiers/sqldb/sqltest"
+	"github.com/rungdev/rung/stitch/sqldb/sqltest"
 )
 
 // BenchmarkSnapshot: a run samples three metrics over 10k contacts and 10k jobs and

@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/rungdev/rung/tiers/sqldb"
+	"github.com/rungdev/rung/stitch/sqldb"
 )
 
 // Projection folds a stream into state. Apply must be pure — (state, event) → state,

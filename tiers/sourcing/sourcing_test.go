@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rungdev/rung/stitch/sqldb/sqltest"
 	"github.com/rungdev/rung/tiers/sourcing"
-	"github.com/rungdev/rung/tiers/sqldb/sqltest"
 )
 
 type Deal struct {

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rungdev/rung/stitch/sqldb/sqltest"
 	"github.com/rungdev/rung/tiers/sourcing"
-	"github.com/rungdev/rung/tiers/sqldb/sqltest"
 )
 
 // BenchmarkSourcing: the write is one append with its version check; the reads fold a

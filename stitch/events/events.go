@@ -1,4 +1,4 @@
-package eventlog
+package events
 
 import (
 	"bytes"
@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/rungdev/rung/tiers/sqldb"
+	"github.com/rungdev/rung/stitch/sqldb"
 )
 
 // Event is one row of the events table.
@@ -29,8 +29,8 @@ type Event struct {
 	Payload json.RawMessage // a JSON object; empty means {}
 }
 
-// Promotable lists the promoted columns by name, as a Definition's Promote map and a
-// Rollup's By field refer to them.
+// Promotable lists the promoted columns by name, for declarations that name one (the
+// Promote map and the By field of package tiers/eventlog's definitions and rollups).
 var Promotable = []string{"subject_id", "source", "medium", "campaign", "landing_page", "variant", "amount"}
 
 // Migrate creates the events table and its indexes if they are absent.

@@ -1,4 +1,4 @@
-package preagg
+package stats
 
 import (
 	"context"
@@ -20,8 +20,8 @@ type Reader interface {
 	Referrers(ctx context.Context, f sink.ReferrerFilter) ([]sink.ReferrerCount, error)
 }
 
-// QueryOptions tunes the statistics; the zero value takes the defaults.
-type QueryOptions struct {
+// Options tunes the statistics; the zero value takes the defaults.
+type Options struct {
 	// MinVisitors per variant below which a result carries a minimum-sample warning;
 	// default 100.
 	MinVisitors int64
@@ -39,7 +39,7 @@ type QueryOptions struct {
 	Now func() time.Time
 }
 
-func (o *QueryOptions) defaults() {
+func (o *Options) defaults() {
 	if o.MinVisitors <= 0 {
 		o.MinVisitors = 100
 	}
@@ -61,11 +61,11 @@ func (o *QueryOptions) defaults() {
 // safe for concurrent use.
 type Queries struct {
 	r Reader
-	o QueryOptions
+	o Options
 }
 
 // NewQueries returns the queries over r.
-func NewQueries(r Reader, o QueryOptions) *Queries {
+func NewQueries(r Reader, o Options) *Queries {
 	o.defaults()
 	return &Queries{r: r, o: o}
 }

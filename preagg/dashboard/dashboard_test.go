@@ -16,7 +16,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
-	"github.com/rungdev/rung/preagg"
+	"github.com/rungdev/rung/preagg/stats"
 	"github.com/rungdev/rung/sink"
 	"github.com/rungdev/rung/sink/sqlite"
 )
@@ -75,7 +75,7 @@ func seed(t *testing.T) *sqlite.SQLite {
 // server serves the API and the pages the way the collector mounts them.
 func server(t *testing.T) *httptest.Server {
 	t.Helper()
-	d := New(preagg.NewQueries(seed(t), preagg.QueryOptions{Now: func() time.Time { return now }}),
+	d := New(stats.NewQueries(seed(t), stats.Options{Now: func() time.Time { return now }}),
 		slog.New(slog.NewTextHandler(io.Discard, nil)), Options{Now: func() time.Time { return now }})
 	mux := http.NewServeMux()
 	mux.Handle("/v1/stats/", d.API())
@@ -112,7 +112,7 @@ func getJSON(t *testing.T, u string, v any) {
 
 func TestAPI(t *testing.T) {
 	srv := server(t)
-	var lp preagg.LandingReport
+	var lp stats.LandingReport
 	getJSON(t, srv.URL+"/v1/stats/landing-pages?site=shop.example&sort=cvr&limit=2&offset=1", &lp)
 	if lp.Total != 6 || len(lp.Pages) != 2 || lp.Pages[0].Path != "" || lp.Pages[1].Path != "/pricing" || lp.Sort != "cvr" {
 		t.Errorf("landing pages: %+v", lp)
@@ -120,7 +120,7 @@ func TestAPI(t *testing.T) {
 	if lp.Sessions != 4210+1830+960+410+37+25 {
 		t.Errorf("total sessions %d", lp.Sessions)
 	}
-	var ex preagg.ExperimentReport
+	var ex stats.ExperimentReport
 	getJSON(t, srv.URL+"/v1/stats/experiments/hero?site=shop.example", &ex)
 	if len(ex.Variants) != 3 || ex.Visitors != 12000 || ex.Control != "control" || ex.Variants[2].Name != "b" || ex.Variants[0].Name != "control" ||
 		ex.Variants[2].Lift == nil || !ex.Variants[2].Lift.Significant {

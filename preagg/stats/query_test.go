@@ -1,23 +1,36 @@
-package preagg
+package stats
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"math"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
+
 	"github.com/rungdev/rung/sink"
+	"github.com/rungdev/rung/sink/sqlite"
 )
 
-// seedQueries writes rollups with round numbers: landing pages /a 100 sessions (10
-// converting), /b 50 (10), /c 10 (5), "" 5 (0) on s.example and /a 7 (7) on
-// other.example; experiment hero with control 1000 visitors (100 converted) and b 1000
-// (130); experiment tiny with control 40 (2) and b 45 (3).
-func seedQueries(t *testing.T, st store) {
+const hour = int64(time.Hour / time.Millisecond)
+
+var testBase = time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
+
+// seedQueries opens a SQLite sink and writes rollups with round numbers: landing pages
+// /a 100 sessions (10 converting), /b 50 (10), /c 10 (5), "" 5 (0) on s.example and /a
+// 7 (7) on other.example; experiment hero with control 1000 visitors (100 converted)
+// and b 1000 (130); experiment tiny with control 40 (2) and b 45 (3).
+func seedQueries(t *testing.T) Reader {
 	t.Helper()
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "telemetry.db"), metrics.NewSet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
 	b := &sink.Batch{}
 	cell := func(site, path, src string, n, k int64) {
 		b.Landing = append(b.Landing, sink.LandingCell{LandingKey: sink.LandingKey{Site: site, HourMs: testBase + hour,
@@ -46,12 +59,12 @@ func seedQueries(t *testing.T, st store) {
 	if err := st.Write(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
+	return st
 }
 
 func TestLandingPagesQuery(t *testing.T) {
-	st := openSQLite(t)
-	seedQueries(t, st)
-	q := NewQueries(st, QueryOptions{Now: func() time.Time { return time.UnixMilli(testBase + 2*hour) }})
+	st := seedQueries(t)
+	q := NewQueries(st, Options{Now: func() time.Time { return time.UnixMilli(testBase + 2*hour) }})
 	ctx := context.Background()
 	paths := func(r *LandingReport) string {
 		var s []string
@@ -108,9 +121,8 @@ func TestLandingPagesQuery(t *testing.T) {
 func sinkHour(ms int64) int64 { return sink.HourMs(ms) }
 
 func TestExperimentQuery(t *testing.T) {
-	st := openSQLite(t)
-	seedQueries(t, st)
-	q := NewQueries(st, QueryOptions{})
+	st := seedQueries(t)
+	q := NewQueries(st, Options{})
 	ctx := context.Background()
 	r, err := q.Experiment(ctx, ExperimentQuery{ID: "hero"})
 	if err != nil {

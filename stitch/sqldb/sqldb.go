@@ -88,7 +88,7 @@ func SQLiteDSN(path string) string {
 }
 
 // Rebind rewrites the '?' placeholders of q into d's syntax ($1, $2, ... on
-// PostgreSQL). Queries in tiers/ are written with '?' and never contain a literal '?'.
+// PostgreSQL). Queries given to it are written with '?' and never contain a literal '?'.
 func (d Dialect) Rebind(q string) string {
 	if d != Postgres || !strings.Contains(q, "?") {
 		return q
@@ -208,8 +208,8 @@ func IsUniqueViolation(err error) bool {
 }
 
 // Ident checks that name is a plain lower-case SQL identifier, so that it can be put in
-// a statement without quoting. Table and column names in tiers/ come from the caller's
-// code, never from end users, but a typo should fail loudly rather than build odd SQL.
+// a statement without quoting. Table and column names come from the caller's code,
+// never from end users, but a typo should fail loudly rather than build odd SQL.
 func Ident(name string) error {
 	if name == "" || len(name) > 63 {
 		return fmt.Errorf("%w: %q", ErrIdent, name)

@@ -1,7 +1,7 @@
-// Package sqltest gives every tier's tests the same table of real backends: a fresh
-// PostgreSQL schema with a random name (dropped at the end of the test) and a fresh
-// SQLite file in the test's temporary directory. A backend that cannot be reached fails
-// the test; it is never skipped.
+// Package sqltest gives the tests of stitch and of every tier the same table of real
+// backends: a fresh PostgreSQL schema with a random name (dropped at the end of the
+// test) and a fresh SQLite file in the test's temporary directory. A backend that cannot
+// be reached fails the test; it is never skipped.
 package sqltest
 
 import (
@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rungdev/rung/tiers/sqldb"
+	"github.com/rungdev/rung/stitch/sqldb"
 )
 
 // DefaultPostgres is used when RUNG_TEST_POSTGRES is unset.

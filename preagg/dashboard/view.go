@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/rungdev/rung/preagg"
+	"github.com/rungdev/rung/preagg/stats"
 )
 
 // Geometry of the inline charts, in SVG user units.
@@ -126,7 +126,7 @@ func (l links) to(path string, pairs ...string) string {
 type landingView struct {
 	Title       string
 	Back        string
-	Report      *preagg.LandingReport
+	Report      *stats.LandingReport
 	Rows        []landingRow
 	Axis        []tick
 	W           float64
@@ -139,7 +139,7 @@ type landingView struct {
 }
 
 type landingRow struct {
-	preagg.LandingPage
+	stats.LandingPage
 	Display        string // the path, or a note for sessions without a pageview
 	Referrers      string // link to the path's referrers; "" without a path
 	Bar, Lo, Hi, W float64
@@ -242,7 +242,7 @@ func niceCeil(v float64) float64 {
 
 type experimentView struct {
 	Title    string
-	Report   *preagg.ExperimentReport
+	Report   *stats.ExperimentReport
 	Warnings []string // but the sample-ratio one, which has its own banner
 	Rows     []variantRow
 	Axis     []tick
@@ -254,7 +254,7 @@ type experimentView struct {
 }
 
 type variantRow struct {
-	preagg.Variant
+	stats.Variant
 	HasLift                   bool
 	Dot, Lo, Hi, SeqLo, SeqHi float64
 	SeqClipLo, SeqClipHi      bool
@@ -273,7 +273,7 @@ func (d *Dashboard) queryFailed(w http.ResponseWriter, r *http.Request, err erro
 	if err == nil {
 		return false
 	}
-	if !errors.Is(err, preagg.ErrQuery) {
+	if !errors.Is(err, stats.ErrQuery) {
 		d.serverError(w, r, err)
 		return true
 	}

@@ -7,14 +7,14 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/rungdev/rung/preagg"
+	"github.com/rungdev/rung/preagg/stats"
 )
 
 // landingQuery reads the landing-page query from the URL: site, from, to, utm_source,
 // utm_medium, utm_campaign, sort, order, limit, offset.
-func landingQuery(r *http.Request, now time.Time) (preagg.LandingQuery, error) {
+func landingQuery(r *http.Request, now time.Time) (stats.LandingQuery, error) {
 	v := r.URL.Query()
-	lq := preagg.LandingQuery{Site: v.Get("site"), UTMSource: v.Get("utm_source"), UTMMedium: v.Get("utm_medium"),
+	lq := stats.LandingQuery{Site: v.Get("site"), UTMSource: v.Get("utm_source"), UTMMedium: v.Get("utm_medium"),
 		UTMCampaign: v.Get("utm_campaign"), Sort: v.Get("sort"), Order: v.Get("order")}
 	var err error
 	if lq.From, lq.To, err = timeRange(v, now); err != nil {
@@ -29,22 +29,22 @@ func landingQuery(r *http.Request, now time.Time) (preagg.LandingQuery, error) {
 
 // experimentQuery reads the experiment query: the {id} of the path, and site, from, to,
 // control, weights.
-func experimentQuery(r *http.Request, now time.Time) (preagg.ExperimentQuery, error) {
+func experimentQuery(r *http.Request, now time.Time) (stats.ExperimentQuery, error) {
 	v := r.URL.Query()
-	eq := preagg.ExperimentQuery{ID: r.PathValue("id"), Site: v.Get("site"), Control: v.Get("control")}
+	eq := stats.ExperimentQuery{ID: r.PathValue("id"), Site: v.Get("site"), Control: v.Get("control")}
 	var err error
 	if eq.From, eq.To, err = timeRange(v, now); err != nil {
 		return eq, err
 	}
-	eq.Weights, err = preagg.ParseWeights(v.Get("weights"))
+	eq.Weights, err = stats.ParseWeights(v.Get("weights"))
 	return eq, err
 }
 
 func timeRange(v url.Values, now time.Time) (from, to time.Time, err error) {
-	if from, err = preagg.ParseTime(v.Get("from"), now); err != nil {
+	if from, err = stats.ParseTime(v.Get("from"), now); err != nil {
 		return from, to, fmt.Errorf("from: %w", err)
 	}
-	if to, err = preagg.ParseTime(v.Get("to"), now); err != nil {
+	if to, err = stats.ParseTime(v.Get("to"), now); err != nil {
 		return from, to, fmt.Errorf("to: %w", err)
 	}
 	return from, to, nil
@@ -57,7 +57,7 @@ func intParam(v url.Values, name string) (int, error) {
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil {
-		return 0, fmt.Errorf("%w: %s %q: want a whole number", preagg.ErrQuery, name, s)
+		return 0, fmt.Errorf("%w: %s %q: want a whole number", stats.ErrQuery, name, s)
 	}
 	return n, nil
 }

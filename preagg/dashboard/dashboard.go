@@ -1,6 +1,6 @@
 // Package dashboard serves rung's answers over HTTP as standard-library handlers the
 // collector mounts: the stats API (JSON, /v1/stats/...) and the dashboard pages (HTML,
-// /), both read through preagg.Queries. The pages are rendered on the server with
+// /), both read through stats.Queries. The pages are rendered on the server with
 // html/template and inline SVG, with no script at all: every string that came from a
 // visitor (paths, utm values, referrers, experiment and variant names) is escaped by the template,
 // and the Content-Security-Policy forbids scripts besides.
@@ -15,7 +15,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/rungdev/rung/preagg"
+	"github.com/rungdev/rung/preagg/stats"
 )
 
 //go:embed templates/*.html
@@ -24,7 +24,7 @@ var templates embed.FS
 // Dashboard serves the stats API and the dashboard pages. It is safe for concurrent
 // use.
 type Dashboard struct {
-	q    *preagg.Queries
+	q    *stats.Queries
 	log  *slog.Logger
 	now  func() time.Time
 	page *template.Template
@@ -36,7 +36,7 @@ type Options struct {
 }
 
 // New returns the dashboard over q, logging failed queries to log.
-func New(q *preagg.Queries, log *slog.Logger, o Options) *Dashboard {
+func New(q *stats.Queries, log *slog.Logger, o Options) *Dashboard {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -84,7 +84,7 @@ func (d *Dashboard) Pages() http.Handler {
 func (d *Dashboard) apiLanding(w http.ResponseWriter, r *http.Request) {
 	lq, err := landingQuery(r, d.now())
 	if err == nil {
-		var rep *preagg.LandingReport
+		var rep *stats.LandingReport
 		if rep, err = d.q.LandingPages(r.Context(), lq); err == nil {
 			writeJSON(w, http.StatusOK, rep)
 			return
@@ -117,7 +117,7 @@ type experimentJSON struct {
 func (d *Dashboard) apiExperiment(w http.ResponseWriter, r *http.Request) {
 	eq, err := experimentQuery(r, d.now())
 	if err == nil {
-		var rep *preagg.ExperimentReport
+		var rep *stats.ExperimentReport
 		if rep, err = d.q.Experiment(r.Context(), eq); err == nil {
 			writeJSON(w, http.StatusOK, rep)
 			return
@@ -128,7 +128,7 @@ func (d *Dashboard) apiExperiment(w http.ResponseWriter, r *http.Request) {
 
 // apiError answers 400 for a query the caller got wrong, 500 (logged) otherwise.
 func (d *Dashboard) apiError(w http.ResponseWriter, r *http.Request, err error) {
-	if errors.Is(err, preagg.ErrQuery) {
+	if errors.Is(err, stats.ErrQuery) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
 	}

@@ -4,13 +4,13 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/rungdev/rung/preagg"
+	"github.com/rungdev/rung/preagg/stats"
 )
 
 // referrerQuery reads the referrer query from the URL: site, path, from, to, limit.
-func referrerQuery(r *http.Request, now time.Time) (preagg.ReferrerQuery, error) {
+func referrerQuery(r *http.Request, now time.Time) (stats.ReferrerQuery, error) {
 	v := r.URL.Query()
-	rq := preagg.ReferrerQuery{Site: v.Get("site"), Path: v.Get("path")}
+	rq := stats.ReferrerQuery{Site: v.Get("site"), Path: v.Get("path")}
 	var err error
 	if rq.From, rq.To, err = timeRange(v, now); err != nil {
 		return rq, err
@@ -22,7 +22,7 @@ func referrerQuery(r *http.Request, now time.Time) (preagg.ReferrerQuery, error)
 func (d *Dashboard) apiReferrers(w http.ResponseWriter, r *http.Request) {
 	rq, err := referrerQuery(r, d.now())
 	if err == nil {
-		var rep *preagg.ReferrerReport
+		var rep *stats.ReferrerReport
 		if rep, err = d.q.Referrers(r.Context(), rq); err == nil {
 			writeJSON(w, http.StatusOK, rep)
 			return
@@ -35,7 +35,7 @@ type referrerView struct {
 	Title  string
 	Back   string
 	Path   string
-	Report *preagg.ReferrerReport
+	Report *stats.ReferrerReport
 	Error  string
 }
 

@@ -20,7 +20,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/rungdev/rung/internal/harness"
-	"github.com/rungdev/rung/preagg"
+	"github.com/rungdev/rung/preagg/stats"
 	"github.com/rungdev/rung/schemas"
 	"github.com/rungdev/rung/sink"
 	"github.com/rungdev/rung/sink/sqlite"
@@ -104,7 +104,7 @@ func TestUTMPayloadsInChromium(t *testing.T) {
 	if err := st.Write(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
-	d := New(preagg.NewQueries(st, preagg.QueryOptions{Now: func() time.Time { return now }}),
+	d := New(stats.NewQueries(st, stats.Options{Now: func() time.Time { return now }}),
 		slog.New(slog.NewTextHandler(io.Discard, nil)), Options{Now: func() time.Time { return now }})
 	mux := http.NewServeMux()
 	mux.Handle("/v1/stats/", d.API())
@@ -167,7 +167,7 @@ func TestUTMPayloadsInChromium(t *testing.T) {
 	screenshot(t, ctx, "dashboard-utm-payloads.png")
 
 	// The landing page links /offer to its referrers; there they are, as text.
-	var api preagg.ReferrerReport
+	var api stats.ReferrerReport
 	getJSON(t, srv.URL+"/v1/stats/referrers?site=xss.example&path=/offer", &api)
 	refs := visit[struct {
 		Link                              string

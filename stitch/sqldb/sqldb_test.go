@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rungdev/rung/tiers/sqldb"
-	"github.com/rungdev/rung/tiers/sqldb/sqltest"
+	"github.com/rungdev/rung/stitch/sqldb"
+	"github.com/rungdev/rung/stitch/sqldb/sqltest"
 )
 
 func TestRebind(t *testing.T) {

@@ -15,7 +15,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/rungdev/rung/internal/harness"
-	"github.com/rungdev/rung/preagg"
+	"github.com/rungdev/rung/preagg/stats"
 )
 
 // visit navigates and returns what the page shows, read by a script in the page: the
@@ -92,7 +92,7 @@ func TestDashboardInChromium(t *testing.T) {
 	srv := server(t)
 	ctx := harness.Browser(t)
 
-	var api preagg.LandingReport
+	var api stats.LandingReport
 	getJSON(t, srv.URL+"/v1/stats/landing-pages?site=shop.example", &api)
 	type pageRow struct{ Path, Shown, Sessions, Converted, CVR string }
 	shown := visit[struct {
@@ -134,7 +134,7 @@ func TestDashboardInChromium(t *testing.T) {
 	percent(t, "total CVR", shown.TotalCVR, api.CVR)
 	screenshot(t, ctx, "dashboard-landing-pages.png")
 
-	var exp preagg.ExperimentReport
+	var exp stats.ExperimentReport
 	getJSON(t, srv.URL+"/v1/stats/experiments/hero?site=shop.example", &exp)
 	type variantRow struct{ Name, Visitors, Converted, CVR, Lift, P string }
 	ev := visit[struct {

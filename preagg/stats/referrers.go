@@ -1,4 +1,4 @@
-package preagg
+package stats
 
 import (
 	"context"
