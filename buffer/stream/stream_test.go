@@ -53,10 +53,15 @@ func newStream(t testing.TB, js jetstream.JetStream, cfg StreamConfig) StreamCon
 	if err := Ensure(context.Background(), js, cfg); err != nil {
 		t.Fatal(err)
 	}
+	// A cluster that has just lost a node answers once it has elected a new meta
+	// leader, which on a loaded machine takes longer than one request's timeout.
 	t.Cleanup(func() {
-		if err := js.DeleteStream(context.Background(), cfg.Name); err != nil {
-			t.Errorf("delete stream %s: %v", cfg.Name, err)
-		}
+		harness.CheckFor(t, 60*time.Second, 100*time.Millisecond, func() error {
+			if err := js.DeleteStream(context.Background(), cfg.Name); err != nil {
+				return fmt.Errorf("delete stream %s: %w", cfg.Name, err)
+			}
+			return nil
+		})
 	})
 	return cfg
 }
