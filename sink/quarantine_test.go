@@ -11,12 +11,14 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/rungdev/rung/internal/harness"
 	"github.com/rungdev/rung/schemas"
 	"github.com/rungdev/rung/sink"
 	"github.com/rungdev/rung/sink/sqlite"
 )
 
-// sizedStore is the SQLite sink's quarantine, noting the size of every write it takes.
+// sizedStore is the SQLite sink's quarantine, noting the size of every write it has
+// committed.
 type sizedStore struct {
 	*sqlite.SQLite
 	mu     sync.Mutex
@@ -24,10 +26,15 @@ type sizedStore struct {
 }
 
 func (s *sizedStore) WriteQuarantine(ctx context.Context, rows []schemas.Quarantined) error {
+	// Noted once committed: a test that stops the quarantine when every row is noted
+	// must not cancel a write still under way.
+	if err := s.SQLite.WriteQuarantine(ctx, rows); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	s.writes = append(s.writes, len(rows))
 	s.mu.Unlock()
-	return s.SQLite.WriteQuarantine(ctx, rows)
+	return nil
 }
 
 func (s *sizedStore) sizes() []int {
@@ -61,10 +68,12 @@ func TestQuarantineBatches(t *testing.T) {
 		defer close(done)
 		q.Run(runCtx)
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for sum(store.sizes()) < n && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	harness.CheckFor(t, 30*time.Second, 10*time.Millisecond, func() error {
+		if got := sum(store.sizes()); got < n {
+			return fmt.Errorf("%d of %d rows written", got, n)
+		}
+		return nil
+	})
 	stop()
 	<-done
 	if got, want := store.sizes(), []int{500, n - 500}; !slices.Equal(got, want) {
