@@ -1,13 +1,18 @@
 # The whole test suite, on a fresh machine of the go-svc kind: installs and starts what
 # the tests talk to (ClickHouse, PostgreSQL, Redis, NATS with JetStream, Chromium), then
-# vets, runs staticcheck, checks for reachable known vulnerabilities, runs the packages
-# that need no server under the race detector and tests everything. This is what .ci/run
-# calls.
+# vets, runs staticcheck, cross-builds, checks for reachable known vulnerabilities, runs
+# the packages that need no server under the race detector and tests everything. This is
+# what .ci/run calls.
 #
 # rung is built and tested with Go 1.27.3: go.mod asks for 1.26.8 at least, but 1.27.3
-# carries the standard library's security fixes that govulncheck asks for. The go
-# command fetches it from the module proxy once (about 76 MB).
+# carries the standard library's security fixes that govulncheck asks for. go.mod's
+# toolchain line picks it wherever GOTOOLCHAIN is auto (Go's default); set here too, it
+# holds where a machine's default is local. The go command fetches it from the module
+# proxy once (about 76 MB).
 export GOTOOLCHAIN := go1.27.3
+
+# The platforms rung builds for: the image's two (Dockerfile) and Apple Silicon.
+PLATFORMS := linux/amd64 linux/arm64 darwin/arm64
 
 # staticcheck, pinned to a release that reads Go 1.27 code (2026.2.2). go run
 # fetches it from the module proxy once and caches the build.
@@ -20,9 +25,9 @@ RACE_PKGS := ./bench ./buffer ./buffer/batch ./collector ./collector/snippet \
 	./internal/harness ./preagg/dashboard ./preagg/stats ./schemas ./sink ./sink/sqlite \
 	./tiers/place
 
-.PHONY: test services vet staticcheck vulncheck race serve
+.PHONY: test services vet staticcheck crossbuild vulncheck race serve
 
-test: services vet staticcheck vulncheck race
+test: services vet staticcheck crossbuild vulncheck race
 	go test ./...
 
 services:
@@ -30,6 +35,15 @@ services:
 
 vet:
 	go vet ./...
+
+# Compiles every package for each of PLATFORMS without cgo, as the image is built, and
+# discards the binaries. After the first run the build cache holds every package; only
+# the commands are linked again.
+crossbuild:
+	@for p in $(PLATFORMS); do \
+		echo "go build ./... for $$p"; \
+		CGO_ENABLED=0 GOOS=$${p%/*} GOARCH=$${p#*/} go build ./... || exit 1; \
+	done
 
 staticcheck:
 	go run $(STATICCHECK) ./...

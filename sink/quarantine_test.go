@@ -18,7 +18,7 @@ import (
 )
 
 // sizedStore is the SQLite sink's quarantine, noting the size of every write it has
-// committed.
+// stored.
 type sizedStore struct {
 	*sqlite.SQLite
 	mu     sync.Mutex
@@ -26,8 +26,6 @@ type sizedStore struct {
 }
 
 func (s *sizedStore) WriteQuarantine(ctx context.Context, rows []schemas.Quarantined) error {
-	// Noted once committed: a test that stops the quarantine when every row is noted
-	// must not cancel a write still under way.
 	if err := s.SQLite.WriteQuarantine(ctx, rows); err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -40,6 +41,7 @@ type ClickHouse struct {
 	maxServerAttempts int
 
 	rows      *metrics.Counter
+	read      *metrics.Counter            // signals read back, so a reader's cost can be seen
 	rollups   map[string]*metrics.Counter // rows written, by table
 	group     *group                      // rollup rows of concurrent flushes, written together
 	errors    *metrics.Counter
@@ -65,10 +67,14 @@ type Options struct {
 	// CLUSTER.md). The profile of the DSN's user must set distributed_product_mode to
 	// 'local' (Open says so otherwise). Empty: one node, the tables as they are.
 	Cluster string
+	// ReadOnly opens the tables for reading: Open runs no DDL (no CREATE, no ALTER) and
+	// fails with sink.ErrNotMigrated when a table is missing. Writers is then 1.
+	ReadOnly bool
 }
 
 // Open connects to the server named by dsn ("clickhouse://host:9000/rung"), creates the
-// database and tables when absent, and returns the sink. It retries the first connection
+// database and tables when absent (with Options.ReadOnly: checks they are there), and
+// returns the sink. It retries the first connection
 // until ctx ends, so rung may start before ClickHouse does.
 func Open(ctx context.Context, dsn string, o Options, set *metrics.Set) (*ClickHouse, error) {
 	opts, err := ch.ParseDSN(dsn)
@@ -85,6 +91,9 @@ func Open(ctx context.Context, dsn string, o Options, set *metrics.Set) (*ClickH
 	if o.Writers <= 0 {
 		o.Writers = 4
 	}
+	if o.ReadOnly {
+		o.Writers = 1
+	}
 	if o.MaxServerAttempts <= 0 {
 		o.MaxServerAttempts = 5
 	}
@@ -100,9 +109,13 @@ func Open(ctx context.Context, dsn string, o Options, set *metrics.Set) (*ClickH
 		return nil, fmt.Errorf("open clickhouse %s: %w", dsn, err)
 	}
 	c := &ClickHouse{
-		conn:      conn,
-		db:        db,
+		conn: conn,
+		db:   db,
+
+		maxServerAttempts: o.MaxServerAttempts,
+
 		rows:      set.GetOrCreateCounter(`rung_sink_rows_written_total{table="signals"}`),
+		read:      set.GetOrCreateCounter(`rung_sink_rows_read_total{table="signals"}`),
 		rollups:   make(map[string]*metrics.Counter),
 		errors:    set.GetOrCreateCounter(`rung_sink_errors_total`),
 		retries:   set.GetOrCreateCounter(`rung_sink_retries_total`),
@@ -132,12 +145,19 @@ func Open(ctx context.Context, dsn string, o Options, set *metrics.Set) (*ClickH
 			return nil, fmt.Errorf("open clickhouse %s: %w", dsn, err)
 		}
 	}
+	if o.ReadOnly {
+		err = retry(ctx, func() error { return c.checkTables(ctx) }, o.MaxServerAttempts, c.errors, c.retries)
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("open clickhouse %s: %w", dsn, err)
+		}
+		return c, nil
+	}
 	err = retry(ctx, func() error { return c.migrate(ctx, tables) }, o.MaxServerAttempts, c.errors, c.retries)
 	if err != nil {
 		c.Close()
 		return nil, fmt.Errorf("migrate clickhouse %s: %w", dsn, err)
 	}
-	c.maxServerAttempts = o.MaxServerAttempts
 	return c, nil
 }
 
@@ -177,6 +197,21 @@ func (c *ClickHouse) migrate(ctx context.Context, tabs []table) error {
 		}
 		if err := addColumns(ctx, c.conn, c.db, t.name, t.name); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// checkTables makes sure the tables Open would create are there, for a read-only open.
+func (c *ClickHouse) checkTables(ctx context.Context) error {
+	for _, t := range tables {
+		var n uint64
+		err := c.conn.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = ? AND name = ?", c.db, t.name).Scan(&n)
+		if err != nil {
+			return fmt.Errorf("look for table %s.%s: %w", c.db, t.name, err)
+		}
+		if n == 0 {
+			return permanent{fmt.Errorf("no table %s.%s: %w", c.db, t.name, sink.ErrNotMigrated)}
 		}
 	}
 	return nil
@@ -456,6 +491,15 @@ func (c *ClickHouse) Signals(ctx context.Context, fromMs, toMs int64) ([]schemas
 	return c.query(ctx, "WHERE received_ms >= ? AND received_ms < ? ORDER BY received_ms", fromMs, toMs)
 }
 
+// Newest returns the newest n signals received in [fromMs, toMs), oldest first. Only n
+// rows come over the wire; the server still reads the range's partitions to find them.
+func (c *ClickHouse) Newest(ctx context.Context, fromMs, toMs int64, n int) ([]schemas.Signal, error) {
+	out, err := c.query(ctx, "WHERE received_ms >= ? AND received_ms < ? AND date >= toDate(?) AND date <= toDate(?) "+
+		"ORDER BY received_ms DESC LIMIT ?", fromMs, toMs, day(fromMs, -1), day(toMs, 1), n)
+	slices.Reverse(out)
+	return out, err
+}
+
 func (c *ClickHouse) query(ctx context.Context, where string, args ...any) ([]schemas.Signal, error) {
 	out, _, err := c.scanSignals(ctx, false, where, args...)
 	return out, err
@@ -492,6 +536,7 @@ func (c *ClickHouse) scanSignals(ctx context.Context, withSession bool, where st
 			g.Value, g.HasValue = *value, true
 		}
 		out = append(out, g)
+		c.read.Inc()
 		if withSession {
 			sessions = append(sessions, session)
 		}
