@@ -223,27 +223,25 @@ func storedSignals(t *testing.T, args []string) []schemas.Signal {
 		}
 	}
 	ctx := context.Background()
-	var (
-		got []schemas.Signal
-		err error
-	)
+	var got []schemas.Signal
 	if dsn != "" {
 		c, err := clickhouse.Open(ctx, dsn, clickhouse.Options{Writers: 1}, metrics.NewSet())
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		got, err = c.Signals(ctx, 0, 1<<62)
+		if got, err = c.Signals(ctx, 0, 1<<62); err != nil {
+			t.Fatal(err)
+		}
 	} else {
 		s, err := sqlite.Open(ctx, filepath.Join(dir, "telemetry.db"), metrics.NewSet())
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer s.Close()
-		got, err = s.Signals(ctx, 0, 1<<62)
-	}
-	if err != nil {
-		t.Fatal(err)
+		if got, err = s.Signals(ctx, 0, 1<<62); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return got
 }

@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -20,15 +19,6 @@ import (
 
 // root is the repository's root, from this package's directory.
 const root = "../.."
-
-// goBin is the go command of the toolchain that built the test, so the builds it runs
-// share its build cache; the one on PATH when that toolchain's root is unknown.
-func goBin() string {
-	if r := runtime.GOROOT(); r != "" {
-		return filepath.Join(r, "bin", "go")
-	}
-	return "go"
-}
 
 // dryRun runs `rung args... --dry-run` with exactly the environment env (as a container
 // would: nothing inherited) and returns the configuration it prints.

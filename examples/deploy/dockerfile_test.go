@@ -244,7 +244,7 @@ func TestDockerignore(t *testing.T) {
 			t.Errorf("the build context holds %s", p)
 		}
 	}
-	list := exec.Command(goBin(), "list", "-deps", "-json=Module,Dir,GoFiles,EmbedFiles", "./cmd/rung")
+	list := exec.Command("go", "list", "-deps", "-json=Module,Dir,GoFiles,EmbedFiles", "./cmd/rung")
 	list.Dir = root
 	out, err := list.Output()
 	if err != nil {
