@@ -1,7 +1,8 @@
 # The whole test suite, on a fresh machine of the go-svc kind: installs and starts what
 # the tests talk to (ClickHouse, PostgreSQL, Redis, NATS with JetStream, Chromium), then
-# vets, checks for reachable known vulnerabilities and tests everything. This is what
-# .ci/run calls.
+# vets, runs staticcheck, cross-builds, checks for reachable known vulnerabilities, runs
+# the packages that need no server under the race detector and tests everything. This is
+# what .ci/run calls.
 #
 # rung is built and tested with Go 1.27.3: go.mod asks for 1.26.8 at least, but 1.27.3
 # carries the standard library's security fixes that govulncheck asks for. go.mod's
@@ -13,9 +14,20 @@ export GOTOOLCHAIN := go1.27.3
 # The platforms rung builds for: the image's two (Dockerfile) and Apple Silicon.
 PLATFORMS := linux/amd64 linux/arm64 darwin/arm64
 
-.PHONY: test services vet crossbuild vulncheck serve
+# staticcheck, pinned to a release that reads Go 1.27 code (2026.2.2). go run
+# fetches it from the module proxy once and caches the build.
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-test: services vet crossbuild vulncheck
+# The packages whose tests need no server (Chromium and the rung binary are started by
+# the tests themselves). A package whose tests talk to ClickHouse, PostgreSQL, NATS or
+# Redis is not listed here; it is tested without -race by `go test ./...`.
+RACE_PKGS := ./bench ./buffer ./buffer/batch ./collector ./collector/snippet \
+	./internal/harness ./preagg/dashboard ./preagg/stats ./schemas ./sink ./sink/sqlite \
+	./tiers/place
+
+.PHONY: test services vet staticcheck crossbuild vulncheck race serve
+
+test: services vet staticcheck crossbuild vulncheck race
 	go test ./...
 
 services:
@@ -33,8 +45,15 @@ crossbuild:
 		CGO_ENABLED=0 GOOS=$${p%/*} GOARCH=$${p#*/} go build ./... || exit 1; \
 	done
 
+staticcheck:
+	go run $(STATICCHECK) ./...
+
 vulncheck:
 	bash .ci/vulncheck
+
+# Allocation tests skip themselves under -race (harness.SkipAllocsUnderRace).
+race:
+	go test -race $(RACE_PKGS)
 
 # rung on the embedded defaults (SQLite under ./rung-data).
 serve:

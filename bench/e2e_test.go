@@ -6,105 +6,27 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rungdev/rung/internal/harness"
 )
-
-// The rung binary, built once for the tests that run `rung serve` and `rung bench` as
-// processes, the way a user does.
-var (
-	buildOnce sync.Once
-	rungBin   string
-	buildErr  error
-)
-
-func rungBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "rung-bench-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		rungBin = filepath.Join(dir, "rung")
-		if out, err := exec.Command("go", "build", "-o", rungBin, "../cmd/rung").CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("build rung: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return rungBin
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if rungBin != "" {
-		os.RemoveAll(filepath.Dir(rungBin))
-	}
-	os.Exit(code)
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// checkFor polls f until it returns nil or total has passed.
-func checkFor(t *testing.T, total, step time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", total, err)
-		}
-		time.Sleep(step)
-	}
-}
 
 // serve starts `rung serve` on SQLite in a fresh data directory; it is stopped with
-// SIGTERM at the end of the test.
+// SIGTERM at the end of the test, and must then exit cleanly.
 func serve(t *testing.T, args ...string) (base, dataDir string) {
 	t.Helper()
-	bin := rungBinary(t)
-	addr, dataDir := freeAddr(t), t.TempDir()
+	bin := harness.RungBinary(t)
+	addr, dataDir := harness.FreeAddr(t), t.TempDir()
 	cmd := exec.Command(bin, append([]string{"serve", "--listen", addr, "--data-dir", dataDir,
 		"--flush-interval", "100ms", "--log-level", "warn"}, args...)...)
-	stderr := &syncBuffer{}
+	stderr := &harness.Output{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -114,8 +36,12 @@ func serve(t *testing.T, args ...string) (base, dataDir string) {
 	t.Cleanup(func() {
 		cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-done:
+		case err := <-done:
+			if err != nil {
+				t.Errorf("rung serve exited with %v after SIGTERM", err)
+			}
 		case <-time.After(30 * time.Second):
+			t.Errorf("rung serve still running 30 s after SIGTERM")
 			cmd.Process.Kill()
 			<-done
 		}
@@ -124,7 +50,7 @@ func serve(t *testing.T, args ...string) (base, dataDir string) {
 		}
 	})
 	base = "http://" + addr
-	checkFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+	harness.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
 		select {
 		case err := <-done:
 			done <- err
@@ -217,7 +143,7 @@ func TestLandedCheckFindsLoss(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+	harness.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
 		n, err := store.Count(context.Background(), m.Site)
 		if err == nil && n != res.Accepted {
 			err = fmt.Errorf("%d of %d stored", n, res.Accepted)
@@ -246,7 +172,7 @@ func TestCommand(t *testing.T) {
 	}
 	base, dataDir := serve(t)
 	html := filepath.Join(t.TempDir(), "report.html")
-	cmd := exec.Command(rungBinary(t), "bench", "--target", base, "--count", "300", "--connections", "4",
+	cmd := exec.Command(harness.RungBinary(t), "bench", "--target", base, "--count", "300", "--connections", "4",
 		"--data-dir", dataDir, "--json", "--html", html, "--quiet")
 	cmd.Env = append(os.Environ(), "RUNG_BATCH=5", "RUNG_SEED=11")
 	var stdout, stderr bytes.Buffer
@@ -276,7 +202,7 @@ func TestCommand(t *testing.T) {
 	}
 
 	// A remote target is refused, and nothing is sent.
-	out, err := exec.Command(rungBinary(t), "bench", "--target", "http://10.255.255.1:8080", "--duration", "1s").CombinedOutput()
+	out, err := exec.Command(harness.RungBinary(t), "bench", "--target", "http://10.255.255.1:8080", "--duration", "1s").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "not a loopback address") {
 		t.Errorf("remote target: %v\n%s", err, out)
 	}

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/rungdev/rung/internal/harness"
 )
 
 func TestBucketsTile(t *testing.T) {
@@ -116,6 +118,7 @@ func TestHistogramEdges(t *testing.T) {
 }
 
 func TestRecordAllocs(t *testing.T) {
+	harness.SkipAllocsUnderRace(t)
 	h := NewHistogram()
 	if n := testing.AllocsPerRun(1000, func() { h.Record(1234567) }); n != 0 {
 		t.Errorf("Record allocates %v times", n)

@@ -776,8 +776,14 @@ func newLane(r *runner, i int, addr, host string) *lane {
 	return l
 }
 
-// dueBy is how many requests the open-loop schedule had due by elapsed (capped by Count).
+// dueBy is how many requests the open-loop schedule had due by elapsed, or by the end
+// of the timed phase if that came first (capped by Count). Lanes send no timed request
+// after Duration, however long the last answers take to come back: counting what fell
+// due while they did would charge the generator for requests it was never to send.
 func (r *runner) dueBy(elapsed time.Duration) int64 {
+	if r.cfg.Duration > 0 {
+		elapsed = min(elapsed, r.cfg.Duration)
+	}
 	n := r.cfg.due(elapsed)
 	if r.cfg.Count > 0 {
 		n = min(n, r.cfg.Count)

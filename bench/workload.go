@@ -85,7 +85,7 @@ func (m *Model) Validate() error {
 		errs = append(errs, fmt.Errorf("run tag %q: want 4 to 16 lower-case letters and digits", m.Run))
 	}
 	if m.Site == "" || len(m.Site) > 100 || strings.Trim(m.Site, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_:") != "" {
-		errs = append(errs, fmt.Errorf("site %q: want 1 to 100 letters, digits and . - _ :", m.Site))
+		errs = append(errs, fmt.Errorf("site %q: want 1 to 100 letters, digits, dots, hyphens, underscores or colons", m.Site))
 	}
 	rate := func(name string, p float64) {
 		if !(p >= 0 && p <= 1) {

@@ -12,6 +12,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"go.uber.org/goleak"
 
+	"github.com/rungdev/rung/internal/harness"
 	"github.com/rungdev/rung/schemas"
 )
 
@@ -54,21 +55,6 @@ func bodySig(visitor string, seq int) (string, schemas.Signal) {
 	body := s.Site + s.AnonymousID + s.EventID
 	s.Site, s.AnonymousID, s.EventID = body[:len(s.Site)], body[len(s.Site):len(s.Site)+len(s.AnonymousID)], body[len(s.Site)+len(s.AnonymousID):]
 	return body, s
-}
-
-func checkFor(t *testing.T, total, step time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", total, err)
-		}
-		time.Sleep(step)
-	}
 }
 
 func start(t *testing.T, cfg Config, f FlushFunc) (*Buffer, *metrics.Set, func()) {
@@ -162,7 +148,7 @@ func TestFlushBySizeAndByAge(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			checkFor(t, 5*time.Second, time.Millisecond, func() error {
+			harness.CheckFor(t, 5*time.Second, time.Millisecond, func() error {
 				if n := len(rec.signals()); n != tt.pushes {
 					return fmt.Errorf("flushed %d of %d signals before Close", n, tt.pushes)
 				}

@@ -106,7 +106,7 @@ func TestAdminListener(t *testing.T) {
 	done := make(chan error, 2)
 	go func() { done <- srv.Serve(ctx, pub, time.Second) }()
 	go func() { done <- srv.ServeAdmin(ctx, adm, time.Second) }()
-	defer func() { cancel(); <-done; <-done }()
+	defer func() { closeClientConns(); cancel(); <-done; <-done }()
 	get := func(ln net.Listener, path, token string) int {
 		req, _ := http.NewRequest("GET", "http://"+ln.Addr().String()+path, nil)
 		if token != "" {

@@ -136,7 +136,6 @@ type Server struct {
 	rejected map[string]*metrics.Counter // per-signal reasons
 	requests map[int]*metrics.Counter    // by status
 	bodyErrs map[string]*metrics.Counter // whole-body rejections, by reason
-	disagree *metrics.Gauge
 }
 
 type mount struct {
@@ -197,7 +196,10 @@ func New(cfg Config, reg *schemas.Registry, intake Intake, ready func(context.Co
 	for _, code := range []int{200, 202, 204, 400, 401, 403, 404, 405, 408, 413, 415, 429, 431, 500, 503} {
 		s.requests[code] = set.NewCounter(`rung_collect_responses_total{code="` + strconv.Itoa(code) + `"}`)
 	}
-	set.NewGauge(`rung_validation_disagreements_total`, func() float64 { return float64(reg.Disagreements()) })
+	// A counter the registry keeps itself: written at scrape time, typed as a counter.
+	set.RegisterMetricsWriter(func(w io.Writer) {
+		metrics.WriteCounterUint64(w, `rung_validation_disagreements_total`, reg.Disagreements())
+	})
 	for _, m := range mounts {
 		s.mounts = append(s.mounts, mount{Mount: m, h: fasthttpadaptor.NewFastHTTPHandler(m.Handler)})
 	}

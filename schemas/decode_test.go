@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/rungdev/rung/internal/harness"
 )
 
 func newTestRegistry(t testing.TB) *Registry {
@@ -226,6 +228,7 @@ func TestDecodeHostile(t *testing.T) {
 }
 
 func TestDecodeAllocs(t *testing.T) {
+	harness.SkipAllocsUnderRace(t)
 	r := newTestRegistry(t)
 	single := strings.Replace(okSignal, `}`, `,"event_id":"ev-0000001"}`, 1)
 	batch := "[" + strings.TrimSuffix(strings.Repeat(single+",", 50), ",") + "]"

@@ -11,6 +11,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/rungdev/rung/internal/harness"
 	"github.com/rungdev/rung/schemas"
 	"github.com/rungdev/rung/sink"
 	"github.com/rungdev/rung/sink/sqlite"
@@ -65,10 +66,12 @@ func TestQuarantineBatches(t *testing.T) {
 		defer close(done)
 		q.Run(runCtx)
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for sum(store.sizes()) < n && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	harness.CheckFor(t, 30*time.Second, 10*time.Millisecond, func() error {
+		if got := sum(store.sizes()); got < n {
+			return fmt.Errorf("%d of %d rows written", got, n)
+		}
+		return nil
+	})
 	stop()
 	<-done
 	if got, want := store.sizes(), []int{500, n - 500}; !slices.Equal(got, want) {

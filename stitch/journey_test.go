@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/rungdev/rung/internal/harness"
 	"github.com/rungdev/rung/schemas"
 	"github.com/rungdev/rung/stitch/events"
 	"github.com/rungdev/rung/stitch/outbox"
@@ -179,7 +180,7 @@ func TestLeadsKeepTheirAttribution(t *testing.T) {
 		t.Fatalf("the sink should now say newsletter: %+v", a)
 	}
 
-	sqltest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+	harness.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
 		c, err := events.Count(ctx, b.DB, b.Dialect, events.Filter{Name: EventLeadCreated})
 		if err != nil || c != n {
 			return fmt.Errorf("events table holds %d lead_created (%v), want %d", c, err, n)

@@ -12,6 +12,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/rungdev/rung/buffer/stream/streamtest"
+	"github.com/rungdev/rung/internal/harness"
 )
 
 // TestClusterNodeKilled publishes without pause into a 3-replica stream, consumed all
@@ -35,7 +36,10 @@ func TestClusterNodeKilled(t *testing.T) {
 	}
 
 	set := metrics.NewSet()
-	p, err := NewPublisher(nc, PublisherConfig{Stream: scfg, AckTimeout: 2 * time.Second, Timeout: 30 * time.Second, Retries: 10}, set)
+	// The election that follows the kill takes seconds on an idle machine and far longer
+	// on a loaded one: the publisher is given minutes to see it through, a bound that
+	// only a cluster that never recovers reaches.
+	p, err := NewPublisher(nc, PublisherConfig{Stream: scfg, AckTimeout: 2 * time.Second, Timeout: 2 * time.Minute, Retries: 20}, set)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +91,7 @@ func TestClusterNodeKilled(t *testing.T) {
 			}
 		})
 	}
-	waitFor(t, 30*time.Second, func() error {
+	harness.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
 		mu.Lock()
 		defer mu.Unlock()
 		if len(acked) < 2000 {
@@ -97,7 +101,7 @@ func TestClusterNodeKilled(t *testing.T) {
 	})
 	kill(victim)
 	killed.Store(true)
-	waitFor(t, 60*time.Second, func() error {
+	harness.CheckFor(t, 3*time.Minute, 50*time.Millisecond, func() error {
 		if n := afterOK.Load(); n < 2000 {
 			return fmt.Errorf("%d signals acked since stream leader %s was killed", n, leader)
 		}
@@ -120,7 +124,7 @@ func TestClusterNodeKilled(t *testing.T) {
 	}
 	t.Logf("publisher retries: %s", metric(set, "rung_stream_publish_retries_total"))
 
-	waitFor(t, 60*time.Second, func() error {
+	harness.CheckFor(t, 60*time.Second, 50*time.Millisecond, func() error {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		missing := 0

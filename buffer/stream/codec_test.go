@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rungdev/rung/internal/harness"
 	"github.com/rungdev/rung/schemas"
 )
 
@@ -102,6 +103,7 @@ func TestParseErrors(t *testing.T) {
 }
 
 func TestAppendAllocs(t *testing.T) {
+	harness.SkipAllocsUnderRace(t)
 	s := fullSignal()
 	dst := make([]byte, 0, EncodedSize(&s))
 	if n := testing.AllocsPerRun(100, func() { dst = Append(dst[:0], &s) }); n != 0 {

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/rungdev/rung/internal/harness"
 	"github.com/rungdev/rung/schemas"
 )
 
@@ -57,7 +58,7 @@ func (r *recorder) handle(_ context.Context, ss []schemas.Signal, re []bool) err
 // checks r holds exactly all, each once.
 func (r *recorder) consumedAll(t *testing.T, all []*schemas.Signal, stops ...func() error) {
 	t.Helper()
-	waitFor(t, 30*time.Second, func() error {
+	harness.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
 		if n := r.count(); n < len(all) {
 			return fmt.Errorf("%d of %d signals consumed", n, len(all))
 		}
@@ -195,7 +196,7 @@ func TestPublishConsume(t *testing.T) {
 		if part >= 4 {
 			cfg = cfgB
 		}
-		waitFor(t, 10*time.Second, func() error {
+		harness.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
 			n, err := pending(js, cfg, part)
 			if err == nil && n != 0 {
 				err = fmt.Errorf("partition %d: %d messages not acked", part, n)
@@ -318,7 +319,7 @@ func TestUndecodableTerminated(t *testing.T) {
 	if got := metric(set, "rung_stream_decode_errors_total"); got != "3" {
 		t.Errorf("decode errors counted %s, want 3", got)
 	}
-	waitFor(t, 10*time.Second, func() error {
+	harness.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
 		n, err := pending(js, cfg, 0)
 		if err == nil && n != 0 {
 			err = fmt.Errorf("%d messages left unacked (the garbage must be terminated)", n)

@@ -12,6 +12,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/rungdev/rung/buffer"
+	"github.com/rungdev/rung/internal/harness"
 	"github.com/rungdev/rung/schemas"
 )
 
@@ -130,7 +131,7 @@ func holdPartition(p *Publisher) (release func()) {
 // waitOpen waits until partition 0's open message holds n signals.
 func waitOpen(t *testing.T, p *Publisher, n int) {
 	t.Helper()
-	waitFor(t, 10*time.Second, func() error {
+	harness.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
 		pt := &p.parts[0]
 		pt.mu.Lock()
 		defer pt.mu.Unlock()

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/rungdev/rung/buffer"
+	"github.com/rungdev/rung/internal/harness"
 	"github.com/rungdev/rung/schemas"
 )
 
@@ -52,10 +53,15 @@ func newStream(t testing.TB, js jetstream.JetStream, cfg StreamConfig) StreamCon
 	if err := Ensure(context.Background(), js, cfg); err != nil {
 		t.Fatal(err)
 	}
+	// A cluster that has just lost a node answers once it has elected a new meta
+	// leader, which on a loaded machine takes longer than one request's timeout.
 	t.Cleanup(func() {
-		if err := js.DeleteStream(context.Background(), cfg.Name); err != nil {
-			t.Errorf("delete stream %s: %v", cfg.Name, err)
-		}
+		harness.CheckFor(t, 60*time.Second, 100*time.Millisecond, func() error {
+			if err := js.DeleteStream(context.Background(), cfg.Name); err != nil {
+				return fmt.Errorf("delete stream %s: %w", cfg.Name, err)
+			}
+			return nil
+		})
 	})
 	return cfg
 }
@@ -96,22 +102,6 @@ func metric(set *metrics.Set, name string) string {
 		}
 	}
 	return ""
-}
-
-// waitFor polls f until it returns nil, failing the test with f's last error after total.
-func waitFor(t testing.TB, total time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", total, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 func TestParsePartitions(t *testing.T) {
@@ -346,7 +336,7 @@ func TestPublisherCloseWaits(t *testing.T) {
 		p.Append(context.Background(), "", signals("inflight", 2, 2), errs)
 		done <- errs
 	}()
-	waitFor(t, 10*time.Second, func() error {
+	harness.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
 		if p.js.PublishAsyncPending() == 0 {
 			return errors.New("the Append has not published yet")
 		}

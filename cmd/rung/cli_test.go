@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/rungdev/rung/internal/harness"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/cli")
@@ -109,7 +111,7 @@ func TestCLI(t *testing.T) {
 				t.Errorf("in process, differs from %s:\n--- got\n%s\n--- want\n%s", path, got, want)
 			}
 
-			cmd := exec.Command(rungBin, tc.args...)
+			cmd := exec.Command(harness.RungBinary(t), tc.args...)
 			cmd.Dir = t.TempDir()
 			cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
 			for k, v := range tc.env {
@@ -203,7 +205,7 @@ func TestVersion(t *testing.T) {
 	}
 	// The binary reads its own build information, by either spelling.
 	for _, args := range [][]string{{"version"}, {"--version"}} {
-		out, err := exec.Command(rungBin, args...).Output()
+		out, err := exec.Command(harness.RungBinary(t), args...).Output()
 		if err != nil {
 			t.Fatalf("rung %s: %v", args[0], err)
 		}

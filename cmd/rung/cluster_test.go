@@ -18,6 +18,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/rungdev/rung/buffer/stream/streamtest"
+	"github.com/rungdev/rung/internal/harness"
 	"github.com/rungdev/rung/preagg/stats"
 	"github.com/rungdev/rung/schemas"
 	"github.com/rungdev/rung/sink/clickhouse"
@@ -160,7 +161,7 @@ func TestCluster(t *testing.T) {
 		t.FailNow()
 	}
 	// The aggregator dies, as a crash would, holding signals it has not acked.
-	checkFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+	harness.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
 		if n := aggA.metric("rung_stream_read_total"); n == 0 {
 			return fmt.Errorf("the doomed aggregator has read nothing yet")
 		}
@@ -185,7 +186,7 @@ func TestCluster(t *testing.T) {
 	}
 	t.Cleanup(func() { ch.DropDatabase(context.Background()); ch.Close() })
 	var landed []schemas.Signal
-	checkFor(t, 60*time.Second, 200*time.Millisecond, func() error {
+	harness.CheckFor(t, 60*time.Second, 200*time.Millisecond, func() error {
 		if landed, err = ch.Signals(ctx, 0, 1<<62); err != nil {
 			return err
 		}
@@ -265,7 +266,7 @@ func TestCluster(t *testing.T) {
 // waitReady waits until p answers /readyz with 200: its stream has a leader.
 func waitReady(t *testing.T, p *proc) {
 	t.Helper()
-	checkFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+	harness.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
 		resp, err := http.Get(p.url("/readyz"))
 		if err != nil {
 			return err

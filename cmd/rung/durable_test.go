@@ -20,6 +20,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/rungdev/rung/internal/harness"
 	"github.com/rungdev/rung/schemas"
 	"github.com/rungdev/rung/sink/clickhouse"
 	"github.com/rungdev/rung/sink/sqlite"
@@ -222,27 +223,25 @@ func storedSignals(t *testing.T, args []string) []schemas.Signal {
 		}
 	}
 	ctx := context.Background()
-	var (
-		got []schemas.Signal
-		err error
-	)
+	var got []schemas.Signal
 	if dsn != "" {
 		c, err := clickhouse.Open(ctx, dsn, clickhouse.Options{Writers: 1}, metrics.NewSet())
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		got, err = c.Signals(ctx, 0, 1<<62)
+		if got, err = c.Signals(ctx, 0, 1<<62); err != nil {
+			t.Fatal(err)
+		}
 	} else {
 		s, err := sqlite.Open(ctx, filepath.Join(dir, "telemetry.db"), metrics.NewSet())
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer s.Close()
-		got, err = s.Signals(ctx, 0, 1<<62)
-	}
-	if err != nil {
-		t.Fatal(err)
+		if got, err = s.Signals(ctx, 0, 1<<62); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return got
 }
@@ -252,7 +251,7 @@ func storedSignals(t *testing.T, args []string) []schemas.Signal {
 // the mismatches.
 func reconcile(t *testing.T, args []string, strict bool) {
 	t.Helper()
-	cmd := exec.Command(rungBin, append([]string{"reconcile", "--from", "-24h", "--business", "none"}, args...)...)
+	cmd := exec.Command(harness.RungBinary(t), append([]string{"reconcile", "--from", "-24h", "--business", "none"}, args...)...)
 	out, err := cmd.CombinedOutput()
 	if err != nil && strict {
 		t.Fatalf("rung reconcile: %v\n%s", err, out)

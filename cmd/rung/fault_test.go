@@ -13,6 +13,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/rungdev/rung/internal/harness"
 	"github.com/rungdev/rung/sink/clickhouse"
 	"github.com/rungdev/rung/sink/clickhouse/chtest"
 )
@@ -95,7 +96,7 @@ func TestClickHouseOutage(t *testing.T) {
 			return nil
 		}
 	}
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	harness.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 		if p.metric(`rung_sink_rows_written_total{table="signals"}`) < 1000 {
 			return fmt.Errorf("load not flowing yet")
 		}
@@ -103,17 +104,17 @@ func TestClickHouseOutage(t *testing.T) {
 	})
 	ch.Stop()
 	down := time.Now()
-	checkFor(t, 10*time.Second, 50*time.Millisecond, ready(503))
+	harness.CheckFor(t, 10*time.Second, 50*time.Millisecond, ready(503))
 	<-time.After(20*time.Second - time.Since(down)) // the outage itself, not a synchronisation
 	ch.Start()
-	checkFor(t, 30*time.Second, 50*time.Millisecond, ready(200))
+	harness.CheckFor(t, 30*time.Second, 50*time.Millisecond, ready(200))
 	<-time.After(time.Second) // load after recovery
 	stopLoad()
 	<-loadDone
 
 	mu.Lock()
 	defer mu.Unlock()
-	checkFor(t, 60*time.Second, 100*time.Millisecond, func() error {
+	harness.CheckFor(t, 60*time.Second, 100*time.Millisecond, func() error {
 		if w := p.metric(`rung_sink_rows_written_total{table="signals"}`); w != float64(len(accepted)) {
 			return fmt.Errorf("rows written %v, accepted %d", w, len(accepted))
 		}

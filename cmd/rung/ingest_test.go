@@ -18,6 +18,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/rungdev/rung/internal/harness"
 	"github.com/rungdev/rung/schemas"
 	"github.com/rungdev/rung/sink/clickhouse"
 	"github.com/rungdev/rung/sink/sqlite"
@@ -265,7 +266,7 @@ func TestIngestEndToEnd(t *testing.T) {
 			if len(accepted) != n-invalid {
 				t.Errorf("accepted %d, want %d", len(accepted), n-invalid)
 			}
-			checkFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+			harness.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
 				if w := p.metric(`rung_sink_rows_written_total{table="signals"}`); w != float64(len(accepted)) {
 					return fmt.Errorf("rows written %v, want %d", w, len(accepted))
 				}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rungdev/rung/internal/harness"
 )
 
 // TestSQLMetacharactersInFilters stores signals whose paths and utm values carry SQL
@@ -50,7 +52,7 @@ func TestSQLMetacharactersInFilters(t *testing.T) {
 				return resp.StatusCode, rep.Sessions
 			}
 			// The visitors fall in different buffer shards, flushed apart: wait for all.
-			checkFor(t, 20*time.Second, 50*time.Millisecond, func() error {
+			harness.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error {
 				if st, n := landing(""); st != 200 || n != float64(1+len(evil)) {
 					return fmt.Errorf("unfiltered: status %d, %v sessions, want %d", st, n, 1+len(evil))
 				}

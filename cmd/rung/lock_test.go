@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rungdev/rung/internal/harness"
 )
 
 // TestDataDirLock: a second `rung serve` process on a data directory in use refuses at
@@ -17,7 +19,7 @@ func TestDataDirLock(t *testing.T) {
 	dir := t.TempDir()
 	first := startServe(t, "--data-dir", dir)
 
-	second := exec.Command(rungBin, "serve", "--data-dir", dir, "--listen", freeAddr(t))
+	second := exec.Command(harness.RungBinary(t), "serve", "--data-dir", dir, "--listen", harness.FreeAddr(t))
 	out, err := runFor(t, second, 30*time.Second)
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) {
@@ -41,7 +43,7 @@ func TestDataDirLock(t *testing.T) {
 // runFor runs cmd to its end, at most total, and returns its combined output.
 func runFor(t *testing.T, cmd *exec.Cmd, total time.Duration) (string, error) {
 	t.Helper()
-	var out syncBuffer
+	var out harness.Output
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

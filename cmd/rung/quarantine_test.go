@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rungdev/rung/internal/harness"
 	"github.com/rungdev/rung/schemas"
 )
 
@@ -39,7 +40,7 @@ func TestQuarantine(t *testing.T) {
 				}
 			}
 			var got struct{ Signals []schemas.Quarantined }
-			checkFor(t, 20*time.Second, 100*time.Millisecond, func() error {
+			harness.CheckFor(t, 20*time.Second, 100*time.Millisecond, func() error {
 				req, _ := http.NewRequest("GET", p.url("/v1/quarantine?site=shop.example"), nil)
 				resp, err := http.DefaultClient.Do(req)
 				if err != nil {

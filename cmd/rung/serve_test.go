@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rungdev/rung/internal/harness"
 )
 
 // TestPublicListenerFailureStopsServe: with --admin-listen, the public listener failing
@@ -23,7 +25,7 @@ import (
 // the admin listener's /readyz stops saying ready. (It used to wait on the admin server
 // for ever, ready all along.)
 func TestPublicListenerFailureStopsServe(t *testing.T) {
-	public, admin := freeAddr(t), freeAddr(t)
+	public, admin := harness.FreeAddr(t), harness.FreeAddr(t)
 	var cfg serveConfig
 	args := []string{"--data-dir", t.TempDir(), "--listen", public, "--admin-listen", admin, "--drain-timeout", "5s"}
 	if _, err := configure("rung serve", &cfg, &cfg.DryRun, args, func(string) (string, bool) { return "", false }, io.Discard); err != nil {
@@ -40,7 +42,7 @@ func TestPublicListenerFailureStopsServe(t *testing.T) {
 		mu.Unlock()
 		return ln, err
 	}
-	var logs syncBuffer
+	var logs harness.Output
 	done := make(chan error, 1)
 	go func() { done <- serve(context.Background(), &cfg, slog.New(slog.NewTextHandler(&logs, nil)), listen) }()
 	t.Cleanup(func() {
@@ -49,7 +51,7 @@ func TestPublicListenerFailureStopsServe(t *testing.T) {
 		}
 	})
 	readyz := "http://" + admin + "/readyz"
-	checkFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+	harness.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
 		select {
 		case err := <-done:
 			t.Fatalf("serve ended early: %v", err)

@@ -13,6 +13,7 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
+	"github.com/rungdev/rung/internal/harness"
 	"github.com/rungdev/rung/schemas"
 )
 
@@ -75,10 +76,10 @@ func noPageErrors(t *testing.T, tab context.Context) {
 // each case in a browser context of its own, against one real collector; then reads
 // what each site left in the sink.
 func TestSnippetBehaviour(t *testing.T) {
-	col := startRung(t, freeAddr(t), t.TempDir())
+	col := startRung(t, harness.FreeAddr(t), t.TempDir())
 	h := newHandler(t, Options{})
 	srv := testPages(t, h, col.url("/collect"))
-	browser := newBrowser(t)
+	browser := harness.Browser(t)
 	ids := map[string][]string{} // site → the anonymous_ids its pages reported
 
 	// The API, used well and badly: nothing throws, the good calls land, the bad ones

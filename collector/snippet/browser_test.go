@@ -18,6 +18,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/rungdev/rung/internal/harness"
 	"github.com/rungdev/rung/schemas"
 )
 
@@ -165,11 +166,11 @@ func checkJourney(t *testing.T, sigs []schemas.Signal, v visit, base string) {
 // another, as a site that adds rung's snippet does: sendBeacon and fetch post
 // text/plain, so no preflight is needed.
 func TestDemoJourneyCrossOrigin(t *testing.T) {
-	col := startRung(t, freeAddr(t), t.TempDir())
+	col := startRung(t, harness.FreeAddr(t), t.TempDir())
 	site := httptest.NewServer(newHandler(t, Options{Site: "demo", Endpoint: col.url("/collect")}))
 	t.Cleanup(site.Close)
 
-	browser := newBrowser(t)
+	browser := harness.Browser(t)
 	tab, closeTab := newTab(t, browser)
 	v := takeJourney(t, tab, site.URL, nil)
 	closeTab()
@@ -182,10 +183,10 @@ func TestDemoJourneyCrossOrigin(t *testing.T) {
 // TestDemoJourneyServedByRung walks the demo as `rung serve` serves it, t.js and pages
 // from the collector's own origin, and checks how rung serves t.js on the wire.
 func TestDemoJourneyServedByRung(t *testing.T) {
-	col := startRung(t, freeAddr(t), t.TempDir())
+	col := startRung(t, harness.FreeAddr(t), t.TempDir())
 	checkServedScript(t, col)
 
-	browser := newBrowser(t)
+	browser := harness.Browser(t)
 	tab, closeTab := newTab(t, browser)
 	v := takeJourney(t, tab, col.url(""), nil)
 	closeTab()
@@ -261,13 +262,13 @@ func httpGet(t *testing.T, url string, hdr map[string]string) response {
 // again: the signals t.js kept in localStorage arrive, each once, with the event_ids
 // they were made with.
 func TestQueuedWhileCollectorDown(t *testing.T) {
-	addr, data := freeAddr(t), t.TempDir()
+	addr, data := harness.FreeAddr(t), t.TempDir()
 	col := startRung(t, addr, data)
 	site := httptest.NewServer(newHandler(t, Options{Site: "demo", Endpoint: col.url("/collect")}))
 	t.Cleanup(site.Close)
 	col.stop()
 
-	browser := newBrowser(t)
+	browser := harness.Browser(t)
 	tab, closeTab := newTab(t, browser)
 	// t.js learns the collector is down when its first request fails, a second after
 	// the landing; it cannot know sooner, and beacons sent before then are lost with it.
@@ -294,8 +295,9 @@ func TestQueuedWhileCollectorDown(t *testing.T) {
 	}
 	tab2, closeTab2 := newTab(t, browser)
 	run(t, tab2, chromedp.Navigate(site.URL+"/demo/pricing"))
-	// The six queued, and this page's pageview.
-	col.waitAccepted(len(journeySignals)+1, 15*time.Second)
+	// The six queued, and this page's pageview. A send that fails is retried after 1, 2,
+	// 4, 8, 16 s...: the bound leaves room for several on a loaded machine.
+	col.waitAccepted(len(journeySignals)+1, 60*time.Second)
 	waitJS(t, tab2, stored+`.length == 0`)
 	closeTab2()
 	col.stop()

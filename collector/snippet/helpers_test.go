@@ -6,15 +6,11 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
-	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,79 +18,10 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/chromedp/chromedp"
 
+	"github.com/rungdev/rung/internal/harness"
 	"github.com/rungdev/rung/schemas"
 	"github.com/rungdev/rung/sink/sqlite"
 )
-
-// checkFor calls f every step until it returns nil, and fails the test with f's last
-// error once total has passed.
-func checkFor(t *testing.T, total, step time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("still failing after %v: %v", total, err)
-		}
-		time.Sleep(step)
-	}
-}
-
-// The rung binary is built once per test run, the first time a test needs it.
-var rungBin struct {
-	once sync.Once
-	dir  string
-	path string
-	err  error
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if rungBin.dir != "" {
-		os.RemoveAll(rungBin.dir)
-	}
-	os.Exit(code)
-}
-
-// buildRung builds ./cmd/rung once per run; RUNG_TEST_BIN names a binary to use
-// instead (one built from a known commit while the tree is mid-edit).
-func buildRung(t *testing.T) string {
-	t.Helper()
-	if bin := os.Getenv("RUNG_TEST_BIN"); bin != "" {
-		return bin
-	}
-	rungBin.once.Do(func() {
-		dir, err := os.MkdirTemp("", "rung-snippet-test-")
-		if err != nil {
-			rungBin.err = err
-			return
-		}
-		rungBin.dir = dir
-		rungBin.path = filepath.Join(dir, "rung")
-		cmd := exec.Command("go", "build", "-o", rungBin.path, "github.com/rungdev/rung/cmd/rung")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			rungBin.err = fmt.Errorf("go build ./cmd/rung: %v\n%s", err, out)
-		}
-	})
-	if rungBin.err != nil {
-		t.Fatal(rungBin.err)
-	}
-	return rungBin.path
-}
-
-// freeAddr returns a 127.0.0.1 address with a port nobody listens on right now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 // rung is a `rung serve` process on the embedded SQLite sink.
 type rung struct {
@@ -103,15 +30,15 @@ type rung struct {
 	dataDir string
 	cmd     *exec.Cmd
 	done    chan error
-	log     *lockedBuffer
+	log     *harness.Output
 }
 
 // startRung runs `rung serve` on addr with its store in dataDir and waits until it
 // answers /healthz. The test's cleanup kills it if the test has not stopped it.
 func startRung(t *testing.T, addr, dataDir string) *rung {
 	t.Helper()
-	r := &rung{t: t, addr: addr, dataDir: dataDir, done: make(chan error, 1), log: &lockedBuffer{}}
-	r.cmd = exec.Command(buildRung(t), "serve", "--listen", addr, "--data-dir", dataDir,
+	r := &rung{t: t, addr: addr, dataDir: dataDir, done: make(chan error, 1), log: &harness.Output{}}
+	r.cmd = exec.Command(harness.RungBinary(t), "serve", "--listen", addr, "--data-dir", dataDir,
 		"--flush-interval", "50ms", "--log-level", "debug")
 	r.cmd.Stdout, r.cmd.Stderr = r.log, r.log
 	if err := r.cmd.Start(); err != nil {
@@ -127,7 +54,7 @@ func startRung(t *testing.T, addr, dataDir string) *rung {
 			t.Logf("rung serve on %s said:\n%s", addr, r.log.String())
 		}
 	})
-	checkFor(t, 15*time.Second, 20*time.Millisecond, func() error {
+	harness.CheckFor(t, 15*time.Second, 20*time.Millisecond, func() error {
 		select {
 		case err := <-r.done:
 			t.Fatalf("rung serve exited early: %v\n%s", err, r.log.String())
@@ -188,7 +115,7 @@ func (r *rung) accepted() (int, error) {
 // waitAccepted polls /metrics until the collector has accepted at least n signals.
 func (r *rung) waitAccepted(n int, total time.Duration) {
 	r.t.Helper()
-	checkFor(r.t, total, 25*time.Millisecond, func() error {
+	harness.CheckFor(r.t, total, 25*time.Millisecond, func() error {
 		got, err := r.accepted()
 		if err != nil {
 			return err
@@ -215,55 +142,6 @@ func readSink(t *testing.T, dataDir string) []schemas.Signal {
 		t.Fatalf("read the sink: %v", err)
 	}
 	return sigs
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// newBrowser starts Debian's headless Chromium with a fresh profile and returns the
-// context of its first tab. The test's cleanup closes the browser.
-func newBrowser(t *testing.T) context.Context {
-	t.Helper()
-	if _, err := os.Stat("/usr/bin/chromium"); err != nil {
-		t.Fatalf("chromium: %v (apt-get install chromium)", err)
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath("/usr/bin/chromium"),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 900),
-	)
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(func() {
-		cancel()
-		cancelAlloc()
-	})
-	// Start the browser now, so that a later NewContext opens a second tab of it.
-	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	return ctx
 }
 
 // newTab opens a tab in the browser of ctx. Closing it (closeTab) closes the page as
@@ -307,7 +185,7 @@ func eval[T any](t *testing.T, ctx context.Context, js string) T {
 // waitJS polls until a JavaScript expression is true in the page.
 func waitJS(t *testing.T, ctx context.Context, js string) {
 	t.Helper()
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	harness.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 		tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		ok, err := chromedp.Run(tctx, chromedp.Evaluate[bool]("!!("+js+")"))

@@ -7,51 +7,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rungdev/rung/internal/harness"
 )
 
 // root is the repository's root, from this package's directory.
 const root = "../.."
-
-// rungBin is the rung binary TestMain builds from the repository.
-var rungBin string
-
-func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "rung-deploy-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	rungBin = filepath.Join(dir, "rung")
-	build := exec.Command(goBin(), "build", "-o", rungBin, "./cmd/rung")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build rung: %v\n%s", err, out)
-		return 1
-	}
-	return m.Run()
-}
-
-// goBin is the go command of the toolchain that built the test, so the builds it runs
-// share its build cache; the one on PATH when that toolchain's root is unknown.
-func goBin() string {
-	if r := runtime.GOROOT(); r != "" {
-		return filepath.Join(r, "bin", "go")
-	}
-	return "go"
-}
 
 // dryRun runs `rung args... --dry-run` with exactly the environment env (as a container
 // would: nothing inherited) and returns the configuration it prints.
@@ -59,7 +26,7 @@ func dryRun(t *testing.T, args []string, env map[string]string) map[string]any {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, rungBin, append(append([]string{}, args...), "--dry-run")...)
+	cmd := exec.CommandContext(ctx, harness.RungBinary(t), append(append([]string{}, args...), "--dry-run")...)
 	cmd.Dir = t.TempDir()
 	cmd.Env = []string{}
 	for k, v := range env {

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/rungdev/rung/internal/harness"
 )
 
 // instruction is one Dockerfile instruction, continuation lines joined.
@@ -154,7 +156,7 @@ func TestDataDirWritableByNonroot(t *testing.T) {
 		t.Fatal(err)
 	}
 	bin := filepath.Join(dir, "rung")
-	b, err := os.ReadFile(rungBin)
+	b, err := os.ReadFile(harness.RungBinary(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +244,7 @@ func TestDockerignore(t *testing.T) {
 			t.Errorf("the build context holds %s", p)
 		}
 	}
-	list := exec.Command(goBin(), "list", "-deps", "-json=Module,Dir,GoFiles,EmbedFiles", "./cmd/rung")
+	list := exec.Command("go", "list", "-deps", "-json=Module,Dir,GoFiles,EmbedFiles", "./cmd/rung")
 	list.Dir = root
 	out, err := list.Output()
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rungdev/rung/internal/harness"
 )
 
 // command is one shell command of a README block, continuation lines joined, with the
@@ -102,7 +103,7 @@ func TestQuickStart(t *testing.T) {
 			blocks["signal"], blocks["counted"])
 	}
 	dir := copyRepo(t)
-	addr := freeAddr(t)
+	addr := harness.FreeAddr(t)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -193,39 +194,34 @@ func runClaimed(t *testing.T, dir string, c command) {
 // one-second sleep, allowed more time on a loaded machine.
 func eventually(t *testing.T, dir string, c command, ok func(string) bool, what string) {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		out := runShell(t, dir, c.line)
-		if ok(out) {
-			return
+	harness.CheckFor(t, 2*time.Minute, 100*time.Millisecond, func() error {
+		if out := runShell(t, dir, c.line); !ok(out) {
+			return fmt.Errorf("%s did not show %s:\n%s", c.line, what, out)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never showed %s; last:\n%s", c.line, what, out)
-		}
-	}
+		return nil
+	})
 }
 
 func waitReady(t *testing.T, addr string, exited chan error, out *bytes.Buffer) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Minute) // go run compiles rung in the copy first
-	for {
-		resp, err := http.Get("http://" + addr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
+	// go run compiles rung in the copy first.
+	harness.CheckFor(t, 5*time.Minute, 200*time.Millisecond, func() error {
 		select {
 		case err := <-exited:
 			exited <- err
 			t.Fatalf("rung serve exited: %v\n%s", err, out.String())
-		case <-time.After(200 * time.Millisecond):
+		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("rung serve not ready on %s within 5 minutes: %v", addr, err)
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err != nil {
+			return fmt.Errorf("rung serve on %s: %w", addr, err)
 		}
-	}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("rung serve on %s: /readyz %s", addr, resp.Status)
+		}
+		return nil
+	})
 }
 
 // copyRepo copies the repository's files (tracked, and untracked but not ignored: what
@@ -269,14 +265,4 @@ func copyRepo(t *testing.T) string {
 		t.Fatalf("copied %d files and no go.mod: %v", n, err)
 	}
 	return dir
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return fmt.Sprintf("127.0.0.1:%d", ln.Addr().(*net.TCPAddr).Port)
 }

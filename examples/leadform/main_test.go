@@ -17,6 +17,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"go.uber.org/goleak"
 
+	"github.com/rungdev/rung/internal/harness"
 	"github.com/rungdev/rung/schemas"
 	"github.com/rungdev/rung/sink"
 	"github.com/rungdev/rung/sink/sqlite"
@@ -105,7 +106,7 @@ func (j *journey) post(t *testing.T, form url.Values) (int, map[string]string) {
 func (j *journey) event(t *testing.T, leadID string) events.Event {
 	t.Helper()
 	var got []events.Event
-	sqltest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+	harness.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
 		var err error
 		got, err = events.List(context.Background(), j.p.DB, j.p.Dialect, events.Filter{SubjectID: leadID})
 		if err == nil && len(got) != 1 {

@@ -14,41 +14,9 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/rungdev/rung/internal/harness"
 	"github.com/rungdev/rung/preagg/stats"
 )
-
-// newBrowser starts Debian's headless Chromium with a fresh profile; the test's cleanup
-// closes it.
-func newBrowser(t *testing.T) context.Context {
-	t.Helper()
-	if _, err := os.Stat("/usr/bin/chromium"); err != nil {
-		t.Fatalf("chromium: %v (apt-get install chromium)", err)
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath("/usr/bin/chromium"),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 900),
-	)
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(func() {
-		cancel()
-		cancelAlloc()
-	})
-	// Start the browser with the long-lived context: the first action's context owns the
-	// browser, and the per-step timeouts below must not close it.
-	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	return ctx
-}
 
 // visit navigates and returns what the page shows, read by a script in the page: the
 // numbers as text, the way a person reads them.
@@ -122,7 +90,7 @@ func percent(t *testing.T, what, s string, v float64) {
 // saves screenshots of both views.
 func TestDashboardInChromium(t *testing.T) {
 	srv := server(t)
-	ctx := newBrowser(t)
+	ctx := harness.Browser(t)
 
 	var api stats.LandingReport
 	getJSON(t, srv.URL+"/v1/stats/landing-pages?site=shop.example", &api)

@@ -19,6 +19,7 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
+	"github.com/rungdev/rung/internal/harness"
 	"github.com/rungdev/rung/preagg/stats"
 	"github.com/rungdev/rung/schemas"
 	"github.com/rungdev/rung/sink"
@@ -111,7 +112,7 @@ func TestUTMPayloadsInChromium(t *testing.T) {
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 
-	ctx := newBrowser(t)
+	ctx := harness.Browser(t)
 	opened := dialogs(t, ctx)
 	// The detector works: a page that does call alert is seen to.
 	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)

@@ -505,11 +505,6 @@ func (c *ClickHouse) query(ctx context.Context, where string, args ...any) ([]sc
 	return out, err
 }
 
-// queryCounted is query with each signal's session_ms.
-func (c *ClickHouse) queryCounted(ctx context.Context, where string, args ...any) ([]schemas.Signal, []int64, error) {
-	return c.scanSignals(ctx, true, where, args...)
-}
-
 func (c *ClickHouse) scanSignals(ctx context.Context, withSession bool, where string, args ...any) ([]schemas.Signal, []int64, error) {
 	q := "SELECT event_id, type, site, anonymous_id, received_ms, bot, url, path, referrer, utm_source, " +
 		"utm_medium, utm_campaign, utm_term, utm_content, name, experiment, variant, value, props, session_ms FROM " +

@@ -10,24 +10,9 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/rungdev/rung/internal/harness"
 	"github.com/rungdev/rung/sink"
 )
-
-// checkFor polls f until it succeeds or total has passed.
-func checkFor(t *testing.T, total, step time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(step)
-	}
-}
 
 func rowBatch(i int) *sink.Batch {
 	return &sink.Batch{Landing: []sink.LandingCell{{LandingKey: sink.LandingKey{Site: fmt.Sprint(i)}, Version: 1}}}
@@ -55,7 +40,7 @@ func TestGroupCommitMerges(t *testing.T) {
 	g.begin()
 	errs := make(chan error, n)
 	go func() { errs <- g.commit(context.Background(), rowBatch(0)) }()
-	checkFor(t, 5*time.Second, time.Millisecond, func() error {
+	harness.CheckFor(t, 5*time.Second, time.Millisecond, func() error {
 		mu.Lock()
 		defer mu.Unlock()
 		if len(writes) != 1 {
@@ -67,7 +52,7 @@ func TestGroupCommitMerges(t *testing.T) {
 		g.begin()
 		go func() { errs <- g.commit(context.Background(), rowBatch(i)) }()
 	}
-	checkFor(t, 5*time.Second, time.Millisecond, func() error {
+	harness.CheckFor(t, 5*time.Second, time.Millisecond, func() error {
 		g.mu.Lock()
 		defer g.mu.Unlock()
 		if len(g.pending) != n-1 {
@@ -106,7 +91,7 @@ func TestGroupCommitWaitsAndFails(t *testing.T) {
 	g.begin() // one that will give up
 	errs := make(chan error, 2)
 	go func() { errs <- g.commit(context.Background(), rowBatch(0)) }()
-	checkFor(t, 5*time.Second, time.Millisecond, func() error {
+	harness.CheckFor(t, 5*time.Second, time.Millisecond, func() error {
 		g.mu.Lock()
 		defer g.mu.Unlock()
 		if !g.writing {

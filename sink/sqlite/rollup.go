@@ -86,10 +86,3 @@ func writeRollups(ctx context.Context, tx *sql.Tx, b *sink.Batch, ex execer) err
 		return append(args, c.Site, c.AnonymousID, c.LastMs)
 	})
 }
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}

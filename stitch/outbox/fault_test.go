@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/rungdev/rung/internal/harness"
 )
 
 // child starts this test binary as a relay or projector process.
@@ -143,7 +145,7 @@ func TestRelayDownPastDuplicateWindow(t *testing.T) {
 	if _, err := js.Publish(ctx, probe, []byte("probe"), jetstream.WithMsgID("probe")); err != nil {
 		t.Fatal(err)
 	}
-	checkFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+	harness.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
 		ack, err := js.Publish(ctx, probe, []byte("probe"), jetstream.WithMsgID("probe"))
 		if err != nil {
 			return err
@@ -167,7 +169,7 @@ func TestRelayDownPastDuplicateWindow(t *testing.T) {
 	p := newProjector(t, b, nc, broker, ProjectorConfig{Durable: "proj"})
 	run(t, p.Run)
 	wantEvents(t, b, 20*time.Second, ids)
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	harness.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 		if a := p.absorbed.Load(); a != n {
 			return fmt.Errorf("projector absorbed %d duplicates, want %d", a, n)
 		}
@@ -214,7 +216,7 @@ func TestProjectorSIGKILLedBeforeAck(t *testing.T) {
 	p := newProjector(t, b, nc, broker, ProjectorConfig{Durable: "proj", AckWait: time.Second})
 	run(t, p.Run)
 	wantEvents(t, b, 20*time.Second, ids)
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	harness.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 		if rd, a := p.redelivered.Load(), p.absorbed.Load(); rd < committed || a < committed {
 			return fmt.Errorf("redeliveries %d, absorbed %d; want ≥ %d each", rd, a, committed)
 		}
@@ -274,7 +276,7 @@ func TestNATSOutage(t *testing.T) {
 		t.Fatalf("outbox depth peaked at %d during the outage, %d written: it should have grown", peak, written)
 	}
 	srv.start()
-	checkFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+	harness.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
 		if d := depth(t, b.DB); d != 0 {
 			return fmt.Errorf("outbox depth %d after NATS came back", d)
 		}

@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
 
+	"github.com/rungdev/rung/internal/harness"
 	"github.com/rungdev/rung/stitch/events"
 	"github.com/rungdev/rung/stitch/sqldb"
 	"github.com/rungdev/rung/stitch/sqldb/sqltest"
@@ -36,8 +37,6 @@ func TestMain(m *testing.M) {
 		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
 	)
 }
-
-var checkFor = sqltest.CheckFor
 
 func natsURL() string {
 	if v := os.Getenv("RUNG_TEST_NATS"); v != "" {
@@ -139,7 +138,7 @@ func depth(t *testing.T, db *sql.DB) int64 {
 // wantEvents polls until the events table holds exactly the given event_ids, once each.
 func wantEvents(t *testing.T, b backend, total time.Duration, ids map[string]bool) {
 	t.Helper()
-	checkFor(t, total, 20*time.Millisecond, func() error {
+	harness.CheckFor(t, total, 20*time.Millisecond, func() error {
 		n, d := countEvents(t, b.DB, b.Dialect)
 		if n != int64(len(ids)) || d != n {
 			return fmt.Errorf("events table holds %d rows (%d distinct), want %d", n, d, len(ids))
@@ -239,7 +238,7 @@ func (s *natsServer) start() {
 	}
 	s.exited = make(chan struct{})
 	go func(c *exec.Cmd, done chan struct{}) { c.Wait(); close(done) }(s.cmd, s.exited)
-	checkFor(s.t, 10*time.Second, 20*time.Millisecond, func() error {
+	harness.CheckFor(s.t, 10*time.Second, 20*time.Millisecond, func() error {
 		c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(s.port))
 		if err != nil {
 			return fmt.Errorf("own nats-server on %d: %w", s.port, err)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rungdev/rung/internal/harness"
 	"github.com/rungdev/rung/stitch/events"
 	"github.com/rungdev/rung/stitch/sqldb"
 )
@@ -260,7 +261,7 @@ func TestDirectRelayConcurrentWriters(t *testing.T) {
 				t.Fatal(err)
 			}
 			wantEvents(t, b, 20*time.Second, ids)
-			checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+			harness.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
 				if d := depth(t, b.DB); d != 0 {
 					return fmt.Errorf("outbox depth %d", d)
 				}
@@ -445,7 +446,7 @@ func TestOutOfOrderCommitsAreNotSkipped(t *testing.T) {
 		close(p.commit)
 		ids[p.id] = true
 		r.Notify()
-		checkFor(t, 10*time.Second, 5*time.Millisecond, func() error {
+		harness.CheckFor(t, 10*time.Second, 5*time.Millisecond, func() error {
 			if got, _ := countEvents(t, b.DB, b.Dialect); got != int64(k+1) {
 				return fmt.Errorf("after %d commits (highest id first) the events table holds %d", k+1, got)
 			}

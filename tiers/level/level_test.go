@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rungdev/rung/internal/harness"
 	"github.com/rungdev/rung/stitch/events"
 	"github.com/rungdev/rung/stitch/outbox"
 	"github.com/rungdev/rung/stitch/sqldb"
@@ -87,7 +88,7 @@ func TestAsyncRejectsWhenFull(t *testing.T) {
 	if err := a.Emit(0); err != nil {
 		t.Fatal(err)
 	}
-	sqltest.CheckFor(t, 5*time.Second, time.Millisecond, func() error {
+	harness.CheckFor(t, 30*time.Second, time.Millisecond, func() error {
 		if inFlight.Load() != 1 {
 			return errors.New("first event not picked up")
 		}
@@ -128,7 +129,7 @@ func TestAsyncShutdownDeadlineCountsLoss(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	sqltest.CheckFor(t, 5*time.Second, time.Millisecond, func() error {
+	harness.CheckFor(t, 30*time.Second, time.Millisecond, func() error {
 		if started.Load() != 2 {
 			return fmt.Errorf("%d handlers running, want 2", started.Load())
 		}
@@ -177,7 +178,7 @@ func TestAsyncLossOnCrashIsCounted(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			sqltest.CheckFor(t, 10*time.Second, 2*time.Millisecond, func() error {
+			harness.CheckFor(t, 30*time.Second, 2*time.Millisecond, func() error {
 				if st := a.Stats(); st.Handled != 10 || st.Queued != 39 {
 					return fmt.Errorf("not yet stalled on the 11th event: %+v", st)
 				}

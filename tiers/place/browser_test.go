@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -14,44 +13,18 @@ import (
 
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
+
+	"github.com/rungdev/rung/internal/harness"
 )
 
 // browser starts headless Chromium for the test and returns a context whose tabs share
 // it. The browser is stopped in t.Cleanup.
 func browser(t *testing.T) context.Context {
 	t.Helper()
-	path := os.Getenv("RUNG_TEST_CHROMIUM")
-	if path == "" {
-		var err error
-		if path, err = exec.LookPath("chromium"); err != nil {
-			path = "/usr/bin/chromium"
-		}
-	}
-	if _, err := os.Stat(path); err != nil {
-		t.Fatalf("headless Chromium is needed (set RUNG_TEST_CHROMIUM): %v", err)
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(path),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1200, 900),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	bctx, cancelBrowser := chromedp.NewContext(actx)
-	t.Cleanup(func() {
-		cancelBrowser()
-		cancelAlloc()
-	})
 	// A generous bound for the whole test, so that a wedged browser fails it rather than
 	// hanging CI; not a timing threshold.
-	ctx, cancel := context.WithTimeout(bctx, 2*time.Minute)
+	ctx, cancel := context.WithTimeout(harness.Browser(t), 2*time.Minute)
 	t.Cleanup(cancel)
-	if err := chromedp.Do(ctx); err != nil { // starts the browser
-		t.Fatalf("start chromium at %s: %v", path, err)
-	}
 	return ctx
 }
 

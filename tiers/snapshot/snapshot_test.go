@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rungdev/rung/internal/harness"
 	"github.com/rungdev/rung/stitch/events"
 	"github.com/rungdev/rung/stitch/sqldb"
 	"github.com/rungdev/rung/stitch/sqldb/sqltest"
@@ -244,7 +245,7 @@ func TestLoopRunsEverySlotAndStops(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)
 			go func() { done <- j.Loop(ctx) }()
-			sqltest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+			harness.CheckFor(t, 30*time.Second, 10*time.Millisecond, func() error {
 				var n int
 				if err := b.DB.QueryRow(`SELECT count(DISTINCT as_of) FROM daily_metrics`).Scan(&n); err != nil {
 					return err

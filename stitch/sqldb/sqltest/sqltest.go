@@ -110,20 +110,3 @@ func withParam(dsn, k, v string) string {
 	}
 	return dsn + " " + k + "=" + v
 }
-
-// CheckFor polls fn every step until it returns nil or total has passed, and fails t
-// with fn's last error. Tests use it instead of sleeping.
-func CheckFor(t testing.TB, total, step time.Duration, fn func() error) {
-	t.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(step)
-	}
-}
