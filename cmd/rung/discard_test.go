@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rungdev/rung/internal/harness"
 )
 
 // TestServeDiscard runs `rung serve --sink discard` as a bench does: every accepted
@@ -34,7 +36,7 @@ func TestServeDiscard(t *testing.T) {
 	}
 	accepted["browser-e1"], accepted["browser-e2"] = true, true
 	discarded := `rung_sink_rows_discarded_total{table="signals"}`
-	checkFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+	harness.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
 		if got := p.metric(discarded); got != float64(len(accepted)) {
 			return fmt.Errorf("%s = %v, want the %d accepted", discarded, got, len(accepted))
 		}
