@@ -89,9 +89,11 @@ func runAggregate(ctx context.Context, args []string, env environ, stdout io.Wri
 	if err != nil {
 		return err
 	}
-	w := &skipStored{w: store}
+	health := sink.NewHealth(sinkName(&cfg.pipeConfig), store, log, set)
+	w := &skipStored{w: health}
 	flush := agg.FlushTo(w)
 	skipped := set.NewCounter(`rung_aggregate_redelivered_stored_total`)
+	dropped := set.NewCounter(`rung_signals_dropped_total{reason="sink_error"}`)
 	handle := func(ctx context.Context, signals []schemas.Signal, redelivered []bool) error {
 		stored, err := storedOf(ctx, store, signals, redelivered)
 		if err != nil {
@@ -99,7 +101,14 @@ func runAggregate(ctx context.Context, args []string, env environ, stdout io.Wri
 		}
 		w.stored = stored // the handler runs in one goroutine at a time
 		skipped.Add(len(stored))
-		return flush(ctx, signals)
+		err = flush(ctx, signals)
+		if class, ok := sink.ClassOf(err); ok && class == sink.Permanent {
+			// Redelivered, it would fail the same way for ever: drop it once, counted
+			// and logged (Health), and ack it.
+			dropped.Add(len(signals) - len(stored))
+			return nil
+		}
+		return err
 	}
 	consumer, err := stream.NewConsumer(js, stream.ConsumerConfig{
 		Stream:        scfg,
@@ -117,7 +126,7 @@ func runAggregate(ctx context.Context, args []string, env environ, stdout io.Wri
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
-	web := &http.Server{Handler: aggregateMux(set, store.Ping, nc.IsConnected), ReadHeaderTimeout: 5 * time.Second}
+	web := &http.Server{Handler: aggregateMux(set, health.Ready, nc.IsConnected), ReadHeaderTimeout: 5 * time.Second}
 	log.Info("rung aggregating", "addr", ln.Addr().String(), "sink", sinkName(&cfg.pipeConfig),
 		"stream", scfg.Name, "partitions", len(owned), "sessions_restored", restored)
 

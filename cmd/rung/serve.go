@@ -78,6 +78,8 @@ func runServe(ctx context.Context, args []string, env environ, stdout io.Writer)
 		if err != nil {
 			return err
 		}
+		health := sink.NewHealth(sinkName(&cfg.pipeConfig), store, log, set)
+		ready = health.Ready
 		policy, _ := buffer.ParsePolicy(cfg.WhenFull)
 		buf = buffer.New(buffer.Config{
 			BatchSize:     cfg.BatchSize,
@@ -86,7 +88,7 @@ func runServe(ctx context.Context, args []string, env environ, stdout io.Writer)
 			WhenFull:      policy,
 			Shards:        sessionShards,
 			Flushers:      sessionLanes,
-		}, agg.FlushTo(store), set)
+		}, agg.FlushTo(health), set)
 		intake, restored = buf, n
 	}
 
