@@ -12,6 +12,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/rungdev/rung/sink/clickhouse"
+	"github.com/rungdev/rung/sink/sinktest"
 )
 
 // TestClickHouseSchemaFaults breaks the signals table under a running `rung serve` the
@@ -59,7 +60,7 @@ func TestClickHouseSchemaFaults(t *testing.T) {
 				}
 				return nil
 			})
-			status, body := get(t, p.url("/readyz"))
+			status, body := fetchBody(t, p.url("/readyz"))
 			if status != http.StatusServiceUnavailable || !strings.Contains(body, "clickhouse") || !strings.Contains(body, c.says) {
 				t.Errorf("/readyz while failing: %d %q, want 503 naming the sink and %q", status, body, c.says)
 			}
@@ -87,7 +88,7 @@ func TestClickHouseSchemaFaults(t *testing.T) {
 				if w := p.metric(`rung_sink_rows_written_total{table="signals"}`); w != float64(len(accepted)-before) {
 					return fmt.Errorf("rows written %v, want %d", w, len(accepted)-before)
 				}
-				if status, body := get(t, p.url("/readyz")); status != http.StatusOK {
+				if status, body := fetchBody(t, p.url("/readyz")); status != http.StatusOK {
 					return fmt.Errorf("/readyz after mending: %d %s", status, body)
 				}
 				return nil
@@ -99,30 +100,14 @@ func TestClickHouseSchemaFaults(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			seen := map[string]int{}
-			var spurious, dup, missing int
-			for _, g := range stored {
-				if seen[g.EventID]++; seen[g.EventID] == 2 {
-					dup++
-				}
-				if !accepted[g.EventID] {
-					spurious++
-				}
-			}
-			for id := range accepted {
-				if seen[id] == 0 {
-					missing++
-				}
-			}
-			if missing != d || missing != before || spurious != 0 || dup != 0 {
-				t.Errorf("accepted %d (%d while broken): missing %d, counted dropped %d, spurious %d, duplicated %d",
-					len(accepted), before, missing, d, spurious, dup)
+			if missing := sinktest.CheckAccounted(t, stored, accepted, d); missing != before {
+				t.Errorf("%d accepted signals missing, want the %d accepted while the table was broken", missing, before)
 			}
 		})
 	}
 }
 
-func get(t *testing.T, url string) (int, string) {
+func fetchBody(t *testing.T, url string) (int, string) {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/rungdev/rung/buffer"
 	"github.com/rungdev/rung/schemas"
 	"github.com/rungdev/rung/sink"
+	"github.com/rungdev/rung/sink/sinktest"
 )
 
 func openFault(t *testing.T) *SQLite {
@@ -239,33 +240,8 @@ func TestWriteFaults(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			checkAccounted(t, stored, accepted, int(dropped.Get()))
+			sinktest.CheckAccounted(t, stored, accepted, int(dropped.Get()))
 		})
-	}
-}
-
-// checkAccounted fails unless, by event_id, the accepted signals missing from stored
-// are as many as were counted dropped, and stored holds nothing twice or unaccepted.
-func checkAccounted(t *testing.T, stored []schemas.Signal, accepted map[string]bool, dropped int) {
-	t.Helper()
-	seen := map[string]int{}
-	var spurious, dup int
-	for _, g := range stored {
-		if seen[g.EventID]++; seen[g.EventID] == 2 {
-			dup++
-		}
-		if !accepted[g.EventID] {
-			spurious++
-		}
-	}
-	missing := 0
-	for id := range accepted {
-		if seen[id] == 0 {
-			missing++
-		}
-	}
-	if missing != dropped || spurious != 0 || dup != 0 {
-		t.Errorf("accepted %d: missing %d, counted dropped %d, spurious %d, duplicated %d", len(accepted), missing, dropped, spurious, dup)
 	}
 }
 
