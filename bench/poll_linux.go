@@ -9,9 +9,10 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // A closed-loop run drives its connections from event loops of its own, one per
@@ -34,8 +35,8 @@ type pollLane struct {
 	finishBy   time.Duration
 	retryAt    time.Duration // every visitor held (see build): build again then; 0: none
 	over       bool
-	sa         syscall.Sockaddr // the lane's target; connect writes into it, so each lane has its own
-	family     int              // of sa
+	sa         unix.Sockaddr // the lane's target; connect writes into it, so each lane has its own
+	family     int           // of sa
 }
 
 // pollRun is the state the event loops of one run share.
@@ -88,19 +89,19 @@ func (r *runner) closedLoop(ctx context.Context, deadline time.Duration, timedDo
 }
 
 // sockaddr resolves a target's host:port for connect(2).
-func sockaddr(addr string) (syscall.Sockaddr, int, error) {
+func sockaddr(addr string) (unix.Sockaddr, int, error) {
 	ta, err := net.ResolveTCPAddr("tcp", addr)
 	if err != nil {
 		return nil, 0, fmt.Errorf("resolve %s: %w", addr, err)
 	}
 	if ip := ta.IP.To4(); ip != nil {
-		sa := &syscall.SockaddrInet4{Port: ta.Port}
+		sa := &unix.SockaddrInet4{Port: ta.Port}
 		copy(sa.Addr[:], ip)
-		return sa, syscall.AF_INET, nil
+		return sa, unix.AF_INET, nil
 	}
-	sa := &syscall.SockaddrInet6{Port: ta.Port}
+	sa := &unix.SockaddrInet6{Port: ta.Port}
 	copy(sa.Addr[:], ta.IP.To16())
-	return sa, syscall.AF_INET6, nil
+	return sa, unix.AF_INET6, nil
 }
 
 func (pr *pollRun) endTimed(p *pollLane) {
@@ -120,16 +121,16 @@ func (pr *pollRun) loop(lanes []*pollLane) error {
 			}
 		}
 	}()
-	ep, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return fmt.Errorf("epoll: %w", err)
 	}
-	defer syscall.Close(ep)
+	defer unix.Close(ep)
 	now := pr.r.clock()
 	for i, p := range lanes {
 		pr.next(ep, i, p, now)
 	}
-	events := make([]syscall.EpollEvent, 128)
+	events := make([]unix.EpollEvent, 128)
 	lastScan := now
 	for {
 		live := 0
@@ -151,7 +152,7 @@ func (pr *pollRun) loop(lanes []*pollLane) error {
 		// Untold, a loop holds its processor for at most 10ms at a time, and the
 		// runtime can still preempt it: its signal ends the wait with EINTR.
 		n, err := rawEpollWait(ep, events, wait)
-		if err != nil && err != syscall.EINTR {
+		if err != nil && err != unix.EINTR {
 			return fmt.Errorf("epoll_wait: %w", err)
 		}
 		for _, ev := range events[:max(n, 0)] {
@@ -162,20 +163,20 @@ func (pr *pollRun) loop(lanes []*pollLane) error {
 			}
 			switch {
 			case p.connecting || (p.inflight && p.wrote < len(p.http.wbuf)):
-				if ev.Events&(syscall.EPOLLOUT|syscall.EPOLLERR|syscall.EPOLLHUP) != 0 {
+				if ev.Events&(unix.EPOLLOUT|unix.EPOLLERR|unix.EPOLLHUP) != 0 {
 					pr.write(ep, i, p)
 				}
 				// Edge-triggered: an answer that came with this event (an early 413
 				// or 429, then a close) is not announced again.
 				if p.fd >= 0 && p.inflight && !p.connecting && p.wrote == len(p.http.wbuf) &&
-					ev.Events&(syscall.EPOLLIN|syscall.EPOLLRDHUP|syscall.EPOLLHUP) != 0 {
+					ev.Events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP) != 0 {
 					pr.read(ep, i, p)
 				}
 			case p.inflight:
-				if ev.Events&(syscall.EPOLLIN|syscall.EPOLLERR|syscall.EPOLLHUP|syscall.EPOLLRDHUP) != 0 {
+				if ev.Events&(unix.EPOLLIN|unix.EPOLLERR|unix.EPOLLHUP|unix.EPOLLRDHUP) != 0 {
 					pr.read(ep, i, p)
 				}
-			case ev.Events&(syscall.EPOLLIN|syscall.EPOLLERR|syscall.EPOLLHUP|syscall.EPOLLRDHUP) != 0:
+			case ev.Events&(unix.EPOLLIN|unix.EPOLLERR|unix.EPOLLHUP|unix.EPOLLRDHUP) != 0:
 				// Nothing asked: the server closed the connection, or is out of step.
 				p.closeFD()
 			}
@@ -247,20 +248,20 @@ func (pr *pollRun) next(ep, i int, p *pollLane, now time.Duration) {
 // dial opens lane i's connection, without waiting for it: the loop writes when epoll
 // says it is up.
 func (pr *pollRun) dial(ep, i int, p *pollLane) error {
-	fd, err := syscall.Socket(p.family, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
+	fd, err := unix.Socket(p.family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("socket", err)}
 	}
-	syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLOUT | syscall.EPOLLRDHUP | -syscall.EPOLLET, Fd: int32(i)}
-	if err := syscall.EpollCtl(ep, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
-		syscall.Close(fd)
+	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(i)}
+	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		unix.Close(fd)
 		return &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("epoll_ctl", err)}
 	}
 	p.fd, p.connecting = fd, false
-	switch err := syscall.Connect(fd, p.sa); err {
+	switch err := unix.Connect(fd, p.sa); err {
 	case nil:
-	case syscall.EINPROGRESS, syscall.EINTR:
+	case unix.EINPROGRESS, unix.EINTR:
 		p.connecting = true
 	default:
 		p.closeFD()
@@ -273,9 +274,9 @@ func (pr *pollRun) dial(ep, i int, p *pollLane) error {
 // when to go on.
 func (pr *pollRun) write(ep, i int, p *pollLane) {
 	if p.connecting {
-		v, err := syscall.GetsockoptInt(p.fd, syscall.SOL_SOCKET, syscall.SO_ERROR)
+		v, err := unix.GetsockoptInt(p.fd, unix.SOL_SOCKET, unix.SO_ERROR)
 		if err == nil && v != 0 {
-			err = syscall.Errno(v)
+			err = unix.Errno(v)
 		}
 		if err != nil {
 			p.closeFD()
@@ -287,11 +288,11 @@ func (pr *pollRun) write(ep, i int, p *pollLane) {
 	}
 	buf := p.http.wbuf
 	for p.wrote < len(buf) {
-		n, err := rawIO(syscall.SYS_WRITE, p.fd, buf[p.wrote:])
+		n, err := rawIO(unix.SYS_WRITE, p.fd, buf[p.wrote:])
 		switch {
-		case err == syscall.EAGAIN:
+		case err == unix.EAGAIN:
 			return
-		case err == syscall.EINTR:
+		case err == unix.EINTR:
 			continue
 		case err != nil:
 			pr.fail(ep, i, p, os.NewSyscallError("write", err))
@@ -309,11 +310,11 @@ func (pr *pollRun) read(ep, i int, p *pollLane) {
 			pr.fail(ep, i, p, err)
 			return
 		}
-		n, err := rawIO(syscall.SYS_READ, p.fd, c.rbuf[c.w:])
+		n, err := rawIO(unix.SYS_READ, p.fd, c.rbuf[c.w:])
 		switch {
-		case err == syscall.EAGAIN:
+		case err == unix.EAGAIN:
 			return
-		case err == syscall.EINTR:
+		case err == unix.EINTR:
 			continue
 		case err != nil:
 			pr.fail(ep, i, p, os.NewSyscallError("read", err))
@@ -356,7 +357,7 @@ func (pr *pollRun) complete(ep, i int, p *pollLane, err error) {
 
 func (p *pollLane) closeFD() {
 	if p.fd >= 0 {
-		syscall.Close(p.fd) // closing removes it from the epoll set
+		unix.Close(p.fd) // closing removes it from the epoll set
 		p.fd, p.connecting = -1, false
 	}
 }
@@ -367,16 +368,17 @@ func rawIO(trap uintptr, fd int, b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
 	}
-	n, _, e := syscall.RawSyscall(trap, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+	n, _, e := unix.RawSyscall(trap, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
 	if e != 0 {
 		return 0, e
 	}
 	return int(n), nil
 }
 
-// rawEpollWait is epoll_wait for at most ms milliseconds, unknown to the scheduler.
-func rawEpollWait(ep int, events []syscall.EpollEvent, ms int) (int, error) {
-	n, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_WAIT, uintptr(ep), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), uintptr(ms), 0, 0)
+// rawEpollWait is epoll_wait for at most ms milliseconds, unknown to the scheduler. It
+// calls epoll_pwait with no signal mask, which is epoll_wait: arm64 has only the former.
+func rawEpollWait(ep int, events []unix.EpollEvent, ms int) (int, error) {
+	n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(ep), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), uintptr(ms), 0, 0)
 	if e != 0 {
 		return 0, e
 	}

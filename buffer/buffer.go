@@ -3,7 +3,9 @@
 // a hash of anonymous_id so one visitor's signals stay in order, and hands them to a
 // flush function in batches when a batch is full or its oldest signal is old enough (a
 // batch.Policy). It decides what happens when it is full (reject or drop) and counts
-// every signal it did not deliver, by reason.
+// every signal it did not deliver, by reason. A signal may carry a tag (AppendTagged)
+// that Config.Done hands back once its batch is delivered: the write-ahead log (package
+// wal) learns so which segments it may delete.
 //
 // Concurrency: Push is called from many goroutines and takes only one shard's lock. Each
 // shard belongs to exactly one flusher goroutine, which is what keeps a visitor's signals
@@ -73,6 +75,11 @@ type Config struct {
 	WhenFull      Policy
 	Shards        int // default 64
 	Flushers      int // concurrent flushes; default 4
+	// Done, when set, is called by a flusher after each batch with the tags its signals
+	// were pushed with (see AppendTagged), once the sink holds them or they are counted
+	// as dropped for a sink error. Signals abandoned at a hard stop are not reported.
+	// The slice is reused after it returns.
+	Done func(tags []uint32)
 }
 
 func (c *Config) defaults() {
@@ -193,8 +200,14 @@ func ShardOf(anonymousID string, shards int) int {
 // intake on one node. The signals were decoded from body, and their strings that lie in
 // it are held as spans of it (see slot). It never blocks.
 func (b *Buffer) Append(_ context.Context, body string, signals []*schemas.Signal, errs []error) {
+	b.AppendTagged(body, signals, errs, 0)
+}
+
+// AppendTagged is Append with a tag on every signal, given back to Config.Done when the
+// signal has been delivered: the write-ahead log's segment, which it may then delete.
+func (b *Buffer) AppendTagged(body string, signals []*schemas.Signal, errs []error, tag uint32) {
 	for i, s := range signals {
-		errs[i] = b.push(body, s)
+		errs[i] = b.push(body, s, tag)
 	}
 }
 
@@ -203,10 +216,10 @@ func (b *Buffer) Append(_ context.Context, body string, signals []*schemas.Signa
 // be reused (the collector copies the request body first). It allocates the copy, under
 // the shard's lock: Append, which holds a body's signals as spans of it, is the hot path.
 func (b *Buffer) Push(s *schemas.Signal) error {
-	return b.push("", s)
+	return b.push("", s, 0)
 }
 
-func (b *Buffer) push(body string, s *schemas.Signal) error {
+func (b *Buffer) push(body string, s *schemas.Signal, tag uint32) error {
 	sh := &b.shards[ShardOf(s.AnonymousID, len(b.shards))]
 	size := int64(s.Size())
 	sh.mu.Lock()
@@ -226,7 +239,7 @@ func (b *Buffer) push(body string, s *schemas.Signal) error {
 	if sh.q.len() == 0 {
 		sh.since = time.Now().UnixNano()
 	}
-	spans := sh.q.push(body, s)
+	spans := sh.q.push(body, s, tag)
 	sh.bytes += size
 	sh.pushed++
 	wake := sh.q.len() == sh.poke
@@ -254,6 +267,11 @@ func (b *Buffer) Held() int64 {
 	}
 	return max(n-b.lost.Load(), 0)
 }
+
+// Dropped returns how many accepted signals the buffer has dropped so far: those the
+// sink gave up on and those still held at a hard stop. Signals refused or dropped when
+// the buffer was full are not counted: their clients were told (or the policy says so).
+func (b *Buffer) Dropped() uint64 { return b.droppedSink.Get() + b.droppedStop.Get() }
 
 // sum returns the bytes held and the signals ever pushed, over all shards.
 func (b *Buffer) sum() (bytes int64, pushed uint64) {
@@ -310,7 +328,8 @@ type flusher struct {
 	inflight atomic.Int64 // signals in the batch being flushed
 	wake     chan struct{}
 	batch    []schemas.Signal
-	taken    []int64 // bytes taken from each shard by the batch in progress
+	tags     []uint32 // the batch's tags
+	taken    []int64  // bytes taken from each shard by the batch in progress
 }
 
 func (f *flusher) poke() {
@@ -368,14 +387,14 @@ func (f *flusher) due(closing bool) bool {
 // flushOnce takes up to one batch from the flusher's shards and delivers it.
 func (f *flusher) flushOnce(ctx context.Context) {
 	limit := f.b.policy.Count
-	f.batch = f.batch[:0]
+	f.batch, f.tags = f.batch[:0], f.tags[:0]
 	for i, s := range f.shards {
 		f.taken[i] = 0
 		if len(f.batch) >= limit {
 			continue
 		}
 		s.mu.Lock()
-		f.batch, f.taken[i] = s.q.take(f.batch, limit-len(f.batch))
+		f.batch, f.tags, f.taken[i] = s.q.take(f.batch, f.tags, limit-len(f.batch))
 		// since stays: what is left is no older than it, so due stays honest
 		s.mu.Unlock()
 	}
@@ -389,13 +408,17 @@ func (f *flusher) flushOnce(ctx context.Context) {
 	f.b.flushes.Inc()
 	f.b.flushRows.Update(float64(n))
 	f.b.flushSeconds.UpdateDuration(start)
+	stopped := err != nil && ctx.Err() != nil
 	if err != nil {
 		f.b.flushFailures.Inc()
-		if ctx.Err() != nil {
+		if stopped {
 			f.b.droppedStop.Add(n)
 		} else {
 			f.b.droppedSink.Add(n)
 		}
+	}
+	if f.b.cfg.Done != nil && !stopped {
+		f.b.cfg.Done(f.tags)
 	}
 	clear(f.batch)
 	for i, s := range f.shards {

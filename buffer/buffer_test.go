@@ -276,17 +276,17 @@ func TestQueue(t *testing.T) {
 		for i := 0; i < sizes[0]; i++ {
 			if i%2 == 0 {
 				body, s := bodySig("v", next)
-				if !q.push(body, &s) {
+				if !q.push(body, &s, 0) {
 					t.Fatal("a signal all of whose strings lie in its body was copied")
 				}
 			} else {
 				s := sig("v", next)
-				q.push("", &s)
+				q.push("", &s, 0)
 			}
 			next++
 		}
 		var size int64
-		out, size = q.take(out[:0], sizes[1])
+		out, _, size = q.take(out[:0], nil, sizes[1])
 		var sum int64
 		for _, s := range out {
 			if s.EventID != sig("v", want).EventID {
@@ -304,5 +304,56 @@ func TestQueue(t *testing.T) {
 		if len(q.chunks) > q.len()/chunkLen+2 {
 			t.Fatalf("round %d: %d chunks for %d signals", round, len(q.chunks), q.len())
 		}
+	}
+}
+
+// TestDoneReportsTags: every signal's tag comes back through Config.Done once its batch
+// is stored or dropped for a sink error, and not when a hard stop abandons it (the
+// write-ahead log keeps those for the next start).
+func TestDoneReportsTags(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		flush   func(ctx context.Context, batch []schemas.Signal) error
+		hard    bool
+		reports int
+	}{
+		{"stored", func(context.Context, []schemas.Signal) error { return nil }, false, 10},
+		{"sink error", func(context.Context, []schemas.Signal) error { return errors.New("table is gone") }, false, 10},
+		{"hard stop", func(ctx context.Context, _ []schemas.Signal) error { <-ctx.Done(); return ctx.Err() }, true, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var mu sync.Mutex
+			got := map[uint32]int{}
+			cfg := Config{BatchSize: 4, FlushInterval: time.Millisecond, Shards: 2, Flushers: 1, Done: func(tags []uint32) {
+				mu.Lock()
+				defer mu.Unlock()
+				for _, tag := range tags {
+					got[tag]++
+				}
+			}}
+			b := New(cfg, tc.flush, metrics.NewSet())
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- b.Run(ctx) }()
+			for i := range 10 {
+				body, s := bodySig(fmt.Sprintf("visitor-%d", i), i)
+				errs := make([]error, 1)
+				b.AppendTagged(body, []*schemas.Signal{&s}, errs, uint32(7+i%2))
+				if errs[0] != nil {
+					t.Fatal(errs[0])
+				}
+			}
+			b.Close()
+			if tc.hard {
+				cancel()
+			}
+			<-done
+			cancel()
+			mu.Lock()
+			defer mu.Unlock()
+			if n := got[7] + got[8]; n != tc.reports || (n > 0 && (got[7] != 5 || got[8] != 5)) {
+				t.Errorf("Done reported tags %v, want %d reports, half of each tag", got, tc.reports)
+			}
+		})
 	}
 }

@@ -28,7 +28,7 @@ func BenchmarkPush(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		i := 0
 		for pb.Next() {
-			for buf.push(bodies[i&1023], &ids[i&1023]) != nil { // full: let the flushers catch up
+			for buf.push(bodies[i&1023], &ids[i&1023], 0) != nil { // full: let the flushers catch up
 			}
 			i++
 		}
@@ -54,7 +54,7 @@ func BenchmarkPushDrain(b *testing.B) {
 	got := 0
 	go func() {
 		for i := 0; i < b.N; i++ {
-			for buf.push(body, &s) != nil {
+			for buf.push(body, &s, 0) != nil {
 			}
 		}
 		buf.Close()

@@ -26,20 +26,23 @@ type queue struct {
 
 func (q *queue) len() int { return q.n }
 
-// push stores s, whose strings lie in body when they can; it reports whether they did
-// (see slot.pack).
-func (q *queue) push(body string, s *schemas.Signal) bool {
+// push stores s with its tag, s's strings lying in body when they can; it reports
+// whether they did (see slot.pack).
+func (q *queue) push(body string, s *schemas.Signal, tag uint32) bool {
 	tail := q.head + q.n
 	if tail/chunkLen == len(q.chunks) {
 		q.chunks = append(q.chunks, q.pool.Get().(*chunk))
 	}
 	q.n++
-	return q.chunks[tail/chunkLen][tail%chunkLen].pack(body, s)
+	x := &q.chunks[tail/chunkLen][tail%chunkLen]
+	x.tag = tag
+	return x.pack(body, s)
 }
 
-// take moves up to k of the oldest signals to dst and returns it with their total size.
-// The slots are cleared so the request bodies they point into can be collected.
-func (q *queue) take(dst []schemas.Signal, k int) ([]schemas.Signal, int64) {
+// take moves up to k of the oldest signals to dst, and their tags to tags, and returns
+// both with the signals' total size. The slots are cleared so the request bodies they
+// point into can be collected.
+func (q *queue) take(dst []schemas.Signal, tags []uint32, k int) ([]schemas.Signal, []uint32, int64) {
 	var size int64
 	for k = min(k, q.n); k > 0; {
 		c := q.chunks[0]
@@ -48,6 +51,7 @@ func (q *queue) take(dst []schemas.Signal, k int) ([]schemas.Signal, int64) {
 		dst = slices.Grow(dst, m)[:n+m]
 		for i := range m {
 			c[q.head+i].unpack(&dst[n+i])
+			tags = append(tags, c[q.head+i].tag)
 			size += int64(dst[n+i].Size())
 		}
 		clear(c[q.head : q.head+m])
@@ -58,7 +62,7 @@ func (q *queue) take(dst []schemas.Signal, k int) ([]schemas.Signal, int64) {
 			q.drop()
 		}
 	}
-	return dst, size
+	return dst, tags, size
 }
 
 // drop retires the head chunk once it is drained (or resets it when it is the last).

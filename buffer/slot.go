@@ -17,6 +17,7 @@ type slot struct {
 	spans [numStrings]span
 	at    int64
 	value float64
+	tag   uint32 // the caller's, given back with the batch (see Config.Done)
 	typ   schemas.Type
 	bot   bool
 	has   bool

@@ -208,7 +208,8 @@ func (s *Server) AddMetrics(w func(io.Writer)) { s.writers = append(s.writers, w
 
 // Serve answers the public surface on ln until ctx is cancelled, then stops accepting
 // connections and waits (up to grace) for requests in progress to finish. It returns
-// after the last handler has returned, so the caller may close the intake next.
+// after the last handler has returned, so the caller may close the intake next. A
+// listener that fails (or is closed) before ctx ends is an error.
 func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration) error {
 	return s.serve(ctx, ln, grace, s.Handler)
 }
@@ -230,6 +231,14 @@ wait:
 	for {
 		select {
 		case err := <-errc:
+			// The listener failed under the server (fasthttp returns nil when it was
+			// closed): an error all the same, since nothing asked it to stop.
+			if err == nil {
+				err = errors.New("the listener closed")
+			}
+			sctx, cancel := context.WithTimeout(context.Background(), grace)
+			defer cancel()
+			srv.ShutdownWithContext(sctx) // finish the connections already accepted
 			return fmt.Errorf("serve %s: %w", ln.Addr(), err)
 		case <-ctx.Done():
 			break wait

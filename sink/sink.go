@@ -280,6 +280,11 @@ type Resume struct {
 // ErrInvalidDSN: a store address that cannot be used.
 var ErrInvalidDSN = errors.New("invalid store address")
 
+// ErrNotMigrated: a store opened read-only lacks rung's tables. A reader never creates
+// them: that is the writer's job, so a typo in an address cannot leave an empty store
+// behind.
+var ErrNotMigrated = errors.New("the store has no rung tables: run rung migrate or rung serve first")
+
 // DefaultDatabase is the ClickHouse database rung uses unless told otherwise.
 const DefaultDatabase = "rung"
 

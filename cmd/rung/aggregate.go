@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/rungdev/rung/buffer/stream"
 	"github.com/rungdev/rung/preagg"
@@ -75,7 +74,7 @@ func runAggregate(ctx context.Context, args []string, env environ, stdout io.Wri
 	log := newLogger(cfg.LogLevel)
 	set := metrics.NewSet()
 
-	store, err := openSink(ctx, &cfg.pipeConfig, set)
+	store, err := openSink(ctx, cfg.sinkAt(), false, set)
 	if err != nil {
 		return err
 	}
@@ -89,7 +88,7 @@ func runAggregate(ctx context.Context, args []string, env environ, stdout io.Wri
 	if err != nil {
 		return err
 	}
-	health := sink.NewHealth(sinkName(&cfg.pipeConfig), store, log, set)
+	health := sink.NewHealth(cfg.sinkAt().String(), store, log, set)
 	w := &skipStored{w: health}
 	flush := agg.FlushTo(w)
 	skipped := set.NewCounter(`rung_aggregate_redelivered_stored_total`)
@@ -126,33 +125,24 @@ func runAggregate(ctx context.Context, args []string, env environ, stdout io.Wri
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
-	web := &http.Server{Handler: aggregateMux(set, health.Ready, nc.IsConnected), ReadHeaderTimeout: 5 * time.Second}
-	log.Info("rung aggregating", "addr", ln.Addr().String(), "sink", sinkName(&cfg.pipeConfig),
+	sup := &supervisor{log: log}
+	ping := func(ctx context.Context) error {
+		if sup.Stopping() {
+			return errors.New("shutting down")
+		}
+		return health.Ready(ctx)
+	}
+	web := &http.Server{Handler: aggregateMux(set, ping, nc.IsConnected), ReadHeaderTimeout: 5 * time.Second}
+	log.Info("rung aggregating", "addr", ln.Addr().String(), "sink", cfg.sinkAt(),
 		"stream", scfg.Name, "partitions", len(owned), "sessions_restored", restored)
 
-	// Shutdown, on the signal: the consumer stops fetching and flushes what it holds
-	// (acking it once the sink has it) while the HTTP side stops; NATS and the sink
-	// close last (deferred), after both.
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return consumer.Run(gctx) })
-	g.Go(func() error {
-		<-gctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return web.Shutdown(sctx)
-	})
-	g.Go(func() error {
-		if err := web.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("serve %s: %w", cfg.Listen, err)
-		}
-		return nil
-	})
-	err = g.Wait()
+	// Stop order: the consumer stops fetching and flushes what it holds (acking it once
+	// the sink has it) while the HTTP side stops; NATS and the sink close last
+	// (deferred), after both.
+	sup.then("stop consuming", part{"consumer", consumer.Run}, httpPart("listener", web, ln, 5*time.Second))
+	err = sup.Run(ctx)
 	log.Info("rung aggregate stopped")
-	if err != nil && !errors.Is(err, context.Canceled) {
-		return err
-	}
-	return nil
+	return err
 }
 
 // lander says which signals the sink already holds.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -12,7 +11,7 @@ import (
 
 // runBaseline serves the bare fasthttp server that BENCHMARKS.md measures rung against.
 func runBaseline(ctx context.Context, args []string, env environ, stdout io.Writer) error {
-	fs := flag.NewFlagSet("rung baseline", flag.ContinueOnError)
+	fs := newFlags("baseline")
 	listen := fs.String("listen", "127.0.0.1:8090", "address to answer on")
 	if err := parseFlags(fs, args, env); err != nil {
 		return err

@@ -155,18 +155,18 @@ func parseWatch(s string) ([]bench.Watched, error) {
 // runBench drives load at a rung server, verifies what landed, and reports.
 func runBench(ctx context.Context, args []string, env environ, stdout io.Writer) error {
 	var c benchConfig
-	fs := flag.NewFlagSet("rung bench", flag.ContinueOnError)
+	fs := newFlags("bench")
 	c.flags(fs)
 	if err := parseFlags(fs, args, env); err != nil {
 		return err
 	}
 	cfg, errs := c.loadConfig()
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("invalid configuration:\n%w", err)
+		return badUsage(fs, err)
 	}
 	if c.DryRun {
 		c.Run, c.Site = cfg.Model.Run, cfg.Model.Site
-		return printConfig(stdout, c)
+		return printResolved(stdout, &c)
 	}
 	if err := bench.CheckTarget(ctx, cfg.Target, cfg.AllowRemote); err != nil {
 		return err

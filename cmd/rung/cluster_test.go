@@ -122,8 +122,9 @@ func TestCluster(t *testing.T) {
 	dsn := shards[0].DSN(fmt.Sprintf("rung_cluster_%08x", rand.Uint32()))
 	// A leader election after a node dies takes seconds on two loaded cores: the
 	// collectors wait up to 20 s for JetStream's ack, retrying, rather than the default 5.
-	common := []string{"--nats", strings.Join(urls, ","), "--stream-replicas", "3", "--publish-timeout", "20s",
+	common := []string{"--nats", strings.Join(urls, ","), "--stream-replicas", "3",
 		"--clickhouse", dsn, "--clickhouse-cluster", "rung"}
+	collector := append(common[:len(common):len(common)], "--publish-timeout", "20s")
 	aggregator := func(parts string, flush ...string) *proc {
 		if flush == nil {
 			flush = []string{"--flush-interval", "100ms", "--batch-size", "400"}
@@ -134,7 +135,7 @@ func TestCluster(t *testing.T) {
 	// it must come back to its replacement.
 	aggA := aggregator("0-31", "--flush-interval", "1h", "--batch-size", "1000000")
 	aggB := aggregator("32-63")
-	collectors := []*proc{startServe(t, common...), startServe(t, common...)}
+	collectors := []*proc{startServe(t, collector...), startServe(t, collector...)}
 	for _, c := range collectors {
 		waitReady(t, c)
 	}

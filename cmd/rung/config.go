@@ -20,13 +20,17 @@ import (
 type serveConfig struct {
 	pipeConfig
 	streamConfig
+	publishConfig
 	Listen           string        `json:"listen"`
 	BufferBytes      int64         `json:"buffer_bytes"`
 	WhenFull         string        `json:"when_full"`
+	Durability       string        `json:"durability"`
+	WALBytes         int64         `json:"wal_bytes"`
 	AllowedOrigins   string        `json:"allowed_origins"`
 	MaxBodyBytes     int           `json:"max_body_bytes"`
 	MaxBatch         int           `json:"max_batch"`
 	APIToken         string        `json:"-"`
+	InsecurePublic   bool          `json:"insecure_public_stats"`
 	DrainTimeout     time.Duration `json:"drain_timeout"`
 	Relay            bool          `json:"relay"`
 	Quarantine       bool          `json:"quarantine"`
@@ -51,13 +55,17 @@ type serveConfig struct {
 func (c *serveConfig) flags(fs *flag.FlagSet) {
 	c.pipeConfig.flags(fs)
 	c.streamConfig.flags(fs, false)
+	c.publishConfig.flags(fs)
 	fs.StringVar(&c.Listen, "listen", "127.0.0.1:8080", "address for HTTP: /collect, the API, the pages")
 	fs.Int64Var(&c.BufferBytes, "buffer-bytes", 128<<20, "memory bound of the buffer, in bytes")
 	fs.StringVar(&c.WhenFull, "when-full", "reject", "full buffer: reject (503 + Retry-After) or drop (202, counted)")
+	fs.StringVar(&c.Durability, "durability", "memory", "what a 202 means on one node: memory (held in the buffer; lost in a crash) or disk (synced to a write-ahead log under --data-dir/wal, replayed at start)")
+	fs.Int64Var(&c.WALBytes, "wal-bytes", 1<<30, "bound of the write-ahead log (--durability disk), in bytes; when full, --when-full applies")
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", "*", "comma-separated origins allowed to post signals, or *")
 	fs.IntVar(&c.MaxBodyBytes, "max-body-bytes", 1<<20, "largest /collect body")
 	fs.IntVar(&c.MaxBatch, "max-batch", 500, "most signals in one /collect body")
 	fs.StringVar(&c.APIToken, "api-token", "", "token for the stats API, dashboard and /metrics (Authorization: Bearer); empty: open")
+	fs.BoolVar(&c.InsecurePublic, "insecure-public-stats", false, "serve the private surfaces without --api-token on a non-loopback address (refused otherwise)")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 30*time.Second, "on shutdown, how long to drain the buffer into the sink before counting the rest as dropped")
 	fs.StringVar(&c.AdminListen, "admin-listen", "", "a separate address for /metrics, the stats API and the dashboard; empty: on --listen, behind --api-token")
 	fs.Float64Var(&c.RateIP, "rate-ip", 0, "requests/s allowed per client address on /collect (429 beyond); 0: no limit")
@@ -81,6 +89,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 
 func (c *serveConfig) validate() error {
 	errs := append(c.pipeConfig.validate(), c.streamConfig.validate(false)...)
+	errs = append(errs, c.publishConfig.validate(c.NATS)...)
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		errs = append(errs, fmt.Errorf("--listen %q: %w", c.Listen, err))
 	}
@@ -89,6 +98,12 @@ func (c *serveConfig) validate() error {
 	}
 	if _, err := buffer.ParsePolicy(c.WhenFull); err != nil {
 		errs = append(errs, fmt.Errorf("--when-full: %w", err))
+	}
+	if c.Durability != "memory" && c.Durability != "disk" {
+		errs = append(errs, fmt.Errorf("--durability %q: want memory or disk", c.Durability))
+	}
+	if c.WALBytes < 64<<20 {
+		errs = append(errs, fmt.Errorf("--wal-bytes %d: must be at least 64 MiB", c.WALBytes))
 	}
 	if c.MaxBodyBytes < 1024 {
 		errs = append(errs, fmt.Errorf("--max-body-bytes %d: must be at least 1024", c.MaxBodyBytes))
@@ -105,6 +120,9 @@ func (c *serveConfig) validate() error {
 		} else if c.AdminListen == c.Listen {
 			errs = append(errs, fmt.Errorf("--admin-listen %q: must differ from --listen", c.AdminListen))
 		}
+	}
+	if err := c.checkPrivate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.RateIPDelay < 0 || c.RateIPDelay > 10*time.Second {
 		errs = append(errs, fmt.Errorf("--rate-ip-delay %v: must be between 0 and 10s", c.RateIPDelay))
@@ -153,52 +171,24 @@ type config interface {
 }
 
 // configure fills c from args and env and validates it; with --dry-run (dryRun) it prints
-// c instead and says the command is done.
+// c instead and says the command is done. An invalid configuration is a usage error
+// that lists every problem, one a line.
 func configure(name string, c config, dryRun *bool, args []string, env environ, stdout io.Writer) (done bool, err error) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs := newFlags(strings.TrimPrefix(name, "rung "))
 	c.flags(fs)
 	if err := parseFlags(fs, args, env); err != nil {
 		return false, err
 	}
 	if err := c.validate(); err != nil {
-		return false, fmt.Errorf("invalid configuration:\n%w", err)
+		return false, badUsage(fs, err)
 	}
 	if *dryRun {
-		return true, printConfig(stdout, c)
+		return true, printResolved(stdout, c)
 	}
 	return false, nil
 }
 
-// parseFlags parses args into fs, then fills every flag not given on the command line
-// from its RUNG_* variable (--max-body-bytes from RUNG_MAX_BODY_BYTES).
-func parseFlags(fs *flag.FlagSet, args []string, env environ) error {
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments: %q", fs.Args())
-	}
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	var errs []error
-	fs.VisitAll(func(f *flag.Flag) {
-		if given[f.Name] {
-			return
-		}
-		key := envName(f.Name)
-		if v, ok := env(key); ok {
-			if err := fs.Set(f.Name, v); err != nil {
-				errs = append(errs, fmt.Errorf("%s=%q: %w", key, v, err))
-			}
-		}
-	})
-	return errors.Join(errs...)
-}
-
-func envName(flagName string) string {
-	return "RUNG_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
-}
-
+// printConfig prints v as indented JSON: the --json output of the stats commands.
 func printConfig(w io.Writer, c any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -268,15 +258,12 @@ func (c *pipeConfig) validate() []error {
 // streamConfig names the JetStream stream of a cluster: `rung serve --nats` publishes to
 // it, `rung aggregate` consumes it.
 type streamConfig struct {
-	NATS           string        `json:"nats"`
-	Stream         string        `json:"stream"`
-	Subject        string        `json:"stream_subject"`
-	Partitions     int           `json:"stream_partitions"`
-	Replicas       int           `json:"stream_replicas"`
-	StreamBytes    int64         `json:"stream_max_bytes"`
-	PublishTimeout time.Duration `json:"publish_timeout"`
-	Linger         time.Duration `json:"publish_linger"`
-	MessageBytes   int           `json:"publish_max_bytes"`
+	NATS        string `json:"nats"`
+	Stream      string `json:"stream"`
+	Subject     string `json:"stream_subject"`
+	Partitions  int    `json:"stream_partitions"`
+	Replicas    int    `json:"stream_replicas"`
+	StreamBytes int64  `json:"stream_max_bytes"`
 }
 
 // flags registers the stream's flags; required marks --nats as one the command cannot
@@ -292,9 +279,6 @@ func (c *streamConfig) flags(fs *flag.FlagSet, required bool) {
 	fs.IntVar(&c.Partitions, "stream-partitions", 64, "partitions of the stream (subjects rung.signals.<p>); fixed when the stream is created")
 	fs.IntVar(&c.Replicas, "stream-replicas", 1, "replicas of the stream when rung creates it (3 on a three-node NATS cluster)")
 	fs.Int64Var(&c.StreamBytes, "stream-max-bytes", 1<<30, "bytes the stream may hold when rung creates it; beyond, publishes are refused (503)")
-	fs.DurationVar(&c.PublishTimeout, "publish-timeout", 5*time.Second, "longest /collect waits for JetStream to acknowledge a request's signals")
-	fs.DurationVar(&c.Linger, "publish-linger", 5*time.Millisecond, "longest a partition's message waits for more signals behind one in flight (group commit: more signals per message, more latency)")
-	fs.IntVar(&c.MessageBytes, "publish-max-bytes", 64<<10, "a partition's message is sent once it holds this many bytes")
 }
 
 func (c *streamConfig) validate(required bool) []error {
@@ -326,6 +310,29 @@ func (c *streamConfig) validate(required bool) []error {
 	if c.StreamBytes < 1<<20 {
 		errs = append(errs, fmt.Errorf("--stream-max-bytes %d: must be at least 1 MiB", c.StreamBytes))
 	}
+	return errs
+}
+
+// publishConfig is how a cluster collector (`rung serve --nats`) publishes to the
+// stream; `rung aggregate` only consumes, so it has none of these.
+type publishConfig struct {
+	PublishTimeout time.Duration `json:"publish_timeout"`
+	Linger         time.Duration `json:"publish_linger"`
+	MessageBytes   int           `json:"publish_max_bytes"`
+}
+
+func (c *publishConfig) flags(fs *flag.FlagSet) {
+	fs.DurationVar(&c.PublishTimeout, "publish-timeout", 5*time.Second, "with --nats: longest /collect waits for JetStream to acknowledge a request's signals")
+	fs.DurationVar(&c.Linger, "publish-linger", 5*time.Millisecond, "with --nats: longest a partition's message waits for more signals behind one in flight (group commit: more signals per message, more latency)")
+	fs.IntVar(&c.MessageBytes, "publish-max-bytes", 64<<10, "with --nats: a partition's message is sent once it holds this many bytes")
+}
+
+// validate checks the publishing settings; they matter only with nats set.
+func (c *publishConfig) validate(nats string) []error {
+	if nats == "" {
+		return nil
+	}
+	var errs []error
 	if c.PublishTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("--publish-timeout %v: must be positive", c.PublishTimeout))
 	}

@@ -43,20 +43,27 @@ func TestServeConfig(t *testing.T) {
 		{name: "stream partitions", args: []string{"--nats", "nats://127.0.0.1:4222", "--stream-partitions", "0"}, wantErr: "--stream-partitions 0"},
 		{name: "cluster collector", args: []string{"--nats", "nats://a:4222,nats://b:4222", "--stream-replicas", "3", "--publish-linger", "2ms"}, check: func(t *testing.T, c map[string]any) {
 			if c["nats"] != "nats://a:4222,nats://b:4222" || c["stream_replicas"] != 3.0 || c["stream"] != "RUNG_SIGNALS" ||
-				c["publish_linger"] != 2e6 || c["publish_max_bytes"] != 65536.0 {
+				c["publish_linger"] != "2ms" || c["publish_max_bytes"] != 65536.0 {
 				t.Errorf("stream settings: %v", c)
 			}
 		}},
 		{name: "no linger", args: []string{"--nats", "nats://127.0.0.1:4222", "--publish-linger", "0s"}, wantErr: "--publish-linger 0s"},
 		{name: "messages past NATS's payload", args: []string{"--nats", "nats://127.0.0.1:4222", "--publish-max-bytes", "1048576"}, wantErr: "--publish-max-bytes 1048576"},
 		{name: "flood controls", args: []string{"--rate-ip-delay", "100ms", "--max-conns-per-ip", "32"}, check: func(t *testing.T, c map[string]any) {
-			if c["rate_ip_delay"] != 1e8 || c["max_conns_per_ip"] != 32.0 {
+			if c["rate_ip_delay"] != "100ms" || c["max_conns_per_ip"] != 32.0 {
 				t.Errorf("flood controls: %v", c)
 			}
 		}},
 		{name: "delay too long", args: []string{"--rate-ip-delay", "1m"}, wantErr: "--rate-ip-delay 1m0s"},
 		{name: "negative per-ip cap", args: []string{"--max-conns-per-ip", "-1"}, wantErr: "--max-conns-per-ip -1"},
 		{name: "stray argument", args: []string{"extra"}, wantErr: "unexpected arguments"},
+		{name: "durability from env", env: map[string]string{"RUNG_DURABILITY": "disk"}, check: func(t *testing.T, c map[string]any) {
+			if c["durability"] != "disk" || c["wal_bytes"] != float64(1<<30) {
+				t.Errorf("durability: %v", c)
+			}
+		}},
+		{name: "bad durability", args: []string{"--durability", "fsync"}, wantErr: `--durability "fsync"`},
+		{name: "tiny log", args: []string{"--durability", "disk", "--wal-bytes", "1000"}, wantErr: "--wal-bytes 1000"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

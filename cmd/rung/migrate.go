@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -17,7 +16,7 @@ import (
 // business database's outbox and events — and exits, for deployments that run schema
 // changes as a separate step. serve and relay migrate on start too.
 func runMigrate(ctx context.Context, args []string, env environ, stdout io.Writer) error {
-	fs := flag.NewFlagSet("rung migrate", flag.ContinueOnError)
+	fs := newFlags("migrate")
 	cfg := pipeConfig{}
 	fs.StringVar(&cfg.ClickHouse, "clickhouse", "", "ClickHouse DSN; empty: the embedded SQLite sink in --data-dir")
 	fs.StringVar(&cfg.ClickHouseCluster, "clickhouse-cluster", "", "shard the tables over this cluster of the servers' <remote_servers>, as serve does")
@@ -28,12 +27,12 @@ func runMigrate(ctx context.Context, args []string, env environ, stdout io.Write
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	store, err := openSink(ctx, &cfg, metrics.NewSet())
+	store, err := openSink(ctx, cfg.sinkAt(), false, metrics.NewSet())
 	if err != nil {
 		return fmt.Errorf("migrate telemetry sink: %w", err)
 	}
 	store.Close()
-	fmt.Fprintf(stdout, "telemetry sink ready: %s\n", sinkName(&cfg))
+	fmt.Fprintf(stdout, "telemetry sink ready: %s\n", cfg.sinkAt())
 	pipe, err := outbox.OpenPipeline(ctx, outbox.PipelineConfig{
 		Postgres: *postgres, SQLitePath: filepath.Join(cfg.DataDir, outbox.BusinessDBFile)})
 	if err != nil {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -16,7 +15,7 @@ import (
 // input) for scripts. --json prints the result as POST /v1/place returns it; without
 // it the result is text. The questionnaire itself lives in tiers/place.
 func runPlace(ctx context.Context, args []string, env environ, stdout io.Writer) error {
-	fs := flag.NewFlagSet("rung place", flag.ContinueOnError)
+	fs := newFlags("place")
 	answersFile := fs.String("answers", "", `read the answers from this JSON file, as POST /v1/place takes them ("-" for standard input), instead of asking`)
 	asJSON := fs.Bool("json", false, "print the result as JSON, as POST /v1/place returns it")
 	if err := parseFlags(fs, args, env); err != nil {

@@ -6,8 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -15,38 +14,55 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
-	"github.com/rungdev/rung/preagg"
 	"github.com/rungdev/rung/preagg/stats"
-	"github.com/rungdev/rung/schemas"
-	"github.com/rungdev/rung/sink/clickhouse"
-	"github.com/rungdev/rung/sink/sqlite"
 )
 
-const queryUsage = `usage:
-  rung query landing-pages [flags]   landing-page CVR with 95% intervals
-  rung query experiment ID [flags]   variant lift against the control
-
-run either with -h for its flags`
+// queries are the questions `rung query` answers.
+func queries() map[string]command {
+	return map[string]command{
+		"landing-pages": {"", "landing-page CVR with 95% intervals", queryLandingPages},
+		"experiment":    {"ID", "an experiment's variants: CVR, lift against the control, sample-ratio check", experimentByID},
+	}
+}
 
 // runQuery answers the landing-page and experiment questions from the rollups, as a
 // table or as the API's JSON (--json).
 func runQuery(ctx context.Context, args []string, env environ, stdout io.Writer) error {
+	fs := newFlags("query")
 	if len(args) == 0 {
-		return errors.New("rung query: say what to query\n" + queryUsage)
+		return badUsage(fs, errors.New("say what to query: landing-pages or experiment ID"))
 	}
-	switch args[0] {
-	case "landing-pages":
-		return queryLandingPages(ctx, args[1:], env, stdout)
-	case "experiment":
-		if len(args) < 2 || strings.HasPrefix(args[1], "-") {
-			return errors.New("rung query experiment: name the experiment: rung query experiment ID [flags]")
+	if isHelp(args[0]) {
+		var b strings.Builder
+		a, summary := synopsis("query")
+		writeHeader(&b, fs.Name(), a, summary)
+		b.WriteString("\nqueries:\n")
+		writeCommands(&b, queries())
+		b.WriteString("\nrun 'rung query QUERY --help' for a query's flags\n")
+		return &helpRequest{text: b.String()}
+	}
+	q, ok := queries()[args[0]]
+	if !ok {
+		return badUsage(fs, fmt.Errorf("unknown query %q: want landing-pages or experiment ID", args[0]))
+	}
+	err := q.run(ctx, args[1:], env, stdout)
+	if errors.Is(err, stats.ErrQuery) && !errors.As(err, new(*usageError)) {
+		// The query's own checks (--sort, --limit, a range that ends before it starts)
+		// refuse the command line, not the store.
+		return badUsage(newFlags("query "+args[0]), err)
+	}
+	return err
+}
+
+// experimentByID reads the experiment's ID, which comes before the flags.
+func experimentByID(ctx context.Context, args []string, env environ, stdout io.Writer) error {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		if slices.ContainsFunc(args, isHelp) {
+			return queryExperiment(ctx, "", args, env, stdout)
 		}
-		return queryExperiment(ctx, args[1], args[2:], env, stdout)
-	case "-h", "-help", "--help", "help":
-		fmt.Fprintln(stdout, queryUsage)
-		return flag.ErrHelp
+		return badUsage(newFlags("query experiment"), errors.New("name the experiment: rung query experiment ID [flags]"))
 	}
-	return fmt.Errorf("rung query %q: unknown query\n%s", args[0], queryUsage)
+	return queryExperiment(ctx, args[0], args[1:], env, stdout)
 }
 
 // statsFlags are the flags every stats command shares.
@@ -78,36 +94,12 @@ func (s *statsFlags) times() (from, to time.Time, err error) {
 	return from, to, nil
 }
 
-// statsStore is what the stats commands read: the rollups and, for reconcile, the raw
-// signals behind them.
-type statsStore interface {
-	stats.Reader
-	preagg.Auditor
-	Signals(ctx context.Context, fromMs, toMs int64) ([]schemas.Signal, error)
-	Close() error
-}
-
-// openStatsStore opens the sink serve writes to, for reading. The embedded store must
-// exist already: a query against a fresh, empty file would only mislead.
-func openStatsStore(ctx context.Context, sf *statsFlags) (statsStore, error) {
-	chDSN, dataDir := sf.clickhouse, sf.dataDir
-	if chDSN != "" {
-		if !strings.HasPrefix(chDSN, "clickhouse://") {
-			return nil, fmt.Errorf("--clickhouse %q: want clickhouse://host:port/database (the native protocol)", chDSN)
-		}
-		octx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		return clickhouse.Open(octx, chDSN, clickhouse.Options{Writers: 1, Cluster: sf.cluster}, metrics.NewSet())
-	}
-	path := filepath.Join(dataDir, "telemetry.db")
-	if _, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("no telemetry store at %s (point --data-dir at the one rung serve uses, or give --clickhouse): %w", path, err)
-	}
-	return sqlite.Open(ctx, path, metrics.NewSet())
+func (s *statsFlags) sinkAt() sinkAt {
+	return sinkAt{ClickHouse: s.clickhouse, Cluster: s.cluster, DataDir: s.dataDir}
 }
 
 func queryLandingPages(ctx context.Context, args []string, env environ, stdout io.Writer) error {
-	fs := flag.NewFlagSet("rung query landing-pages", flag.ContinueOnError)
+	fs := newFlags("query landing-pages")
 	var sf statsFlags
 	sf.register(fs, "-30d")
 	var lq stats.LandingQuery
@@ -123,10 +115,10 @@ func queryLandingPages(ctx context.Context, args []string, env environ, stdout i
 	}
 	var err error
 	if lq.From, lq.To, err = sf.times(); err != nil {
-		return err
+		return badUsage(fs, err)
 	}
 	lq.Site = sf.site
-	st, err := openStatsStore(ctx, &sf)
+	st, err := openSink(ctx, sf.sinkAt(), true, metrics.NewSet())
 	if err != nil {
 		return err
 	}
@@ -166,7 +158,7 @@ func queryLandingPages(ctx context.Context, args []string, env environ, stdout i
 }
 
 func queryExperiment(ctx context.Context, id string, args []string, env environ, stdout io.Writer) error {
-	fs := flag.NewFlagSet("rung query experiment", flag.ContinueOnError)
+	fs := newFlags("query experiment")
 	var sf statsFlags
 	sf.register(fs, "")
 	control := fs.String("control", "", `the variant others are compared with; default "control"`)
@@ -179,15 +171,15 @@ func queryExperiment(ctx context.Context, id string, args []string, env environ,
 	eq := stats.ExperimentQuery{ID: id, Site: sf.site, Control: *control}
 	var err error
 	if eq.From, eq.To, err = sf.times(); err != nil {
-		return err
+		return badUsage(fs, err)
 	}
 	if eq.Weights, err = stats.ParseWeights(*weights); err != nil {
-		return fmt.Errorf("--weights: %w", err)
+		return badUsage(fs, fmt.Errorf("--weights: %w", err))
 	}
 	if *mixing <= 0 || *mixing >= 1 {
-		return fmt.Errorf("--mixing-sd %v: want a difference of rates between 0 and 1", *mixing)
+		return badUsage(fs, fmt.Errorf("--mixing-sd %v: want a difference of rates between 0 and 1", *mixing))
 	}
-	st, err := openStatsStore(ctx, &sf)
+	st, err := openSink(ctx, sf.sinkAt(), true, metrics.NewSet())
 	if err != nil {
 		return err
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,7 +12,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/rungdev/rung/stitch/outbox"
@@ -22,71 +20,29 @@ import (
 // runRelay ships committed outbox rows to NATS JetStream and projects them into the
 // events table (or, without --nats, projects them straight from the outbox). All logic
 // is in stitch/outbox; this only reads flags and wires.
-func runRelay(ctx context.Context, args []string, env environ, stdout io.Writer) error {
-	fs := flag.NewFlagSet("relay", flag.ContinueOnError)
-	// Each flag's default comes from its RUNG_* variable when set; the flag wins.
-	envStr := func(key, def string) string {
-		if v, ok := env(key); ok {
-			return v
-		}
-		return def
-	}
-	var bad []error
-	envInt := func(key string, def int) int {
-		if v, ok := env(key); ok {
-			n, err := strconv.Atoi(v)
-			if err != nil {
-				bad = append(bad, fmt.Errorf("%s=%q: not a whole number", key, v))
-			}
-			return n
-		}
-		return def
-	}
-	envDur := func(key string, def time.Duration) time.Duration {
-		if v, ok := env(key); ok {
-			d, err := time.ParseDuration(v)
-			if err != nil {
-				bad = append(bad, fmt.Errorf("%s=%q: not a duration (e.g. 30s, 168h)", key, v))
-			}
-			return d
-		}
-		return def
-	}
-	envBool := func(key string) bool {
-		v, ok := env(key)
-		if !ok {
-			return false
-		}
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			bad = append(bad, fmt.Errorf("%s=%q: not true or false", key, v))
-		}
-		return b
-	}
+func runRelay(ctx context.Context, args []string, env environ, stdout io.Writer) (err error) {
+	fs := newFlags("relay")
 	var cfg outbox.PipelineConfig
 	var dataDir, metricsAddr, logLevel string
 	var dryRun bool
-	fs.StringVar(&cfg.Postgres, "postgres", envStr("RUNG_POSTGRES", ""), "PostgreSQL URL of the business database (RUNG_POSTGRES); empty: SQLite in --data-dir")
-	fs.StringVar(&dataDir, "data-dir", envStr("RUNG_DATA_DIR", "./rung-data"), "directory of the embedded stores (RUNG_DATA_DIR); the business database is "+outbox.BusinessDBFile+" there")
-	fs.StringVar(&cfg.NATS, "nats", envStr("RUNG_NATS", ""), "NATS URL (RUNG_NATS); empty: no broker, project straight into the events table")
-	fs.StringVar(&cfg.Broker.Stream, "stream", envStr("RUNG_STREAM", "RUNG_EVENTS"), "JetStream stream, created when absent (RUNG_STREAM)")
-	fs.StringVar(&cfg.Broker.SubjectPrefix, "subject-prefix", envStr("RUNG_SUBJECT_PREFIX", "rung.events"), "events are published on <prefix>.<event name> (RUNG_SUBJECT_PREFIX)")
-	fs.DurationVar(&cfg.Broker.DuplicateWindow, "duplicate-window", envDur("RUNG_DUPLICATE_WINDOW", 2*time.Minute), "the stream's dedup window when rung creates it (RUNG_DUPLICATE_WINDOW)")
-	fs.StringVar(&cfg.Projector.Durable, "consumer", envStr("RUNG_CONSUMER", "rung-projector"), "durable consumer of the projector (RUNG_CONSUMER)")
-	fs.BoolVar(&cfg.NoProjector, "no-projector", envBool("RUNG_NO_PROJECTOR"), "with --nats: only ship; another process projects (RUNG_NO_PROJECTOR)")
-	fs.IntVar(&cfg.Relay.BatchSize, "batch", envInt("RUNG_RELAY_BATCH", 100), "outbox rows claimed per round (RUNG_RELAY_BATCH)")
-	fs.IntVar(&cfg.Relay.MaxAttempts, "max-attempts", envInt("RUNG_RELAY_MAX_ATTEMPTS", 10), "failures before a row moves to rung_outbox_dead (RUNG_RELAY_MAX_ATTEMPTS)")
-	fs.DurationVar(&cfg.Relay.Retention, "retention", envDur("RUNG_OUTBOX_RETENTION", 7*24*time.Hour), "prune published outbox rows older than this; negative keeps them (RUNG_OUTBOX_RETENTION)")
-	fs.StringVar(&metricsAddr, "metrics-addr", envStr("RUNG_RELAY_METRICS_ADDR", ""), "serve /metrics on this address, e.g. 127.0.0.1:9465 (RUNG_RELAY_METRICS_ADDR); empty: off")
-	fs.StringVar(&logLevel, "log-level", envStr("RUNG_LOG_LEVEL", "info"), "debug, info, warn or error (RUNG_LOG_LEVEL)")
+	fs.StringVar(&cfg.Postgres, "postgres", "", "PostgreSQL URL of the business database; empty: SQLite in --data-dir")
+	fs.StringVar(&dataDir, "data-dir", "./rung-data", "directory of the embedded stores; the business database is "+outbox.BusinessDBFile+" there")
+	fs.StringVar(&cfg.NATS, "nats", "", "NATS URL; empty: no broker, project straight into the events table")
+	fs.StringVar(&cfg.Broker.Stream, "stream", "RUNG_EVENTS", "JetStream stream, created when absent")
+	fs.StringVar(&cfg.Broker.SubjectPrefix, "subject-prefix", "rung.events", "events are published on <prefix>.<event name>")
+	fs.DurationVar(&cfg.Broker.DuplicateWindow, "duplicate-window", 2*time.Minute, "the stream's dedup window when rung creates it")
+	fs.StringVar(&cfg.Projector.Durable, "consumer", "rung-projector", "durable consumer of the projector")
+	fs.BoolVar(&cfg.NoProjector, "no-projector", false, "with --nats: only ship; another process projects")
+	fs.IntVar(&cfg.Relay.BatchSize, "batch", 100, "outbox rows claimed per round (environment: RUNG_RELAY_BATCH)")
+	fs.IntVar(&cfg.Relay.MaxAttempts, "max-attempts", 10, "failures before a row moves to rung_outbox_dead (environment: RUNG_RELAY_MAX_ATTEMPTS)")
+	fs.DurationVar(&cfg.Relay.Retention, "retention", 7*24*time.Hour, "prune published outbox rows older than this; negative keeps them (environment: RUNG_OUTBOX_RETENTION)")
+	fs.StringVar(&metricsAddr, "metrics-addr", "", "serve /metrics on this address, e.g. 127.0.0.1:9465; empty: off (environment: RUNG_RELAY_METRICS_ADDR)")
+	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&dryRun, "dry-run", false, "print the resolved configuration and exit")
-	fs.SetOutput(stdout)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, env); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		bad = append(bad, fmt.Errorf("unexpected arguments %q", fs.Args()))
-	}
+	var bad []error
 	if cfg.Postgres == "" {
 		cfg.SQLitePath = filepath.Join(dataDir, outbox.BusinessDBFile)
 	}
@@ -103,7 +59,7 @@ func runRelay(ctx context.Context, args []string, env environ, stdout io.Writer)
 		bad = append(bad, err)
 	}
 	if err := errors.Join(bad...); err != nil {
-		return fmt.Errorf("relay configuration: %w", err)
+		return badUsage(fs, err)
 	}
 	if dryRun {
 		shown := map[string]any{"postgres": redact(cfg.Postgres), "sqlite": cfg.SQLitePath, "nats": redact(cfg.NATS),
@@ -120,36 +76,36 @@ func runRelay(ctx context.Context, args []string, env environ, stdout io.Writer)
 			return fmt.Errorf("create --data-dir %s: %w", dataDir, err)
 		}
 	}
-	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	cfg.Logger = log
 	p, err := outbox.OpenPipeline(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	defer p.Close()
+	defer func() { err = errors.Join(err, closeWith("close the outbox", p.Close)) }()
+	// Stop order: the relay and projector stop, then the metrics listener (so the last
+	// scrape sees their final counts), then the databases close (deferred).
+	sup := &supervisor{log: log}
+	sup.then("stop relaying", part{"outbox relay", p.Run})
 	if metricsAddr != "" {
 		mux := http.NewServeMux()
 		mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 			p.WriteMetrics(w)
 		})
-		srv := &http.Server{Addr: metricsAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		ln, err := net.Listen("tcp", metricsAddr)
 		if err != nil {
 			return fmt.Errorf("listen on --metrics-addr %s: %w", metricsAddr, err)
 		}
-		go srv.Serve(ln) // ends when Shutdown below closes the listener
-		defer func() {
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			srv.Shutdown(sctx)
-		}()
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		sup.then("metrics", httpPart("metrics listener", srv, ln, 5*time.Second))
 	}
 	to := "the events table (no broker)"
 	if cfg.NATS != "" {
 		to = "NATS stream " + cfg.Broker.Stream
 	}
 	fmt.Fprintf(stdout, "rung relay: shipping the %s outbox to %s\n", p.Dialect, to)
-	return p.Run(ctx)
+	return sup.Run(ctx)
 }
 
 // redact hides the password in a URL: show where, not how.

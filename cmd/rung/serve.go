@@ -14,9 +14,11 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/nats-io/nats.go"
 
 	"github.com/rungdev/rung/buffer"
 	"github.com/rungdev/rung/buffer/stream"
+	"github.com/rungdev/rung/buffer/wal"
 	"github.com/rungdev/rung/collector"
 	"github.com/rungdev/rung/collector/snippet"
 	"github.com/rungdev/rung/preagg"
@@ -24,8 +26,6 @@ import (
 	"github.com/rungdev/rung/preagg/stats"
 	"github.com/rungdev/rung/schemas"
 	"github.com/rungdev/rung/sink"
-	"github.com/rungdev/rung/sink/clickhouse"
-	"github.com/rungdev/rung/sink/sqlite"
 	"github.com/rungdev/rung/stitch"
 	"github.com/rungdev/rung/stitch/outbox"
 	"github.com/rungdev/rung/tiers/place"
@@ -36,69 +36,235 @@ func runServe(ctx context.Context, args []string, env environ, stdout io.Writer)
 	if done, err := configure("rung serve", &cfg, &cfg.DryRun, args, env, stdout); done || err != nil {
 		return err
 	}
-	log := newLogger(cfg.LogLevel)
-	set := metrics.NewSet()
+	return serve(ctx, &cfg, newLogger(cfg.LogLevel), listenTCP)
+}
 
+// listenFunc opens a listener on addr; tests pass one that hands them the listeners.
+type listenFunc func(addr string) (net.Listener, error)
+
+func listenTCP(addr string) (net.Listener, error) { return net.Listen("tcp", addr) }
+
+// serve builds serve's parts and runs them under one supervisor until ctx ends or a
+// part fails. The stop order is: stop accepting (both listeners; Serve returns once
+// handlers are done) → drain the buffer into the sink within --drain-timeout (a cluster
+// collector waits for its publishes' acks instead) → flush the quarantine writer → stop
+// the embedded relay → close the business database, NATS and the sink. A shutdown that
+// dropped accepted signals returns an error, as does any part failing.
+func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger, listen listenFunc) (err error) {
+	if cfg.ClickHouse == "" || cfg.Relay || cfg.Durability == "disk" { // the data directory holds a store or the log
+		lock, err := lockDataDir(cfg.DataDir)
+		if err != nil {
+			return err
+		}
+		defer lock.Close() // releases the lock, after everything else has closed
+	}
+	set := metrics.NewSet()
 	reg, err := schemas.NewRegistry()
 	if err != nil {
 		return err
 	}
-	store, err := openSink(ctx, &cfg.pipeConfig, set)
+	store, err := openSink(ctx, cfg.sinkAt(), false, set)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer func() { err = errors.Join(err, closeWith("close the sink", store.Close)) }()
 
-	// One node: the buffer flushes through the sessionizer into the store. A cluster
-	// collector (--nats) keeps nothing: JetStream holds each signal before the 202, and
-	// `rung aggregate` rolls them up.
-	var (
-		intake   collector.Intake
-		ready    = store.Ping
-		buf      *buffer.Buffer
-		pub      *stream.Publisher
-		restored int
-	)
+	sup := &supervisor{log: log}
+	in, err := openIntake(ctx, cfg, store, set, log)
+	if err != nil {
+		return err
+	}
+	if in.nc != nil {
+		defer in.nc.Close()
+	}
+	if in.wlog != nil {
+		defer func() { err = errors.Join(err, closeWith("close the write-ahead log", in.wlog.Close)) }()
+	}
+
+	mounts, lookup, err := serveMounts(store, log)
+	if err != nil {
+		return err
+	}
+	var quarantine *sink.Quarantine
+	if cfg.Quarantine {
+		if err := store.MigrateQuarantine(ctx); err != nil {
+			return err
+		}
+		quarantine = sink.NewQuarantine(store, time.Duration(cfg.QuarantineDays)*24*time.Hour, set)
+		mounts = append(mounts, collector.Mount{Prefix: "/v1/quarantine", Handler: collector.QuarantineHandler(store.Quarantined), Private: true})
+	}
+	ccfg := cfg.collectorConfig()
+	if quarantine != nil {
+		ccfg.Quarantine = quarantine.Keep
+	}
+	ready := func(ctx context.Context) error {
+		if sup.Stopping() {
+			return errors.New("shutting down")
+		}
+		return in.ready(ctx)
+	}
+	srv := collector.New(ccfg, reg, in.intake, ready, set, log, mounts...)
+	srv.AddMetrics(lookup.WriteMetrics)
+
+	// The embedded business database: lead_created rows written to its outbox are
+	// projected straight into its events table. With a broker, `rung relay` does this.
+	var pipe *outbox.Pipeline
+	if cfg.Relay { // the data directory exists: serve locked it
+		pipe, err = outbox.OpenPipeline(ctx, outbox.PipelineConfig{
+			SQLitePath: filepath.Join(cfg.DataDir, outbox.BusinessDBFile), Logger: log})
+		if err != nil {
+			return err
+		}
+		defer func() { err = errors.Join(err, closeWith("close the business database", pipe.Close)) }()
+		srv.AddMetrics(pipe.WriteMetrics)
+	}
+
+	ln, err := listen(cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	const grace = 5 * time.Second
+	accept := []part{{"public listener", func(ctx context.Context) error { return srv.Serve(ctx, ln, grace) }}}
+	if cfg.AdminListen != "" {
+		aln, err := listen(cfg.AdminListen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("listen on %s: %w", cfg.AdminListen, err)
+		}
+		accept = append(accept, part{"admin listener", func(ctx context.Context) error { return srv.ServeAdmin(ctx, aln, grace) }})
+		log.Info("rung admin surfaces", "addr", aln.Addr().String())
+	}
+	sup.then("stop accepting", accept...)
+	sup.then("drain", in.drain(cfg.DrainTimeout, log))
+	if quarantine != nil {
+		sup.then("quarantine", part{"quarantine writer", func(ctx context.Context) error { quarantine.Run(ctx); return nil }})
+	}
+	if pipe != nil {
+		sup.then("relay", part{"outbox relay", pipe.Run})
+	}
+	log.Info("rung serving", "addr", ln.Addr().String(), "sink", cfg.sinkAt(), "sessions_restored", in.restored)
+	if cfg.privateOpen() {
+		log.Warn("--insecure-public-stats: " + privateSurfaces + " are open to anyone who can reach this address")
+	}
+	err = sup.Run(ctx)
+	log.Info("rung stopped")
+	return err
+}
+
+// closeWith closes something at the end of a command and names it in the error.
+func closeWith(what string, close func() error) error {
+	if err := close(); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}
+
+// intake is where the collector puts accepted signals, and how it is drained.
+type intake struct {
+	intake   collector.Intake
+	ready    func(context.Context) error
+	buf      *buffer.Buffer    // one node
+	pub      *stream.Publisher // a cluster collector
+	nc       *nats.Conn        // a cluster collector's, closed last
+	wlog     *wal.Log          // --durability disk: closed after the drain, before the sink
+	restored int               // sessions restored from the store
+}
+
+// openIntake makes the intake. One node: the buffer flushes through the sessionizer
+// into the store. A cluster collector (--nats) keeps nothing: JetStream holds each
+// signal before the 202, and `rung aggregate` rolls them up.
+func openIntake(ctx context.Context, cfg *serveConfig, store store, set *metrics.Set, log *slog.Logger) (*intake, error) {
 	if cfg.NATS != "" {
 		nc, js, scfg, err := joinStream(ctx, &cfg.streamConfig, "collector", log)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		defer nc.Close()
-		pub, err = stream.NewPublisher(nc, stream.PublisherConfig{Stream: scfg, Timeout: cfg.PublishTimeout,
+		pub, err := stream.NewPublisher(nc, stream.PublisherConfig{Stream: scfg, Timeout: cfg.PublishTimeout,
 			Linger: cfg.Linger, MaxMessageBytes: cfg.MessageBytes}, set)
 		if err != nil {
-			return err
+			nc.Close()
+			return nil, err
 		}
-		intake, ready = pub, streamReady(nc, js, scfg.Name)
-	} else {
-		// The sessionizer runs inside the buffer's flushers, sharded as the buffer is:
-		// each flusher has a lane of shards to itself.
-		agg, n, err := openAggregator(ctx, &cfg.pipeConfig, store, sessionShards, nil, set)
-		if err != nil {
-			return err
-		}
-		health := sink.NewHealth(sinkName(&cfg.pipeConfig), store, log, set)
-		ready = health.Ready
-		policy, _ := buffer.ParsePolicy(cfg.WhenFull)
-		buf = buffer.New(buffer.Config{
-			BatchSize:     cfg.BatchSize,
-			FlushInterval: cfg.FlushInterval,
-			MaxBytes:      cfg.BufferBytes,
-			WhenFull:      policy,
-			Shards:        sessionShards,
-			Flushers:      sessionLanes,
-		}, agg.FlushTo(health), set)
-		intake, restored = buf, n
+		return &intake{intake: pub, ready: streamReady(nc, js, scfg.Name), pub: pub, nc: nc}, nil
 	}
+	// The sessionizer runs inside the buffer's flushers, sharded as the buffer is: each
+	// flusher has a lane of shards to itself.
+	agg, n, err := openAggregator(ctx, &cfg.pipeConfig, store, sessionShards, nil, set)
+	if err != nil {
+		return nil, err
+	}
+	policy, _ := buffer.ParsePolicy(cfg.WhenFull) // validated
+	// --durability disk: a write-ahead log; what it held from the last run is delivered
+	// before anything is served.
+	var wlog *wal.Log
+	if cfg.Durability == "disk" {
+		var replayed int
+		if wlog, replayed, err = openLog(ctx, cfg, agg, store, set, log); err != nil {
+			return nil, err
+		}
+		log.Info("write-ahead log replayed", "signals", replayed)
+	}
+	health := sink.NewHealth(cfg.sinkAt().String(), store, log, set)
+	buf := buffer.New(buffer.Config{
+		BatchSize:     cfg.BatchSize,
+		FlushInterval: cfg.FlushInterval,
+		MaxBytes:      cfg.BufferBytes,
+		WhenFull:      policy,
+		Shards:        sessionShards,
+		Flushers:      sessionLanes,
+		Done:          logDone(wlog),
+	}, agg.FlushTo(health), set)
+	return &intake{intake: newIntake(buf, wlog, policy, set), ready: health.Ready, buf: buf, wlog: wlog, restored: n}, nil
+}
 
+// drain is the intake's part: it runs the buffer's flushers and, asked to stop (once
+// nothing is accepted any more), drains the buffer into the sink, hard-stopping at the
+// deadline. Any accepted signal dropped while stopping (the deadline passed, the sink
+// gave up) makes it an error. A cluster collector's publisher waits for its acks.
+func (in *intake) drain(deadline time.Duration, log *slog.Logger) part {
+	if in.pub != nil {
+		return closer("publisher", func() error { in.pub.Close(); return nil })
+	}
+	buf := in.buf
+	return part{"buffer", func(ctx context.Context) error {
+		flushCtx, hardStop := context.WithCancel(context.Background())
+		defer hardStop()
+		done := make(chan error, 1)
+		go func() { done <- buf.Run(flushCtx) }()
+		select {
+		case err := <-done:
+			return fmt.Errorf("flushers stopped: %w", err)
+		case <-ctx.Done():
+		}
+		before := buf.Dropped()
+		log.Info("stopped accepting; draining the buffer", "held", buf.Held())
+		buf.Close()
+		timer := time.NewTimer(deadline)
+		defer timer.Stop()
+		select {
+		case <-done:
+		case <-timer.C:
+			log.Warn("drain timeout: counting what is left as dropped", "held", buf.Held())
+			hardStop()
+			<-done
+		}
+		if n := buf.Dropped() - before; n > 0 {
+			return fmt.Errorf("%d accepted signals dropped while stopping (rung_signals_dropped_total says why)", n)
+		}
+		return nil
+	}}
+}
+
+// serveMounts are the slower surfaces beside /collect: the private ones (attribution
+// lookup, stats API, dashboard, pprof) and the public placement pages and tracker.
+func serveMounts(store store, log *slog.Logger) ([]collector.Mount, *stitch.Lookup, error) {
 	placer, err := place.New()
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	lookup, err := stitch.NewLookup(store, stitch.LookupConfig{})
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	dash := dashboard.New(stats.NewQueries(store, stats.Options{}), log, dashboard.Options{})
 	pages := dash.Pages()
@@ -116,147 +282,37 @@ func runServe(ctx context.Context, args []string, env environ, stdout io.Writer)
 	}
 	web, err := snippet.New(snippet.Options{})
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	for _, p := range web.Paths() {
 		mounts = append(mounts, collector.Mount{Prefix: p, Handler: web})
 	}
-	var quarantine *sink.Quarantine
-	if cfg.Quarantine {
-		if err := store.MigrateQuarantine(ctx); err != nil {
-			return err
-		}
-		quarantine = sink.NewQuarantine(store, time.Duration(cfg.QuarantineDays)*24*time.Hour, set)
-		mounts = append(mounts, collector.Mount{Prefix: "/v1/quarantine", Handler: collector.QuarantineHandler(store.Quarantined), Private: true})
-	}
-	sites, _ := collector.ParseSites(cfg.Sites) // validated
-	ccfg := collector.Config{
-		MaxBodyBytes:     cfg.MaxBodyBytes,
-		MaxBatch:         cfg.MaxBatch,
-		AllowedOrigins:   cfg.origins(),
-		APIToken:         cfg.APIToken,
-		RateIP:           cfg.RateIP,
-		RateIPBurst:      cfg.RateIPBurst,
-		RateIPDelay:      cfg.RateIPDelay,
-		RateSite:         cfg.RateSite,
-		Sites:            sites,
-		DropBots:         cfg.Bots == "drop",
-		AdminSeparate:    cfg.AdminListen != "",
-		ReadTimeout:      cfg.ReadTimeout,
-		IdleTimeout:      cfg.IdleTimeout,
-		MaxConns:         cfg.MaxConns,
-		MaxConnsPerIP:    cfg.MaxConnsPerIP,
-		MaxHeaderBytes:   cfg.MaxHeaderBytes,
-		QuarantineSample: cfg.QuarantineSample,
-		QuarantineRate:   cfg.QuarantineRate,
-	}
-	if quarantine != nil {
-		ccfg.Quarantine = quarantine.Keep
-	}
-	srv := collector.New(ccfg, reg, intake, ready, set, log, mounts...)
-	srv.AddMetrics(lookup.WriteMetrics)
-
-	// The embedded business database: lead_created rows written to its outbox are
-	// projected straight into its events table. With a broker, `rung relay` does this.
-	var pipe *outbox.Pipeline
-	if cfg.Relay {
-		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
-			return fmt.Errorf("create --data-dir: %w", err)
-		}
-		pipe, err = outbox.OpenPipeline(ctx, outbox.PipelineConfig{
-			SQLitePath: filepath.Join(cfg.DataDir, outbox.BusinessDBFile), Logger: log})
-		if err != nil {
-			return err
-		}
-		defer pipe.Close()
-		srv.AddMetrics(pipe.WriteMetrics)
-	}
-
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
-	}
-	adminDone := make(chan error, 1)
-	if cfg.AdminListen != "" {
-		aln, err := net.Listen("tcp", cfg.AdminListen)
-		if err != nil {
-			ln.Close()
-			return fmt.Errorf("listen on %s: %w", cfg.AdminListen, err)
-		}
-		go func() { adminDone <- srv.ServeAdmin(ctx, aln, 5*time.Second) }()
-		log.Info("rung admin surfaces", "addr", aln.Addr().String())
-	} else {
-		adminDone <- nil
-	}
-	log.Info("rung serving", "addr", ln.Addr().String(), "sink", sinkName(&cfg.pipeConfig), "sessions_restored", restored)
-
-	// Shutdown order: stop accepting (Serve returns once handlers are done), close the
-	// buffer, drain it into the sink within the drain timeout, then close the sink. A
-	// cluster collector has no buffer: its publisher waits for the acks in flight.
-	flushCtx, hardStop := context.WithCancel(context.Background())
-	defer hardStop()
-	drained := make(chan error, 1)
-	if buf != nil {
-		go func() { drained <- buf.Run(flushCtx) }()
-	} else {
-		drained <- nil
-	}
-	quarantineCtx, stopQuarantine := context.WithCancel(context.Background())
-	quarantined := make(chan struct{})
-	if quarantine != nil {
-		go func() { defer close(quarantined); quarantine.Run(quarantineCtx) }()
-	} else {
-		close(quarantined)
-	}
-	relayCtx, stopRelay := context.WithCancel(context.Background())
-	relayed := make(chan error, 1)
-	if pipe != nil {
-		go func() { relayed <- pipe.Run(relayCtx) }()
-	} else {
-		relayed <- nil
-	}
-
-	serveErr := srv.Serve(ctx, ln, 5*time.Second)
-	if err := <-adminDone; err != nil && serveErr == nil {
-		serveErr = err
-	}
-	if pub != nil {
-		pub.Close()
-	} else {
-		log.Info("stopped accepting; draining the buffer", "held", buf.Held())
-		buf.Close()
-		select {
-		case <-drained:
-		case <-time.After(cfg.DrainTimeout):
-			log.Warn("drain timeout: counting what is left as dropped", "held", buf.Held())
-			hardStop()
-			<-drained
-		}
-	}
-	stopQuarantine()
-	<-quarantined
-	stopRelay()
-	if err := <-relayed; err != nil && !errors.Is(err, context.Canceled) {
-		log.Error("outbox relay", "err", err)
-	}
-	log.Info("rung stopped")
-	if serveErr != nil && !errors.Is(serveErr, context.Canceled) {
-		return serveErr
-	}
-	return nil
+	return mounts, lookup, nil
 }
 
-// store is what serve needs of a sink: writes, readiness, reading a visitor back, the
-// rollups and the open sessions.
-type store interface {
-	sink.Sink
-	stats.Reader
-	preagg.Resumer
-	sink.QuarantineStore
-	MigrateQuarantine(ctx context.Context) error
-	Quarantined(ctx context.Context, site string, limit int) ([]schemas.Quarantined, error)
-	VisitorSignals(ctx context.Context, anonymousID string) ([]schemas.Signal, error)
-	lander
+// collectorConfig is the collector's part of serve's configuration.
+func (c *serveConfig) collectorConfig() collector.Config {
+	sites, _ := collector.ParseSites(c.Sites) // validated
+	return collector.Config{
+		MaxBodyBytes:     c.MaxBodyBytes,
+		MaxBatch:         c.MaxBatch,
+		AllowedOrigins:   c.origins(),
+		APIToken:         c.APIToken,
+		RateIP:           c.RateIP,
+		RateIPBurst:      c.RateIPBurst,
+		RateIPDelay:      c.RateIPDelay,
+		RateSite:         c.RateSite,
+		Sites:            sites,
+		DropBots:         c.Bots == "drop",
+		AdminSeparate:    c.AdminListen != "",
+		ReadTimeout:      c.ReadTimeout,
+		IdleTimeout:      c.IdleTimeout,
+		MaxConns:         c.MaxConns,
+		MaxConnsPerIP:    c.MaxConnsPerIP,
+		MaxHeaderBytes:   c.MaxHeaderBytes,
+		QuarantineSample: c.QuarantineSample,
+		QuarantineRate:   c.QuarantineRate,
+	}
 }
 
 // The sessionizer's shards on one node, and its lanes: the buffer's flushers. In a
@@ -281,22 +337,6 @@ func openAggregator(ctx context.Context, c *pipeConfig, s store, partitions int,
 		return nil, 0, fmt.Errorf("restore open sessions: %w", err)
 	}
 	return agg, n, nil
-}
-
-func openSink(ctx context.Context, cfg *pipeConfig, set *metrics.Set) (store, error) {
-	if cfg.ClickHouse != "" {
-		octx, cancel := context.WithTimeout(ctx, 60*time.Second)
-		defer cancel()
-		return clickhouse.Open(octx, cfg.ClickHouse, clickhouse.Options{Cluster: cfg.ClickHouseCluster}, set)
-	}
-	return sqlite.Open(ctx, filepath.Join(cfg.DataDir, "telemetry.db"), set)
-}
-
-func sinkName(cfg *pipeConfig) string {
-	if cfg.ClickHouse != "" {
-		return "clickhouse"
-	}
-	return "sqlite:" + filepath.Join(cfg.DataDir, "telemetry.db")
 }
 
 func newLogger(level string) *slog.Logger {

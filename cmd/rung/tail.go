@@ -3,64 +3,58 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
-	"path/filepath"
 	"text/tabwriter"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/rungdev/rung/schemas"
-	"github.com/rungdev/rung/sink/clickhouse"
-	"github.com/rungdev/rung/sink/sqlite"
 )
+
+// tailConfig is what `rung tail` is asked for.
+type tailConfig struct {
+	at     sinkAt
+	n      int
+	since  time.Duration
+	asJSON bool
+}
 
 // runTail prints the newest stored signals: the quickest way to see that a tracker's
 // signals arrive, and what rung made of them.
 func runTail(ctx context.Context, args []string, env environ, stdout io.Writer) error {
-	fs := flag.NewFlagSet("rung tail", flag.ContinueOnError)
-	ch := fs.String("clickhouse", "", "ClickHouse DSN; empty: the embedded SQLite sink in --data-dir")
-	cluster := fs.String("clickhouse-cluster", "", "the cluster the tables are sharded over, as serve runs with")
-	dataDir := fs.String("data-dir", "./rung-data", "directory of the embedded stores")
-	n := fs.Int("n", 10, "how many signals")
-	since := fs.Duration("since", 24*time.Hour, "look back this far")
-	asJSON := fs.Bool("json", false, "one JSON object per line")
+	fs := newFlags("tail")
+	var c tailConfig
+	fs.StringVar(&c.at.ClickHouse, "clickhouse", "", "ClickHouse DSN; empty: the embedded SQLite sink in --data-dir")
+	fs.StringVar(&c.at.Cluster, "clickhouse-cluster", "", "the cluster the tables are sharded over, as serve runs with")
+	fs.StringVar(&c.at.DataDir, "data-dir", "./rung-data", "directory of the embedded stores")
+	fs.IntVar(&c.n, "n", 10, "how many signals")
+	fs.DurationVar(&c.since, "since", 24*time.Hour, "look back this far")
+	fs.BoolVar(&c.asJSON, "json", false, "one JSON object per line")
 	if err := parseFlags(fs, args, env); err != nil {
 		return err
 	}
-	if *n < 1 {
-		return fmt.Errorf("-n %d: must be at least 1", *n)
+	if c.n < 1 {
+		return badUsage(fs, fmt.Errorf("-n %d: must be at least 1", c.n))
 	}
-	to := time.Now().Add(time.Minute).UnixMilli()
-	from := time.Now().Add(-*since).UnixMilli()
-	var (
-		got []schemas.Signal
-		err error
-	)
-	if *ch != "" {
-		s, oerr := clickhouse.Open(ctx, *ch, clickhouse.Options{Writers: 1, Cluster: *cluster}, metrics.NewSet())
-		if oerr != nil {
-			return oerr
-		}
-		defer s.Close()
-		got, err = s.Signals(ctx, from, to)
-	} else {
-		s, oerr := sqlite.Open(ctx, filepath.Join(*dataDir, "telemetry.db"), metrics.NewSet())
-		if oerr != nil {
-			return oerr
-		}
-		defer s.Close()
-		got, err = s.Signals(ctx, from, to)
-	}
+	return tail(ctx, &c, stdout, metrics.NewSet())
+}
+
+// tail reads the store read-only and asks it for the newest n signals alone; set
+// receives the store's metrics (its rows read).
+func tail(ctx context.Context, c *tailConfig, stdout io.Writer, set *metrics.Set) error {
+	st, err := openSink(ctx, c.at, true, set)
 	if err != nil {
 		return err
 	}
-	if len(got) > *n {
-		got = got[len(got)-*n:]
+	defer st.Close()
+	now := time.Now()
+	got, err := st.Newest(ctx, now.Add(-c.since).UnixMilli(), now.Add(time.Minute).UnixMilli(), c.n)
+	if err != nil {
+		return err
 	}
-	if *asJSON {
+	if c.asJSON {
 		enc := json.NewEncoder(stdout)
 		for _, s := range got {
 			if err := enc.Encode(tailRow(s)); err != nil {

@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -39,6 +40,7 @@ type ClickHouse struct {
 	retry sink.Retry // of every statement, by classify's class
 
 	rows      *metrics.Counter
+	read      *metrics.Counter            // signals read back, so a reader's cost can be seen
 	rollups   map[string]*metrics.Counter // rows written, by table
 	group     *group                      // rollup rows of concurrent flushes, written together
 	abandoned *metrics.Counter
@@ -64,10 +66,14 @@ type Options struct {
 	// CLUSTER.md). The profile of the DSN's user must set distributed_product_mode to
 	// 'local' (Open says so otherwise). Empty: one node, the tables as they are.
 	Cluster string
+	// ReadOnly opens the tables for reading: Open runs no DDL (no CREATE, no ALTER) and
+	// fails with sink.ErrNotMigrated when a table is missing. Writers is then 1.
+	ReadOnly bool
 }
 
 // Open connects to the server named by dsn ("clickhouse://host:9000/rung"), creates the
-// database and tables when absent, and returns the sink. It retries the first connection
+// database and tables when absent (with Options.ReadOnly: checks they are there), and
+// returns the sink. It retries the first connection
 // until ctx ends, so rung may start before ClickHouse does.
 func Open(ctx context.Context, dsn string, o Options, set *metrics.Set) (*ClickHouse, error) {
 	opts, err := ch.ParseDSN(dsn)
@@ -83,6 +89,9 @@ func Open(ctx context.Context, dsn string, o Options, set *metrics.Set) (*ClickH
 	}
 	if o.Writers <= 0 {
 		o.Writers = 4
+	}
+	if o.ReadOnly {
+		o.Writers = 1
 	}
 	if o.MaxServerAttempts <= 0 {
 		o.MaxServerAttempts = 5
@@ -102,6 +111,7 @@ func Open(ctx context.Context, dsn string, o Options, set *metrics.Set) (*ClickH
 		conn:    conn,
 		db:      db,
 		rows:    set.GetOrCreateCounter(`rung_sink_rows_written_total{table="signals"}`),
+		read:    set.GetOrCreateCounter(`rung_sink_rows_read_total{table="signals"}`),
 		rollups: make(map[string]*metrics.Counter),
 		retry: sink.Retry{
 			Classify:    classify,
@@ -133,6 +143,14 @@ func Open(ctx context.Context, dsn string, o Options, set *metrics.Set) (*ClickH
 			conn.Close()
 			return nil, fmt.Errorf("open clickhouse %s: %w", dsn, err)
 		}
+	}
+	if o.ReadOnly {
+		err = c.retry.Do(ctx, db, func() error { return c.checkTables(ctx) })
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("open clickhouse %s: %w", dsn, err)
+		}
+		return c, nil
 	}
 	err = c.retry.Do(ctx, db, func() error { return c.migrate(ctx, tables) })
 	if err != nil {
@@ -178,6 +196,21 @@ func (c *ClickHouse) migrate(ctx context.Context, tabs []table) error {
 		}
 		if err := addColumns(ctx, c.conn, c.db, t.name, t.name); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// checkTables makes sure the tables Open would create are there, for a read-only open.
+func (c *ClickHouse) checkTables(ctx context.Context) error {
+	for _, t := range tables {
+		var n uint64
+		err := c.conn.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = ? AND name = ?", c.db, t.name).Scan(&n)
+		if err != nil {
+			return fmt.Errorf("look for table %s.%s: %w", c.db, t.name, err)
+		}
+		if n == 0 {
+			return permanent{fmt.Errorf("no table %s.%s: %w", c.db, t.name, sink.ErrNotMigrated)}
 		}
 	}
 	return nil
@@ -416,6 +449,15 @@ func (c *ClickHouse) Signals(ctx context.Context, fromMs, toMs int64) ([]schemas
 	return c.query(ctx, "WHERE received_ms >= ? AND received_ms < ? ORDER BY received_ms", fromMs, toMs)
 }
 
+// Newest returns the newest n signals received in [fromMs, toMs), oldest first. Only n
+// rows come over the wire; the server still reads the range's partitions to find them.
+func (c *ClickHouse) Newest(ctx context.Context, fromMs, toMs int64, n int) ([]schemas.Signal, error) {
+	out, err := c.query(ctx, "WHERE received_ms >= ? AND received_ms < ? AND date >= toDate(?) AND date <= toDate(?) "+
+		"ORDER BY received_ms DESC LIMIT ?", fromMs, toMs, day(fromMs, -1), day(toMs, 1), n)
+	slices.Reverse(out)
+	return out, err
+}
+
 func (c *ClickHouse) query(ctx context.Context, where string, args ...any) ([]schemas.Signal, error) {
 	out, _, err := c.scanSignals(ctx, false, where, args...)
 	return out, err
@@ -457,6 +499,7 @@ func (c *ClickHouse) scanSignals(ctx context.Context, withSession bool, where st
 			g.Value, g.HasValue = *value, true
 		}
 		out = append(out, g)
+		c.read.Inc()
 		if withSession {
 			sessions = append(sessions, session)
 		}

@@ -2,25 +2,33 @@ package clickhouse
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/rungdev/rung/schemas"
+	"github.com/rungdev/rung/sink"
 	"github.com/rungdev/rung/sink/sinktest"
 )
 
-// TestDSN returns the DSN of a fresh test database on the test server
-// (RUNG_TEST_CLICKHOUSE, default clickhouse://127.0.0.1:9000).
+// testDSN returns the DSN of a fresh test database on the test server.
 func testDSN() string {
-	addr := os.Getenv("RUNG_TEST_CLICKHOUSE")
-	if addr == "" {
-		addr = "clickhouse://127.0.0.1:9000"
+	return fmt.Sprintf("%s/rung_test_%08x", testServer(), rand.Uint32())
+}
+
+// testServer is the test server's address (RUNG_TEST_CLICKHOUSE, default
+// clickhouse://127.0.0.1:9000).
+func testServer() string {
+	if addr := os.Getenv("RUNG_TEST_CLICKHOUSE"); addr != "" {
+		return addr
 	}
-	return fmt.Sprintf("%s/rung_test_%08x", addr, rand.Uint32())
+	return "clickhouse://127.0.0.1:9000"
 }
 
 func openTest(t *testing.T) *ClickHouse {
@@ -69,5 +77,36 @@ func TestMigrateAddsSessionColumn(t *testing.T) {
 	if err := c.conn.QueryRow(ctx, "SELECT count() FROM system.columns WHERE database = ? AND table = 'signals' AND name = 'session_ms'",
 		c.db).Scan(&n); err != nil || n != 1 {
 		t.Fatalf("session_ms columns: %d, %v", n, err)
+	}
+}
+
+// A read-only open runs no DDL: a database that is not there stays absent, and the
+// error says what to run; once the tables exist it reads them.
+func TestOpenReadOnly(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	w := openTest(t)
+	fresh := fmt.Sprintf("rung_test_%08x", rand.Uint32())
+	_, err := Open(ctx, testServer()+"/"+fresh, Options{ReadOnly: true}, metrics.NewSet())
+	if !errors.Is(err, sink.ErrNotMigrated) || !strings.Contains(err.Error(), "rung migrate") {
+		t.Fatalf("read-only open of a fresh database: err = %v, want ErrNotMigrated saying to run rung migrate", err)
+	}
+	var n uint64
+	if err := w.conn.QueryRow(ctx, "SELECT count() FROM system.databases WHERE name = ?", fresh).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("a read-only open created database %s (%d, %v)", fresh, n, err)
+	}
+
+	g := schemas.Signal{Type: schemas.TypePageview, Site: "s", AnonymousID: "v", EventID: "e-1",
+		ReceivedAt: 1700000000000, URL: "https://s/", Path: "/"}
+	if err := w.Write(ctx, &sink.Batch{Signals: []schemas.Signal{g}}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(ctx, testServer()+"/"+w.db, Options{ReadOnly: true}, metrics.NewSet())
+	if err != nil {
+		t.Fatalf("read-only open of a migrated database: %v", err)
+	}
+	defer r.Close()
+	if got, err := r.Newest(ctx, 0, 1<<62, 10); err != nil || len(got) != 1 || got[0].EventID != "e-1" {
+		t.Errorf("read back %v, %v", got, err)
 	}
 }

@@ -19,6 +19,7 @@ type Store interface {
 	sink.Sink
 	VisitorSignals(ctx context.Context, anonymousID string) ([]schemas.Signal, error)
 	Signals(ctx context.Context, fromMs, toMs int64) ([]schemas.Signal, error)
+	Newest(ctx context.Context, fromMs, toMs int64, n int) ([]schemas.Signal, error)
 	LandingCounts(ctx context.Context, f sink.LandingFilter) ([]sink.LandingCount, error)
 	VariantCounts(ctx context.Context, f sink.ExperimentFilter) ([]sink.VariantCount, error)
 	Experiments(ctx context.Context, site string) ([]sink.ExperimentInfo, error)
@@ -48,6 +49,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("Resume", func(t *testing.T) { resume(t, open) })
 	t.Run("Landed", func(t *testing.T) { landed(t, open(t)) })
 	t.Run("Referrers", func(t *testing.T) { referrers(t, open(t)) })
+	t.Run("Newest", func(t *testing.T) { newest(t, open(t)) })
 }
 
 const base = int64(1_700_000_000_000)

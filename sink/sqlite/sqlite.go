@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -31,6 +32,7 @@ type SQLite struct {
 
 	retry sink.Retry // of every write, by classify's class
 	rows  *metrics.Counter
+	read  *metrics.Counter // signals read back, so a reader's cost can be seen
 }
 
 var _ sink.Sink = (*SQLite)(nil)
@@ -49,7 +51,37 @@ func Open(ctx context.Context, path string, set *metrics.Set) (*SQLite, error) {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	db.SetMaxOpenConns(4)
-	s := &SQLite{
+	s := newSQLite(db, path, set)
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// OpenReadOnly opens the database file at path for reading only (SQLite's mode=ro): it
+// creates nothing and runs no DDL, so a reader beside a running `rung serve` changes
+// nothing, and a wrong path is an error rather than a new empty store. The file and
+// its tables must exist already (sink.ErrNotMigrated otherwise).
+func OpenReadOnly(ctx context.Context, path string, set *metrics.Set) (*SQLite, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w: %w", path, err, sink.ErrNotMigrated)
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(10000)&_pragma=query_only(1)")
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(2)
+	s := newSQLite(db, path, set)
+	if err := s.checkTables(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	return s, nil
+}
+
+func newSQLite(db *sql.DB, path string, set *metrics.Set) *SQLite {
+	return &SQLite{
 		db:   db,
 		path: path,
 		retry: sink.Retry{
@@ -59,12 +91,23 @@ func Open(ctx context.Context, path string, set *metrics.Set) (*SQLite, error) {
 			Retries:     set.GetOrCreateCounter(`rung_sink_retries_total`),
 		},
 		rows: set.GetOrCreateCounter(`rung_sink_rows_written_total{table="signals"}`),
+		read: set.GetOrCreateCounter(`rung_sink_rows_read_total{table="signals"}`),
 	}
-	if err := s.migrate(ctx); err != nil {
-		db.Close()
-		return nil, err
+}
+
+// checkTables makes sure every table the migrations create is there.
+func (s *SQLite) checkTables(ctx context.Context) error {
+	for _, name := range []string{"signals", "landing_hourly", "exposures", "conversions"} {
+		var n int
+		err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?", name).Scan(&n)
+		if err != nil {
+			return fmt.Errorf("look for table %s: %w", name, err)
+		}
+		if n == 0 {
+			return fmt.Errorf("no table %s: %w", name, sink.ErrNotMigrated)
+		}
 	}
-	return s, nil
+	return nil
 }
 
 // DB returns the database handle, for the queries that read the sink.
@@ -279,6 +322,14 @@ func (s *SQLite) Signals(ctx context.Context, fromMs, toMs int64) ([]schemas.Sig
 	return s.query(ctx, "WHERE received_ms >= ? AND received_ms < ? ORDER BY received_ms, rowid", fromMs, toMs)
 }
 
+// Newest returns the newest n signals received in [fromMs, toMs), oldest first. It reads
+// only those n rows, from the end of the received_ms index.
+func (s *SQLite) Newest(ctx context.Context, fromMs, toMs int64, n int) ([]schemas.Signal, error) {
+	out, err := s.query(ctx, "WHERE received_ms >= ? AND received_ms < ? ORDER BY received_ms DESC, rowid DESC LIMIT ?", fromMs, toMs, n)
+	slices.Reverse(out)
+	return out, err
+}
+
 func (s *SQLite) query(ctx context.Context, where string, args ...any) ([]schemas.Signal, error) {
 	out, _, err := s.scanSignals(ctx, false, where, args...)
 	return out, err
@@ -309,6 +360,7 @@ func (s *SQLite) scanSignals(ctx context.Context, withSession bool, where string
 		}
 		sig.Type, sig.Bot, sig.Value, sig.HasValue = schemas.ParseType(typ), bot == 1, value.Float64, value.Valid
 		out = append(out, sig)
+		s.read.Inc()
 		if withSession {
 			sessions = append(sessions, session)
 		}

@@ -37,7 +37,8 @@ func Start(t testing.TB) *Server {
 
 // StartServers starts n servers and stops them when the test ends. remoteServers, when
 // not nil, renders the body of <remote_servers> (the clusters) from the servers, whose
-// ports are known by then; every server gets the same clusters.
+// ports are known by then; every server gets the same clusters, and the users.d files
+// of the repository's cluster (examples/cluster/users.d).
 func StartServers(t testing.TB, n int, remoteServers func(s []*Server) string) []*Server {
 	t.Helper()
 	src, err := os.ReadFile("/etc/clickhouse-server/config.xml")
@@ -57,12 +58,13 @@ func StartServers(t testing.TB, n int, remoteServers func(s []*Server) string) [
 		t.Cleanup(func() { os.RemoveAll(dir) })
 		s[i] = &Server{t: t, dir: dir, Port: freePort(t)}
 	}
-	clusters, profile := "", string(users)
+	clusters := ""
+	var usersD map[string][]byte
 	if remoteServers != nil {
 		clusters = "<remote_servers>" + remoteServers(s) + "</remote_servers>"
-		// rung's IN subqueries over Distributed tables run shard-locally, as every
-		// visitor's rows are on one shard (sink/clickhouse/CLUSTER.md).
-		profile = strings.Replace(profile, "<default>", "<default><distributed_product_mode>local</distributed_product_mode>", 1)
+		// The cluster's nodes get the profile docker-compose.cluster.yml ships, so the
+		// tests that run on them prove that file works.
+		usersD = clusterProfile(t)
 	}
 	for _, x := range s {
 		cfg := string(src)
@@ -77,12 +79,16 @@ func StartServers(t testing.TB, n int, remoteServers func(s []*Server) string) [
 		} {
 			cfg = regexp.MustCompile(r.re).ReplaceAllLiteralString(cfg, r.to)
 		}
-		for _, sub := range []string{"data", "log"} {
+		for _, sub := range []string{"data", "log", "users.d"} {
 			if err := os.MkdirAll(filepath.Join(x.dir, sub), 0o755); err != nil {
 				t.Fatal(err)
 			}
 		}
-		for name, b := range map[string][]byte{"config.xml": []byte(cfg), "users.xml": []byte(profile)} {
+		files := map[string][]byte{"config.xml": []byte(cfg), "users.xml": users}
+		for name, b := range usersD {
+			files[filepath.Join("users.d", name)] = b
+		}
+		for name, b := range files {
 			if err := os.WriteFile(filepath.Join(x.dir, name), b, 0o644); err != nil {
 				t.Fatal(err)
 			}
@@ -97,6 +103,43 @@ func StartServers(t testing.TB, n int, remoteServers func(s []*Server) string) [
 		x.wait()
 	}
 	return s
+}
+
+// clusterProfileDir is where the repository keeps the users.d files of its ClickHouse
+// cluster (docker-compose.cluster.yml mounts them).
+const clusterProfileDir = "examples/cluster/users.d"
+
+// clusterProfile reads the files of clusterProfileDir, found from the test's directory up
+// to the module's root.
+func clusterProfile(t testing.TB) map[string][]byte {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			break
+		}
+		up := filepath.Dir(dir)
+		if up == dir {
+			t.Fatalf("no go.mod above the test's directory, so no %s", clusterProfileDir)
+		}
+		dir = up
+	}
+	paths, err := filepath.Glob(filepath.Join(dir, clusterProfileDir, "*.xml"))
+	if err != nil || len(paths) == 0 {
+		t.Fatalf("the cluster's ClickHouse profile: no %s/*.xml in %s (%v)", clusterProfileDir, dir, err)
+	}
+	files := map[string][]byte{}
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[filepath.Base(p)] = b
+	}
+	return files
 }
 
 // Cluster renders a cluster for remoteServers: one shard per server, no replicas.
