@@ -325,9 +325,10 @@ func (k *columns) clear() {
 }
 
 // Write inserts the batch table by table, raw signals first, retrying each by the class
-// of its error (classify.go); the error it gives up with is a *sink.WriteError. A table that landed is not written again when a later one
-// fails; every rollup row is idempotent, so a flush retried as a whole counts once too.
-// Rollup rows go through the group commit (group.go).
+// of its error (classify.go); the error it gives up with is a *sink.WriteError. A table
+// that landed is not written again when a later one fails; every rollup row is
+// idempotent, so a flush retried as a whole counts once too. Rollup rows go through the
+// group commit (group.go).
 func (c *ClickHouse) Write(ctx context.Context, b *sink.Batch) error {
 	rollups := b.Rollups()
 	if rollups {
