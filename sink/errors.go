@@ -60,7 +60,7 @@ func (e *WriteError) Unwrap() error { return e.Err }
 // error is a *WriteError.
 type Retry struct {
 	Classify    func(error) Class
-	MaxAttempts int              // of Transient errors; default 5
+	MaxAttempts int              // of Transient errors; at least 1
 	Errors      *metrics.Counter // every failed attempt
 	Retries     *metrics.Counter // every attempt after the first
 }
