@@ -44,11 +44,13 @@ import (
 )
 
 // Sink stores batches. Write is called concurrently by the buffer's flushers, each with
-// its own batch; a Sink must be safe for that. Write retries what can be retried (the
-// store is unreachable) until ctx is cancelled, and returns an error only when it gives
-// up. SQLite stores a batch wholly or not at all; ClickHouse writes table by table, raw
-// signals first, and every rollup row is idempotent, so a batch retried after an
-// ambiguous failure is counted once. Write does not keep the batch after it returns.
+// its own batch; a Sink must be safe for that. Write retries by the class of the error
+// (see Class: an unreachable store until ctx is cancelled, a transient error a few
+// times, a permanent one never) and returns an error, a *WriteError naming the table,
+// only when it gives up. SQLite stores a batch wholly or not at all; ClickHouse writes
+// table by table, raw signals first, and every rollup row is idempotent, so a batch
+// retried after an ambiguous failure is counted once. Write does not keep the batch
+// after it returns.
 type Sink interface {
 	Write(ctx context.Context, b *Batch) error
 	// Ping reports whether the store answers now, for /readyz.

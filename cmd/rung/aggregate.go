@@ -88,9 +88,11 @@ func runAggregate(ctx context.Context, args []string, env environ, stdout io.Wri
 	if err != nil {
 		return err
 	}
-	w := &skipStored{w: store}
+	health := sink.NewHealth(cfg.sinkAt().String(), store, log, set)
+	w := &skipStored{w: health}
 	flush := agg.FlushTo(w)
 	skipped := set.NewCounter(`rung_aggregate_redelivered_stored_total`)
+	dropped := set.NewCounter(`rung_signals_dropped_total{reason="sink_error"}`)
 	handle := func(ctx context.Context, signals []schemas.Signal, redelivered []bool) error {
 		stored, err := storedOf(ctx, store, signals, redelivered)
 		if err != nil {
@@ -98,7 +100,14 @@ func runAggregate(ctx context.Context, args []string, env environ, stdout io.Wri
 		}
 		w.stored = stored // the handler runs in one goroutine at a time
 		skipped.Add(len(stored))
-		return flush(ctx, signals)
+		err = flush(ctx, signals)
+		if class, ok := sink.ClassOf(err); ok && class == sink.Permanent {
+			// Redelivered, it would fail the same way for ever: drop it once, counted
+			// and logged (Health), and ack it.
+			dropped.Add(len(signals) - len(stored))
+			return nil
+		}
+		return err
 	}
 	consumer, err := stream.NewConsumer(js, stream.ConsumerConfig{
 		Stream:        scfg,
@@ -121,7 +130,7 @@ func runAggregate(ctx context.Context, args []string, env environ, stdout io.Wri
 		if sup.Stopping() {
 			return errors.New("shutting down")
 		}
-		return store.Ping(ctx)
+		return health.Ready(ctx)
 	}
 	web := &http.Server{Handler: aggregateMux(set, ping, nc.IsConnected), ReadHeaderTimeout: 5 * time.Second}
 	log.Info("rung aggregating", "addr", ln.Addr().String(), "sink", cfg.sinkAt(),

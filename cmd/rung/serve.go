@@ -204,6 +204,7 @@ func openIntake(ctx context.Context, cfg *serveConfig, store store, set *metrics
 		}
 		log.Info("write-ahead log replayed", "signals", replayed)
 	}
+	health := sink.NewHealth(cfg.sinkAt().String(), store, log, set)
 	buf := buffer.New(buffer.Config{
 		BatchSize:     cfg.BatchSize,
 		FlushInterval: cfg.FlushInterval,
@@ -212,8 +213,8 @@ func openIntake(ctx context.Context, cfg *serveConfig, store store, set *metrics
 		Shards:        sessionShards,
 		Flushers:      sessionLanes,
 		Done:          logDone(wlog),
-	}, agg.FlushTo(store), set)
-	return &intake{intake: newIntake(buf, wlog, policy, set), ready: store.Ping, buf: buf, wlog: wlog, restored: n}, nil
+	}, agg.FlushTo(health), set)
+	return &intake{intake: newIntake(buf, wlog, policy, set), ready: health.Ready, buf: buf, wlog: wlog, restored: n}, nil
 }
 
 // drain is the intake's part: it runs the buffer's flushers and, asked to stop (once

@@ -1,6 +1,6 @@
 // Package clickhouse is the production telemetry sink: ClickHouse over the native
 // protocol (clickhouse-go/v2), columnar batch inserts with explicit column lists, several
-// concurrent writers, and retries with backoff while the server is unreachable.
+// concurrent writers, and retries with backoff by the class of the error (classify.go).
 //
 // It stays inside what ClickHouse 18.16 (Debian's) and current releases both accept: no
 // DateTime64, LowCardinality, TTL or date_trunc, and every INSERT names its columns.
@@ -16,7 +16,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -38,14 +37,12 @@ type ClickHouse struct {
 	cluster *cluster  // nil in the single-node layout
 	cols    sync.Pool // *columns, reused across flushes
 
-	maxServerAttempts int
+	retry sink.Retry // of every statement, by classify's class
 
 	rows      *metrics.Counter
 	read      *metrics.Counter            // signals read back, so a reader's cost can be seen
 	rollups   map[string]*metrics.Counter // rows written, by table
 	group     *group                      // rollup rows of concurrent flushes, written together
-	errors    *metrics.Counter
-	retries   *metrics.Counter
 	abandoned *metrics.Counter
 }
 
@@ -54,8 +51,10 @@ var _ sink.Sink = (*ClickHouse)(nil)
 // Options tunes the sink; the zero value works.
 type Options struct {
 	Writers int // concurrent flushes; default 4 (each uses up to 4 connections at once)
-	// MaxServerAttempts bounds retries of an error the server returned (as opposed to
-	// the server being unreachable, which is retried until the context ends); default 5.
+	// MaxServerAttempts bounds the attempts of a statement that fails with a transient
+	// error (the server overloaded, or an error classify does not know); default 5. An
+	// unreachable server is retried until the context ends, a permanent error never
+	// (classify.go).
 	MaxServerAttempts int
 	// GroupLinger is how long a flush's rollup rows may wait for those of the flushes
 	// running alongside, to share their INSERT; default 50ms. It only waits for flushes
@@ -109,16 +108,17 @@ func Open(ctx context.Context, dsn string, o Options, set *metrics.Set) (*ClickH
 		return nil, fmt.Errorf("open clickhouse %s: %w", dsn, err)
 	}
 	c := &ClickHouse{
-		conn: conn,
-		db:   db,
-
-		maxServerAttempts: o.MaxServerAttempts,
-
-		rows:      set.GetOrCreateCounter(`rung_sink_rows_written_total{table="signals"}`),
-		read:      set.GetOrCreateCounter(`rung_sink_rows_read_total{table="signals"}`),
-		rollups:   make(map[string]*metrics.Counter),
-		errors:    set.GetOrCreateCounter(`rung_sink_errors_total`),
-		retries:   set.GetOrCreateCounter(`rung_sink_retries_total`),
+		conn:    conn,
+		db:      db,
+		rows:    set.GetOrCreateCounter(`rung_sink_rows_written_total{table="signals"}`),
+		read:    set.GetOrCreateCounter(`rung_sink_rows_read_total{table="signals"}`),
+		rollups: make(map[string]*metrics.Counter),
+		retry: sink.Retry{
+			Classify:    classify,
+			MaxAttempts: o.MaxServerAttempts,
+			Errors:      set.GetOrCreateCounter(`rung_sink_errors_total`),
+			Retries:     set.GetOrCreateCounter(`rung_sink_retries_total`),
+		},
 		abandoned: set.GetOrCreateCounter(`rung_sink_batches_abandoned_total`),
 	}
 	c.cols.New = func() any { return new(columns) }
@@ -128,8 +128,7 @@ func Open(ctx context.Context, dsn string, o Options, set *metrics.Set) (*ClickH
 	}
 	if o.Cluster != "" {
 		var nodes []clusterNode
-		err := retry(ctx, func() (err error) { nodes, err = readCluster(ctx, conn, o.Cluster); return err },
-			o.MaxServerAttempts, c.errors, c.retries)
+		err := c.retry.Do(ctx, "system.clusters", func() (err error) { nodes, err = readCluster(ctx, conn, o.Cluster); return err })
 		if err == nil && len(nodes) == 0 {
 			err = fmt.Errorf("%w: %s has no cluster %q in system.clusters (it has: %s)", ErrUnknownCluster,
 				strings.Join(opts.Addr, ","), o.Cluster, clusterNames(ctx, conn))
@@ -146,14 +145,14 @@ func Open(ctx context.Context, dsn string, o Options, set *metrics.Set) (*ClickH
 		}
 	}
 	if o.ReadOnly {
-		err = retry(ctx, func() error { return c.checkTables(ctx) }, o.MaxServerAttempts, c.errors, c.retries)
+		err = c.retry.Do(ctx, db, func() error { return c.checkTables(ctx) })
 		if err != nil {
 			c.Close()
 			return nil, fmt.Errorf("open clickhouse %s: %w", dsn, err)
 		}
 		return c, nil
 	}
-	err = retry(ctx, func() error { return c.migrate(ctx, tables) }, o.MaxServerAttempts, c.errors, c.retries)
+	err = c.retry.Do(ctx, db, func() error { return c.migrate(ctx, tables) })
 	if err != nil {
 		c.Close()
 		return nil, fmt.Errorf("migrate clickhouse %s: %w", dsn, err)
@@ -325,10 +324,11 @@ func (k *columns) clear() {
 	}
 }
 
-// Write inserts the batch table by table, raw signals first, retrying each while
-// ClickHouse is unreachable. A table that landed is not written again when a later one
-// fails; every rollup row is idempotent, so a flush retried as a whole counts once too.
-// Rollup rows go through the group commit (group.go).
+// Write inserts the batch table by table, raw signals first, retrying each by the class
+// of its error (classify.go); the error it gives up with is a *sink.WriteError. A table
+// that landed is not written again when a later one fails; every rollup row is
+// idempotent, so a flush retried as a whole counts once too. Rollup rows go through the
+// group commit (group.go).
 func (c *ClickHouse) Write(ctx context.Context, b *sink.Batch) error {
 	rollups := b.Rollups()
 	if rollups {
@@ -389,11 +389,11 @@ func (c *ClickHouse) insertSignals(ctx context.Context, d dest, b *sink.Batch, s
 	k := c.cols.Get().(*columns)
 	k.fill(b, shards, s)
 	n := len(k.ms)
-	err := retry(ctx, func() error { return c.insert(ctx, d, k) }, c.maxServerAttempts, c.errors, c.retries)
+	err := c.retry.Do(ctx, d.table, func() error { return c.insert(ctx, d, k) })
 	k.clear()
 	c.cols.Put(k)
 	if err != nil {
-		return fmt.Errorf("%s: %w", d.table, err)
+		return err
 	}
 	c.rows.Add(n)
 	return nil
@@ -414,47 +414,6 @@ func (c *ClickHouse) insert(ctx context.Context, d dest, k *columns) error {
 		return fmt.Errorf("send: %w", err)
 	}
 	return nil
-}
-
-// permanent marks an error that waiting will not cure (what the servers are configured
-// with): retry returns it at once.
-type permanent struct{ error }
-
-func (p permanent) Unwrap() error { return p.error }
-
-// retry runs f until it succeeds, ctx ends, or the server itself has refused it
-// maxServer times (an exception from the server will not go away by waiting). An
-// unreachable server is retried with capped exponential backoff and jitter.
-func retry(ctx context.Context, f func() error, maxServer int, errs, retries *metrics.Counter) error {
-	backoff := 50 * time.Millisecond
-	for server := 0; ; {
-		err := f()
-		if err == nil {
-			return nil
-		}
-		errs.Inc()
-		if errors.As(err, new(permanent)) {
-			return err
-		}
-		var ex *ch.Exception
-		if errors.As(err, &ex) {
-			if server++; server >= maxServer {
-				return err
-			}
-		}
-		if ctx.Err() != nil {
-			return errors.Join(err, ctx.Err())
-		}
-		retries.Inc()
-		t := time.NewTimer(backoff + rand.N(backoff/2))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return errors.Join(err, ctx.Err())
-		case <-t.C:
-		}
-		backoff = min(2*backoff, 2*time.Second)
-	}
 }
 
 // Ping checks the server answers, and on a cluster that every shard does.

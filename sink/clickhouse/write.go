@@ -101,11 +101,11 @@ func (c *ClickHouse) writeVisitors(ctx context.Context, d dest, exposures []sink
 	return c.send(ctx, d, "visitors", insertVisitors, n, site, anon, exp, ms, variant, rank)
 }
 
-// send inserts n rows given as columns into d, retrying while the server is
-// unreachable; table names the rollup for the metrics.
+// send inserts n rows given as columns into d, retrying by the error's class; table
+// names the rollup for the metrics.
 func (c *ClickHouse) send(ctx context.Context, d dest, table, query string, n int, cols ...any) error {
 	q := fmt.Sprintf(query, d.table)
-	err := retry(ctx, func() error {
+	err := c.retry.Do(ctx, d.table, func() error {
 		batch, err := d.conn.PrepareBatch(ctx, q)
 		if err != nil {
 			return fmt.Errorf("prepare: %w", err)
@@ -120,9 +120,9 @@ func (c *ClickHouse) send(ctx context.Context, d dest, table, query string, n in
 			return fmt.Errorf("send: %w", err)
 		}
 		return nil
-	}, c.maxServerAttempts, c.errors, c.retries)
+	})
 	if err != nil {
-		return fmt.Errorf("insert %d rows into clickhouse table %s: %w", n, d.table, err)
+		return fmt.Errorf("insert %d rows into clickhouse: %w", n, err)
 	}
 	c.rollups[table].Add(n)
 	return nil

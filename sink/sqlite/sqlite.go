@@ -5,6 +5,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -27,10 +28,11 @@ type SQLite struct {
 	mu   sync.Mutex // one writer
 
 	stmts map[string]*sql.Stmt // prepared write statements, reused by every flush; guarded by mu
+	table string               // the table of the statement run last; guarded by mu
 
-	rows   *metrics.Counter
-	read   *metrics.Counter // signals read back, so a reader's cost can be seen
-	errors *metrics.Counter
+	retry sink.Retry // of every write, by classify's class
+	rows  *metrics.Counter
+	read  *metrics.Counter // signals read back, so a reader's cost can be seen
 }
 
 var _ sink.Sink = (*SQLite)(nil)
@@ -80,11 +82,16 @@ func OpenReadOnly(ctx context.Context, path string, set *metrics.Set) (*SQLite, 
 
 func newSQLite(db *sql.DB, path string, set *metrics.Set) *SQLite {
 	return &SQLite{
-		db:     db,
-		path:   path,
-		rows:   set.GetOrCreateCounter(`rung_sink_rows_written_total{table="signals"}`),
-		read:   set.GetOrCreateCounter(`rung_sink_rows_read_total{table="signals"}`),
-		errors: set.GetOrCreateCounter(`rung_sink_errors_total`),
+		db:   db,
+		path: path,
+		retry: sink.Retry{
+			Classify:    classify,
+			MaxAttempts: 5,
+			Errors:      set.GetOrCreateCounter(`rung_sink_errors_total`),
+			Retries:     set.GetOrCreateCounter(`rung_sink_retries_total`),
+		},
+		rows: set.GetOrCreateCounter(`rung_sink_rows_written_total{table="signals"}`),
+		read: set.GetOrCreateCounter(`rung_sink_rows_read_total{table="signals"}`),
 	}
 }
 
@@ -213,19 +220,24 @@ var insertSQL = func() [rowsPerInsert + 1]string {
 }()
 
 // Write stores the batch, raw signals and rollups, in one transaction: all of it or
-// none.
+// none. A transaction that failed is run again by the class of its error (classify.go);
+// the error it gives up with is a *sink.WriteError naming the table that failed.
 func (s *SQLite) Write(ctx context.Context, b *sink.Batch) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.write(ctx, b); err != nil {
-		s.errors.Inc()
-		return fmt.Errorf("write %d signals to sqlite: %w", len(b.Signals), err)
+	if err := s.retry.Do(ctx, "", func() error { return s.write(ctx, b) }); err != nil {
+		var we *sink.WriteError
+		if errors.As(err, &we) {
+			we.Table = s.table
+		}
+		return fmt.Errorf("write %d signals to sqlite %s: %w", len(b.Signals), s.path, err)
 	}
 	s.rows.Add(len(b.Signals))
 	return nil
 }
 
 func (s *SQLite) write(ctx context.Context, b *sink.Batch) error {
+	s.table = "signals"
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -256,6 +268,7 @@ func (s *SQLite) write(ctx context.Context, b *sink.Batch) error {
 // multi-row inserts are long, and compiling them anew for every flush costs more than
 // running them. Lock should be held.
 func (s *SQLite) exec(ctx context.Context, tx *sql.Tx, query string, args []any) error {
+	s.table = strings.Fields(query)[2] // INSERT INTO table ...
 	st := s.stmts[query]
 	if st == nil {
 		var err error
