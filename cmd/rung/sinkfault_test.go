@@ -11,6 +11,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/rungdev/rung/internal/harness"
 	"github.com/rungdev/rung/sink/clickhouse"
 	"github.com/rungdev/rung/sink/sinktest"
 )
@@ -54,7 +55,7 @@ func TestClickHouseSchemaFaults(t *testing.T) {
 			alter(c.brk)
 			postRound(t, rounds[0], accepted, p)
 			dropped := func() float64 { return p.metric(`rung_signals_dropped_total{reason="sink_error"}`) }
-			checkFor(t, 60*time.Second, 50*time.Millisecond, func() error {
+			harness.CheckFor(t, 60*time.Second, 50*time.Millisecond, func() error {
 				if d, held := dropped(), p.metric("rung_buffer_signals"); d != float64(len(accepted)) || held != 0 {
 					return fmt.Errorf("dropped %v of %d accepted, %v held", d, len(accepted), held)
 				}
@@ -84,7 +85,7 @@ func TestClickHouseSchemaFaults(t *testing.T) {
 			alter(c.mend)
 			before := len(accepted)
 			postRound(t, rounds[1], accepted, p)
-			checkFor(t, 60*time.Second, 50*time.Millisecond, func() error {
+			harness.CheckFor(t, 60*time.Second, 50*time.Millisecond, func() error {
 				if w := p.metric(`rung_sink_rows_written_total{table="signals"}`); w != float64(len(accepted)-before) {
 					return fmt.Errorf("rows written %v, want %d", w, len(accepted)-before)
 				}

@@ -1,20 +1,19 @@
 package sqlite
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
 	"log/slog"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/rungdev/rung/buffer"
+	"github.com/rungdev/rung/internal/harness"
 	"github.com/rungdev/rung/schemas"
 	"github.com/rungdev/rung/sink"
 	"github.com/rungdev/rung/sink/sinktest"
@@ -171,7 +170,7 @@ func TestWriteFaults(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := openFault(t)
-			var logs syncBuffer
+			var logs harness.Output
 			set := metrics.NewSet()
 			health := sink.NewHealth("sqlite", s, slog.New(slog.NewTextHandler(&logs, nil)), set)
 			buf := buffer.New(buffer.Config{BatchSize: 100, FlushInterval: 20 * time.Millisecond, Flushers: 2},
@@ -243,21 +242,4 @@ func TestWriteFaults(t *testing.T) {
 			sinktest.CheckAccounted(t, stored, accepted, int(dropped.Get()))
 		})
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
