@@ -209,6 +209,50 @@ func ScanReferrers(rows Rows) ([]ReferrerCount, error) {
 	return out, rows.Err()
 }
 
+// ScanSessions reads (site, anonymous_id, start_ms, landing_ms, landing_path,
+// utm_source, utm_medium, utm_campaign, converted) rows; converted is 0 or 1.
+func ScanSessions(rows Rows) ([]Session, error) {
+	var out []Session
+	for rows.Next() {
+		var s Session
+		if err := rows.Scan(&s.Site, &s.AnonymousID, &s.StartMs, &s.LandingMs, &s.LandingPath, &s.UTMSource,
+			&s.UTMMedium, &s.UTMCampaign, &s.Converted); err != nil {
+			return nil, fmt.Errorf("scan session: %w", err)
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// ScanLandingHours reads (site, hour_ms, landing_path, utm_source, utm_medium,
+// utm_campaign, sessions, converted) rows.
+func ScanLandingHours(rows Rows) ([]LandingHour, error) {
+	var out []LandingHour
+	for rows.Next() {
+		var l LandingHour
+		if err := rows.Scan(&l.Site, &l.HourMs, &l.LandingPath, &l.UTMSource, &l.UTMMedium, &l.UTMCampaign,
+			&l.Sessions, &l.Converted); err != nil {
+			return nil, fmt.Errorf("scan landing hour: %w", err)
+		}
+		out = append(out, l)
+	}
+	return out, rows.Err()
+}
+
+// ScanExposures reads (site, experiment, anonymous_id, first_ms, variant, converted)
+// rows; converted is 0 or 1, which both drivers scan into a bool.
+func ScanExposures(rows Rows) ([]VisitorExposure, error) {
+	var out []VisitorExposure
+	for rows.Next() {
+		var e VisitorExposure
+		if err := rows.Scan(&e.Site, &e.Experiment, &e.AnonymousID, &e.FirstMs, &e.Variant, &e.Converted); err != nil {
+			return nil, fmt.Errorf("scan exposure: %w", err)
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
 // LandingCount is one landing page's sessions and converting sessions.
 type LandingCount struct {
 	LandingPath string

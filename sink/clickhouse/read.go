@@ -217,20 +217,7 @@ func (c *ClickHouse) sessions(ctx context.Context, q string, args ...any) ([]sin
 		return nil, fmt.Errorf("query sessions: %w", err)
 	}
 	defer rows.Close()
-	var out []sink.Session
-	for rows.Next() {
-		var (
-			s    sink.Session
-			conv uint8
-		)
-		if err := rows.Scan(&s.Site, &s.AnonymousID, &s.StartMs, &s.LandingMs, &s.LandingPath, &s.UTMSource,
-			&s.UTMMedium, &s.UTMCampaign, &conv); err != nil {
-			return nil, fmt.Errorf("scan session: %w", err)
-		}
-		s.Converted = conv == 1
-		out = append(out, s)
-	}
-	return out, rows.Err()
+	return sink.ScanSessions(rows)
 }
 
 func (c *ClickHouse) landingHours(ctx context.Context, q string, args ...any) ([]sink.LandingHour, error) {
@@ -239,16 +226,7 @@ func (c *ClickHouse) landingHours(ctx context.Context, q string, args ...any) ([
 		return nil, fmt.Errorf("query landing hours: %w", err)
 	}
 	defer rows.Close()
-	var out []sink.LandingHour
-	for rows.Next() {
-		var l sink.LandingHour
-		if err := rows.Scan(&l.Site, &l.HourMs, &l.LandingPath, &l.UTMSource, &l.UTMMedium, &l.UTMCampaign,
-			&l.Sessions, &l.Converted); err != nil {
-			return nil, fmt.Errorf("scan landing hour: %w", err)
-		}
-		out = append(out, l)
-	}
-	return out, rows.Err()
+	return sink.ScanLandingHours(rows)
 }
 
 func (c *ClickHouse) exposures(ctx context.Context, q string, args ...any) ([]sink.VisitorExposure, error) {
@@ -257,19 +235,7 @@ func (c *ClickHouse) exposures(ctx context.Context, q string, args ...any) ([]si
 		return nil, fmt.Errorf("query exposures: %w", err)
 	}
 	defer rows.Close()
-	var out []sink.VisitorExposure
-	for rows.Next() {
-		var (
-			e    sink.VisitorExposure
-			conv uint8
-		)
-		if err := rows.Scan(&e.Site, &e.Experiment, &e.AnonymousID, &e.FirstMs, &e.Variant, &conv); err != nil {
-			return nil, fmt.Errorf("scan exposure: %w", err)
-		}
-		e.Converted = conv == 1
-		out = append(out, e)
-	}
-	return out, rows.Err()
+	return sink.ScanExposures(rows)
 }
 
 // Resume reads back the sessions that may still be open: the latest session of each

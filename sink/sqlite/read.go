@@ -155,20 +155,7 @@ func (s *SQLite) sessions(ctx context.Context, q string, args ...any) ([]sink.Se
 		return nil, fmt.Errorf("query sessions: %w", err)
 	}
 	defer rows.Close()
-	var out []sink.Session
-	for rows.Next() {
-		var (
-			x    sink.Session
-			conv int
-		)
-		if err := rows.Scan(&x.Site, &x.AnonymousID, &x.StartMs, &x.LandingMs, &x.LandingPath, &x.UTMSource,
-			&x.UTMMedium, &x.UTMCampaign, &conv); err != nil {
-			return nil, fmt.Errorf("scan session: %w", err)
-		}
-		x.Converted = conv == 1
-		out = append(out, x)
-	}
-	return out, rows.Err()
+	return sink.ScanSessions(rows)
 }
 
 func (s *SQLite) landingHours(ctx context.Context, q string, args ...any) ([]sink.LandingHour, error) {
@@ -177,16 +164,7 @@ func (s *SQLite) landingHours(ctx context.Context, q string, args ...any) ([]sin
 		return nil, fmt.Errorf("query landing hours: %w", err)
 	}
 	defer rows.Close()
-	var out []sink.LandingHour
-	for rows.Next() {
-		var l sink.LandingHour
-		if err := rows.Scan(&l.Site, &l.HourMs, &l.LandingPath, &l.UTMSource, &l.UTMMedium, &l.UTMCampaign,
-			&l.Sessions, &l.Converted); err != nil {
-			return nil, fmt.Errorf("scan landing hour: %w", err)
-		}
-		out = append(out, l)
-	}
-	return out, rows.Err()
+	return sink.ScanLandingHours(rows)
 }
 
 func (s *SQLite) exposures(ctx context.Context, q string, args ...any) ([]sink.VisitorExposure, error) {
@@ -195,19 +173,7 @@ func (s *SQLite) exposures(ctx context.Context, q string, args ...any) ([]sink.V
 		return nil, fmt.Errorf("query exposures: %w", err)
 	}
 	defer rows.Close()
-	var out []sink.VisitorExposure
-	for rows.Next() {
-		var (
-			e    sink.VisitorExposure
-			conv int
-		)
-		if err := rows.Scan(&e.Site, &e.Experiment, &e.AnonymousID, &e.FirstMs, &e.Variant, &conv); err != nil {
-			return nil, fmt.Errorf("scan exposure: %w", err)
-		}
-		e.Converted = conv == 1
-		out = append(out, e)
-	}
-	return out, rows.Err()
+	return sink.ScanExposures(rows)
 }
 
 // Resume reads back the sessions that may still be open: the latest session of each
