@@ -1,4 +1,4 @@
-package collector
+package main
 
 import (
 	"context"
@@ -15,9 +15,10 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/rungdev/rung/buffer"
+	"github.com/rungdev/rung/collector"
 	"github.com/rungdev/rung/preagg"
 	"github.com/rungdev/rung/schemas"
-	discardsink "github.com/rungdev/rung/sink/discard"
+	"github.com/rungdev/rung/sink/discard"
 )
 
 // pipelineBodies are the request bodies bench/wrk/collect.lua sends: 1024 of them
@@ -40,12 +41,12 @@ func pipelineBodies(n int) []string {
 	return out
 }
 
-// pipeline is what `rung serve --sink discard` runs: the collector, the default buffer
+// pipeline is what `rung serve --sink discard` wires, here in process: the collector, the default buffer
 // flushing through the sessionizer into the discard sink.
 type pipeline struct {
-	srv  *Server
+	srv  *collector.Server
 	buf  *buffer.Buffer
-	sink *discardsink.Sink
+	sink *discard.Sink
 	done chan error
 }
 
@@ -60,10 +61,10 @@ func newPipeline(tb testing.TB) *pipeline {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	p := &pipeline{sink: discardsink.New(set), done: make(chan error, 1)}
+	p := &pipeline{sink: discard.New(set), done: make(chan error, 1)}
 	p.buf = buffer.New(buffer.Config{}, agg.FlushTo(p.sink), set)
 	go func() { p.done <- p.buf.Run(context.Background()) }()
-	p.srv = New(Config{}, reg, p.buf, p.sink.Ping, set, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	p.srv = collector.New(collector.Config{}, reg, p.buf, p.sink.Ping, set, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	return p
 }
 
@@ -103,7 +104,7 @@ func BenchmarkPipeline(b *testing.B) {
 		bodies := pipelineBodies(per)
 		ctxs := make([]*fasthttp.RequestCtx, len(bodies))
 		for i, body := range bodies {
-			ctxs[i] = newCollectCtx(body)
+			ctxs[i] = pipelineCtx(body)
 		}
 		b.Run(name, func(b *testing.B) {
 			p := newPipeline(b)
@@ -151,4 +152,15 @@ func (p *pipeline) serve(tb testing.TB, ctx *fasthttp.RequestCtx) {
 			tb.Fatalf("status %d: %s", ctx.Response.StatusCode(), ctx.Response.Body())
 		}
 	}
+}
+
+// pipelineCtx is a POST /collect from a browser, as t.js sends it.
+func pipelineCtx(body string) *fasthttp.RequestCtx {
+	var ctx fasthttp.RequestCtx
+	ctx.Request.Header.SetMethod("POST")
+	ctx.Request.SetRequestURI("/collect")
+	ctx.Request.Header.SetContentType("text/plain;charset=UTF-8")
+	ctx.Request.Header.SetUserAgent("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0 Safari/537.36")
+	ctx.Request.SetBodyString(body)
+	return &ctx
 }
