@@ -13,6 +13,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/rungdev/rung/internal/harness"
 	"github.com/rungdev/rung/schemas"
 )
 
@@ -41,7 +42,7 @@ func TestSitesAndBots(t *testing.T) {
 		t.Fatal(err)
 	}
 	ts := newTestServer(t, Config{Sites: sites, DropBots: true, RateSite: 1})
-	browser := "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0 Safari/537.36"
+	browser := harness.BrowserUA
 	shop := strings.Replace(okSignal, "example.com", "shop.example", 1)
 	tests := []struct {
 		name, body, origin, ua string

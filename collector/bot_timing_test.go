@@ -1,11 +1,15 @@
 package collector
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/rungdev/rung/internal/harness"
+)
 
 // BenchmarkIsBot compares judging a browser's user agent afresh with looking it up in
 // the cache of recent verdicts, as /collect does once per request.
 func BenchmarkIsBot(b *testing.B) {
-	ua := []byte("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0 Safari/537.36")
+	ua := []byte(harness.BrowserUA)
 	b.Run("scan", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {

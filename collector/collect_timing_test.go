@@ -49,16 +49,6 @@ func newBenchServerWith(tb testing.TB, cfg Config) (*Server, func()) {
 	return srv, func() { buf.Close(); <-done; cancel() }
 }
 
-func newCollectCtx(body string) *fasthttp.RequestCtx {
-	var ctx fasthttp.RequestCtx
-	ctx.Request.Header.SetMethod("POST")
-	ctx.Request.SetRequestURI("/collect")
-	ctx.Request.Header.SetContentType("text/plain;charset=UTF-8")
-	ctx.Request.Header.SetUserAgent("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0 Safari/537.36")
-	ctx.Request.SetBodyString(body)
-	return &ctx
-}
-
 // BenchmarkCollect measures POST /collect from parsed request to 202: copy, decode,
 // validate, enrich, push into the buffer, answer. The network is not in it (see
 // BENCHMARKS.md for the same over loopback against a bare fasthttp server).
@@ -71,7 +61,7 @@ func BenchmarkCollect(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			srv, stop := newBenchServer(b)
 			defer stop()
-			ctx := newCollectCtx(c.body)
+			ctx := harness.CollectRequest(c.body)
 			b.ReportAllocs()
 			b.SetBytes(int64(len(c.body)))
 			for b.Loop() {
@@ -101,7 +91,7 @@ func TestCollectAllocs(t *testing.T) {
 		max  float64
 	}{{srv, benchSignal, 1}, {srv, benchBatch(50), 1}, {limited, benchSignal, 1}} {
 		srv := c.srv
-		ctx := newCollectCtx(c.body)
+		ctx := harness.CollectRequest(c.body)
 		allocs := testing.AllocsPerRun(200, func() {
 			ctx.Response.Reset()
 			srv.Handler(ctx)
@@ -128,7 +118,7 @@ func collect500(b *testing.B, signal string, status int) {
 	srv, stop := newBenchServer(b)
 	defer stop()
 	body := batchOf(signal, 500)
-	ctx := newCollectCtx(body)
+	ctx := harness.CollectRequest(body)
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
@@ -156,7 +146,7 @@ func BenchmarkCollect500(b *testing.B) {
 func TestRejectedCost(t *testing.T) {
 	srv, stop := newBenchServer(t)
 	defer stop()
-	valid, invalid := newCollectCtx(batchOf(benchSignal, 500)), newCollectCtx(batchOf(invalidSignal, 500))
+	valid, invalid := harness.CollectRequest(batchOf(benchSignal, 500)), harness.CollectRequest(batchOf(invalidSignal, 500))
 	run := func(ctx *fasthttp.RequestCtx, status int) {
 		ctx.Response.Reset()
 		srv.Handler(ctx)

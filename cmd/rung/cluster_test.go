@@ -79,7 +79,7 @@ func postRound(t *testing.T, round []map[string]any, accepted map[string]bool, t
 				body, _ := json.Marshal(batch)
 				req, _ := http.NewRequest("POST", to[n%len(to)].url("/collect"), bytes.NewReader(body))
 				req.Header.Set("Content-Type", "application/json")
-				req.Header.Set("User-Agent", browserUA) // a bot's signals are left out of the stats
+				req.Header.Set("User-Agent", harness.BrowserUA) // a bot's signals are left out of the stats
 				resp, err := client.Do(req)
 				if err != nil {
 					t.Errorf("post: %v", err)

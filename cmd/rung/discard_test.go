@@ -25,7 +25,7 @@ func TestServeDiscard(t *testing.T) {
 		`{"type":"pageview","site":"e2e.example","anonymous_id":"browser-0001","event_id":"browser-e1","url":"https://e2e.example/p?utm_source=s"},`+
 		`{"type":"event","site":"e2e.example","anonymous_id":"browser-0001","event_id":"browser-e2","name":"form_submitted"}]`))
 	req.Header.Set("Content-Type", "text/plain")
-	req.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0 Safari/537.36")
+	req.Header.Set("User-Agent", harness.BrowserUA)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

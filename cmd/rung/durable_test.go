@@ -113,7 +113,7 @@ func killTest(t *testing.T, store []string, strict bool) {
 				mu.Unlock()
 				req, _ := http.NewRequest("POST", *url.Load(), bytes.NewReader(body))
 				req.Header.Set("Content-Type", "text/plain")
-				req.Header.Set("User-Agent", browserUA) // a bot's signals are left out of the rollups
+				req.Header.Set("User-Agent", harness.BrowserUA) // a bot's signals are left out of the rollups
 				resp, err := client.Do(req)
 				if err != nil {
 					failed.Add(1)

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rungdev/rung/internal/harness"
 )
 
 // The hostile-input suite runs a real `rung serve` with its abuse controls on and
@@ -24,8 +26,6 @@ import (
 // server's open files and RSS before the attack, a legitimate client's rate alone), so
 // that a loaded machine moves both sides; the timing figures (legitimate p99 under
 // attack) are recorded in BENCHMARKS.md, never asserted here.
-
-const browserUA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0 Safari/537.36"
 
 func hostileServe(t *testing.T, extra ...string) *proc {
 	t.Helper()
@@ -45,7 +45,7 @@ func clientFrom(src string) *http.Client {
 func send(c *http.Client, url, body string, header ...string) (int, string, time.Duration, error) {
 	req, _ := http.NewRequest("POST", url, strings.NewReader(body))
 	req.Header.Set("Content-Type", "text/plain")
-	req.Header.Set("User-Agent", browserUA)
+	req.Header.Set("User-Agent", harness.BrowserUA)
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
@@ -74,7 +74,7 @@ func statusFrom(src, addr, body string) (int, error) {
 	// A write to a connection the server has refused and closed may fail; its answer is
 	// read all the same.
 	fmt.Fprintf(c, "POST /collect HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nUser-Agent: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
-		browserUA, len(body), body)
+		harness.BrowserUA, len(body), body)
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 	if err != nil {
 		return 0, err

@@ -34,7 +34,7 @@ func TestSQLMetacharactersInFilters(t *testing.T) {
 			body, _ := json.Marshal(batch)
 			req, _ := http.NewRequest("POST", p.url("/collect"), strings.NewReader(string(body)))
 			req.Header.Set("Content-Type", "text/plain")
-			req.Header.Set("User-Agent", browserUA)
+			req.Header.Set("User-Agent", harness.BrowserUA)
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil || resp.StatusCode != 202 {
 				t.Fatalf("post: %v %v", resp, err)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/rungdev/rung/buffer"
 	"github.com/rungdev/rung/collector"
+	"github.com/rungdev/rung/internal/harness"
 	"github.com/rungdev/rung/preagg"
 	"github.com/rungdev/rung/schemas"
 	"github.com/rungdev/rung/sink/discard"
@@ -104,7 +105,7 @@ func BenchmarkPipeline(b *testing.B) {
 		bodies := pipelineBodies(per)
 		ctxs := make([]*fasthttp.RequestCtx, len(bodies))
 		for i, body := range bodies {
-			ctxs[i] = pipelineCtx(body)
+			ctxs[i] = harness.CollectRequest(body)
 		}
 		b.Run(name, func(b *testing.B) {
 			p := newPipeline(b)
@@ -152,15 +153,4 @@ func (p *pipeline) serve(tb testing.TB, ctx *fasthttp.RequestCtx) {
 			tb.Fatalf("status %d: %s", ctx.Response.StatusCode(), ctx.Response.Body())
 		}
 	}
-}
-
-// pipelineCtx is a POST /collect from a browser, as t.js sends it.
-func pipelineCtx(body string) *fasthttp.RequestCtx {
-	var ctx fasthttp.RequestCtx
-	ctx.Request.Header.SetMethod("POST")
-	ctx.Request.SetRequestURI("/collect")
-	ctx.Request.Header.SetContentType("text/plain;charset=UTF-8")
-	ctx.Request.Header.SetUserAgent("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0 Safari/537.36")
-	ctx.Request.SetBodyString(body)
-	return &ctx
 }
