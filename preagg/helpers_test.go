@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 
-	"github.com/rungdev/rung/internal/harness"
 	"github.com/rungdev/rung/preagg/stats"
 	"github.com/rungdev/rung/schemas"
 	"github.com/rungdev/rung/sink"
@@ -44,7 +44,12 @@ var backends = []struct {
 
 func openSQLite(t testing.TB) store {
 	t.Helper()
-	return harness.SQLite(t)
+	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "telemetry.db"), metrics.NewSet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
 
 // openClickHouse opens a fresh database on the test server (RUNG_TEST_CLICKHOUSE,

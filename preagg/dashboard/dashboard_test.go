@@ -9,11 +9,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/rungdev/rung/internal/harness"
+	"github.com/VictoriaMetrics/metrics"
+
 	"github.com/rungdev/rung/preagg/stats"
 	"github.com/rungdev/rung/sink"
 	"github.com/rungdev/rung/sink/sqlite"
@@ -31,7 +33,11 @@ const evilPath = `/"><script>alert("x")</script>`
 // experiment checkout, whose split is far from the planned 50/50.
 func seed(t *testing.T) *sqlite.SQLite {
 	t.Helper()
-	st := harness.SQLite(t)
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "telemetry.db"), metrics.NewSet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
 	b := &sink.Batch{}
 	hour := base.Add(5 * time.Hour).UnixMilli()
 	for i, p := range []struct {

@@ -8,11 +8,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
@@ -21,6 +23,7 @@ import (
 	"github.com/rungdev/rung/preagg/stats"
 	"github.com/rungdev/rung/schemas"
 	"github.com/rungdev/rung/sink"
+	"github.com/rungdev/rung/sink/sqlite"
 )
 
 // xssPayloads are what a hostile visitor puts in utm values: each would run a script if
@@ -74,7 +77,11 @@ func dialogs(t *testing.T, ctx context.Context) *atomic.Int64 {
 // literally), that no script ran, and that each value is shown as the text it is. Then
 // the same for pageviews whose referrers are the payloads, on the page's referrers.
 func TestUTMPayloadsInChromium(t *testing.T) {
-	st := harness.SQLite(t)
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "telemetry.db"), metrics.NewSet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
 	utm := func(i int) [3]string {
 		n := len(xssPayloads)
 		return [3]string{xssPayloads[i%n], xssPayloads[(i+1)%n], xssPayloads[(i+2)%n]}

@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/rungdev/rung/internal/harness"
+	"github.com/VictoriaMetrics/metrics"
+
 	"github.com/rungdev/rung/sink"
+	"github.com/rungdev/rung/sink/sqlite"
 )
 
 const hour = int64(time.Hour / time.Millisecond)
@@ -23,7 +26,11 @@ var testBase = time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
 // and b 1000 (130); experiment tiny with control 40 (2) and b 45 (3).
 func seedQueries(t *testing.T) Reader {
 	t.Helper()
-	st := harness.SQLite(t)
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "telemetry.db"), metrics.NewSet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
 	b := &sink.Batch{}
 	cell := func(site, path, src string, n, k int64) {
 		b.Landing = append(b.Landing, sink.LandingCell{LandingKey: sink.LandingKey{Site: site, HourMs: testBase + hour,
