@@ -48,8 +48,9 @@ func hourRange(fromMs, toMs int64) (int64, int64) {
 	return seconds(from), seconds(to)
 }
 
-// LandingCounts sums the landing-page rollup per landing page.
-func (c *ClickHouse) LandingCounts(ctx context.Context, f sink.LandingFilter) ([]sink.LandingCount, error) {
+// landingWhere selects the landing rollup's rows of f: its hours widened to whole
+// hours, and its site and utm values.
+func landingWhere(f sink.LandingFilter) (string, []any) {
 	from, to := hourRange(f.FromMs, f.ToMs)
 	args := []any{ch.Named("from", from), ch.Named("to", to),
 		ch.Named("from_day", day(from*1000, -1)), ch.Named("to_day", day(to*1000, 1))}
@@ -61,6 +62,12 @@ func (c *ClickHouse) LandingCounts(ctx context.Context, f sink.LandingFilter) ([
 			args = append(args, ch.Named(p.col, p.v))
 		}
 	}
+	return where, args
+}
+
+// LandingCounts sums the landing-page rollup per landing page.
+func (c *ClickHouse) LandingCounts(ctx context.Context, f sink.LandingFilter) ([]sink.LandingCount, error) {
+	where, args := landingWhere(f)
 	q := `SELECT landing_path, sum(s) AS n, sum(k) AS m FROM (
 		SELECT landing_path, argMax(sessions, version) AS s, argMax(converted, version) AS k
 		FROM ` + c.db + `.landing_hourly WHERE ` + where + `

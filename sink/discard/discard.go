@@ -72,6 +72,20 @@ func (*Sink) Referrers(context.Context, sink.ReferrerFilter) ([]sink.ReferrerCou
 	return nil, nil
 }
 
+func (*Sink) LandingGroups(context.Context, sink.LandingFilter, []string) ([]sink.GroupCount, error) {
+	return nil, nil
+}
+
+func (*Sink) LandingSeries(context.Context, sink.LandingFilter, int64) ([]sink.SeriesCount, error) {
+	return nil, nil
+}
+
+func (*Sink) SessionReferrers(context.Context, sink.LandingFilter, []string) ([]sink.GroupCount, error) {
+	return nil, nil
+}
+
+func (*Sink) BotSignals(context.Context, string, int64, int64) (int64, error) { return 0, nil }
+
 // Resume has no session to restore.
 func (*Sink) Resume(context.Context, int64, sink.ResumeScope, sink.ResumeFunc) (int, error) {
 	return 0, nil

@@ -49,6 +49,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("Resume", func(t *testing.T) { resume(t, open) })
 	t.Run("Landed", func(t *testing.T) { landed(t, open(t)) })
 	t.Run("Referrers", func(t *testing.T) { referrers(t, open(t)) })
+	t.Run("Breakdowns", func(t *testing.T) { breakdowns(t, open(t)) })
 	t.Run("Newest", func(t *testing.T) { newest(t, open(t)) })
 }
 
