@@ -10,14 +10,24 @@ import (
 	"github.com/rungdev/rung/preagg/stats"
 )
 
-// landingQuery reads the landing-page query from the URL: site, from, to, utm_source,
-// utm_medium, utm_campaign, sort, order, limit, offset.
+// filterParams reads the session filter from the URL: site, from, to, utm_source,
+// utm_medium, utm_campaign.
+func filterParams(v url.Values, now time.Time) (stats.Filter, error) {
+	f := stats.Filter{Site: v.Get("site"), UTMSource: v.Get("utm_source"), UTMMedium: v.Get("utm_medium"),
+		UTMCampaign: v.Get("utm_campaign")}
+	var err error
+	f.From, f.To, err = timeRange(v, now)
+	return f, err
+}
+
+// landingQuery reads the landing-page query from the URL: the filter, and sort, order,
+// limit, offset.
 func landingQuery(r *http.Request, now time.Time) (stats.LandingQuery, error) {
 	v := r.URL.Query()
-	lq := stats.LandingQuery{Site: v.Get("site"), UTMSource: v.Get("utm_source"), UTMMedium: v.Get("utm_medium"),
-		UTMCampaign: v.Get("utm_campaign"), Sort: v.Get("sort"), Order: v.Get("order")}
-	var err error
-	if lq.From, lq.To, err = timeRange(v, now); err != nil {
+	f, err := filterParams(v, now)
+	lq := stats.LandingQuery{Site: f.Site, From: f.From, To: f.To, UTMSource: f.UTMSource, UTMMedium: f.UTMMedium,
+		UTMCampaign: f.UTMCampaign, Sort: v.Get("sort"), Order: v.Get("order")}
+	if err != nil {
 		return lq, err
 	}
 	if lq.Limit, err = intParam(v, "limit"); err != nil {
@@ -25,6 +35,27 @@ func landingQuery(r *http.Request, now time.Time) (stats.LandingQuery, error) {
 	}
 	lq.Offset, err = intParam(v, "offset")
 	return lq, err
+}
+
+// trendQuery reads the trend query from the URL: the filter, and interval.
+func trendQuery(r *http.Request, now time.Time) (stats.TrendQuery, error) {
+	v := r.URL.Query()
+	tq := stats.TrendQuery{Interval: v.Get("interval")}
+	var err error
+	tq.Filter, err = filterParams(v, now)
+	return tq, err
+}
+
+// sourcesQuery reads the sources query from the URL: the filter, and by, limit.
+func sourcesQuery(r *http.Request, now time.Time) (stats.SourcesQuery, error) {
+	v := r.URL.Query()
+	sq := stats.SourcesQuery{By: v.Get("by")}
+	var err error
+	if sq.Filter, err = filterParams(v, now); err != nil {
+		return sq, err
+	}
+	sq.Limit, err = intParam(v, "limit")
+	return sq, err
 }
 
 // experimentQuery reads the experiment query: the {id} of the path, and site, from, to,

@@ -18,6 +18,10 @@ type Reader interface {
 	VariantCounts(ctx context.Context, f sink.ExperimentFilter) ([]sink.VariantCount, error)
 	Experiments(ctx context.Context, site string) ([]sink.ExperimentInfo, error)
 	Referrers(ctx context.Context, f sink.ReferrerFilter) ([]sink.ReferrerCount, error)
+	LandingGroups(ctx context.Context, f sink.LandingFilter, by []string) ([]sink.GroupCount, error)
+	LandingSeries(ctx context.Context, f sink.LandingFilter, stepMs int64) ([]sink.SeriesCount, error)
+	SessionReferrers(ctx context.Context, f sink.LandingFilter, goals []string) ([]sink.GroupCount, error)
+	BotSignals(ctx context.Context, site string, fromMs, toMs int64) (int64, error)
 }
 
 // Options tunes the statistics; the zero value takes the defaults.
@@ -37,6 +41,10 @@ type Options struct {
 	SRMThreshold float64
 	// Now is the clock for default time ranges; default time.Now.
 	Now func() time.Time
+	// Goals are the event names the pre-aggregator counts as conversions, for the one
+	// breakdown read from raw signals (sources by referrer); without them that
+	// breakdown is refused.
+	Goals []string
 }
 
 func (o *Options) defaults() {
@@ -70,18 +78,17 @@ func NewQueries(r Reader, o Options) *Queries {
 	return &Queries{r: r, o: o}
 }
 
-// LandingQuery selects and orders landing pages. Zero times default to the last 30
-// days; the range applies to session start and is widened to whole hours.
+// LandingQuery selects and orders landing pages; its first fields are a Filter's.
 type LandingQuery struct {
 	Site        string
 	From, To    time.Time
 	UTMSource   string
 	UTMMedium   string
 	UTMCampaign string
-	Sort        string // sessions (default), converted, cvr, cvr_low, path
-	Order       string // desc (default; asc for path) or asc
-	Limit       int    // default 50, at most 1000
-	Offset      int
+	Sort   string // sessions (default), converted, cvr, cvr_low, path
+	Order  string // desc (default; asc for path) or asc
+	Limit  int    // default 50, at most 1000
+	Offset int
 }
 
 // LandingSorts are the orders a landing-page query accepts.
@@ -103,12 +110,14 @@ type LandingReport struct {
 	Sessions    int64         `json:"sessions"`
 	Converted   int64         `json:"converted"`
 	CVR         float64       `json:"cvr"`
+	BotSignals  int64         `json:"bot_signals"` // received in the range and left out of every count
 	Pages       []LandingPage `json:"pages"`
 }
 
-// LandingPage is one landing page's sessions, converting sessions and conversion rate
-// with its 95% Wilson interval.
+// LandingPage is one landing page of one site: its sessions, converting sessions and
+// conversion rate with its 95% Wilson interval.
 type LandingPage struct {
+	Site      string   `json:"site"`
 	Path      string   `json:"path"`
 	Sessions  int64    `json:"sessions"`
 	Converted int64    `json:"converted"`
@@ -118,15 +127,10 @@ type LandingPage struct {
 
 // LandingPages answers the landing-page CVR query.
 func (q *Queries) LandingPages(ctx context.Context, lq LandingQuery) (*LandingReport, error) {
-	now := q.o.Now()
-	if lq.To.IsZero() {
-		lq.To = now
-	}
-	if lq.From.IsZero() {
-		lq.From = lq.To.Add(-30 * 24 * time.Hour)
-	}
-	if !lq.From.Before(lq.To) {
-		return nil, fmt.Errorf("%w: from %s is not before to %s", ErrQuery, lq.From.Format(time.RFC3339), lq.To.Format(time.RFC3339))
+	lf := Filter{Site: lq.Site, From: lq.From, To: lq.To, UTMSource: lq.UTMSource, UTMMedium: lq.UTMMedium, UTMCampaign: lq.UTMCampaign}
+	f, err := q.filter(&lf)
+	if err != nil {
+		return nil, err
 	}
 	if lq.Sort == "" {
 		lq.Sort = "sessions"
@@ -153,21 +157,20 @@ func (q *Queries) LandingPages(ctx context.Context, lq LandingQuery) (*LandingRe
 	if lq.Offset < 0 {
 		return nil, fmt.Errorf("%w: offset %d: must not be negative", ErrQuery, lq.Offset)
 	}
-	from, to := sink.HourMs(lq.From.UnixMilli()), lq.To.UnixMilli()
-	if h := sink.HourMs(to); h < to {
-		to = h + 3600_000
-	}
-	counts, err := q.r.LandingCounts(ctx, sink.LandingFilter{Site: lq.Site, FromMs: from, ToMs: to,
-		UTMSource: lq.UTMSource, UTMMedium: lq.UTMMedium, UTMCampaign: lq.UTMCampaign})
+	counts, err := q.r.LandingGroups(ctx, f, []string{"site", "landing_path"})
 	if err != nil {
 		return nil, err
 	}
-	rep := &LandingReport{Site: lq.Site, From: time.UnixMilli(from).UTC(), To: time.UnixMilli(to).UTC(),
+	bots, err := q.r.BotSignals(ctx, f.Site, f.FromMs, f.ToMs)
+	if err != nil {
+		return nil, err
+	}
+	rep := &LandingReport{Site: lq.Site, From: lf.From, To: lf.To,
 		UTMSource: lq.UTMSource, UTMMedium: lq.UTMMedium, UTMCampaign: lq.UTMCampaign,
-		Sort: lq.Sort, Order: lq.Order, Limit: lq.Limit, Offset: lq.Offset, Total: len(counts)}
+		Sort: lq.Sort, Order: lq.Order, Limit: lq.Limit, Offset: lq.Offset, Total: len(counts), BotSignals: bots}
 	pages := make([]LandingPage, len(counts))
 	for i, c := range counts {
-		pages[i] = LandingPage{Path: c.LandingPath, Sessions: c.Sessions, Converted: c.Converted,
+		pages[i] = LandingPage{Site: c.Keys[0], Path: c.Keys[1], Sessions: c.Sessions, Converted: c.Converted,
 			CVR: rate(c.Converted, c.Sessions), CI: Wilson(c.Converted, c.Sessions, Z95)}
 		rep.Sessions += c.Sessions
 		rep.Converted += c.Converted
@@ -180,8 +183,8 @@ func (q *Queries) LandingPages(ctx context.Context, lq LandingQuery) (*LandingRe
 	return rep, nil
 }
 
-// sortPages orders pages by key; ties always fall back to more sessions, then path, so
-// pagination is stable.
+// sortPages orders pages by key; ties always fall back to more sessions, then path,
+// then site, so pagination is stable.
 func sortPages(pages []LandingPage, key string, asc bool) {
 	val := func(p *LandingPage) float64 {
 		switch key {
@@ -197,12 +200,13 @@ func sortPages(pages []LandingPage, key string, asc bool) {
 	sort.SliceStable(pages, func(i, j int) bool {
 		a, b := &pages[i], &pages[j]
 		if key == "path" {
-			if asc {
-				return a.Path < b.Path
+			if a.Path != b.Path {
+				if asc {
+					return a.Path < b.Path
+				}
+				return a.Path > b.Path
 			}
-			return a.Path > b.Path
-		}
-		if va, vb := val(a), val(b); va != vb {
+		} else if va, vb := val(a), val(b); va != vb {
 			if asc {
 				return va < vb
 			}
@@ -211,7 +215,10 @@ func sortPages(pages []LandingPage, key string, asc bool) {
 		if a.Sessions != b.Sessions {
 			return a.Sessions > b.Sessions
 		}
-		return a.Path < b.Path
+		if a.Path != b.Path {
+			return a.Path < b.Path
+		}
+		return a.Site < b.Site
 	})
 }
 

@@ -85,7 +85,7 @@ func TestLandingPagesQuery(t *testing.T) {
 		{LandingQuery{Site: "s.example", Limit: 2, Offset: 1}, "/b,/c"},
 		{LandingQuery{Site: "s.example", Offset: 10}, ""},
 		{LandingQuery{Site: "s.example", UTMSource: "google"}, "/a,/b"},
-		{LandingQuery{}, "/a,/b,/c,"},
+		{LandingQuery{}, "/a,/b,/c,/a,"}, // every site, kept apart
 		{LandingQuery{Site: "s.example", From: time.UnixMilli(testBase + 2*hour), To: time.UnixMilli(testBase + 3*hour)}, ""},
 	} {
 		r, err := q.LandingPages(ctx, c.q)
