@@ -85,10 +85,10 @@ type LandingQuery struct {
 	UTMSource   string
 	UTMMedium   string
 	UTMCampaign string
-	Sort   string // sessions (default), converted, cvr, cvr_low, path
-	Order  string // desc (default; asc for path) or asc
-	Limit  int    // default 50, at most 1000
-	Offset int
+	Sort        string // sessions (default), converted, cvr, cvr_low, path
+	Order       string // desc (default; asc for path) or asc
+	Limit       int    // default 50, at most 1000
+	Offset      int
 }
 
 // LandingSorts are the orders a landing-page query accepts.
