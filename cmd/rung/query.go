@@ -14,6 +14,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/rungdev/rung/preagg"
 	"github.com/rungdev/rung/preagg/stats"
 )
 
@@ -22,6 +23,8 @@ func queries() map[string]command {
 	return map[string]command{
 		"landing-pages": {"", "landing-page CVR with 95% intervals", queryLandingPages},
 		"experiment":    {"ID", "an experiment's variants: CVR, lift against the control, sample-ratio check", experimentByID},
+		"trend":         {"", "sessions, conversions and CVR per hour or day", queryTrend},
+		"sources":       {"", "sessions, conversions and CVR by utm value or referrer", querySources},
 	}
 }
 
@@ -30,7 +33,7 @@ func queries() map[string]command {
 func runQuery(ctx context.Context, args []string, env environ, stdout io.Writer) error {
 	fs := newFlags("query")
 	if len(args) == 0 {
-		return badUsage(fs, errors.New("say what to query: landing-pages or experiment ID"))
+		return badUsage(fs, errors.New("say what to query: landing-pages, trend, sources or experiment ID"))
 	}
 	if isHelp(args[0]) {
 		var b strings.Builder
@@ -43,7 +46,7 @@ func runQuery(ctx context.Context, args []string, env environ, stdout io.Writer)
 	}
 	q, ok := queries()[args[0]]
 	if !ok {
-		return badUsage(fs, fmt.Errorf("unknown query %q: want landing-pages or experiment ID", args[0]))
+		return badUsage(fs, fmt.Errorf("unknown query %q: want landing-pages, trend, sources or experiment ID", args[0]))
 	}
 	err := q.run(ctx, args[1:], env, stdout)
 	if errors.Is(err, stats.ErrQuery) && !errors.As(err, new(*usageError)) {
@@ -100,12 +103,13 @@ func (s *statsFlags) sinkAt() sinkAt {
 
 func queryLandingPages(ctx context.Context, args []string, env environ, stdout io.Writer) error {
 	fs := newFlags("query landing-pages")
-	var sf statsFlags
+	var (
+		sf statsFlags
+		uf filterFlags
+		lq stats.LandingQuery
+	)
 	sf.register(fs, "-30d")
-	var lq stats.LandingQuery
-	fs.StringVar(&lq.UTMSource, "utm-source", "", "only sessions that landed with this utm_source")
-	fs.StringVar(&lq.UTMMedium, "utm-medium", "", "only sessions that landed with this utm_medium")
-	fs.StringVar(&lq.UTMCampaign, "utm-campaign", "", "only sessions that landed with this utm_campaign")
+	uf.register(fs)
 	fs.StringVar(&lq.Sort, "sort", "sessions", "order by "+strings.Join(stats.LandingSorts, ", "))
 	fs.StringVar(&lq.Order, "order", "", "asc or desc; default desc (asc for path)")
 	fs.IntVar(&lq.Limit, "limit", 50, "landing pages per page, 1 to 1000")
@@ -113,11 +117,11 @@ func queryLandingPages(ctx context.Context, args []string, env environ, stdout i
 	if err := parseFlags(fs, args, env); err != nil {
 		return err
 	}
-	var err error
-	if lq.From, lq.To, err = sf.times(); err != nil {
-		return badUsage(fs, err)
+	f, err := uf.filter(fs, &sf)
+	if err != nil {
+		return err
 	}
-	lq.Site = sf.site
+	lq.Site, lq.From, lq.To, lq.UTMSource, lq.UTMMedium, lq.UTMCampaign = f.Site, f.From, f.To, f.UTMSource, f.UTMMedium, f.UTMCampaign
 	st, err := openSink(ctx, sf.sinkAt(), true, metrics.NewSet())
 	if err != nil {
 		return err
@@ -131,22 +135,24 @@ func queryLandingPages(ctx context.Context, args []string, env environ, stdout i
 		return printConfig(stdout, rep)
 	}
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "LANDING PAGE\tSESSIONS\tCONVERTING\tCVR\t95% INTERVAL\t")
+	// Every site's pages are kept apart: with no site chosen, each row names its own.
+	head, site := "LANDING PAGE\t", func(stats.LandingPage) string { return "" }
+	if rep.Site == "" {
+		head, site = "SITE\tLANDING PAGE\t", func(p stats.LandingPage) string { return terminalSafe(p.Site) + "\t" }
+	}
+	fmt.Fprintln(w, head+"SESSIONS\tCONVERTING\tCVR\t95% INTERVAL\t")
 	for _, p := range rep.Pages {
 		path := terminalSafe(p.Path)
 		if p.Path == "" {
 			path = "(no pageview yet)"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s – %s\t\n", path, fmtCount(p.Sessions), fmtCount(p.Converted),
+		fmt.Fprintf(w, "%s%s\t%s\t%s\t%s\t%s – %s\t\n", site(p), path, fmtCount(p.Sessions), fmtCount(p.Converted),
 			fmtRate(p.CVR), fmtRate(p.CI.Low), fmtRate(p.CI.High))
 	}
 	if err := w.Flush(); err != nil {
 		return err
 	}
-	where := "every site"
-	if rep.Site != "" {
-		where = terminalSafe(rep.Site)
-	}
+	where := siteName(rep.Site)
 	shown := "none shown"
 	if len(rep.Pages) > 0 {
 		shown = fmt.Sprintf("showing %d–%d", rep.Offset+1, rep.Offset+len(rep.Pages))
@@ -154,7 +160,135 @@ func queryLandingPages(ctx context.Context, args []string, env environ, stdout i
 	fmt.Fprintf(stdout, "\n%s sessions, %s converting (%s) on %d landing pages of %s, started %s to %s UTC; %s, by %s %s.\n",
 		fmtCount(rep.Sessions), fmtCount(rep.Converted), fmtRate(rep.CVR), rep.Total, where,
 		rep.From.Format("2006-01-02 15:04"), rep.To.Format("2006-01-02 15:04"), shown, rep.Sort, rep.Order)
+	if rep.BotSignals > 0 {
+		fmt.Fprintf(stdout, "Bots left out: %s signals received in the range.\n", fmtCount(rep.BotSignals))
+	}
 	return nil
+}
+
+// filterFlags are the session filter's flags beside statsFlags: the landing pageview's
+// utm values.
+type filterFlags struct{ source, medium, campaign string }
+
+func (u *filterFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&u.source, "utm-source", "", "only sessions that landed with this utm_source")
+	fs.StringVar(&u.medium, "utm-medium", "", "only sessions that landed with this utm_medium")
+	fs.StringVar(&u.campaign, "utm-campaign", "", "only sessions that landed with this utm_campaign")
+}
+
+// filter is the session filter of the command line.
+func (u *filterFlags) filter(fs *flag.FlagSet, sf *statsFlags) (stats.Filter, error) {
+	f := stats.Filter{Site: sf.site, UTMSource: u.source, UTMMedium: u.medium, UTMCampaign: u.campaign}
+	var err error
+	if f.From, f.To, err = sf.times(); err != nil {
+		return f, badUsage(fs, err)
+	}
+	return f, nil
+}
+
+func queryTrend(ctx context.Context, args []string, env environ, stdout io.Writer) error {
+	fs := newFlags("query trend")
+	var (
+		sf statsFlags
+		uf filterFlags
+	)
+	sf.register(fs, "-30d")
+	uf.register(fs)
+	interval := fs.String("interval", "", "hour or day; empty: hour up to three days, day beyond")
+	if err := parseFlags(fs, args, env); err != nil {
+		return err
+	}
+	f, err := uf.filter(fs, &sf)
+	if err != nil {
+		return err
+	}
+	st, err := openSink(ctx, sf.sinkAt(), true, metrics.NewSet())
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	rep, err := stats.NewQueries(st, stats.Options{}).Trend(ctx, stats.TrendQuery{Filter: f, Interval: *interval})
+	if err != nil {
+		return err
+	}
+	if sf.json {
+		return printConfig(stdout, rep)
+	}
+	layout := "2006-01-02 15:04"
+	if rep.Interval == "day" {
+		layout = "2006-01-02"
+	}
+	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, strings.ToUpper(rep.Interval)+" (UTC)\tSESSIONS\tCONVERTING\tCVR\t95% INTERVAL\t")
+	for _, p := range rep.Points {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s – %s\t\n", p.Start.Format(layout), fmtCount(p.Sessions), fmtCount(p.Converted),
+			fmtRate(p.CVR), fmtRate(p.CI.Low), fmtRate(p.CI.High))
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "\n%s sessions, %s converting (%s) on %s, started %s to %s UTC, by the %s.\n",
+		fmtCount(rep.Total.Sessions), fmtCount(rep.Total.Converted), fmtRate(rep.Total.CVR), siteName(rep.Site),
+		rep.From.Format("2006-01-02 15:04"), rep.To.Format("2006-01-02 15:04"), rep.Interval)
+	return nil
+}
+
+func querySources(ctx context.Context, args []string, env environ, stdout io.Writer) error {
+	fs := newFlags("query sources")
+	var (
+		sf statsFlags
+		uf filterFlags
+	)
+	sf.register(fs, "-30d")
+	uf.register(fs)
+	var sq stats.SourcesQuery
+	fs.StringVar(&sq.By, "by", "utm_source", "break sessions down by "+strings.Join(stats.SourceDimensions, ", ")+" (its host)")
+	fs.IntVar(&sq.Limit, "limit", 20, "sources to show, 1 to 1000")
+	goals := fs.String("goals", preagg.DefaultGoal, "comma-separated event names that count as conversions, as serve runs with (for --by referrer, read from raw signals)")
+	if err := parseFlags(fs, args, env); err != nil {
+		return err
+	}
+	var err error
+	if sq.Filter, err = uf.filter(fs, &sf); err != nil {
+		return err
+	}
+	st, err := openSink(ctx, sf.sinkAt(), true, metrics.NewSet())
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	rep, err := stats.NewQueries(st, stats.Options{Goals: preagg.ParseGoals(*goals)}).Sources(ctx, sq)
+	if err != nil {
+		return err
+	}
+	if sf.json {
+		return printConfig(stdout, rep)
+	}
+	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, strings.ToUpper(rep.By)+"\tSESSIONS\tCONVERTING\tCVR\t95% INTERVAL\t")
+	for _, s := range rep.Sources {
+		v := terminalSafe(s.Value)
+		if s.Value == "" {
+			v = "(none)"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s – %s\t\n", v, fmtCount(s.Sessions), fmtCount(s.Converted),
+			fmtRate(s.CVR), fmtRate(s.CI.Low), fmtRate(s.CI.High))
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "\n%s sessions, %s converting (%s) from %d sources of %s, started %s to %s UTC; showing %d.\n",
+		fmtCount(rep.All.Sessions), fmtCount(rep.All.Converted), fmtRate(rep.All.CVR), rep.Total, siteName(rep.Site),
+		rep.From.Format("2006-01-02 15:04"), rep.To.Format("2006-01-02 15:04"), len(rep.Sources))
+	return nil
+}
+
+// siteName names a report's site for a summary line.
+func siteName(site string) string {
+	if site == "" {
+		return "every site"
+	}
+	return terminalSafe(site)
 }
 
 func queryExperiment(ctx context.Context, id string, args []string, env environ, stdout io.Writer) error {

@@ -81,7 +81,7 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger, listen liste
 		defer func() { err = errors.Join(err, closeWith("close the write-ahead log", in.wlog.Close)) }()
 	}
 
-	mounts, lookup, err := serveMounts(store, log)
+	mounts, lookup, err := serveMounts(store, log, preagg.ParseGoals(cfg.Goals))
 	if err != nil {
 		return err
 	}
@@ -257,7 +257,7 @@ func (in *intake) drain(deadline time.Duration, log *slog.Logger) part {
 
 // serveMounts are the slower surfaces beside /collect: the private ones (attribution
 // lookup, stats API, dashboard, pprof) and the public placement pages and tracker.
-func serveMounts(store store, log *slog.Logger) ([]collector.Mount, *stitch.Lookup, error) {
+func serveMounts(store store, log *slog.Logger, goals []string) ([]collector.Mount, *stitch.Lookup, error) {
 	placer, err := place.New()
 	if err != nil {
 		return nil, nil, err
@@ -266,7 +266,7 @@ func serveMounts(store store, log *slog.Logger) ([]collector.Mount, *stitch.Look
 	if err != nil {
 		return nil, nil, err
 	}
-	dash := dashboard.New(stats.NewQueries(store, stats.Options{}), log, dashboard.Options{})
+	dash := dashboard.New(stats.NewQueries(store, stats.Options{Goals: goals}), log, dashboard.Options{})
 	pages := dash.Pages()
 	mounts := []collector.Mount{
 		{Prefix: "/v1/visitors/", Handler: lookup.Handler(), Private: true},

@@ -50,6 +50,9 @@ func New(q *stats.Queries, log *slog.Logger, o Options) *Dashboard {
 //	GET /v1/stats/experiments?site=
 //	GET /v1/stats/experiments/{id}?site=&from=&to=&control=&weights=control:1,b:1
 //	GET /v1/stats/referrers?site=&path=&from=&to=&limit=
+//	GET /v1/stats/trend?site=&from=&to=&utm_source=&utm_medium=&utm_campaign=&interval=hour|day
+//	GET /v1/stats/sources?site=&from=&to=&utm_source=&utm_medium=&utm_campaign=&by=&limit=
+//	GET /v1/stats/sites?from=&to=
 //
 // A bad parameter answers 400 with {"error": "..."}.
 func (d *Dashboard) API() http.Handler {
@@ -58,6 +61,9 @@ func (d *Dashboard) API() http.Handler {
 	mux.HandleFunc("GET /v1/stats/experiments", d.apiExperiments)
 	mux.HandleFunc("GET /v1/stats/experiments/{id}", d.apiExperiment)
 	mux.HandleFunc("GET /v1/stats/referrers", d.apiReferrers)
+	mux.HandleFunc("GET /v1/stats/trend", d.apiTrend)
+	mux.HandleFunc("GET /v1/stats/sources", d.apiSources)
+	mux.HandleFunc("GET /v1/stats/sites", d.apiSites)
 	mux.HandleFunc("/v1/stats/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such stats endpoint; see /v1/stats/landing-pages and /v1/stats/experiments/{id}"})
 	})
@@ -87,6 +93,42 @@ func (d *Dashboard) apiLanding(w http.ResponseWriter, r *http.Request) {
 		var rep *stats.LandingReport
 		if rep, err = d.q.LandingPages(r.Context(), lq); err == nil {
 			writeJSON(w, http.StatusOK, rep)
+			return
+		}
+	}
+	d.apiError(w, r, err)
+}
+
+func (d *Dashboard) apiTrend(w http.ResponseWriter, r *http.Request) {
+	tq, err := trendQuery(r, d.now())
+	if err == nil {
+		var rep *stats.TrendReport
+		if rep, err = d.q.Trend(r.Context(), tq); err == nil {
+			writeJSON(w, http.StatusOK, rep)
+			return
+		}
+	}
+	d.apiError(w, r, err)
+}
+
+func (d *Dashboard) apiSources(w http.ResponseWriter, r *http.Request) {
+	sq, err := sourcesQuery(r, d.now())
+	if err == nil {
+		var rep *stats.SourcesReport
+		if rep, err = d.q.Sources(r.Context(), sq); err == nil {
+			writeJSON(w, http.StatusOK, rep)
+			return
+		}
+	}
+	d.apiError(w, r, err)
+}
+
+func (d *Dashboard) apiSites(w http.ResponseWriter, r *http.Request) {
+	f, err := filterParams(r.URL.Query(), d.now())
+	if err == nil {
+		var sites []stats.Source
+		if sites, err = d.q.Sites(r.Context(), f); err == nil {
+			writeJSON(w, http.StatusOK, map[string]any{"sites": sites})
 			return
 		}
 	}
