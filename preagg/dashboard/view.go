@@ -29,6 +29,9 @@ var funcs = template.FuncMap{
 	"day":      func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04") },
 	"deref":    func(p *float64) float64 { return *p },
 	"subtract": func(a, b float64) float64 { return a - b },
+	"add":      func(a, b float64) float64 { return a + b },
+	"plural":   plural,
+	"int64":    func(n int) int64 { return int64(n) },
 }
 
 // pct formats a rate as a percentage: one decimal, two below 1%.
@@ -127,14 +130,27 @@ type landingView struct {
 	Title       string
 	Back        string
 	Report      *stats.LandingReport
+	AllSites    bool // no site chosen: every row names its site
 	Rows        []landingRow
 	Axis        []tick
+	Clipped     int // pages under minAxisSessions whose bars are clipped
+	MinAxis     int
 	W           float64
 	Sorts       []sortLink
 	Prev, Next  string
 	Experiments []experimentLink
+	ExpIgnored  []string // filters the experiments list does not apply
 	Form        map[string]string
+	Sites       []siteOption
+	Active      []activeFilter
+	ClearAll    string
 	Hidden      map[string]string // kept in the filter form: the token
+	Trend       *stats.TrendReport
+	Chart       *trendChart
+	Sources     *stats.SourcesReport
+	SourceRows  []sourceRow
+	SourceTabs  []sourceTab
+	CSV         map[string]string // table → its CSV link
 	Error       string
 }
 
@@ -143,6 +159,7 @@ type landingRow struct {
 	Display        string // the path, or a note for sessions without a pageview
 	Referrers      string // link to the path's referrers; "" without a path
 	Bar, Lo, Hi, W float64
+	Clipped        bool // past the axis end: too few sessions to set it
 }
 
 type sortLink struct {
@@ -158,42 +175,81 @@ type experimentLink struct {
 }
 
 func (d *Dashboard) landingPage(w http.ResponseWriter, r *http.Request) {
-	v := &landingView{Title: "Landing pages", Form: map[string]string{}, Hidden: map[string]string{}, W: barWidth,
-		Back: newLinks(r, "site").to("/")}
+	v := &landingView{Title: "Overview", Form: map[string]string{}, Hidden: map[string]string{}, W: barWidth,
+		MinAxis: minAxisSessions, Back: newLinks(r, "site").to("/")}
 	q := r.URL.Query()
-	for _, k := range []string{"site", "from", "to", "utm_source", "utm_medium", "utm_campaign"} {
+	for _, k := range filterKeys {
 		v.Form[k] = q.Get(k)
 	}
 	if t := q.Get("token"); t != "" {
 		v.Hidden["token"] = t
 	}
-	lk := newLinks(r, "site", "from", "to", "utm_source", "utm_medium", "utm_campaign", "sort", "order", "limit")
-	rk := newLinks(r, "site", "from", "to")
+	lk := newLinks(r, "site", "from", "to", "utm_source", "utm_medium", "utm_campaign", "sort", "order", "limit", "by")
+	fk := newLinks(r, "site", "from", "to", "utm_source", "utm_medium", "utm_campaign", "by")
+	rk := newLinks(r, "from", "to")
+	v.Active = activeFilters(r, fk)
+	v.ClearAll = newLinks(r).to("/")
+	v.CSV = map[string]string{}
+	for _, t := range []string{"trend", "sources", "landing", "experiments"} {
+		v.CSV[t] = lk.to("/", "format", "csv", "table", t)
+	}
 	lq, err := landingQuery(r, d.now())
+	var tq stats.TrendQuery
+	var sq stats.SourcesQuery
+	if err == nil {
+		tq, err = trendQuery(r, d.now())
+	}
+	if err == nil {
+		sq, err = sourcesQuery(r, d.now())
+	}
 	if err == nil {
 		v.Report, err = d.q.LandingPages(r.Context(), lq)
 	}
+	if err == nil {
+		v.Trend, err = d.q.Trend(r.Context(), tq)
+	}
+	if err == nil {
+		v.Sources, err = d.q.Sources(r.Context(), sq)
+	}
+	var sites []stats.Source
+	if err == nil {
+		sites, err = d.q.Sites(r.Context(), stats.Filter{From: lq.From, To: lq.To})
+	}
+	v.Sites = siteOptions(sites, lq.Site)
 	if d.queryFailed(w, r, err, "landing.html", v, &v.Error) {
 		return
 	}
+	if q.Get("format") == "csv" {
+		d.landingCSV(w, r, v)
+		return
+	}
+	v.Chart = newTrendChart(v.Trend)
+	v.sources(fk)
 	rep := v.Report
+	v.AllSites = rep.Site == ""
 	scale := 0.0
 	for _, p := range rep.Pages {
-		scale = max(scale, p.CI.High)
+		if p.Sessions >= minAxisSessions {
+			scale = max(scale, p.CI.High)
+		}
 	}
 	scale = niceCeil(scale)
 	for _, f := range []float64{0, 0.25, 0.5, 0.75, 1} {
 		v.Axis = append(v.Axis, tick{X: barWidth * f, Label: axisPct(scale * f)})
 	}
+	clip := func(x float64) float64 { return math.Min(x, barWidth) }
 	for _, p := range rep.Pages {
 		row := landingRow{LandingPage: p, Display: p.Path, W: barWidth}
 		if p.Path == "" {
 			row.Display = "(no pageview yet)"
 		} else {
-			row.Referrers = rk.to("/referrers", "path", p.Path)
+			row.Referrers = rk.to("/referrers", "site", p.Site, "path", p.Path)
 		}
-		row.Bar = barWidth * p.CVR / scale
-		row.Lo, row.Hi = barWidth*p.CI.Low/scale, barWidth*p.CI.High/scale
+		row.Bar = clip(barWidth * p.CVR / scale)
+		row.Lo, row.Hi = clip(barWidth*p.CI.Low/scale), clip(barWidth*p.CI.High/scale)
+		if row.Clipped = p.CI.High > scale; row.Clipped {
+			v.Clipped++
+		}
 		v.Rows = append(v.Rows, row)
 	}
 	for _, s := range []struct{ key, label string }{{"path", "Landing page"}, {"sessions", "Sessions"},
@@ -213,17 +269,52 @@ func (d *Dashboard) landingPage(w http.ResponseWriter, r *http.Request) {
 	if rep.Offset+len(rep.Pages) < rep.Total {
 		v.Next = lk.to("/", "offset", strconv.Itoa(rep.Offset+rep.Limit))
 	}
-	exps, err := d.q.Experiments(r.Context(), lq.Site)
-	if err != nil {
+	if err := d.experiments(r, v, lq); err != nil {
 		d.serverError(w, r, err)
 		return
+	}
+	d.render(w, http.StatusOK, "landing.html", v)
+}
+
+// experiments lists the experiments on the chosen site. The list counts every exposure
+// ever: the dates and utm values of the filter are named as not applied.
+func (d *Dashboard) experiments(r *http.Request, v *landingView, lq stats.LandingQuery) error {
+	exps, err := d.q.Experiments(r.Context(), lq.Site)
+	if err != nil {
+		return err
 	}
 	el := newLinks(r, "site")
 	for _, e := range exps {
 		v.Experiments = append(v.Experiments, experimentLink{Name: e.Experiment, Visitors: e.Visitors,
 			Since: time.UnixMilli(e.FirstMs), Href: el.to("/experiments/" + url.PathEscape(e.Experiment))})
 	}
-	d.render(w, http.StatusOK, "landing.html", v)
+	for _, k := range filterKeys[1:] {
+		if v.Form[k] != "" {
+			v.ExpIgnored = append(v.ExpIgnored, k)
+		}
+	}
+	return nil
+}
+
+// sources fills the sources panel: a tab per dimension, and rows that filter by their
+// value where the dimension is a filter (utm values; the referrer is not one).
+func (v *landingView) sources(fk links) {
+	for _, by := range stats.SourceDimensions {
+		v.SourceTabs = append(v.SourceTabs, sourceTab{Label: by, Href: fk.to("/", "by", by), Active: v.Sources.By == by})
+	}
+	for _, s := range v.Sources.Sources {
+		row := sourceRow{Source: s, Display: s.Value}
+		if s.Value == "" {
+			row.Display = "(none)"
+		}
+		if v.Sources.By != "referrer" {
+			// A session with no utm value cannot be filtered to: "" means any.
+			if s.Value != "" {
+				row.Filter = fk.to("/", v.Sources.By, s.Value, "offset", "")
+			}
+		}
+		v.SourceRows = append(v.SourceRows, row)
+	}
 }
 
 // niceCeil rounds a rate up to 1, 2 or 5 times a power of ten, for an axis end.
