@@ -401,6 +401,16 @@ func (d *Dashboard) experimentPage(w http.ResponseWriter, r *http.Request) {
 			lo, hi = math.Min(lo, l.CI.Low), math.Max(hi, l.CI.High)
 		}
 	}
+	// The always-valid intervals are wider: the axis takes them in up to once more the
+	// 95% span each way (and never below -100%, a lift's floor), so where they cross 0
+	// the negative side has its labels.
+	span := hi - lo
+	for _, x := range v.Report.Variants {
+		if l := x.Lift; l != nil && l.Relative != nil && l.SequentialRelative != nil {
+			lo = math.Min(lo, math.Max(l.SequentialRelative.Low, math.Max(-1, l.CI.Low-span)))
+			hi = math.Max(hi, math.Min(l.SequentialRelative.High, l.CI.High+span))
+		}
+	}
 	if hi-lo < 0.1 {
 		lo, hi = math.Min(lo, -0.05), math.Max(hi, 0.05)
 	}

@@ -385,12 +385,12 @@ func (q *Queries) Experiment(ctx context.Context, eq ExperimentQuery) (*Experime
 		}
 		if c.Visitors < q.o.MinVisitors {
 			rep.EnoughData = false
-			rep.Warnings = append(rep.Warnings, fmt.Sprintf("variant %q has %d visitors: wait for at least %d per variant before reading the result",
-				c.Variant, c.Visitors, q.o.MinVisitors))
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("variant %q has %s: wait for at least %d per variant before reading the result",
+				c.Variant, plural(c.Visitors, "visitor"), q.o.MinVisitors))
 		} else if c.Converted < q.o.MinConversions || c.Visitors-c.Converted < q.o.MinConversions {
 			rep.EnoughData = false
-			rep.Warnings = append(rep.Warnings, fmt.Sprintf("variant %q has %d conversions in %d visitors: the intervals and p-values need at least %d conversions and %d non-conversions",
-				c.Variant, c.Converted, c.Visitors, q.o.MinConversions, q.o.MinConversions))
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("variant %q has %s in %s: the intervals and p-values need at least %d conversions and %d non-conversions",
+				c.Variant, plural(c.Converted, "conversion"), plural(c.Visitors, "visitor"), q.o.MinConversions, q.o.MinConversions))
 		}
 		rep.Variants = append(rep.Variants, v)
 	}
@@ -425,6 +425,14 @@ func lift(t, c sink.VariantCount, tau2 float64) *Lift {
 // Experiments lists the experiments with exposures.
 func (q *Queries) Experiments(ctx context.Context, site string) ([]sink.ExperimentInfo, error) {
 	return q.r.Experiments(ctx, site)
+}
+
+// plural writes a count with its noun: "1 visitor", "2 visitors".
+func plural(n int64, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.FormatInt(n, 10) + " " + noun + "s"
 }
 
 func rate(x, n int64) float64 {

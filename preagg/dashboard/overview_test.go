@@ -1,0 +1,251 @@
+package dashboard
+
+import (
+	"context"
+	"encoding/csv"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/rungdev/rung/internal/harness"
+	"github.com/rungdev/rung/preagg/stats"
+	"github.com/rungdev/rung/schemas"
+	"github.com/rungdev/rung/sink"
+)
+
+// overviewServer serves the seeded store with raw signals besides: three bot pageviews
+// and three sessions' landing pageviews with referrers.
+func overviewServer(t *testing.T) *httptest.Server {
+	t.Helper()
+	st := seed(t)
+	b := &sink.Batch{}
+	at := base.Add(5 * time.Hour).UnixMilli()
+	for i, ref := range []string{"https://news.example/x", "https://www.news.example/y", "", "", "", ""} {
+		g := schemas.Signal{Type: schemas.TypePageview, Site: "shop.example", AnonymousID: fmt.Sprintf("raw-%d", i),
+			EventID: fmt.Sprintf("raw-%d", i), ReceivedAt: at + int64(i), Path: "/", Referrer: ref}
+		session := at + int64(i)
+		if i >= 3 {
+			g.Bot, g.Referrer, session = true, "https://crawler.example/", 0
+		}
+		b.Signals, b.SessionMs = append(b.Signals, g), append(b.SessionMs, session)
+	}
+	if err := st.Write(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	d := New(stats.NewQueries(st, stats.Options{Now: func() time.Time { return now }, Goals: []string{"form_submitted"}}),
+		slog.New(slog.NewTextHandler(io.Discard, nil)), Options{Now: func() time.Time { return now }})
+	mux := http.NewServeMux()
+	mux.Handle("/v1/stats/", d.API())
+	mux.Handle("/", d.Pages())
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// overviewShown is what the overview page shows, read in the browser.
+type overviewShown struct {
+	Sites    []string
+	Selected string
+	Pages    []struct{ Site, Path, Sessions string }
+	Buckets  []string
+	Points   int
+	Sources  []struct{ Value, Sessions, Converted, CVR, Href string }
+	Bots     string
+	Chips    []string
+	Ignored  string
+	CSV      []string
+	Overflow bool // the page is wider than the window
+	Scripts  int
+}
+
+const readOverview = `JSON.stringify({
+	sites: [...document.querySelectorAll('#site option')].map(o => o.value),
+	selected: document.getElementById('site').value,
+	pages: [...document.querySelectorAll('#landing tr.page')].map(tr => ({
+		site: tr.dataset.site, path: tr.dataset.path, sessions: tr.querySelector('.sessions').textContent})),
+	buckets: [...document.querySelectorAll('#trend g.bucket title')].map(e => e.textContent),
+	points: +document.getElementById('trend').dataset.points,
+	sources: [...document.querySelectorAll('#sources tr.source')].map(tr => ({value: tr.dataset.value,
+		sessions: tr.querySelector('.sessions').textContent, converted: tr.querySelector('.converted').textContent,
+		cvr: tr.querySelector('.cvr .value').textContent, href: (tr.querySelector('a') || {}).href || ''})),
+	bots: (document.getElementById('bots') || {}).textContent || '',
+	chips: [...document.querySelectorAll('#filters .chip')].map(e => e.dataset.filter),
+	ignored: (document.getElementById('exp-ignored') || {}).textContent || '',
+	csv: [...document.querySelectorAll('a.csv')].map(a => a.getAttribute('href')),
+	overflow: document.documentElement.scrollWidth > window.innerWidth,
+	scripts: document.querySelectorAll('script').length})`
+
+// TestOverviewInChromium loads the overview at 1280 and 390 px wide and checks every
+// panel's numbers against the stats API, the filters in the caption, the bots left
+// out, and that the page never runs wider than the window. Screenshots go to
+// $RUNG_SCREENSHOTS, or the test's temporary directory (logged).
+func TestOverviewInChromium(t *testing.T) {
+	srv := overviewServer(t)
+	ctx := harness.Browser(t)
+	for _, width := range []int64{1280, 390} {
+		// 390 px is a phone's width: every table scrolls inside its box, the page does not.
+		if err := chromedp.Do(ctx, chromedp.EmulateViewport(width, 900)); err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct{ name, query string }{
+			{"all-sites", ""},
+			{"shop-referrer", "site=shop.example&by=referrer"},
+			{"shop-google", "site=shop.example&utm_source=google"}, // no such sessions
+			{"other-since", "site=other.example&from=2024-02-20"},
+		} {
+			t.Run(fmt.Sprintf("%s-%d", tc.name, width), func(t *testing.T) {
+				shown := visit[overviewShown](t, ctx, srv.URL+"/?"+tc.query, readOverview)
+				checkOverview(t, srv, tc.query, shown)
+				screenshot(t, ctx, fmt.Sprintf("overview-%s-%d.png", tc.name, width))
+			})
+		}
+		t.Run(fmt.Sprintf("experiment-%d", width), func(t *testing.T) {
+			ev := visit[struct {
+				Labels   []string
+				Overflow bool
+			}](t, ctx, srv.URL+"/experiments/hero?site=shop.example", `JSON.stringify({
+				labels: [...document.querySelectorAll('#variants thead svg text')].map(e => e.textContent),
+				overflow: document.documentElement.scrollWidth > window.innerWidth})`)
+			if ev.Overflow {
+				t.Errorf("the experiment page is wider than %d px", width)
+			}
+			// Variant c's lift is below 0: the axis labels its negative side.
+			neg := false
+			for _, l := range ev.Labels {
+				neg = neg || strings.HasPrefix(l, "-")
+			}
+			if !neg {
+				t.Errorf("lift axis labels %q: none below 0", ev.Labels)
+			}
+			screenshot(t, ctx, fmt.Sprintf("experiment-hero-%d.png", width))
+		})
+	}
+}
+
+func checkOverview(t *testing.T, srv *httptest.Server, query string, shown overviewShown) {
+	t.Helper()
+	if shown.Scripts != 0 {
+		t.Errorf("%d script elements", shown.Scripts)
+	}
+	if shown.Overflow {
+		t.Errorf("the page is wider than the window")
+	}
+	var sites struct{ Sites []stats.Source }
+	getJSON(t, srv.URL+"/v1/stats/sites", &sites)
+	want := []string{""}
+	for _, s := range sites.Sites {
+		want = append(want, s.Value)
+	}
+	if strings.Join(shown.Sites, ",") != strings.Join(want, ",") || len(want) != 3 {
+		t.Errorf("site picker offers %q, the API's sites are %q", shown.Sites, want)
+	}
+	var land stats.LandingReport
+	getJSON(t, srv.URL+"/v1/stats/landing-pages?"+query, &land)
+	if shown.Selected != land.Site {
+		t.Errorf("picker shows %q, the query is for %q", shown.Selected, land.Site)
+	}
+	if len(shown.Pages) != len(land.Pages) {
+		t.Fatalf("%d landing pages shown, the API has %d", len(shown.Pages), len(land.Pages))
+	}
+	for i, p := range land.Pages {
+		if s := shown.Pages[i]; s.Site != p.Site || s.Path != p.Path || count(t, s.Sessions) != p.Sessions {
+			t.Errorf("page %d: shown %+v, the API %+v", i, s, p)
+		}
+	}
+	var trend stats.TrendReport
+	getJSON(t, srv.URL+"/v1/stats/trend?"+query, &trend)
+	if shown.Points != len(trend.Points) || len(shown.Buckets) != len(trend.Points) {
+		t.Fatalf("trend: %d buckets shown, the API has %d", len(shown.Buckets), len(trend.Points))
+	}
+	for i, p := range trend.Points {
+		if want := plural(p.Sessions, "session") + ", " + num(p.Converted) + " converting"; !strings.Contains(shown.Buckets[i], want) {
+			t.Errorf("trend bucket %d: %q, the API says %s", i, shown.Buckets[i], want)
+		}
+	}
+	var src stats.SourcesReport
+	getJSON(t, srv.URL+"/v1/stats/sources?"+query, &src)
+	if len(shown.Sources) != len(src.Sources) || len(src.Sources) == 0 && land.Sessions > 0 {
+		t.Fatalf("sources: %d shown, the API has %d", len(shown.Sources), len(src.Sources))
+	}
+	for i, s := range src.Sources {
+		r := shown.Sources[i]
+		if r.Value != s.Value || count(t, r.Sessions) != s.Sessions || count(t, r.Converted) != s.Converted {
+			t.Errorf("source %d: shown %+v, the API %+v", i, r, s)
+		}
+		percent(t, "source "+s.Value, r.CVR, s.CVR)
+		// utm values filter by themselves; the referrer is not a filter.
+		if wantLink := src.By != "referrer" && s.Value != ""; (r.Href != "") != wantLink ||
+			wantLink && !strings.Contains(r.Href, src.By+"=") {
+			t.Errorf("source %q links to %q", s.Value, r.Href)
+		}
+	}
+	// The three bots are on shop.example; a site without any says nothing of them.
+	wantBots := int64(3)
+	if land.Site == "other.example" {
+		wantBots = 0
+	}
+	if land.BotSignals != wantBots || (wantBots > 0) != strings.Contains(shown.Bots, "Bots left out: "+plural(wantBots, "signal")) {
+		t.Errorf("bots: the page says %q, the API %d", shown.Bots, land.BotSignals)
+	}
+	var chips []string
+	for _, k := range filterKeys {
+		if strings.Contains(query, k+"=") {
+			chips = append(chips, k)
+		}
+	}
+	if strings.Join(shown.Chips, ",") != strings.Join(chips, ",") {
+		t.Errorf("caption names filters %q, the query has %q", shown.Chips, chips)
+	}
+	if strings.Contains(query, "utm_source") != strings.Contains(shown.Ignored, "utm_source") {
+		t.Errorf("experiments: %q, for query %q", shown.Ignored, query)
+	}
+	if len(shown.CSV) != 4 {
+		t.Fatalf("%d CSV links, want one per table", len(shown.CSV))
+	}
+	rows := getCSV(t, srv.URL+shown.CSV[2])
+	if len(rows) != len(land.Pages)+1 || strings.Join(rows[0], ",") != "site,landing_path,sessions,converted,cvr,cvr_low,cvr_high" {
+		t.Errorf("landing CSV: %d rows, header %q; the API has %d pages", len(rows), rows[0], len(land.Pages))
+	}
+	for i, p := range land.Pages {
+		if r := rows[i+1]; r[0] != p.Site || r[2] != fmt.Sprint(p.Sessions) {
+			t.Errorf("landing CSV row %d: %q, the API %+v", i, r, p)
+		}
+	}
+	if rows := getCSV(t, srv.URL+shown.CSV[0]); len(rows) != len(trend.Points)+1 {
+		t.Errorf("trend CSV: %d rows for %d points", len(rows), len(trend.Points))
+	}
+}
+
+func getCSV(t *testing.T, u string) [][]string {
+	t.Helper()
+	code, h, b := get(t, u)
+	if code != 200 || !strings.HasPrefix(h.Get("Content-Type"), "text/csv") || !strings.Contains(h.Get("Content-Disposition"), "attachment") {
+		t.Fatalf("GET %s: %d %s %s", u, code, h.Get("Content-Type"), h.Get("Content-Disposition"))
+	}
+	rows, err := csv.NewReader(strings.NewReader(string(b))).ReadAll()
+	if err != nil {
+		t.Fatalf("GET %s: %v", u, err)
+	}
+	return rows
+}
+
+// A cell a visitor wrote that a spreadsheet would run as a formula is quoted.
+func TestCSVFormulaCells(t *testing.T) {
+	rec := httptest.NewRecorder()
+	writeCSV(rec, "x.csv", [][]string{{"=HYPERLINK(\"http://evil\")", "-12.5", "+cmd", "@SUM(1)", "/ok"}})
+	rows, err := csv.NewReader(rec.Body).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"'=HYPERLINK(\"http://evil\")", "-12.5", "'+cmd", "'@SUM(1)", "/ok"}
+	if strings.Join(rows[0], "|") != strings.Join(want, "|") {
+		t.Errorf("cells %q, want %q", rows[0], want)
+	}
+}
