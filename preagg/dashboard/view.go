@@ -416,9 +416,13 @@ func (d *Dashboard) experimentPage(w http.ResponseWriter, r *http.Request) {
 	}
 	pad := (hi - lo) * 0.08
 	lo, hi = lo-pad, hi+pad
+	step := niceStep((hi - lo) / 6)
+	if lo < 0 && math.Ceil(lo/step)*step > -step/2 {
+		// An axis that runs below 0 labels a tick there.
+		lo = -step - pad/2
+	}
 	x := func(val float64) float64 { return forestWidth * (val - lo) / (hi - lo) }
 	v.Zero = x(0)
-	step := niceStep((hi - lo) / 6)
 	for t := math.Ceil(lo/step) * step; t <= hi; t += step {
 		label := axisPct(t)
 		if t > 1e-9 {
