@@ -77,6 +77,7 @@ type trendChart struct {
 	W, H, Left, Plot float64
 	Bars             []trendBar
 	Line, Band       string // SVG points
+	Dots             []trendDot
 	Clipped          int    // buckets with too few sessions to set the CVR axis
 	CountAxis        []yTick
 	RateAxis         []yTick
@@ -87,6 +88,12 @@ type trendChart struct {
 type trendBar struct {
 	X, W, YS, HS, YC, HC float64
 	Title                string
+}
+
+// trendDot is one bucket's CVR with its interval as a whisker, so a lone bucket with
+// sessions shows as well as a run of them.
+type trendDot struct {
+	X, Y, Lo, Hi float64
 }
 
 type yTick struct {
@@ -130,6 +137,7 @@ func newTrendChart(rep *stats.TrendReport) *trendChart {
 			c.Clipped++
 		}
 		mid := x + slot/2
+		c.Dots = append(c.Dots, trendDot{X: mid, Y: y(p.CVR, rateMax), Lo: y(p.CI.Low, rateMax), Hi: y(p.CI.High, rateMax)})
 		line = append(line, fmt.Sprintf("%.1f,%.1f", mid, y(p.CVR, rateMax)))
 		lo = append(lo, fmt.Sprintf("%.1f,%.1f", mid, y(p.CI.Low, rateMax)))
 		hi = append([]string{fmt.Sprintf("%.1f,%.1f", mid, y(p.CI.High, rateMax))}, hi...)

@@ -8,16 +8,19 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/chromedp/chromedp"
 
 	"github.com/rungdev/rung/internal/harness"
 	"github.com/rungdev/rung/preagg/stats"
 	"github.com/rungdev/rung/schemas"
 	"github.com/rungdev/rung/sink"
+	"github.com/rungdev/rung/sink/sqlite"
 )
 
 // overviewServer serves the seeded store with raw signals besides: three bot pageviews
@@ -262,5 +265,44 @@ func TestCSVFormulaCells(t *testing.T) {
 	want := []string{"'=HYPERLINK(\"http://evil\")", "-12.5", "'+cmd", "'@SUM(1)", "/ok"}
 	if strings.Join(rows[0], "|") != strings.Join(want, "|") {
 		t.Errorf("cells %q, want %q", rows[0], want)
+	}
+}
+
+// One page with a single converting session must not set the CVR axis: it is drawn
+// clipped, and the page says why.
+func TestTinySampleDoesNotSetAxis(t *testing.T) {
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "telemetry.db"), metrics.NewSet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	hour := base.Add(5 * time.Hour).UnixMilli()
+	b := &sink.Batch{}
+	for i, p := range []struct {
+		path string
+		n, k int64
+	}{{"/big", 2000, 60}, {"/lucky", 1, 1}} {
+		b.Landing = append(b.Landing, sink.LandingCell{LandingKey: sink.LandingKey{Site: "s.example", HourMs: hour, LandingPath: p.path},
+			Cell: uint64(i + 1), Sessions: p.n, Converted: p.k, Version: 1})
+	}
+	if err := st.Write(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	d := New(stats.NewQueries(st, stats.Options{Now: func() time.Time { return now }}),
+		slog.New(slog.NewTextHandler(io.Discard, nil)), Options{Now: func() time.Time { return now }})
+	rec := httptest.NewRecorder()
+	d.Pages().ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	page := rec.Body.String()
+	if rec.Code != 200 {
+		t.Fatalf("GET /: %d\n%s", rec.Code, page)
+	}
+	// /big's interval is about 2.3% to 3.9%: the axis ends at 5%, not 100%.
+	if !strings.Contains(page, ">5%</text>") || strings.Contains(page, ">100%</text>") {
+		t.Errorf("the CVR axis does not end at 5%%:\n%s", page)
+	}
+	for _, want := range []string{`class="clip"`, "Pages with fewer than 30 sessions do not set the CVR axis: 1 bar past its end is clipped"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the page lacks %q", want)
+		}
 	}
 }
