@@ -78,7 +78,7 @@ type trendChart struct {
 	Bars             []trendBar
 	Line, Band       string // SVG points
 	Dots             []trendDot
-	Clipped          int    // buckets with too few sessions to set the CVR axis
+	Clipped          int // buckets with too few sessions to set the CVR axis
 	CountAxis        []yTick
 	RateAxis         []yTick
 	XLabels          []tick
