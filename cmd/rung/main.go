@@ -39,7 +39,7 @@ func commands() map[string]command {
 		"migrate":   {"", "create or migrate the sink's and the business database's tables, then exit", runMigrate},
 		"place":     {"", "answer the placement questionnaire: which tier and event level your stat needs", runPlace},
 		"relay":     {"", "ship committed outbox rows to NATS JetStream (or straight into the events table) and project them", runRelay},
-		"query":     {"landing-pages|experiment ID", "landing-page CVR or an experiment's lift, from the rollups", runQuery},
+		"query":     {"landing-pages|trend|sources|experiment ID", "landing-page CVR, trend, sources or an experiment's lift, from the rollups", runQuery},
 		"reconcile": {"", "recompute the rollups from raw signals, print every mismatch, fail on any", runReconcile},
 		"version":   {"", "print rung's version, the commit it was built from and the Go release", runVersion},
 	}
