@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/rungdev/rung/preagg/stats"
@@ -181,5 +180,3 @@ type sourceTab struct {
 	Label, Href string
 	Active      bool
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }

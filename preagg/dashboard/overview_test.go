@@ -95,7 +95,7 @@ const readOverview = `JSON.stringify({
 func TestOverviewInChromium(t *testing.T) {
 	srv := overviewServer(t)
 	ctx := harness.Browser(t)
-	for _, width := range []int64{1280, 390} {
+	for _, width := range []int64{1280, 390, 360} {
 		// At 390 px every table scrolls inside its box; the page does not.
 		// A phone's viewport: its meta viewport honoured, scrollbars overlaid (as a
 		// phone draws them, and so the full-page screenshot is laid out at 390 too).

@@ -193,6 +193,9 @@ func (d *Dashboard) landingPage(w http.ResponseWriter, r *http.Request) {
 	for _, t := range []string{"trend", "sources", "landing", "experiments"} {
 		v.CSV[t] = lk.to("/", "format", "csv", "table", t)
 	}
+	// A table's CSV is the whole table, not the page of it on screen.
+	v.CSV["landing"] = lk.to("/", "format", "csv", "table", "landing", "limit", "1000", "offset", "")
+	v.CSV["sources"] = lk.to("/", "format", "csv", "table", "sources", "limit", "1000")
 	lq, err := landingQuery(r, d.now())
 	var tq stats.TrendQuery
 	var sq stats.SourcesQuery
@@ -201,6 +204,9 @@ func (d *Dashboard) landingPage(w http.ResponseWriter, r *http.Request) {
 	}
 	if err == nil {
 		sq, err = sourcesQuery(r, d.now())
+		if q.Get("table") != "sources" {
+			sq.Limit = 0 // limit is the landing table's; the panel shows the sources' default
+		}
 	}
 	if err == nil {
 		v.Report, err = d.q.LandingPages(r.Context(), lq)
