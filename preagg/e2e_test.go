@@ -148,8 +148,9 @@ func endToEnd(t *testing.T, st store) {
 		}
 		want := tr.landingTruth(site, from, to)
 		got := map[string][2]int64{}
-		for _, p := range rep.Pages {
-			got[p.Path] = [2]int64{p.Sessions, p.Converted}
+		for _, p := range rep.Pages { // every site's pages apart: summed per path, as the truth counts them
+			g := got[p.Path]
+			got[p.Path] = [2]int64{g[0] + p.Sessions, g[1] + p.Converted}
 		}
 		same(t, "landing pages of "+site, got, want)
 	}
