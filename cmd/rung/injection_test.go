@@ -67,6 +67,23 @@ func TestSQLMetacharactersInFilters(t *testing.T) {
 				if st != 200 || n != want {
 					t.Errorf("utm_source=%q: status %d, %v sessions; want 200 and %v", v, st, n, want)
 				}
+				// The trend and the sources (by referrer, from raw signals) filter the same.
+				for _, path := range []string{"/v1/stats/trend", "/v1/stats/sources?by=referrer"} {
+					var rep struct {
+						Total, All struct{ Sessions float64 }
+					}
+					u := p.url(path) + map[bool]string{true: "&", false: "?"}[strings.Contains(path, "?")] +
+						url.Values{"site": {"inject.example"}, "utm_source": {v}, "from": {"-1h"}}.Encode()
+					resp, err := http.Get(u)
+					if err != nil {
+						t.Fatal(err)
+					}
+					json.NewDecoder(resp.Body).Decode(&rep)
+					resp.Body.Close()
+					if resp.StatusCode != 200 || rep.Total.Sessions+rep.All.Sessions != want {
+						t.Errorf("%s utm_source=%q: status %d, %+v; want 200 and %v sessions", path, v, resp.StatusCode, rep, want)
+					}
+				}
 			}
 			for _, site := range []string{`x' OR '1'='1`, `inject.example' --`} {
 				resp, err := http.Get(p.url("/v1/stats/experiments/e?site=" + url.QueryEscape(site)))
