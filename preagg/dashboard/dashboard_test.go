@@ -75,8 +75,14 @@ func seed(t *testing.T) *sqlite.SQLite {
 // server serves the API and the pages the way the collector mounts them.
 func server(t *testing.T) *httptest.Server {
 	t.Helper()
-	d := New(stats.NewQueries(seed(t), stats.Options{Now: func() time.Time { return now }}),
-		slog.New(slog.NewTextHandler(io.Discard, nil)), Options{Now: func() time.Time { return now }})
+	return serve(t, seed(t), stats.Options{})
+}
+
+// serve serves r's stats at the test's clock; o is the rest of the stats options.
+func serve(t *testing.T, r stats.Reader, o stats.Options) *httptest.Server {
+	t.Helper()
+	o.Now = func() time.Time { return now }
+	d := New(stats.NewQueries(r, o), slog.New(slog.NewTextHandler(io.Discard, nil)), Options{Now: o.Now})
 	mux := http.NewServeMux()
 	mux.Handle("/v1/stats/", d.API())
 	mux.Handle("/", d.Pages())

@@ -4,9 +4,6 @@ import (
 	"context"
 	"encoding/csv"
 	"fmt"
-	"io"
-	"log/slog"
-	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
@@ -42,14 +39,7 @@ func overviewServer(t *testing.T) *httptest.Server {
 	if err := st.Write(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
-	d := New(stats.NewQueries(st, stats.Options{Now: func() time.Time { return now }, Goals: []string{"form_submitted"}}),
-		slog.New(slog.NewTextHandler(io.Discard, nil)), Options{Now: func() time.Time { return now }})
-	mux := http.NewServeMux()
-	mux.Handle("/v1/stats/", d.API())
-	mux.Handle("/", d.Pages())
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	return srv
+	return serve(t, st, stats.Options{Goals: []string{"form_submitted"}})
 }
 
 // overviewShown is what the overview page shows, read in the browser.
@@ -288,13 +278,10 @@ func TestTinySampleDoesNotSetAxis(t *testing.T) {
 	if err := st.Write(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
-	d := New(stats.NewQueries(st, stats.Options{Now: func() time.Time { return now }}),
-		slog.New(slog.NewTextHandler(io.Discard, nil)), Options{Now: func() time.Time { return now }})
-	rec := httptest.NewRecorder()
-	d.Pages().ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
-	page := rec.Body.String()
-	if rec.Code != 200 {
-		t.Fatalf("GET /: %d\n%s", rec.Code, page)
+	code, _, body := get(t, serve(t, st, stats.Options{}).URL+"/")
+	page := string(body)
+	if code != 200 {
+		t.Fatalf("GET /: %d\n%s", code, page)
 	}
 	// /big's interval is about 2.3% to 3.9%: the axis ends at 5%, not 100%.
 	if !strings.Contains(page, ">5%</text>") || strings.Contains(page, ">100%</text>") {

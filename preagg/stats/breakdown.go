@@ -23,6 +23,21 @@ type Filter struct {
 	UTMCampaign string
 }
 
+// Selection is the filter a report answers, its range as widened; every report writes
+// it first.
+type Selection struct {
+	Site        string    `json:"site"`
+	From        time.Time `json:"from"`
+	To          time.Time `json:"to"`
+	UTMSource   string    `json:"utm_source,omitempty"`
+	UTMMedium   string    `json:"utm_medium,omitempty"`
+	UTMCampaign string    `json:"utm_campaign,omitempty"`
+}
+
+func (f *Filter) selection() Selection {
+	return Selection{Site: f.Site, From: f.From, To: f.To, UTMSource: f.UTMSource, UTMMedium: f.UTMMedium, UTMCampaign: f.UTMCampaign}
+}
+
 // filter fills f's default range, widens it to whole hours, and returns the sink's
 // filter for it.
 func (q *Queries) filter(f *Filter) (sink.LandingFilter, error) {
@@ -73,15 +88,10 @@ const maxPoints = 1500
 
 // TrendReport is a trend: every bucket of the range, empty ones included, oldest first.
 type TrendReport struct {
-	Site        string       `json:"site"`
-	From        time.Time    `json:"from"`
-	To          time.Time    `json:"to"`
-	UTMSource   string       `json:"utm_source,omitempty"`
-	UTMMedium   string       `json:"utm_medium,omitempty"`
-	UTMCampaign string       `json:"utm_campaign,omitempty"`
-	Interval    string       `json:"interval"`
-	Total       Counts       `json:"total"`
-	Points      []TrendPoint `json:"points"`
+	Selection
+	Interval string       `json:"interval"`
+	Total    Counts       `json:"total"`
+	Points   []TrendPoint `json:"points"`
 }
 
 // TrendPoint is one bucket: the sessions that started in [Start, Start + interval).
@@ -122,8 +132,7 @@ func (q *Queries) Trend(ctx context.Context, tq TrendQuery) (*TrendReport, error
 	for _, s := range series {
 		got[s.StartMs] = s
 	}
-	rep := &TrendReport{Site: tq.Site, From: tq.From, To: tq.To, UTMSource: tq.UTMSource, UTMMedium: tq.UTMMedium,
-		UTMCampaign: tq.UTMCampaign, Interval: tq.Interval, Points: []TrendPoint{}}
+	rep := &TrendReport{Selection: tq.Filter.selection(), Interval: tq.Interval, Points: []TrendPoint{}}
 	var n, k int64
 	for t := first; t < f.ToMs; t += step {
 		s := got[t]
@@ -147,17 +156,12 @@ var SourceDimensions = []string{"utm_source", "utm_medium", "utm_campaign", "ref
 
 // SourcesReport is the sessions by source, most sessions first (ties by value).
 type SourcesReport struct {
-	Site        string    `json:"site"`
-	From        time.Time `json:"from"`
-	To          time.Time `json:"to"`
-	UTMSource   string    `json:"utm_source,omitempty"`
-	UTMMedium   string    `json:"utm_medium,omitempty"`
-	UTMCampaign string    `json:"utm_campaign,omitempty"`
-	By          string    `json:"by"`
-	Limit       int       `json:"limit"`
-	Total       int       `json:"total"` // sources, over all of them
-	All         Counts    `json:"all"`   // every source together
-	Sources     []Source  `json:"sources"`
+	Selection
+	By      string   `json:"by"`
+	Limit   int      `json:"limit"`
+	Total   int      `json:"total"` // sources, over all of them
+	All     Counts   `json:"all"`   // every source together
+	Sources []Source `json:"sources"`
 }
 
 // Source is one value of the dimension ("" for none: no utm value, no referrer).
@@ -224,8 +228,7 @@ func (q *Queries) Sources(ctx context.Context, sq SourcesQuery) (*SourcesReport,
 		}
 		return strings.Compare(a.Value, b.Value)
 	})
-	rep := &SourcesReport{Site: sq.Site, From: sq.From, To: sq.To, UTMSource: sq.UTMSource, UTMMedium: sq.UTMMedium,
-		UTMCampaign: sq.UTMCampaign, By: sq.By, Limit: sq.Limit, Total: len(out), All: counts(n, k)}
+	rep := &SourcesReport{Selection: sq.Filter.selection(), By: sq.By, Limit: sq.Limit, Total: len(out), All: counts(n, k)}
 	rep.Sources = out[:min(len(out), sq.Limit)]
 	return rep, nil
 }

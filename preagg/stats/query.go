@@ -78,7 +78,8 @@ func NewQueries(r Reader, o Options) *Queries {
 	return &Queries{r: r, o: o}
 }
 
-// LandingQuery selects and orders landing pages; its first fields are a Filter's.
+// LandingQuery selects and orders landing pages. Site to UTMCampaign select sessions as
+// a Filter does: zero times mean the last 30 days, widened to whole hours.
 type LandingQuery struct {
 	Site        string
 	From, To    time.Time
@@ -96,22 +97,17 @@ var LandingSorts = []string{"sessions", "converted", "cvr", "cvr_low", "path"}
 
 // LandingReport is one page of landing pages, with the totals over all of them.
 type LandingReport struct {
-	Site        string        `json:"site"`
-	From        time.Time     `json:"from"`
-	To          time.Time     `json:"to"`
-	UTMSource   string        `json:"utm_source,omitempty"`
-	UTMMedium   string        `json:"utm_medium,omitempty"`
-	UTMCampaign string        `json:"utm_campaign,omitempty"`
-	Sort        string        `json:"sort"`
-	Order       string        `json:"order"`
-	Limit       int           `json:"limit"`
-	Offset      int           `json:"offset"`
-	Total       int           `json:"total"` // landing pages matching, over all pages
-	Sessions    int64         `json:"sessions"`
-	Converted   int64         `json:"converted"`
-	CVR         float64       `json:"cvr"`
-	BotSignals  int64         `json:"bot_signals"` // received in the range and left out of every count
-	Pages       []LandingPage `json:"pages"`
+	Selection
+	Sort       string        `json:"sort"`
+	Order      string        `json:"order"`
+	Limit      int           `json:"limit"`
+	Offset     int           `json:"offset"`
+	Total      int           `json:"total"` // landing pages matching, over all pages
+	Sessions   int64         `json:"sessions"`
+	Converted  int64         `json:"converted"`
+	CVR        float64       `json:"cvr"`
+	BotSignals int64         `json:"bot_signals"` // received in the range and left out of every count
+	Pages      []LandingPage `json:"pages"`
 }
 
 // LandingPage is one landing page of one site: its sessions, converting sessions and
@@ -165,8 +161,7 @@ func (q *Queries) LandingPages(ctx context.Context, lq LandingQuery) (*LandingRe
 	if err != nil {
 		return nil, err
 	}
-	rep := &LandingReport{Site: lq.Site, From: lf.From, To: lf.To,
-		UTMSource: lq.UTMSource, UTMMedium: lq.UTMMedium, UTMCampaign: lq.UTMCampaign,
+	rep := &LandingReport{Selection: lf.selection(),
 		Sort: lq.Sort, Order: lq.Order, Limit: lq.Limit, Offset: lq.Offset, Total: len(counts), BotSignals: bots}
 	pages := make([]LandingPage, len(counts))
 	for i, c := range counts {
