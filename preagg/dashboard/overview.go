@@ -16,7 +16,7 @@ const minAxisSessions = 30
 
 // Geometry of the trend charts, in SVG user units (drawn at the page's width).
 const (
-	trendWidth  = 720.0
+	trendWidth  = 640.0
 	trendHeight = 120.0
 	trendLeft   = 44.0 // room for the axis labels
 )
@@ -147,9 +147,14 @@ func newTrendChart(rep *stats.TrendReport) *trendChart {
 		c.CountAxis = append(c.CountAxis, yTick{Y: c.H - c.H*f, Label: num(int64(float64(countMax) * f))})
 		c.RateAxis = append(c.RateAxis, yTick{Y: c.H - c.H*f, Label: axisPct(rateMax * f)})
 	}
+	// The axis writes hours without their year, to fit; each bucket's title has it.
+	short := "2006-01-02"
+	if rep.Interval == "hour" {
+		short = "01-02 15:04"
+	}
 	every := max(1, (n+5)/6)
 	for i := 0; i < n; i += every {
-		c.XLabels = append(c.XLabels, tick{X: c.Left + slot*(float64(i)+0.5), Label: rep.Points[i].Start.Format(c.Layout)})
+		c.XLabels = append(c.XLabels, tick{X: c.Left + slot*(float64(i)+0.5), Label: rep.Points[i].Start.Format(short)})
 	}
 	return c
 }

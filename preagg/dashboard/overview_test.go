@@ -101,6 +101,7 @@ func TestOverviewInChromium(t *testing.T) {
 			{"shop-referrer", "site=shop.example&by=referrer"},
 			{"shop-google", "site=shop.example&utm_source=google"}, // no such sessions
 			{"other-since", "site=other.example&from=2024-02-20"},
+			{"shop-hourly", "site=shop.example&from=2024-03-01"}, // two days: per hour
 		} {
 			t.Run(fmt.Sprintf("%s-%d", tc.name, width), func(t *testing.T) {
 				shown := visit[overviewShown](t, ctx, srv.URL+"/?"+tc.query, readOverview)
