@@ -161,7 +161,11 @@ func queryLandingPages(ctx context.Context, args []string, env environ, stdout i
 		fmtCount(rep.Sessions), fmtCount(rep.Converted), fmtRate(rep.CVR), rep.Total, where,
 		rep.From.Format("2006-01-02 15:04"), rep.To.Format("2006-01-02 15:04"), shown, rep.Sort, rep.Order)
 	if rep.BotSignals > 0 {
-		fmt.Fprintf(stdout, "Bots left out: %s signals received in the range.\n", fmtCount(rep.BotSignals))
+		noun := "signals"
+		if rep.BotSignals == 1 {
+			noun = "signal"
+		}
+		fmt.Fprintf(stdout, "Bots left out: %s %s received in the range.\n", fmtCount(rep.BotSignals), noun)
 	}
 	return nil
 }
