@@ -49,7 +49,10 @@ func BenchmarkBreakdowns(b *testing.B) {
 		name string
 		run  func() (int, error)
 	}{
-		{"rollup/by-page", func() (int, error) { g, err := s.LandingGroups(ctx, f, []string{"site", "landing_path"}); return len(g), err }},
+		{"rollup/by-page", func() (int, error) {
+			g, err := s.LandingGroups(ctx, f, []string{"site", "landing_path"})
+			return len(g), err
+		}},
 		{"rollup/by-utm_source", func() (int, error) { g, err := s.LandingGroups(ctx, f, []string{"utm_source"}); return len(g), err }},
 		{"rollup/per-hour", func() (int, error) { g, err := s.LandingSeries(ctx, f, 3600_000); return len(g), err }},
 		{"raw/by-referrer", func() (int, error) {
