@@ -65,7 +65,7 @@ func (d *Dashboard) API() http.Handler {
 	mux.HandleFunc("GET /v1/stats/sources", d.apiSources)
 	mux.HandleFunc("GET /v1/stats/sites", d.apiSites)
 	mux.HandleFunc("/v1/stats/", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such stats endpoint; see /v1/stats/landing-pages and /v1/stats/experiments/{id}"})
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such stats endpoint; see /v1/stats/landing-pages, trend, sources, sites, referrers, experiments and experiments/{id}"})
 	})
 	return mux
 }
