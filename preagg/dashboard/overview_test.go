@@ -294,3 +294,22 @@ func TestTinySampleDoesNotSetAxis(t *testing.T) {
 		}
 	}
 }
+
+// A bad parameter of the new endpoints answers 400 with a JSON error that names it.
+func TestBreakdownAPIErrors(t *testing.T) {
+	srv := server(t)
+	for _, c := range []struct{ path, want string }{
+		{"/v1/stats/trend?interval=week", "interval"},
+		{"/v1/stats/trend?interval=hour&from=2020-01-01", "at most"},
+		{"/v1/stats/sources?by=country", "by"},
+		{"/v1/stats/sources?by=referrer", "goals"}, // this server was given none
+		{"/v1/stats/sources?limit=x", "limit"},
+		{"/v1/stats/sites?from=yesterday", "from"},
+		{"/?format=csv&table=everything", "table"},
+	} {
+		code, h, b := get(t, srv.URL+c.path)
+		if code != 400 || !strings.Contains(string(b), c.want) {
+			t.Errorf("GET %s: %d %s %s, want 400 naming %q", c.path, code, h.Get("Content-Type"), b, c.want)
+		}
+	}
+}
