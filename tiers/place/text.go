@@ -19,7 +19,7 @@ func WriteText(w io.Writer, r Result) error {
 	rule := func(title string) { p.say("\n%s\n%s\n", title, strings.Repeat("─", len([]rune(title)))) }
 
 	p.say("Your rung: %s\n", r.Rung)
-	para("", fmt.Sprintf("Verdict: %s. %s", verdictText(r.Cell), r.Reason))
+	para("", fmt.Sprintf("Verdict: %s. %s", verdictText(&r), r.Reason))
 
 	if len(r.Warnings) > 0 {
 		rule("Warnings")
