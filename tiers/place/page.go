@@ -64,7 +64,7 @@ func parsePage(cards map[string]*Card) (*template.Template, error) {
 		"rowLabel":   RowLabel,
 		"levelLabel": LevelLabel,
 		"kind":       func(k string) string { return strings.ReplaceAll(k, "_", " ") },
-		"cardOf": func(c *Card, build []Step) cardView { return cardView{Card: c, Build: build} },
+		"cardOf":     func(c *Card, build []Step) cardView { return cardView{Card: c, Build: build} },
 		"title": func(id string) string {
 			if c, ok := cards[id]; ok {
 				return c.Title()

@@ -169,7 +169,7 @@ type Result struct {
 	// Stat is the request's stat, when it named one.
 	Stat  string `json:"stat,omitempty"`
 	Tier  int    `json:"tier"`
-	Level Level `json:"level"`
+	Level Level  `json:"level"`
 	// Rung names the pairing: "Tier 4 · Event log + rollups on L3 · Outbox".
 	Rung    string  `json:"rung"`
 	Verdict Verdict `json:"verdict"`
