@@ -220,7 +220,7 @@ func TestPageInChromium(t *testing.T) {
 					t.Errorf("matrix marks row %v cells %v, want %s %v", rows, cells, api.Cell.Row, wantCells)
 				}
 				// The card, with its code.
-				if ids := attrs(t, ctx, "article.card", "id"); len(ids) == 0 || ids[0] != "card-"+api.Card.ID {
+				if ids := attrs(t, ctx, "details.card", "id"); len(ids) == 0 || ids[0] != "card-"+api.Card.ID {
 					t.Errorf("cards %v, want card-%s first", ids, api.Card.ID)
 				}
 				if noJS && (all || i == 3) {
@@ -237,6 +237,7 @@ func TestPageInChromium(t *testing.T) {
 		ctx := tab(t, bctx, true)
 		answerThroughPage(t, ctx, srv.URL, ans)
 		if err := chromedp.Do(ctx,
+			chromedp.Click(chromedp.CSS(`#refine-box > summary`)), // the form is folded
 			chromedp.Click(chromedp.CSS(`input[name=symptom][value=soft_deletes_forever]`)),
 			chromedp.Click(chromedp.CSS(`input[name=symptom][value=dual_writes]`)),
 			chromedp.SetValue(chromedp.CSS(`select[name=current_tier]`), "5"),

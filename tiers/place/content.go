@@ -33,7 +33,7 @@ type Card struct {
 	Build    []Step    `json:"build"`
 	// BuildSignals, when set, replaces Build for a stat counted from anonymous web
 	// signals on the telemetry sink (page views, not business events).
-	BuildSignals []Step `json:"build_signals,omitempty"`
+	BuildSignals []Step `json:"-"`
 }
 
 // Title is the label and the name together: "Tier 4 · Event log + rollups".

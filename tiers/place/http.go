@@ -30,7 +30,8 @@ func Paths() []string { return []string{PathQuestions, PathPlace, PathPage} }
 // Handler serves the placement API and page:
 //
 //	GET  /v1/place/questions  the questions; with answers as query parameters
-//	                          (?needs_history=yes), each one's state and the next one
+//	                          (?needs_history=yes, or true), each one's state and the
+//	                          next one
 //	POST /v1/place            a JSON Request → 200 Result, or 400 naming every problem
 //	GET, POST /place          the questionnaire page, one question at a time, then the
 //	                          result; plain HTML forms that post back to /place
@@ -123,6 +124,12 @@ func (h *handler) questions(w http.ResponseWriter, r *http.Request) {
 	sort.Strings(keys)
 	for _, k := range keys {
 		v := q[k][len(q[k])-1]
+		switch v { // as POST /v1/place reads JSON's true and false
+		case "true":
+			v = Yes
+		case "false":
+			v = No
+		}
 		if _, ok := h.e.qindex[k]; !ok {
 			probs = append(probs, Problem{Question: k, Problem: ProblemUnknown})
 			continue

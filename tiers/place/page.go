@@ -64,7 +64,6 @@ func parsePage(cards map[string]*Card) (*template.Template, error) {
 		"rowLabel":   RowLabel,
 		"levelLabel": LevelLabel,
 		"kind":       func(k string) string { return strings.ReplaceAll(k, "_", " ") },
-		"cardOf":     func(c *Card, build []Step) cardView { return cardView{Card: c, Build: build} },
 		"title": func(id string) string {
 			if c, ok := cards[id]; ok {
 				return c.Title()
@@ -87,12 +86,6 @@ type answeredView struct {
 	// Before are the answers given before this one: posting them alone asks this
 	// question again.
 	Before []field
-}
-
-// cardView is a card with the build steps chosen for the stat's kind.
-type cardView struct {
-	Card  *Card
-	Build []Step
 }
 
 type rungView struct {

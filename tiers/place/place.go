@@ -176,12 +176,11 @@ type Result struct {
 	Reason  string  `json:"reason"`
 	Cell    Cell    `json:"cell"`
 
+	// Card is the tier's card, its build steps chosen for the kind of stat: for
+	// anonymous signals on the telemetry sink, steps about page views rather than
+	// business events.
 	Card      *Card `json:"card"`
 	LevelCard *Card `json:"level_card,omitempty"`
-	// Build is how to build the tier for this kind of stat: the card's own steps, or,
-	// for anonymous signals on the telemetry sink, steps about page views rather than
-	// business events.
-	Build []Step `json:"build"`
 	// Triggers are the signs to watch for: the tier's, then the level's.
 	Triggers []Trigger `json:"triggers"`
 	Warnings []Warning `json:"warnings"`
@@ -366,9 +365,10 @@ func (e *Engine) result(prog Progress, req Request) Result {
 		// level. The placement itself is sound.
 		r.Verdict = NoEvents
 	}
-	r.Build = r.Card.Build
 	if level == LevelTelemetrySink && len(r.Card.BuildSignals) > 0 {
-		r.Build = r.Card.BuildSignals
+		c := *r.Card
+		c.Build, c.BuildSignals = c.BuildSignals, nil
+		r.Card = &c
 	}
 	r.Rung = r.Card.Title()
 	r.Triggers = append(r.Triggers, r.Card.Triggers...)
