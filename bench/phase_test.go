@@ -3,10 +3,12 @@ package bench
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -25,8 +27,9 @@ func TestFinishKeepsToTheRate(t *testing.T) {
 	}
 	base, _ := serve(t)
 	const rate, conns = 300.0, 8
+	var progress syncBuffer
 	res, err := Run(context.Background(), Config{Target: base, Rate: rate, Connections: conns, Duration: time.Second,
-		Model: DefaultModel(3, "finish01")})
+		Model: DefaultModel(3, "finish01"), Progress: &progress})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,6 +65,36 @@ func TestFinishKeepsToTheRate(t *testing.T) {
 	if !strings.Contains(text.String(), "(target 300/s), untimed") {
 		t.Errorf("the text report does not give the finish phase its own rate:\n%s", text.String())
 	}
+	var html strings.Builder
+	if err := rep.WriteHTML(&html); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.FinishSeries) > 0 && (!strings.Contains(html.String(), "finish requests/s") || !strings.Contains(html.String(), "finish →")) {
+		t.Errorf("the HTML charts do not draw the finish phase apart")
+	}
+	for _, p := range res.FinishSeries {
+		if !strings.Contains(progress.String(), fmt.Sprintf("%6.1fs  finish", p.T)) {
+			t.Errorf("no progress line marked finish at %.1fs:\n%s", p.T, progress.String())
+		}
+	}
+}
+
+// syncBuffer is a strings.Builder the ticker may write while the test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // TestUnauthorizedFailsFast: a stats API that refuses the credentials ends the

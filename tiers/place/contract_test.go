@@ -109,3 +109,23 @@ func TestCodeFitsTheStat(t *testing.T) {
 		})
 	}
 }
+
+// TestGlossary: the page explains the words it uses, on the question and on the result.
+func TestGlossary(t *testing.T) {
+	_, srv := newServer(t)
+	for _, q := range []string{"", "?needs_history=no&hot_path=no"} {
+		code, _, page := do(t, "GET", srv.URL+PathPage+q, "", "")
+		if code != 200 {
+			t.Fatalf("GET %s: %d", q, code)
+		}
+		_, gloss, ok := strings.Cut(string(page), `id="glossary"`)
+		if !ok {
+			t.Fatalf("GET /place%s: no glossary", q)
+		}
+		for _, term := range []string{"<dt>rung</dt>", "<dt>tier (1–5)</dt>", "<dt>event level (L0–L4)</dt>", "<dt>pairing</dt>", "<dt>verdict</dt>", "<dt>floor</dt>"} {
+			if !strings.Contains(gloss, term) {
+				t.Errorf("GET /place%s: the glossary lacks %s", q, term)
+			}
+		}
+	}
+}
