@@ -60,7 +60,8 @@ type VariantDrawn struct {
 
 func (r *runner) result(t *ticker, elapsed, finished time.Duration) *Result {
 	res := &Result{Config: *r.cfg, Start: r.start, Elapsed: elapsed, FinishElapsed: finished - elapsed,
-		Latency: NewHistogram(), Service: NewHistogram(), Series: t.series, FinishSeries: t.finish, Status: map[int]int64{}, Errors: map[string]int64{}, Reasons: map[string]int64{}, lanes: r.lanes}
+		Latency: NewHistogram(), Service: NewHistogram(), Series: t.series, FinishSeries: t.finish,
+		Status: map[int]int64{}, Errors: map[string]int64{}, Reasons: map[string]int64{}, lanes: r.lanes}
 	res.Config.Progress = nil
 	for _, v := range r.cfg.Model.Experiment.Variants {
 		res.Model.Variants = append(res.Model.Variants, VariantDrawn{Name: v.Name})

@@ -105,7 +105,7 @@ func (t *ticker) endFinish() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.sample(true)
-	if t.r.cfg.Progress != nil && t.r.cfg.ProgressCR {
+	if t.r.cfg.Progress != nil && t.r.cfg.ProgressCR && len(t.finish) > 0 {
 		fmt.Fprintln(t.r.cfg.Progress)
 	}
 }
