@@ -764,17 +764,25 @@ func (l *lane) timed(ctx context.Context, deadline time.Duration) {
 		if due >= deadline {
 			return
 		}
-		if wait := due - l.run.clock(); wait > 0 {
-			timer.Reset(wait)
-			select {
-			case <-ctx.Done():
-				return
-			case <-timer.C:
-			}
-		} else if ctx.Err() != nil {
+		if !l.waitUntil(ctx, timer, due) {
 			return
 		}
 		l.send(due, -1, true, false)
+	}
+}
+
+// waitUntil waits on timer until due on the run clock; false if ctx ends first.
+func (l *lane) waitUntil(ctx context.Context, timer *time.Timer, due time.Duration) bool {
+	wait := due - l.run.clock()
+	if wait <= 0 {
+		return ctx.Err() == nil
+	}
+	timer.Reset(wait)
+	select {
+	case <-ctx.Done():
+		return false
+	case <-timer.C:
+		return true
 	}
 }
 
@@ -813,14 +821,7 @@ func (l *lane) finish(ctx context.Context) {
 		if due >= deadline {
 			return
 		}
-		if wait := due - l.run.clock(); wait > 0 {
-			timer.Reset(wait)
-			select {
-			case <-ctx.Done():
-				return
-			case <-timer.C:
-			}
-		} else if ctx.Err() != nil {
+		if !l.waitUntil(ctx, timer, due) {
 			return
 		}
 		if _, ok := l.send(-1, -1, false, true); !ok {

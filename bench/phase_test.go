@@ -8,10 +8,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/rungdev/rung/internal/harness"
 )
 
 // TestFinishKeepsToTheRate: against a real rung serve, the finish phase of an open-loop
@@ -27,7 +28,7 @@ func TestFinishKeepsToTheRate(t *testing.T) {
 	}
 	base, _ := serve(t)
 	const rate, conns = 300.0, 8
-	var progress syncBuffer
+	var progress harness.Output // the ticker writes it while the run goes on
 	res, err := Run(context.Background(), Config{Target: base, Rate: rate, Connections: conns, Duration: time.Second,
 		Model: DefaultModel(3, "finish01"), Progress: &progress})
 	if err != nil {
@@ -77,24 +78,6 @@ func TestFinishKeepsToTheRate(t *testing.T) {
 			t.Errorf("no progress line marked finish at %.1fs:\n%s", p.T, progress.String())
 		}
 	}
-}
-
-// syncBuffer is a strings.Builder the ticker may write while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestUnauthorizedFailsFast: a stats API that refuses the credentials ends the
