@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -126,18 +125,7 @@ func TestPageInChromium(t *testing.T) {
 	}
 	screenshot := func(t *testing.T, ctx context.Context, name string) {
 		t.Helper()
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot: %v", err)
-		}
-		if len(png) < 8 || string(png[1:4]) != "PNG" {
-			t.Fatalf("screenshot is not a PNG")
-		}
-		f := filepath.Join(shots, name)
-		if err := os.WriteFile(f, png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("screenshot: %s", f)
+		saveShot(t, ctx, shots, name, chromedp.FullScreenshot(100))
 	}
 
 	cases := []struct{ name, answers string }{

@@ -1,6 +1,7 @@
 package place
 
 import (
+	"context"
 	"fmt"
 	"net/url"
 	"os"
@@ -132,21 +133,26 @@ func TestPageFirstScreen(t *testing.T) {
 					t.Errorf("of %d code listings, %d are outside a <details> and %d are unfolded", rep.Pres, rep.LoosePres, rep.OpenCode)
 				}
 				t.Logf("page %.0f px tall, %d code listings folded", rep.PageHeight, rep.Pres)
-				for _, s := range []struct {
-					suffix string
-					act    chromedp.Action[[]byte]
-				}{{"first-screen", chromedp.CaptureScreenshot()}, {"full", chromedp.FullScreenshot(100)}} {
-					img, err := chromedp.Run(ctx, s.act)
-					if err != nil {
-						t.Fatalf("screenshot: %v", err)
-					}
-					f := filepath.Join(shots, fmt.Sprintf("%s-%s-%s.png", pg.name, vp.name, s.suffix))
-					if err := os.WriteFile(f, img, 0o644); err != nil {
-						t.Fatal(err)
-					}
-					t.Logf("screenshot: %s", f)
-				}
+				saveShot(t, ctx, shots, pg.name+"-"+vp.name+"-first-screen.png", chromedp.CaptureScreenshot())
+				saveShot(t, ctx, shots, pg.name+"-"+vp.name+"-full.png", chromedp.FullScreenshot(100))
 			})
 		}
 	}
+}
+
+// saveShot takes a screenshot with act, checks it is a PNG, and writes it to dir/name.
+func saveShot(t *testing.T, ctx context.Context, dir, name string, act chromedp.Action[[]byte]) {
+	t.Helper()
+	png, err := chromedp.Run(ctx, act)
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	if len(png) < 8 || string(png[1:4]) != "PNG" {
+		t.Fatalf("screenshot %s is not a PNG", name)
+	}
+	f := filepath.Join(dir, name)
+	if err := os.WriteFile(f, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", f)
 }
