@@ -5,6 +5,7 @@ import (
 	"html/template"
 	"io"
 	"math"
+	"slices"
 	"strings"
 )
 
@@ -15,31 +16,50 @@ func (r *Report) WriteHTML(w io.Writer) error {
 	if err := r.WriteText(&text); err != nil {
 		return err
 	}
-	xs := make([]float64, len(r.Series))
+	// One time axis for both phases; each phase's figures are their own lines, NaN
+	// (not drawn) in the other phase, and a rule marks where the finish phase starts.
+	all := append(slices.Clone(r.Series), r.FinishSeries...)
+	xs := make([]float64, len(all))
+	for i, p := range all {
+		xs[i] = p.T
+	}
 	col := func(f func(p Point) float64) []float64 {
-		out := make([]float64, len(r.Series))
-		for i, p := range r.Series {
+		out := make([]float64, len(all))
+		for i, p := range all {
 			out[i] = f(p)
 		}
 		return out
 	}
-	for i, p := range r.Series {
-		xs[i] = p.T
+	in := func(phase string, f func(p Point) float64) []float64 {
+		return col(func(p Point) float64 {
+			if p.Phase != phase {
+				return math.NaN()
+			}
+			return f(p)
+		})
+	}
+	finishAt := math.NaN()
+	if len(r.FinishSeries) > 0 && len(r.Series) > 0 {
+		finishAt = r.Series[len(r.Series)-1].T
 	}
 	var charts []template.HTML
-	charts = append(charts, svgChart("Latency over time (ms, log scale)"+latencyNote(r), xs, []line{
-		{"p50", "#1b9e77", col(func(p Point) float64 { return p.P50 }), false},
-		{"p90", "#7570b3", col(func(p Point) float64 { return p.P90 }), false},
-		{"p99", "#d95f02", col(func(p Point) float64 { return p.P99 }), false},
-		{"max", "#e7298a", col(func(p Point) float64 { return p.Max }), true},
+	charts = append(charts, svgChart("Latency over time (ms, log scale)"+latencyNote(r), xs, finishAt, []line{
+		{"p50", "#1b9e77", in(PhaseTimed, func(p Point) float64 { return p.P50 }), false},
+		{"p90", "#7570b3", in(PhaseTimed, func(p Point) float64 { return p.P90 }), false},
+		{"p99", "#d95f02", in(PhaseTimed, func(p Point) float64 { return p.P99 }), false},
+		{"max", "#e7298a", in(PhaseTimed, func(p Point) float64 { return p.Max }), true},
 	}, true))
-	tput := []line{{"answered requests/s", "#1f78b4", col(func(p Point) float64 { return p.Requests }), false}}
+	tput := []line{
+		{"timed requests/s", "#1f78b4", in(PhaseTimed, func(p Point) float64 { return p.Requests }), false},
+		{"finish requests/s", "#a6cee3", in(PhaseFinish, func(p Point) float64 { return p.Requests }), false},
+	}
 	if r.Mode == "open" {
 		tput = append(tput, line{"target requests/s", "#999999", col(func(p Point) float64 { return p.Target }), true})
 	}
-	charts = append(charts, svgChart("Throughput over time: requests/s", xs, tput, false))
-	charts = append(charts, svgChart("Throughput over time: signals accepted/s", xs, []line{
-		{"accepted signals/s", "#33a02c", col(func(p Point) float64 { return p.Accepted }), false},
+	charts = append(charts, svgChart("Throughput over time: requests/s", xs, finishAt, tput, false))
+	charts = append(charts, svgChart("Throughput over time: signals accepted/s", xs, finishAt, []line{
+		{"timed", "#33a02c", in(PhaseTimed, func(p Point) float64 { return p.Accepted }), false},
+		{"finish", "#b2df8a", in(PhaseFinish, func(p Point) float64 { return p.Accepted }), false},
 	}, false))
 	if len(r.Series) > 0 && len(r.Series[len(r.Series)-1].Proc) > 0 {
 		var cpu, rss []line
@@ -60,7 +80,7 @@ func (r *Report) WriteHTML(w io.Writer) error {
 			cpu = append(cpu, line{name, c, get(func(q ProcPoint) float64 { return q.CPU }), false})
 			rss = append(rss, line{name, c, get(func(q ProcPoint) float64 { return q.RSSMiB }), false})
 		}
-		charts = append(charts, svgChart("CPU (% of one core)", xs, cpu, false), svgChart("Resident memory (MiB)", xs, rss, false))
+		charts = append(charts, svgChart("CPU (% of one core)", xs, finishAt, cpu, false), svgChart("Resident memory (MiB)", xs, finishAt, rss, false))
 	}
 	return page.Execute(w, struct {
 		Title  string
@@ -82,8 +102,9 @@ type line struct {
 	dashed      bool
 }
 
-// svgChart draws lines over a shared x axis (seconds) with labelled axes.
-func svgChart(title string, xs []float64, lines []line, logY bool) template.HTML {
+// svgChart draws lines over a shared x axis (seconds) with labelled axes, and a rule
+// at finishAt, where the finish phase starts (NaN: none).
+func svgChart(title string, xs []float64, finishAt float64, lines []line, logY bool) template.HTML {
 	const w, h, left, right, top, bottom = 860.0, 260.0, 70.0, 150.0, 30.0, 36.0
 	pw, ph := w-left-right, h-top-bottom
 	var b strings.Builder
@@ -139,6 +160,11 @@ func svgChart(title string, xs []float64, lines []line, logY bool) template.HTML
 		x := xmax * float64(i) / 5
 		fmt.Fprintf(&b, `<text x="%.1f" y="%g" font-size="11" text-anchor="middle">%.0fs</text>`, px(x), top+ph+16, x)
 	}
+	if !math.IsNaN(finishAt) {
+		x := px(finishAt)
+		fmt.Fprintf(&b, `<line x1="%.1f" y1="%g" x2="%.1f" y2="%g" stroke="#888" stroke-dasharray="2,3"/><text x="%.1f" y="%g" font-size="11" fill="#555">finish →</text>`,
+			x, top, x, top+ph, x+4, top+12)
+	}
 	for i, l := range lines {
 		var pts []string
 		for k, y := range l.ys {
@@ -146,6 +172,9 @@ func svgChart(title string, xs []float64, lines []line, logY bool) template.HTML
 				continue
 			}
 			pts = append(pts, fmt.Sprintf("%.1f,%.1f", px(xs[k]), py(y)))
+		}
+		if len(pts) == 0 {
+			continue
 		}
 		dash := ""
 		if l.dashed {

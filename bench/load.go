@@ -50,7 +50,9 @@ type Config struct {
 	Active int
 	// Finish bounds the untimed phase after the timed one, in which each connection
 	// completes the journeys of the visitors it started, so every visitor's truth is
-	// whole; default 30s.
+	// whole. In open loop the phase keeps to Rate; 0 gives it as long as the journeys
+	// left need at that rate (at least 30s, at most MaxAutoFinish). In closed loop it
+	// goes as fast as answers come; 0 is 30s.
 	Finish time.Duration
 	// Model is the workload.
 	Model Model
@@ -79,7 +81,7 @@ func (c *Config) defaults() {
 	if c.Timeout == 0 {
 		c.Timeout = 10 * time.Second
 	}
-	if c.Finish == 0 {
+	if c.Finish == 0 && c.Rate == 0 {
 		c.Finish = 30 * time.Second
 	}
 	if c.Active == 0 {
@@ -314,7 +316,10 @@ type lane struct {
 	sent, signals, rejected, unknown, notSent, inconsistent int64
 	status                                                  [1000]int64 // by HTTP status
 	errs, reasons                                           map[string]int64
-	finReq, finSignals, finAccepted                         int64
+	finReq, finSignals                                      int64
+	// finCompleted and finAccepted are the finish phase's share of completed and
+	// accepted, for the ticker.
+	finCompleted, finAccepted atomic.Int64
 
 	modelVisitors, modelSessions int64
 	modelVariant                 [][2]int64 // visitors, converters by variant as the model drew them
@@ -325,6 +330,11 @@ type runner struct {
 	start   time.Time
 	claimed atomic.Int64
 	lanes   []*lane
+
+	// stop ends the run early; refused holds the first 401 or 403 /collect answered,
+	// which stops it: every request after would be refused the same way.
+	stop    context.CancelFunc
+	refused atomic.Int64
 }
 
 // clock is the run clock: the monotonic time since the start.
@@ -485,7 +495,8 @@ func (l *lane) complete(err error, due, sent, done time.Duration, timed bool) {
 	} else {
 		l.finReq++
 		l.finSignals += int64(len(l.pending))
-		l.finAccepted += acc
+		l.finAccepted.Add(acc)
+		l.finCompleted.Add(1)
 	}
 }
 
@@ -544,6 +555,11 @@ func (l *lane) settle(err error, done time.Duration) int64 {
 	}
 	code, body := l.http.ans.status, l.http.ans.body
 	l.status[code]++
+	if code == http.StatusUnauthorized || code == http.StatusForbidden {
+		if l.run.refused.CompareAndSwap(0, int64(code)) {
+			l.run.stop()
+		}
+	}
 	if code != http.StatusAccepted {
 		l.non202.Add(1)
 	}
@@ -655,7 +671,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			c.Close()
 		}
 	}
-	r := &runner{cfg: &cfg}
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	r := &runner{cfg: &cfg, stop: stop}
 	for i := range cfg.Connections {
 		t := i % len(us)
 		r.lanes = append(r.lanes, newLane(r, i, hosts[t], us[t].Host))
@@ -703,7 +721,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 				close(timedDone)
 			}
 			if ctx.Err() == nil {
-				l.finish(ctx, r.clock()+cfg.Finish)
+				l.finish(ctx)
 			}
 		}()
 	}
@@ -711,12 +729,17 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	elapsed := r.clock()
 	tick.endTimed()
 	wg.Wait()
+	finished := r.clock()
 	close(stopTick)
 	<-tickDone
+	tick.endFinish()
 	if loopErr != nil {
 		return nil, fmt.Errorf("drive the load: %w", loopErr)
 	}
-	return r.result(tick, elapsed), nil
+	if code := r.refused.Load(); code != 0 {
+		return nil, fmt.Errorf("%w: POST /collect answered %d: the target wants credentials the load generator does not send", ErrUnauthorized, code)
+	}
+	return r.result(tick, elapsed, finished), nil
 }
 
 const userAgent = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36 rung-bench"
@@ -741,28 +764,82 @@ func (l *lane) timed(ctx context.Context, deadline time.Duration) {
 		if due >= deadline {
 			return
 		}
-		if wait := due - l.run.clock(); wait > 0 {
-			timer.Reset(wait)
-			select {
-			case <-ctx.Done():
-				return
-			case <-timer.C:
-			}
-		} else if ctx.Err() != nil {
+		if !l.waitUntil(ctx, timer, due) {
 			return
 		}
 		l.send(due, -1, true, false)
 	}
 }
 
-// finish completes the journeys of the lane's visitors, untimed, as fast as answers come.
-func (l *lane) finish(ctx context.Context, deadline time.Duration) {
-	for now := l.run.clock(); ctx.Err() == nil && now < deadline; {
-		var ok bool
-		if now, ok = l.send(-1, now, false, true); !ok {
+// waitUntil waits on timer until due on the run clock; false if ctx ends first.
+func (l *lane) waitUntil(ctx context.Context, timer *time.Timer, due time.Duration) bool {
+	wait := due - l.run.clock()
+	if wait <= 0 {
+		return ctx.Err() == nil
+	}
+	timer.Reset(wait)
+	select {
+	case <-ctx.Done():
+		return false
+	case <-timer.C:
+		return true
+	}
+}
+
+// MaxAutoFinish bounds an open-loop finish phase left to size itself (Config.Finish 0).
+const MaxAutoFinish = 10 * time.Minute
+
+// finish completes the journeys of the lane's visitors, untimed: in closed loop as fast
+// as answers come, in open loop on the schedule's rate, the lane taking every L-th slot
+// as in the timed phase, so the server sees the same rate in both phases.
+func (l *lane) finish(ctx context.Context) {
+	cfg := l.run.cfg
+	start := l.run.clock()
+	if cfg.Rate == 0 {
+		deadline := start + cfg.Finish
+		for now := start; ctx.Err() == nil && now < deadline; {
+			var ok bool
+			if now, ok = l.send(-1, now, false, true); !ok {
+				return
+			}
+		}
+		return
+	}
+	L := int64(len(l.run.lanes))
+	slot := func(n int64) time.Duration {
+		return time.Duration(float64(int64(l.id)+n*L) / cfg.Rate * float64(time.Second))
+	}
+	deadline := start + cfg.Finish
+	if cfg.Finish == 0 {
+		// As long as the requests left need at the rate, with room for slow answers.
+		deadline = start + min(MaxAutoFinish, max(30*time.Second, 2*slot(l.left())))
+	}
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for n := int64(0); ; n++ {
+		due := start + slot(n)
+		if due >= deadline {
+			return
+		}
+		if !l.waitUntil(ctx, timer, due) {
+			return
+		}
+		if _, ok := l.send(-1, -1, false, true); !ok {
 			return
 		}
 	}
+}
+
+// left is how many requests the lane's started journeys still need, at most.
+func (l *lane) left() int64 {
+	var n int64
+	for _, a := range l.heap {
+		n += int64(len(a.sigs) - a.next)
+	}
+	for _, a := range l.held {
+		n += int64(len(a.sigs) - a.next)
+	}
+	return n
 }
 
 // newLane makes connection i's lane; addr is the address it dials, host its Host header.

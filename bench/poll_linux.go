@@ -203,13 +203,15 @@ func (pr *pollRun) loop(lanes []*pollLane) error {
 func (pr *pollRun) next(ep, i int, p *pollLane, now time.Duration) {
 	cfg := pr.r.cfg
 	for {
+		// A refusal stops the run at once, before the context's news reaches stopped.
+		stopped := pr.stopped.Load() || pr.r.refused.Load() != 0
 		if p.timed {
-			if pr.stopped.Load() || now >= pr.deadline || (cfg.Count > 0 && pr.r.claimed.Add(1) > cfg.Count) {
+			if stopped || now >= pr.deadline || (cfg.Count > 0 && pr.r.claimed.Add(1) > cfg.Count) {
 				pr.endTimed(p)
-				p.finishing, p.finishBy = true, pr.r.clock()+cfg.Finish
+				p.finishing, p.finishBy = true, pr.r.clock()+cfg.Finish // closed loop: Finish is set
 			}
 		}
-		if p.finishing && (pr.stopped.Load() || now >= p.finishBy) {
+		if p.finishing && (stopped || now >= p.finishBy) {
 			p.over = true
 			p.closeFD()
 			return

@@ -45,6 +45,8 @@ type Report struct {
 	Expect    Expectation   `json:"expectation"`
 	Processes []ProcSummary `json:"processes"`
 	Series    []Point       `json:"series"`
+	// FinishSeries is the finish phase, second by second, apart from the timed series.
+	FinishSeries []Point `json:"finish_series"`
 
 	Verification *Verification `json:"verification,omitempty"`
 }
@@ -70,11 +72,15 @@ type SignalFigures struct {
 	Inconsistent      int64   `json:"inconsistent_answers,omitempty"`
 }
 
-// FinishFigures are the untimed phase that completes the visitors' journeys.
+// FinishFigures are the untimed phase that completes the visitors' journeys. In open
+// loop it keeps to the timed phase's rate, TargetRPS.
 type FinishFigures struct {
-	Requests   int64 `json:"requests"`
-	Signals    int64 `json:"signals"`
-	Unfinished int64 `json:"unfinished_visitors"`
+	Requests   int64   `json:"requests"`
+	Signals    int64   `json:"signals"`
+	Unfinished int64   `json:"unfinished_visitors"`
+	ElapsedS   float64 `json:"elapsed_s"`
+	PerSecond  float64 `json:"per_s"`
+	TargetRPS  float64 `json:"target_rps,omitempty"`
 }
 
 // Summary is a latency distribution in milliseconds.
@@ -109,8 +115,18 @@ func NewReport(res *Result, v *Verification) *Report {
 		DurationS: c.Duration.Seconds(), Count: c.Count, Seed: c.Model.Seed, Run: c.Model.Run, Site: c.Model.Site,
 		Started: res.Start.UTC(), ElapsedS: res.Elapsed.Seconds(), Status: map[string]int64{},
 		Errors: res.Errors, Reasons: res.Reasons, Latency: Summarize(res.Latency),
-		Finish: FinishFigures{res.FinishRequests, res.FinishSignals, res.Unfinished},
-		Model:  res.Model, Expect: c.Model.Expect(), Series: res.Series, Verification: v}
+		Finish: FinishFigures{Requests: res.FinishRequests, Signals: res.FinishSignals, Unfinished: res.Unfinished,
+			ElapsedS: res.FinishElapsed.Seconds(), TargetRPS: c.Rate},
+		Model: res.Model, Expect: c.Model.Expect(), Series: res.Series, FinishSeries: res.FinishSeries, Verification: v}
+	if r.Series == nil {
+		r.Series = []Point{}
+	}
+	if r.FinishSeries == nil {
+		r.FinishSeries = []Point{}
+	}
+	if res.FinishElapsed > 0 {
+		r.Finish.PerSecond = float64(res.FinishRequests) / res.FinishElapsed.Seconds()
+	}
 	if c.Rate > 0 {
 		r.Mode, r.Rate, r.RampS = "open", c.Rate, c.Ramp.Seconds()
 		s := Summarize(res.Service)
@@ -194,8 +210,12 @@ func (r *Report) WriteText(w io.Writer) error {
 	if r.Signals.Inconsistent > 0 {
 		fmt.Fprintf(t, "inconsistent\t%s answers\tsaid accepted counts that disagree with their errors\n", fmtInt(r.Signals.Inconsistent))
 	}
-	fmt.Fprintf(t, "finish\t%s requests, %s signals\tuntimed, completing the journeys started (%s left unfinished)\n",
-		fmtInt(r.Finish.Requests), fmtInt(r.Finish.Signals), fmtInt(r.Finish.Unfinished))
+	fmt.Fprintf(t, "finish\t%s requests, %s signals\tin %.1fs after the timed phase, %s/s", fmtInt(r.Finish.Requests),
+		fmtInt(r.Finish.Signals), r.Finish.ElapsedS, fmtFloat(r.Finish.PerSecond))
+	if r.Finish.TargetRPS > 0 {
+		fmt.Fprintf(t, " (target %s/s)", fmtFloat(r.Finish.TargetRPS))
+	}
+	fmt.Fprintf(t, ", untimed: completing the journeys started (%s left unfinished)\n", fmtInt(r.Finish.Unfinished))
 	t.Flush()
 
 	name := "from send"

@@ -16,7 +16,8 @@ type Result struct {
 	// due, so a stall shows in every request it delayed (corrected for coordinated
 	// omission); in closed loop from when it was sent. Service is always from the send.
 	Latency, Service *Histogram
-	Series           []Point
+	// Series is the timed phase second by second; FinishSeries the finish phase's.
+	Series, FinishSeries []Point
 
 	Requests int64 // timed requests answered or failed
 	Signals  int64 // signals in them
@@ -33,8 +34,9 @@ type Result struct {
 	// Inconsistent counts 202 answers whose accepted count disagrees with their errors.
 	Inconsistent int64
 
-	FinishRequests, FinishSignals int64 // the untimed phase that completes journeys
-	Unfinished                    int64 // visitors whose journeys it could not complete
+	FinishRequests, FinishSignals int64         // the untimed phase that completes journeys
+	FinishElapsed                 time.Duration // from the end of the timed phase to the last lane's end
+	Unfinished                    int64         // visitors whose journeys it could not complete
 
 	Model ModelRealized
 
@@ -56,9 +58,10 @@ type VariantDrawn struct {
 	Converters int64  `json:"converters"`
 }
 
-func (r *runner) result(t *ticker, elapsed time.Duration) *Result {
-	res := &Result{Config: *r.cfg, Start: r.start, Elapsed: elapsed, Latency: NewHistogram(), Service: NewHistogram(),
-		Series: t.series, Status: map[int]int64{}, Errors: map[string]int64{}, Reasons: map[string]int64{}, lanes: r.lanes}
+func (r *runner) result(t *ticker, elapsed, finished time.Duration) *Result {
+	res := &Result{Config: *r.cfg, Start: r.start, Elapsed: elapsed, FinishElapsed: finished - elapsed,
+		Latency: NewHistogram(), Service: NewHistogram(), Series: t.series, FinishSeries: t.finish,
+		Status: map[int]int64{}, Errors: map[string]int64{}, Reasons: map[string]int64{}, lanes: r.lanes}
 	res.Config.Progress = nil
 	for _, v := range r.cfg.Model.Experiment.Variants {
 		res.Model.Variants = append(res.Model.Variants, VariantDrawn{Name: v.Name})
@@ -75,7 +78,7 @@ func (r *runner) result(t *ticker, elapsed time.Duration) *Result {
 		res.FinishRequests += l.finReq
 		res.FinishSignals += l.finSignals
 		res.Accepted += l.accepted.Load()
-		res.AcceptedTimed += l.accepted.Load() - l.finAccepted
+		res.AcceptedTimed += l.accepted.Load() - l.finAccepted.Load()
 		res.Rejected += l.rejected
 		res.Unknown += l.unknown
 		res.NotSent += l.notSent

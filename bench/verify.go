@@ -68,7 +68,10 @@ type StatsCheck struct {
 	Status  string  `json:"status"`
 	Note    string  `json:"note,omitempty"`
 	WaitedS float64 `json:"waited_s"`
-	Z       float64 `json:"z"` // the level of the model checks as a whole, in standard errors (two-sided)
+	// Attempts is how many times the API was asked before it had caught up, the wait
+	// was over, or it refused the credentials (which ends the wait at once).
+	Attempts int     `json:"attempts"`
+	Z        float64 `json:"z"` // the level of the model checks as a whole, in standard errors (two-sided)
 	// Each of the Checks model checks is held to the same share of that level (a
 	// Bonferroni split), so the whole check fails a rung that is right as rarely as Z
 	// says, however many pages and variants the run had: ZEach is one check's level.
@@ -236,6 +239,19 @@ type apiLanding struct {
 	} `json:"pages"`
 }
 
+// CheckStatsAccess asks the stats API at statsURL once, with token, and fails with
+// ErrUnauthorized if it refuses the credentials: a run whose verification is bound to
+// be refused stops before it starts. Any other answer is left to the verification.
+func CheckStatsAccess(ctx context.Context, statsURL, token string) error {
+	var land apiLanding
+	err := getJSON(ctx, VerifyOptions{StatsURL: statsURL, APIToken: token}, "/v1/stats/landing-pages",
+		url.Values{"limit": {"1"}}, &land)
+	if errors.Is(err, ErrUnauthorized) {
+		return err
+	}
+	return nil
+}
+
 // errNoStats: the target does not serve the stats API.
 var errNoStats = errors.New("no stats API")
 
@@ -257,7 +273,11 @@ func getJSON(ctx context.Context, o VerifyOptions, path string, q url.Values, in
 	case resp.StatusCode == http.StatusNotFound:
 		return fmt.Errorf("%w: GET %s answered 404", errNoStats, path)
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
-		return fmt.Errorf("GET %s answered %d: give the stats API's token (--api-token)", path, resp.StatusCode)
+		how := "give the stats API's token (--api-token)"
+		if o.APIToken != "" {
+			how = "the token given (--api-token) is not the one rung serve runs with"
+		}
+		return fmt.Errorf("%w: GET %s answered %d: %s", ErrUnauthorized, path, resp.StatusCode, how)
 	case resp.StatusCode != http.StatusOK:
 		return fmt.Errorf("GET %s answered %d: %.200s", path, resp.StatusCode, body)
 	}
@@ -294,6 +314,7 @@ func checkStats(ctx context.Context, res *Result, o VerifyOptions, deadline time
 	var land apiLanding
 	var err error
 	for {
+		c.Attempts++
 		exp, land = apiExperiment{}, apiLanding{}
 		err = getJSON(ctx, o, "/v1/stats/experiments/"+url.PathEscape(m.Experiment.Name), eq, &exp)
 		if err == nil {
@@ -303,7 +324,7 @@ func checkStats(ctx context.Context, res *Result, o VerifyOptions, deadline time
 			c.Status, c.Note = StatusSkipped, "the target does not serve the stats API ("+err.Error()+"): CVR and lift not checked"
 			return c
 		}
-		if err == nil && statsCaughtUp(&exp, &land, &truth) {
+		if (err == nil && statsCaughtUp(&exp, &land, &truth)) || errors.Is(err, ErrUnauthorized) {
 			break
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {

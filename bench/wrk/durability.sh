@@ -33,7 +33,7 @@ run() { # mode signals-per-request
 	until curl -sf 127.0.0.1:18080/readyz >/dev/null; do sleep 0.2; done
 	if [ -n "${SIGNAL_RATE:-}" ]; then
 		out=$($RUNG bench --target http://127.0.0.1:18080 --signal-rate "$SIGNAL_RATE" --batch "$2" \
-			--duration "${secs}s" --finish 0s --verify=false --json --quiet)
+			--duration "${secs}s" --finish 1s --verify=false --json --quiet)
 		printf '%-6s %2d per request  open loop at %s signals/s  accepted/s %8.0f  p99 %8.2fms  p99.9 %8.2fms  (load %s)\n' \
 			"$1" "$2" "$SIGNAL_RATE" "$(echo "$out" | awk -F'[:,]' '/"accepted_per_s"/ {print $2; exit}')" \
 			"$(echo "$out" | awk -F'[:,]' '/"p99_ms"/ {print $2; exit}')" \

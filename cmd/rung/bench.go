@@ -62,7 +62,7 @@ func (c *benchConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "length of the timed phase; 0: until --count")
 	fs.Int64Var(&c.Count, "count", 0, "requests in the timed phase; 0: until --duration")
 	fs.DurationVar(&c.Timeout, "timeout", 10*time.Second, "longest wait for one answer")
-	fs.DurationVar(&c.Finish, "finish", 30*time.Second, "after the timed phase, longest spent completing the started visitors' journeys (untimed)")
+	fs.DurationVar(&c.Finish, "finish", 0, "after the timed phase, longest spent completing the started visitors' journeys (untimed, reported apart; at --rate in open loop); 0: as long as the rate needs, up to 10m (closed loop: 30s)")
 	fs.Uint64Var(&c.Seed, "seed", 1, "seed of the workload: the same seed makes the same visitors, signals and truth")
 	fs.StringVar(&c.Run, "run", "", "run tag in every anonymous_id and event_id (4-16 of a-z0-9); empty: a fresh one")
 	fs.StringVar(&c.Site, "site", "", "site of every signal; empty: bench-RUN.example, so the stats checked are this run's alone")
@@ -171,6 +171,20 @@ func runBench(ctx context.Context, args []string, env environ, stdout io.Writer)
 	if err := bench.CheckTarget(ctx, cfg.Target, cfg.AllowRemote); err != nil {
 		return err
 	}
+	stats := c.StatsURL
+	if stats == "" {
+		stats, _, _ = strings.Cut(cfg.Target, ",")
+	}
+	if c.Verify {
+		// A stats API that refuses the token would fail the verification only after
+		// the whole run and the whole wait: ask it once before the load starts.
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := bench.CheckStatsAccess(pctx, stats, c.APIToken)
+		cancel()
+		if err != nil {
+			return err
+		}
+	}
 	var store bench.Store
 	if c.Verify && (c.ClickHouse != "" || c.DataDir != "") {
 		octx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -194,10 +208,6 @@ func runBench(ctx context.Context, args []string, env environ, stdout io.Writer)
 	}
 	var v *bench.Verification
 	if c.Verify && ctx.Err() == nil {
-		stats := c.StatsURL
-		if stats == "" {
-			stats, _, _ = strings.Cut(cfg.Target, ",")
-		}
 		if !c.Quiet {
 			fmt.Fprintln(os.Stderr, "waiting for the flush, then verifying...")
 		}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -126,18 +125,7 @@ func TestPageInChromium(t *testing.T) {
 	}
 	screenshot := func(t *testing.T, ctx context.Context, name string) {
 		t.Helper()
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot: %v", err)
-		}
-		if len(png) < 8 || string(png[1:4]) != "PNG" {
-			t.Fatalf("screenshot is not a PNG")
-		}
-		f := filepath.Join(shots, name)
-		if err := os.WriteFile(f, png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("screenshot: %s", f)
+		saveShot(t, ctx, shots, name, chromedp.FullScreenshot(100))
 	}
 
 	cases := []struct{ name, answers string }{
@@ -220,7 +208,7 @@ func TestPageInChromium(t *testing.T) {
 					t.Errorf("matrix marks row %v cells %v, want %s %v", rows, cells, api.Cell.Row, wantCells)
 				}
 				// The card, with its code.
-				if ids := attrs(t, ctx, "article.card", "id"); len(ids) == 0 || ids[0] != "card-"+api.Card.ID {
+				if ids := attrs(t, ctx, "details.card", "id"); len(ids) == 0 || ids[0] != "card-"+api.Card.ID {
 					t.Errorf("cards %v, want card-%s first", ids, api.Card.ID)
 				}
 				if noJS && (all || i == 3) {
@@ -237,6 +225,7 @@ func TestPageInChromium(t *testing.T) {
 		ctx := tab(t, bctx, true)
 		answerThroughPage(t, ctx, srv.URL, ans)
 		if err := chromedp.Do(ctx,
+			chromedp.Click(chromedp.CSS(`#refine-box > summary`)), // the form is folded
 			chromedp.Click(chromedp.CSS(`input[name=symptom][value=soft_deletes_forever]`)),
 			chromedp.Click(chromedp.CSS(`input[name=symptom][value=dual_writes]`)),
 			chromedp.SetValue(chromedp.CSS(`select[name=current_tier]`), "5"),

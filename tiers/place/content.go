@@ -31,6 +31,9 @@ type Card struct {
 
 	Triggers []Trigger `json:"triggers"`
 	Build    []Step    `json:"build"`
+	// BuildSignals, when set, replaces Build for a stat counted from anonymous web
+	// signals on the telemetry sink (page views, not business events).
+	BuildSignals []Step `json:"-"`
 }
 
 // Title is the label and the name together: "Tier 4 · Event log + rollups".
@@ -196,6 +199,10 @@ func cards() []*Card {
 				{Title: "Emit it inside the change, copying the values in", Snippet: "tier4_emit.go.txt"},
 				{Title: "Roll up by recomputation, idempotently", Snippet: "tier4_rollup.go.txt"},
 				{Title: "Reconcile: the recomputation is the auditor", Snippet: "tier4_reconcile.go.txt"},
+			},
+			BuildSignals: []Step{
+				{Title: "The page view is the event, and its schema ships with rung", Snippet: "tier4_signal_define.go.txt"},
+				{Title: "Rolled up as the sink is written: read the rollup", Snippet: "tier4_signal_read.go.txt", Note: "Sessions, conversions and CVR per landing page, pre-aggregated on ingest."},
 			},
 		},
 		{

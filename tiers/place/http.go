@@ -30,7 +30,8 @@ func Paths() []string { return []string{PathQuestions, PathPlace, PathPage} }
 // Handler serves the placement API and page:
 //
 //	GET  /v1/place/questions  the questions; with answers as query parameters
-//	                          (?needs_history=yes), each one's state and the next one
+//	                          (?needs_history=yes, or true), each one's state and the
+//	                          next one
 //	POST /v1/place            a JSON Request → 200 Result, or 400 naming every problem
 //	GET, POST /place          the questionnaire page, one question at a time, then the
 //	                          result; plain HTML forms that post back to /place
@@ -123,6 +124,12 @@ func (h *handler) questions(w http.ResponseWriter, r *http.Request) {
 	sort.Strings(keys)
 	for _, k := range keys {
 		v := q[k][len(q[k])-1]
+		switch v { // as POST /v1/place reads JSON's true and false
+		case "true":
+			v = Yes
+		case "false":
+			v = No
+		}
 		if _, ok := h.e.qindex[k]; !ok {
 			probs = append(probs, Problem{Question: k, Problem: ProblemUnknown})
 			continue
@@ -181,34 +188,61 @@ func (h *handler) place(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, res)
 }
 
-// wireRequest is Request as it arrives: answers stay raw so that a non-string answer
-// (true, 1) is reported as that question's problem rather than failing the whole body.
+// wireRequest is Request as it arrives: answers stay raw so that a true or false is
+// read as yes or no, and any other non-string answer (1, null) is reported as that
+// question's problem rather than failing the whole body.
 type wireRequest struct {
+	Stat     string                     `json:"stat"`
 	Answers  map[string]json.RawMessage `json:"answers"`
 	Symptoms []string                   `json:"symptoms"`
 	Current  *Current                   `json:"current"`
 }
 
-// DecodeRequest reads one JSON Request: {"answers": {"needs_history": "yes", ...},
-// "symptoms": [...], "current": {"tier": 5, "level": "outbox"}}. Unknown fields and
-// trailing data are errors. An answer that is not a JSON string is kept as its JSON
-// text, so that Place reports it as "not yes or no" under its question's id.
+// ErrEmptyBody is DecodeRequest's answer to a body with nothing in it.
+var ErrEmptyBody = errors.New(`empty request body: send a JSON object such as {"answers": {"needs_history": "yes"}}`)
+
+// maxStat bounds the stat's name: it is echoed, never interpreted.
+const maxStat = 200
+
+// DecodeRequest reads the body of POST /v1/place, one JSON object:
+//
+//	{
+//	  "stat":     "landing-page CVR",              optional, at most 200 characters; echoed
+//	  "answers":  {"needs_history": "yes",         question id → "yes" | "no" | true | false
+//	               "fixed_cadence_ok": false, ...},
+//	  "symptoms": ["dual_writes"],                  optional symptom ids
+//	  "current":  {"tier": 4, "level": "outbox"}    optional: where the stat is built today
+//	}
+//
+// true and false are read as "yes" and "no". Unknown fields and trailing data are
+// errors, and so is an empty body (ErrEmptyBody). Any other non-string answer is kept as
+// its JSON text, so that Place reports it as "not yes or no" under its question's id.
 func DecodeRequest(r io.Reader) (Request, error) {
 	dec := json.NewDecoder(r)
 	dec.DisallowUnknownFields()
 	var wr wireRequest
 	if err := dec.Decode(&wr); err != nil {
+		if errors.Is(err, io.EOF) {
+			return Request{}, ErrEmptyBody
+		}
 		return Request{}, fmt.Errorf("decode request: %w", err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return Request{}, errors.New("decode request: data after the JSON object")
 	}
-	req := Request{Answers: make(map[string]string, len(wr.Answers)), Symptoms: wr.Symptoms, Current: wr.Current}
+	if n := len([]rune(wr.Stat)); n > maxStat {
+		return Request{}, fmt.Errorf("decode request: stat is %d characters, at most %d", n, maxStat)
+	}
+	req := Request{Stat: strings.TrimSpace(wr.Stat), Answers: make(map[string]string, len(wr.Answers)), Symptoms: wr.Symptoms, Current: wr.Current}
 	for k, raw := range wr.Answers {
 		var s string
-		if err := json.Unmarshal(raw, &s); err == nil {
+		var b bool
+		switch {
+		case json.Unmarshal(raw, &s) == nil:
 			req.Answers[k] = s
-		} else {
+		case json.Unmarshal(raw, &b) == nil && string(bytes.TrimSpace(raw)) != "null":
+			req.Answers[k] = map[bool]string{true: Yes, false: No}[b]
+		default:
 			req.Answers[k] = strings.TrimSpace(string(raw))
 		}
 	}

@@ -138,9 +138,9 @@ func TestPlaceAPI(t *testing.T) {
 		says              string
 	}{
 		{"missing, unknown and bad at once", "application/json",
-			`{"answers": {"needs_history": "yes", "fixed_cadence_ok": true, "hot_path": "yes", "cadence": "no"}}`, 400,
+			`{"answers": {"needs_history": "yes", "fixed_cadence_ok": 1, "hot_path": "yes", "cadence": "no"}}`, 400,
 			[]Problem{
-				{Question: FixedCadenceOK, Problem: ProblemNotYesNo, Value: "true"},
+				{Question: FixedCadenceOK, Problem: ProblemNotYesNo, Value: "1"},
 				{Question: "cadence", Problem: ProblemUnknown},
 			}, FixedCadenceOK, "fixed_cadence_ok"},
 		{"missing applicable answers", "application/json; charset=utf-8",
@@ -214,7 +214,7 @@ func TestPageWithoutBrowser(t *testing.T) {
 	}
 	// All in: the result, with the rung, the ladder, the matrix and the card.
 	code, page = postForm(t, srv, url.Values{"needs_history": {"no"}, "hot_path": {"no"}, "symptom": {"bigger_database"}, "current_tier": {"5"}, "current_level": {"outbox"}})
-	for _, s := range []string{`data-tier="1"`, `data-level="none"`, `data-verdict="not_applicable"`,
+	for _, s := range []string{`data-tier="1"`, `data-level="none"`, `data-verdict="no_events_needed"`,
 		`class="rung here" data-rung="tier1"`, `<tr data-row="tiers_1_3" class="here">`, `id="card-tier1"`,
 		`data-kind="too_high"`, `data-symptom="bigger_database"`, `value="bigger_database" checked`, `<option value="5" selected>`} {
 		if !strings.Contains(page, s) {

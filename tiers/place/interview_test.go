@@ -21,7 +21,7 @@ func TestInterview(t *testing.T) {
 		{
 			name:  "how many contacts",
 			input: "no\nn\n\n\n",
-			want:  want{1, LevelNone, NotApplicable, nil},
+			want:  want{1, LevelNone, NoEvents, nil},
 		},
 		{
 			name: "retries, help and back",
@@ -35,7 +35,7 @@ func TestInterview(t *testing.T) {
 		{
 			name:  "bad optional input is asked again",
 			input: "no\nno\n99\n\n7\ntier1 none\n",
-			want:  want{1, LevelNone, NotApplicable, nil},
+			want:  want{1, LevelNone, NoEvents, nil},
 			says:  []string{`"99" is not one of the numbers`, "Give a tier from 1 to 5"},
 			cur:   &Current{Tier: 1, Level: LevelNone},
 		},

@@ -40,11 +40,14 @@ const (
 	WrongSource   Verdict = "wrong_source"
 	Contradiction Verdict = "contradiction"
 	NotApplicable Verdict = "not_applicable"
+	// NoEvents is a result's verdict, never a cell's: tiers 1–3 read state, collect no
+	// events, and so need no event level at all.
+	NoEvents Verdict = "no_events_needed"
 )
 
 // OK reports whether a stat may be built on a pairing with this verdict.
 func (v Verdict) OK() bool {
-	return v == Valid || v == Ideal || v == Required
+	return v == Valid || v == Ideal || v == Required || v == NoEvents
 }
 
 // Row is a row of the matrix. Tier 4 has two: the same tier is judged differently when

@@ -17,7 +17,7 @@ var templateFS embed.FS
 // symbol is the matrix's sign for a verdict.
 func symbol(v Verdict) string {
 	switch v {
-	case Valid, Ideal, Required:
+	case Valid, Ideal, Required, NoEvents:
 		return "✓"
 	case Dangerous:
 		return "⚠"
@@ -37,9 +37,17 @@ func markText(c Cell) string {
 	return s + " " + c.Mark
 }
 
-// verdictText is the verdict in words, with the matrix's own mark when it says more:
-// "✓ required · floor", "⚠ dangerous", "not applicable".
-func verdictText(c Cell) string {
+// verdictText is a result's verdict in words, with the matrix's own mark when it says
+// more: "✓ required · floor", "⚠ dangerous", "✓ no events needed".
+func verdictText(r *Result) string {
+	if r.Verdict == NoEvents {
+		return "✓ no events needed"
+	}
+	return cellText(r.Cell)
+}
+
+// cellText is a cell's verdict in words: "✓ required · floor", "not applicable".
+func cellText(c Cell) string {
 	words := strings.ReplaceAll(string(c.Verdict), "_", " ")
 	s := strings.TrimSpace(symbol(c.Verdict) + " " + words)
 	switch c.Mark {
@@ -108,6 +116,7 @@ type symptomView struct {
 
 type pageData struct {
 	Problems []Problem
+	Stat     string // the stat's name, when the user gave one
 
 	// The question step.
 	Question *Question
@@ -147,7 +156,7 @@ func (h *handler) page(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req, probs := h.e.formRequest(r.Form)
-	data := pageData{Problems: probs}
+	data := pageData{Problems: probs, Stat: req.Stat}
 	status := http.StatusOK
 	if len(probs) > 0 {
 		status = http.StatusBadRequest
@@ -191,12 +200,15 @@ func (h *handler) page(w http.ResponseWriter, r *http.Request) {
 	w.Write(buf.Bytes())
 }
 
-// formRequest reads the page's form: question ids with yes or no, "symptom" (repeated),
-// "current_tier" and "current_level". Other fields are ignored (a form may carry
-// more than rung's); a bad value in one of ours is a problem.
+// formRequest reads the page's form: "stat", question ids with yes or no, "symptom"
+// (repeated), "current_tier" and "current_level". Other fields are ignored (a form may
+// carry more than rung's); a bad value in one of ours is a problem.
 func (e *Engine) formRequest(form map[string][]string) (Request, []Problem) {
-	req := Request{Answers: map[string]string{}}
+	req := Request{Answers: map[string]string{}, Stat: strings.TrimSpace(last(form["stat"]))}
 	var probs []Problem
+	if n := len([]rune(req.Stat)); n > maxStat {
+		probs = append(probs, Problem{Field: "stat", Problem: ProblemInvalid, Value: fmt.Sprintf("%d characters, at most %d", n, maxStat)})
+	}
 	for _, q := range e.questions {
 		vs := form[q.ID]
 		if len(vs) == 0 {
@@ -243,6 +255,9 @@ func last(vs []string) string {
 
 func (e *Engine) fillAnswered(d *pageData, prog Progress) {
 	var before []field
+	if d.Stat != "" {
+		before = append(before, field{"stat", d.Stat})
+	}
 	for _, st := range prog.States {
 		if st.State != StateAnswered {
 			continue

@@ -3,8 +3,10 @@ package place
 import (
 	"fmt"
 	"html/template"
+	"maps"
 	"slices"
 	"sort"
+	"strings"
 )
 
 // Engine places stats on the ladder. It holds the questions, the cards, the matrix and
@@ -49,9 +51,11 @@ func New() (*Engine, error) {
 			e.symByID[s.ID] = *s
 			e.symptoms = append(e.symptoms, *s)
 		}
-		for i := range c.Build {
-			if err := loadSnippet(&c.Build[i]); err != nil {
-				return nil, fmt.Errorf("load card %s: %w", c.ID, err)
+		for _, steps := range [][]Step{c.Build, c.BuildSignals} {
+			for i := range steps {
+				if err := loadSnippet(&steps[i]); err != nil {
+					return nil, fmt.Errorf("load card %s: %w", c.ID, err)
+				}
 			}
 		}
 	}
@@ -92,8 +96,10 @@ func (e *Engine) Symptoms() []Symptom { return slices.Clone(e.symptoms) }
 func (e *Engine) TierCard(n int) *Card { return e.byID[TierID(n)] }
 
 // Request is what a user answers: yes or no to each applicable question, optionally the
-// symptoms they recognise, and optionally where the stat lives today.
+// stat's name, the symptoms they recognise, and where the stat lives today.
 type Request struct {
+	// Stat names the stat being placed ("landing-page CVR"); the result repeats it.
+	Stat     string            `json:"stat,omitempty"`
 	Answers  map[string]string `json:"answers"`
 	Symptoms []string          `json:"symptoms,omitempty"`
 	Current  *Current          `json:"current,omitempty"`
@@ -149,16 +155,30 @@ type CurrentReading struct {
 	Summary string `json:"summary"`
 }
 
+// Ignored is an answer to a question that did not apply: it changed nothing.
+type Ignored struct {
+	Question string `json:"question"`
+	Answer   string `json:"answer"`
+	// Because names the earlier answers that made the question not apply.
+	Because []string `json:"because"`
+	Why     string   `json:"why"`
+}
+
 // Result is where a stat belongs on the ladder, and everything that comes with it.
 type Result struct {
-	Tier  int   `json:"tier"`
-	Level Level `json:"level"`
+	// Stat is the request's stat, when it named one.
+	Stat  string `json:"stat,omitempty"`
+	Tier  int    `json:"tier"`
+	Level Level  `json:"level"`
 	// Rung names the pairing: "Tier 4 · Event log + rollups on L3 · Outbox".
 	Rung    string  `json:"rung"`
 	Verdict Verdict `json:"verdict"`
 	Reason  string  `json:"reason"`
 	Cell    Cell    `json:"cell"`
 
+	// Card is the tier's card, its build steps chosen for the kind of stat: for
+	// anonymous signals on the telemetry sink, steps about page views rather than
+	// business events.
 	Card      *Card `json:"card"`
 	LevelCard *Card `json:"level_card,omitempty"`
 	// Triggers are the signs to watch for: the tier's, then the level's.
@@ -172,6 +192,8 @@ type Result struct {
 	// Skipped lists the questions that did not apply.
 	Path    []Answered `json:"path"`
 	Skipped []string   `json:"skipped"`
+	// Ignored are the answers given to skipped questions, which the placement did not use.
+	Ignored []Ignored `json:"ignored"`
 }
 
 // Question states in a Progress.
@@ -331,11 +353,22 @@ func (e *Engine) result(prog Progress, req Request) Result {
 		panic(fmt.Sprintf("BUG: no matrix cell for %s × %s", row, level))
 	}
 	r := Result{
-		Tier: tier, Level: level,
+		Stat: req.Stat, Tier: tier, Level: level,
 		Verdict: cell.Verdict, Reason: cell.Reason, Cell: cell,
 		Card:     e.TierCard(tier),
 		Warnings: []Warning{},
 		Skipped:  []string{},
+		Ignored:  []Ignored{},
+	}
+	if level == LevelNone {
+		// The matrix has no cell for a stat without events: its row says N/A to every
+		// level. The placement itself is sound.
+		r.Verdict = NoEvents
+	}
+	if level == LevelTelemetrySink && len(r.Card.BuildSignals) > 0 {
+		c := *r.Card
+		c.Build, c.BuildSignals = c.BuildSignals, nil
+		r.Card = &c
 	}
 	r.Rung = r.Card.Title()
 	r.Triggers = append(r.Triggers, r.Card.Triggers...)
@@ -353,6 +386,9 @@ func (e *Engine) result(prog Progress, req Request) Result {
 			})
 		case StateSkipped:
 			r.Skipped = append(r.Skipped, st.ID)
+			if v, given := req.Answers[st.ID]; given {
+				r.Ignored = append(r.Ignored, e.ignored(st.ID, v, prog))
+			}
 		}
 	}
 	r.Warnings = append(r.Warnings, e.answerWarnings(k, tier)...)
@@ -363,6 +399,37 @@ func (e *Engine) result(prog Progress, req Request) Result {
 	}
 	r.Symptoms = e.readSymptoms(req.Symptoms, tier, level)
 	return r
+}
+
+// ignored explains why the answer to skipped question id was not used: the earlier
+// answers which, given the other way, would have made it apply (or left it open).
+func (e *Engine) ignored(id, answer string, prog Progress) Ignored {
+	ig := Ignored{Question: id, Answer: answer, Because: []string{}}
+	given := map[string]string{}
+	for _, st := range prog.States {
+		if st.State == StateAnswered {
+			given[st.ID] = st.Answer
+		}
+	}
+	var causes []string
+	for _, st := range prog.States {
+		if st.State != StateAnswered || e.qindex[st.ID] > e.qindex[id] {
+			continue
+		}
+		flipped := maps.Clone(given)
+		flipped[st.ID] = map[string]string{Yes: No, No: Yes}[st.Answer]
+		for _, s := range e.Progress(flipped).States {
+			if s.ID == id && s.State != StateSkipped {
+				ig.Because = append(ig.Because, st.ID)
+				causes = append(causes, st.ID+" = "+st.Answer)
+			}
+		}
+	}
+	ig.Why = "the question does not apply to these answers, so the answer was not used"
+	if len(causes) > 0 {
+		ig.Why = "not asked once " + strings.Join(causes, " and ") + ": the answer was not used"
+	}
+	return ig
 }
 
 // because says what an answer meant on this path. Most answers mean what the question

@@ -61,9 +61,9 @@ func (w want) equal(o want) bool {
 // and demands that the paths it finds are exactly these.
 func pathTable() map[string]want {
 	t := map[string]want{
-		"needs_history=no hot_path=no":                         {1, LevelNone, NotApplicable, nil},
-		"needs_history=no hot_path=yes":                        {2, LevelNone, NotApplicable, nil},
-		"needs_history=yes fixed_cadence_ok=yes needs_flow=no": {3, LevelNone, NotApplicable, nil},
+		"needs_history=no hot_path=no":                         {1, LevelNone, NoEvents, nil},
+		"needs_history=no hot_path=yes":                        {2, LevelNone, NoEvents, nil},
+		"needs_history=yes fixed_cadence_ok=yes needs_flow=no": {3, LevelNone, NoEvents, nil},
 	}
 	// Tier 4 and 5 are reached two ways: no fixed cadence is enough, or a cadence would
 	// be but the stat needs flow — which contradicts a snapshot, hence a too_low warning.
@@ -213,9 +213,9 @@ func TestLadderExamples(t *testing.T) {
 		want    want
 	}{
 		{"how many contacts", "needs_history=no hot_path=no",
-			want{1, LevelNone, NotApplicable, nil}},
+			want{1, LevelNone, NoEvents, nil}},
 		{"contacts at each month-end", "needs_history=yes fixed_cadence_ok=yes needs_flow=no",
-			want{3, LevelNone, NotApplicable, nil}},
+			want{3, LevelNone, NoEvents, nil}},
 		{"commission on closed deals by lead source",
 			"needs_history=yes fixed_cadence_ok=no needs_past_state=no money_grade=yes cross_service=no anonymous_high_volume=no loss_ok=no",
 			want{4, LevelOutbox, Required, nil}},

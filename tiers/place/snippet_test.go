@@ -337,7 +337,7 @@ func TestSnippetFiles(t *testing.T) {
 	e := newEngine(t)
 	used := map[string]bool{}
 	for _, c := range e.Cards() {
-		for _, s := range c.Build {
+		for _, s := range append(slices.Clone(c.Build), c.BuildSignals...) {
 			if s.Snippet != "" {
 				used[s.Snippet] = true
 			}

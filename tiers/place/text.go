@@ -18,8 +18,11 @@ func WriteText(w io.Writer, r Result) error {
 	}
 	rule := func(title string) { p.say("\n%s\n%s\n", title, strings.Repeat("─", len([]rune(title)))) }
 
+	if r.Stat != "" {
+		p.say("Stat: %s\n", r.Stat)
+	}
 	p.say("Your rung: %s\n", r.Rung)
-	para("", fmt.Sprintf("Verdict: %s. %s", verdictText(r.Cell), r.Reason))
+	para("", fmt.Sprintf("Verdict: %s. %s", verdictText(&r), r.Reason))
 
 	if len(r.Warnings) > 0 {
 		rule("Warnings")
@@ -34,6 +37,9 @@ func WriteText(w io.Writer, r Result) error {
 	rule("Why here")
 	for _, a := range r.Path {
 		para("  ", fmt.Sprintf("%s %s — %s", a.Text, a.Answer, a.Because))
+	}
+	for _, ig := range r.Ignored {
+		para("  ", fmt.Sprintf("(%s = %s: %s)", ig.Question, ig.Answer, ig.Why))
 	}
 	for _, c := range []*Card{r.Card, r.LevelCard} {
 		if c != nil {
