@@ -298,6 +298,7 @@ func (c *serveConfig) collectorConfig() collector.Config {
 		MaxBatch:         c.MaxBatch,
 		AllowedOrigins:   c.origins(),
 		APIToken:         c.APIToken,
+		SecureCookie:     c.SecureCookie,
 		RateIP:           c.RateIP,
 		RateIPBurst:      c.RateIPBurst,
 		RateIPDelay:      c.RateIPDelay,

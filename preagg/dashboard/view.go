@@ -87,8 +87,9 @@ func peq(p float64) string {
 	return "p = " + pvalue(p)
 }
 
-// links builds the dashboard's URLs, carrying the filters and the token it was opened
-// with, so a dashboard behind --api-token keeps working from link to link.
+// links builds the dashboard's URLs, carrying the filters it was opened with. It never
+// carries a token: a browser signs in with a cookie (collector's /signin), and a token
+// in a URL would end up in history, logs and Referer headers.
 type links struct {
 	base url.Values
 }
@@ -96,7 +97,7 @@ type links struct {
 func newLinks(r *http.Request, keep ...string) links {
 	v := url.Values{}
 	q := r.URL.Query()
-	for _, k := range append(keep, "token") {
+	for _, k := range keep {
 		if s := q.Get(k); s != "" {
 			v.Set(k, s)
 		}
@@ -134,7 +135,6 @@ type landingView struct {
 	Prev, Next  string
 	Experiments []experimentLink
 	Form        map[string]string
-	Hidden      map[string]string // kept in the filter form: the token
 	Error       string
 }
 
@@ -158,14 +158,11 @@ type experimentLink struct {
 }
 
 func (d *Dashboard) landingPage(w http.ResponseWriter, r *http.Request) {
-	v := &landingView{Title: "Landing pages", Form: map[string]string{}, Hidden: map[string]string{}, W: barWidth,
+	v := &landingView{Title: "Landing pages", Form: map[string]string{}, W: barWidth,
 		Back: newLinks(r, "site").to("/")}
 	q := r.URL.Query()
 	for _, k := range []string{"site", "from", "to", "utm_source", "utm_medium", "utm_campaign"} {
 		v.Form[k] = q.Get(k)
-	}
-	if t := q.Get("token"); t != "" {
-		v.Hidden["token"] = t
 	}
 	lk := newLinks(r, "site", "from", "to", "utm_source", "utm_medium", "utm_campaign", "sort", "order", "limit")
 	rk := newLinks(r, "site", "from", "to")
