@@ -197,7 +197,7 @@ func (s *Server) private(ctx *fasthttp.RequestCtx) bool {
 	s.bodyErrs["unauthorized"].Inc()
 	ctx.Response.Header.Set("Cache-Control", "no-store")
 	if (ctx.IsGet() || ctx.IsHead()) && bytes.Contains(ctx.Request.Header.Peek("Accept"), []byte("text/html")) {
-		ctx.Redirect("/signin?next="+url.QueryEscape(returnTo(ctx)), fasthttp.StatusSeeOther)
+		seeOther(ctx, "/signin?next="+url.QueryEscape(returnTo(ctx)))
 		return false
 	}
 	ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="rung"`)
@@ -232,4 +232,12 @@ func localPath(next string) string {
 		return "/"
 	}
 	return next
+}
+
+// seeOther answers 303 with a relative Location: the browser resolves it against the
+// URL it used, which a proxy in front may have changed (fasthttp's Redirect would make it
+// absolute with the scheme and host rung saw).
+func seeOther(ctx *fasthttp.RequestCtx, loc string) {
+	ctx.Response.Header.Set("Location", loc)
+	ctx.SetStatusCode(fasthttp.StatusSeeOther)
 }

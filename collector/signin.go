@@ -51,7 +51,7 @@ func (s *Server) signin(ctx *fasthttp.RequestCtx) {
 		form := ctx.PostArgs()
 		v.Next = localPath(string(form.Peek("next")))
 		if s.auth.open {
-			ctx.Redirect(v.Next, fasthttp.StatusSeeOther)
+			seeOther(ctx, v.Next)
 			return
 		}
 		if !s.auth.tokenOK(form.Peek("token")) {
@@ -63,7 +63,7 @@ func (s *Server) signin(ctx *fasthttp.RequestCtx) {
 		}
 		s.auth.setCookie(ctx, s.auth.newSession())
 		ctx.Response.Header.Set("Cache-Control", "no-store")
-		ctx.Redirect(v.Next, fasthttp.StatusSeeOther)
+		seeOther(ctx, v.Next)
 	default:
 		ctx.Response.Header.Set("Allow", "GET, HEAD, POST")
 		answerError(ctx, fasthttp.StatusMethodNotAllowed, "use GET for the sign-in page, POST to sign in")
@@ -79,9 +79,9 @@ func (s *Server) signout(ctx *fasthttp.RequestCtx) {
 		s.auth.revoke(ctx.Request.Header.Cookie(sessionCookie))
 		s.auth.setCookie(ctx, "")
 		ctx.Response.Header.Set("Cache-Control", "no-store")
-		ctx.Redirect("/signin", fasthttp.StatusSeeOther)
+		seeOther(ctx, "/signin")
 	case ctx.IsGet() || ctx.IsHead():
-		ctx.Redirect("/signin", fasthttp.StatusSeeOther)
+		seeOther(ctx, "/signin")
 	default:
 		ctx.Response.Header.Set("Allow", "GET, HEAD, POST")
 		answerError(ctx, fasthttp.StatusMethodNotAllowed, "use POST to sign out")
