@@ -96,7 +96,7 @@ func (a *auth) newSession() string {
 	var b [sessionLen]byte
 	binary.BigEndian.PutUint64(b[:8], uint64(a.now().Add(sessionTTL).Unix()))
 	rand.Read(b[8:sessionPayload])
-	a.sign(b[:sessionPayload], b[sessionPayload:sessionPayload])
+	a.sign(b[:sessionPayload], b[sessionPayload:sessionPayload]) // appends the MAC in place
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
@@ -109,16 +109,19 @@ func (a *auth) sign(payload, dst []byte) []byte {
 // session checks a cookie value: well formed, signed with this token's key, not
 // expired, not signed out. It returns its nonce and expiry (unix seconds).
 func (a *auth) session(v []byte) (nonce [16]byte, exp int64, ok bool) {
-	var b [sessionLen + 2]byte // room to see a value that decodes longer than a session
-	if base64.RawURLEncoding.DecodedLen(len(v)) != sessionLen {
+	// Strict: the last character's unused bits must be zero, so no two values decode to
+	// the same session.
+	enc := base64.RawURLEncoding.Strict()
+	var b [sessionLen]byte
+	if enc.DecodedLen(len(v)) != sessionLen {
 		return nonce, 0, false
 	}
-	n, err := base64.RawURLEncoding.Decode(b[:], v)
+	n, err := enc.Decode(b[:], v)
 	if err != nil || n != sessionLen {
 		return nonce, 0, false
 	}
 	var mac [sha256.Size]byte
-	if !hmac.Equal(a.sign(b[:sessionPayload], mac[:0]), b[sessionPayload:sessionLen]) {
+	if !hmac.Equal(a.sign(b[:sessionPayload], mac[:0]), b[sessionPayload:]) {
 		return nonce, 0, false
 	}
 	exp = int64(binary.BigEndian.Uint64(b[:8]))

@@ -1,8 +1,10 @@
 // Package collector owns rung's HTTP surface: the /collect endpoint (content types, body
 // limits, CORS, decoding, validation, enrichment, the 202), health and readiness,
-// /metrics, the schemas, and the mounting of the slower surfaces other packages serve as
-// standard-library handlers (placement, stats, attribution, pages). fasthttp stays in
-// here: nothing the collector hands on refers to fasthttp's reused memory.
+// /metrics, the schemas, the OpenAPI document, who may reach the private surfaces (the
+// API token, the sign-in page and its cookie), and the mounting of the slower surfaces
+// other packages serve as standard-library handlers (placement, stats, attribution,
+// pages). fasthttp stays in here: nothing the collector hands on refers to fasthttp's
+// reused memory.
 //
 // /collect does no I/O inline: a signal is decoded, validated, copied into the buffer and
 // answered. The buffer and the sink are the collector's dependencies, not its business.
