@@ -39,7 +39,8 @@ type openAPI struct {
 }
 
 type operation struct {
-	Parameters []struct {
+	OperationID string `json:"operationId"`
+	Parameters  []struct {
 		Name    string `json:"name"`
 		In      string `json:"in"`
 		Example any    `json:"example"`
@@ -375,6 +376,83 @@ func TestOpenAPIRoutes(t *testing.T) {
 		route = strings.TrimSuffix(route, "{$}")
 		if !documented(strings.ToLower(method), route) {
 			t.Errorf("a handler registers %q, which /openapi.json does not document", pattern)
+		}
+	}
+}
+
+// TestOpenAPIDocument checks the document holds together: OpenAPI 3.1, every $ref
+// resolves, every operation has a unique operationId and answers, and each path
+// template's parameters are the path parameters its operations declare.
+func TestOpenAPIDocument(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "..", "collector", "openapi.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := doc["openapi"].(string); !strings.HasPrefix(v, "3.1.") {
+		t.Errorf("openapi %q, want 3.1.x", v)
+	}
+	resolve := func(ref string) bool {
+		var v any = doc
+		for _, tok := range strings.Split(strings.TrimPrefix(ref, "#/"), "/") {
+			m, ok := v.(map[string]any)
+			if !ok {
+				return false
+			}
+			if v, ok = m[strings.ReplaceAll(strings.ReplaceAll(tok, "~1", "/"), "~0", "~")]; !ok {
+				return false
+			}
+		}
+		return true
+	}
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			if ref, ok := v["$ref"].(string); ok && (!strings.HasPrefix(ref, "#/") || !resolve(ref)) {
+				t.Errorf("$ref %q does not resolve", ref)
+			}
+			for _, e := range v {
+				walk(e)
+			}
+		case []any:
+			for _, e := range v {
+				walk(e)
+			}
+		}
+	}
+	walk(doc)
+
+	d := loadAPIDoc(t, raw)
+	ids := map[string]string{}
+	for path, item := range d.Paths {
+		if !strings.HasPrefix(path, "/") {
+			t.Errorf("path %q does not start with /", path)
+		}
+		var want []string
+		for _, m := range regexp.MustCompile(`\{([^}]+)\}`).FindAllStringSubmatch(path, -1) {
+			want = append(want, m[1])
+		}
+		for method, op := range item {
+			if op.OperationID == "" || ids[op.OperationID] != "" {
+				t.Errorf("%s %s: operationId %q missing or also used by %s", method, path, op.OperationID, ids[op.OperationID])
+			}
+			ids[op.OperationID] = method + " " + path
+			if len(op.Responses) == 0 {
+				t.Errorf("%s %s documents no answer", method, path)
+			}
+			var got []string
+			for _, prm := range op.Parameters {
+				if prm.In == "path" {
+					got = append(got, prm.Name)
+				}
+			}
+			if slices.Sort(got); !slices.Equal(got, slices.Sorted(slices.Values(want))) {
+				t.Errorf("%s %s declares path parameters %v, want %v", method, path, got, want)
+			}
 		}
 	}
 }
