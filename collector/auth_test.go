@@ -130,6 +130,13 @@ func TestPrivateAnswers(t *testing.T) {
 		if got := do(h, "GET", "/place", "").StatusCode(); admin == (got != 404) {
 			t.Errorf("admin %v: the public /place answers %d", admin, got)
 		}
+		if admin { // sign-in goes with the private pages, to the admin listener
+			for _, path := range []string{"/signin", "/signout", "/metrics", "/"} {
+				if got := do(srv.Handler, "GET", path, "", "Authorization", "Bearer "+testToken).StatusCode(); got != 404 {
+					t.Errorf("with an admin listener, the public listener answers %s: %d", path, got)
+				}
+			}
+		}
 	}
 }
 
@@ -195,6 +202,21 @@ func TestSignIn(t *testing.T) {
 		if got := do(h, tt.method, "/signin", `{"token":"`+testToken+`"}`, "Content-Type", tt.ct).StatusCode(); got != 415 && got != 405 {
 			t.Errorf("%s /signin %s: %d", tt.method, tt.ct, got)
 		}
+	}
+}
+
+// TestNoToken: without a token the private surfaces are open, and the sign-in page
+// says there is nothing to sign in to.
+func TestNoToken(t *testing.T) {
+	h := authServer(t, Config{}).Handler
+	if got := do(h, "GET", "/metrics", "").StatusCode(); got != 200 {
+		t.Errorf("GET /metrics without a token configured: %d", got)
+	}
+	if resp := do(h, "GET", "/signin", ""); resp.StatusCode() != 200 || !strings.Contains(string(resp.Body()), "No sign-in needed") {
+		t.Errorf("GET /signin without a token configured: %d\n%s", resp.StatusCode(), resp.Body())
+	}
+	if resp, c := signIn(t, h, "anything"); resp.StatusCode() != 303 || c != nil {
+		t.Errorf("POST /signin without a token configured: %d, cookie %v", resp.StatusCode(), c)
 	}
 }
 
