@@ -192,7 +192,7 @@ func overHTTPS(ctx *fasthttp.RequestCtx) bool {
 // answers it when not. A browser opening a page (GET or HEAD, asking for HTML) is sent
 // to the sign-in page, which brings it back; anything else gets 401 with
 // `WWW-Authenticate: Bearer realm="rung"` and a JSON error. The answer is the same on
-// every private path, so it tells nothing about which of them exist.
+// every private path, /metrics as much as the stats API.
 func (s *Server) private(ctx *fasthttp.RequestCtx) bool {
 	if s.auth.allowed(ctx) {
 		return true
@@ -208,10 +208,11 @@ func (s *Server) private(ctx *fasthttp.RequestCtx) bool {
 	return false
 }
 
-// returnTo is where sign-in sends the browser back to: the request's path and query,
-// without a token parameter (tokens in URLs are not taken, and not carried on either).
+// returnTo is where sign-in sends the browser back to: the request's path as sent
+// (still escaped) and query, without a token parameter (tokens in URLs are not taken,
+// and not carried on either).
 func returnTo(ctx *fasthttp.RequestCtx) string {
-	u := string(ctx.Path())
+	u := string(ctx.URI().PathOriginal())
 	q, err := url.ParseQuery(string(ctx.QueryArgs().QueryString()))
 	if err == nil {
 		q.Del("token")
@@ -227,7 +228,7 @@ func returnTo(ctx *fasthttp.RequestCtx) string {
 // people anywhere).
 func localPath(next string) string {
 	if len(next) > 2048 || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") ||
-		strings.HasPrefix(next, "/\\") || strings.ContainsFunc(next, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		strings.HasPrefix(next, "/\\") || strings.ContainsFunc(next, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
 		return "/"
 	}
 	u, err := url.Parse(next)

@@ -126,6 +126,12 @@ func TestPrivateAnswers(t *testing.T) {
 			if resp.StatusCode() != 303 || loc != "/signin?next="+url.QueryEscape(path+"?site=a") {
 				t.Errorf("admin %v: a browser at %s: %d to %q, want 303 to the sign-in page", admin, path, resp.StatusCode(), loc)
 			}
+			if next := "/signin?next=" + url.QueryEscape(path+"%20x?site=a"); strings.HasPrefix(path, "/v1/stats/") {
+				// The way back keeps the path as it was sent, escaped (under a prefix mount).
+				if loc := string(do(h, "GET", path+"%20x?site=a", "", "Accept", browserAccept).Header.Peek("Location")); loc != next {
+					t.Errorf("a browser at %s%%20x: to %q, want %q", path, loc, next)
+				}
+			}
 		}
 		if got := do(h, "GET", "/place", "").StatusCode(); admin == (got != 404) {
 			t.Errorf("admin %v: the public /place answers %d", admin, got)
@@ -255,7 +261,7 @@ func TestLocalPath(t *testing.T) {
 	for _, tt := range []struct{ next, want string }{
 		{"/experiments/x?site=a", "/experiments/x?site=a"},
 		{"", "/"}, {"https://evil.example/", "/"}, {"//evil.example/", "/"}, {"/\\evil.example", "/"},
-		{"evil", "/"}, {"/a\r\nSet-Cookie: x", "/"}, {"/" + strings.Repeat("a", 3000), "/"},
+		{"evil", "/"}, {"/a\r\nSet-Cookie: x", "/"}, {"/a b", "/"}, {"/" + strings.Repeat("a", 3000), "/"},
 	} {
 		if got := localPath(tt.next); got != tt.want {
 			t.Errorf("localPath(%q) = %q, want %q", tt.next, got, tt.want)
