@@ -1,7 +1,9 @@
 package collector
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"encoding/base64"
 	"io"
 	"log/slog"
@@ -283,4 +285,16 @@ func FuzzSession(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestOpenAPIServed: /openapi.json is public on both listeners, as JSON.
+func TestOpenAPIServed(t *testing.T) {
+	srv := authServer(t, Config{APIToken: testToken, AdminSeparate: true})
+	for name, h := range map[string]fasthttp.RequestHandler{"public": srv.Handler, "admin": srv.admin} {
+		resp := do(h, "GET", "/openapi.json", "")
+		if resp.StatusCode() != 200 || string(resp.Header.ContentType()) != "application/json" || !json.Valid(resp.Body()) ||
+			!bytes.Contains(resp.Body(), []byte(`"openapi": "3.1.0"`)) {
+			t.Errorf("%s listener: GET /openapi.json without a token: %d %s", name, resp.StatusCode(), resp.Header.ContentType())
+		}
+	}
 }
