@@ -1,8 +1,10 @@
 // Package collector owns rung's HTTP surface: the /collect endpoint (content types, body
 // limits, CORS, decoding, validation, enrichment, the 202), health and readiness,
-// /metrics, the schemas, and the mounting of the slower surfaces other packages serve as
-// standard-library handlers (placement, stats, attribution, pages). fasthttp stays in
-// here: nothing the collector hands on refers to fasthttp's reused memory.
+// /metrics, the schemas, the OpenAPI document, who may reach the private surfaces (the
+// API token, the sign-in page and its cookie), and the mounting of the slower surfaces
+// other packages serve as standard-library handlers (placement, stats, attribution,
+// pages). fasthttp stays in here: nothing the collector hands on refers to fasthttp's
+// reused memory.
 //
 // /collect does no I/O inline: a signal is decoded, validated, copied into the buffer and
 // answered. The buffer and the sink are the collector's dependencies, not its business.
@@ -49,7 +51,8 @@ type Config struct {
 	MaxBatch       int           // most signals in one body; default 500
 	AllowedOrigins []string      // CORS origins; "*" or empty allows any
 	RetryAfter     time.Duration // told to clients when the buffer is full; default 1s
-	APIToken       string        // when set, private surfaces need it
+	APIToken       string        // when set, private surfaces need it (Bearer, or the sign-in cookie)
+	SecureCookie   bool          // always mark the sign-in cookie Secure, not only for requests seen to come over HTTPS
 	ReadTimeout    time.Duration // default 10s: cuts off slow clients
 	WriteTimeout   time.Duration // default 10s
 	IdleTimeout    time.Duration // default 60s
@@ -117,6 +120,7 @@ type Server struct {
 	set     *metrics.Set
 	log     *slog.Logger
 	mounts  []mount
+	auth    *auth
 	writers []func(w io.Writer)
 
 	anyOrigin bool
@@ -166,6 +170,7 @@ func New(cfg Config, reg *schemas.Registry, intake Intake, ready func(context.Co
 		rejected: make(map[string]*metrics.Counter),
 		requests: make(map[int]*metrics.Counter),
 		bodyErrs: make(map[string]*metrics.Counter),
+		auth:     newAuth(cfg.APIToken, cfg.SecureCookie, time.Now),
 	}
 	s.pool.New = func() any { return new(work) }
 	for _, o := range cfg.AllowedOrigins {
@@ -302,11 +307,19 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 	case "/readyz":
 		s.readyz(ctx)
 		return
+	case "/openapi.json":
+		s.openapi(ctx)
+		return
 	case "/metrics":
 		if !s.cfg.AdminSeparate {
-			if s.authorized(ctx) {
+			if s.private(ctx) {
 				s.metrics(ctx)
 			}
+			return
+		}
+	case "/signin", "/signout":
+		if !s.cfg.AdminSeparate {
+			s.account(ctx, path)
 			return
 		}
 	}
@@ -315,7 +328,7 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	if m := s.mount(path); m != nil && (!m.Private || !s.cfg.AdminSeparate) {
-		if !m.Private || s.authorized(ctx) {
+		if !m.Private || s.private(ctx) {
 			m.h(ctx)
 		}
 		return
@@ -327,17 +340,20 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 func (s *Server) admin(ctx *fasthttp.RequestCtx) {
 	path := ctx.Path()
 	switch string(path) {
-	case "/healthz", "/readyz":
+	case "/healthz", "/readyz", "/openapi.json":
 		s.Handler(ctx)
 		return
 	case "/metrics":
-		if s.authorized(ctx) {
+		if s.private(ctx) {
 			s.metrics(ctx)
 		}
 		return
+	case "/signin", "/signout":
+		s.account(ctx, path)
+		return
 	}
 	if m := s.mount(path); m != nil && m.Private {
-		if s.authorized(ctx) {
+		if s.private(ctx) {
 			m.h(ctx)
 		}
 		return
@@ -391,36 +407,6 @@ func (s *Server) schema(ctx *fasthttp.RequestCtx, name string) {
 	ctx.SetContentType("application/schema+json")
 	ctx.Response.Header.Set("Cache-Control", "public, max-age=3600")
 	ctx.SetBody(b)
-}
-
-// authorized checks the API token on a private surface and answers 401 when it is
-// missing or wrong.
-func (s *Server) authorized(ctx *fasthttp.RequestCtx) bool {
-	if s.cfg.APIToken == "" {
-		return true
-	}
-	tok := ctx.Request.Header.Peek("Authorization")
-	if t, ok := bytes.CutPrefix(tok, []byte("Bearer ")); ok && constantTimeEqual(t, s.cfg.APIToken) {
-		return true
-	}
-	if t := ctx.QueryArgs().Peek("token"); constantTimeEqual(t, s.cfg.APIToken) {
-		return true
-	}
-	s.bodyErrs["unauthorized"].Inc()
-	ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="rung"`)
-	answerError(ctx, fasthttp.StatusUnauthorized, "missing or wrong API token")
-	return false
-}
-
-func constantTimeEqual(a []byte, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	var v byte
-	for i := range a {
-		v |= a[i] ^ b[i]
-	}
-	return v == 0
 }
 
 // transportError answers what fasthttp refused before the handler ran, in the same

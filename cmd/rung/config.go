@@ -31,6 +31,7 @@ type serveConfig struct {
 	MaxBatch         int           `json:"max_batch"`
 	APIToken         string        `json:"-"`
 	InsecurePublic   bool          `json:"insecure_public_stats"`
+	SecureCookie     bool          `json:"secure_cookie"`
 	DrainTimeout     time.Duration `json:"drain_timeout"`
 	Relay            bool          `json:"relay"`
 	Quarantine       bool          `json:"quarantine"`
@@ -64,7 +65,8 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", "*", "comma-separated origins allowed to post signals, or *")
 	fs.IntVar(&c.MaxBodyBytes, "max-body-bytes", 1<<20, "largest /collect body")
 	fs.IntVar(&c.MaxBatch, "max-batch", 500, "most signals in one /collect body")
-	fs.StringVar(&c.APIToken, "api-token", "", "token for the stats API, dashboard and /metrics (Authorization: Bearer); empty: open")
+	fs.StringVar(&c.APIToken, "api-token", "", "token for the private surfaces: API callers send Authorization: Bearer TOKEN, browsers sign in at /signin; empty: open")
+	fs.BoolVar(&c.SecureCookie, "secure-cookie", false, "always mark the sign-in cookie Secure (it is already when a request comes over HTTPS, or with X-Forwarded-Proto: https from a proxy)")
 	fs.BoolVar(&c.InsecurePublic, "insecure-public-stats", false, "serve the private surfaces without --api-token on a non-loopback address (refused otherwise)")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 30*time.Second, "on shutdown, how long to drain the buffer into the sink before counting the rest as dropped")
 	fs.StringVar(&c.AdminListen, "admin-listen", "", "a separate address for /metrics, the stats API and the dashboard; empty: on --listen, behind --api-token")

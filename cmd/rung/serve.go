@@ -81,7 +81,7 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger, listen liste
 		defer func() { err = errors.Join(err, closeWith("close the write-ahead log", in.wlog.Close)) }()
 	}
 
-	mounts, lookup, err := serveMounts(store, log, preagg.ParseGoals(cfg.Goals))
+	mounts, lookup, err := serveMounts(store, log, preagg.ParseGoals(cfg.Goals), cfg.Quarantine)
 	if err != nil {
 		return err
 	}
@@ -91,7 +91,6 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger, listen liste
 			return err
 		}
 		quarantine = sink.NewQuarantine(store, time.Duration(cfg.QuarantineDays)*24*time.Hour, set)
-		mounts = append(mounts, collector.Mount{Prefix: "/v1/quarantine", Handler: collector.QuarantineHandler(store.Quarantined), Private: true})
 	}
 	ccfg := cfg.collectorConfig()
 	if quarantine != nil {
@@ -256,8 +255,9 @@ func (in *intake) drain(deadline time.Duration, log *slog.Logger) part {
 }
 
 // serveMounts are the slower surfaces beside /collect: the private ones (attribution
-// lookup, stats API, dashboard, pprof) and the public placement pages and tracker.
-func serveMounts(store store, log *slog.Logger, goals []string) ([]collector.Mount, *stitch.Lookup, error) {
+// lookup, stats API, dashboard, pprof, and the quarantine when it is kept) and the public
+// placement pages and tracker.
+func serveMounts(store store, log *slog.Logger, goals []string, quarantine bool) ([]collector.Mount, *stitch.Lookup, error) {
 	placer, err := place.New()
 	if err != nil {
 		return nil, nil, err
@@ -275,6 +275,9 @@ func serveMounts(store store, log *slog.Logger, goals []string) ([]collector.Mou
 		{Prefix: "/experiments/", Handler: pages, Private: true},
 		{Prefix: "/referrers", Handler: pages, Private: true},
 		{Prefix: "/debug/pprof/", Handler: pprofHandler(), Private: true},
+	}
+	if quarantine {
+		mounts = append(mounts, collector.Mount{Prefix: "/v1/quarantine", Handler: collector.QuarantineHandler(store.Quarantined), Private: true})
 	}
 	placement := placer.Handler(log)
 	for _, p := range place.Paths() {
@@ -298,6 +301,7 @@ func (c *serveConfig) collectorConfig() collector.Config {
 		MaxBatch:         c.MaxBatch,
 		AllowedOrigins:   c.origins(),
 		APIToken:         c.APIToken,
+		SecureCookie:     c.SecureCookie,
 		RateIP:           c.RateIP,
 		RateIPBurst:      c.RateIPBurst,
 		RateIPDelay:      c.RateIPDelay,

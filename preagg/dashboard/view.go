@@ -90,8 +90,9 @@ func peq(p float64) string {
 	return "p = " + pvalue(p)
 }
 
-// links builds the dashboard's URLs, carrying the filters and the token it was opened
-// with, so a dashboard behind --api-token keeps working from link to link.
+// links builds the dashboard's URLs, carrying the filters it was opened with. It never
+// carries a token: a browser signs in with a cookie (collector's /signin), and a token
+// in a URL would end up in history, logs and Referer headers.
 type links struct {
 	base url.Values
 }
@@ -99,7 +100,7 @@ type links struct {
 func newLinks(r *http.Request, keep ...string) links {
 	v := url.Values{}
 	q := r.URL.Query()
-	for _, k := range append(keep, "token") {
+	for _, k := range keep {
 		if s := q.Get(k); s != "" {
 			v.Set(k, s)
 		}
@@ -144,7 +145,6 @@ type landingView struct {
 	Sites       []siteOption
 	Active      []activeFilter
 	ClearAll    string
-	Hidden      map[string]string // kept in the filter form: the token
 	Trend       *stats.TrendReport
 	Chart       *trendChart
 	Sources     *stats.SourcesReport
@@ -175,14 +175,11 @@ type experimentLink struct {
 }
 
 func (d *Dashboard) landingPage(w http.ResponseWriter, r *http.Request) {
-	v := &landingView{Title: "Overview", Form: map[string]string{}, Hidden: map[string]string{}, W: barWidth,
+	v := &landingView{Title: "Overview", Form: map[string]string{}, W: barWidth,
 		MinAxis: minAxisSessions, Back: newLinks(r, "site").to("/")}
 	q := r.URL.Query()
 	for _, k := range filterKeys {
 		v.Form[k] = q.Get(k)
-	}
-	if t := q.Get("token"); t != "" {
-		v.Hidden["token"] = t
 	}
 	lk := newLinks(r, "site", "from", "to", "utm_source", "utm_medium", "utm_campaign", "sort", "order", "limit", "by")
 	fk := newLinks(r, "site", "from", "to", "utm_source", "utm_medium", "utm_campaign", "by")
