@@ -6,78 +6,79 @@ import (
 	"github.com/rungdev/rung/schemas"
 )
 
-// slot is a held signal. Its strings are kept as spans of the request body they were
-// decoded from, so a slot holds one pointer where a schemas.Signal holds fifteen, and a
-// string takes 8 bytes (a span) where a Signal's takes 16. Under a burst the buffer is
-// most of the heap: every GC cycle marks it, and every slot written while one runs pays
-// a write barrier per pointer; with Signals those were a quarter of the server's CPU.
+// slot is a held signal. Its strings are copied into its chunk's arena and kept as spans
+// of it, so a slot holds no pointer at all: a chunk's slots are memory the garbage
+// collector never scans, a slot is written without write barriers, and nothing the
+// buffer holds keeps a request body alive. Under a burst the buffer is most of the heap;
+// held as schemas.Signals (fifteen string pointers each) or as spans of their request
+// bodies (one pointer each, and a whole body pinned by its smallest signal), marking and
+// barriers were a quarter of the server's CPU, and a held signal could keep a body a
+// thousand times its size alive.
 type slot struct {
-	body  string          // the bytes the spans are of
-	spill *schemas.Signal // the whole signal, when a string lies outside body
-	spans [numStrings]span
+	spans [numStrings]span // of the chunk's arena, or of its big string when big
 	at    int64
 	value float64
+	size  uint32 // bytes of the strings
 	tag   uint32 // the caller's, given back with the batch (see Config.Done)
 	typ   schemas.Type
 	bot   bool
 	has   bool
+	big   bool // the strings lie in the chunk's big[i], not in its arena
 }
 
-// span is a string of a slot: body[off : off+n].
+// span is a string of a slot: its bytes at off, n long.
 type span struct{ off, n uint32 }
 
 // numStrings is the number of string fields of schemas.Signal.
 const numStrings = 15
 
-// pack stores s in sl, as spans of body when every string of s lies inside body.
-// Otherwise (a string the decoder had to unescape, an event_id it made, or no body
-// given) sl keeps a copy of s, allocated here, and pack returns false.
-func (sl *slot) pack(body string, s *schemas.Signal) bool {
+// slotBytes is what one slot costs, whatever its signal.
+const slotBytes = int64(unsafe.Sizeof(slot{}))
+
+// stringBytes is the length of s's strings together: what a slot holds besides itself.
+func stringBytes(s *schemas.Signal) int {
+	return len(s.Site) + len(s.AnonymousID) + len(s.EventID) + len(s.URL) + len(s.Path) +
+		len(s.Referrer) + len(s.UTMSource) + len(s.UTMMedium) + len(s.UTMCampaign) + len(s.UTMTerm) +
+		len(s.UTMContent) + len(s.Name) + len(s.Experiment) + len(s.Variant) + len(s.Props)
+}
+
+// Charge is what the buffer counts against Config.MaxBytes for holding s: its slot and
+// a copy of its strings.
+func Charge(s *schemas.Signal) int64 { return slotBytes + int64(stringBytes(s)) }
+
+// pack stores s in sl, appending its n bytes of strings to dst (an arena with room for
+// them, or a big string's bytes) and returning dst.
+func (sl *slot) pack(dst []byte, s *schemas.Signal, n int) []byte {
 	// Field by field, not *sl = slot{...}: that would write the whole slot twice.
-	sl.at, sl.value, sl.typ, sl.bot, sl.has = s.ReceivedAt, s.Value, s.Type, s.Bot, s.HasValue
-	sl.spill = nil
-	if len(body) > 0 && len(body) < 1<<32 {
-		base := uintptr(unsafe.Pointer(unsafe.StringData(body)))
-		sp := &sl.spans
-		if in(&sp[0], base, len(body), s.Site) && in(&sp[1], base, len(body), s.AnonymousID) &&
-			in(&sp[2], base, len(body), s.EventID) && in(&sp[3], base, len(body), s.URL) &&
-			in(&sp[4], base, len(body), s.Path) && in(&sp[5], base, len(body), s.Referrer) &&
-			in(&sp[6], base, len(body), s.UTMSource) && in(&sp[7], base, len(body), s.UTMMedium) &&
-			in(&sp[8], base, len(body), s.UTMCampaign) && in(&sp[9], base, len(body), s.UTMTerm) &&
-			in(&sp[10], base, len(body), s.UTMContent) && in(&sp[11], base, len(body), s.Name) &&
-			in(&sp[12], base, len(body), s.Experiment) && in(&sp[13], base, len(body), s.Variant) &&
-			in(&sp[14], base, len(body), s.Props) {
-			sl.body = body
-			return true
-		}
-	}
-	c := *s
-	sl.body, sl.spill = "", &c
-	return false
+	sl.at, sl.value, sl.typ, sl.bot, sl.has, sl.size = s.ReceivedAt, s.Value, s.Type, s.Bot, s.HasValue, uint32(n)
+	sp := &sl.spans
+	dst = put(dst, &sp[0], s.Site)
+	dst = put(dst, &sp[1], s.AnonymousID)
+	dst = put(dst, &sp[2], s.EventID)
+	dst = put(dst, &sp[3], s.URL)
+	dst = put(dst, &sp[4], s.Path)
+	dst = put(dst, &sp[5], s.Referrer)
+	dst = put(dst, &sp[6], s.UTMSource)
+	dst = put(dst, &sp[7], s.UTMMedium)
+	dst = put(dst, &sp[8], s.UTMCampaign)
+	dst = put(dst, &sp[9], s.UTMTerm)
+	dst = put(dst, &sp[10], s.UTMContent)
+	dst = put(dst, &sp[11], s.Name)
+	dst = put(dst, &sp[12], s.Experiment)
+	dst = put(dst, &sp[13], s.Variant)
+	return put(dst, &sp[14], s.Props)
 }
 
-// in sets sp to v's place in the body at base, of n bytes, and reports whether v lies
-// there. Only addresses are compared: nothing is made a pointer again.
-func in(sp *span, base uintptr, n int, v string) bool {
-	if len(v) == 0 {
-		*sp = span{}
-		return true
-	}
-	p := uintptr(unsafe.Pointer(unsafe.StringData(v)))
-	if p < base || p-base+uintptr(len(v)) > uintptr(n) {
-		return false
-	}
-	*sp = span{uint32(p - base), uint32(len(v))}
-	return true
+// put appends v to dst and sets sp to where it lies.
+func put(dst []byte, sp *span, v string) []byte {
+	*sp = span{uint32(len(dst)), uint32(len(v))}
+	return append(dst, v...)
 }
 
-// unpack sets every field of s from sl.
-func (sl *slot) unpack(s *schemas.Signal) {
-	if sl.spill != nil {
-		*s = *sl.spill
-		return
-	}
-	b, sp := sl.body, &sl.spans
+// unpack sets every field of s from sl, whose strings lie in b. The strings of s are
+// b's bytes, not copies: they are valid while the chunk is not reused.
+func (sl *slot) unpack(s *schemas.Signal, b []byte) {
+	sp := &sl.spans
 	*s = schemas.Signal{
 		Type: sl.typ, Bot: sl.bot, HasValue: sl.has, ReceivedAt: sl.at, Value: sl.value,
 		Site: sub(b, sp[0]), AnonymousID: sub(b, sp[1]), EventID: sub(b, sp[2]), URL: sub(b, sp[3]),
@@ -87,4 +88,9 @@ func (sl *slot) unpack(s *schemas.Signal) {
 	}
 }
 
-func sub(b string, sp span) string { return b[sp.off : sp.off+sp.n] }
+func sub(b []byte, sp span) string {
+	if sp.n == 0 {
+		return ""
+	}
+	return unsafe.String(&b[sp.off], sp.n)
+}

@@ -65,7 +65,7 @@ func newPipeline(tb testing.TB) *pipeline {
 	p := &pipeline{sink: discard.New(set), done: make(chan error, 1)}
 	p.buf = buffer.New(buffer.Config{}, agg.FlushTo(p.sink), set)
 	go func() { p.done <- p.buf.Run(context.Background()) }()
-	p.srv = collector.New(collector.Config{}, reg, p.buf, p.sink.Ping, set, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	p.srv = collector.New(collector.Config{Admits: p.buf.Admits}, reg, p.buf, p.sink.Ping, set, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	return p
 }
 
