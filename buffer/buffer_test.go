@@ -206,6 +206,54 @@ func TestWhenFull(t *testing.T) {
 	}
 }
 
+// TestOneVisitorMayFillTheBuffer: the bound is the buffer's, not a shard's. One
+// visitor's signals all go to one of 64 shards, and must still be taken until the
+// whole buffer is charged, not a 64th of it; then nothing more is, from any visitor,
+// until a flush gives the charge back.
+func TestOneVisitorMayFillTheBuffer(t *testing.T) {
+	block := make(chan struct{})
+	flush := func(ctx context.Context, batch []schemas.Signal) error {
+		select {
+		case <-block:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	const max = 1 << 20
+	b, set, stop := start(t, Config{BatchSize: 100, FlushInterval: 20 * time.Millisecond, MaxBytes: max}, flush)
+	defer stop()
+	n := 0
+	for ; ; n++ {
+		s := sig("one-visitor", n)
+		if err := b.Push(&s); errors.Is(err, ErrFull) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	one := sig("one-visitor", n)
+	if used := b.used.Load(); used+Charge(&one) <= max || used < max-chunkBytes {
+		t.Errorf("one visitor was refused at %d bytes charged of %d", used, max)
+	}
+	for i := range 64 {
+		s := sig(fmt.Sprintf("other-visitor-%d", i), 0)
+		if err := b.Push(&s); !errors.Is(err, ErrFull) {
+			t.Fatalf("another visitor's signal into a full buffer: %v, want ErrFull", err)
+		}
+	}
+	if got := metric(set, `rung_buffer_bytes`); got != fmt.Sprint(b.used.Load()) {
+		t.Errorf("rung_buffer_bytes = %s, want %d", got, b.used.Load())
+	}
+	close(block)
+	harness.CheckFor(t, 10*time.Second, time.Millisecond, func() error {
+		if used := b.used.Load(); used != 0 {
+			return fmt.Errorf("%d bytes still charged after the flush", used)
+		}
+		return nil
+	})
+}
+
 func TestHardStopCountsWhatIsLeft(t *testing.T) {
 	flush := func(ctx context.Context, batch []schemas.Signal) error {
 		<-ctx.Done() // a sink that never comes back

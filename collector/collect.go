@@ -84,9 +84,13 @@ func (s *Server) collect(ctx *fasthttp.RequestCtx) {
 	}
 	if s.cfg.Admits != nil && !s.cfg.Admits(len(raw)) {
 		// Full: refused before any work is spent on the body, so a full buffer costs
-		// about what answering costs.
+		// about what answering costs. The answer is made once, not per refusal.
+		s.bodyErrs["buffer_full"].Inc()
+		s.requests[fasthttp.StatusServiceUnavailable].Inc()
 		ctx.Response.Header.Set("Retry-After", s.retry)
-		s.fail(ctx, fasthttp.StatusServiceUnavailable, "buffer_full", "buffer full, retry later")
+		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+		ctx.SetContentType("application/json")
+		ctx.SetBody(fullAnswer)
 		return
 	}
 	// The signals' strings point into raw, which fasthttp reuses once the handler
@@ -162,6 +166,9 @@ func (s *Server) collect(ctx *fasthttp.RequestCtx) {
 	w.out = appendResult(w.out[:0], accepted, b.Rejected)
 	ctx.SetBody(w.out)
 }
+
+// fullAnswer is the answer to a body refused because the buffer is full.
+var fullAnswer = append(append([]byte(`{"error":`), appendJSONString(nil, "buffer full, retry later")...), "}\n"...)
 
 // quarantine hands a sample of what was rejected to the quarantine, when there is one.
 func (s *Server) quarantine(q schemas.Quarantined) {
