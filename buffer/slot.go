@@ -46,33 +46,36 @@ func stringBytes(s *schemas.Signal) int {
 // a copy of its strings.
 func Charge(s *schemas.Signal) int64 { return slotBytes + int64(stringBytes(s)) }
 
-// pack stores s in sl, appending its n bytes of strings to dst (an arena with room for
-// them, or a big string's bytes) and returning dst.
+// pack stores s in sl, its n bytes of strings appended to dst, which has room for them,
+// and returns dst.
 func (sl *slot) pack(dst []byte, s *schemas.Signal, n int) []byte {
 	// Field by field, not *sl = slot{...}: that would write the whole slot twice.
 	sl.at, sl.value, sl.typ, sl.bot, sl.has, sl.size = s.ReceivedAt, s.Value, s.Type, s.Bot, s.HasValue, uint32(n)
+	at := len(dst)
+	dst = dst[:at+n] // one bounds check here, and plain copies below
 	sp := &sl.spans
-	dst = put(dst, &sp[0], s.Site)
-	dst = put(dst, &sp[1], s.AnonymousID)
-	dst = put(dst, &sp[2], s.EventID)
-	dst = put(dst, &sp[3], s.URL)
-	dst = put(dst, &sp[4], s.Path)
-	dst = put(dst, &sp[5], s.Referrer)
-	dst = put(dst, &sp[6], s.UTMSource)
-	dst = put(dst, &sp[7], s.UTMMedium)
-	dst = put(dst, &sp[8], s.UTMCampaign)
-	dst = put(dst, &sp[9], s.UTMTerm)
-	dst = put(dst, &sp[10], s.UTMContent)
-	dst = put(dst, &sp[11], s.Name)
-	dst = put(dst, &sp[12], s.Experiment)
-	dst = put(dst, &sp[13], s.Variant)
-	return put(dst, &sp[14], s.Props)
+	at = put(dst, at, &sp[0], s.Site)
+	at = put(dst, at, &sp[1], s.AnonymousID)
+	at = put(dst, at, &sp[2], s.EventID)
+	at = put(dst, at, &sp[3], s.URL)
+	at = put(dst, at, &sp[4], s.Path)
+	at = put(dst, at, &sp[5], s.Referrer)
+	at = put(dst, at, &sp[6], s.UTMSource)
+	at = put(dst, at, &sp[7], s.UTMMedium)
+	at = put(dst, at, &sp[8], s.UTMCampaign)
+	at = put(dst, at, &sp[9], s.UTMTerm)
+	at = put(dst, at, &sp[10], s.UTMContent)
+	at = put(dst, at, &sp[11], s.Name)
+	at = put(dst, at, &sp[12], s.Experiment)
+	at = put(dst, at, &sp[13], s.Variant)
+	put(dst, at, &sp[14], s.Props)
+	return dst
 }
 
-// put appends v to dst and sets sp to where it lies.
-func put(dst []byte, sp *span, v string) []byte {
-	*sp = span{uint32(len(dst)), uint32(len(v))}
-	return append(dst, v...)
+// put copies v to dst at at, sets sp to where it lies, and returns where it ends.
+func put(dst []byte, at int, sp *span, v string) int {
+	*sp = span{uint32(at), uint32(len(v))}
+	return at + copy(dst[at:], v)
 }
 
 // unpack sets every field of s from sl, whose strings lie in b. The strings of s are
