@@ -2,7 +2,8 @@
 // limits, CORS, decoding, validation, enrichment, the 202), health and readiness,
 // /metrics, the schemas, and the mounting of the slower surfaces other packages serve as
 // standard-library handlers (placement, stats, attribution, pages). fasthttp stays in
-// here: nothing the collector hands on refers to fasthttp's reused memory.
+// here: what the collector hands on refers to fasthttp's reused memory only for the call
+// it is handed in (the intake and the quarantine copy what they keep).
 //
 // /collect does no I/O inline: a signal is decoded, validated, copied into the buffer and
 // answered. The buffer and the sink are the collector's dependencies, not its business.
