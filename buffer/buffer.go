@@ -2,19 +2,19 @@
 // copies of accepted signals in per-shard queues of fixed-size chunks, sharded by a hash
 // of anonymous_id so one visitor's signals stay in order, bounded in bytes over all
 // shards together, and hands them to a flush function in batches when a batch is full
-// or its oldest signal is old enough (a batch.Policy). It decides what happens when it is full (reject or drop) and counts
-// every signal it did not deliver, by reason. A signal may carry a tag (AppendTagged)
-// that Config.Done hands back once its batch is delivered: the write-ahead log (package
-// wal) learns so which segments it may delete.
+// or its oldest signal is old enough (a batch.Policy). It decides what happens when it
+// is full (reject or drop) and counts every signal it did not deliver, by reason. A
+// signal may carry a tag (AppendTagged) that Config.Done hands back once its batch is
+// delivered: the write-ahead log (package wal) learns so which segments it may delete.
 //
 // Memory: a held signal is charged against Config.MaxBytes for its slot and the copy of
-// its strings, and a chunk closed before it was full for the room it leaves unused; the
-// charge is released when the signal's batch has been delivered. Nothing the buffer
-// holds points into memory it did not allocate, so a request body is never kept alive
-// by it. Beyond MaxBytes, the buffer holds what Overhead says.
+// its strings, and a chunk, once closed, for the room it left unused; the charge is
+// released when the batch has been delivered. Nothing the buffer holds points into
+// memory it did not allocate, so it never keeps a request body alive. Beyond MaxBytes,
+// it holds what Overhead says.
 //
 // Concurrency: Push is called from many goroutines and takes only one shard's lock, and
-// one atomic add for the bound. Each
+// one compare-and-swap for the bound (one per Append, whatever its signals). Each
 // shard belongs to exactly one flusher goroutine, which is what keeps a visitor's signals
 // in order through the flush function; flushers run concurrently with each other and
 // with Push. The Buffer owns its flusher goroutines: Run starts them and returns when
@@ -437,7 +437,7 @@ func (f *flusher) due(closing bool) bool {
 func (f *flusher) flushOnce(ctx context.Context) {
 	limit := f.b.policy.Count
 	t := &f.t
-	t.batch, t.tags, t.done, t.charged, t.big = t.batch[:0], t.tags[:0], t.done[:0], 0, false
+	t.batch, t.tags, t.done, t.charged = t.batch[:0], t.tags[:0], t.done[:0], 0
 	for _, s := range f.shards {
 		if len(t.batch) >= limit {
 			break
@@ -469,12 +469,9 @@ func (f *flusher) flushOnce(ctx context.Context) {
 	if f.b.cfg.Done != nil && !stopped {
 		f.b.cfg.Done(t.tags)
 	}
-	// The batch's strings lie in the chunks, which may be reused only now. The batch
-	// itself is overwritten by the next one, and what it points to is pooled anyway;
-	// but a big string only the batch holds would outlive its charge.
-	if t.big {
-		clear(t.batch)
-	}
+	// The batch's strings lie in the chunks, which may be reused only now; cleared, the
+	// batch keeps no chunk the pool lets go of, nor a big string, alive past its charge.
+	clear(t.batch)
 	for i, c := range t.done {
 		c.reset()
 		f.b.pool.Put(c)

@@ -99,7 +99,6 @@ type taking struct {
 	tags    []uint32 // the batch's tags
 	done    []*chunk // emptied by the takes: the batch's strings lie in them
 	charged int64    // bytes charged for the batch's signals and the chunks in done
-	big     bool     // a signal of the batch has a big string, which only the batch holds now
 }
 
 // take moves up to k of the oldest signals to t. Their strings lie in the chunks'
@@ -117,7 +116,6 @@ func (q *queue) take(t *taking, k int) {
 			if sl.big {
 				b = unsafe.Slice(unsafe.StringData(c.big[q.head+i]), sl.size)
 				c.big[q.head+i] = "" // the batch's now: gone with it
-				t.big = true
 			}
 			sl.unpack(&t.batch[n+i], b)
 			t.tags = append(t.tags, sl.tag)
