@@ -126,7 +126,7 @@ type Buffer struct {
 	flush    FlushFunc
 	shards   []shard
 	flushers []*flusher
-	pool     sync.Pool // of *chunk, shared by the shards' queues
+	pool     chunks // shared by the shards' queues
 
 	closing chan struct{} // closed by Close: Push refuses, flushers drain
 	closed  atomic.Bool
@@ -190,7 +190,6 @@ func New(cfg Config, flush FlushFunc, set *metrics.Set) *Buffer {
 	for i := range b.flushers {
 		b.flushers[i] = &flusher{b: b, wake: make(chan struct{}, 1)}
 	}
-	b.pool.New = newChunk
 	perFlusher := (cfg.Shards + cfg.Flushers - 1) / cfg.Flushers
 	for i := range b.shards {
 		s := &b.shards[i]
@@ -211,8 +210,8 @@ func ShardOf(anonymousID string, shards int) int {
 // Overhead is the most memory a Buffer of cfg holds beyond what it charges against
 // cfg.MaxBytes: the unused room of one partly filled chunk at each end of each shard's
 // queue, and each flusher's batch of cfg.BatchSize signals (their strings lie in the
-// chunks). Chunks given back to the pool are not counted either: the pool holds at most
-// as many as were in use, for two garbage collections.
+// chunks). Chunks are kept for reuse once their batch is delivered, so the chunks in use
+// and kept together never take more than MaxBytes and this.
 func Overhead(cfg Config) int64 {
 	cfg.defaults()
 	return int64(cfg.Shards)*2*chunkBytes + int64(cfg.Flushers*cfg.BatchSize)*int64(unsafe.Sizeof(schemas.Signal{}))
@@ -472,11 +471,10 @@ func (f *flusher) flushOnce(ctx context.Context) {
 	// The batch's strings lie in the chunks, which may be reused only now; cleared, the
 	// batch keeps no chunk the pool lets go of, nor a big string, alive past its charge.
 	clear(t.batch)
-	for i, c := range t.done {
+	for _, c := range t.done {
 		c.reset()
-		f.b.pool.Put(c)
-		t.done[i] = nil
 	}
+	f.b.pool.put(t.done)
 	f.b.used.Add(-t.charged)
 	f.inflight.Store(0)
 }

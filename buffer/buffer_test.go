@@ -311,7 +311,7 @@ func TestParsePolicy(t *testing.T) {
 }
 
 func TestQueue(t *testing.T) {
-	q := queue{pool: &sync.Pool{New: newChunk}}
+	q := queue{pool: &chunks{}}
 	next, want := 0, 0
 	var charged int64
 	var tk taking

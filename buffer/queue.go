@@ -19,8 +19,9 @@ const (
 	bigAt = arenaBytes / 16
 )
 
-// chunkBytes is the memory of one chunk: its slots and its arena.
-const chunkBytes = int64(unsafe.Sizeof(chunk{})) + arenaBytes
+// chunkBytes is the most memory of one chunk: its slots, its arena and a table of big
+// strings.
+const chunkBytes = int64(unsafe.Sizeof(chunk{})) + arenaBytes + chunkLen*int64(unsafe.Sizeof(""))
 
 // chunk holds up to chunkLen signals in arrival order, their strings in its arena. Only
 // the last chunk of a queue takes pushes; it is closed (and a new one started) when its
@@ -33,7 +34,36 @@ type chunk struct {
 	slots [chunkLen]slot
 }
 
-func newChunk() any { return &chunk{arena: make([]byte, 0, arenaBytes)} }
+// chunks keeps the chunks a buffer's queues are done with, for reuse. Unlike a
+// sync.Pool it does not let go of them at a garbage collection, to allocate new ones
+// right after: a buffer's chunks, in use or kept, are never more than were once in use
+// together, which its bound limits.
+type chunks struct {
+	mu   sync.Mutex
+	free []*chunk
+}
+
+// get returns a kept chunk, or a new one.
+func (p *chunks) get() *chunk {
+	p.mu.Lock()
+	if n := len(p.free); n > 0 {
+		c := p.free[n-1]
+		p.free[n-1] = nil
+		p.free = p.free[:n-1]
+		p.mu.Unlock()
+		return c
+	}
+	p.mu.Unlock()
+	return &chunk{arena: make([]byte, 0, arenaBytes)}
+}
+
+// put keeps cs, which must have been reset, and clears it.
+func (p *chunks) put(cs []*chunk) {
+	p.mu.Lock()
+	p.free = append(p.free, cs...)
+	p.mu.Unlock()
+	clear(cs)
+}
 
 // close charges what the chunk leaves unused, now that nothing more will go in it.
 func (c *chunk) close() int64 {
@@ -57,7 +87,7 @@ type queue struct {
 	chunks []*chunk // chunks[0] holds the oldest signal, at head; every chunk has unread slots
 	head   int
 	n      int
-	pool   *sync.Pool // of *chunk, shared by a buffer's queues
+	pool   *chunks // shared by a buffer's queues
 }
 
 func (q *queue) len() int { return q.n }
@@ -74,7 +104,7 @@ func (q *queue) push(s *schemas.Signal, tag uint32) (closed int64) {
 		if c != nil {
 			closed = c.close()
 		}
-		c = q.pool.Get().(*chunk)
+		c = q.pool.get()
 		q.chunks = append(q.chunks, c)
 	}
 	sl := &c.slots[c.n]
@@ -102,7 +132,7 @@ type taking struct {
 }
 
 // take moves up to k of the oldest signals to t. Their strings lie in the chunks'
-// arenas: every chunk take empties goes to t.done, to be reset and pooled only once the
+// arenas: every chunk take empties goes to t.done, to be reset and reused only once the
 // batch is delivered.
 func (q *queue) take(t *taking, k int) {
 	for k = min(k, q.n); k > 0; {
