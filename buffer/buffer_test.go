@@ -167,18 +167,23 @@ func TestFlushBySizeAndByAge(t *testing.T) {
 	}
 }
 
+// gate is a flush that holds every batch until open is called (or its context ends).
+func gate() (flush FlushFunc, open func()) {
+	block := make(chan struct{})
+	return func(ctx context.Context, _ []schemas.Signal) error {
+		select {
+		case <-block:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}, func() { close(block) }
+}
+
 func TestWhenFull(t *testing.T) {
 	for _, policy := range []Policy{Reject, Drop} {
 		t.Run(policy.String(), func(t *testing.T) {
-			block := make(chan struct{})
-			flush := func(ctx context.Context, batch []schemas.Signal) error {
-				select {
-				case <-block:
-					return nil
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-			}
+			flush, open := gate()
 			one := sig("visitor-full", 0)
 			max := Charge(&one) * 5
 			b, set, stop := start(t, Config{BatchSize: 1000, FlushInterval: time.Hour, MaxBytes: max, Shards: 1, Flushers: 1, WhenFull: policy}, flush)
@@ -200,7 +205,7 @@ func TestWhenFull(t *testing.T) {
 			if got := metric(set, counter); got != "1" {
 				t.Errorf("%s = %q, want 1", counter, got)
 			}
-			close(block)
+			open()
 			stop()
 		})
 	}
@@ -211,15 +216,7 @@ func TestWhenFull(t *testing.T) {
 // whole buffer is charged, not a 64th of it; then nothing more is, from any visitor,
 // until a flush gives the charge back.
 func TestOneVisitorMayFillTheBuffer(t *testing.T) {
-	block := make(chan struct{})
-	flush := func(ctx context.Context, batch []schemas.Signal) error {
-		select {
-		case <-block:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+	flush, open := gate()
 	const max = 1 << 20
 	b, set, stop := start(t, Config{BatchSize: 100, FlushInterval: 20 * time.Millisecond, MaxBytes: max}, flush)
 	defer stop()
@@ -245,7 +242,7 @@ func TestOneVisitorMayFillTheBuffer(t *testing.T) {
 	if got := metric(set, `rung_buffer_bytes`); got != fmt.Sprint(b.used.Load()) {
 		t.Errorf("rung_buffer_bytes = %s, want %d", got, b.used.Load())
 	}
-	close(block)
+	open()
 	harness.CheckFor(t, 10*time.Second, time.Millisecond, func() error {
 		if used := b.used.Load(); used != 0 {
 			return fmt.Errorf("%d bytes still charged after the flush", used)
