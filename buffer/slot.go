@@ -7,13 +7,10 @@ import (
 )
 
 // slot is a held signal. Its strings are copied into its chunk's arena and kept as spans
-// of it, so a slot holds no pointer at all: a chunk's slots are memory the garbage
-// collector never scans, a slot is written without write barriers, and nothing the
-// buffer holds keeps a request body alive. Under a burst the buffer is most of the heap;
-// held as schemas.Signals (fifteen string pointers each) or as spans of their request
-// bodies (one pointer each, and a whole body pinned by its smallest signal), marking and
-// barriers were a quarter of the server's CPU, and a held signal could keep a body a
-// thousand times its size alive.
+// of it, so a slot holds no pointer at all: under a burst the buffer is most of the
+// heap, and a pointer in it would be marked on every GC cycle and cost a write barrier
+// on every push during one; and nothing the buffer holds keeps a request body alive, as
+// a string pointing into the body would (the whole body, for the smallest signal in it).
 type slot struct {
 	spans [numStrings]span // of the chunk's arena, or of its big string when big
 	at    int64
