@@ -89,7 +89,7 @@ func cpuTime(tb testing.TB) time.Duration {
 }
 
 // BenchmarkPipeline is the per-signal cost of the whole hot path in steady state: the
-// handler (copy, decode, validate, enrich, push, answer), then the buffer's flushers
+// handler (decode, validate, enrich, copy into the buffer, answer), then the buffer's flushers
 // taking batches through the sessionizer into the discard sink, with memory reused as
 // in production. Requests come one at a time, as bench/wrk/collect.lua sends them; the
 // flushers run beside on their own goroutines, and the timer stops only once every
