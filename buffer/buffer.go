@@ -1,13 +1,20 @@
 // Package buffer owns the in-memory buffer between the collector and the sink: it holds
-// accepted signals in per-shard queues of fixed-size chunks, bounded in bytes, sharded by
-// a hash of anonymous_id so one visitor's signals stay in order, and hands them to a
-// flush function in batches when a batch is full or its oldest signal is old enough (a
-// batch.Policy). It decides what happens when it is full (reject or drop) and counts
-// every signal it did not deliver, by reason. A signal may carry a tag (AppendTagged)
-// that Config.Done hands back once its batch is delivered: the write-ahead log (package
-// wal) learns so which segments it may delete.
+// copies of accepted signals in per-shard queues of fixed-size chunks, sharded by a hash
+// of anonymous_id so one visitor's signals stay in order, bounded in bytes over all
+// shards together, and hands them to a flush function in batches when a batch is full
+// or its oldest signal is old enough (a batch.Policy). It decides what happens when it
+// is full (reject or drop) and counts every signal it did not deliver, by reason. A
+// signal may carry a tag (AppendTagged) that Config.Done hands back once its batch is
+// delivered: the write-ahead log (package wal) learns so which segments it may delete.
 //
-// Concurrency: Push is called from many goroutines and takes only one shard's lock. Each
+// Memory: a held signal is charged against Config.MaxBytes for its slot and the copy of
+// its strings, and a chunk, once closed, for the room it left unused; the charge is
+// released when the batch has been delivered. Nothing the buffer holds points into
+// memory it did not allocate, so it never keeps a request body alive. Beyond MaxBytes,
+// it holds what Overhead says.
+//
+// Concurrency: Push is called from many goroutines and takes only one shard's lock, and
+// one compare-and-swap for the bound (one per Append, whatever its signals). Each
 // shard belongs to exactly one flusher goroutine, which is what keeps a visitor's signals
 // in order through the flush function; flushers run concurrently with each other and
 // with Push. The Buffer owns its flusher goroutines: Run starts them and returns when
@@ -23,6 +30,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/cespare/xxhash/v2"
@@ -72,7 +80,7 @@ func (p Policy) String() string {
 type Config struct {
 	BatchSize     int           // signals per flush; default 5000
 	FlushInterval time.Duration // the oldest signal waits at most this long; default 1s
-	MaxBytes      int64         // memory bound for held and in-flight signals; default 128 MiB
+	MaxBytes      int64         // memory bound for held and in-flight signals, over all shards; default 128 MiB
 	WhenFull      Policy
 	Shards        int // default 64
 	Flushers      int // concurrent flushes; default 4
@@ -106,8 +114,9 @@ func (c *Config) defaults() {
 
 // FlushFunc delivers one batch. It owns the retrying: it returns when the batch is
 // stored, or with an error when it gives up (ctx cancelled at hard stop, or an error it
-// cannot retry), and then the batch is counted as dropped. The batch slice is reused
-// after it returns: the function must not keep it.
+// cannot retry), and then the batch is counted as dropped. The batch slice, and the
+// memory its signals' strings lie in, are reused after it returns: the function must not
+// keep either (strings.Clone what it keeps).
 type FlushFunc func(ctx context.Context, batch []schemas.Signal) error
 
 // Buffer is the bounded, sharded signal buffer. Create it with New and start it with Run.
@@ -117,13 +126,16 @@ type Buffer struct {
 	flush    FlushFunc
 	shards   []shard
 	flushers []*flusher
+	pool     chunks // shared by the shards' queues
 
 	closing chan struct{} // closed by Close: Push refuses, flushers drain
 	closed  atomic.Bool
 	lost    atomic.Int64 // signals abandoned at a hard stop, counted as dropped once
+	_       [64]byte     // keep used, written by every push, off the lines read with it
+	used    atomic.Int64 // bytes charged for what is held and in flight (see the package doc)
+	_       [64]byte
 
 	droppedFull   *metrics.Counter
-	copied        *metrics.Counter // held whole, not as spans of their body
 	rejectedFull  *metrics.Counter
 	droppedSink   *metrics.Counter
 	droppedStop   *metrics.Counter
@@ -133,16 +145,15 @@ type Buffer struct {
 	flushFailures *metrics.Counter
 }
 
-// shard is one lock's worth of the buffer. Push touches nothing shared between shards,
-// so pushes to different shards never contend; counters are summed when scraped.
+// shard is one lock's worth of the buffer. Push touches nothing else shared between
+// shards but the byte bound, so pushes to different shards seldom contend; counters are
+// summed when scraped.
 type shard struct {
 	mu     sync.Mutex
 	q      queue
-	bytes  int64 // of signals held here and taken by an unfinished flush
 	since  int64 // when the oldest held signal arrived, Unix ns
 	pushed uint64
-	max    int64 // byte bound of this shard
-	poke   int   // n at which the flusher is woken
+	poke   int // n at which the flusher is woken
 	f      *flusher
 	_      [64]byte // keep neighbouring shards' locks off one cache line
 }
@@ -158,7 +169,6 @@ func New(cfg Config, flush FlushFunc, set *metrics.Set) *Buffer {
 		closing: make(chan struct{}),
 
 		droppedFull:   set.NewCounter(`rung_signals_dropped_total{reason="buffer_full"}`),
-		copied:        set.NewCounter(`rung_buffer_copied_total`),
 		rejectedFull:  set.NewCounter(`rung_signals_rejected_total{reason="buffer_full"}`),
 		droppedSink:   set.NewCounter(`rung_signals_dropped_total{reason="sink_error"}`),
 		droppedStop:   set.NewCounter(`rung_signals_dropped_total{reason="shutdown"}`),
@@ -170,24 +180,20 @@ func New(cfg Config, flush FlushFunc, set *metrics.Set) *Buffer {
 			[]float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}),
 	}
 	set.NewGauge(`rung_buffer_signals`, func() float64 { return float64(b.Held()) })
-	set.NewGauge(`rung_buffer_bytes`, func() float64 { n, _ := b.sum(); return float64(n) })
+	set.NewGauge(`rung_buffer_bytes`, func() float64 { return float64(b.used.Load()) })
 	set.NewGauge(`rung_buffer_max_bytes`, func() float64 { return float64(cfg.MaxBytes) })
 	// Pushes are counted per shard under its lock, and summed into a counter when scraped.
 	set.RegisterMetricsWriter(func(w io.Writer) {
-		_, pushed := b.sum()
-		metrics.WriteCounterUint64(w, `rung_buffer_pushed_total`, pushed)
+		metrics.WriteCounterUint64(w, `rung_buffer_pushed_total`, b.pushed())
 	})
 	b.flushers = make([]*flusher, cfg.Flushers)
 	for i := range b.flushers {
 		b.flushers[i] = &flusher{b: b, wake: make(chan struct{}, 1)}
 	}
-	chunks := &sync.Pool{New: func() any { return new(chunk) }}
-	per := cfg.MaxBytes / int64(cfg.Shards)
 	perFlusher := (cfg.Shards + cfg.Flushers - 1) / cfg.Flushers
 	for i := range b.shards {
 		s := &b.shards[i]
-		s.max = per
-		s.q.pool = chunks
+		s.q.pool = &b.pool
 		s.poke = max(1, b.policy.Count/perFlusher)
 		s.f = b.flushers[i%cfg.Flushers]
 		s.f.shards = append(s.f.shards, s)
@@ -201,59 +207,98 @@ func ShardOf(anonymousID string, shards int) int {
 	return int(xxhash.Sum64String(anonymousID) % uint64(shards))
 }
 
-// Append pushes each signal, with Push's answer in errs[i]: the buffer is the collector's
-// intake on one node. The signals were decoded from body, and their strings that lie in
-// it are held as spans of it (see slot). It never blocks.
-func (b *Buffer) Append(_ context.Context, body string, signals []*schemas.Signal, errs []error) {
-	b.AppendTagged(body, signals, errs, 0)
+// Overhead is the most memory a Buffer of cfg holds beyond what it charges against
+// cfg.MaxBytes: the unused room of one partly filled chunk at each end of each shard's
+// queue, and each flusher's batch of cfg.BatchSize signals (their strings lie in the
+// chunks). Chunks are kept for reuse once their batch is delivered, so the chunks in use
+// and kept together never take more than MaxBytes and this.
+func Overhead(cfg Config) int64 {
+	cfg.defaults()
+	return int64(cfg.Shards)*2*chunkBytes + int64(cfg.Flushers*cfg.BatchSize)*int64(unsafe.Sizeof(schemas.Signal{}))
+}
+
+// Append pushes the signals, with Push's answer in errs[i]: the buffer is the collector's
+// intake on one node. They are taken together or, when the buffer has not room for all
+// of them, refused (or dropped) together. It copies what it keeps, and never blocks.
+func (b *Buffer) Append(_ context.Context, signals []*schemas.Signal, errs []error) {
+	b.AppendTagged(signals, errs, 0)
 }
 
 // AppendTagged is Append with a tag on every signal, given back to Config.Done when the
 // signal has been delivered: the write-ahead log's segment, which it may then delete.
-func (b *Buffer) AppendTagged(body string, signals []*schemas.Signal, errs []error, tag uint32) {
+func (b *Buffer) AppendTagged(signals []*schemas.Signal, errs []error, tag uint32) {
+	var size int64
+	for _, s := range signals {
+		size += Charge(s)
+	}
+	if err := b.reserve(size, len(signals)); err != nil {
+		for i := range signals {
+			errs[i] = err
+		}
+		return
+	}
 	for i, s := range signals {
-		errs[i] = b.push(body, s, tag)
+		errs[i] = b.push(s, tag)
 	}
 }
 
 // Push stores a copy of s. It never blocks on the flush: a full buffer answers at once
-// with ErrFull or ErrDropped, by policy. s's strings must not refer to memory that will
-// be reused (the collector copies the request body first). It allocates the copy, under
-// the shard's lock: Append, which holds a body's signals as spans of it, is the hot path.
+// with ErrFull or ErrDropped, by policy.
 func (b *Buffer) Push(s *schemas.Signal) error {
-	return b.push("", s, 0)
+	if err := b.reserve(Charge(s), 1); err != nil {
+		return err
+	}
+	return b.push(s, 0)
 }
 
-func (b *Buffer) push(body string, s *schemas.Signal, tag uint32) error {
+// Admits reports whether a request body of n bytes may be decoded: whether the buffer
+// has n bytes of room left, or takes whatever comes (policy drop). A body stands in for
+// what its signals will be charged (t.js's are charged about their body's length; a
+// padded one less), so a body the buffer does not admit can be refused whole, before
+// any work is spent on it.
+func (b *Buffer) Admits(n int) bool {
+	return b.cfg.WhenFull == Drop || b.used.Load()+int64(n) <= b.cfg.MaxBytes
+}
+
+// reserve charges size bytes for n signals, or answers why not (counted).
+func (b *Buffer) reserve(size int64, n int) error {
+	for {
+		used := b.used.Load()
+		if used+size > b.cfg.MaxBytes {
+			if b.cfg.WhenFull == Drop {
+				b.droppedFull.Add(n)
+				return ErrDropped
+			}
+			b.rejectedFull.Add(n)
+			return ErrFull
+		}
+		if b.used.CompareAndSwap(used, used+size) {
+			return nil
+		}
+	}
+}
+
+// push stores a copy of s, whose Charge has been reserved.
+func (b *Buffer) push(s *schemas.Signal, tag uint32) error {
 	sh := &b.shards[ShardOf(s.AnonymousID, len(b.shards))]
-	size := int64(s.Size())
 	sh.mu.Lock()
 	if b.closed.Load() {
 		sh.mu.Unlock()
+		b.used.Add(-Charge(s))
 		return ErrClosed
-	}
-	if sh.bytes+size > sh.max {
-		sh.mu.Unlock()
-		if b.cfg.WhenFull == Drop {
-			b.droppedFull.Inc()
-			return ErrDropped
-		}
-		b.rejectedFull.Inc()
-		return ErrFull
 	}
 	if sh.q.len() == 0 {
 		sh.since = time.Now().UnixNano()
 	}
-	spans := sh.q.push(body, s, tag)
-	sh.bytes += size
+	closed := sh.q.push(s, tag)
 	sh.pushed++
 	wake := sh.q.len() == sh.poke
 	sh.mu.Unlock()
+	if closed > 0 {
+		b.used.Add(closed)
+	}
 	if wake {
 		sh.f.poke()
-	}
-	if !spans && body != "" {
-		b.copied.Inc()
 	}
 	return nil
 }
@@ -278,16 +323,16 @@ func (b *Buffer) Held() int64 {
 // the buffer was full are not counted: their clients were told (or the policy says so).
 func (b *Buffer) Dropped() uint64 { return b.droppedSink.Get() + b.droppedStop.Get() }
 
-// sum returns the bytes held and the signals ever pushed, over all shards.
-func (b *Buffer) sum() (bytes int64, pushed uint64) {
+// pushed returns the signals ever pushed, over all shards.
+func (b *Buffer) pushed() uint64 {
+	var n uint64
 	for i := range b.shards {
 		s := &b.shards[i]
 		s.mu.Lock()
-		bytes += s.bytes
-		pushed += s.pushed
+		n += s.pushed
 		s.mu.Unlock()
 	}
-	return bytes, pushed
+	return n
 }
 
 // Close stops intake: every Push from now on returns ErrClosed. Run then drains what is
@@ -333,9 +378,7 @@ type flusher struct {
 	shards   []*shard
 	inflight atomic.Int64 // signals in the batch being flushed
 	wake     chan struct{}
-	batch    []schemas.Signal
-	tags     []uint32 // the batch's tags
-	taken    []int64  // bytes taken from each shard by the batch in progress
+	t        taking // the batch in progress
 }
 
 func (f *flusher) poke() {
@@ -350,7 +393,6 @@ func (f *flusher) run(ctx context.Context) {
 	interval := f.b.policy.Period
 	tick := time.NewTicker(interval/4 + rand.N(interval/8+1)) // jitter spreads flushers
 	defer tick.Stop()
-	f.taken = make([]int64, len(f.shards))
 	for {
 		closing := false
 		select {
@@ -393,24 +435,24 @@ func (f *flusher) due(closing bool) bool {
 // flushOnce takes up to one batch from the flusher's shards and delivers it.
 func (f *flusher) flushOnce(ctx context.Context) {
 	limit := f.b.policy.Count
-	f.batch, f.tags = f.batch[:0], f.tags[:0]
-	for i, s := range f.shards {
-		f.taken[i] = 0
-		if len(f.batch) >= limit {
-			continue
+	t := &f.t
+	t.batch, t.tags, t.done, t.charged = t.batch[:0], t.tags[:0], t.done[:0], 0
+	for _, s := range f.shards {
+		if len(t.batch) >= limit {
+			break
 		}
 		s.mu.Lock()
-		f.batch, f.tags, f.taken[i] = s.q.take(f.batch, f.tags, limit-len(f.batch))
+		s.q.take(t, limit-len(t.batch))
 		// since stays: what is left is no older than it, so due stays honest
 		s.mu.Unlock()
 	}
-	n := len(f.batch)
+	n := len(t.batch)
 	if n == 0 {
 		return
 	}
 	f.inflight.Store(int64(n))
 	start := time.Now()
-	err := f.b.flush(ctx, f.batch)
+	err := f.b.flush(ctx, t.batch)
 	f.b.flushes.Inc()
 	f.b.flushRows.Update(float64(n))
 	f.b.flushSeconds.UpdateDuration(start)
@@ -424,16 +466,15 @@ func (f *flusher) flushOnce(ctx context.Context) {
 		}
 	}
 	if f.b.cfg.Done != nil && !stopped {
-		f.b.cfg.Done(f.tags)
+		f.b.cfg.Done(t.tags)
 	}
-	clear(f.batch)
-	for i, s := range f.shards {
-		if f.taken[i] == 0 {
-			continue
-		}
-		s.mu.Lock()
-		s.bytes -= f.taken[i]
-		s.mu.Unlock()
+	// The batch's strings lie in the chunks, which may be reused only now; cleared, the
+	// batch keeps no chunk the pool lets go of, nor a big string, alive past its charge.
+	clear(t.batch)
+	for _, c := range t.done {
+		c.reset()
 	}
+	f.b.pool.put(t.done)
+	f.b.used.Add(-t.charged)
 	f.inflight.Store(0)
 }

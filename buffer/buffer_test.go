@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -31,8 +32,24 @@ func (r *sinkRecorder) flush(ctx context.Context, batch []schemas.Signal) error 
 	if r.fail != nil {
 		return r.fail
 	}
-	r.batches = append(r.batches, append([]schemas.Signal(nil), batch...))
+	kept := make([]schemas.Signal, len(batch))
+	for i := range batch {
+		kept[i] = owned(batch[i])
+	}
+	r.batches = append(r.batches, kept)
 	return nil
+}
+
+// owned is s with strings of its own: a batch's lie in memory the buffer reuses once
+// the flush returns.
+func owned(s schemas.Signal) schemas.Signal {
+	v := reflect.ValueOf(&s).Elem()
+	for i := range v.NumField() {
+		if f := v.Field(i); f.Kind() == reflect.String {
+			f.SetString(strings.Clone(f.String()))
+		}
+	}
+	return s
 }
 
 func (r *sinkRecorder) signals() []schemas.Signal {
@@ -47,14 +64,6 @@ func (r *sinkRecorder) signals() []schemas.Signal {
 
 func sig(visitor string, seq int) schemas.Signal {
 	return schemas.Signal{Type: schemas.TypePageview, Site: "s", AnonymousID: visitor, EventID: fmt.Sprintf("%s-%06d", visitor, seq)}
-}
-
-// bodySig is sig decoded from a body: its strings are spans of the body returned.
-func bodySig(visitor string, seq int) (string, schemas.Signal) {
-	s := sig(visitor, seq)
-	body := s.Site + s.AnonymousID + s.EventID
-	s.Site, s.AnonymousID, s.EventID = body[:len(s.Site)], body[len(s.Site):len(s.Site)+len(s.AnonymousID)], body[len(s.Site)+len(s.AnonymousID):]
-	return body, s
 }
 
 func start(t *testing.T, cfg Config, f FlushFunc) (*Buffer, *metrics.Set, func()) {
@@ -158,20 +167,25 @@ func TestFlushBySizeAndByAge(t *testing.T) {
 	}
 }
 
+// gate is a flush that holds every batch until open is called (or its context ends).
+func gate() (flush FlushFunc, open func()) {
+	block := make(chan struct{})
+	return func(ctx context.Context, _ []schemas.Signal) error {
+		select {
+		case <-block:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}, func() { close(block) }
+}
+
 func TestWhenFull(t *testing.T) {
 	for _, policy := range []Policy{Reject, Drop} {
 		t.Run(policy.String(), func(t *testing.T) {
-			block := make(chan struct{})
-			flush := func(ctx context.Context, batch []schemas.Signal) error {
-				select {
-				case <-block:
-					return nil
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-			}
+			flush, open := gate()
 			one := sig("visitor-full", 0)
-			max := int64(one.Size() * 5)
+			max := Charge(&one) * 5
 			b, set, stop := start(t, Config{BatchSize: 1000, FlushInterval: time.Hour, MaxBytes: max, Shards: 1, Flushers: 1, WhenFull: policy}, flush)
 			for i := 0; i < 5; i++ {
 				s := sig("visitor-full", i)
@@ -191,10 +205,50 @@ func TestWhenFull(t *testing.T) {
 			if got := metric(set, counter); got != "1" {
 				t.Errorf("%s = %q, want 1", counter, got)
 			}
-			close(block)
+			open()
 			stop()
 		})
 	}
+}
+
+// TestOneVisitorMayFillTheBuffer: the bound is the buffer's, not a shard's. One
+// visitor's signals all go to one of 64 shards, and must still be taken until the
+// whole buffer is charged, not a 64th of it; then nothing more is, from any visitor,
+// until a flush gives the charge back.
+func TestOneVisitorMayFillTheBuffer(t *testing.T) {
+	flush, open := gate()
+	const max = 1 << 20
+	b, set, stop := start(t, Config{BatchSize: 100, FlushInterval: 20 * time.Millisecond, MaxBytes: max}, flush)
+	defer stop()
+	n := 0
+	for ; ; n++ {
+		s := sig("one-visitor", n)
+		if err := b.Push(&s); errors.Is(err, ErrFull) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	one := sig("one-visitor", n)
+	if used := b.used.Load(); used+Charge(&one) <= max || used < max-chunkBytes {
+		t.Errorf("one visitor was refused at %d bytes charged of %d", used, max)
+	}
+	for i := range 64 {
+		s := sig(fmt.Sprintf("other-visitor-%d", i), 0)
+		if err := b.Push(&s); !errors.Is(err, ErrFull) {
+			t.Fatalf("another visitor's signal into a full buffer: %v, want ErrFull", err)
+		}
+	}
+	if got := metric(set, `rung_buffer_bytes`); got != fmt.Sprint(b.used.Load()) {
+		t.Errorf("rung_buffer_bytes = %s, want %d", got, b.used.Load())
+	}
+	open()
+	harness.CheckFor(t, 10*time.Second, time.Millisecond, func() error {
+		if used := b.used.Load(); used != 0 {
+			return fmt.Errorf("%d bytes still charged after the flush", used)
+		}
+		return nil
+	})
 }
 
 func TestHardStopCountsWhatIsLeft(t *testing.T) {
@@ -254,42 +308,48 @@ func TestParsePolicy(t *testing.T) {
 }
 
 func TestQueue(t *testing.T) {
-	q := queue{pool: &sync.Pool{New: func() any { return new(chunk) }}}
+	q := queue{pool: &chunks{}}
 	next, want := 0, 0
-	var out []schemas.Signal
-	// Interleave pushes and takes of awkward sizes across chunk boundaries.
-	for round, sizes := range [][2]int{{1, 1}, {300, 100}, {700, 650}, {10, 260}, {513, 600}} {
-		for i := 0; i < sizes[0]; i++ {
-			if i%2 == 0 {
-				body, s := bodySig("v", next)
-				if !q.push(body, &s, 0) {
-					t.Fatal("a signal all of whose strings lie in its body was copied")
-				}
-			} else {
-				s := sig("v", next)
-				q.push("", &s, 0)
+	var charged int64
+	var tk taking
+	// Interleave pushes and takes of awkward sizes across chunk boundaries, with signals
+	// small, large enough to fill an arena before its slots, and big.
+	for round, sizes := range [][2]int{{1, 1}, {300, 100}, {700, 650}, {10, 260}, {513, 600}, {40, 40}} {
+		for range sizes[0] {
+			s := sig("v", next)
+			switch next % 7 {
+			case 3:
+				s.Props = strings.Repeat("p", bigAt/2)
+			case 5:
+				s.Props = strings.Repeat("b", bigAt+1)
 			}
+			charged += Charge(&s) + q.push(&s, uint32(next))
 			next++
 		}
-		var size int64
-		out, _, size = q.take(out[:0], nil, sizes[1])
-		var sum int64
-		for _, s := range out {
-			if s.EventID != sig("v", want).EventID {
-				t.Fatalf("round %d: got %s, want %s", round, s.EventID, sig("v", want).EventID)
+		tk.batch, tk.tags = tk.batch[:0], tk.tags[:0]
+		q.take(&tk, sizes[1])
+		for i, s := range tk.batch {
+			w := sig("v", want)
+			if s.EventID != w.EventID || int(tk.tags[i]) != want {
+				t.Fatalf("round %d: got %s (tag %d), want %s", round, s.EventID, tk.tags[i], w.EventID)
 			}
-			sum += int64(s.Size())
+			if n := len(s.Props); n != map[int]int{3: bigAt / 2, 5: bigAt + 1}[want%7] {
+				t.Fatalf("round %d: signal %d came back with %d bytes of props", round, want, n)
+			}
 			want++
-		}
-		if sum != size {
-			t.Fatalf("round %d: size %d, want %d", round, size, sum)
 		}
 		if q.len() != next-want {
 			t.Fatalf("round %d: len %d, want %d", round, q.len(), next-want)
 		}
-		if len(q.chunks) > q.len()/chunkLen+2 {
+		if len(q.chunks) > q.len()/2+2 {
 			t.Fatalf("round %d: %d chunks for %d signals", round, len(q.chunks), q.len())
 		}
+	}
+	if q.len() != 0 || len(q.chunks) != 0 {
+		t.Fatalf("%d signals in %d chunks left", q.len(), len(q.chunks))
+	}
+	if tk.charged != charged {
+		t.Errorf("takes released %d bytes, pushes charged %d", tk.charged, charged)
 	}
 }
 
@@ -322,9 +382,9 @@ func TestDoneReportsTags(t *testing.T) {
 			done := make(chan error, 1)
 			go func() { done <- b.Run(ctx) }()
 			for i := range 10 {
-				body, s := bodySig(fmt.Sprintf("visitor-%d", i), i)
+				s := sig(fmt.Sprintf("visitor-%d", i), i)
 				errs := make([]error, 1)
-				b.AppendTagged(body, []*schemas.Signal{&s}, errs, uint32(7+i%2))
+				b.AppendTagged([]*schemas.Signal{&s}, errs, uint32(7+i%2))
 				if errs[0] != nil {
 					t.Fatal(errs[0])
 				}

@@ -6,78 +6,79 @@ import (
 	"github.com/rungdev/rung/schemas"
 )
 
-// slot is a held signal. Its strings are kept as spans of the request body they were
-// decoded from, so a slot holds one pointer where a schemas.Signal holds fifteen, and a
-// string takes 8 bytes (a span) where a Signal's takes 16. Under a burst the buffer is
-// most of the heap: every GC cycle marks it, and every slot written while one runs pays
-// a write barrier per pointer; with Signals those were a quarter of the server's CPU.
+// slot is a held signal. Its strings are copied into its chunk's arena and kept as spans
+// of it, so a slot holds no pointer at all: under a burst the buffer is most of the
+// heap, and a pointer in it would be marked on every GC cycle and cost a write barrier
+// on every push during one; and nothing the buffer holds keeps a request body alive, as
+// a string pointing into the body would (the whole body, for the smallest signal in it).
 type slot struct {
-	body  string          // the bytes the spans are of
-	spill *schemas.Signal // the whole signal, when a string lies outside body
-	spans [numStrings]span
+	spans [numStrings]span // of the chunk's arena, or of its big string when big
 	at    int64
 	value float64
+	size  uint32 // bytes of the strings
 	tag   uint32 // the caller's, given back with the batch (see Config.Done)
 	typ   schemas.Type
 	bot   bool
 	has   bool
+	big   bool // the strings lie in the chunk's big[i], not in its arena
 }
 
-// span is a string of a slot: body[off : off+n].
+// span is a string of a slot: its bytes at off, n long.
 type span struct{ off, n uint32 }
 
 // numStrings is the number of string fields of schemas.Signal.
 const numStrings = 15
 
-// pack stores s in sl, as spans of body when every string of s lies inside body.
-// Otherwise (a string the decoder had to unescape, an event_id it made, or no body
-// given) sl keeps a copy of s, allocated here, and pack returns false.
-func (sl *slot) pack(body string, s *schemas.Signal) bool {
+// slotBytes is what one slot costs, whatever its signal.
+const slotBytes = int64(unsafe.Sizeof(slot{}))
+
+// stringBytes is the length of s's strings together: what a slot holds besides itself.
+func stringBytes(s *schemas.Signal) int {
+	return len(s.Site) + len(s.AnonymousID) + len(s.EventID) + len(s.URL) + len(s.Path) +
+		len(s.Referrer) + len(s.UTMSource) + len(s.UTMMedium) + len(s.UTMCampaign) + len(s.UTMTerm) +
+		len(s.UTMContent) + len(s.Name) + len(s.Experiment) + len(s.Variant) + len(s.Props)
+}
+
+// Charge is what the buffer counts against Config.MaxBytes for holding s: its slot and
+// a copy of its strings.
+func Charge(s *schemas.Signal) int64 { return slotBytes + int64(stringBytes(s)) }
+
+// pack stores s in sl, its n bytes of strings appended to dst, which has room for them,
+// and returns dst.
+func (sl *slot) pack(dst []byte, s *schemas.Signal, n int) []byte {
 	// Field by field, not *sl = slot{...}: that would write the whole slot twice.
-	sl.at, sl.value, sl.typ, sl.bot, sl.has = s.ReceivedAt, s.Value, s.Type, s.Bot, s.HasValue
-	sl.spill = nil
-	if len(body) > 0 && len(body) < 1<<32 {
-		base := uintptr(unsafe.Pointer(unsafe.StringData(body)))
-		sp := &sl.spans
-		if in(&sp[0], base, len(body), s.Site) && in(&sp[1], base, len(body), s.AnonymousID) &&
-			in(&sp[2], base, len(body), s.EventID) && in(&sp[3], base, len(body), s.URL) &&
-			in(&sp[4], base, len(body), s.Path) && in(&sp[5], base, len(body), s.Referrer) &&
-			in(&sp[6], base, len(body), s.UTMSource) && in(&sp[7], base, len(body), s.UTMMedium) &&
-			in(&sp[8], base, len(body), s.UTMCampaign) && in(&sp[9], base, len(body), s.UTMTerm) &&
-			in(&sp[10], base, len(body), s.UTMContent) && in(&sp[11], base, len(body), s.Name) &&
-			in(&sp[12], base, len(body), s.Experiment) && in(&sp[13], base, len(body), s.Variant) &&
-			in(&sp[14], base, len(body), s.Props) {
-			sl.body = body
-			return true
-		}
-	}
-	c := *s
-	sl.body, sl.spill = "", &c
-	return false
+	sl.at, sl.value, sl.typ, sl.bot, sl.has, sl.size = s.ReceivedAt, s.Value, s.Type, s.Bot, s.HasValue, uint32(n)
+	at := len(dst)
+	dst = dst[:at+n] // one bounds check here, and plain copies below
+	sp := &sl.spans
+	at = put(dst, at, &sp[0], s.Site)
+	at = put(dst, at, &sp[1], s.AnonymousID)
+	at = put(dst, at, &sp[2], s.EventID)
+	at = put(dst, at, &sp[3], s.URL)
+	at = put(dst, at, &sp[4], s.Path)
+	at = put(dst, at, &sp[5], s.Referrer)
+	at = put(dst, at, &sp[6], s.UTMSource)
+	at = put(dst, at, &sp[7], s.UTMMedium)
+	at = put(dst, at, &sp[8], s.UTMCampaign)
+	at = put(dst, at, &sp[9], s.UTMTerm)
+	at = put(dst, at, &sp[10], s.UTMContent)
+	at = put(dst, at, &sp[11], s.Name)
+	at = put(dst, at, &sp[12], s.Experiment)
+	at = put(dst, at, &sp[13], s.Variant)
+	put(dst, at, &sp[14], s.Props)
+	return dst
 }
 
-// in sets sp to v's place in the body at base, of n bytes, and reports whether v lies
-// there. Only addresses are compared: nothing is made a pointer again.
-func in(sp *span, base uintptr, n int, v string) bool {
-	if len(v) == 0 {
-		*sp = span{}
-		return true
-	}
-	p := uintptr(unsafe.Pointer(unsafe.StringData(v)))
-	if p < base || p-base+uintptr(len(v)) > uintptr(n) {
-		return false
-	}
-	*sp = span{uint32(p - base), uint32(len(v))}
-	return true
+// put copies v to dst at at, sets sp to where it lies, and returns where it ends.
+func put(dst []byte, at int, sp *span, v string) int {
+	*sp = span{uint32(at), uint32(len(v))}
+	return at + copy(dst[at:], v)
 }
 
-// unpack sets every field of s from sl.
-func (sl *slot) unpack(s *schemas.Signal) {
-	if sl.spill != nil {
-		*s = *sl.spill
-		return
-	}
-	b, sp := sl.body, &sl.spans
+// unpack sets every field of s from sl, whose strings lie in b. The strings of s are
+// b's bytes, not copies: they are valid while the chunk is not reused.
+func (sl *slot) unpack(s *schemas.Signal, b []byte) {
+	sp := &sl.spans
 	*s = schemas.Signal{
 		Type: sl.typ, Bot: sl.bot, HasValue: sl.has, ReceivedAt: sl.at, Value: sl.value,
 		Site: sub(b, sp[0]), AnonymousID: sub(b, sp[1]), EventID: sub(b, sp[2]), URL: sub(b, sp[3]),
@@ -87,4 +88,9 @@ func (sl *slot) unpack(s *schemas.Signal) {
 	}
 }
 
-func sub(b string, sp span) string { return b[sp.off : sp.off+sp.n] }
+func sub(b []byte, sp span) string {
+	if sp.n == 0 {
+		return ""
+	}
+	return unsafe.String(&b[sp.off], sp.n)
+}

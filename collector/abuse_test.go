@@ -142,7 +142,7 @@ func TestAdminListener(t *testing.T) {
 
 type discard struct{}
 
-func (discard) Append(context.Context, string, []*schemas.Signal, []error) {}
+func (discard) Append(context.Context, []*schemas.Signal, []error) {}
 
 func metric(set *metrics.Set, name string) float64 {
 	var sb strings.Builder

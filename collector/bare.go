@@ -13,13 +13,8 @@ import (
 // reads the request and answers 202 with a body the size of rung's, doing nothing else.
 // It returns when ctx is cancelled.
 func ServeBare(ctx context.Context, ln net.Listener) error {
-	body := []byte(`{"accepted":1,"rejected":0}` + "\n")
 	srv := &fasthttp.Server{
-		Handler: func(ctx *fasthttp.RequestCtx) {
-			ctx.SetStatusCode(fasthttp.StatusAccepted)
-			ctx.SetContentType("application/json")
-			ctx.SetBody(body)
-		},
+		Handler:               bare,
 		NoDefaultServerHeader: true,
 		MaxRequestBodySize:    4 << 20,
 		CloseOnShutdown:       true,
@@ -35,4 +30,13 @@ func ServeBare(ctx context.Context, ln net.Listener) error {
 	defer cancel()
 	srv.ShutdownWithContext(sctx)
 	return <-errc
+}
+
+var bareBody = []byte(`{"accepted":1,"rejected":0}` + "\n")
+
+// bare is the baseline's handler.
+func bare(ctx *fasthttp.RequestCtx) {
+	ctx.SetStatusCode(fasthttp.StatusAccepted)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(bareBody)
 }

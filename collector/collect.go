@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/valyala/fasthttp"
@@ -26,9 +27,10 @@ const (
 	reasonRateSite    = "rate_site"
 )
 
-// collect answers POST /collect: the hot path. It allocates one string (the copied
-// body) per request, plus an event_id for each signal that came without one, and a
-// verdict for a user agent the bot cache does not hold.
+// collect answers POST /collect: the hot path. It allocates nothing for a request of
+// signals that carry their own event_id (the intake copies what it keeps), only an
+// event_id for each signal that came without one and a verdict for a user agent the
+// bot cache does not hold.
 func (s *Server) collect(ctx *fasthttp.RequestCtx) {
 	if !s.cors(ctx) {
 		s.fail(ctx, fasthttp.StatusForbidden, "origin", "origin not allowed")
@@ -80,8 +82,20 @@ func (s *Server) collect(ctx *fasthttp.RequestCtx) {
 			fmt.Sprintf("body of %d bytes is larger than %d", len(raw), s.cfg.MaxBodyBytes))
 		return
 	}
-	// fasthttp reuses raw once the handler returns: the signals must own their bytes.
-	body := string(raw)
+	if s.cfg.Admits != nil && !s.cfg.Admits(len(raw)) {
+		// Full: refused before any work is spent on the body, so a full buffer costs
+		// about what answering costs. The answer is made once, not per refusal.
+		s.bodyErrs["buffer_full"].Inc()
+		s.requests[fasthttp.StatusServiceUnavailable].Inc()
+		ctx.Response.Header.Set("Retry-After", s.retry)
+		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+		ctx.SetContentType("application/json")
+		ctx.SetBody(fullAnswer)
+		return
+	}
+	// The signals' strings point into raw, which fasthttp reuses once the handler
+	// returns: the intake copies what it keeps, and so does the quarantine.
+	body := unsafe.String(unsafe.SliceData(raw), len(raw))
 
 	w := s.pool.Get().(*work)
 	defer func() { w.batch.Reset(); s.pool.Put(w) }()
@@ -118,7 +132,7 @@ func (s *Server) collect(ctx *fasthttp.RequestCtx) {
 		clear(w.errs)
 		// Not ctx: a RequestCtx is done when the server shuts down, which must drain,
 		// not abandon, the writes in flight. The intake bounds its own wait.
-		s.intake.Append(context.Background(), body, w.pending, w.errs)
+		s.intake.Append(context.Background(), w.pending, w.errs)
 	}
 	for j, err := range w.errs[:len(w.pending)] {
 		switch i := w.at[j]; {
@@ -152,6 +166,9 @@ func (s *Server) collect(ctx *fasthttp.RequestCtx) {
 	w.out = appendResult(w.out[:0], accepted, b.Rejected)
 	ctx.SetBody(w.out)
 }
+
+// fullAnswer is the answer to a body refused because the buffer is full.
+var fullAnswer = append(append([]byte(`{"error":`), appendJSONString(nil, "buffer full, retry later")...), "}\n"...)
 
 // quarantine hands a sample of what was rejected to the quarantine, when there is one.
 func (s *Server) quarantine(q schemas.Quarantined) {

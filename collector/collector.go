@@ -3,8 +3,9 @@
 // /metrics, the schemas, the OpenAPI document, who may reach the private surfaces (the
 // API token, the sign-in page and its cookie), and the mounting of the slower surfaces
 // other packages serve as standard-library handlers (placement, stats, attribution,
-// pages). fasthttp stays in here: nothing the collector hands on refers to fasthttp's
-// reused memory.
+// pages). fasthttp stays in here: what the collector hands on refers to fasthttp's reused
+// memory only for the call it is handed in (the intake and the quarantine copy what they
+// keep).
 //
 // /collect does no I/O inline: a signal is decoded, validated, copied into the buffer and
 // answered. The buffer and the sink are the collector's dependencies, not its business.
@@ -37,12 +38,13 @@ import (
 
 // Intake takes a request's accepted signals: the buffer on one node, a JetStream stream
 // in a cluster. Append stores each signal or says in errs[i] why not (buffer.ErrFull,
-// buffer.ErrDropped, buffer.ErrClosed); it must not keep the signals, but may keep body,
-// the request body they were decoded from, which most of their strings point into. The buffer answers
-// at once; a stream returns once JetStream holds them, which is why it is handed the
-// request's signals together, so their acknowledgements are awaited as one.
+// buffer.ErrDropped, buffer.ErrClosed). The signals' strings point into the request
+// body, which the HTTP server reuses once the handler returns: Append must copy what it
+// keeps. The buffer answers at once; a stream returns once JetStream holds them, which
+// is why it is handed the request's signals together, so their acknowledgements are
+// awaited as one.
 type Intake interface {
-	Append(ctx context.Context, body string, signals []*schemas.Signal, errs []error)
+	Append(ctx context.Context, signals []*schemas.Signal, errs []error)
 }
 
 // Config is the collector's part of rung's configuration.
@@ -59,6 +61,9 @@ type Config struct {
 	MaxConns       int           // concurrent connections; default 10000
 	MaxConnsPerIP  int           // concurrent connections from one client address; 0: no cap
 	MaxHeaderBytes int           // default 8 KiB
+	// Admits, when set, says whether a body of n bytes may be decoded now; a body it
+	// refuses is answered 503 + Retry-After before it is read further (buffer.Admits).
+	Admits func(n int) bool
 
 	// Abuse controls; the zero values turn them off.
 	RateIP        float64 // requests/s per client address (burst: RateIPBurst), 429 over it
@@ -70,7 +75,8 @@ type Config struct {
 	AdminSeparate bool          // private surfaces only on the admin listener (ServeAdmin)
 
 	// Quarantine, when set, is handed a sample of the rejected signals (one in
-	// QuarantineSample, at most QuarantineRate a second). It must not block.
+	// QuarantineSample, at most QuarantineRate a second). It must not block, and must
+	// copy the strings it keeps: they point into the request body.
 	Quarantine       func(schemas.Quarantined)
 	QuarantineSample int
 	QuarantineRate   float64
@@ -195,7 +201,7 @@ func New(cfg Config, reg *schemas.Registry, intake Intake, ready func(context.Co
 	}
 	for _, r := range []string{"malformed_json", "too_deep", "not_signals", "empty", "batch_too_large",
 		"body_too_large", "content_type", "content_encoding", "method", "origin", "unauthorized", "rate_ip",
-		"headers_too_large", "timeout", "bad_request", "max_conns", "max_conns_per_ip"} {
+		"headers_too_large", "timeout", "bad_request", "max_conns", "max_conns_per_ip", "buffer_full"} {
 		s.bodyErrs[r] = set.NewCounter(`rung_requests_rejected_total{reason="` + r + `"}`)
 	}
 	for _, code := range []int{200, 202, 204, 400, 401, 403, 404, 405, 408, 413, 415, 429, 431, 500, 503} {

@@ -35,9 +35,10 @@ func ParseType(s string) Type {
 	return TypeUnknown
 }
 
-// Signal is one accepted telemetry signal as rung stores it. Its strings usually share
-// one backing array (the copied request body), so a Signal is cheap to make and to move
-// through the buffer; nothing in it refers to memory owned by the HTTP server.
+// Signal is one accepted telemetry signal as rung stores it. Decoded, its strings
+// mostly point into the request body, memory the HTTP server reuses once the request is
+// answered, so a Signal is cheap to make; whatever keeps one longer keeps a copy (the
+// buffer copies it into memory of its own).
 type Signal struct {
 	Type        Type
 	Bot         bool
@@ -64,7 +65,7 @@ type Signal struct {
 // signalOverhead is what a Signal costs beyond its strings' bytes: the struct itself.
 const signalOverhead = int(unsafe.Sizeof(Signal{}))
 
-// Size is the Signal's memory footprint in bytes, as the buffer accounts for it.
+// Size is the Signal's memory footprint in bytes: the struct and its strings.
 func (s *Signal) Size() int {
 	return signalOverhead + len(s.Site) + len(s.AnonymousID) + len(s.EventID) + len(s.URL) +
 		len(s.Path) + len(s.Referrer) + len(s.UTMSource) + len(s.UTMMedium) + len(s.UTMCampaign) +

@@ -47,7 +47,7 @@ func (q *Quarantine) Keep(r schemas.Quarantined) {
 	if len(r.Raw) > schemas.MaxQuarantineRaw {
 		r.Raw = r.Raw[:schemas.MaxQuarantineRaw]
 	}
-	r.Site, r.Raw = clone(r.Site), clone(r.Raw)
+	r.Site, r.Pointer, r.Message, r.Raw = clone(r.Site), clone(r.Pointer), clone(r.Message), clone(r.Raw)
 	select {
 	case q.queue <- r:
 	default:

@@ -113,6 +113,6 @@ steady)
 	[ "$accepted" = "$discarded" ] || { echo "MISMATCH: accepted signals did not all reach the sink" >&2; exit 1; }
 	;;
 *)
-	curl -s 127.0.0.1:18080/metrics | grep -E '^rung_(signals_accepted_total|sink_rows_written_total|signals_dropped_total|signals_rejected_total\{reason="buffer_full"\})'
+	curl -s 127.0.0.1:18080/metrics | grep -E '^rung_(signals_accepted_total|sink_rows_written_total|signals_dropped_total|signals_rejected_total\{reason="buffer_full"\}|requests_rejected_total\{reason="buffer_full"\})'
 	;;
 esac

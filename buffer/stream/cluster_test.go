@@ -75,7 +75,7 @@ func TestClusterNodeKilled(t *testing.T) {
 					s.AnonymousID = fmt.Sprintf("g%d-%s", g, s.AnonymousID)
 				}
 				after := killed.Load()
-				p.Append(context.Background(), "", ss, errs)
+				p.Append(context.Background(), ss, errs)
 				mu.Lock()
 				for i, err := range errs {
 					if err == nil {

@@ -37,7 +37,7 @@ func ExamplePublisher() {
 
 	signals := []*schemas.Signal{{Type: schemas.TypePageview, AnonymousID: "v1", EventID: "e1", Site: "example.com"}}
 	errs := make([]error, len(signals))
-	p.Append(ctx, "", signals, errs) // errs[i]: nil, buffer.ErrFull (503) or buffer.ErrClosed
+	p.Append(ctx, signals, errs) // errs[i]: nil, buffer.ErrFull (503) or buffer.ErrClosed
 }
 
 // An aggregator owns partitions 0-31 and acks what its sink holds.

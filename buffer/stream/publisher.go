@@ -194,9 +194,8 @@ func NewPublisher(nc *nats.Conn, cfg PublisherConfig, set *metrics.Set) (*Publis
 // out of time (ctx or Timeout) answers errAckTimeout for the signals not answered yet;
 // their messages carry on for the other Appends in them.
 //
-// Append may be called from many goroutines at once. It does not keep the signals; body
-// (their request's, see collector.Intake) it does not need.
-func (p *Publisher) Append(ctx context.Context, _ string, signals []*schemas.Signal, errs []error) {
+// Append may be called from many goroutines at once. It does not keep the signals.
+func (p *Publisher) Append(ctx context.Context, signals []*schemas.Signal, errs []error) {
 	errs = errs[:len(signals)]
 	p.mu.RLock()
 	if p.closed {

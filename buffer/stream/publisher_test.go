@@ -47,7 +47,7 @@ func TestGroupCommit(t *testing.T) {
 					s.AnonymousID = fmt.Sprintf("g%d-%s", g, s.AnonymousID)
 					s.ReceivedAt = int64(r*perRequest + i)
 				}
-				p.Append(context.Background(), "", ss, errs)
+				p.Append(context.Background(), ss, errs)
 				for i, err := range errs {
 					if err != nil {
 						t.Errorf("append %s: %v", ss[i].EventID, err)
@@ -102,7 +102,7 @@ func TestLoneAppendDoesNotLinger(t *testing.T) {
 		done := make(chan []error, 1)
 		go func() {
 			errs := make([]error, 20)
-			p.Append(context.Background(), "", signals(fmt.Sprintf("lone%d", round), 20, 20), errs)
+			p.Append(context.Background(), signals(fmt.Sprintf("lone%d", round), 20, 20), errs)
 			done <- errs
 		}()
 		select {
@@ -147,7 +147,7 @@ func appendAsync(ctx context.Context, p *Publisher, ss []*schemas.Signal) <-chan
 	done := make(chan []error, 1)
 	go func() {
 		errs := make([]error, len(ss))
-		p.Append(ctx, "", ss, errs)
+		p.Append(ctx, ss, errs)
 		done <- errs
 	}()
 	return done
@@ -219,7 +219,7 @@ func TestStreamFullShared(t *testing.T) {
 		if i == 1000 {
 			t.Fatal("the stream never filled up")
 		}
-		p.Append(context.Background(), "", signals(fmt.Sprintf("fill%d", i), 5, 5), errs)
+		p.Append(context.Background(), signals(fmt.Sprintf("fill%d", i), 5, 5), errs)
 		if errors.Is(errs[0], errStreamFull) {
 			break
 		}

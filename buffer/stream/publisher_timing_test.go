@@ -28,7 +28,7 @@ func BenchmarkPublisherAppend(b *testing.B) {
 					id = strconv.AppendInt(append(id[:0], "bench-"...), int64(seq), 10)
 					s.EventID = string(id)
 				}
-				p.Append(context.Background(), "", ss, errs)
+				p.Append(context.Background(), ss, errs)
 				for _, err := range errs {
 					if err != nil {
 						b.Fatal(err)
@@ -50,7 +50,7 @@ func BenchmarkPublisherAppend(b *testing.B) {
 			for pb.Next() {
 				s[0].EventID = "bench-" + strconv.FormatInt(seq.Add(1), 10)
 				s[0].AnonymousID = s[0].EventID
-				p.Append(context.Background(), "", s, errs)
+				p.Append(context.Background(), s, errs)
 				if errs[0] != nil {
 					b.Fatal(errs[0])
 				}

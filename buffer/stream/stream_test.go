@@ -84,7 +84,7 @@ func publish(t testing.TB, p *Publisher, ss []*schemas.Signal, chunk int) {
 	errs := make([]error, chunk)
 	for i := 0; i < len(ss); i += chunk {
 		part := ss[i:min(i+chunk, len(ss))]
-		p.Append(context.Background(), "", part, errs)
+		p.Append(context.Background(), part, errs)
 		for j, err := range errs[:len(part)] {
 			if err != nil {
 				t.Fatalf("publish %s: %v", part[j].EventID, err)
@@ -214,7 +214,7 @@ func TestPublisherClosed(t *testing.T) {
 	}
 	p.Close()
 	errs := make([]error, 2)
-	p.Append(context.Background(), "", signals("closed", 2, 2), errs)
+	p.Append(context.Background(), signals("closed", 2, 2), errs)
 	for _, err := range errs {
 		if !errors.Is(err, buffer.ErrClosed) {
 			t.Errorf("Append after Close: %v, want buffer.ErrClosed", err)
@@ -238,7 +238,7 @@ func TestStreamFull(t *testing.T) {
 	ss := signals("full", 500, 50)
 	errs := make([]error, len(ss))
 	for i := 0; i < len(ss); i += 10 { // requests of 10, so some fit before the stream is full
-		p.Append(context.Background(), "", ss[i:i+10], errs[i:i+10])
+		p.Append(context.Background(), ss[i:i+10], errs[i:i+10])
 	}
 	stored, full := 0, 0
 	for _, err := range errs {
@@ -308,7 +308,7 @@ func TestPublishNoStream(t *testing.T) {
 	}
 	defer p.Close()
 	errs := make([]error, 3)
-	p.Append(context.Background(), "", signals("nostream", 3, 3), errs)
+	p.Append(context.Background(), signals("nostream", 3, 3), errs)
 	for _, err := range errs {
 		if !errors.Is(err, buffer.ErrFull) || !errors.Is(err, errUnavailable) {
 			t.Errorf("publish with no stream: %v, want JetStream unavailable (buffer.ErrFull)", err)
@@ -333,7 +333,7 @@ func TestPublisherCloseWaits(t *testing.T) {
 	done := make(chan []error, 1)
 	go func() {
 		errs := make([]error, 2)
-		p.Append(context.Background(), "", signals("inflight", 2, 2), errs)
+		p.Append(context.Background(), signals("inflight", 2, 2), errs)
 		done <- errs
 	}()
 	harness.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {

@@ -109,6 +109,10 @@ func (c *serveConfig) validate() error {
 	}
 	if c.MaxBodyBytes < 1024 {
 		errs = append(errs, fmt.Errorf("--max-body-bytes %d: must be at least 1024", c.MaxBodyBytes))
+	} else if int64(c.MaxBodyBytes) > c.BufferBytes && c.NATS == "" {
+		// A body is admitted only while the buffer has its length in room.
+		errs = append(errs, fmt.Errorf("--max-body-bytes %d: must not be more than --buffer-bytes %d, which could never take a body that large",
+			c.MaxBodyBytes, c.BufferBytes))
 	}
 	if c.MaxBatch < 1 {
 		errs = append(errs, fmt.Errorf("--max-batch %d: must be at least 1", c.MaxBatch))

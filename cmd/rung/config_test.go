@@ -36,6 +36,7 @@ func TestServeConfig(t *testing.T) {
 		{name: "http clickhouse", args: []string{"--clickhouse", "http://x:8123"}, wantErr: "native protocol"},
 		{name: "bad listen", args: []string{"--listen", "8080"}, wantErr: "--listen"},
 		{name: "tiny buffer", args: []string{"--buffer-bytes", "10"}, wantErr: "--buffer-bytes"},
+		{name: "body over the buffer", args: []string{"--buffer-bytes", "2097152", "--max-body-bytes", "4194304"}, wantErr: "--max-body-bytes 4194304: must not be more than --buffer-bytes"},
 		{name: "several errors at once", args: []string{"--batch-size", "0", "--max-batch", "0"}, wantErr: "--max-batch"},
 		{name: "cluster without clickhouse", args: []string{"--clickhouse-cluster", "rung"}, wantErr: "--clickhouse-cluster needs --clickhouse"},
 		{name: "nats url", args: []string{"--nats", "127.0.0.1:4222"}, wantErr: "want nats://host:port"},

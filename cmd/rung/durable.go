@@ -136,7 +136,7 @@ func newIntake(buf *buffer.Buffer, log *wal.Log, policy buffer.Policy, set *metr
 	}
 }
 
-func (d *durable) Append(ctx context.Context, body string, signals []*schemas.Signal, errs []error) {
+func (d *durable) Append(ctx context.Context, signals []*schemas.Signal, errs []error) {
 	r := d.scratch.Get().(*records)
 	defer d.scratch.Put(r)
 	r.b, r.ends = r.b[:0], r.ends[:0]
@@ -166,7 +166,7 @@ func (d *durable) Append(ctx context.Context, body string, signals []*schemas.Si
 		}
 		return
 	}
-	d.buf.AppendTagged(body, signals, errs, seg)
+	d.buf.AppendTagged(signals, errs, seg)
 	// Only what the buffer took is logged: a signal it refused (503) or dropped
 	// (counted) must not come back at a replay.
 	kept, from, held := 0, 0, 0

@@ -65,7 +65,7 @@ func newPipeline(tb testing.TB) *pipeline {
 	p := &pipeline{sink: discard.New(set), done: make(chan error, 1)}
 	p.buf = buffer.New(buffer.Config{}, agg.FlushTo(p.sink), set)
 	go func() { p.done <- p.buf.Run(context.Background()) }()
-	p.srv = collector.New(collector.Config{}, reg, p.buf, p.sink.Ping, set, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	p.srv = collector.New(collector.Config{Admits: p.buf.Admits}, reg, p.buf, p.sink.Ping, set, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	return p
 }
 
@@ -89,7 +89,7 @@ func cpuTime(tb testing.TB) time.Duration {
 }
 
 // BenchmarkPipeline is the per-signal cost of the whole hot path in steady state: the
-// handler (copy, decode, validate, enrich, push, answer), then the buffer's flushers
+// handler (decode, validate, enrich, copy into the buffer, answer), then the buffer's flushers
 // taking batches through the sessionizer into the discard sink, with memory reused as
 // in production. Requests come one at a time, as bench/wrk/collect.lua sends them; the
 // flushers run beside on their own goroutines, and the timer stops only once every

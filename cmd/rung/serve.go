@@ -96,6 +96,9 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger, listen liste
 	if quarantine != nil {
 		ccfg.Quarantine = quarantine.Keep
 	}
+	if in.buf != nil {
+		ccfg.Admits = in.buf.Admits
+	}
 	ready := func(ctx context.Context) error {
 		if sup.Stopping() {
 			return errors.New("shutting down")

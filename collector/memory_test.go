@@ -1,0 +1,141 @@
+package collector
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/rungdev/rung/buffer"
+	"github.com/rungdev/rung/internal/harness"
+	"github.com/rungdev/rung/schemas"
+	"github.com/rungdev/rung/sink"
+	"github.com/rungdev/rung/sink/sqlite"
+)
+
+// TestPaddedBodiesStayInBound sends valid signals padded with whitespace to 64 KiB a
+// body, each from its own visitor, into a buffer of 1 MiB whose sink is held blocked (a
+// SQLite database another connection holds the write lock of), until the buffer
+// refuses them. The live heap the held signals add must stay under the bound plus the
+// overhead the buffer states (buffer.Overhead), however many bodies it took: a buffer
+// that kept each signal's body alive holds 64 times its bound. Then the lock is let go,
+// and every signal answered 202 must land, by event_id.
+func TestPaddedBodiesStayInBound(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "sink.db")
+	set := metrics.NewSet()
+	store, err := sqlite.Open(ctx, path, set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	lockDB, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lockDB.Close()
+	lock, err := lockDB.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if _, err := lock.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	unlocked := false
+	unlock := func() {
+		if !unlocked {
+			unlocked = true
+			if _, err := lock.ExecContext(ctx, "ROLLBACK"); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	defer unlock()
+
+	cfg := buffer.Config{BatchSize: 100, FlushInterval: 10 * time.Millisecond, MaxBytes: 1 << 20}
+	buf := buffer.New(cfg, func(ctx context.Context, s []schemas.Signal) error {
+		return store.Write(ctx, &sink.Batch{Signals: s})
+	}, set)
+	ran := make(chan error, 1)
+	go func() { ran <- buf.Run(ctx) }()
+	defer func() { buf.Close(); <-ran }()
+	reg, err := schemas.NewRegistry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := New(Config{Admits: buf.Admits}, reg, buf, store.Ping, set, slog.New(slog.NewTextHandler(io.Discard, nil)))
+
+	const bodyBytes = 64 << 10
+	padded := func(i int) string {
+		s := fmt.Sprintf(`{"type":"pageview","site":"example.com","anonymous_id":"visitor-%08d","event_id":"padded-%08d",`+
+			`"url":"https://example.com/pricing?utm_source=google&utm_medium=cpc&utm_campaign=spring","referrer":"https://www.google.com/"}`, i, i)
+		return s + strings.Repeat(" ", bodyBytes-len(s))
+	}
+	req := harness.CollectRequest(padded(-1)[:bodyBytes-1] + "x") // malformed: 400, and fasthttp's buffers are grown
+	srv.Handler(req)
+	live := func() uint64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	before := live()
+	accepted := map[string]bool{}
+	refused := 0
+	for i := 0; refused < 100; i++ {
+		req.Request.SetBodyString(padded(i))
+		req.Response.Reset()
+		srv.Handler(req)
+		switch code := req.Response.StatusCode(); code {
+		case 202:
+			accepted[fmt.Sprintf("padded-%08d", i)] = true
+		case 503:
+			refused++
+		default:
+			t.Fatalf("request %d: status %d: %s", i, code, req.Response.Body())
+		}
+	}
+	held := live() - before
+	bound := uint64(cfg.MaxBytes + buffer.Overhead(cfg))
+	t.Logf("%d bodies of %d KiB taken, %d refused: %d KiB live, bound %d KiB + overhead %d KiB (%.2f of it)",
+		len(accepted), bodyBytes>>10, refused, held>>10, cfg.MaxBytes>>10, buffer.Overhead(cfg)>>10, float64(held)/float64(bound))
+	if held > bound {
+		t.Errorf("the buffer holds %d KiB live for %d signals, over its bound of %d KiB plus %d KiB of stated overhead",
+			held>>10, len(accepted), cfg.MaxBytes>>10, buffer.Overhead(cfg)>>10)
+	}
+	if len(accepted) < 1000 {
+		t.Errorf("the buffer took only %d signals before it was full", len(accepted))
+	}
+
+	unlock()
+	buf.Close()
+	if err := <-ran; err != nil {
+		t.Fatal(err)
+	}
+	ran <- nil // for the deferred Close
+	stored, err := store.Signals(ctx, 0, 1<<62)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, s := range stored {
+		if !accepted[s.EventID] || got[s.EventID] {
+			t.Errorf("stored %s, not answered 202 or stored twice", s.EventID)
+		}
+		got[s.EventID] = true
+	}
+	for id := range accepted {
+		if !got[id] {
+			t.Errorf("answered 202 but not stored: %s", id)
+		}
+	}
+}
