@@ -33,8 +33,11 @@ import (
 // another node, or this one after a restart, would still take a copy of the cookie made
 // before the sign-out, until its expiry.
 
-// sessionCookie is the sign-in cookie's name.
-const sessionCookie = "rung_session"
+// SessionCookie is the sign-in cookie's name, for the pages behind the sign-in that
+// offer to sign out.
+const SessionCookie = "rung_session"
+
+const sessionCookie = SessionCookie
 
 // sessionTTL is how long a sign-in lasts.
 const sessionTTL = 12 * time.Hour
