@@ -37,8 +37,6 @@ import (
 // offer to sign out.
 const SessionCookie = "rung_session"
 
-const sessionCookie = SessionCookie
-
 // sessionTTL is how long a sign-in lasts.
 const sessionTTL = 12 * time.Hour
 
@@ -90,7 +88,7 @@ func (a *auth) allowed(ctx *fasthttp.RequestCtx) bool {
 	if t, ok := bytes.CutPrefix(ctx.Request.Header.Peek("Authorization"), []byte("Bearer ")); ok && a.tokenOK(t) {
 		return true
 	}
-	_, _, ok := a.session(ctx.Request.Header.Cookie(sessionCookie))
+	_, _, ok := a.session(ctx.Request.Header.Cookie(SessionCookie))
 	return ok
 }
 
@@ -165,7 +163,7 @@ func (a *auth) revoke(v []byte) {
 func (a *auth) setCookie(ctx *fasthttp.RequestCtx, value string) {
 	c := fasthttp.AcquireCookie()
 	defer fasthttp.ReleaseCookie(c)
-	c.SetKey(sessionCookie)
+	c.SetKey(SessionCookie)
 	c.SetValue(value)
 	c.SetPath("/")
 	c.SetHTTPOnly(true)

@@ -44,8 +44,8 @@ func overviewServer(t *testing.T) *httptest.Server {
 	return serveWith(t, st, stats.Options{Goals: []string{"form_submitted"}}, Options{SessionCookie: testCookie})
 }
 
-// testCookie is the sign-in cookie's name for the dashboard under test; the server in
-// front, which would check it, is not.
+// testCookie names the sign-in cookie for the dashboard under test. No server in front
+// checks it here, so any value counts as signed in.
 const testCookie = "rung_session"
 
 // overviewShown is what the overview page shows, read in the browser.
