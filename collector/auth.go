@@ -33,8 +33,9 @@ import (
 // another node, or this one after a restart, would still take a copy of the cookie made
 // before the sign-out, until its expiry.
 
-// sessionCookie is the sign-in cookie's name.
-const sessionCookie = "rung_session"
+// SessionCookie is the sign-in cookie's name, for the pages behind the sign-in that
+// offer to sign out.
+const SessionCookie = "rung_session"
 
 // sessionTTL is how long a sign-in lasts.
 const sessionTTL = 12 * time.Hour
@@ -87,7 +88,7 @@ func (a *auth) allowed(ctx *fasthttp.RequestCtx) bool {
 	if t, ok := bytes.CutPrefix(ctx.Request.Header.Peek("Authorization"), []byte("Bearer ")); ok && a.tokenOK(t) {
 		return true
 	}
-	_, _, ok := a.session(ctx.Request.Header.Cookie(sessionCookie))
+	_, _, ok := a.session(ctx.Request.Header.Cookie(SessionCookie))
 	return ok
 }
 
@@ -162,7 +163,7 @@ func (a *auth) revoke(v []byte) {
 func (a *auth) setCookie(ctx *fasthttp.RequestCtx, value string) {
 	c := fasthttp.AcquireCookie()
 	defer fasthttp.ReleaseCookie(c)
-	c.SetKey(sessionCookie)
+	c.SetKey(SessionCookie)
 	c.SetValue(value)
 	c.SetPath("/")
 	c.SetHTTPOnly(true)

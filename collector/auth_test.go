@@ -64,7 +64,7 @@ func signIn(t *testing.T, h fasthttp.RequestHandler, token string, header ...str
 	t.Helper()
 	form := url.Values{"token": {token}, "next": {"/v1/stats/x?site=a"}}.Encode()
 	resp := do(h, "POST", "/signin", form, append([]string{"Content-Type", "application/x-www-form-urlencoded"}, header...)...)
-	raw := resp.Header.PeekCookie(sessionCookie)
+	raw := resp.Header.PeekCookie(SessionCookie)
 	if raw == nil {
 		return resp, nil
 	}
@@ -102,8 +102,8 @@ func TestPrivateAnswers(t *testing.T) {
 				{"bearer prefix", path, []string{"Authorization", "Bearer " + testToken[:5]}, 401},
 				{"basic", path, []string{"Authorization", "Basic " + base64.StdEncoding.EncodeToString([]byte("u:"+testToken))}, 401},
 				{"token in URL", path + "?token=" + testToken, nil, 401},
-				{"forged cookie", path, []string{"Cookie", sessionCookie + "=" + strings.Repeat("A", 75)}, 401},
-				{"the token as cookie", path, []string{"Cookie", sessionCookie + "=" + testToken}, 401},
+				{"forged cookie", path, []string{"Cookie", SessionCookie + "=" + strings.Repeat("A", 75)}, 401},
+				{"the token as cookie", path, []string{"Cookie", SessionCookie + "=" + testToken}, 401},
 				{"bearer", path, []string{"Authorization", "Bearer " + testToken}, 200},
 				{"cookie", path, []string{"Cookie", cookie}, 200},
 			} {
@@ -198,7 +198,7 @@ func TestSignIn(t *testing.T) {
 		t.Errorf("signed in, the sign-in page offers no sign-out")
 	}
 	resp = do(h, "POST", "/signout", "", cookie...)
-	out, err := http.ParseSetCookie(string(resp.Header.PeekCookie(sessionCookie)))
+	out, err := http.ParseSetCookie(string(resp.Header.PeekCookie(SessionCookie)))
 	if resp.StatusCode() != 303 || err != nil || out.MaxAge >= 0 || out.Value != "" {
 		t.Errorf("sign out: %d, cookie %+v (%v), want it cleared", resp.StatusCode(), out, err)
 	}

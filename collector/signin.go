@@ -41,7 +41,7 @@ func (s *Server) signin(ctx *fasthttp.RequestCtx) {
 	switch {
 	case ctx.IsGet() || ctx.IsHead():
 		v.Next = localPath(string(ctx.QueryArgs().Peek("next")))
-		_, _, v.SignedIn = s.auth.session(ctx.Request.Header.Cookie(sessionCookie))
+		_, _, v.SignedIn = s.auth.session(ctx.Request.Header.Cookie(SessionCookie))
 		s.page(ctx, fasthttp.StatusOK, v)
 	case ctx.IsPost():
 		if !bytes.HasPrefix(ctx.Request.Header.ContentType(), []byte("application/x-www-form-urlencoded")) {
@@ -76,7 +76,7 @@ func (s *Server) signin(ctx *fasthttp.RequestCtx) {
 func (s *Server) signout(ctx *fasthttp.RequestCtx) {
 	switch {
 	case ctx.IsPost():
-		s.auth.revoke(ctx.Request.Header.Cookie(sessionCookie))
+		s.auth.revoke(ctx.Request.Header.Cookie(SessionCookie))
 		s.auth.setCookie(ctx, "")
 		ctx.Response.Header.Set("Cache-Control", "no-store")
 		seeOther(ctx, "/signin")

@@ -350,7 +350,7 @@ func TestOpenAPIRoutes(t *testing.T) {
 	}
 	defer store.Close()
 	log := slog.New(slog.DiscardHandler)
-	mounts, _, err := serveMounts(store, log, nil, true)
+	mounts, _, err := serveMounts(store, log, nil, true, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -81,7 +81,11 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger, listen liste
 		defer func() { err = errors.Join(err, closeWith("close the write-ahead log", in.wlog.Close)) }()
 	}
 
-	mounts, lookup, err := serveMounts(store, log, preagg.ParseGoals(cfg.Goals), cfg.Quarantine)
+	cookie := "" // the dashboard offers to sign out only where there is signing in
+	if cfg.APIToken != "" {
+		cookie = collector.SessionCookie
+	}
+	mounts, lookup, err := serveMounts(store, log, preagg.ParseGoals(cfg.Goals), cfg.Quarantine, cookie)
 	if err != nil {
 		return err
 	}
@@ -259,8 +263,9 @@ func (in *intake) drain(deadline time.Duration, log *slog.Logger) part {
 
 // serveMounts are the slower surfaces beside /collect: the private ones (attribution
 // lookup, stats API, dashboard, pprof, and the quarantine when it is kept) and the public
-// placement pages and tracker.
-func serveMounts(store store, log *slog.Logger, goals []string, quarantine bool) ([]collector.Mount, *stitch.Lookup, error) {
+// placement pages and tracker. sessionCookie names the sign-in cookie, "" when there is
+// no signing in.
+func serveMounts(store store, log *slog.Logger, goals []string, quarantine bool, sessionCookie string) ([]collector.Mount, *stitch.Lookup, error) {
 	placer, err := place.New()
 	if err != nil {
 		return nil, nil, err
@@ -269,7 +274,7 @@ func serveMounts(store store, log *slog.Logger, goals []string, quarantine bool)
 	if err != nil {
 		return nil, nil, err
 	}
-	dash := dashboard.New(stats.NewQueries(store, stats.Options{Goals: goals}), log, dashboard.Options{})
+	dash := dashboard.New(stats.NewQueries(store, stats.Options{Goals: goals}), log, dashboard.Options{SessionCookie: sessionCookie})
 	pages := dash.Pages()
 	mounts := []collector.Mount{
 		{Prefix: "/v1/visitors/", Handler: lookup.Handler(), Private: true},

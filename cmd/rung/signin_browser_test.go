@@ -197,8 +197,15 @@ func TestSignInInChromium(t *testing.T) {
 		}
 	}
 
-	// Signing out: the cookie is gone, and the dashboard asks to sign in again.
-	do("open the sign-in page", chromedp.Navigate(p.url("/signin")))
+	// Signing out, by the dashboard header's link to the sign-in page and its button:
+	// the cookie is gone, and the dashboard asks to sign in again.
+	do("open the dashboard", chromedp.Navigate(p.url("/?site=example.com")))
+	if link, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`!!document.querySelector('header #signout')`)); err != nil || !link {
+		t.Fatalf("signed in, the dashboard's header has no sign-out link (%v)", err)
+	}
+	if st := do("follow the header's sign-out link", chromedp.Click(chromedp.CSS("header #signout"))); st != 200 || location() != p.url("/signin") {
+		t.Errorf("the header's sign-out link leads to %s (%d), want /signin", location(), st)
+	}
 	if st := do("sign out", chromedp.Click(chromedp.CSS("#signout"))); st != 200 {
 		t.Errorf("signed out: %d", st)
 	}

@@ -24,15 +24,20 @@ var templates embed.FS
 // Dashboard serves the stats API and the dashboard pages. It is safe for concurrent
 // use.
 type Dashboard struct {
-	q    *stats.Queries
-	log  *slog.Logger
-	now  func() time.Time
-	page *template.Template
+	q      *stats.Queries
+	log    *slog.Logger
+	now    func() time.Time
+	page   *template.Template
+	cookie string // Options.SessionCookie
 }
 
 // Options tunes the dashboard; the zero value works.
 type Options struct {
 	Now func() time.Time // the clock for default ranges; default time.Now
+	// SessionCookie is the name of the cookie a browser signs in with, when the server
+	// has signing in: a page asked for with it links to /signin, which signs out. ""
+	// (an open server) shows no such link.
+	SessionCookie string
 }
 
 // New returns the dashboard over q, logging failed queries to log.
@@ -41,7 +46,17 @@ func New(q *stats.Queries, log *slog.Logger, o Options) *Dashboard {
 		o.Now = time.Now
 	}
 	t := template.Must(template.New("").Funcs(funcs).ParseFS(templates, "templates/*.html"))
-	return &Dashboard{q: q, log: log, now: o.Now, page: t}
+	return &Dashboard{q: q, log: log, now: o.Now, page: t, cookie: o.SessionCookie}
+}
+
+// signedIn reports whether r came from a browser signed in with the session cookie
+// (the server in front checked it), so its pages offer a way to sign out.
+func (d *Dashboard) signedIn(r *http.Request) bool {
+	if d.cookie == "" {
+		return false
+	}
+	_, err := r.Cookie(d.cookie)
+	return err == nil
 }
 
 // API is the JSON stats API, to mount at the prefix "/v1/stats/":

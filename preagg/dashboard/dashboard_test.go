@@ -81,8 +81,15 @@ func server(t *testing.T) *httptest.Server {
 // serve serves r's stats at the test's clock; o is the rest of the stats options.
 func serve(t *testing.T, r stats.Reader, o stats.Options) *httptest.Server {
 	t.Helper()
+	return serveWith(t, r, o, Options{})
+}
+
+// serveWith is serve with the dashboard's options besides (their clock is the test's).
+func serveWith(t *testing.T, r stats.Reader, o stats.Options, do Options) *httptest.Server {
+	t.Helper()
 	o.Now = func() time.Time { return now }
-	d := New(stats.NewQueries(r, o), slog.New(slog.NewTextHandler(io.Discard, nil)), Options{Now: o.Now})
+	do.Now = o.Now
+	d := New(stats.NewQueries(r, o), slog.New(slog.NewTextHandler(io.Discard, nil)), do)
 	mux := http.NewServeMux()
 	mux.Handle("/v1/stats/", d.API())
 	mux.Handle("/", d.Pages())
@@ -202,6 +209,51 @@ func TestPagesEscapeAndToken(t *testing.T) {
 	code, _, _ = get(t, srv.URL+"/experiments/hero?control=nobody")
 	if code != 400 {
 		t.Errorf("an unknown control: %d", code)
+	}
+}
+
+// Every page offers to sign out in its header when it was asked for with the sign-in
+// cookie of a server that has signing in, and only then; the CSP stays the same.
+func TestSignOutLink(t *testing.T) {
+	st := seed(t)
+	servers := map[string]*httptest.Server{
+		"signing in": serveWith(t, st, stats.Options{}, Options{SessionCookie: "rung_session"}),
+		"open":       serve(t, st, stats.Options{}),
+	}
+	for _, c := range []struct {
+		server, cookie string
+		want           bool
+	}{
+		{"signing in", "rung_session=x", true},
+		{"signing in", "", false},
+		{"signing in", "other=x", false},
+		{"open", "rung_session=x", false},
+	} {
+		for _, path := range []string{"/", "/?site=shop.example&utm_source=google", "/experiments/hero", "/referrers?site=shop.example&path=/", "/?from=yesterday"} {
+			req, err := http.NewRequest("GET", servers[c.server].URL+path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.cookie != "" {
+				req.Header.Set("Cookie", c.cookie)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			page := string(b)
+			if got := strings.Contains(page, `<a href="/signin" class="signout" id="signout">Sign out</a></header>`); got != c.want {
+				t.Errorf("%s server, cookie %q, GET %s: sign-out link %v, want %v", c.server, c.cookie, path, got, c.want)
+			}
+			if resp.Header.Get("Content-Security-Policy") != csp || strings.Contains(page, "<script") {
+				t.Errorf("GET %s: CSP %q", path, resp.Header.Get("Content-Security-Policy"))
+			}
+		}
 	}
 }
 

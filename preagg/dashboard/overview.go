@@ -77,7 +77,8 @@ type trendChart struct {
 	Bars             []trendBar
 	Line, Band       string // SVG points
 	Dots             []trendDot
-	Clipped          int // buckets with too few sessions to set the CVR axis
+	Clipped          int  // buckets with too few sessions to set the CVR axis
+	Empty            bool // no sessions in any bucket: the chart says so
 	CountAxis        []yTick
 	RateAxis         []yTick
 	XLabels          []tick
@@ -107,6 +108,7 @@ func newTrendChart(rep *stats.TrendReport) *trendChart {
 	}
 	n := len(rep.Points)
 	if n == 0 {
+		c.Empty = true
 		return c
 	}
 	var maxN int64
@@ -117,7 +119,8 @@ func newTrendChart(rep *stats.TrendReport) *trendChart {
 			rateMax = max(rateMax, p.CI.High)
 		}
 	}
-	countMax := niceCount(maxN)
+	c.Empty = maxN == 0
+	countMax, counts := countTicks(maxN)
 	rateMax = niceCeil(rateMax)
 	slot := c.Plot / float64(n)
 	y := func(v, top float64) float64 { return c.H - c.H*math.Min(v, top)/top }
@@ -143,8 +146,10 @@ func newTrendChart(rep *stats.TrendReport) *trendChart {
 	}
 	c.Line = strings.Join(line, " ")
 	c.Band = strings.Join(append(lo, hi...), " ")
+	for _, n := range counts {
+		c.CountAxis = append(c.CountAxis, yTick{Y: y(float64(n), float64(countMax)), Label: num(n)})
+	}
 	for _, f := range []float64{0, 0.5, 1} {
-		c.CountAxis = append(c.CountAxis, yTick{Y: c.H - c.H*f, Label: num(int64(float64(countMax) * f))})
 		c.RateAxis = append(c.RateAxis, yTick{Y: c.H - c.H*f, Label: axisPct(rateMax * f)})
 	}
 	// The axis writes hours without their year, to fit; each bucket's title has it.
@@ -157,6 +162,17 @@ func newTrendChart(rep *stats.TrendReport) *trendChart {
 		c.XLabels = append(c.XLabels, tick{X: c.Left + slot*(float64(i)+0.5), Label: rep.Points[i].Start.Format(short)})
 	}
 	return c
+}
+
+// countTicks gives the count axis's end (niceCount of the largest count) and its ticks:
+// 0, the middle and the end, leaving out a middle that is not a whole number (it would
+// be labelled as one it is not), so no two ticks carry the same label.
+func countTicks(maxN int64) (top int64, ticks []int64) {
+	top = niceCount(maxN)
+	if top%2 == 0 {
+		return top, []int64{0, top / 2, top}
+	}
+	return top, []int64{0, top}
 }
 
 // niceCount rounds a count up to 1, 2 or 5 times a power of ten, at least 1.

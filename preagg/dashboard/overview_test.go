@@ -9,8 +9,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"github.com/rungdev/rung/internal/harness"
@@ -39,8 +41,12 @@ func overviewServer(t *testing.T) *httptest.Server {
 	if err := st.Write(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
-	return serve(t, st, stats.Options{Goals: []string{"form_submitted"}})
+	return serveWith(t, st, stats.Options{Goals: []string{"form_submitted"}}, Options{SessionCookie: testCookie})
 }
+
+// testCookie names the sign-in cookie for the dashboard under test. No server in front
+// checks it here, so any value counts as signed in.
+const testCookie = "rung_session"
 
 // overviewShown is what the overview page shows, read in the browser.
 type overviewShown struct {
@@ -57,6 +63,18 @@ type overviewShown struct {
 	Overflow bool     // the page is wider than the window
 	Clipped  []string // tables cut off: their last column past their edge, or past the window outside a scroller
 	Scripts  int
+	// Cells are the cells of the site, landing page and source columns, by class: their
+	// text and how many lines it takes.
+	Cells map[string][]struct {
+		Text  string
+		Lines int
+	}
+	YTicks  [][]string // each trend chart's y-axis labels
+	NoTrend bool       // the trend says there are no sessions
+	SignOut struct {
+		Href   string
+		InView bool
+	}
 }
 
 const readOverview = `JSON.stringify({
@@ -76,15 +94,35 @@ const readOverview = `JSON.stringify({
 	overflow: document.documentElement.scrollWidth > document.documentElement.clientWidth,
 	clipped: [...document.querySelectorAll('table')].filter(t => { const r = t.getBoundingClientRect(); const last = t.querySelector('thead tr > :last-child');
 		return last && last.getBoundingClientRect().right > r.right + 1 || r.right > document.documentElement.clientWidth + 1 && !t.closest('.scroll'); }).map(t => t.id),
-	scripts: document.querySelectorAll('script').length})`
+	scripts: document.querySelectorAll('script').length,
+	cells: Object.fromEntries(['site', 'path', 'src'].map(c => [c, [...document.querySelectorAll('td.' + c)].map(e => ({text: e.textContent.trim(), lines: lines(e)}))])),
+	yTicks: [...document.querySelectorAll('#trend .scroll > svg')].map(s => [...s.querySelectorAll('.ytick')].map(e => e.textContent)),
+	noTrend: !!document.getElementById('trend-empty'),
+	signOut: (a => a ? {href: a.getAttribute('href'), inView: a.offsetWidth > 0 && a.getBoundingClientRect().right <= document.documentElement.clientWidth} : {})(document.querySelector('header #signout'))})`
 
-// TestOverviewInChromium loads the overview at 1280 and 390 px wide and checks every
-// panel's numbers against the stats API, the filters in the caption, the bots left
-// out, and that the page never runs wider than the window. Screenshots go to
-// $RUNG_SCREENSHOTS, or the test's temporary directory (logged).
+// lines counts the lines of text an element takes: the distinct tops of its text's
+// boxes, one per line whatever the font.
+const lines = `function lines(el) {
+	const tops = new Set(), w = document.createTreeWalker(el, NodeFilter.SHOW_TEXT), r = document.createRange();
+	while (w.nextNode()) {
+		r.selectNodeContents(w.currentNode);
+		for (const q of r.getClientRects()) if (q.width > 0) tops.add(Math.round(q.top));
+	}
+	return tops.size;
+}`
+
+// TestOverviewInChromium loads the overview at 1280, 390 and 360 px wide, signed in,
+// and checks every panel's numbers against the stats API, the filters in the caption,
+// the bots left out, that the page never runs wider than the window, that sites and
+// short paths are not broken into pieces, that no axis labels two ticks alike, and the
+// way to sign out. Screenshots go to $RUNG_SCREENSHOTS, or the test's temporary
+// directory (logged).
 func TestOverviewInChromium(t *testing.T) {
 	srv := overviewServer(t)
 	ctx := harness.Browser(t)
+	if _, err := chromedp.Call(ctx, network.SetCookie, network.SetCookieParams{Name: testCookie, Value: "signed-in", URL: srv.URL}); err != nil {
+		t.Fatal(err)
+	}
 	for _, width := range []int64{1280, 390, 360} {
 		// At 390 px every table scrolls inside its box; the page does not.
 		// A phone's viewport: its meta viewport honoured, scrollbars overlaid (as a
@@ -104,7 +142,7 @@ func TestOverviewInChromium(t *testing.T) {
 			{"shop-hourly", "site=shop.example&from=2024-03-01"}, // two days: per hour
 		} {
 			t.Run(fmt.Sprintf("%s-%d", tc.name, width), func(t *testing.T) {
-				shown := visit[overviewShown](t, ctx, srv.URL+"/?"+tc.query, readOverview)
+				shown := visit[overviewShown](t, ctx, srv.URL+"/?"+tc.query, lines+"\n"+readOverview)
 				checkOverview(t, srv, tc.query, shown)
 				screenshot(t, ctx, fmt.Sprintf("overview-%s-%d.png", tc.name, width))
 			})
@@ -146,6 +184,35 @@ func checkOverview(t *testing.T, srv *httptest.Server, query string, shown overv
 	if shown.Overflow || len(shown.Clipped) > 0 {
 		t.Errorf("the page overflows the window (%v); tables cut off: %q", shown.Overflow, shown.Clipped)
 	}
+	// However narrow the window, a site is never broken, nor a path or source that fits
+	// its column's least width (18 and 16 characters); a longer one keeps at least 10
+	// characters a line. The table scrolls instead.
+	for class, fits := range map[string]int{"site": 1 << 30, "path": 18, "src": 16} {
+		for _, c := range shown.Cells[class] {
+			n := utf8.RuneCountInString(c.Text)
+			if most := max(1, (n+9)/10); c.Lines > 1 && (n <= fits || c.Lines > most) {
+				t.Errorf("%s %q takes %d lines", class, c.Text, c.Lines)
+			}
+		}
+	}
+	if shown.SignOut.Href != "/signin" || !shown.SignOut.InView {
+		t.Errorf("signed in, the header's way to sign out is %+v", shown.SignOut)
+	}
+	if len(shown.YTicks) == 0 {
+		t.Error("no trend axes")
+	}
+	for i, labels := range shown.YTicks {
+		seen := map[string]bool{}
+		for _, l := range labels {
+			if seen[l] {
+				t.Errorf("trend chart %d labels two ticks %q: %q", i, l, labels)
+			}
+			seen[l] = true
+		}
+		if len(labels) < 2 {
+			t.Errorf("trend chart %d has y labels %q", i, labels)
+		}
+	}
 	var sites struct{ Sites []stats.Source }
 	getJSON(t, srv.URL+"/v1/stats/sites", &sites)
 	want := []string{""}
@@ -172,6 +239,13 @@ func checkOverview(t *testing.T, srv *httptest.Server, query string, shown overv
 	getJSON(t, srv.URL+"/v1/stats/trend?"+query, &trend)
 	if shown.Points != len(trend.Points) || len(shown.Buckets) != len(trend.Points) {
 		t.Fatalf("trend: %d buckets shown, the API has %d", len(shown.Buckets), len(trend.Points))
+	}
+	var sessions int64
+	for _, p := range trend.Points {
+		sessions += p.Sessions
+	}
+	if shown.NoTrend != (sessions == 0) {
+		t.Errorf("the trend says no sessions: %v; the API has %d", shown.NoTrend, sessions)
 	}
 	for i, p := range trend.Points {
 		if want := plural(p.Sessions, "session") + ", " + num(p.Converted) + " converting"; !strings.Contains(shown.Buckets[i], want) {
@@ -310,6 +384,49 @@ func TestBreakdownAPIErrors(t *testing.T) {
 		code, h, b := get(t, srv.URL+c.path)
 		if code != 400 || !strings.Contains(string(b), c.want) {
 			t.Errorf("GET %s: %d %s %s, want 400 naming %q", c.path, code, h.Get("Content-Type"), b, c.want)
+		}
+	}
+}
+
+// The count axis never labels two ticks alike, nor one at a count it is not.
+func TestCountTicks(t *testing.T) {
+	for _, c := range []struct {
+		max, top int64
+		ticks    []int64
+	}{
+		{0, 1, []int64{0, 1}},
+		{1, 1, []int64{0, 1}},
+		{2, 2, []int64{0, 1, 2}},
+		{3, 5, []int64{0, 5}},
+		{7, 10, []int64{0, 5, 10}},
+		{10, 10, []int64{0, 5, 10}},
+		{9999, 10000, []int64{0, 5000, 10000}},
+	} {
+		top, ticks := countTicks(c.max)
+		if top != c.top || fmt.Sprint(ticks) != fmt.Sprint(c.ticks) {
+			t.Errorf("countTicks(%d) = %d, %v; want %d, %v", c.max, top, ticks, c.top, c.ticks)
+		}
+	}
+}
+
+// The CVR axis's ticks (0, half and its end) are labelled apart and true, down to
+// rates far below 1%.
+func TestRateTickLabels(t *testing.T) {
+	for _, c := range []struct {
+		max  float64
+		want string
+	}{
+		{0, "0% 0.5% 1%"},
+		{0.0003, "0% 0.025% 0.05%"},
+		{0.004, "0% 0.25% 0.5%"},
+		{0.0137, "0% 1% 2%"},
+		{0.04, "0% 2.5% 5%"},
+		{0.7, "0% 50% 100%"},
+	} {
+		end := niceCeil(c.max)
+		got := axisPct(0) + " " + axisPct(end/2) + " " + axisPct(end)
+		if got != c.want {
+			t.Errorf("rate axis to %v: %q, want %q", c.max, got, c.want)
 		}
 	}
 }

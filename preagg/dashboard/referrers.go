@@ -32,18 +32,19 @@ func (d *Dashboard) apiReferrers(w http.ResponseWriter, r *http.Request) {
 }
 
 type referrerView struct {
-	Title  string
-	Back   string
-	Path   string
-	Report *stats.ReferrerReport
-	Error  string
+	Title   string
+	Back    string
+	SignOut bool
+	Path    string
+	Report  *stats.ReferrerReport
+	Error   string
 }
 
 // referrersPage lists where a page's visitors came from. Referrers are whatever the
 // visitor's browser (or anyone posting to /collect) sent: shown as text, never as links.
 func (d *Dashboard) referrersPage(w http.ResponseWriter, r *http.Request) {
 	v := &referrerView{Title: "Referrers", Path: r.URL.Query().Get("path"),
-		Back: newLinks(r, "site", "from", "to").to("/")}
+		Back: newLinks(r, "site", "from", "to").to("/"), SignOut: d.signedIn(r)}
 	rq, err := referrerQuery(r, d.now())
 	if err == nil {
 		v.Report, err = d.q.Referrers(r.Context(), rq)

@@ -42,12 +42,15 @@ func pct(v float64) string {
 	return strconv.FormatFloat(v*100, 'f', 1, 64) + "%"
 }
 
-// axisPct labels an axis tick without needless decimals.
+// axisPct labels an axis tick to three significant digits, without needless decimals:
+// a fixed number of decimals would write the ticks of a tiny rate's axis all alike.
 func axisPct(v float64) string {
 	if math.Abs(v) < 1e-9 {
 		return "0%"
 	}
-	return strconv.FormatFloat(math.Round(v*1000)/10, 'f', -1, 64) + "%"
+	x := v * 100
+	scale := math.Pow(10, 2-math.Floor(math.Log10(math.Abs(x))))
+	return strconv.FormatFloat(math.Round(x*scale)/scale, 'f', -1, 64) + "%"
 }
 
 func signedPct(v float64) string {
@@ -130,6 +133,7 @@ func (l links) to(path string, pairs ...string) string {
 type landingView struct {
 	Title       string
 	Back        string
+	SignOut     bool // the header links to /signin to sign out
 	Report      *stats.LandingReport
 	AllSites    bool // no site chosen: every row names its site
 	Rows        []landingRow
@@ -176,7 +180,7 @@ type experimentLink struct {
 
 func (d *Dashboard) landingPage(w http.ResponseWriter, r *http.Request) {
 	v := &landingView{Title: "Overview", Form: map[string]string{}, W: barWidth,
-		MinAxis: minAxisSessions, Back: newLinks(r, "site").to("/")}
+		MinAxis: minAxisSessions, Back: newLinks(r, "site").to("/"), SignOut: d.signedIn(r)}
 	q := r.URL.Query()
 	for _, k := range filterKeys {
 		v.Form[k] = q.Get(k)
@@ -343,6 +347,7 @@ type experimentView struct {
 	Zero     float64
 	W        float64
 	Back     string
+	SignOut  bool
 	Error    string
 	Control  string
 }
@@ -382,7 +387,7 @@ func (d *Dashboard) serverError(w http.ResponseWriter, r *http.Request, err erro
 }
 
 func (d *Dashboard) experimentPage(w http.ResponseWriter, r *http.Request) {
-	v := &experimentView{W: forestWidth, Back: newLinks(r, "site").to("/")}
+	v := &experimentView{W: forestWidth, Back: newLinks(r, "site").to("/"), SignOut: d.signedIn(r)}
 	v.Title = "Experiment " + r.PathValue("id")
 	eq, err := experimentQuery(r, d.now())
 	if err == nil {
