@@ -16,6 +16,8 @@ type slot struct {
 	spill *schemas.Signal // the whole signal, when a string lies outside body
 	spans [numStrings]span
 	at    int64
+	ev    int64  // EventAt
+	seq   uint64 // Seq
 	value float64
 	tag   uint32 // the caller's, given back with the batch (see Config.Done)
 	typ   schemas.Type
@@ -34,7 +36,7 @@ const numStrings = 15
 // given) sl keeps a copy of s, allocated here, and pack returns false.
 func (sl *slot) pack(body string, s *schemas.Signal) bool {
 	// Field by field, not *sl = slot{...}: that would write the whole slot twice.
-	sl.at, sl.value, sl.typ, sl.bot, sl.has = s.ReceivedAt, s.Value, s.Type, s.Bot, s.HasValue
+	sl.at, sl.ev, sl.seq, sl.value, sl.typ, sl.bot, sl.has = s.ReceivedAt, s.EventAt, s.Seq, s.Value, s.Type, s.Bot, s.HasValue
 	sl.spill = nil
 	if len(body) > 0 && len(body) < 1<<32 {
 		base := uintptr(unsafe.Pointer(unsafe.StringData(body)))
@@ -79,7 +81,7 @@ func (sl *slot) unpack(s *schemas.Signal) {
 	}
 	b, sp := sl.body, &sl.spans
 	*s = schemas.Signal{
-		Type: sl.typ, Bot: sl.bot, HasValue: sl.has, ReceivedAt: sl.at, Value: sl.value,
+		Type: sl.typ, Bot: sl.bot, HasValue: sl.has, ReceivedAt: sl.at, EventAt: sl.ev, Seq: sl.seq, Value: sl.value,
 		Site: sub(b, sp[0]), AnonymousID: sub(b, sp[1]), EventID: sub(b, sp[2]), URL: sub(b, sp[3]),
 		Path: sub(b, sp[4]), Referrer: sub(b, sp[5]), UTMSource: sub(b, sp[6]), UTMMedium: sub(b, sp[7]),
 		UTMCampaign: sub(b, sp[8]), UTMTerm: sub(b, sp[9]), UTMContent: sub(b, sp[10]), Name: sub(b, sp[11]),

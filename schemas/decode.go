@@ -35,6 +35,8 @@ const MaxExplained = 4
 type Meta struct {
 	ReceivedAt int64 // Unix milliseconds
 	Bot        bool
+	// Seq numbers the accepted signals in arrival order (Signal.Seq); nil leaves them 0.
+	Seq *Sequence
 }
 
 // Rejection says why one signal of a body was not accepted.
@@ -99,11 +101,20 @@ func (r *Registry) Disagreements() uint64 { return r.disagree.Load() }
 // ErrBatchTooLarge), and b then holds nothing.
 func (r *Registry) Decode(body string, meta Meta, maxBatch int, b *Batch) error {
 	d := decoder{r: r, body: body, meta: meta}
+	n0 := len(b.Signals)
 	err := d.run(maxBatch, b)
 	if err != nil {
 		b.Reset()
+		return err
 	}
-	return err
+	if meta.Seq != nil && len(b.Signals) > n0 {
+		seq := meta.Seq.Reserve(len(b.Signals)-n0, meta.ReceivedAt)
+		for i := n0; i < len(b.Signals); i++ {
+			b.Signals[i].Seq = seq
+			seq++
+		}
+	}
+	return nil
 }
 
 type decoder struct {
@@ -812,6 +823,11 @@ func (d *decoder) key() error {
 func (d *decoder) fill(s *Signal, toks *[numSlots]token, seen uint32, props string) {
 	s.Type = ParseType(toks[slotType].text)
 	s.ReceivedAt = d.meta.ReceivedAt
+	s.EventAt = d.meta.ReceivedAt
+	if seen&(1<<slotTS) != 0 && seen&(1<<slotSentAt) != 0 {
+		s.EventAt = EventTime(d.meta.ReceivedAt, int64(toks[slotTS].f), int64(toks[slotSentAt].f))
+	}
+	s.Seq = 0
 	s.Bot = d.meta.Bot
 	s.Site = toks[slotSite].text
 	s.AnonymousID = toks[slotAnonymousID].text

@@ -43,6 +43,13 @@ type Signal struct {
 	Bot         bool
 	HasValue    bool
 	ReceivedAt  int64 // Unix milliseconds, set by the collector
+	// EventAt is the signal's event time, Unix milliseconds: where it stands in its
+	// visitor's timeline (see EventTime). The sessionizer may move it later (package
+	// preagg: late signals); the store keeps the value it was counted at.
+	EventAt int64
+	// Seq is the signal's arrival sequence (see Sequence): it orders signals with the
+	// same EventAt, in request order and then across requests.
+	Seq         uint64
 	Value       float64
 	Site        string
 	AnonymousID string
