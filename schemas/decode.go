@@ -1,6 +1,7 @@
 package schemas
 
 import (
+	"cmp"
 	"fmt"
 	"math/rand/v2"
 	"net/url"
@@ -108,13 +109,29 @@ func (r *Registry) Decode(body string, meta Meta, maxBatch int, b *Batch) error 
 		return err
 	}
 	if meta.Seq != nil && len(b.Signals) > n0 {
-		seq := meta.Seq.Reserve(len(b.Signals)-n0, meta.ReceivedAt)
-		for i := n0; i < len(b.Signals); i++ {
-			b.Signals[i].Seq = seq
-			seq++
-		}
+		number(b.Signals[n0:], meta.Seq.Reserve(len(b.Signals)-n0, meta.ReceivedAt))
 	}
 	return nil
+}
+
+// number gives the signals of one request their sequence numbers from first on, in the
+// order of their event times, ties in body order: a client may send signals out of the
+// order it made them (t.js puts a failed request's signals back behind newer ones).
+func number(sigs []Signal, first uint64) {
+	if slices.IsSortedFunc(sigs, func(a, b Signal) int { return cmp.Compare(a.EventAt, b.EventAt) }) {
+		for i := range sigs {
+			sigs[i].Seq = first + uint64(i)
+		}
+		return
+	}
+	idx := make([]int, len(sigs))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(sigs[a].EventAt, sigs[b].EventAt) })
+	for rank, i := range idx {
+		sigs[i].Seq = first + uint64(rank)
+	}
 }
 
 type decoder struct {

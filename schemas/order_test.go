@@ -1,6 +1,9 @@
 package schemas
 
 import (
+	"cmp"
+	"slices"
+	"strconv"
 	"sync"
 	"testing"
 )
@@ -98,4 +101,29 @@ func TestSequenceConcurrent(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// TestSequenceFollowsEventTime sends a request whose signals are out of the order they
+// were made: their sequence follows their event times, ties in body order.
+func TestSequenceFollowsEventTime(t *testing.T) {
+	r := newTestRegistry(t)
+	sig := func(name string, ts int) string {
+		return `{"type":"event","v":2,"site":"example.com","anonymous_id":"visitor-0001","name":"` + name +
+			`","ts":` + strconv.Itoa(ts) + `,"sent_at":5000}`
+	}
+	body := "[" + sig("c", 3000) + "," + sig("a", 1000) + "," + sig("b1", 2000) + "," + sig("b2", 2000) + "]"
+	var q Sequence
+	var b Batch
+	if err := r.Decode(body, Meta{ReceivedAt: 1_700_000_000_000, Seq: &q}, 10, &b); err != nil {
+		t.Fatal(err)
+	}
+	got := slices.Clone(b.Signals)
+	slices.SortFunc(got, func(x, y Signal) int { return cmp.Compare(x.Seq, y.Seq) })
+	var names []string
+	for _, s := range got {
+		names = append(names, s.Name)
+	}
+	if want := []string{"a", "b1", "b2", "c"}; !slices.Equal(names, want) {
+		t.Errorf("in sequence order %v, want %v", names, want)
+	}
 }

@@ -68,6 +68,15 @@ type Signal struct {
 	Props       string // compact JSON object, or "" when absent
 }
 
+// At returns the signal's event time: EventAt, or the receive time for a signal made
+// without one (by other code than the decoder, which always sets it).
+func (s *Signal) At() int64 {
+	if s.EventAt == 0 {
+		return s.ReceivedAt
+	}
+	return s.EventAt
+}
+
 // signalOverhead is what a Signal costs beyond its strings' bytes: the struct itself.
 const signalOverhead = int(unsafe.Sizeof(Signal{}))
 

@@ -465,7 +465,7 @@ func resumeLimit(t *testing.T, s Store) {
 		t.Errorf("restored %d and skipped %d of %d", len(got), skipped, len(anons))
 	}
 	for _, r := range got {
-		if last := r.Signals[len(r.Signals)-1].ReceivedAt; last < newest-3*3*minute {
+		if last := r.Signals[len(r.Signals)-1].EventAt; last < newest-3*3*minute {
 			t.Errorf("restored %q last active at %d, before the most recent %d", r.Session.AnonymousID, last, limit)
 		}
 	}
@@ -503,7 +503,7 @@ func resumeSessions(t *testing.T, s Store) {
 	if len(got) != 2 || byAnon["open"].Session.StartMs != h0+50*minute || byAnon["new"].Session.StartMs != h0+80*minute {
 		t.Fatalf("Resume: got %+v, want the sessions of open (from +50m) and new (from +80m)", got)
 	}
-	if r := byAnon["open"]; len(r.Signals) != 2 || r.Signals[0].ReceivedAt != h0+50*minute || r.Signals[1].ReceivedAt != h0+70*minute {
+	if r := byAnon["open"]; len(r.Signals) != 2 || r.Signals[0].EventAt != h0+50*minute || r.Signals[1].EventAt != h0+70*minute {
 		t.Errorf("Resume of open: %+v, want the signals at +50m and +70m", r)
 	}
 	if r := byAnon["new"]; len(r.Signals) != 1 || r.Signals[0].EventID != "new-4800000" {
