@@ -11,7 +11,7 @@ import (
 func TestEventTime(t *testing.T) {
 	const recv = 1_000_000_000_000
 	tests := []struct {
-		name            string
+		name             string
 		ts, sentAt, want int64
 	}{
 		{"made when sent", 500, 500, recv},

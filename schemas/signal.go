@@ -39,10 +39,10 @@ func ParseType(s string) Type {
 // one backing array (the copied request body), so a Signal is cheap to make and to move
 // through the buffer; nothing in it refers to memory owned by the HTTP server.
 type Signal struct {
-	Type        Type
-	Bot         bool
-	HasValue    bool
-	ReceivedAt  int64 // Unix milliseconds, set by the collector
+	Type       Type
+	Bot        bool
+	HasValue   bool
+	ReceivedAt int64 // Unix milliseconds, set by the collector
 	// EventAt is the signal's event time, Unix milliseconds: where it stands in its
 	// visitor's timeline (see EventTime). The sessionizer may move it later (package
 	// preagg: late signals); the store keeps the value it was counted at.
