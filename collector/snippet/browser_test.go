@@ -283,7 +283,7 @@ func TestQueuedWhileCollectorDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, raw := range eval[[]string](t, tab, stored+`.map(s => JSON.stringify(s))`) {
-		if err := reg.Validate("signal.v1", []byte(raw)); err != nil {
+		if err := reg.Validate("signal.v2", []byte(raw)); err != nil {
 			t.Errorf("t.js made an invalid signal: %v\n%s", err, raw)
 		}
 	}
