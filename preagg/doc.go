@@ -83,9 +83,9 @@
 // Nothing pre-rolled lives only in memory: every flush writes the state it changed. On
 // start, Restore reloads the sessions that may still be open, or closed within the late
 // window (each visitor's latest session, if they have a signal within the timeout and
-// the window of the newest stored one), by
-// replaying the signals counted in them, so a visitor who comes back after a restart
-// continues the same session, exactly as the recomputation from raw signals sees it.
+// the window of the newest stored one), by replaying the signals counted in them, so a
+// visitor who comes back after a restart continues the same session, exactly as the
+// recomputation from raw signals sees it.
 // The store hands them over in chunks of bounded size (a restart on millions of open
 // visitors must not need them all at once, in rung or in ClickHouse), at most
 // MaxOpenSessions, the most recently active first. A cluster's aggregator restores only
