@@ -291,3 +291,50 @@ func final(batches []sink.Batch) string {
 	sort.Strings(lines)
 	return strings.Join(lines, "\n")
 }
+
+// TestLateWindow: a visitor whose session closed and left memory sends a signal made
+// during that session. It is placed no earlier than the late window before the newest
+// signal placed, so it starts a session of its own instead of reaching back into the
+// closed one, and the recomputation from raw signals agrees on each store.
+func TestLateWindow(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := context.Background()
+			st := b.open(t)
+			a := newAggregator(t, Config{Shards: 1, Lanes: 1})
+			w := &memWriter{}
+			both := writerFunc(func(ctx context.Context, b *sink.Batch) error {
+				if err := w.Write(ctx, b); err != nil {
+					return err
+				}
+				return st.Write(ctx, b)
+			})
+			for _, sig := range []schemas.Signal{pv("v", 0, "/a"), pv("w", timeout+hour+minute, "/"), pv("w", timeout+hour+2*minute, "/x")} {
+				if err := a.FlushTo(both)(ctx, []schemas.Signal{sig}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if a.Open() != 1 {
+				t.Fatalf("open %d, want 1: v's session closed a timeout and the late window ago", a.Open())
+			}
+			late := goal("v", 10*minute) // made during v's first session
+			if err := a.FlushTo(both)(ctx, []schemas.Signal{late}); err != nil {
+				t.Fatal(err)
+			}
+			b := w.batches[len(w.batches)-1]
+			floor := testBase + timeout + 2*minute // an hour before w's last signal
+			if b.Signals[0].EventAt != floor || b.SessionMs[0] != floor || a.late.Get() != 1 {
+				t.Errorf("placed at +%v in the session of +%v (late %d), want a new session at +%v",
+					time.Duration(b.Signals[0].EventAt-testBase)*time.Millisecond,
+					time.Duration(b.SessionMs[0]-testBase)*time.Millisecond, a.late.Get(), time.Duration(floor-testBase)*time.Millisecond)
+			}
+			audit, err := Reconcile(ctx, st, time.UnixMilli(testBase), time.UnixMilli(testBase+24*hour), a.Rules())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(audit.Mismatches) != 0 || audit.Sessions != 3 {
+				t.Errorf("reconcile compared %d sessions (want 3): %v", audit.Sessions, audit.Mismatches)
+			}
+		})
+	}
+}
