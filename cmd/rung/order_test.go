@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"os"
 	"reflect"
 	"strconv"
 	"strings"
@@ -45,12 +47,18 @@ func orderServe(t *testing.T, store string, args ...string) (*proc, []string) {
 // every signal in it accepted.
 func collect(t *testing.T, c *http.Client, p *proc, body string) {
 	t.Helper()
+	collectAs(t, c, p, body, harness.BrowserUA)
+}
+
+// collectAs is collect with the User-Agent ua.
+func collectAs(t *testing.T, c *http.Client, p *proc, body, ua string) {
+	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, p.url("/collect"), strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "text/plain")
-	req.Header.Set("User-Agent", harness.BrowserUA)
+	req.Header.Set("User-Agent", ua)
 	resp, err := c.Do(req)
 	if err != nil {
 		t.Error(err)
@@ -260,6 +268,264 @@ func TestRegressionReplayedQueueTwoSessions(t *testing.T) {
 				func() (counts, error) { return landingCounts(p, site) })
 			p.stop()
 			reconcileClean(t, at)
+		})
+	}
+}
+
+// orderSignal is one signal of the generated traffic, with where it truly stands.
+type orderSignal struct {
+	kind      string // pageview, event, exposure
+	path      string // pageview
+	name      string // event
+	variant   string // exposure
+	id        string // event_id
+	ts        int64  // when the client made it, Unix ms
+	dup       bool   // a copy of an earlier signal of the same session
+	newSess   bool   // the first signal after a gap of at least the timeout
+	signalFor string // the visitor
+}
+
+// orderVisitor is one visitor's traffic: signals in their true order, cut into units
+// (signals that must travel in one request: a goal and an exposure made in the same
+// millisecond), then into the requests the visitor sends one after another.
+type orderVisitor struct {
+	anon     string
+	bot      bool
+	signals  []orderSignal
+	requests [][]orderSignal
+}
+
+const (
+	orderTimeout = time.Minute
+	orderSite    = "order.example"
+)
+
+// genOrderTraffic makes n visitors (and a few bots) browsing over the last 50 minutes:
+// sessions split by gaps across the timeout, pageviews, scrolls, goals before and after
+// exposures (some in the same millisecond as the exposure), a second exposure to another
+// variant, duplicates, and requests of one to many signals, some covering several
+// sessions (a queue replayed after an outage).
+func genOrderTraffic(r *rand.Rand, n int, now time.Time) []*orderVisitor {
+	paths := []string{"/", "/pricing", "/docs", "/blog", "/signup"}
+	variants := []string{"control", "b"}
+	var out []*orderVisitor
+	seq := 0
+	for i := range n + n/20 {
+		v := &orderVisitor{anon: fmt.Sprintf("visitor-%05d", i), bot: i >= n}
+		variant := variants[r.IntN(2)]
+		t := now.Add(-50*time.Minute + time.Duration(r.Int64N(int64(5*time.Minute)))).UnixMilli()
+		add := func(s orderSignal) orderSignal {
+			seq++
+			s.id, s.ts, s.signalFor = fmt.Sprintf("ev-%07d", seq), t, v.anon
+			v.signals = append(v.signals, s)
+			return s
+		}
+		var units [][]orderSignal
+		for sess, ns := 0, 1+r.IntN(3); sess < ns; sess++ {
+			if sess > 0 {
+				t += (orderTimeout + 15*time.Second + time.Duration(r.Int64N(int64(4*time.Minute)))).Milliseconds()
+			}
+			var inSession []orderSignal
+			for k, nk := 0, 1+r.IntN(6); k < nk; k++ {
+				if k > 0 {
+					t += (time.Second + time.Duration(r.Int64N(int64(orderTimeout-16*time.Second)))).Milliseconds()
+				}
+				var s orderSignal
+				switch x := r.IntN(100); {
+				case x < 45 || (k == 0 && x < 85):
+					s = orderSignal{kind: "pageview", path: paths[r.IntN(len(paths))]}
+				case x < 60:
+					s = orderSignal{kind: "event", name: "scroll"}
+				case x < 75:
+					s = orderSignal{kind: "event", name: "form_submitted"}
+				case x < 85: // a goal, then an exposure in the same millisecond
+					g := add(orderSignal{kind: "event", name: "form_submitted"})
+					e := add(orderSignal{kind: "exposure", variant: variant})
+					g.newSess, v.signals[len(v.signals)-2].newSess = k == 0 && sess > 0, k == 0 && sess > 0
+					units = append(units, []orderSignal{g, e})
+					inSession = append(inSession, g, e)
+					continue
+				default:
+					s = orderSignal{kind: "exposure", variant: variant}
+					if r.IntN(6) == 0 {
+						s.variant = variants[r.IntN(2)] // a later exposure to another variant loses
+					}
+				}
+				s.newSess = k == 0 && sess > 0
+				s = add(s)
+				units = append(units, []orderSignal{s})
+				inSession = append(inSession, s)
+				if r.IntN(10) == 0 { // a retry of one of the session's signals
+					d := inSession[r.IntN(len(inSession))]
+					d.dup, d.newSess = true, false
+					units = append(units, []orderSignal{d})
+				}
+			}
+		}
+		for len(units) > 0 {
+			k := 1 + r.IntN(4)
+			if r.IntN(12) == 0 {
+				k = len(units) // everything left in one request: a replayed queue
+			}
+			k = min(k, len(units))
+			var req []orderSignal
+			for _, u := range units[:k] {
+				req = append(req, u...)
+			}
+			v.requests = append(v.requests, req)
+			units = units[k:]
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// orderModel computes the stats from the traffic's true order, with nothing of rung's:
+// sessions cut where the generator put the gaps, each landing on its first pageview
+// ("" without one) and converting with a goal; each visitor in the experiment under
+// their first exposure's variant, converting with a goal strictly after it. Copies and
+// bots count nowhere.
+func orderModel(vs []*orderVisitor) (landing, variant counts) {
+	landing, variant = counts{}, counts{}
+	for _, v := range vs {
+		if v.bot {
+			continue
+		}
+		var (
+			path, first                    string
+			started, landed, conv, exposed bool
+			visConv                        bool
+		)
+		end := func() {
+			if started {
+				c := landing[path]
+				c[0]++
+				if conv {
+					c[1]++
+				}
+				landing[path] = c
+			}
+		}
+		for _, s := range v.signals {
+			if s.dup {
+				continue
+			}
+			if !started || s.newSess {
+				end()
+				started, landed, path, conv = true, false, "", false
+			}
+			if s.kind == "pageview" && !landed {
+				landed, path = true, s.path
+			}
+			switch s.kind {
+			case "event":
+				if s.name == "form_submitted" {
+					conv = true
+					visConv = visConv || exposed
+				}
+			case "exposure":
+				if !exposed {
+					exposed, first = true, s.variant
+				}
+			}
+		}
+		end()
+		if exposed {
+			c := variant[first]
+			c[0]++
+			if visConv {
+				c[1]++
+			}
+			variant[first] = c
+		}
+	}
+	return landing, variant
+}
+
+// body is the JSON array of one request, stamped with sent_at now.
+func (v *orderVisitor) body(req []orderSignal, sent int64) string {
+	var b strings.Builder
+	b.WriteByte('[')
+	for i, s := range req {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"v":2,"type":%q,"site":%q,"anonymous_id":%q,"event_id":%q,"ts":%d,"sent_at":%d`,
+			s.kind, orderSite, v.anon, s.id, s.ts, sent)
+		switch s.kind {
+		case "pageview":
+			fmt.Fprintf(&b, `,"url":"https://%s%s"`, orderSite, s.path)
+		case "event":
+			fmt.Fprintf(&b, `,"name":%q`, s.name)
+		case "exposure":
+			fmt.Fprintf(&b, `,"experiment":"hero","variant":%q`, s.variant)
+		}
+		b.WriteByte('}')
+	}
+	b.WriteByte(']')
+	return b.String()
+}
+
+// TestOrderProperty sends generated traffic (see genOrderTraffic) to a real `rung
+// serve` on each sink: each visitor's requests in order, as one browser sends them, the
+// visitors' requests shuffled over eight concurrent connections. The stats API must
+// equal the model computed from the traffic's true order, and `rung reconcile` must
+// find nothing. The seed is logged; RUNG_ORDER_SEED replays a run.
+func TestOrderProperty(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("RUNG_ORDER_SEED"); s != "" {
+		var err error
+		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
+			t.Fatalf("RUNG_ORDER_SEED=%q: %v", s, err)
+		}
+	}
+	t.Logf("seed %d (RUNG_ORDER_SEED=%d replays this run)", seed, seed)
+	for _, store := range orderStores {
+		t.Run(store, func(t *testing.T) {
+			r := rand.New(rand.NewPCG(seed, 0x6f72646572))
+			vs := genOrderTraffic(r, 300, time.Now())
+			wantLanding, wantVariants := orderModel(vs)
+			p, at := orderServe(t, store, "--session-timeout", orderTimeout.String())
+			const conns = 8
+			queues := make([][]*orderVisitor, conns)
+			for _, v := range vs {
+				c := r.IntN(conns)
+				queues[c] = append(queues[c], v)
+			}
+			orders := make([][]int, conns) // per connection: which visitor sends next
+			signals, requests := 0, 0
+			for c, q := range queues {
+				for i, v := range q {
+					for range v.requests {
+						orders[c] = append(orders[c], i)
+					}
+					requests += len(v.requests)
+					for _, req := range v.requests {
+						signals += len(req)
+					}
+				}
+				r.Shuffle(len(orders[c]), func(i, j int) { orders[c][i], orders[c][j] = orders[c][j], orders[c][i] })
+			}
+			t.Logf("%d visitors, %d signals in %d requests over %d connections", len(vs), signals, requests, conns)
+			parallel(conns, conns, func(c int) {
+				cl := &http.Client{Transport: &http.Transport{}}
+				next := make([]int, len(queues[c]))
+				for _, i := range orders[c] {
+					v := queues[c][i]
+					req := v.requests[next[i]]
+					next[i]++
+					body := v.body(req, time.Now().UnixMilli())
+					if v.bot {
+						collectAs(t, cl, p, body, "curl/8.5.0")
+					} else {
+						collect(t, cl, p, body)
+					}
+				}
+			})
+			waitStats(t, "landing pages", wantLanding, func() (counts, error) { return landingCounts(p, orderSite) })
+			waitStats(t, "experiment hero", wantVariants, func() (counts, error) { return variantCounts(p, orderSite, "hero") })
+			p.stop()
+			reconcileClean(t, at, "--session-timeout", orderTimeout.String())
 		})
 	}
 }
