@@ -387,16 +387,15 @@ func (tx *flushTx) apply(s int, h uint64, sig *schemas.Signal) int64 {
 			sig.EventAt = v.s.last + 1 // strictly after what the visitor's session has seen
 			a.late.Inc()
 		}
+		sh.watermark = max(sh.watermark, sig.EventAt)
 		if sig.EventAt-v.s.last >= a.timeout {
 			tx.rollover(v)
 			tx.start(v, sig.EventAt)
 		} else if v.seen(sig.EventID) {
 			a.dups.Inc()
-			sh.watermark = max(sh.watermark, sig.EventAt)
 			return 0
 		}
 	}
-	sh.watermark = max(sh.watermark, sig.EventAt)
 	a.remember(v, sig.EventID)
 	v.s.last = sig.EventAt
 	sh.moveToBack(v)
