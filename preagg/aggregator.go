@@ -231,12 +231,18 @@ type flushTx struct {
 	locked   []int    // lanes locked, ascending
 	shard    []int32  // per signal, -1 for bots
 	hash     []uint64 // per signal, the visitor's hash
-	order    []int32  // the signals to roll, in arrival order
+	order    []seqKey // the signals to roll, in arrival order
 	undo     []undo
 	delta    map[laneKey]*[2]int64 // sessions, converted
 	batch    sink.Batch
 	landRows []landRow // parallel to batch.Landing
 	spare    []*[2]int64
+}
+
+// seqKey is a signal of the batch, i, by its sequence number.
+type seqKey struct {
+	seq uint64
+	i   int32
 }
 
 // landKey is a sink.LandingKey of interned strings: cheap to hash, the key of the
@@ -319,17 +325,28 @@ func (a *Aggregator) begin(signals []schemas.Signal) *flushTx {
 	}
 	// Signals are rolled in arrival order, their sequence: it does not depend on how the
 	// buffer cut the flushes, so neither does where the late rule places a signal.
+	// The keys are copied out so the sort reads them in sequence, not a signal each.
 	tx.order = tx.order[:0]
+	sorted := true
 	for i, s := range tx.shard {
 		if s >= 0 {
-			tx.order = append(tx.order, int32(i))
+			k := seqKey{signals[i].Seq, int32(i)}
+			sorted = sorted && (len(tx.order) == 0 || tx.order[len(tx.order)-1].seq <= k.seq)
+			tx.order = append(tx.order, k)
 		}
 	}
-	slices.SortStableFunc(tx.order, func(x, y int32) int { return cmp.Compare(signals[x].Seq, signals[y].Seq) })
+	if !sorted {
+		slices.SortFunc(tx.order, func(x, y seqKey) int {
+			if c := cmp.Compare(x.seq, y.seq); c != 0 {
+				return c
+			}
+			return cmp.Compare(x.i, y.i)
+		})
+	}
 	tx.batch.SessionMs = slices.Grow(tx.batch.SessionMs[:0], len(signals))[:len(signals)]
 	clear(tx.batch.SessionMs)
-	for _, i := range tx.order {
-		tx.batch.SessionMs[i] = tx.apply(int(tx.shard[i]), tx.hash[i], &signals[i])
+	for _, k := range tx.order {
+		tx.batch.SessionMs[k.i] = tx.apply(int(tx.shard[k.i]), tx.hash[k.i], &signals[k.i])
 	}
 	tx.rows()
 	return tx
