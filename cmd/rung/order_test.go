@@ -468,7 +468,8 @@ func (v *orderVisitor) body(req []orderSignal, sent int64) string {
 
 // TestOrderProperty sends generated traffic (see genOrderTraffic) to a real `rung
 // serve` on each sink: each visitor's requests in order, as one browser sends them, the
-// visitors' requests shuffled over eight concurrent connections. The stats API must
+// visitors' requests shuffled over eight concurrent connections, the server flushing
+// small batches. The stats API must
 // equal the model computed from the traffic's true order, and `rung reconcile` must
 // find nothing. The seed is logged; RUNG_ORDER_SEED replays a run.
 func TestOrderProperty(t *testing.T) {
@@ -485,7 +486,9 @@ func TestOrderProperty(t *testing.T) {
 			r := rand.New(rand.NewPCG(seed, 0x6f72646572))
 			vs := genOrderTraffic(r, 300, time.Now())
 			wantLanding, wantVariants := orderModel(vs)
-			p, at := orderServe(t, store, "--session-timeout", orderTimeout.String())
+			// Small flushes, of a size the seed picks: the buffer cuts the traffic too.
+			batch := 5 + r.IntN(60)
+			p, at := orderServe(t, store, "--session-timeout", orderTimeout.String(), "--batch-size", strconv.Itoa(batch))
 			const conns = 8
 			queues := make([][]*orderVisitor, conns)
 			for _, v := range vs {
@@ -506,7 +509,7 @@ func TestOrderProperty(t *testing.T) {
 				}
 				r.Shuffle(len(orders[c]), func(i, j int) { orders[c][i], orders[c][j] = orders[c][j], orders[c][i] })
 			}
-			t.Logf("%d visitors, %d signals in %d requests over %d connections", len(vs), signals, requests, conns)
+			t.Logf("%d visitors, %d signals in %d requests over %d connections, flushes of %d", len(vs), signals, requests, conns, batch)
 			parallel(conns, conns, func(c int) {
 				cl := &http.Client{Transport: &http.Transport{}}
 				next := make([]int, len(queues[c]))
