@@ -40,8 +40,9 @@ func EncodedSize(s *schemas.Signal) int {
 // nothing when dst has room (see EncodedSize).
 //
 // Layout (version 2): version byte, type byte, flags byte, ReceivedAt as a zigzag
-// varint, ReceivedAt − EventAt as a zigzag varint, Seq as a uvarint, Value as 8 little-endian bytes when flagValue is set, then the 15 strings
-// in Signal field order, each as a uvarint length and its bytes.
+// varint, ReceivedAt − EventAt as a zigzag varint, Seq as a uvarint, Value as 8
+// little-endian bytes when flagValue is set, then the 15 strings in Signal field order,
+// each as a uvarint length and its bytes.
 func Append(dst []byte, s *schemas.Signal) []byte {
 	var flags byte
 	if s.Bot {
@@ -167,7 +168,7 @@ func parse(b []byte, s *schemas.Signal) error {
 	}
 	s.ReceivedAt, s.EventAt = v, v
 	b = b[n:]
-	if version := b0; version >= 2 {
+	if b0 >= 2 {
 		lag, n := binary.Varint(b)
 		if n <= 0 {
 			return fmt.Errorf("event time: bad varint")
