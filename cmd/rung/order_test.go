@@ -274,15 +274,14 @@ func TestRegressionReplayedQueueTwoSessions(t *testing.T) {
 
 // orderSignal is one signal of the generated traffic, with where it truly stands.
 type orderSignal struct {
-	kind      string // pageview, event, exposure
-	path      string // pageview
-	name      string // event
-	variant   string // exposure
-	id        string // event_id
-	ts        int64  // when the client made it, Unix ms
-	dup       bool   // a copy of an earlier signal of the same session
-	newSess   bool   // the first signal after a gap of at least the timeout
-	signalFor string // the visitor
+	kind    string // pageview, event, exposure
+	path    string // pageview
+	name    string // event
+	variant string // exposure
+	id      string // event_id
+	ts      int64  // when the client made it, Unix ms
+	dup     bool   // a copy of an earlier signal of the same session
+	newSess bool   // the first signal after a gap of at least the timeout
 }
 
 // orderVisitor is one visitor's traffic: signals in their true order, cut into units
@@ -314,9 +313,11 @@ func genOrderTraffic(r *rand.Rand, n int, now time.Time) []*orderVisitor {
 		v := &orderVisitor{anon: fmt.Sprintf("visitor-%05d", i), bot: i >= n}
 		variant := variants[r.IntN(2)]
 		t := now.Add(-50*time.Minute + time.Duration(r.Int64N(int64(5*time.Minute)))).UnixMilli()
+		var newSess bool // the next signal is the first of a session after the first
 		add := func(s orderSignal) orderSignal {
 			seq++
-			s.id, s.ts, s.signalFor = fmt.Sprintf("ev-%07d", seq), t, v.anon
+			s.id, s.ts, s.newSess = fmt.Sprintf("ev-%07d", seq), t, newSess
+			newSess = false
 			v.signals = append(v.signals, s)
 			return s
 		}
@@ -324,6 +325,7 @@ func genOrderTraffic(r *rand.Rand, n int, now time.Time) []*orderVisitor {
 		for sess, ns := 0, 1+r.IntN(3); sess < ns; sess++ {
 			if sess > 0 {
 				t += (orderTimeout + 15*time.Second + time.Duration(r.Int64N(int64(4*time.Minute)))).Milliseconds()
+				newSess = true
 			}
 			var inSession []orderSignal
 			for k, nk := 0, 1+r.IntN(6); k < nk; k++ {
@@ -341,7 +343,6 @@ func genOrderTraffic(r *rand.Rand, n int, now time.Time) []*orderVisitor {
 				case x < 85: // a goal, then an exposure in the same millisecond
 					g := add(orderSignal{kind: "event", name: "form_submitted"})
 					e := add(orderSignal{kind: "exposure", variant: variant})
-					g.newSess, v.signals[len(v.signals)-2].newSess = k == 0 && sess > 0, k == 0 && sess > 0
 					units = append(units, []orderSignal{g, e})
 					inSession = append(inSession, g, e)
 					continue
@@ -351,7 +352,6 @@ func genOrderTraffic(r *rand.Rand, n int, now time.Time) []*orderVisitor {
 						s.variant = variants[r.IntN(2)] // a later exposure to another variant loses
 					}
 				}
-				s.newSess = k == 0 && sess > 0
 				s = add(s)
 				units = append(units, []orderSignal{s})
 				inSession = append(inSession, s)
