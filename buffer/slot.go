@@ -14,6 +14,8 @@ import (
 type slot struct {
 	spans [numStrings]span // of the chunk's arena, or of its big string when big
 	at    int64
+	ev    int64  // EventAt
+	seq   uint64 // Seq
 	value float64
 	size  uint32 // bytes of the strings
 	tag   uint32 // the caller's, given back with the batch (see Config.Done)
@@ -47,7 +49,7 @@ func Charge(s *schemas.Signal) int64 { return slotBytes + int64(stringBytes(s)) 
 // and returns dst.
 func (sl *slot) pack(dst []byte, s *schemas.Signal, n int) []byte {
 	// Field by field, not *sl = slot{...}: that would write the whole slot twice.
-	sl.at, sl.value, sl.typ, sl.bot, sl.has, sl.size = s.ReceivedAt, s.Value, s.Type, s.Bot, s.HasValue, uint32(n)
+	sl.at, sl.ev, sl.seq, sl.value, sl.typ, sl.bot, sl.has, sl.size = s.ReceivedAt, s.EventAt, s.Seq, s.Value, s.Type, s.Bot, s.HasValue, uint32(n)
 	at := len(dst)
 	dst = dst[:at+n] // one bounds check here, and plain copies below
 	sp := &sl.spans
@@ -80,7 +82,7 @@ func put(dst []byte, at int, sp *span, v string) int {
 func (sl *slot) unpack(s *schemas.Signal, b []byte) {
 	sp := &sl.spans
 	*s = schemas.Signal{
-		Type: sl.typ, Bot: sl.bot, HasValue: sl.has, ReceivedAt: sl.at, Value: sl.value,
+		Type: sl.typ, Bot: sl.bot, HasValue: sl.has, ReceivedAt: sl.at, EventAt: sl.ev, Seq: sl.seq, Value: sl.value,
 		Site: sub(b, sp[0]), AnonymousID: sub(b, sp[1]), EventID: sub(b, sp[2]), URL: sub(b, sp[3]),
 		Path: sub(b, sp[4]), Referrer: sub(b, sp[5]), UTMSource: sub(b, sp[6]), UTMMedium: sub(b, sp[7]),
 		UTMCampaign: sub(b, sp[8]), UTMTerm: sub(b, sp[9]), UTMContent: sub(b, sp[10]), Name: sub(b, sp[11]),

@@ -14,8 +14,8 @@ import (
 // an arena that holds other signals' strings before it, as a copy: nothing of it points
 // into the memory it came from.
 func TestSlotRoundTrip(t *testing.T) {
-	if n := reflect.TypeFor[schemas.Signal]().NumField(); n != numStrings+5 {
-		t.Fatalf("schemas.Signal has %d fields; slot knows %d strings and 5 others", n, numStrings)
+	if n := reflect.TypeFor[schemas.Signal]().NumField(); n != numStrings+7 {
+		t.Fatalf("schemas.Signal has %d fields; slot knows %d strings and 7 others", n, numStrings)
 	}
 	var want schemas.Signal
 	v := reflect.ValueOf(&want).Elem()
@@ -27,7 +27,9 @@ func TestSlotRoundTrip(t *testing.T) {
 		case reflect.Bool:
 			f.SetBool(true)
 		case reflect.Int64:
-			f.SetInt(1733450000123)
+			f.SetInt(1733450000123 - int64(i))
+		case reflect.Uint64:
+			f.SetUint(1817530130000000000)
 		case reflect.Float64:
 			f.SetFloat(49.5)
 		case reflect.Uint8:

@@ -100,7 +100,7 @@ func (s *Server) collect(ctx *fasthttp.RequestCtx) {
 	w := s.pool.Get().(*work)
 	defer func() { w.batch.Reset(); s.pool.Put(w) }()
 	now := time.Now() // one clock read per request: received_at and the per-site rate
-	meta := schemas.Meta{ReceivedAt: now.UnixMilli(), Bot: s.bots.isBot(ctx.Request.Header.UserAgent())}
+	meta := schemas.Meta{ReceivedAt: now.UnixMilli(), Bot: s.bots.isBot(ctx.Request.Header.UserAgent()), Seq: &s.seq}
 	if err := s.reg.Decode(body, meta, s.cfg.MaxBatch, &w.batch); err != nil {
 		status, reason := bodyError(err)
 		s.quarantine(schemas.Quarantined{At: meta.ReceivedAt, Code: reason, Message: err.Error(), Raw: body})

@@ -138,6 +138,7 @@ type Server struct {
 	qRate     *limiter
 	qSeen     atomic.Uint64
 	bots      botCache
+	seq       schemas.Sequence // the accepted signals' arrival order (schemas.Signal.Seq)
 
 	pool sync.Pool // *work
 

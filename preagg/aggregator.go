@@ -1,9 +1,11 @@
 package preagg
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,6 +30,7 @@ type Writer interface {
 type Aggregator struct {
 	cfg      Config
 	timeout  int64 // ms
+	window   int64 // ms, Config.LateWindow
 	goals    map[string]struct{}
 	perShard int
 	shards   []shard
@@ -63,7 +66,7 @@ type shard struct {
 	visitors    map[uint64]*visitor // by visitorHash; collisions chain through visitor.same
 	front, back *visitor
 	n           int
-	watermark   int64 // newest received_at this shard has seen, Unix ms
+	watermark   int64 // newest event time this shard has placed, Unix ms
 }
 
 // interned is an interned string: comparing and hashing one costs a pointer.
@@ -159,6 +162,7 @@ func New(cfg Config, set *metrics.Set) (*Aggregator, error) {
 	a := &Aggregator{
 		cfg:       cfg,
 		timeout:   cfg.SessionTimeout.Milliseconds(),
+		window:    cfg.LateWindow.Milliseconds(),
 		goals:     make(map[string]struct{}, len(cfg.Goals)),
 		perShard:  max(1, cfg.MaxOpenSessions/cfg.Shards),
 		shards:    make([]shard, cfg.Shards),
@@ -198,7 +202,8 @@ func (a *Aggregator) Open() int { return int(a.open.Load()) }
 // FlushTo returns the buffer's flush function (a buffer.FlushFunc, spelled out so that
 // preagg need not import the buffer): it rolls each batch into the sessions and writes
 // the signals with the rollup rows to w, as one transaction (see the package comment).
-// The batch's received_at times may be raised (late signals).
+// The batch's event times may be raised (late signals, see the package comment); the
+// order of the slice is left as it is.
 func (a *Aggregator) FlushTo(w Writer) func(ctx context.Context, signals []schemas.Signal) error {
 	return func(ctx context.Context, signals []schemas.Signal) error {
 		tx := a.begin(signals)
@@ -226,11 +231,18 @@ type flushTx struct {
 	locked   []int    // lanes locked, ascending
 	shard    []int32  // per signal, -1 for bots
 	hash     []uint64 // per signal, the visitor's hash
+	order    []seqKey // the signals to roll, in arrival order
 	undo     []undo
 	delta    map[laneKey]*[2]int64 // sessions, converted
 	batch    sink.Batch
 	landRows []landRow // parallel to batch.Landing
 	spare    []*[2]int64
+}
+
+// seqKey is a signal of the batch, i, by its sequence number.
+type seqKey struct {
+	seq uint64
+	i   int32
 }
 
 // landKey is a sink.LandingKey of interned strings: cheap to hash, the key of the
@@ -280,6 +292,7 @@ func (a *Aggregator) begin(signals []schemas.Signal) *flushTx {
 	tx.shard, tx.hash = tx.shard[:0], tx.hash[:0]
 	for i := range signals {
 		sig := &signals[i]
+		sig.EventAt = sig.At()
 		if sig.Bot || sig.Type == schemas.TypeUnknown {
 			tx.shard, tx.hash = append(tx.shard, -1), append(tx.hash, 0)
 			continue
@@ -310,23 +323,41 @@ func (a *Aggregator) begin(signals []schemas.Signal) *flushTx {
 		tx.wm = append(tx.wm, sh.watermark)
 		a.sweep(sh, tx.id)
 	}
-	for i := range signals {
-		var start int64
-		if s := tx.shard[i]; s >= 0 {
-			start = tx.apply(int(s), tx.hash[i], &signals[i])
+	// Signals are rolled in arrival order, their sequence: it does not depend on how the
+	// buffer cut the flushes, so neither does where the late rule places a signal.
+	// The keys are copied out so the sort reads them in sequence, not a signal each.
+	tx.order = tx.order[:0]
+	sorted := true
+	for i, s := range tx.shard {
+		if s >= 0 {
+			k := seqKey{signals[i].Seq, int32(i)}
+			sorted = sorted && (len(tx.order) == 0 || tx.order[len(tx.order)-1].seq <= k.seq)
+			tx.order = append(tx.order, k)
 		}
-		tx.batch.SessionMs = append(tx.batch.SessionMs, start)
+	}
+	if !sorted {
+		slices.SortFunc(tx.order, func(x, y seqKey) int {
+			if c := cmp.Compare(x.seq, y.seq); c != 0 {
+				return c
+			}
+			return cmp.Compare(x.i, y.i)
+		})
+	}
+	tx.batch.SessionMs = slices.Grow(tx.batch.SessionMs[:0], len(signals))[:len(signals)]
+	clear(tx.batch.SessionMs)
+	for _, k := range tx.order {
+		tx.batch.SessionMs[k.i] = tx.apply(int(tx.shard[k.i]), tx.hash[k.i], &signals[k.i])
 	}
 	tx.rows()
 	return tx
 }
 
-// sweep lets closed sessions leave memory: those a timeout behind the newest signal the
-// shard has seen. Each shard goes by its own time, so a flusher running behind others
-// never closes sessions early. Visitors the transaction tx touched stay. Lock should be
-// held.
+// sweep lets closed sessions leave memory: those a timeout and the late window behind
+// the newest signal the shard has placed. Each shard goes by its own time, so a flusher
+// running behind others never closes sessions early. Visitors the transaction tx touched
+// stay. Lock should be held.
 func (a *Aggregator) sweep(sh *shard, tx uint64) {
-	for v := sh.front; v != nil && v.tx != tx && v.s.last+a.timeout <= sh.watermark; v = sh.front {
+	for v := sh.front; v != nil && v.tx != tx && v.s.last+a.timeout+a.window <= sh.watermark; v = sh.front {
 		sh.remove(v)
 		a.open.Add(-1)
 		a.closed.Inc()
@@ -349,48 +380,57 @@ func (sh *shard) get(h uint64, site, anon string) *visitor {
 	return nil
 }
 
-// apply rolls one signal into its visitor's session and returns the session's start, 0
-// when the signal is a duplicate; s is the visitor's shard, h its hash.
+// apply places one signal in its visitor's timeline (the late rule of the package
+// comment: its event time, raw row included, may be raised), rolls it into their session
+// and returns the session's start, 0 when the signal is a duplicate; s is the visitor's
+// shard, h its hash.
 func (tx *flushTx) apply(s int, h uint64, sig *schemas.Signal) int64 {
 	a := tx.a
 	sh := &a.shards[s]
-	sh.watermark = max(sh.watermark, sig.ReceivedAt)
 	v := sh.get(h, sig.Site, sig.AnonymousID)
 	if v == nil {
-		v = tx.create(sh, s, h, sig)
-		tx.start(v, sig.ReceivedAt)
-	} else {
-		tx.touch(v)
-		if sig.ReceivedAt < v.s.last {
-			sig.ReceivedAt = v.s.last // late: keep the visitor's timeline, raw row included
+		// Not in memory: any closed session of theirs ended a timeout and the late window
+		// before the watermark, so from here on the signal cannot join it.
+		if floor := sh.watermark - a.window; sig.EventAt < floor {
+			sig.EventAt = floor
 			a.late.Inc()
 		}
-		if sig.ReceivedAt-v.s.last >= a.timeout {
+		sh.watermark = max(sh.watermark, sig.EventAt) // before create, which may sweep
+		v = tx.create(sh, s, h, sig)
+		tx.start(v, sig.EventAt)
+	} else {
+		tx.touch(v)
+		if sig.EventAt <= v.s.last {
+			sig.EventAt = v.s.last + 1 // strictly after what the visitor's session has seen
+			a.late.Inc()
+		}
+		sh.watermark = max(sh.watermark, sig.EventAt)
+		if sig.EventAt-v.s.last >= a.timeout {
 			tx.rollover(v)
-			tx.start(v, sig.ReceivedAt)
+			tx.start(v, sig.EventAt)
 		} else if v.seen(sig.EventID) {
 			a.dups.Inc()
 			return 0
 		}
 	}
 	a.remember(v, sig.EventID)
-	v.s.last = sig.ReceivedAt
+	v.s.last = sig.EventAt
 	sh.moveToBack(v)
 	switch sig.Type {
 	case schemas.TypePageview:
-		if v.s.land.before(sig.ReceivedAt, sig) {
+		if v.s.land.before(sig.EventAt, sig) {
 			conv := int64(0)
 			if v.s.converted {
 				conv = 1
 			}
 			tx.add(tx.key(v), -1, -conv)
-			v.s.land = landing{ms: sig.ReceivedAt, path: intern(sig.Path), src: intern(sig.UTMSource), med: intern(sig.UTMMedium),
+			v.s.land = landing{ms: sig.EventAt, path: intern(sig.Path), src: intern(sig.UTMSource), med: intern(sig.UTMMedium),
 				cmp: intern(sig.UTMCampaign)}
 			tx.add(tx.key(v), 1, conv)
 		}
 	case schemas.TypeEvent:
 		if _, ok := a.goals[sig.Name]; ok {
-			v.s.conv = max(v.s.conv, sig.ReceivedAt)
+			v.s.conv = max(v.s.conv, sig.EventAt)
 			if !v.s.converted {
 				v.s.converted = true
 				tx.add(tx.key(v), 0, 1)
@@ -503,14 +543,14 @@ func (tx *flushTx) expose(v *visitor, sig *schemas.Signal) {
 		if e.exp != sig.Experiment {
 			continue
 		}
-		if sig.ReceivedAt < e.ms || (sig.ReceivedAt == e.ms && sig.Variant < e.variant) {
+		if sig.EventAt < e.ms || (sig.EventAt == e.ms && sig.Variant < e.variant) {
 			tx.saveExps(v)
-			e.ms, e.variant, e.pending = sig.ReceivedAt, internString(sig.Variant), true
+			e.ms, e.variant, e.pending = sig.EventAt, internString(sig.Variant), true
 		}
 		return
 	}
 	tx.saveExps(v)
-	v.exps = append(v.exps, expo{exp: internString(sig.Experiment), variant: internString(sig.Variant), ms: sig.ReceivedAt, pending: true})
+	v.exps = append(v.exps, expo{exp: internString(sig.Experiment), variant: internString(sig.Variant), ms: sig.EventAt, pending: true})
 }
 
 func (tx *flushTx) saveExps(v *visitor) {

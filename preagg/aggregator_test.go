@@ -79,15 +79,18 @@ func TestSessionRows(t *testing.T) {
 		}
 		return out
 	}
-	// A session that starts with a goal, then lands on /b, then a tie at the same
-	// millisecond on /a takes the landing.
+	// A session that starts with a goal, then lands on /b; a pageview on /a in the same
+	// millisecond comes after it in order (placed 1 ms later) and does not land it.
 	must(flush(t, a, w, goal("v", 0), pv("v", minute, "/b"), pv("v", minute, "/a")))
 	b := w.batches[0]
 	sessions(b, testBase, testBase, testBase)
 	if len(b.Conversions) != 1 || b.Conversions[0].LastMs != testBase {
 		t.Errorf("conversions: %+v", b.Conversions)
 	}
-	if c := cells(b); c["/a"] != [2]int64{1, 1} || len(c) != 1 {
+	if b.Signals[2].EventAt != testBase+minute+1 {
+		t.Errorf("the tie is placed at +%d, want 1 ms after /b", b.Signals[2].EventAt-testBase)
+	}
+	if c := cells(b); c["/b"] != [2]int64{1, 1} || len(c) != 1 {
 		t.Errorf("landing cells: %+v (the moves through \"\" and /b net to nothing)", b.Landing)
 	}
 	// The same visitor 29:59.999 later: same session, nothing to roll up; exactly 30
@@ -106,8 +109,8 @@ func TestSessionRows(t *testing.T) {
 	if a.started.Get() != 2 || a.Open() != 1 {
 		t.Errorf("started %d, open %d", a.started.Get(), a.Open())
 	}
-	// A late signal takes the visitor's time, in the raw row too; a duplicate is
-	// stored raw and counted in no session.
+	// A late signal is placed 1 ms after the visitor's last, in the raw row too (its
+	// receive time stays); a duplicate is stored raw and counted in no session.
 	late := goal("v", minute)
 	late.EventID = "late"
 	dup := pv("v", minute+2*timeout-1, "/d")
@@ -115,10 +118,11 @@ func TestSessionRows(t *testing.T) {
 	must(flush(t, a, w, late, dup))
 	b = w.batches[3]
 	sessions(b, second, 0)
-	if b.Signals[0].ReceivedAt != second || len(b.Signals) != 2 {
-		t.Errorf("late signal stored at %d, want the visitor's time", b.Signals[0].ReceivedAt-testBase)
+	if b.Signals[0].EventAt != second+1 || b.Signals[0].ReceivedAt != testBase+minute || len(b.Signals) != 2 {
+		t.Errorf("late signal placed at +%d, received at +%d; want 1 ms after the visitor's last, received as sent",
+			b.Signals[0].EventAt-testBase, b.Signals[0].ReceivedAt-testBase)
 	}
-	if a.late.Get() != 1 || a.dups.Get() != 1 {
+	if a.late.Get() != 2 || a.dups.Get() != 1 { // the tie, and the late goal
 		t.Errorf("late %d, dups %d", a.late.Get(), a.dups.Get())
 	}
 	if c := cells(b); c["/d"] != [2]int64{1, 1} {
@@ -144,8 +148,8 @@ func TestExposureRows(t *testing.T) {
 	if err := flush(t, a, w, ex(0, "b"), ex(0, "a"), ex(minute, "control")); err != nil {
 		t.Fatal(err)
 	}
-	if e := w.batches[0].Exposures; len(e) != 1 || e[0].Variant != "a" || e[0].FirstMs != testBase {
-		t.Errorf("exposures: %+v, want a at +0 (the tie goes to the smaller variant; later ones lose)", e)
+	if e := w.batches[0].Exposures; len(e) != 1 || e[0].Variant != "b" || e[0].FirstMs != testBase {
+		t.Errorf("exposures: %+v, want b at +0 (the first in order; a tie comes after it)", e)
 	}
 	if err := flush(t, a, w, ex(2*minute, "b")); err != nil {
 		t.Fatal(err)
@@ -167,8 +171,9 @@ func TestMemoryBounds(t *testing.T) {
 	if a.Open() != 3 || a.evicted.Get() != 2 {
 		t.Errorf("open %d, evicted %d; want 3 and 2", a.Open(), a.evicted.Get())
 	}
-	// A signal a timeout after the others closes them all at the next flush.
-	if err := flush(t, a, w, pv("late-comer", timeout+10*second, "/")); err != nil {
+	// A signal a timeout and the late window after the others closes them all at the
+	// next flush.
+	if err := flush(t, a, w, pv("late-comer", timeout+hour+10*second, "/")); err != nil {
 		t.Fatal(err)
 	}
 	if a.Open() != 1 || a.closed.Get() != 3 {
@@ -285,4 +290,51 @@ func final(batches []sink.Batch) string {
 	}
 	sort.Strings(lines)
 	return strings.Join(lines, "\n")
+}
+
+// TestLateWindow: a visitor whose session closed and left memory sends a signal made
+// during that session. It is placed no earlier than the late window before the newest
+// signal placed, so it starts a session of its own instead of reaching back into the
+// closed one, and the recomputation from raw signals agrees on each store.
+func TestLateWindow(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := context.Background()
+			st := b.open(t)
+			a := newAggregator(t, Config{Shards: 1, Lanes: 1})
+			w := &memWriter{}
+			both := writerFunc(func(ctx context.Context, b *sink.Batch) error {
+				if err := w.Write(ctx, b); err != nil {
+					return err
+				}
+				return st.Write(ctx, b)
+			})
+			for _, sig := range []schemas.Signal{pv("v", 0, "/a"), pv("w", timeout+hour+minute, "/"), pv("w", timeout+hour+2*minute, "/x")} {
+				if err := a.FlushTo(both)(ctx, []schemas.Signal{sig}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if a.Open() != 1 {
+				t.Fatalf("open %d, want 1: v's session closed a timeout and the late window ago", a.Open())
+			}
+			late := goal("v", 10*minute) // made during v's first session
+			if err := a.FlushTo(both)(ctx, []schemas.Signal{late}); err != nil {
+				t.Fatal(err)
+			}
+			b := w.batches[len(w.batches)-1]
+			floor := testBase + timeout + 2*minute // an hour before w's last signal
+			if b.Signals[0].EventAt != floor || b.SessionMs[0] != floor || a.late.Get() != 1 {
+				t.Errorf("placed at +%v in the session of +%v (late %d), want a new session at +%v",
+					time.Duration(b.Signals[0].EventAt-testBase)*time.Millisecond,
+					time.Duration(b.SessionMs[0]-testBase)*time.Millisecond, a.late.Get(), time.Duration(floor-testBase)*time.Millisecond)
+			}
+			audit, err := Reconcile(ctx, st, time.UnixMilli(testBase), time.UnixMilli(testBase+24*hour), a.Rules())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(audit.Mismatches) != 0 || audit.Sessions != 3 {
+				t.Errorf("reconcile compared %d sessions (want 3): %v", audit.Sessions, audit.Mismatches)
+			}
+		})
+	}
 }

@@ -14,6 +14,11 @@ import (
 type Config struct {
 	// SessionTimeout is the inactivity that ends a session; default 30 minutes.
 	SessionTimeout time.Duration
+	// LateWindow is how long after their session closed a visitor stays in memory, so
+	// that a signal arriving late (a replayed queue, a slow request) still finds its
+	// place among theirs; default 1 hour. A signal of a visitor not in memory is placed
+	// no earlier than the window before the newest signal of its shard.
+	LateWindow time.Duration
 	// Goals are the event names that are conversions; default form_submitted.
 	Goals []string
 	// Shards partitions the state by buffer.ShardOf(anonymous_id); default 64. Give it
@@ -43,6 +48,9 @@ func (c *Config) defaults() {
 	if len(c.Goals) == 0 {
 		c.Goals = []string{DefaultGoal}
 	}
+	if c.LateWindow == 0 {
+		c.LateWindow = time.Hour
+	}
 	if c.Shards == 0 {
 		c.Shards = 64
 	}
@@ -66,6 +74,9 @@ func (c Config) Validate() error {
 	var errs []error
 	if c.SessionTimeout < time.Second {
 		errs = append(errs, fmt.Errorf("session timeout %v: must be at least 1s", c.SessionTimeout))
+	}
+	if c.LateWindow < 0 {
+		errs = append(errs, fmt.Errorf("late window %v: must not be negative", c.LateWindow))
 	}
 	for _, g := range c.Goals {
 		if strings.TrimSpace(g) == "" {

@@ -41,7 +41,9 @@ func (a *Aggregator) Restore(ctx context.Context, r Resumer, partitions []int) (
 	}
 	scope := sink.ResumeScope{Partitions: len(a.shards), Owned: partitions, Limit: a.perShard * owned}
 	n, full := 0, 0
-	skipped, err := r.Resume(ctx, a.timeout, scope, func(chunk []sink.Resume) error {
+	// The late window too: a visitor whose session closed within it must be in memory
+	// (see apply).
+	skipped, err := r.Resume(ctx, a.timeout+a.window, scope, func(chunk []sink.Resume) error {
 		for i := range chunk {
 			switch a.restore(&chunk[i]) {
 			case restored:
@@ -54,10 +56,20 @@ func (a *Aggregator) Restore(ctx context.Context, r Resumer, partitions []int) (
 	})
 	a.restored.Add(n)
 	a.skipped.Add(skipped + full)
+	// Every shard goes on from the newest restored signal: a visitor left out closed
+	// their session before it, and the late rule places their next signal from there.
+	var newest int64
+	for i := range a.shards {
+		ln := &a.lanes[i%len(a.lanes)]
+		ln.mu.Lock()
+		newest = max(newest, a.shards[i].watermark)
+		ln.mu.Unlock()
+	}
 	for i := range a.shards {
 		ln := &a.lanes[i%len(a.lanes)]
 		ln.mu.Lock()
 		a.shards[i].sortByActivity()
+		a.shards[i].watermark = max(a.shards[i].watermark, newest)
 		ln.mu.Unlock()
 	}
 	if err != nil {
@@ -103,7 +115,7 @@ func (a *Aggregator) restore(r *sink.Resume) restoreResult {
 	// Replay the signals counted in the session: the same rules as apply, without rows.
 	for i := range r.Signals {
 		sig := &r.Signals[i]
-		if sig.ReceivedAt < s.StartMs {
+		if sig.EventAt < s.StartMs {
 			a.unresumed.Inc()
 			return unmade
 		}
@@ -111,11 +123,11 @@ func (a *Aggregator) restore(r *sink.Resume) restoreResult {
 			continue
 		}
 		a.remember(v, sig.EventID)
-		v.s.last = max(v.s.last, sig.ReceivedAt)
+		v.s.last = max(v.s.last, sig.EventAt)
 		switch sig.Type {
 		case schemas.TypePageview:
-			if v.s.land.before(sig.ReceivedAt, sig) {
-				v.s.land = landing{ms: sig.ReceivedAt, path: intern(sig.Path), src: intern(sig.UTMSource), med: intern(sig.UTMMedium),
+			if v.s.land.before(sig.EventAt, sig) {
+				v.s.land = landing{ms: sig.EventAt, path: intern(sig.Path), src: intern(sig.UTMSource), med: intern(sig.UTMMedium),
 					cmp: intern(sig.UTMCampaign)}
 			}
 		case schemas.TypeEvent:
@@ -131,13 +143,13 @@ func (a *Aggregator) restore(r *sink.Resume) restoreResult {
 				e := &v.exps[j]
 				if e.exp == sig.Experiment {
 					found = true
-					if sig.ReceivedAt < e.ms || (sig.ReceivedAt == e.ms && sig.Variant < e.variant) {
-						e.ms, e.variant = sig.ReceivedAt, internString(sig.Variant)
+					if sig.EventAt < e.ms || (sig.EventAt == e.ms && sig.Variant < e.variant) {
+						e.ms, e.variant = sig.EventAt, internString(sig.Variant)
 					}
 				}
 			}
 			if !found {
-				v.exps = append(v.exps, expo{exp: internString(sig.Experiment), variant: internString(sig.Variant), ms: sig.ReceivedAt})
+				v.exps = append(v.exps, expo{exp: internString(sig.Experiment), variant: internString(sig.Variant), ms: sig.EventAt})
 			}
 		}
 	}

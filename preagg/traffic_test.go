@@ -17,11 +17,10 @@ const (
 	timeout = 30 * minute
 )
 
-// traffic is generated signals with their ground truth known by construction: the
-// generator decides where each session starts and ends, which pageview lands it, which
-// goals convert it and which exposure comes first, and writes that down as it emits the
-// signals. The signals are then delivered in `at` order, which differs from received_at
-// for late signals (received before the visitor's previous signal, delivered after it).
+// traffic is generated signals and their ground truth. The signals are delivered in
+// `at` order, which differs from received_at for late signals (received before the
+// visitor's previous signal, delivered after it); the truth is what the reference
+// model (model, below) makes of the deliveries.
 type traffic struct {
 	r        *rand.Rand
 	base     int64
@@ -88,8 +87,6 @@ func (tr *traffic) visitor(site, anon string, start int64) {
 			}
 			t = prev + gap
 		}
-		sess := &sink.Session{Site: site, AnonymousID: anon, StartMs: t}
-		tr.sessions[fmt.Sprintf("%s/%s/%d", site, anon, t)] = sess
 		for i, m := 0, 1+r.IntN(7); i < m; i++ {
 			if i > 0 {
 				gap := second + r.Int64N(10*minute)
@@ -99,21 +96,18 @@ func (tr *traffic) visitor(site, anon string, start int64) {
 				t = prev + gap
 			}
 			g := tr.emit(t, tr.signal(site, anon, ex.exp, variant, t, i == 0))
-			tr.apply(sess, g, t)
 			prev = t
 			switch k := r.IntN(100); {
 			case k < 10: // a client retry of the same signal, up to 5 s later
 				tr.emit(t+r.Int64N(5*second), g)
 				tr.counts.dups++
 			case k < 15 && g.Type == schemas.TypePageview: // two pageviews in one millisecond
-				h := tr.emit(t, tr.pageview(site, anon, t))
-				tr.apply(sess, h, t)
+				tr.emit(t, tr.pageview(site, anon, t))
 				tr.counts.ties++
 			case k < 22: // received before the previous signal, delivered after it
 				h := tr.signal(site, anon, ex.exp, variant, t, false)
 				h.ReceivedAt = t - second - r.Int64N(4*second)
 				tr.emit(t+1, h)
-				tr.apply(sess, h, t) // it takes the visitor's time
 				tr.counts.late++
 			case k < 25: // a bot's pageview: stored, counted nowhere
 				h := tr.pageview(site, anon, t+2)
@@ -158,25 +152,60 @@ func (tr *traffic) pageview(site, anon string, t int64) schemas.Signal {
 		UTMCampaign: camps[r.IntN(len(camps))]}
 }
 
-// apply writes down what signal g at effective time t does to the truth.
-func (tr *traffic) apply(sess *sink.Session, g schemas.Signal, t int64) {
-	switch g.Type {
-	case schemas.TypePageview:
-		cand := fmt.Sprintf("%020d\x00%s\x00%s\x00%s\x00%s", t, g.Path, g.UTMSource, g.UTMMedium, g.UTMCampaign)
-		cur := fmt.Sprintf("%020d\x00%s\x00%s\x00%s\x00%s", sess.LandingMs, sess.LandingPath, sess.UTMSource, sess.UTMMedium, sess.UTMCampaign)
-		if sess.LandingMs == 0 || cand < cur {
-			sess.LandingMs, sess.LandingPath, sess.UTMSource, sess.UTMMedium, sess.UTMCampaign = t, g.Path, g.UTMSource, g.UTMMedium, g.UTMCampaign
+// model is the reference for the rules of package preagg, written from their statement
+// and sharing no code with the sessionizer: each visitor's signals in delivery order,
+// each placed at its event time, or 1 ms after the visitor's last counted signal when it
+// is not later than that; a new session after a gap of at least the timeout; a copy of
+// an event_id already in the session counts nowhere; a session lands on its first
+// pageview and converts with a goal; a visitor's first exposure to an experiment is
+// their first in that order, and they convert with a goal strictly after it. (No
+// delivery here is late by more than the late window, so that clamp never applies.)
+func (tr *traffic) model() {
+	type state struct {
+		last int64
+		sess *sink.Session
+		ids  map[string]bool
+	}
+	vis := map[string]*state{}
+	for _, d := range tr.deliver {
+		g := d.g
+		if g.Bot {
+			continue
 		}
-	case schemas.TypeEvent:
-		if g.Name == DefaultGoal {
-			sess.Converted = true
-			k := g.Site + "/" + g.AnonymousID
-			tr.goals[k] = append(tr.goals[k], t)
+		k := g.Site + "/" + g.AnonymousID
+		v := vis[k]
+		placed := g.ReceivedAt
+		if v != nil && placed <= v.last {
+			placed = v.last + 1
 		}
-	case schemas.TypeExposure:
-		k := g.Site + "/" + g.Experiment + "/" + g.AnonymousID
-		if e := tr.firsts[k]; e == nil || t < e.FirstMs || (t == e.FirstMs && g.Variant < e.Variant) {
-			tr.firsts[k] = &sink.Exposure{Site: g.Site, Experiment: g.Experiment, AnonymousID: g.AnonymousID, FirstMs: t, Variant: g.Variant}
+		if v == nil || placed-v.last >= timeout {
+			if v == nil {
+				v = &state{}
+				vis[k] = v
+			}
+			v.sess = &sink.Session{Site: g.Site, AnonymousID: g.AnonymousID, StartMs: placed}
+			v.ids = map[string]bool{}
+			tr.sessions[fmt.Sprintf("%s/%d", k, placed)] = v.sess
+		} else if v.ids[g.EventID] {
+			continue
+		}
+		v.ids[g.EventID] = true
+		v.last = placed
+		switch s := v.sess; g.Type {
+		case schemas.TypePageview:
+			if s.LandingMs == 0 {
+				s.LandingMs, s.LandingPath, s.UTMSource, s.UTMMedium, s.UTMCampaign = placed, g.Path, g.UTMSource, g.UTMMedium, g.UTMCampaign
+			}
+		case schemas.TypeEvent:
+			if g.Name == DefaultGoal {
+				s.Converted = true
+				tr.goals[k] = append(tr.goals[k], placed)
+			}
+		case schemas.TypeExposure:
+			e := g.Site + "/" + g.Experiment + "/" + g.AnonymousID
+			if tr.firsts[e] == nil {
+				tr.firsts[e] = &sink.Exposure{Site: g.Site, Experiment: g.Experiment, AnonymousID: g.AnonymousID, FirstMs: placed, Variant: g.Variant}
+			}
 		}
 	}
 }
@@ -186,26 +215,20 @@ func (tr *traffic) apply(sess *sink.Session, g schemas.Signal, t int64) {
 // event_ids can catch), a signal received before the restart but delivered after, and a
 // pageview that continues the session.
 func (tr *traffic) restartSpanner(site, anon string, split int64) {
-	sess := &sink.Session{Site: site, AnonymousID: anon, StartMs: split - 10*minute}
-	tr.sessions[fmt.Sprintf("%s/%s/%d", site, anon, sess.StartMs)] = sess
 	pv := schemas.Signal{Type: schemas.TypePageview, Site: site, AnonymousID: anon, ReceivedAt: split - 10*minute,
 		Path: "/restart", URL: "https://" + site + "/restart", UTMSource: "news"}
-	pv = tr.emit(pv.ReceivedAt, pv)
-	tr.apply(sess, pv, pv.ReceivedAt)
+	tr.emit(pv.ReceivedAt, pv)
 	goal := schemas.Signal{Type: schemas.TypeEvent, Site: site, AnonymousID: anon, ReceivedAt: split - second,
 		Name: DefaultGoal, EventID: "restart-goal-" + anon}
 	tr.emit(goal.ReceivedAt, goal)
-	tr.apply(sess, goal, goal.ReceivedAt)
 	dup := goal
 	dup.ReceivedAt = split + second
 	tr.emit(split+second, dup)
-	late := tr.emit(split+2*second, schemas.Signal{Type: schemas.TypeEvent, Site: site, AnonymousID: anon,
+	tr.emit(split+2*second, schemas.Signal{Type: schemas.TypeEvent, Site: site, AnonymousID: anon,
 		ReceivedAt: split - 5*second, Name: "scroll"})
-	tr.apply(sess, late, split-second)
 	next := schemas.Signal{Type: schemas.TypePageview, Site: site, AnonymousID: anon, ReceivedAt: split + 20*minute,
 		Path: "/after", URL: "https://" + site + "/after"}
-	next = tr.emit(next.ReceivedAt, next)
-	tr.apply(sess, next, next.ReceivedAt)
+	tr.emit(next.ReceivedAt, next)
 	tr.counts.restarts++
 }
 
@@ -226,6 +249,7 @@ func generate(seed uint64, base int64, visitors int, split int64) *traffic {
 		}
 		return a.seq < b.seq
 	})
+	tr.model()
 	return tr
 }
 
@@ -258,7 +282,7 @@ func (tr *traffic) truth(from, to int64) *sink.Rollups {
 		}
 		conv := false
 		for _, g := range tr.goals[e.Site+"/"+e.AnonymousID] {
-			conv = conv || g >= e.FirstMs
+			conv = conv || g > e.FirstMs
 		}
 		r.Exposures = append(r.Exposures, sink.VisitorExposure{Exposure: *e, Converted: conv})
 	}

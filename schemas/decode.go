@@ -1,6 +1,7 @@
 package schemas
 
 import (
+	"cmp"
 	"fmt"
 	"math/rand/v2"
 	"net/url"
@@ -35,6 +36,8 @@ const MaxExplained = 4
 type Meta struct {
 	ReceivedAt int64 // Unix milliseconds
 	Bot        bool
+	// Seq numbers the accepted signals in arrival order (Signal.Seq); nil leaves them 0.
+	Seq *Sequence
 }
 
 // Rejection says why one signal of a body was not accepted.
@@ -99,11 +102,36 @@ func (r *Registry) Disagreements() uint64 { return r.disagree.Load() }
 // ErrBatchTooLarge), and b then holds nothing.
 func (r *Registry) Decode(body string, meta Meta, maxBatch int, b *Batch) error {
 	d := decoder{r: r, body: body, meta: meta}
+	n0 := len(b.Signals)
 	err := d.run(maxBatch, b)
 	if err != nil {
 		b.Reset()
+		return err
 	}
-	return err
+	if meta.Seq != nil && len(b.Signals) > n0 {
+		number(b.Signals[n0:], meta.Seq.Reserve(len(b.Signals)-n0, meta.ReceivedAt))
+	}
+	return nil
+}
+
+// number gives the signals of one request their sequence numbers from first on, in the
+// order of their event times, ties in body order: a client may send signals out of the
+// order it made them (t.js puts a failed request's signals back behind newer ones).
+func number(sigs []Signal, first uint64) {
+	if slices.IsSortedFunc(sigs, func(a, b Signal) int { return cmp.Compare(a.EventAt, b.EventAt) }) {
+		for i := range sigs {
+			sigs[i].Seq = first + uint64(i)
+		}
+		return
+	}
+	idx := make([]int, len(sigs))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(sigs[a].EventAt, sigs[b].EventAt) })
+	for rank, i := range idx {
+		sigs[i].Seq = first + uint64(rank)
+	}
 }
 
 type decoder struct {
@@ -812,6 +840,11 @@ func (d *decoder) key() error {
 func (d *decoder) fill(s *Signal, toks *[numSlots]token, seen uint32, props string) {
 	s.Type = ParseType(toks[slotType].text)
 	s.ReceivedAt = d.meta.ReceivedAt
+	s.EventAt = d.meta.ReceivedAt
+	if seen&(1<<slotTS) != 0 && seen&(1<<slotSentAt) != 0 {
+		s.EventAt = EventTime(d.meta.ReceivedAt, int64(toks[slotTS].f), int64(toks[slotSentAt].f))
+	}
+	s.Seq = 0
 	s.Bot = d.meta.Bot
 	s.Site = toks[slotSite].text
 	s.AnonymousID = toks[slotAnonymousID].text

@@ -102,7 +102,7 @@ func TestDecodeFields(t *testing.T) {
 	}
 	got := b.Signals[0]
 	want := Signal{
-		Type: TypePageview, Bot: true, HasValue: true, ReceivedAt: 5, Value: -2500,
+		Type: TypePageview, Bot: true, HasValue: true, ReceivedAt: 5, EventAt: 5, Value: -2500,
 		Site: "example.com", AnonymousID: "a1b2c3d4e5f6", EventID: "ev-0000001",
 		URL:  "https://example.com/pricing/?utm_source=news%20letter&utm_medium=email&utm_campaign=spring#top",
 		Path: "/pricing/", Referrer: "https://news.example/",

@@ -1,6 +1,8 @@
 // Package schemas owns the contract of every signal and business event: the JSON Schemas
-// (embedded, versioned, served read-only), the Registry that compiles them once, and the
-// request decoder that turns a /collect body into Signals.
+// (embedded, versioned, served read-only), the Registry that compiles them once, the
+// request decoder that turns a /collect body into Signals, and where a signal stands in
+// its visitor's order: its event time (EventTime, from the client's ts and sent_at) and
+// its arrival sequence (Sequence), both set by the decoder.
 //
 // Validation has two paths and one source. jsonschema/v5 compiles the schema files, with
 // every pattern given its ECMA-262 meaning (the draft-07 schemas' dialect, where Go's

@@ -27,7 +27,7 @@ const baseURL = "https://rung.dev/schemas/"
 
 // signalSchema is the entry point for telemetry signals; each type's schema is reached
 // from it by the signal's "type".
-const signalSchema = "signal.v1"
+const signalSchema = "signal.v2"
 
 // Registry holds every schema rung knows, compiled once. It is safe for concurrent use.
 type Registry struct {
@@ -186,7 +186,7 @@ func (r *Registry) ValidateEvent(name string, doc []byte) error {
 	return r.validate(sn, doc)
 }
 
-// Validate validates doc against the schema called name ("pageview.v1", "signal.v1").
+// Validate validates doc against the schema called name ("pageview.v1", "signal.v2").
 func (r *Registry) Validate(name string, doc []byte) error {
 	if _, ok := r.oracle[name]; !ok {
 		return fmt.Errorf("%w: %q", ErrUnknownSchema, name)

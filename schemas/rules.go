@@ -35,6 +35,8 @@ const (
 	slotVariant
 	slotValue
 	slotProps
+	slotTS
+	slotSentAt
 	numSlots
 	slotNone slot = 255
 )
@@ -42,7 +44,7 @@ const (
 var slotNames = [numSlots]string{
 	"type", "v", "site", "anonymous_id", "event_id", "url", "referrer", "utm_source",
 	"utm_medium", "utm_campaign", "utm_term", "utm_content", "name", "experiment", "variant",
-	"value", "props",
+	"value", "props", "ts", "sent_at",
 }
 
 func slotOf(key string) slot {
@@ -81,6 +83,10 @@ func slotOf(key string) slot {
 		return slotValue
 	case "props":
 		return slotProps
+	case "ts":
+		return slotTS
+	case "sent_at":
+		return slotSentAt
 	}
 	return slotNone
 }

@@ -40,10 +40,17 @@ func ParseType(s string) Type {
 // answered, so a Signal is cheap to make; whatever keeps one longer keeps a copy (the
 // buffer copies it into memory of its own).
 type Signal struct {
-	Type        Type
-	Bot         bool
-	HasValue    bool
-	ReceivedAt  int64 // Unix milliseconds, set by the collector
+	Type       Type
+	Bot        bool
+	HasValue   bool
+	ReceivedAt int64 // Unix milliseconds, set by the collector
+	// EventAt is the signal's event time, Unix milliseconds: where it stands in its
+	// visitor's timeline (see EventTime). The sessionizer may move it later (package
+	// preagg: late signals); the store keeps the value it was counted at.
+	EventAt int64
+	// Seq is the signal's arrival sequence (see Sequence): it orders signals with the
+	// same EventAt, in request order and then across requests.
+	Seq         uint64
 	Value       float64
 	Site        string
 	AnonymousID string
@@ -60,6 +67,15 @@ type Signal struct {
 	Experiment  string // type exposure
 	Variant     string // type exposure
 	Props       string // compact JSON object, or "" when absent
+}
+
+// At returns the signal's event time: EventAt, or the receive time for a signal made
+// without one (by other code than the decoder, which always sets it).
+func (s *Signal) At() int64 {
+	if s.EventAt == 0 {
+		return s.ReceivedAt
+	}
+	return s.EventAt
 }
 
 // signalOverhead is what a Signal costs beyond its strings' bytes: the struct itself.

@@ -67,7 +67,7 @@ func (s ResumeScope) Owner() func(anonymousID string) bool {
 // may hold a connection). An error stops Resume, which returns it.
 //
 // The Signals of each Resume carry what the sessionizer replays: EventID, Type, Site,
-// AnonymousID, ReceivedAt, Path, the utm_source, medium and campaign, Name, Experiment
+// AnonymousID, EventAt, Seq, Path, the utm_source, medium and campaign, Name, Experiment
 // and Variant. The other fields are left empty.
 type ResumeFunc func(chunk []Resume) error
 
@@ -76,7 +76,8 @@ type ResumeFunc func(chunk []Resume) error
 const ResumeChunk = 100_000
 
 // GroupResume groups the signals of the sessions to resume by visitor, each visitor's
-// oldest first (rows in any order, ties kept in it); starts are their session_ms.
+// in their order, (event time, sequence) (rows in any order, ties kept in it); starts
+// are their session_ms.
 func GroupResume(rows []schemas.Signal, starts []int64) []Resume {
 	type visitor struct{ site, anon string }
 	idx := map[visitor]int{}
@@ -92,7 +93,12 @@ func GroupResume(rows []schemas.Signal, starts []int64) []Resume {
 		out[j].Signals = append(out[j].Signals, sig)
 	}
 	for i := range out {
-		slices.SortStableFunc(out[i].Signals, func(a, b schemas.Signal) int { return cmp.Compare(a.ReceivedAt, b.ReceivedAt) })
+		slices.SortStableFunc(out[i].Signals, func(a, b schemas.Signal) int {
+			if c := cmp.Compare(a.EventAt, b.EventAt); c != 0 {
+				return c
+			}
+			return cmp.Compare(a.Seq, b.Seq)
+		})
 	}
 	return out
 }

@@ -270,7 +270,7 @@ type ExperimentFilter struct {
 }
 
 // VariantCount is one variant's visitors (by first exposure) and how many of them
-// converted at or after that exposure.
+// converted after that exposure (strictly: see package preagg on order).
 type VariantCount struct {
 	Variant   string
 	Visitors  int64
@@ -307,7 +307,7 @@ type LandingHour struct {
 	Converted int64
 }
 
-// VisitorExposure is a visitor's first exposure and whether they converted at or after
+// VisitorExposure is a visitor's first exposure and whether they converted after
 // it.
 type VisitorExposure struct {
 	Exposure

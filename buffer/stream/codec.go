@@ -11,8 +11,9 @@ import (
 
 // codecVersion is the first byte of every encoded signal. A reader refuses versions it
 // does not know, so collectors and aggregators of different releases fail loudly
-// instead of misreading each other.
-const codecVersion = 1
+// instead of misreading each other. Version 1 (written before signals had an event time
+// and a sequence) is still read: its signals' event time is their receive time.
+const codecVersion = 2
 
 // Flag bits of the byte after the type.
 const (
@@ -23,8 +24,8 @@ const (
 )
 
 // maxEncodedHeader bounds what precedes the strings: version, type, flags, a varint
-// ReceivedAt and the value.
-const maxEncodedHeader = 3 + binary.MaxVarintLen64 + 8
+// ReceivedAt, a varint lag, a uvarint Seq and the value.
+const maxEncodedHeader = 3 + 3*binary.MaxVarintLen64 + 8
 
 // errTruncated is what Parse says about input that ends inside a field.
 var errTruncated = errors.New("truncated")
@@ -38,9 +39,10 @@ func EncodedSize(s *schemas.Signal) int {
 // Append appends the wire form of s to dst and returns the extended slice. It allocates
 // nothing when dst has room (see EncodedSize).
 //
-// Layout (version 1): version byte, type byte, flags byte, ReceivedAt as a zigzag
-// varint, Value as 8 little-endian bytes when flagValue is set, then the 15 strings
-// in Signal field order, each as a uvarint length and its bytes.
+// Layout (version 2): version byte, type byte, flags byte, ReceivedAt as a zigzag
+// varint, ReceivedAt − EventAt as a zigzag varint, Seq as a uvarint, Value as 8
+// little-endian bytes when flagValue is set, then the 15 strings in Signal field order,
+// each as a uvarint length and its bytes.
 func Append(dst []byte, s *schemas.Signal) []byte {
 	var flags byte
 	if s.Bot {
@@ -55,6 +57,8 @@ func Append(dst []byte, s *schemas.Signal) []byte {
 	}
 	dst = append(dst, codecVersion, byte(s.Type), flags)
 	dst = binary.AppendVarint(dst, s.ReceivedAt)
+	dst = binary.AppendVarint(dst, s.ReceivedAt-s.EventAt)
+	dst = binary.AppendUvarint(dst, s.Seq)
 	if bits != 0 {
 		dst = binary.LittleEndian.AppendUint64(dst, bits)
 	}
@@ -69,7 +73,7 @@ func Append(dst []byte, s *schemas.Signal) []byte {
 
 // encodedLen is len(Append(nil, s)), exactly.
 func encodedLen(s *schemas.Signal) int {
-	n := 3 + varintLen(s.ReceivedAt)
+	n := 3 + varintLen(s.ReceivedAt) + varintLen(s.ReceivedAt-s.EventAt) + uvarintLen(s.Seq)
 	if math.Float64bits(s.Value) != 0 {
 		n += 8
 	}
@@ -143,14 +147,14 @@ func parse(b []byte, s *schemas.Signal) error {
 	if len(b) < 3 {
 		return fmt.Errorf("header: %w", errTruncated)
 	}
-	if b[0] != codecVersion {
+	if b[0] != codecVersion && b[0] != 1 {
 		return fmt.Errorf("unknown codec version %d (this build reads %d)", b[0], codecVersion)
 	}
 	t := schemas.Type(b[1])
 	if t == schemas.TypeUnknown || t > schemas.TypeExposure {
 		return fmt.Errorf("unknown signal type %d", b[1])
 	}
-	flags := b[2]
+	b0, flags := b[0], b[2]
 	if flags&^flagsKnown != 0 {
 		return fmt.Errorf("unknown flags %#x", flags)
 	}
@@ -162,8 +166,20 @@ func parse(b []byte, s *schemas.Signal) error {
 	if n <= 0 {
 		return fmt.Errorf("received_at: bad varint")
 	}
-	s.ReceivedAt = v
+	s.ReceivedAt, s.EventAt = v, v
 	b = b[n:]
+	if b0 >= 2 {
+		lag, n := binary.Varint(b)
+		if n <= 0 {
+			return fmt.Errorf("event time: bad varint")
+		}
+		s.EventAt = s.ReceivedAt - lag
+		b = b[n:]
+		if s.Seq, n = binary.Uvarint(b); n <= 0 {
+			return fmt.Errorf("seq: bad varint")
+		}
+		b = b[n:]
+	}
 	if flags&flagValue != 0 {
 		if len(b) < 8 {
 			return fmt.Errorf("value: %w", errTruncated)

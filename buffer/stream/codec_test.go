@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"encoding/binary"
 	"math"
 	"strings"
 	"testing"
@@ -11,7 +12,8 @@ import (
 
 func fullSignal() schemas.Signal {
 	return schemas.Signal{
-		Type: schemas.TypeEvent, Bot: true, HasValue: true, ReceivedAt: 1764979200123, Value: -12.5,
+		Type: schemas.TypeEvent, Bot: true, HasValue: true, ReceivedAt: 1764979200123, EventAt: 1764979140123,
+		Seq: 1850904350066810881, Value: -12.5,
 		Site: "example.com", AnonymousID: "a-1f3e", EventID: "01HZX3", URL: "https://example.com/p?q=1#f",
 		Path: "/p", Referrer: "https://ref.example/", UTMSource: "src", UTMMedium: "med",
 		UTMCampaign: "camp", UTMTerm: "term", UTMContent: "content", Name: "signup",
@@ -152,5 +154,26 @@ func TestFrames(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), bad.want) || len(got) != 1 {
 			t.Errorf("%s: %v (%d signals), want an error about %q and dst untouched", bad.name, err, len(got), bad.want)
 		}
+	}
+}
+
+// TestParseVersion1 reads a signal as a release before event times wrote it (the write
+// ahead log may hold such records at an upgrade): its event time is its receive time.
+func TestParseVersion1(t *testing.T) {
+	v1 := []byte{1, byte(schemas.TypePageview), 0}
+	v1 = binary.AppendVarint(v1, 1764979200123)
+	for _, f := range []string{"example.com", "visitor-1", "ev-1", "https://example.com/", "/"} {
+		v1 = binary.AppendUvarint(v1, uint64(len(f)))
+		v1 = append(v1, f...)
+	}
+	for range 10 {
+		v1 = append(v1, 0)
+	}
+	var s schemas.Signal
+	if err := Parse(v1, &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.ReceivedAt != 1764979200123 || s.EventAt != s.ReceivedAt || s.Seq != 0 || s.Path != "/" {
+		t.Errorf("got %+v", s)
 	}
 }

@@ -10,16 +10,21 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
 	"github.com/rungdev/rung/internal/harness"
 	"github.com/rungdev/rung/schemas"
+	"github.com/rungdev/rung/sink"
+	"github.com/rungdev/rung/sink/sqlite"
 )
 
 // eventIDRe is what t.js makes: the time in ms, then 128 random bits.
@@ -283,7 +288,7 @@ func TestQueuedWhileCollectorDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, raw := range eval[[]string](t, tab, stored+`.map(s => JSON.stringify(s))`) {
-		if err := reg.Validate("signal.v1", []byte(raw)); err != nil {
+		if err := reg.Validate("signal.v2", []byte(raw)); err != nil {
 			t.Errorf("t.js made an invalid signal: %v\n%s", err, raw)
 		}
 	}
@@ -342,5 +347,104 @@ func screenshot(t *testing.T, tab context.Context, name string) {
 	}
 	if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestReplayMakesLiveSessions walks two pages with a pause longer than the session
+// timeout between them, once with the collector up and once with it down, so that t.js
+// keeps every signal and replays them later in one request. rung makes the same
+// sessions both times, one landing on /demo/ and one on /demo/pricing: the replay
+// carries when each signal was made (ts and sent_at), not when it arrived.
+func TestReplayMakesLiveSessions(t *testing.T) {
+	const timeout = time.Minute // the shortest rung serve takes
+	const stored = `JSON.parse(localStorage.getItem('rung_q') || '[]')`
+	browser := harness.Browser(t)
+	for _, down := range []bool{false, true} {
+		name := "live"
+		if down {
+			name = "replayed"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel() // both wait out the timeout
+			addr, data := harness.FreeAddr(t), t.TempDir()
+			args := []string{"--session-timeout", timeout.String()}
+			col := startRung(t, addr, data, args...)
+			site := httptest.NewServer(newHandler(t, Options{Site: "demo", Endpoint: col.url("/collect")}))
+			t.Cleanup(site.Close)
+			if down {
+				col.stop()
+			}
+			// Made, and then either delivered or stored: n signals so far.
+			made := func(tab context.Context, n int) {
+				if down {
+					waitJS(t, tab, fmt.Sprintf("%s.length == %d", stored, n))
+				} else {
+					col.waitAccepted(n, 30*time.Second)
+				}
+			}
+			// A browser's user agent: headless Chrome's own is a bot's, counted nowhere.
+			asBrowser := func(tab context.Context) {
+				if _, err := chromedp.Call(tab, emulation.SetUserAgentOverride,
+					emulation.SetUserAgentOverrideParams{UserAgent: harness.BrowserUA}); err != nil {
+					t.Fatalf("set the user agent: %v", err)
+				}
+			}
+			tab, closeTab := newTab(t, browser)
+			asBrowser(tab)
+			run(t, tab, chromedp.Navigate(site.URL+"/demo/"))
+			waitJS(t, tab, `window.rung && document.getElementById('variant').textContent != '—'`)
+			anon := eval[string](t, tab, `rung.id()`)
+			made(tab, 2) // the pageview and the exposure
+			// The visitor reads for longer than the session timeout, by the page's clock.
+			after := time.Now().Add(timeout + time.Second).UnixMilli()
+			harness.CheckFor(t, 3*timeout, 250*time.Millisecond, func() error {
+				if now := eval[int64](t, tab, `Date.now()`); now <= after {
+					return fmt.Errorf("the visitor is still reading: %d ms to go", after-now)
+				}
+				return nil
+			})
+			run(t, tab, chromedp.Navigate(site.URL+"/demo/pricing"))
+			made(tab, 3)
+			closeTab()
+			if down {
+				col = startRung(t, addr, data, args...)
+				tab2, closeTab2 := newTab(t, browser)
+				asBrowser(tab2)
+				run(t, tab2, chromedp.Navigate(site.URL+"/demo/signup")) // takes the stored queue over
+				col.waitAccepted(4, 60*time.Second)
+				waitJS(t, tab2, stored+`.length == 0`)
+				closeTab2()
+			}
+			col.stop()
+
+			st, err := sqlite.Open(context.Background(), filepath.Join(data, "telemetry.db"), metrics.NewSet())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			rules := sink.Rules{SessionTimeoutMs: timeout.Milliseconds(), Goals: []string{"form_submitted"}}
+			from, to := time.Now().Add(-time.Hour).UnixMilli(), time.Now().Add(time.Hour).UnixMilli()
+			pre, err := st.PreRolled(context.Background(), from, to, rules)
+			if err != nil {
+				t.Fatal(err)
+			}
+			re, err := st.Recompute(context.Background(), from, to, rules)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(pre.Sessions, re.Sessions) {
+				t.Errorf("pre-rolled sessions %+v, recomputed %+v", pre.Sessions, re.Sessions)
+			}
+			var landed []string
+			for _, s := range pre.Sessions {
+				if s.AnonymousID == anon {
+					landed = append(landed, s.LandingPath)
+				}
+			}
+			// The replayed run's last page, opened after the restart, may start a third.
+			if len(landed) < 2 || landed[0] != "/demo/" || landed[1] != "/demo/pricing" || (!down && len(landed) != 2) {
+				t.Errorf("sessions landing on %q, want /demo/ and then /demo/pricing; all sessions: %+v", landed, pre.Sessions)
+			}
+		})
 	}
 }

@@ -60,7 +60,7 @@ func TestExamplesValidate(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i, doc := range signalDocs(t, f, b) {
-			if err := reg.Validate("signal.v1", doc); err != nil {
+			if err := reg.Validate("signal.v2", doc); err != nil {
 				t.Errorf("%s, document %d: %v", f, i, err)
 			}
 		}
@@ -82,7 +82,7 @@ func TestExamplesValidate(t *testing.T) {
 		if !ok {
 			t.Errorf("README.md json block %d is in no file of testdata/examples:\n%s", i+1, m[1])
 			for j, doc := range signalDocs(t, "README.md", m[1]) {
-				if err := reg.Validate("signal.v1", doc); err != nil {
+				if err := reg.Validate("signal.v2", doc); err != nil {
 					t.Errorf("README.md json block %d, document %d: %v", i+1, j, err)
 				}
 			}
@@ -112,7 +112,7 @@ func TestExamplesRejectBadSignals(t *testing.T) {
 		`{"type":"exposure","site":"example.com","anonymous_id":"2611814562-49035166","experiment":"no-variant"}`,
 		`{"type":"pageview","site":"example.com","anonymous_id":"2611814562-49035166","url":"file:///home/me/page.html"}`,
 	} {
-		if err := reg.Validate("signal.v1", []byte(bad)); err == nil {
+		if err := reg.Validate("signal.v2", []byte(bad)); err == nil {
 			t.Errorf("accepted a bad signal: %s", bad)
 		}
 	}

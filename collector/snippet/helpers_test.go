@@ -35,11 +35,11 @@ type rung struct {
 
 // startRung runs `rung serve` on addr with its store in dataDir and waits until it
 // answers /healthz. The test's cleanup kills it if the test has not stopped it.
-func startRung(t *testing.T, addr, dataDir string) *rung {
+func startRung(t *testing.T, addr, dataDir string, args ...string) *rung {
 	t.Helper()
 	r := &rung{t: t, addr: addr, dataDir: dataDir, done: make(chan error, 1), log: &harness.Output{}}
-	r.cmd = exec.Command(harness.RungBinary(t), "serve", "--listen", addr, "--data-dir", dataDir,
-		"--flush-interval", "50ms", "--log-level", "debug")
+	r.cmd = exec.Command(harness.RungBinary(t), append([]string{"serve", "--listen", addr, "--data-dir", dataDir,
+		"--flush-interval", "50ms", "--log-level", "debug"}, args...)...)
 	r.cmd.Stdout, r.cmd.Stderr = r.log, r.log
 	if err := r.cmd.Start(); err != nil {
 		t.Fatalf("start rung serve: %v", err)

@@ -240,7 +240,7 @@ func addColumns(ctx context.Context, conn driver.Conn, db, table, name string) e
 
 const insertSignals = "INSERT INTO %s (date, received_at, received_ms, event_id, type, site, " +
 	"anonymous_id, bot, url, path, referrer, utm_source, utm_medium, utm_campaign, utm_term, " +
-	"utm_content, name, experiment, variant, value, props, session_ms)"
+	"utm_content, name, experiment, variant, value, props, session_ms, event_ms, seq)"
 
 // columns holds one batch in columnar form; reused through a pool.
 type columns struct {
@@ -253,6 +253,8 @@ type columns struct {
 	values                                      []float64
 	props                                       []string
 	session                                     []int64
+	ev                                          []int64
+	seq                                         []uint64
 }
 
 // fill puts the signals of b into k: those of shard s when shards is given (the shard
@@ -261,6 +263,7 @@ func (k *columns) fill(b *sink.Batch, shards []int, s int) {
 	signals := b.Signals
 	n := len(signals)
 	k.date, k.at, k.ms, k.session = k.date[:0], k.at[:0], k.ms[:0], k.session[:0]
+	k.ev, k.seq = k.ev[:0], k.seq[:0]
 	for _, p := range []*[]string{&k.eventID, &k.typ, &k.site, &k.anon, &k.url, &k.path, &k.ref,
 		&k.src, &k.med, &k.camp, &k.term, &k.content, &k.name, &k.exp, &k.v, &k.props} {
 		*p = (*p)[:0]
@@ -307,12 +310,14 @@ func (k *columns) fill(b *sink.Batch, shards []int, s int) {
 		k.value = append(k.value, vp)
 		k.props = append(k.props, g.Props)
 		k.session = append(k.session, b.SessionOf(i))
+		k.ev = append(k.ev, g.At())
+		k.seq = append(k.seq, g.Seq)
 	}
 }
 
 func (k *columns) list() []any {
 	return []any{k.date, k.at, k.ms, k.eventID, k.typ, k.site, k.anon, k.bot, k.url, k.path, k.ref,
-		k.src, k.med, k.camp, k.term, k.content, k.name, k.exp, k.v, k.value, k.props, k.session}
+		k.src, k.med, k.camp, k.term, k.content, k.name, k.exp, k.v, k.value, k.props, k.session, k.ev, k.seq}
 }
 
 // clear drops the references to the signals' strings before the columns go back to the
@@ -466,7 +471,7 @@ func (c *ClickHouse) query(ctx context.Context, where string, args ...any) ([]sc
 
 func (c *ClickHouse) scanSignals(ctx context.Context, withSession bool, where string, args ...any) ([]schemas.Signal, []int64, error) {
 	q := "SELECT event_id, type, site, anonymous_id, received_ms, bot, url, path, referrer, utm_source, " +
-		"utm_medium, utm_campaign, utm_term, utm_content, name, experiment, variant, value, props, session_ms FROM " +
+		"utm_medium, utm_campaign, utm_term, utm_content, name, experiment, variant, value, props, session_ms, event_ms, seq FROM " +
 		c.db + ".signals " + where
 	rows, err := c.conn.Query(ctx, q, args...)
 	if err != nil {
@@ -487,7 +492,7 @@ func (c *ClickHouse) scanSignals(ctx context.Context, withSession bool, where st
 		)
 		if err := rows.Scan(&g.EventID, &typ, &g.Site, &g.AnonymousID, &g.ReceivedAt, &bot, &g.URL,
 			&g.Path, &g.Referrer, &g.UTMSource, &g.UTMMedium, &g.UTMCampaign, &g.UTMTerm, &g.UTMContent,
-			&g.Name, &g.Experiment, &g.Variant, &value, &g.Props, &session); err != nil {
+			&g.Name, &g.Experiment, &g.Variant, &value, &g.Props, &session, &g.EventAt, &g.Seq); err != nil {
 			return nil, nil, fmt.Errorf("scan signal: %w", err)
 		}
 		g.Type, g.Bot = schemas.ParseType(typ), bot == 1

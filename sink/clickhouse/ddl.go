@@ -38,7 +38,9 @@ var (
 			variant      String,
 			value        Nullable(Float64),
 			props        String,
-			session_ms   Int64`, `MergeTree
+			session_ms   Int64,
+			event_ms     Int64 DEFAULT received_ms,
+			seq          UInt64`, `MergeTree
 		PARTITION BY toYYYYMM(date)
 		ORDER BY (site, date, anonymous_id, received_ms)`}
 	// Cumulative counts per (landing key, cell); readers sum the cells' latest rows.
@@ -97,4 +99,7 @@ var rollupTables = []string{"landing_hourly", "visitors"}
 // migrate adds them to tables created before (18.16 has no ADD COLUMN IF NOT EXISTS).
 var addedColumns = []struct{ table, column, typ string }{
 	{"signals", "session_ms", "Int64"},
+	// Signals stored before event times were placed at their receive time.
+	{"signals", "event_ms", "Int64 DEFAULT received_ms"},
+	{"signals", "seq", "UInt64"},
 }

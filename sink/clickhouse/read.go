@@ -94,7 +94,7 @@ func (c *ClickHouse) landingCounts(ctx context.Context, q string, args ...any) (
 }
 
 // VariantCounts counts an experiment's visitors by the variant of their first exposure,
-// and those with a conversion at or after it.
+// and those with a conversion after it (strictly: see package preagg on order).
 func (c *ClickHouse) VariantCounts(ctx context.Context, f sink.ExperimentFilter) ([]sink.VariantCount, error) {
 	args := []any{ch.Named("exp", f.Experiment), ch.Named("from", f.FromMs), ch.Named("to", f.ToMs)}
 	site := ""
@@ -102,7 +102,7 @@ func (c *ClickHouse) VariantCounts(ctx context.Context, f sink.ExperimentFilter)
 		site = " AND site = @site"
 		args = append(args, ch.Named("site", f.Site))
 	}
-	q := `SELECT variant, count() AS visitors, sum(conv_ms >= first_ms) AS converted FROM (
+	q := `SELECT variant, count() AS visitors, sum(conv_ms > first_ms) AS converted FROM (
 		SELECT site, anonymous_id, tupleElement(m, 1) AS first_ms, tupleElement(m, 2) AS variant FROM (
 			SELECT site, anonymous_id, min((ms, variant)) AS m FROM ` + c.db + `.visitors
 			WHERE experiment = @exp` + site + ` GROUP BY site, anonymous_id)
@@ -178,10 +178,10 @@ func (c *ClickHouse) PreRolled(ctx context.Context, fromMs, toMs int64, rules si
 			SELECT site, anonymous_id, session_ms, minIf((ms, pth, src, med, camp), kind = 'pageview') AS l,
 				max(kind = 'event' AND has(@goals, nm)) AS converted
 			FROM (
-				SELECT site, anonymous_id, event_id, session_ms, min(received_ms) AS ms,
-					argMin(type, received_ms) AS kind, argMin(path, received_ms) AS pth,
-					argMin(utm_source, received_ms) AS src, argMin(utm_medium, received_ms) AS med,
-					argMin(utm_campaign, received_ms) AS camp, argMin(name, received_ms) AS nm
+				SELECT site, anonymous_id, event_id, session_ms, min(event_ms) AS ms,
+					argMin(type, (event_ms, seq)) AS kind, argMin(path, (event_ms, seq)) AS pth,
+					argMin(utm_source, (event_ms, seq)) AS src, argMin(utm_medium, (event_ms, seq)) AS med,
+					argMin(utm_campaign, (event_ms, seq)) AS camp, argMin(name, (event_ms, seq)) AS nm
 				FROM `+c.db+`.signals
 				WHERE session_ms >= @from AND session_ms < @to AND date >= toDate(@from_day)
 				GROUP BY site, anonymous_id, event_id, session_ms)
@@ -202,7 +202,7 @@ func (c *ClickHouse) PreRolled(ctx context.Context, fromMs, toMs int64, rules si
 	if err != nil {
 		return nil, err
 	}
-	r.Exposures, err = c.exposures(ctx, `SELECT site, experiment, anonymous_id, first_ms, variant, conv_ms >= first_ms FROM (
+	r.Exposures, err = c.exposures(ctx, `SELECT site, experiment, anonymous_id, first_ms, variant, conv_ms > first_ms FROM (
 			SELECT site, experiment, anonymous_id, tupleElement(m, 1) AS first_ms, tupleElement(m, 2) AS variant FROM (
 				SELECT site, experiment, anonymous_id, min((ms, variant)) AS m FROM `+c.db+`.visitors
 				WHERE experiment != '' GROUP BY site, experiment, anonymous_id)
@@ -269,7 +269,7 @@ func (c *ClickHouse) resume(ctx context.Context, timeoutMs int64, scope sink.Res
 		return 0, err
 	}
 	var newest int64
-	if err := c.conn.QueryRow(ctx, "SELECT max(received_ms) FROM "+c.db+".signals WHERE session_ms > 0").Scan(&newest); err != nil {
+	if err := c.conn.QueryRow(ctx, "SELECT max(event_ms) FROM "+c.db+".signals WHERE session_ms > 0").Scan(&newest); err != nil {
 		return 0, fmt.Errorf("find the newest signal: %w", err)
 	}
 	if newest == 0 {
@@ -285,9 +285,10 @@ func (c *ClickHouse) resume(ctx context.Context, timeoutMs int64, scope sink.Res
 	cuts := make([]int64, resumeSteps)
 	for i := range cuts {
 		cuts[i] = since + timeoutMs*int64(i)/resumeSteps
-		fmt.Fprintf(&q, ", uniqCombinedIf(site, anonymous_id, received_ms >= %d)", cuts[i])
+		fmt.Fprintf(&q, ", uniqCombinedIf(site, anonymous_id, event_ms >= %d)", cuts[i])
 	}
-	q.WriteString(" FROM " + c.db + ".signals WHERE session_ms > 0 AND received_ms >= @since AND date >= toDate(@since_day)")
+	// A signal is received at or after its event time: the date (of receipt) prunes.
+	q.WriteString(" FROM " + c.db + ".signals WHERE session_ms > 0 AND event_ms >= @since AND date >= toDate(@since_day)")
 	var first int64
 	counts := make([]uint64, resumeSteps)
 	dest := []any{&first}
@@ -315,7 +316,7 @@ func (c *ClickHouse) resume(ctx context.Context, timeoutMs int64, scope sink.Res
 	for k := range chunks {
 		part := fmt.Sprintf("cityHash64(anonymous_id) %% %d = %d", chunks, k)
 		open := `SELECT site, anonymous_id, max(session_ms) FROM ` + c.db + `.signals
-			WHERE session_ms > 0 AND received_ms >= @from AND date >= toDate(@from_day) AND ` + part + `
+			WHERE session_ms > 0 AND event_ms >= @from AND date >= toDate(@from_day) AND ` + part + `
 			GROUP BY site, anonymous_id`
 		args := []any{ch.Named("from", cuts[from]), ch.Named("from_day", day(cuts[from], -1))}
 		qctx := ctx
@@ -385,7 +386,7 @@ func (c *ClickHouse) ownedSessions(ctx context.Context, open string, owns func(s
 // resumeChunk reads the signals of one chunk of open sessions, only the columns the
 // sessionizer replays.
 func (c *ClickHouse) resumeChunk(ctx context.Context, where string, args ...any) ([]schemas.Signal, []int64, error) {
-	rows, err := c.conn.Query(ctx, "SELECT event_id, type, site, anonymous_id, received_ms, path, utm_source, utm_medium, "+
+	rows, err := c.conn.Query(ctx, "SELECT event_id, type, site, anonymous_id, event_ms, seq, path, utm_source, utm_medium, "+
 		"utm_campaign, name, experiment, variant, session_ms FROM "+c.db+".signals "+where, args...)
 	if err != nil {
 		return nil, nil, err
@@ -401,7 +402,7 @@ func (c *ClickHouse) resumeChunk(ctx context.Context, where string, args ...any)
 			typ   string
 			start int64
 		)
-		if err := rows.Scan(&g.EventID, &typ, &g.Site, &g.AnonymousID, &g.ReceivedAt, &g.Path, &g.UTMSource, &g.UTMMedium,
+		if err := rows.Scan(&g.EventID, &typ, &g.Site, &g.AnonymousID, &g.EventAt, &g.Seq, &g.Path, &g.UTMSource, &g.UTMMedium,
 			&g.UTMCampaign, &g.Name, &g.Experiment, &g.Variant, &start); err != nil {
 			return nil, nil, fmt.Errorf("scan signal: %w", err)
 		}

@@ -16,17 +16,18 @@ import (
 
 // deduped selects the non-bot signals of every visitor with a non-bot signal in
 // [@from, @to), all of their history, each (site, anonymous_id, event_id) once: its
-// earliest copy. siteCond narrows the visitors (" AND site = @site" or "").
+// earliest copy in their order, (event time, sequence). siteCond narrows the visitors
+// (" AND site = @site" or "").
 func (c *ClickHouse) deduped(siteCond string) string {
-	return `SELECT site, anonymous_id, event_id, min(received_ms) AS ms,
-		argMin(type, received_ms) AS kind, argMin(path, received_ms) AS pth,
-		argMin(utm_source, received_ms) AS src, argMin(utm_medium, received_ms) AS med,
-		argMin(utm_campaign, received_ms) AS camp, argMin(name, received_ms) AS nm,
-		argMin(experiment, received_ms) AS ex, argMin(variant, received_ms) AS va
+	return `SELECT site, anonymous_id, event_id, min(event_ms) AS ms,
+		argMin(type, (event_ms, seq)) AS kind, argMin(path, (event_ms, seq)) AS pth,
+		argMin(utm_source, (event_ms, seq)) AS src, argMin(utm_medium, (event_ms, seq)) AS med,
+		argMin(utm_campaign, (event_ms, seq)) AS camp, argMin(name, (event_ms, seq)) AS nm,
+		argMin(experiment, (event_ms, seq)) AS ex, argMin(variant, (event_ms, seq)) AS va
 	FROM ` + c.db + `.signals
 	WHERE bot = 0 AND (site, anonymous_id) IN (
 		SELECT site, anonymous_id FROM ` + c.db + `.signals
-		WHERE bot = 0 AND received_ms >= @from AND received_ms < @to` + siteCond + `)
+		WHERE bot = 0 AND event_ms >= @from AND event_ms < @to` + siteCond + `)
 	GROUP BY site, anonymous_id, event_id`
 }
 
@@ -79,7 +80,7 @@ func (c *ClickHouse) Recompute(ctx context.Context, fromMs, toMs int64, rules si
 		return nil, err
 	}
 	d := c.deduped("")
-	r.Exposures, err = c.exposures(ctx, `SELECT site, ex, anonymous_id, first_ms, variant, conv_ms >= first_ms FROM (
+	r.Exposures, err = c.exposures(ctx, `SELECT site, ex, anonymous_id, first_ms, variant, conv_ms > first_ms FROM (
 			SELECT site, ex, anonymous_id, tupleElement(m, 1) AS first_ms, tupleElement(m, 2) AS variant FROM (
 				SELECT site, ex, anonymous_id, min((ms, va)) AS m FROM (`+d+`)
 				WHERE kind = 'exposure' AND ex != '' GROUP BY site, ex, anonymous_id)

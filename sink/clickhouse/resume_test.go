@@ -81,7 +81,7 @@ func TestResumeBoundedMemory(t *testing.T) {
 			t.Errorf("chunk %d holds %d visitors, over %d", chunks, len(rs), chunk)
 		}
 		for _, r := range rs {
-			if len(r.Signals) != 2 || r.Session.StartMs != r.Signals[0].ReceivedAt {
+			if len(r.Signals) != 2 || r.Session.StartMs != r.Signals[0].EventAt {
 				t.Fatalf("%+v: want its two signals, the first at the session start", r)
 			}
 			seen[r.Session.AnonymousID] = true

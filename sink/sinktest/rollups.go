@@ -25,8 +25,9 @@ var h0 = sink.HourMs(base)
 // signals with the sessions they were counted in (a duplicate and a bot in none), and
 // rollup rows that are absolute values with versions: two cells, a session that moves
 // from no landing page to /p and converts, an exposure replaced by a tie with a smaller
-// variant and one ignored for being later, a conversion ignored for being older, and a
-// raw row written twice by a retried flush.
+// variant and one ignored for being later, a conversion ignored for being older, one in
+// the exposure's millisecond (not after it), and a raw row written twice by a retried
+// flush.
 func rollupBatches() []*sink.Batch {
 	k1 := sink.LandingKey{Site: "a.example", HourMs: h0, UTMSource: "g"}
 	k2 := sink.LandingKey{Site: "a.example", HourMs: h0, LandingPath: "/p", UTMSource: "g"}
@@ -76,6 +77,8 @@ func rollupBatches() []*sink.Batch {
 		Conversions: []sink.Conversion{
 			{Site: "a.example", AnonymousID: "v1", LastMs: h0 + 1600},
 			{Site: "a.example", AnonymousID: "v2", LastMs: h0 + 2400},
+			// In the exposure's own millisecond: not after it, so no conversion.
+			{Site: "b.example", AnonymousID: "v3", LastMs: h0 + hour},
 		},
 	}, {
 		Signals:   []schemas.Signal{v2pv}, // the first flush's row again, from a retry
@@ -175,6 +178,11 @@ func checkRollups(t *testing.T, s Store, when string) {
 		t.Fatalf("VariantCounts: %v", err)
 	}
 	same(t, when+": variants first exposed from +1.5s", variants, []sink.VariantCount{{Variant: "control", Visitors: 1, Converted: 1}})
+	variants, err = s.VariantCounts(ctx, sink.ExperimentFilter{Experiment: "menu", FromMs: 0, ToMs: h0 + 24*hour})
+	if err != nil {
+		t.Fatalf("VariantCounts: %v", err)
+	}
+	same(t, when+": a goal in the exposure's millisecond", variants, []sink.VariantCount{{Variant: "control", Visitors: 1}})
 
 	exps, err := s.Experiments(ctx, "")
 	if err != nil {
@@ -465,7 +473,7 @@ func resumeLimit(t *testing.T, s Store) {
 		t.Errorf("restored %d and skipped %d of %d", len(got), skipped, len(anons))
 	}
 	for _, r := range got {
-		if last := r.Signals[len(r.Signals)-1].ReceivedAt; last < newest-3*3*minute {
+		if last := r.Signals[len(r.Signals)-1].EventAt; last < newest-3*3*minute {
 			t.Errorf("restored %q last active at %d, before the most recent %d", r.Session.AnonymousID, last, limit)
 		}
 	}
@@ -503,7 +511,7 @@ func resumeSessions(t *testing.T, s Store) {
 	if len(got) != 2 || byAnon["open"].Session.StartMs != h0+50*minute || byAnon["new"].Session.StartMs != h0+80*minute {
 		t.Fatalf("Resume: got %+v, want the sessions of open (from +50m) and new (from +80m)", got)
 	}
-	if r := byAnon["open"]; len(r.Signals) != 2 || r.Signals[0].ReceivedAt != h0+50*minute || r.Signals[1].ReceivedAt != h0+70*minute {
+	if r := byAnon["open"]; len(r.Signals) != 2 || r.Signals[0].EventAt != h0+50*minute || r.Signals[1].EventAt != h0+70*minute {
 		t.Errorf("Resume of open: %+v, want the signals at +50m and +70m", r)
 	}
 	if r := byAnon["new"]; len(r.Signals) != 1 || r.Signals[0].EventID != "new-4800000" {

@@ -66,16 +66,16 @@ func signal(i int) schemas.Signal {
 func roundTrip(t *testing.T, s Store) {
 	ctx := context.Background()
 	want := []schemas.Signal{
-		{Type: schemas.TypePageview, ReceivedAt: base, Site: "example.com", AnonymousID: "visitor-rt",
+		{Type: schemas.TypePageview, ReceivedAt: base, EventAt: base - 40*60_000, Seq: 1 << 60, Site: "example.com", AnonymousID: "visitor-rt",
 			EventID: "event-rt-1", URL: "https://example.com/a?utm_source=x", Path: "/a",
 			Referrer: "https://ref.example/", UTMSource: "x", UTMMedium: "cpc", UTMCampaign: "spring",
 			UTMTerm: "t", UTMContent: "c", Props: `{"plan":"pro","n":3}`},
-		{Type: schemas.TypeEvent, ReceivedAt: base + 1, Site: "example.com", AnonymousID: "visitor-rt",
+		{Type: schemas.TypeEvent, ReceivedAt: base + 1, EventAt: base + 1, Seq: 2, Site: "example.com", AnonymousID: "visitor-rt",
 			EventID: "event-rt-2", Name: "form_submitted", Value: 0, HasValue: true, Bot: true},
-		{Type: schemas.TypeExposure, ReceivedAt: base + 2, Site: "example.com", AnonymousID: "visitor-rt",
+		{Type: schemas.TypeExposure, ReceivedAt: base + 2, EventAt: base + 2, Seq: 3, Site: "example.com", AnonymousID: "visitor-rt",
 			EventID: "event-rt-3", Experiment: "hero", Variant: "b", URL: "https://example.com/é", Path: "/é",
 			Referrer: `<script>alert("x")</script>`},
-		{Type: schemas.TypeEvent, ReceivedAt: base + 3, Site: "example.com", AnonymousID: "visitor-rt",
+		{Type: schemas.TypeEvent, ReceivedAt: base + 3, EventAt: base + 3, Seq: 4, Site: "example.com", AnonymousID: "visitor-rt",
 			EventID: "event-rt-4", Name: "purchase", Value: -12.25, HasValue: true},
 	}
 	if err := s.Write(ctx, &sink.Batch{Signals: want}); err != nil {

@@ -55,13 +55,13 @@ func (s *SQLite) landingCounts(ctx context.Context, q string, args ...any) ([]si
 }
 
 // VariantCounts counts an experiment's visitors by the variant of their first exposure,
-// and those with a conversion at or after it.
+// and those with a conversion after it (strictly: see package preagg on order).
 func (s *SQLite) VariantCounts(ctx context.Context, f sink.ExperimentFilter) ([]sink.VariantCount, error) {
 	where, args := "e.experiment = ? AND e.first_ms >= ? AND e.first_ms < ?", []any{f.Experiment, f.FromMs, f.ToMs}
 	if f.Site != "" {
 		where, args = where+" AND e.site = ?", append(args, f.Site)
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT e.variant, count(*), coalesce(sum(c.last_ms >= e.first_ms), 0)
+	rows, err := s.db.QueryContext(ctx, `SELECT e.variant, count(*), coalesce(sum(c.last_ms > e.first_ms), 0)
 		FROM exposures e LEFT JOIN conversions c ON c.site = e.site AND c.anonymous_id = e.anonymous_id
 		WHERE `+where+` GROUP BY e.variant ORDER BY e.variant`, args...)
 	if err != nil {
@@ -111,9 +111,9 @@ func (s *SQLite) PreRolled(ctx context.Context, fromMs, toMs int64, rules sink.R
 	r := &sink.Rollups{}
 	var err error
 	r.Sessions, err = s.sessions(ctx, `WITH d AS (
-			SELECT site, anonymous_id, session_ms, type AS kind, received_ms AS ms, path AS pth, utm_source AS src,
+			SELECT site, anonymous_id, session_ms, type AS kind, event_ms AS ms, seq, path AS pth, utm_source AS src,
 				utm_medium AS med, utm_campaign AS camp, name AS nm,
-				ROW_NUMBER() OVER (PARTITION BY site, anonymous_id, session_ms, event_id ORDER BY received_ms, rowid) AS copy
+				ROW_NUMBER() OVER (PARTITION BY site, anonymous_id, session_ms, event_id ORDER BY event_ms, seq, rowid) AS copy
 			FROM signals WHERE session_ms >= :from AND session_ms < :to
 		), x AS (
 			SELECT site, anonymous_id, session_ms,
@@ -121,7 +121,7 @@ func (s *SQLite) PreRolled(ctx context.Context, fromMs, toMs int64, rules sink.R
 			FROM d WHERE copy = 1 GROUP BY site, anonymous_id, session_ms
 		), l AS (
 			SELECT site, anonymous_id, session_ms, ms, pth, src, med, camp,
-				ROW_NUMBER() OVER (PARTITION BY site, anonymous_id, session_ms ORDER BY ms, pth, src, med, camp) AS r
+				ROW_NUMBER() OVER (PARTITION BY site, anonymous_id, session_ms ORDER BY ms, seq, pth, src, med, camp) AS r
 			FROM d WHERE copy = 1 AND kind = 'pageview'
 		)
 		SELECT x.site, x.anonymous_id, x.session_ms, coalesce(l.ms, 0), coalesce(l.pth, ''), coalesce(l.src, ''),
@@ -139,7 +139,7 @@ func (s *SQLite) PreRolled(ctx context.Context, fromMs, toMs int64, rules sink.R
 		return nil, err
 	}
 	r.Exposures, err = s.exposures(ctx, `SELECT e.site, e.experiment, e.anonymous_id, e.first_ms, e.variant,
-		coalesce(c.last_ms >= e.first_ms, 0)
+		coalesce(c.last_ms > e.first_ms, 0)
 		FROM exposures e LEFT JOIN conversions c ON c.site = e.site AND c.anonymous_id = e.anonymous_id
 		WHERE e.first_ms >= ? AND e.first_ms < ?`, fromMs, toMs)
 	if err != nil {
@@ -191,19 +191,19 @@ func (s *SQLite) resume(ctx context.Context, timeoutMs int64, scope sink.ResumeS
 		return 0, err
 	}
 	var newest *int64
-	if err := s.db.QueryRowContext(ctx, "SELECT max(received_ms) FROM signals WHERE session_ms > 0").Scan(&newest); err != nil {
+	if err := s.db.QueryRowContext(ctx, "SELECT max(event_ms) FROM signals WHERE session_ms > 0").Scan(&newest); err != nil {
 		return 0, fmt.Errorf("find the newest signal: %w", err)
 	}
 	if newest == nil {
 		return 0, nil
 	}
 	rows, err := s.db.QueryContext(ctx, `WITH open AS (
-			SELECT site, anonymous_id, max(session_ms) AS start, max(received_ms) AS last FROM signals
-			WHERE session_ms > 0 AND received_ms >= ? GROUP BY site, anonymous_id)
-		SELECT s.event_id, s.type, s.site, s.anonymous_id, s.received_ms, s.path, s.utm_source, s.utm_medium,
+			SELECT site, anonymous_id, max(session_ms) AS start, max(event_ms) AS last FROM signals
+			WHERE session_ms > 0 AND event_ms >= ? GROUP BY site, anonymous_id)
+		SELECT s.event_id, s.type, s.site, s.anonymous_id, s.event_ms, s.seq, s.path, s.utm_source, s.utm_medium,
 			s.utm_campaign, s.name, s.experiment, s.variant, s.session_ms
 		FROM open o JOIN signals s ON s.site = o.site AND s.anonymous_id = o.anonymous_id AND s.session_ms = o.start
-		ORDER BY o.last DESC, o.site, o.anonymous_id, s.received_ms, s.rowid`, *newest-timeoutMs)
+		ORDER BY o.last DESC, o.site, o.anonymous_id, s.event_ms, s.seq, s.rowid`, *newest-timeoutMs)
 	if err != nil {
 		return 0, fmt.Errorf("read open sessions: %w", err)
 	}
@@ -222,12 +222,13 @@ func (s *SQLite) resume(ctx context.Context, timeoutMs int64, scope sink.ResumeS
 			one   schemas.Signal
 			typ   string
 			start int64
+			seq   int64
 		)
-		if err := rows.Scan(&one.EventID, &typ, &one.Site, &one.AnonymousID, &one.ReceivedAt, &one.Path, &one.UTMSource,
+		if err := rows.Scan(&one.EventID, &typ, &one.Site, &one.AnonymousID, &one.EventAt, &seq, &one.Path, &one.UTMSource,
 			&one.UTMMedium, &one.UTMCampaign, &one.Name, &one.Experiment, &one.Variant, &start); err != nil {
 			return 0, fmt.Errorf("scan signal: %w", err)
 		}
-		one.Type = schemas.ParseType(typ)
+		one.Type, one.Seq = schemas.ParseType(typ), uint64(seq)
 		if one.Site != site || one.AnonymousID != anon { // the next visitor
 			site, anon, cur = one.Site, one.AnonymousID, nil
 			if !owns(anon) {

@@ -18,27 +18,27 @@ import (
 func sessionsCTE(siteCond string) string {
 	return `WITH vis AS (
 		SELECT DISTINCT site, anonymous_id FROM signals
-		WHERE bot = 0 AND received_ms >= :from AND received_ms < :to` + siteCond + `
+		WHERE bot = 0 AND event_ms >= :from AND event_ms < :to` + siteCond + `
 	), raw AS (
-		SELECT s.site, s.anonymous_id, s.event_id, s.received_ms AS ms, s.type AS kind, s.path AS pth,
+		SELECT s.site, s.anonymous_id, s.event_id, s.event_ms AS ms, s.seq, s.type AS kind, s.path AS pth,
 			s.utm_source AS src, s.utm_medium AS med, s.utm_campaign AS camp, s.name AS nm,
 			s.experiment AS ex, s.variant AS va,
-			ROW_NUMBER() OVER (PARTITION BY s.site, s.anonymous_id, s.event_id ORDER BY s.received_ms, s.rowid) AS copy
+			ROW_NUMBER() OVER (PARTITION BY s.site, s.anonymous_id, s.event_id ORDER BY s.event_ms, s.seq, s.rowid) AS copy
 		FROM signals s JOIN vis ON vis.site = s.site AND vis.anonymous_id = s.anonymous_id
 		WHERE s.bot = 0
 	), d AS (
 		SELECT *, (kind = 'event' AND nm IN (SELECT value FROM json_each(:goals))) AS goal FROM raw WHERE copy = 1
 	), g AS (
 		SELECT *, CASE WHEN ms - LAG(ms) OVER w < :timeout THEN 0 ELSE 1 END AS first
-		FROM d WINDOW w AS (PARTITION BY site, anonymous_id ORDER BY ms, event_id)
+		FROM d WINDOW w AS (PARTITION BY site, anonymous_id ORDER BY ms, seq, event_id)
 	), n AS (
-		SELECT *, SUM(first) OVER (PARTITION BY site, anonymous_id ORDER BY ms, event_id ROWS UNBOUNDED PRECEDING) AS sn
+		SELECT *, SUM(first) OVER (PARTITION BY site, anonymous_id ORDER BY ms, seq, event_id ROWS UNBOUNDED PRECEDING) AS sn
 		FROM g
 	), sess AS (
 		SELECT site, anonymous_id, sn, min(ms) AS start_ms, max(goal) AS converted FROM n GROUP BY site, anonymous_id, sn
 	), land AS (
 		SELECT site, anonymous_id, sn, ms, pth, src, med, camp,
-			ROW_NUMBER() OVER (PARTITION BY site, anonymous_id, sn ORDER BY ms, pth, src, med, camp) AS r
+			ROW_NUMBER() OVER (PARTITION BY site, anonymous_id, sn ORDER BY ms, seq, pth, src, med, camp) AS r
 		FROM n WHERE kind = 'pageview'
 	), sessions AS (
 		SELECT sess.site, sess.anonymous_id, sess.start_ms, coalesce(land.ms, 0) AS landing_ms,
@@ -78,12 +78,12 @@ func (s *SQLite) Recompute(ctx context.Context, fromMs, toMs int64, rules sink.R
 	}
 	r.Exposures, err = s.exposures(ctx, sessionsCTE("")+`, ex AS (
 			SELECT site, ex, anonymous_id, ms, va,
-				ROW_NUMBER() OVER (PARTITION BY site, ex, anonymous_id ORDER BY ms, va) AS r
+				ROW_NUMBER() OVER (PARTITION BY site, ex, anonymous_id ORDER BY ms, seq, va) AS r
 			FROM d WHERE kind = 'exposure' AND ex != ''
 		), cv AS (
 			SELECT site, anonymous_id, max(ms) AS last FROM d WHERE goal GROUP BY site, anonymous_id
 		)
-		SELECT ex.site, ex.ex, ex.anonymous_id, ex.ms, ex.va, coalesce(cv.last >= ex.ms, 0)
+		SELECT ex.site, ex.ex, ex.anonymous_id, ex.ms, ex.va, coalesce(cv.last > ex.ms, 0)
 		FROM ex LEFT JOIN cv ON cv.site = ex.site AND cv.anonymous_id = ex.anonymous_id
 		WHERE ex.r = 1 AND ex.ms >= :from AND ex.ms < :to`, ruleArgs(fromMs, toMs, rules)...)
 	if err != nil {

@@ -136,11 +136,14 @@ var migrations = []string{
 		variant      TEXT    NOT NULL,
 		value        REAL,
 		props        TEXT    NOT NULL,
-		session_ms   INTEGER NOT NULL DEFAULT 0
+		session_ms   INTEGER NOT NULL DEFAULT 0,
+		event_ms     INTEGER NOT NULL DEFAULT 0,
+		seq          INTEGER NOT NULL DEFAULT 0
 	)`,
 	`CREATE INDEX IF NOT EXISTS signals_site_time ON signals (site, received_ms)`,
 	`CREATE INDEX IF NOT EXISTS signals_visitor ON signals (anonymous_id, received_ms)`,
 	`CREATE INDEX IF NOT EXISTS signals_time ON signals (received_ms)`,
+	`CREATE INDEX IF NOT EXISTS signals_event_time ON signals (event_ms)`,
 	// The rollups: one row per key, moved only towards the winning value by the upserts
 	// in rollup.go (see package sink).
 	`CREATE INDEX IF NOT EXISTS signals_session ON signals (session_ms) WHERE session_ms > 0`,
@@ -176,9 +179,12 @@ var migrations = []string{
 }
 
 // addedColumns are columns added after a table was first released: migrate adds them
-// to tables created before.
-var addedColumns = []struct{ table, column, decl string }{
-	{"signals", "session_ms", "INTEGER NOT NULL DEFAULT 0"},
+// to tables created before, and runs fill once, when it adds the column.
+var addedColumns = []struct{ table, column, decl, fill string }{
+	{"signals", "session_ms", "INTEGER NOT NULL DEFAULT 0", ""},
+	// Signals stored before event times were placed at their receive time.
+	{"signals", "event_ms", "INTEGER NOT NULL DEFAULT 0", "UPDATE signals SET event_ms = received_ms"},
+	{"signals", "seq", "INTEGER NOT NULL DEFAULT 0", ""},
 }
 
 func (s *SQLite) migrate(ctx context.Context) error {
@@ -196,6 +202,11 @@ func (s *SQLite) migrate(ctx context.Context) error {
 			if _, err := s.db.ExecContext(ctx, "ALTER TABLE "+a.table+" ADD COLUMN "+a.column+" "+a.decl); err != nil {
 				return fmt.Errorf("migrate sqlite sink: add column %s.%s: %w", a.table, a.column, err)
 			}
+			if a.fill != "" {
+				if _, err := s.db.ExecContext(ctx, a.fill); err != nil {
+					return fmt.Errorf("migrate sqlite sink: fill column %s.%s: %w", a.table, a.column, err)
+				}
+			}
 		}
 	}
 	for _, m := range migrations {
@@ -210,13 +221,13 @@ func (s *SQLite) migrate(ctx context.Context) error {
 const columns = "event_id, type, site, anonymous_id, received_ms, bot, url, path, referrer, " +
 	"utm_source, utm_medium, utm_campaign, utm_term, utm_content, name, experiment, variant, value, props"
 
-const rowsPerInsert = 45 // 20 columns × 45 rows stays under SQLite's 999-variable limit
+const rowsPerInsert = 45 // 22 columns × 45 rows stays under SQLite's 999-variable limit
 
 var insertSQL = func() [rowsPerInsert + 1]string {
 	var q [rowsPerInsert + 1]string
-	row := "(" + strings.TrimSuffix(strings.Repeat("?,", 20), ",") + ")"
+	row := "(" + strings.TrimSuffix(strings.Repeat("?,", 22), ",") + ")"
 	for n := 1; n <= rowsPerInsert; n++ {
-		q[n] = "INSERT INTO signals (" + columns + ", session_ms) VALUES " + strings.TrimSuffix(strings.Repeat(row+",", n), ",")
+		q[n] = "INSERT INTO signals (" + columns + ", session_ms, event_ms, seq) VALUES " + strings.TrimSuffix(strings.Repeat(row+",", n), ",")
 	}
 	return q
 }()
@@ -247,13 +258,14 @@ func (s *SQLite) write(ctx context.Context, b *sink.Batch) error {
 	defer tx.Rollback()
 	var args []any
 	if len(b.Signals) > 0 {
-		args = make([]any, 0, 20*min(len(b.Signals), rowsPerInsert))
+		args = make([]any, 0, 22*min(len(b.Signals), rowsPerInsert))
 	}
 	for off := 0; off < len(b.Signals); {
 		n := min(len(b.Signals)-off, rowsPerInsert)
 		args = args[:0]
 		for i := off; i < off+n; i++ {
-			args = append(appendArgs(args, &b.Signals[i]), b.SessionOf(i))
+			sig := &b.Signals[i]
+			args = append(appendArgs(args, sig), b.SessionOf(i), sig.At(), int64(sig.Seq))
 		}
 		if err := s.exec(ctx, tx, insertSQL[n], args); err != nil {
 			return err
@@ -338,7 +350,7 @@ func (s *SQLite) query(ctx context.Context, where string, args ...any) ([]schema
 }
 
 func (s *SQLite) scanSignals(ctx context.Context, withSession bool, where string, args ...any) ([]schemas.Signal, []int64, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT "+columns+", session_ms FROM signals "+where, args...)
+	rows, err := s.db.QueryContext(ctx, "SELECT "+columns+", session_ms, event_ms, seq FROM signals "+where, args...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("query signals: %w", err)
 	}
@@ -354,13 +366,14 @@ func (s *SQLite) scanSignals(ctx context.Context, withSession bool, where string
 			bot     int
 			value   sql.NullFloat64
 			session int64
+			seq     int64
 		)
 		if err := rows.Scan(&sig.EventID, &typ, &sig.Site, &sig.AnonymousID, &sig.ReceivedAt, &bot, &sig.URL,
 			&sig.Path, &sig.Referrer, &sig.UTMSource, &sig.UTMMedium, &sig.UTMCampaign, &sig.UTMTerm, &sig.UTMContent,
-			&sig.Name, &sig.Experiment, &sig.Variant, &value, &sig.Props, &session); err != nil {
+			&sig.Name, &sig.Experiment, &sig.Variant, &value, &sig.Props, &session, &sig.EventAt, &seq); err != nil {
 			return nil, nil, fmt.Errorf("scan signal: %w", err)
 		}
-		sig.Type, sig.Bot, sig.Value, sig.HasValue = schemas.ParseType(typ), bot == 1, value.Float64, value.Valid
+		sig.Type, sig.Bot, sig.Value, sig.HasValue, sig.Seq = schemas.ParseType(typ), bot == 1, value.Float64, value.Valid, uint64(seq)
 		out = append(out, sig)
 		s.read.Inc()
 		if withSession {

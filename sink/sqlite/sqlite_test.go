@@ -24,7 +24,8 @@ func TestConformance(t *testing.T) {
 	})
 }
 
-// A store made before signals had session_ms gets the column on Open.
+// A store made before signals had session_ms, event_ms and seq gets the columns on
+// Open, its signals placed at their receive time.
 func TestMigrateAddsSessionColumn(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "old.db")
 	db, err := sql.Open("sqlite", "file:"+path)
@@ -53,6 +54,9 @@ func TestMigrateAddsSessionColumn(t *testing.T) {
 	}
 	got, starts, err := s.scanSignals(context.Background(), true, "ORDER BY received_ms")
 	if err != nil || len(got) != 2 || starts[0] != 0 || starts[1] != 1700000000001 {
-		t.Errorf("after the migration: %v %v %v", got, starts, err)
+		t.Fatalf("after the migration: %v %v %v", got, starts, err)
+	}
+	if got[0].EventAt != got[0].ReceivedAt || got[0].Seq != 0 || got[1].EventAt != 1700000000001 {
+		t.Errorf("event times after the migration: %d and %d, want the receive times", got[0].EventAt, got[1].EventAt)
 	}
 }

@@ -10,7 +10,10 @@
 // to the stored queue and is retried with backoff, here or on the next page. When the
 // page goes away only a beacon is sure to leave, and a beacon never reports back: it is
 // trusted unless the last request failed, in which case its signals are stored too. A
-// resent signal keeps its event_id, so a duplicate is recognisable.
+// resent signal keeps its event_id, so a duplicate is recognisable. Each signal carries
+// ts, when it was made, and each request sent_at, when it left, both by this clock: the
+// collector places a signal that waited in the queue when it was made, not when it
+// arrived, and a wrong clock shifts nothing (only the difference counts).
 ((w, d) => {
   // Nothing the snippet does may throw into the host page.
   const safe = f => (...a) => {
@@ -44,7 +47,8 @@
     // time it was made).
     const take = (s = (get(st, 'rung_q') || []).concat(q)) => (put(st, 'rung_q', q = []), s)
     const keep = b => put(st, 'rung_q', take().concat(b).filter(s => now() - parseInt(s.event_id) < 864e5).slice(-50))
-    const post = (b, s = JSON.stringify(b)) => fetch(url, {method: 'POST', body: s, keepalive: s.length < 6e4})
+    const json = (b, t = now()) => JSON.stringify(b.map(s => ({...s, sent_at: t})))
+    const post = (b, s = json(b)) => fetch(url, {method: 'POST', body: s, keepalive: s.length < 6e4})
     // fly holds the signals of requests still out. Each failure stores again only what
     // it still owns: a page going away while the collector fails stores them first.
     const send = safe((b = take()) => {
@@ -62,15 +66,15 @@
     })
     const leave = safe((b = take()) => {
       timer = clearTimeout(timer)
-      b[0] && (nav.sendBeacon?.(url, JSON.stringify(b)) || post(b).catch(safe))
+      b[0] && (nav.sendBeacon?.(url, json(b)) || post(b).catch(safe))
       if (down) {
         keep(b.concat(fly))
         fly = []
       }
     })
-    const add = s => {
+    const add = (s, t = now()) => {
       if (off) return
-      q.push({...s, site, anonymous_id: id, event_id: now() + '-' + rid(), url: s.url || here()})
+      q.push({...s, v: 2, ts: t, site, anonymous_id: id, event_id: t + '-' + rid(), url: s.url || here()})
       timer ||= setTimeout(send, 1e3)
     }
     const view = safe(() => {
