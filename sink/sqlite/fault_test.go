@@ -77,7 +77,7 @@ func testSignals(prefix string, n int) []schemas.Signal {
 // TestClassify provokes each error with the real driver and checks its class.
 func TestClassify(t *testing.T) {
 	insert := func(db *sql.DB) error {
-		_, err := db.Exec(insertSQL[1], append(appendArgs(nil, &testSignals("c", 1)[0]), 0)...)
+		_, err := db.Exec(insertSQL[1], append(appendArgs(nil, &testSignals("c", 1)[0]), 0, 0, 0)...)
 		return err
 	}
 	for _, c := range []struct {
@@ -99,7 +99,7 @@ func TestClassify(t *testing.T) {
 			}
 			defer tx.Rollback()
 			for _, g := range testSignals("full", 10) {
-				if _, err := tx.Exec(insertSQL[1], append(appendArgs(nil, &g), 0)...); err != nil {
+				if _, err := tx.Exec(insertSQL[1], append(appendArgs(nil, &g), 0, 0, 0)...); err != nil {
 					return err
 				}
 			}
