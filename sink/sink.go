@@ -62,6 +62,12 @@ type Sink interface {
 // be unique only together with its visitor.
 type Key struct{ AnonymousID, EventID string }
 
+// ResendWindow is how far before a signal's received_at Landed looks for an earlier
+// copy of it: a client's resend of a signal whose answer it never saw, or was told 503
+// for while it was stored after all, is recognised when it comes within this time of
+// the first copy. (t.js resends at its next page of the site, usually within minutes.)
+const ResendWindow = 24 * 60 * 60 * 1000 // ms
+
 // KeyOf returns s's Key.
 func KeyOf(s *schemas.Signal) Key { return Key{s.AnonymousID, s.EventID} }
 

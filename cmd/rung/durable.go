@@ -41,12 +41,12 @@ func openLog(ctx context.Context, cfg *serveConfig, agg *preagg.Aggregator, s st
 		if len(batch) == 0 {
 			return nil
 		}
-		held, err := s.Landed(ctx, batch)
+		kept, stored, _, err := fresh(ctx, s, batch)
 		if err != nil {
-			return fmt.Errorf("check %d replayed signals against the sink: %w", len(batch), err)
+			return fmt.Errorf("replay: %w", err)
 		}
-		w.stored = held
-		if err := flush(ctx, batch); err != nil {
+		w.stored = stored
+		if err := flush(ctx, kept); err != nil {
 			return fmt.Errorf("replay %d signals from the write-ahead log: %w", len(batch), err)
 		}
 		n += len(batch)

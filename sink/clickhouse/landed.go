@@ -11,9 +11,9 @@ import (
 )
 
 // Landed returns the keys of the signals the store already holds: an aggregator asks
-// it of a batch JetStream redelivered, whose first delivery may have landed before its
-// worker died. The visitors and the earliest day narrow the read to a few granules of
-// the (site, date, anonymous_id) order.
+// it of every batch, which may hold a redelivery or a client's resend. The visitors
+// and the days from sink.ResendWindow before the earliest signal narrow the read to a
+// few granules of the (site, date, anonymous_id) order per day.
 func (c *ClickHouse) Landed(ctx context.Context, signals []schemas.Signal) (map[sink.Key]bool, error) {
 	out := make(map[sink.Key]bool)
 	if len(signals) == 0 {
@@ -34,6 +34,7 @@ func (c *ClickHouse) Landed(ctx context.Context, signals []schemas.Signal) (map[
 		}
 		since = min(since, g.ReceivedAt)
 	}
+	since -= sink.ResendWindow
 	rows, err := c.conn.Query(ctx, "SELECT DISTINCT anonymous_id, event_id FROM "+c.db+".signals WHERE date >= toDate(@day) "+
 		"AND received_ms >= @since AND anonymous_id IN @anons AND event_id IN @ids",
 		ch.Named("day", day(since, -1)), ch.Named("since", since), ch.Named("anons", ch.GroupSet{Value: anons}), ch.Named("ids", ch.GroupSet{Value: ids}))
