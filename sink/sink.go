@@ -59,7 +59,9 @@ type Sink interface {
 }
 
 // Key names a stored signal to Landed: an event_id is the client's, and is taken to
-// be unique only together with its visitor.
+// be unique only together with its visitor. Landed maps the key of every signal the
+// store holds to whether its rollups are stored too (false only where the two are
+// written apart and a writer died between them).
 type Key struct{ AnonymousID, EventID string }
 
 // ResendWindow is how far before a signal's received_at Landed looks for an earlier
@@ -82,6 +84,10 @@ type Batch struct {
 	Landing     []LandingCell
 	Exposures   []Exposure
 	Conversions []Conversion
+	// Counted are signals an earlier write stored raw without their rollups (Landed
+	// said false), whose rollups this batch carries: a store that writes the two apart
+	// records them counted, and does not store them again.
+	Counted []schemas.Signal
 }
 
 // Reset empties b for reuse.
@@ -91,11 +97,12 @@ func (b *Batch) Reset() {
 	b.Landing = b.Landing[:0]
 	b.Exposures = b.Exposures[:0]
 	b.Conversions = b.Conversions[:0]
+	b.Counted = b.Counted[:0]
 }
 
 // Empty reports whether the batch holds nothing to write.
 func (b *Batch) Empty() bool {
-	return len(b.Signals)+len(b.Landing)+len(b.Exposures)+len(b.Conversions) == 0
+	return len(b.Signals)+len(b.Landing)+len(b.Exposures)+len(b.Conversions)+len(b.Counted) == 0
 }
 
 // Rollups reports whether the batch carries rollup rows.

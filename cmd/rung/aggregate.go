@@ -75,6 +75,11 @@ func runAggregate(ctx context.Context, args []string, env environ, stdout io.Wri
 	log := newLogger(cfg.LogLevel)
 	set := metrics.NewSet()
 
+	hook, err := failpoint(env)
+	if err != nil {
+		return err
+	}
+	cfg.afterSignals = hook
 	store, err := openSink(ctx, cfg.sinkAt(), false, set)
 	if err != nil {
 		return err
@@ -196,7 +201,7 @@ func fresh(ctx context.Context, s lander, signals []schemas.Signal) ([]schemas.S
 // failed or the worker died. Those signals still go through the sessionizer (which
 // undid them when the first write failed, and left them out when it restored the
 // sessions after a crash, see sink.Resume), and their rollups are written, but their
-// raw rows are not written again.
+// raw rows are not written again: they go in the batch's Counted instead.
 type skipStored struct {
 	w      preagg.Writer
 	stored map[sink.Key]bool // signals whose raw rows are stored; set per batch
@@ -206,11 +211,13 @@ func (s *skipStored) Write(ctx context.Context, b *sink.Batch) error {
 	if len(s.stored) == 0 {
 		return s.w.Write(ctx, b)
 	}
-	kept := sink.Batch{Landing: b.Landing, Exposures: b.Exposures, Conversions: b.Conversions}
+	kept := sink.Batch{Landing: b.Landing, Exposures: b.Exposures, Conversions: b.Conversions, Counted: b.Counted}
 	for i := range b.Signals {
 		if !s.stored[sink.KeyOf(&b.Signals[i])] {
 			kept.Signals = append(kept.Signals, b.Signals[i])
 			kept.SessionMs = append(kept.SessionMs, b.SessionOf(i))
+		} else {
+			kept.Counted = append(kept.Counted, b.Signals[i])
 		}
 	}
 	return s.w.Write(ctx, &kept)

@@ -68,7 +68,8 @@ func TestFresh(t *testing.T) {
 		})
 	}
 
-	// The writer drops the stored raw rows and passes on the rest, rollups included.
+	// The writer drops the stored raw rows, naming them counted, and passes on the rest,
+	// rollups included.
 	var rec recorder
 	s0 := sig(0)
 	w := &skipStored{w: &rec, stored: map[sink.Key]bool{sink.KeyOf(&s0): true}}
@@ -76,7 +77,8 @@ func TestFresh(t *testing.T) {
 	if err := w.Write(ctx, &sink.Batch{Signals: []schemas.Signal{sig(0), sig(7)}, SessionMs: []int64{10, 70}, Landing: landing}); err != nil {
 		t.Fatal(err)
 	}
-	if len(rec.b.Signals) != 1 || rec.b.Signals[0].EventID != "e7" || rec.b.SessionOf(0) != 70 || len(rec.b.Landing) != 1 {
+	if len(rec.b.Signals) != 1 || rec.b.Signals[0].EventID != "e7" || rec.b.SessionOf(0) != 70 || len(rec.b.Landing) != 1 ||
+		len(rec.b.Counted) != 1 || rec.b.Counted[0].EventID != "e0" {
 		t.Errorf("wrote %+v", rec.b)
 	}
 }

@@ -36,6 +36,11 @@ func runServe(ctx context.Context, args []string, env environ, stdout io.Writer)
 	if done, err := configure("rung serve", &cfg, &cfg.DryRun, args, env, stdout); done || err != nil {
 		return err
 	}
+	hook, err := failpoint(env)
+	if err != nil {
+		return err
+	}
+	cfg.afterSignals = hook
 	return serve(ctx, &cfg, newLogger(cfg.LogLevel), listenTCP)
 }
 

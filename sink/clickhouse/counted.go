@@ -1,0 +1,157 @@
+package clickhouse
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	ch "github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/rungdev/rung/schemas"
+	"github.com/rungdev/rung/sink"
+)
+
+// A flush is two writes here, raw signals then rollup rows, and a writer may die
+// between them. The counted table closes that gap: once a flush's rollup rows are
+// written, it records the (anonymous_id, event_id) of every signal they count. A raw
+// row without its key in counted is a signal whose rollups are missing, and two
+// readers act on it:
+//
+//   - Resume leaves such rows out of the sessions it restores, so the sessionizer
+//     starts from what the rollups hold;
+//   - Landed reports them held but not counted, so the writer that gets them again (a
+//     JetStream redelivery, a write-ahead log replay) rolls them up once more without
+//     writing their raw rows again, and lists them in the Batch's Counted.
+//
+// Rows older than the table (a database made before it) count as counted: its first
+// row, anonymous_id and event_id empty, holds in since_ms the time it was made.
+var countedTable = table{"counted", `
+			date         Date,
+			anonymous_id String,
+			event_id     String,
+			since_ms     Int64`, `MergeTree
+		PARTITION BY toYYYYMM(date)
+		ORDER BY (anonymous_id, event_id)`}
+
+const insertCounted = "INSERT INTO %s (date, anonymous_id, event_id, since_ms)"
+
+// openCounted reads, and on the first open of a database writes, the time before
+// which every raw row counts as counted.
+func (c *ClickHouse) openCounted(ctx context.Context) error {
+	read := func() (n uint64, since int64, err error) {
+		err = c.conn.QueryRow(ctx, "SELECT count(), min(since_ms) FROM "+c.db+".counted WHERE anonymous_id = '' AND event_id = ''").
+			Scan(&n, &since)
+		return n, since, err
+	}
+	n, since, err := read()
+	if err != nil {
+		return fmt.Errorf("read when %s.counted was made: %w", c.db, err)
+	}
+	if n == 0 {
+		now := time.Now()
+		mark := func(conn driver.Conn, table string) error {
+			return c.send(ctx, dest{conn, c.db + "." + table}, "counted", insertCounted, 1,
+				[]time.Time{now}, []string{""}, []string{""}, []int64{now.UnixMilli()})
+		}
+		if c.cluster == nil {
+			err = mark(c.conn, "counted")
+		} else {
+			// On every node: each shard's Resume reads its own.
+			err = c.cluster.eachNode(ctx, func(conn driver.Conn, _ clusterNode) error { return mark(conn, "counted_local") })
+		}
+		if err != nil {
+			return fmt.Errorf("mark when %s.counted was made: %w", c.db, err)
+		}
+		if _, since, err = read(); err != nil {
+			return fmt.Errorf("read when %s.counted was made: %w", c.db, err)
+		}
+	}
+	c.countedSince = since
+	return nil
+}
+
+// writeCounted records that the rollups of b's signals, and of those it counted again
+// (Counted), are stored: on a cluster on each visitor's shard, as its raw rows are.
+func (c *ClickHouse) writeCounted(ctx context.Context, b *sink.Batch) error {
+	n := len(b.Signals) + len(b.Counted)
+	if n == 0 {
+		return nil
+	}
+	all := make([]*schemas.Signal, 0, n)
+	for i := range b.Signals {
+		all = append(all, &b.Signals[i])
+	}
+	for i := range b.Counted {
+		all = append(all, &b.Counted[i])
+	}
+	send := func(conn driver.Conn, table string, keep func(*schemas.Signal) bool) error {
+		var (
+			date      []time.Time
+			anon, ids []string
+			since     []int64
+		)
+		for _, g := range all {
+			if g.EventID == "" || !keep(g) {
+				continue
+			}
+			date = append(date, time.UnixMilli(g.ReceivedAt).UTC())
+			anon, ids, since = append(anon, g.AnonymousID), append(ids, g.EventID), append(since, 0)
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		return c.send(ctx, dest{conn, c.db + "." + table}, "counted", insertCounted, len(ids), date, anon, ids, since)
+	}
+	if c.cluster == nil {
+		return send(c.conn, "counted", func(*schemas.Signal) bool { return true })
+	}
+	var g errgroup.Group
+	for s, conn := range c.cluster.shards {
+		g.Go(func() error {
+			return send(conn, "counted_local", func(sig *schemas.Signal) bool { return c.cluster.visitorShard(sig.AnonymousID) == s })
+		})
+	}
+	return g.Wait()
+}
+
+// countedOf returns which of keys (stored raw rows, with their earliest received_ms)
+// have their rollups stored.
+func (c *ClickHouse) countedOf(ctx context.Context, keys map[sink.Key]int64, day string) (map[sink.Key]bool, error) {
+	out := make(map[sink.Key]bool, len(keys))
+	var ids, anons []any
+	seen := make(map[string]bool)
+	for k, ms := range keys {
+		if ms < c.countedSince {
+			out[k] = true
+			continue
+		}
+		out[k] = false
+		ids = append(ids, k.EventID)
+		if !seen[k.AnonymousID] {
+			seen[k.AnonymousID] = true
+			anons = append(anons, k.AnonymousID)
+		}
+	}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	rows, err := c.conn.Query(ctx, "SELECT DISTINCT anonymous_id, event_id FROM "+c.db+".counted WHERE date >= toDate(@day) "+
+		"AND anonymous_id IN @anons AND event_id IN @ids",
+		ch.Named("day", day), ch.Named("anons", ch.GroupSet{Value: anons}), ch.Named("ids", ch.GroupSet{Value: ids}))
+	if err != nil {
+		return nil, fmt.Errorf("look up %d counted signals: %w", len(ids), err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k sink.Key
+		if err := rows.Scan(&k.AnonymousID, &k.EventID); err != nil {
+			return nil, fmt.Errorf("scan a counted event_id: %w", err)
+		}
+		if _, ok := out[k]; ok {
+			out[k] = true
+		}
+	}
+	return out, rows.Err()
+}
