@@ -16,6 +16,7 @@ import (
 	"github.com/rungdev/rung/collector"
 	"github.com/rungdev/rung/preagg"
 	"github.com/rungdev/rung/schemas"
+	"github.com/rungdev/rung/sink"
 )
 
 // walDir is where --durability disk keeps its write-ahead log, under --data-dir.
@@ -75,6 +76,45 @@ func openLog(ctx context.Context, cfg *serveConfig, agg *preagg.Aggregator, s st
 		return nil, 0, err // the log stays as it is, for the next start
 	}
 	return l, n, nil
+}
+
+// halfWritten is a store whose flush is several writes (ClickHouse: raw rows, rollup
+// rows, then the keys counted), so that a writer killed among them leaves work for the
+// next one: inserts that may still land after it died, and raw rows without rollups.
+type halfWritten interface {
+	WaitInserts(ctx context.Context) error
+	Uncounted(ctx context.Context, windowMs int64) ([]schemas.Signal, error)
+}
+
+// recount rolls up, on start, the signals the last run stored raw without their
+// rollups, looking back one session timeout: on one node nothing else brings them
+// again (a write-ahead log replay may, and then finds them counted). Their raw rows are
+// not written again. It returns how many it counted.
+func recount(ctx context.Context, c *pipeConfig, agg *preagg.Aggregator, s store) (int, error) {
+	hw, ok := s.(halfWritten)
+	if !ok {
+		return 0, nil
+	}
+	sigs, err := hw.Uncounted(ctx, c.SessionTimeout.Milliseconds())
+	if err != nil || len(sigs) == 0 {
+		return 0, err
+	}
+	w := &skipStored{w: s, stored: make(map[sink.Key]bool, len(sigs))}
+	kept := sigs[:0]
+	for i := range sigs {
+		k := sink.KeyOf(&sigs[i])
+		if !w.stored[k] { // a row stored twice is counted once
+			w.stored[k] = true
+			kept = append(kept, sigs[i])
+		}
+	}
+	flush := agg.FlushTo(w)
+	for i := 0; i < len(kept); i += c.BatchSize {
+		if err := flush(ctx, kept[i:min(i+c.BatchSize, len(kept))]); err != nil {
+			return 0, fmt.Errorf("count %d signals stored without their rollups: %w", len(kept), err)
+		}
+	}
+	return len(kept), nil
 }
 
 // logDone is the buffer's Config.Done for log: it tells the log which of its segments'

@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/rungdev/rung/buffer/stream/streamtest"
 	"github.com/rungdev/rung/internal/harness"
 )
@@ -182,4 +185,93 @@ func TestClusterNATSOutage(t *testing.T) {
 	reconcile(t, store, true)
 	col.stop()
 	agg.stop()
+}
+
+// TestAggregatorKilledAfterRaw kills an aggregator at the one moment a flush has half
+// landed on ClickHouse: its raw rows stored, its rollup rows not (the failpoint
+// RUNG_FAILPOINT=after-signals:N). Its replacement gets the batch again from JetStream
+// and must count it without storing its raw rows twice: every signal accepted is
+// stored once, by event_id, and `rung reconcile` finds the rollups equal to a
+// recomputation from the raw signals.
+func TestAggregatorKilledAfterRaw(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills an aggregator mid-flush; skipped in -short mode")
+	}
+	const site = "cluster.example"
+	rounds := clusterWorkload(7, site, 300)
+	nats := streamtest.StartServer(t)
+	dsn := testClickHouseDSN()
+	dropAfter(t, dsn)
+	common := []string{"--nats", nats.URL, "--clickhouse", dsn, "--stream-partitions", "8"}
+	aggregate := append(common, "--flush-interval", "100ms", "--batch-size", "400", "--ack-wait", "2s")
+	doomed := startRungEnv(t, []string{failpointVar + "=after-signals:3"}, "aggregate", aggregate...)
+	col := startServe(t, append(common, "--relay=false")...)
+	waitReady(t, col)
+
+	accepted := map[string]bool{}
+	posted, dead := 0, false
+	for posted < len(rounds) && !dead {
+		postRound(t, rounds[posted], accepted, col)
+		if t.Failed() {
+			t.FailNow()
+		}
+		posted++
+		select {
+		case err := <-doomed.done:
+			dead = true
+			doomed.done <- err // for the wait below
+		default:
+		}
+	}
+	select {
+	case err := <-doomed.done:
+		t.Logf("the aggregator died at its failpoint after %d of %d rounds: %v", posted, len(rounds), err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("the aggregator did not reach its failpoint")
+	}
+	agg := startRung(t, "aggregate", aggregate...)
+	for _, r := range rounds[posted:] {
+		postRound(t, r, accepted, col)
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	store := []string{"--clickhouse", dsn}
+	drained(t, nats.URL)
+	checkLanded(t, storedSignals(t, store), accepted)
+	recounted := agg.metric("rung_aggregate_recounted_total")
+	t.Logf("%d signals accepted; the replacement counted %v again whose raw rows had landed without rollups, and dropped %v duplicates",
+		len(accepted), recounted, agg.metric("rung_aggregate_duplicates_total"))
+	if recounted == 0 {
+		t.Error("the replacement counted nothing again: the failpoint left no raw rows without rollups")
+	}
+	reconcile(t, store, true)
+	col.stop()
+	agg.stop()
+}
+
+// drained waits until the stream of signals on the NATS server at url holds nothing:
+// it is a work queue, so every signal in it has been stored and acknowledged.
+func drained(t *testing.T, url string) {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	harness.CheckFor(t, 60*time.Second, 200*time.Millisecond, func() error {
+		s, err := js.Stream(context.Background(), "RUNG_SIGNALS")
+		if err != nil {
+			return err
+		}
+		if n := s.CachedInfo().State.Msgs; n > 0 {
+			return fmt.Errorf("the stream still holds %d messages", n)
+		}
+		return nil
+	})
 }

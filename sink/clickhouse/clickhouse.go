@@ -410,8 +410,22 @@ type dest struct {
 func (c *ClickHouse) insertSignals(ctx context.Context, d dest, b *sink.Batch, shards []int, s int) error {
 	k := c.cols.Get().(*columns)
 	k.fill(b, shards, s)
-	n := len(k.ms)
-	err := c.retry.Do(ctx, d.table, func() error { return c.insert(ctx, d, k) })
+	n, attempts := len(k.ms), 0
+	err := c.retry.Do(ctx, d.table, func() error {
+		if attempts++; attempts > 1 {
+			// The attempt before may have landed though it failed (a timeout after
+			// the server took the rows): only what is missing goes again.
+			rest, err := c.missing(ctx, d, b, shards, s)
+			if err != nil {
+				return err
+			}
+			k.fill(rest, nil, 0)
+			if n = len(k.ms); n == 0 {
+				return nil
+			}
+		}
+		return c.insert(ctx, d, k)
+	})
 	k.clear()
 	c.cols.Put(k)
 	if err != nil {

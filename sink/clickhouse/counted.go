@@ -155,3 +155,79 @@ func (c *ClickHouse) countedOf(ctx context.Context, keys map[sink.Key]int64, day
 	}
 	return out, rows.Err()
 }
+
+// Uncounted returns the raw signals received in the last windowMs before the newest
+// whose rollups are not stored, oldest first: what a crash between a flush's two writes
+// left, for a single writer to count again on start (its replacement gets nothing
+// again from a stream). One scan of the window, and the window's keys of counted as
+// a set on the server.
+func (c *ClickHouse) Uncounted(ctx context.Context, windowMs int64) ([]schemas.Signal, error) {
+	var newest int64
+	if err := c.conn.QueryRow(ctx, "SELECT max(received_ms) FROM "+c.db+".signals").Scan(&newest); err != nil {
+		return nil, fmt.Errorf("find the newest signal: %w", err)
+	}
+	since := max(newest-windowMs, c.countedSince)
+	if newest < since {
+		return nil, nil
+	}
+	out, err := c.query(ctx, "WHERE received_ms >= @since AND date >= toDate(@day) AND (anonymous_id, event_id) NOT IN "+
+		"(SELECT anonymous_id, event_id FROM "+c.db+".counted WHERE date >= toDate(@day)) ORDER BY received_ms",
+		ch.Named("since", since), ch.Named("day", day(since, -1)))
+	if err != nil {
+		return nil, fmt.Errorf("read the signals without rollups: %w", err)
+	}
+	return out, nil
+}
+
+// WaitInserts waits until the INSERTs into the signals tables that the servers are
+// running now have ended: those of a writer that died mid-insert may still land after
+// it, and a replacement that asked Landed before they did would store their rows again.
+// Inserts that start later are not waited for.
+func (c *ClickHouse) WaitInserts(ctx context.Context) error {
+	wait := func(conn driver.Conn, table string) error {
+		// Anchored: this very query names the table too.
+		pattern := "INSERT INTO " + c.db + "." + table + " %"
+		var ids []string
+		for first := true; first || len(ids) > 0; first = false {
+			q := "SELECT query_id FROM system.processes WHERE query LIKE @pattern"
+			args := []any{ch.Named("pattern", pattern)}
+			if !first {
+				q += " AND query_id IN @ids"
+				set := make([]any, len(ids))
+				for i, id := range ids {
+					set[i] = id
+				}
+				args = append(args, ch.Named("ids", ch.GroupSet{Value: set}))
+			}
+			rows, err := conn.Query(ctx, q, args...)
+			if err != nil {
+				return fmt.Errorf("look up inserts running into %s: %w", table, err)
+			}
+			ids = ids[:0]
+			for rows.Next() {
+				var id string
+				if err := rows.Scan(&id); err != nil {
+					rows.Close()
+					return fmt.Errorf("scan a query id: %w", err)
+				}
+				ids = append(ids, id)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return fmt.Errorf("look up inserts running into %s: %w", table, err)
+			}
+			if len(ids) > 0 {
+				select {
+				case <-time.After(50 * time.Millisecond):
+				case <-ctx.Done():
+					return fmt.Errorf("wait for %d inserts into %s: %w", len(ids), table, ctx.Err())
+				}
+			}
+		}
+		return nil
+	}
+	if c.cluster == nil {
+		return wait(c.conn, "signals")
+	}
+	return c.cluster.eachNode(ctx, func(conn driver.Conn, _ clusterNode) error { return wait(conn, "signals_local") })
+}

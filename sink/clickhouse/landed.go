@@ -11,14 +11,24 @@ import (
 )
 
 // Landed returns the keys of the signals the store already holds, each with whether
-// its rollups are stored too (counted.go): an aggregator asks
-// it of every batch, which may hold a redelivery or a client's resend. The visitors
-// and the days from sink.ResendWindow before the earliest signal narrow the read to a
-// few granules of the (site, date, anonymous_id) order per day.
+// its rollups are stored too (counted.go): an aggregator asks it of every batch, which
+// may hold a redelivery or a client's resend. The visitors and the days from
+// sink.ResendWindow before the earliest signal narrow the read to a few granules of
+// the (site, date, anonymous_id) order per day.
 func (c *ClickHouse) Landed(ctx context.Context, signals []schemas.Signal) (map[sink.Key]bool, error) {
 	if len(signals) == 0 {
 		return map[sink.Key]bool{}, nil
 	}
+	held, since, err := c.held(ctx, dest{c.conn, c.db + ".signals"}, signals)
+	if err != nil {
+		return nil, err
+	}
+	return c.countedOf(ctx, held, day(since, -1))
+}
+
+// held returns the keys of the signals d's table holds, with the earliest received_ms
+// of each, and the time the look-up started from.
+func (c *ClickHouse) held(ctx context.Context, d dest, signals []schemas.Signal) (map[sink.Key]int64, int64, error) {
 	ids := make([]any, 0, len(signals))
 	anons := make([]any, 0, len(signals))
 	seen := make(map[string]bool)
@@ -35,11 +45,11 @@ func (c *ClickHouse) Landed(ctx context.Context, signals []schemas.Signal) (map[
 		since = min(since, g.ReceivedAt)
 	}
 	since -= sink.ResendWindow
-	rows, err := c.conn.Query(ctx, "SELECT anonymous_id, event_id, min(received_ms) FROM "+c.db+".signals WHERE date >= toDate(@day) "+
+	rows, err := d.conn.Query(ctx, "SELECT anonymous_id, event_id, min(received_ms) FROM "+d.table+" WHERE date >= toDate(@day) "+
 		"AND received_ms >= @since AND anonymous_id IN @anons AND event_id IN @ids GROUP BY anonymous_id, event_id",
 		ch.Named("day", day(since, -1)), ch.Named("since", since), ch.Named("anons", ch.GroupSet{Value: anons}), ch.Named("ids", ch.GroupSet{Value: ids}))
 	if err != nil {
-		return nil, fmt.Errorf("look up %d landed signals: %w", len(signals), err)
+		return nil, 0, fmt.Errorf("look up %d landed signals: %w", len(signals), err)
 	}
 	defer rows.Close()
 	held := make(map[sink.Key]int64)
@@ -49,14 +59,41 @@ func (c *ClickHouse) Landed(ctx context.Context, signals []schemas.Signal) (map[
 			ms int64
 		)
 		if err := rows.Scan(&k.AnonymousID, &k.EventID, &ms); err != nil {
-			return nil, fmt.Errorf("scan a landed event_id: %w", err)
+			return nil, 0, fmt.Errorf("scan a landed event_id: %w", err)
 		}
 		if want[k] { // the IN lists also match one visitor's row with another's event_id
 			held[k] = ms
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("look up %d landed signals: %w", len(signals), err)
+		return nil, 0, fmt.Errorf("look up %d landed signals: %w", len(signals), err)
 	}
-	return c.countedOf(ctx, held, day(since, -1))
+	return held, since, nil
+}
+
+// missing returns the signals of b that fill takes for (shards, s) and d's table does
+// not hold, with their sessions.
+func (c *ClickHouse) missing(ctx context.Context, d dest, b *sink.Batch, shards []int, s int) (*sink.Batch, error) {
+	var part sink.Batch
+	for i := range b.Signals {
+		if shards == nil || shards[i] == s {
+			part.Signals = append(part.Signals, b.Signals[i])
+			part.SessionMs = append(part.SessionMs, b.SessionOf(i))
+		}
+	}
+	if len(part.Signals) == 0 {
+		return &part, nil
+	}
+	held, _, err := c.held(ctx, d, part.Signals)
+	if err != nil {
+		return nil, err
+	}
+	rest := sink.Batch{}
+	for i := range part.Signals {
+		if _, ok := held[sink.KeyOf(&part.Signals[i])]; !ok {
+			rest.Signals = append(rest.Signals, part.Signals[i])
+			rest.SessionMs = append(rest.SessionMs, part.SessionMs[i])
+		}
+	}
+	return &rest, nil
 }
