@@ -182,7 +182,7 @@ func TestClusterNATSOutage(t *testing.T) {
 	if len(abandoned) == 0 {
 		t.Error("no signal was given up after a refusal: the outage refused nothing")
 	}
-	reconcile(t, store, true)
+	reconcile(t, store)
 	col.stop()
 	agg.stop()
 }
@@ -246,7 +246,7 @@ func TestAggregatorKilledAfterRaw(t *testing.T) {
 	if recounted == 0 {
 		t.Error("the replacement counted nothing again: the failpoint left no raw rows without rollups")
 	}
-	reconcile(t, store, true)
+	reconcile(t, store)
 	col.stop()
 	agg.stop()
 }
