@@ -6,6 +6,7 @@ import (
 	"time"
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/ext"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"golang.org/x/sync/errgroup"
 
@@ -117,31 +118,32 @@ func (c *ClickHouse) writeCounted(ctx context.Context, b *sink.Batch) error {
 }
 
 // countedOf returns which of keys (stored raw rows, with their earliest received_ms)
-// have their rollups stored.
+// have their rollups stored; day bounds the look-up.
 func (c *ClickHouse) countedOf(ctx context.Context, keys map[sink.Key]int64, day string) (map[sink.Key]bool, error) {
 	out := make(map[sink.Key]bool, len(keys))
-	var ids, anons []any
-	seen := make(map[string]bool)
+	ask, err := ext.NewTable("counted_keys", ext.Column("anonymous_id", "String"), ext.Column("event_id", "String"))
+	if err != nil {
+		return nil, err
+	}
+	n := 0
 	for k, ms := range keys {
-		if ms < c.countedSince {
-			out[k] = true
-			continue
-		}
-		out[k] = false
-		ids = append(ids, k.EventID)
-		if !seen[k.AnonymousID] {
-			seen[k.AnonymousID] = true
-			anons = append(anons, k.AnonymousID)
+		out[k] = ms < c.countedSince
+		if !out[k] {
+			if err := ask.Append(k.AnonymousID, k.EventID); err != nil {
+				return nil, fmt.Errorf("keep a key to look up: %w", err)
+			}
+			n++
 		}
 	}
-	if len(ids) == 0 {
+	if n == 0 {
 		return out, nil
 	}
-	rows, err := c.conn.Query(ctx, "SELECT DISTINCT anonymous_id, event_id FROM "+c.db+".counted WHERE date >= toDate(@day) "+
-		"AND anonymous_id IN @anons AND event_id IN @ids",
-		ch.Named("day", day), ch.Named("anons", ch.GroupSet{Value: anons}), ch.Named("ids", ch.GroupSet{Value: ids}))
+	rows, err := c.conn.Query(ch.Context(ctx, ch.WithExternalTable(ask)),
+		"SELECT DISTINCT anonymous_id, event_id FROM "+c.db+".counted WHERE date >= toDate(@day) "+
+			"AND anonymous_id IN (SELECT anonymous_id FROM counted_keys) AND (anonymous_id, event_id) IN counted_keys",
+		ch.Named("day", day))
 	if err != nil {
-		return nil, fmt.Errorf("look up %d counted signals: %w", len(ids), err)
+		return nil, fmt.Errorf("look up %d counted signals: %w", n, err)
 	}
 	defer rows.Close()
 	for rows.Next() {
@@ -149,9 +151,7 @@ func (c *ClickHouse) countedOf(ctx context.Context, keys map[sink.Key]int64, day
 		if err := rows.Scan(&k.AnonymousID, &k.EventID); err != nil {
 			return nil, fmt.Errorf("scan a counted event_id: %w", err)
 		}
-		if _, ok := out[k]; ok {
-			out[k] = true
-		}
+		out[k] = true
 	}
 	return out, rows.Err()
 }
