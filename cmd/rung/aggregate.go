@@ -94,11 +94,17 @@ func runAggregate(ctx context.Context, args []string, env environ, stdout io.Wri
 	if err != nil {
 		return err
 	}
+	owns := sink.ResumeScope{Partitions: cfg.Partitions, Owned: owned}.Owner()
+	atStart, err := recount(ctx, &cfg.pipeConfig, agg, store, owns)
+	if err != nil {
+		return err
+	}
 	health := sink.NewHealth(cfg.sinkAt().String(), store, log, set)
 	w := &skipStored{w: health}
 	flush := agg.FlushTo(w)
 	dups := set.NewCounter(`rung_aggregate_duplicates_total`)
 	recounted := set.NewCounter(`rung_aggregate_recounted_total`)
+	recounted.Add(atStart)
 	dropped := set.NewCounter(`rung_signals_dropped_total{reason="sink_error"}`)
 	handle := func(ctx context.Context, signals []schemas.Signal, _ []bool) error {
 		kept, stored, n, err := fresh(ctx, store, signals)
@@ -142,7 +148,7 @@ func runAggregate(ctx context.Context, args []string, env environ, stdout io.Wri
 	}
 	web := &http.Server{Handler: aggregateMux(set, ping, nc.IsConnected), ReadHeaderTimeout: 5 * time.Second}
 	log.Info("rung aggregating", "addr", ln.Addr().String(), "sink", cfg.sinkAt(),
-		"stream", scfg.Name, "partitions", len(owned), "sessions_restored", restored)
+		"stream", scfg.Name, "partitions", len(owned), "sessions_restored", restored, "recounted", atStart)
 
 	// Stop order: the consumer stops fetching and flushes what it holds (acking it once
 	// the sink has it) while the HTTP side stops; NATS and the sink close last

@@ -86,11 +86,14 @@ type halfWritten interface {
 	Uncounted(ctx context.Context, windowMs int64) ([]schemas.Signal, error)
 }
 
-// recount rolls up, on start, the signals the last run stored raw without their
-// rollups, looking back one session timeout: on one node nothing else brings them
-// again (a write-ahead log replay may, and then finds them counted). Their raw rows are
-// not written again. It returns how many it counted.
-func recount(ctx context.Context, c *pipeConfig, agg *preagg.Aggregator, s store) (int, error) {
+// recount rolls up, on start, the signals of the visitors owns accepts that the last
+// run stored raw without their rollups, looking back one session timeout. On one node
+// nothing else brings them again (a write-ahead log replay may, and then finds them
+// counted); in a cluster JetStream does, but only after the ack wait, behind newer
+// messages that would make them late. Counted now, they come before anything newer of
+// their visitors, as their raw rows say, and their redelivery is a duplicate. Their raw
+// rows are not written again. It returns how many it counted.
+func recount(ctx context.Context, c *pipeConfig, agg *preagg.Aggregator, s store, owns func(string) bool) (int, error) {
 	hw, ok := s.(halfWritten)
 	if !ok {
 		return 0, nil
@@ -103,7 +106,7 @@ func recount(ctx context.Context, c *pipeConfig, agg *preagg.Aggregator, s store
 	kept := sigs[:0]
 	for i := range sigs {
 		k := sink.KeyOf(&sigs[i])
-		if !w.stored[k] { // a row stored twice is counted once
+		if owns(k.AnonymousID) && !w.stored[k] { // a row stored twice is counted once
 			w.stored[k] = true
 			kept = append(kept, sigs[i])
 		}

@@ -204,7 +204,7 @@ func TestAggregatorKilledAfterRaw(t *testing.T) {
 	dropAfter(t, dsn)
 	common := []string{"--nats", nats.URL, "--clickhouse", dsn, "--stream-partitions", "8"}
 	aggregate := append(common, "--flush-interval", "100ms", "--batch-size", "400", "--ack-wait", "2s")
-	doomed := startRungEnv(t, []string{failpointVar + "=after-signals:3"}, "aggregate", aggregate...)
+	doomed := startRungEnv(t, []string{failpointVar + "=after-signals:2"}, "aggregate", aggregate...)
 	col := startServe(t, append(common, "--relay=false")...)
 	waitReady(t, col)
 

@@ -198,7 +198,7 @@ func openIntake(ctx context.Context, cfg *serveConfig, store store, set *metrics
 	if err != nil {
 		return nil, err
 	}
-	if recounted, err := recount(ctx, &cfg.pipeConfig, agg, store); err != nil {
+	if recounted, err := recount(ctx, &cfg.pipeConfig, agg, store, sink.ResumeScope{}.Owner()); err != nil {
 		return nil, err
 	} else if recounted > 0 {
 		log.Info("signals stored without their rollups by the last run counted", "signals", recounted)
