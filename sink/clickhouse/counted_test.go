@@ -118,8 +118,8 @@ func TestCountedGap(t *testing.T) {
 }
 
 // BenchmarkLanded is the price of asking the store about every batch (an aggregator
-// does, so that a client's resend is stored once) against writing the batch: a
-// 5,000-signal batch of 2,000 visitors, half of them resends, over 200,000 stored rows.
+// does, so that a client's resend is stored once) against writing the batch: a batch
+// of 5,000 signals of as many visitors, half of them resends, over 200,000 stored rows.
 // Compare landed with write in the same run.
 func BenchmarkLanded(b *testing.B) {
 	ctx := context.Background()
