@@ -162,3 +162,27 @@ func BenchmarkLanded(b *testing.B) {
 		}
 	})
 }
+
+// TestMissing: an insert retried after a failure whose outcome is unclear sends only
+// the rows the table does not hold yet, with their sessions.
+func TestMissing(t *testing.T) {
+	ctx := context.Background()
+	c := openTest(t)
+	now := time.Now().UnixMilli()
+	sig := func(i int) schemas.Signal {
+		return schemas.Signal{Type: schemas.TypePageview, ReceivedAt: now + int64(i), Site: "retry.example",
+			AnonymousID: fmt.Sprintf("visitor-%d", i%2), EventID: fmt.Sprintf("e%d", i), URL: "https://retry.example/", Path: "/"}
+	}
+	if err := c.Write(ctx, &sink.Batch{Signals: []schemas.Signal{sig(0), sig(1), sig(2)}}); err != nil {
+		t.Fatal(err)
+	}
+	b := &sink.Batch{Signals: []schemas.Signal{sig(0), sig(3), sig(1), sig(4)}, SessionMs: []int64{10, 30, 11, 40}}
+	rest, err := c.missing(ctx, dest{c.conn, c.db + ".signals"}, b, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rest.Signals) != 2 || rest.Signals[0].EventID != "e3" || rest.Signals[1].EventID != "e4" ||
+		rest.SessionOf(0) != 30 || rest.SessionOf(1) != 40 {
+		t.Errorf("missing: %+v", rest)
+	}
+}
