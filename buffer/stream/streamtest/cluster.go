@@ -18,7 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/rungdev/rung/internal/harness"
+	"github.com/rungdev/rung/internal/testport"
 )
 
 // Server is the nats-server binary the clusters run (Debian's).
@@ -204,7 +204,7 @@ func StartServer(t testing.TB) *Single {
 	dir := t.TempDir()
 	// Below the ephemeral range: a client's connection must not take the port while
 	// the server is down.
-	port := harness.StablePort(t)
+	port := testport.Stable(t)
 	s := &Single{t: t, URL: fmt.Sprintf("nats://127.0.0.1:%d", port), log: filepath.Join(dir, "nats.log"),
 		args: []string{"-a", "127.0.0.1", "-p", fmt.Sprint(port), "-js", "-sd", filepath.Join(dir, "store"), "-l", filepath.Join(dir, "nats.log")}}
 	t.Cleanup(func() {

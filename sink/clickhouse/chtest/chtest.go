@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rungdev/rung/internal/harness"
+	"github.com/rungdev/rung/internal/testport"
 )
 
 // Server is a running clickhouse-server of the test's own.
@@ -58,7 +58,7 @@ func StartServers(t testing.TB, n int, remoteServers func(s []*Server) string) [
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { os.RemoveAll(dir) })
-		s[i] = &Server{t: t, dir: dir, Port: harness.StablePort(t)}
+		s[i] = &Server{t: t, dir: dir, Port: testport.Stable(t)}
 	}
 	clusters := ""
 	var usersD map[string][]byte
@@ -72,9 +72,9 @@ func StartServers(t testing.TB, n int, remoteServers func(s []*Server) string) [
 		cfg := string(src)
 		for _, r := range []struct{ re, to string }{
 			{`(?s)<remote_servers.*</remote_servers>`, clusters},
-			{`<http_port>\d+</http_port>`, fmt.Sprintf("<http_port>%d</http_port>", harness.StablePort(t))},
+			{`<http_port>\d+</http_port>`, fmt.Sprintf("<http_port>%d</http_port>", testport.Stable(t))},
 			{`<tcp_port>\d+</tcp_port>`, fmt.Sprintf("<tcp_port>%d</tcp_port>", x.Port)},
-			{`<interserver_http_port>\d+</interserver_http_port>`, fmt.Sprintf("<interserver_http_port>%d</interserver_http_port>", harness.StablePort(t))},
+			{`<interserver_http_port>\d+</interserver_http_port>`, fmt.Sprintf("<interserver_http_port>%d</interserver_http_port>", testport.Stable(t))},
 			{`<listen_host>::1</listen_host>`, ""},
 			{`/var/lib/clickhouse/`, x.dir + "/data/"},
 			{`/var/log/clickhouse-server/`, x.dir + "/log/"},
