@@ -119,7 +119,7 @@ type outMsg struct {
 	id   []string // the header's Nats-Msg-Id value
 	buf  []byte
 	n    int           // signals framed
-	ids  xxhash.Digest // of their event_ids, for id when n > 1
+	ids  xxhash.Digest // of their (site, visitor, event_id), for id when n > 1
 	part int
 	// The earliest deadline of the Appends in it: no attempt is made that could end
 	// after it, so each of them hears the message's final answer, and nothing is
@@ -417,7 +417,7 @@ func (p *Publisher) answered(pt *partition) {
 func (p *Publisher) send(pt *partition, m *outMsg, f jetstream.PubAckFuture, err error) {
 	defer p.senders.Done()
 	wait := p.cfg.RetryWait
-	sent := false // an attempt reached the connection, and its answer never came
+	sent := false // an attempt went out and failed: JetStream may hold m all the same
 	for attempt := 0; ; attempt++ {
 		if err == nil {
 			// The future always ends: the JetStream context's AckTimeout bounds it.
