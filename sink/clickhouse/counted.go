@@ -28,6 +28,10 @@ import (
 //
 // Rows older than the table (a database made before it) count as counted: its first
 // row, anonymous_id and event_id empty, holds in since_ms the time it was made.
+//
+// A writer killed after the rollup rows landed and before counted did leaves signals
+// counted in the rollups but not in counted: the next writer counts them again (see
+// CLUSTER.md, "A flush cut short").
 var countedTable = table{"counted", `
 			date         Date,
 			anonymous_id String,
