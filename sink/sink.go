@@ -67,7 +67,8 @@ type Key struct{ AnonymousID, EventID string }
 // ResendWindow is how far before a signal's received_at Landed looks for an earlier
 // copy of it: a client's resend of a signal whose answer it never saw, or was told 503
 // for while it was stored after all, is recognised when it comes within this time of
-// the first copy. (t.js resends at its next page of the site, usually within minutes.)
+// the first copy. (t.js resends a signal it holds with backoff, or at the next page of
+// the site that loads.)
 const ResendWindow = 24 * 60 * 60 * 1000 // ms
 
 // KeyOf returns s's Key.

@@ -419,8 +419,7 @@ func (c *ClickHouse) insertSignals(ctx context.Context, d dest, b *sink.Batch, s
 			if err != nil {
 				return err
 			}
-			k.fill(rest, nil, 0)
-			if n = len(k.ms); n == 0 {
+			if k.fill(rest, nil, 0); len(k.ms) == 0 {
 				return nil
 			}
 		}
