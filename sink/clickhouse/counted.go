@@ -17,12 +17,13 @@ import (
 // A flush is two writes here, raw signals then rollup rows, and a writer may die
 // between them. The counted table closes that gap: once a flush's rollup rows are
 // written, it records the (anonymous_id, event_id) of every signal they count. A raw
-// row without its key in counted is a signal whose rollups are missing, and two
+// row without its key in counted is a signal whose rollups are missing, and three
 // readers act on it:
 //
 //   - Resume leaves such rows out of the sessions it restores, so the sessionizer
 //     starts from what the rollups hold;
-//   - Landed reports them held but not counted, so the writer that gets them again (a
+//   - Uncounted lists them, for the writer that restored to count them at once;
+//   - Landed reports them held but not counted, so a writer that gets them again (a
 //     JetStream redelivery, a write-ahead log replay) rolls them up once more without
 //     writing their raw rows again, and lists them in the Batch's Counted.
 //
