@@ -59,8 +59,17 @@ type Sink interface {
 }
 
 // Key names a stored signal to Landed: an event_id is the client's, and is taken to
-// be unique only together with its visitor.
+// be unique only together with its visitor. Landed maps the key of every signal the
+// store holds to whether its rollups are stored too (false only where the two are
+// written apart and a writer died between them).
 type Key struct{ AnonymousID, EventID string }
+
+// ResendWindow is how far before a signal's received_at Landed looks for an earlier
+// copy of it: a client's resend of a signal whose answer it never saw, or was told 503
+// for while it was stored after all, is recognised when it comes within this time of
+// the first copy. (t.js resends a signal it holds with backoff, or at the next page of
+// the site that loads.)
+const ResendWindow = 24 * 60 * 60 * 1000 // ms
 
 // KeyOf returns s's Key.
 func KeyOf(s *schemas.Signal) Key { return Key{s.AnonymousID, s.EventID} }
@@ -76,6 +85,10 @@ type Batch struct {
 	Landing     []LandingCell
 	Exposures   []Exposure
 	Conversions []Conversion
+	// Counted are signals an earlier write stored raw without their rollups (Landed
+	// said false), whose rollups this batch carries: a store that writes the two apart
+	// records them counted, and does not store them again.
+	Counted []schemas.Signal
 }
 
 // Reset empties b for reuse.
@@ -85,11 +98,12 @@ func (b *Batch) Reset() {
 	b.Landing = b.Landing[:0]
 	b.Exposures = b.Exposures[:0]
 	b.Conversions = b.Conversions[:0]
+	b.Counted = b.Counted[:0]
 }
 
 // Empty reports whether the batch holds nothing to write.
 func (b *Batch) Empty() bool {
-	return len(b.Signals)+len(b.Landing)+len(b.Exposures)+len(b.Conversions) == 0
+	return len(b.Signals)+len(b.Landing)+len(b.Exposures)+len(b.Conversions)+len(b.Counted) == 0
 }
 
 // Rollups reports whether the batch carries rollup rows.

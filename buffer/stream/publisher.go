@@ -21,10 +21,11 @@ import (
 // Why a publish failed. Each wraps buffer.ErrFull: to the client every one of them means
 // "not stored, retry later" (503 + Retry-After), and the reason goes to the metrics.
 var (
-	errStreamFull  = fmt.Errorf("%w: jetstream stream full", buffer.ErrFull)
-	errPendingFull = fmt.Errorf("%w: too many publishes waiting for jetstream acks", buffer.ErrFull)
-	errAckTimeout  = fmt.Errorf("%w: no jetstream ack in time", buffer.ErrFull)
-	errUnavailable = fmt.Errorf("%w: jetstream unavailable", buffer.ErrFull)
+	errStreamFull   = fmt.Errorf("%w: jetstream stream full", buffer.ErrFull)
+	errPendingFull  = fmt.Errorf("%w: too many publishes waiting for jetstream acks", buffer.ErrFull)
+	errAckTimeout   = fmt.Errorf("%w: no jetstream ack in time", buffer.ErrFull)
+	errUnavailable  = fmt.Errorf("%w: jetstream unavailable", buffer.ErrFull)
+	errNotConnected = fmt.Errorf("%w: not connected to nats", buffer.ErrFull)
 )
 
 // PublisherConfig configures a Publisher. Zero fields take the defaults.
@@ -80,6 +81,7 @@ func (c *PublisherConfig) defaults() {
 // the requests.
 type Publisher struct {
 	cfg      PublisherConfig
+	nc       *nats.Conn
 	js       jetstream.JetStream
 	subjects []string // by partition
 	parts    []partition
@@ -94,6 +96,7 @@ type Publisher struct {
 	published  *metrics.Counter
 	duplicates *metrics.Counter
 	retries    *metrics.Counter
+	unsure     *metrics.Counter
 	messages   *metrics.Counter
 	perMessage *metrics.Histogram
 	errs       map[error]*metrics.Counter // by the errors above and buffer.ErrClosed
@@ -116,11 +119,15 @@ type outMsg struct {
 	id   []string // the header's Nats-Msg-Id value
 	buf  []byte
 	n    int           // signals framed
-	ids  xxhash.Digest // of their event_ids, for id when n > 1
+	ids  xxhash.Digest // of their (site, visitor, event_id), for id when n > 1
 	part int
-	refs atomic.Int32 // the Appends with frames in it, and its sender
-	done chan struct{}
-	err  error
+	// The earliest deadline of the Appends in it: no attempt is made that could end
+	// after it, so each of them hears the message's final answer, and nothing is
+	// published for signals already answered 503.
+	deadline time.Time
+	refs     atomic.Int32 // the Appends with frames in it, and its sender
+	done     chan struct{}
+	err      error
 }
 
 // call is the per-Append scratch space: its signals grouped by partition.
@@ -142,7 +149,9 @@ type slot struct {
 }
 
 // NewPublisher makes a Publisher on nc and registers its metrics in set. It keeps its
-// own JetStream context, whose async publish settings it owns.
+// own JetStream context, whose async publish settings it owns. nc should be made with
+// nats.ReconnectBufSize(-1): a publish buffered while the connection is down would be
+// sent after its Append was answered 503.
 func NewPublisher(nc *nats.Conn, cfg PublisherConfig, set *metrics.Set) (*Publisher, error) {
 	cfg.defaults()
 	js, err := jetstream.New(nc,
@@ -153,12 +162,14 @@ func NewPublisher(nc *nats.Conn, cfg PublisherConfig, set *metrics.Set) (*Publis
 	}
 	p := &Publisher{
 		cfg:        cfg,
+		nc:         nc,
 		js:         js,
 		subjects:   make([]string, cfg.Stream.Partitions),
 		parts:      make([]partition, cfg.Stream.Partitions),
 		published:  set.NewCounter(`rung_stream_published_total`),
 		duplicates: set.NewCounter(`rung_stream_published_duplicates_total`),
 		retries:    set.NewCounter(`rung_stream_publish_retries_total`),
+		unsure:     set.NewCounter(`rung_stream_publish_unsure_total`),
 		messages:   set.NewCounter(`rung_stream_messages_total`),
 		perMessage: set.NewHistogram(`rung_stream_message_signals`),
 		errs: map[error]*metrics.Counter{
@@ -166,6 +177,7 @@ func NewPublisher(nc *nats.Conn, cfg PublisherConfig, set *metrics.Set) (*Publis
 			errPendingFull:   set.NewCounter(`rung_stream_publish_errors_total{reason="pending_full"}`),
 			errAckTimeout:    set.NewCounter(`rung_stream_publish_errors_total{reason="ack_timeout"}`),
 			errUnavailable:   set.NewCounter(`rung_stream_publish_errors_total{reason="unavailable"}`),
+			errNotConnected:  set.NewCounter(`rung_stream_publish_errors_total{reason="not_connected"}`),
 			buffer.ErrClosed: set.NewCounter(`rung_stream_publish_errors_total{reason="closed"}`),
 		},
 	}
@@ -182,17 +194,25 @@ func NewPublisher(nc *nats.Conn, cfg PublisherConfig, set *metrics.Set) (*Publis
 }
 
 // Append publishes the signals and waits for JetStream's acks. On return errs[i] is
-// nil when signals[i] is stored, or an error that is buffer.ErrFull (stream full, too
-// many publishes pending, no ack in time, JetStream unavailable) or buffer.ErrClosed.
-// errs must be as long as signals.
+// nil when signals[i] is stored, or an error that is buffer.ErrFull (not connected,
+// stream full, too many publishes pending, no ack in time, JetStream unavailable) or
+// buffer.ErrClosed. errs must be as long as signals.
 //
 // The signals bound for one partition are framed, in order, into that partition's
 // open message, which the signals of concurrent Appends share (see Publisher). A
 // message whose ack did not come is republished with the same Nats-Msg-Id (the
-// site and event_id of a lone signal, else a hash of them all), so a retry that reaches a
-// stream which did store the first copy is dropped as a duplicate. An Append that runs
-// out of time (ctx or Timeout) answers errAckTimeout for the signals not answered yet;
-// their messages carry on for the other Appends in them.
+// site, visitor and event_id of a lone signal, else a hash of them all), so a retry that
+// reaches a stream which did store the first copy is dropped as a duplicate. Retries
+// stop in time for the earliest Timeout of the Appends in the message, and every one
+// of them gets the message's final answer: an error means that no attempt is still
+// under way. It means "not stored" but in one case: an attempt was sent and its answer
+// never came (the connection broke, or the ack timed out), and no retry resolved it;
+// JetStream may then hold the message (counted in rung_stream_publish_unsure_total),
+// and the client's resend of those signals is dropped by the aggregator, which stores
+// a (site, anonymous_id, event_id) once. While the connection is down Append answers
+// at once, publishing nothing. An Append whose ctx is cancelled answers errAckTimeout
+// for the signals not answered yet; their messages carry on for the other Appends in
+// them.
 //
 // Append may be called from many goroutines at once. It does not keep the signals.
 func (p *Publisher) Append(ctx context.Context, signals []*schemas.Signal, errs []error) {
@@ -210,8 +230,19 @@ func (p *Publisher) Append(ctx context.Context, signals []*schemas.Signal, errs 
 	p.mu.RUnlock()
 	defer p.inflight.Done()
 
-	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
-	defer cancel()
+	if !p.nc.IsConnected() {
+		// Known down: published now, the signals would wait in no buffer (see
+		// NewPublisher) or be sent after the client was told 503.
+		for i := range errs {
+			errs[i] = errNotConnected
+		}
+		p.errs[errNotConnected].Add(len(errs))
+		return
+	}
+	deadline := time.Now().Add(p.cfg.Timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
 
 	c := p.calls.Get().(*call)
 	c.slots, c.of, c.next = c.slots[:0], c.of[:0], c.next[:0]
@@ -247,7 +278,7 @@ func (p *Publisher) Append(ctx context.Context, signals []*schemas.Signal, errs 
 	}
 	for j := range c.slots {
 		c.byPart[c.slots[j].part] = -1
-		p.add(c, &c.slots[j], signals)
+		p.add(c, &c.slots[j], signals, deadline)
 	}
 
 	for j := range c.slots {
@@ -281,8 +312,8 @@ func (p *Publisher) Append(ctx context.Context, signals []*schemas.Signal, errs 
 }
 
 // add puts the frames of sl into its partition's open message, and seals the message
-// if nothing else should be waited for.
-func (p *Publisher) add(c *call, sl *slot, signals []*schemas.Signal) {
+// if nothing else should be waited for. deadline is the Append's.
+func (p *Publisher) add(c *call, sl *slot, signals []*schemas.Signal, deadline time.Time) {
 	pt := &p.parts[sl.part]
 	pt.mu.Lock()
 	defer pt.mu.Unlock()
@@ -297,16 +328,24 @@ func (p *Publisher) add(c *call, sl *slot, signals []*schemas.Signal) {
 		m.ids.Reset()
 		m.part = sl.part
 		m.msg.Subject = p.subjects[sl.part]
+		m.deadline = deadline
 		m.refs.Store(1) // its sender's
 		pt.open = m
 	}
+	if deadline.Before(m.deadline) {
+		m.deadline = deadline
+	}
 	m.buf = append(m.buf, sl.buf...)
 	if m.n == 0 {
-		// Scoped by site: two sites' clients may make the same event_id.
-		m.id[0] = signals[sl.first].Site + "/" + signals[sl.first].EventID
+		// Scoped by site and visitor: an event_id is unique only for its visitor, and a
+		// false duplicate would be acked and never stored.
+		f := signals[sl.first]
+		m.id[0] = f.Site + "/" + f.AnonymousID + "/" + f.EventID
 	}
 	for i := sl.first; i >= 0; i = c.next[i] {
 		m.ids.WriteString(signals[i].Site)
+		m.ids.WriteString("/")
+		m.ids.WriteString(signals[i].AnonymousID)
 		m.ids.WriteString("/")
 		m.ids.WriteString(signals[i].EventID)
 		m.ids.WriteString("\x00")
@@ -371,11 +410,13 @@ func (p *Publisher) answered(pt *partition) {
 }
 
 // send sees m through to its final answer, retrying what may succeed on another try,
-// and tells the Appends waiting for it. f and err are the first attempt's.
+// and tells the Appends waiting for it. f and err are the first attempt's. An attempt
+// is made only if its ack timeout ends before m's deadline, so no attempt outlives
+// the answer.
 func (p *Publisher) send(pt *partition, m *outMsg, f jetstream.PubAckFuture, err error) {
 	defer p.senders.Done()
-	deadline := time.Now().Add(p.cfg.Timeout)
 	wait := p.cfg.RetryWait
+	sent := false // an attempt went out and failed: JetStream may hold m all the same
 	for attempt := 0; ; attempt++ {
 		if err == nil {
 			// The future always ends: the JetStream context's AckTimeout bounds it.
@@ -386,18 +427,33 @@ func (p *Publisher) send(pt *partition, m *outMsg, f jetstream.PubAckFuture, err
 				}
 			case e := <-f.Err():
 				err = classify(e)
+				sent = true
 			}
 		}
 		if attempt == 0 {
 			p.answered(pt)
 		}
-		if (err != errAckTimeout && err != errUnavailable) || attempt == p.cfg.Retries || time.Until(deadline) < wait {
+		if (err != errAckTimeout && err != errUnavailable) || attempt == p.cfg.Retries ||
+			time.Until(m.deadline) < wait+p.cfg.AckTimeout {
+			break
+		}
+		if !sent && !p.nc.IsConnected() {
+			// Nothing of m ever left: it is not stored, and that is known now.
 			break
 		}
 		time.Sleep(wait)
 		wait *= 2
 		p.retries.Add(m.n)
+		if !p.nc.IsConnected() {
+			// Published now, it would wait in a reconnect buffer and go out after the
+			// Appends were answered.
+			err = errUnavailable
+			continue
+		}
 		f, err = p.publish(&m.msg)
+	}
+	if err != nil && sent && (err == errAckTimeout || err == errUnavailable) {
+		p.unsure.Add(m.n)
 	}
 	p.messages.Inc()
 	p.perMessage.Update(float64(m.n))

@@ -5,13 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/rungdev/rung/buffer"
+	"github.com/rungdev/rung/buffer/stream/streamtest"
 	"github.com/rungdev/rung/internal/harness"
 	"github.com/rungdev/rung/schemas"
 )
@@ -264,5 +268,88 @@ func TestCloseFlushes(t *testing.T) {
 		}
 	default:
 		t.Fatal("Close returned before the Append whose message it flushed")
+	}
+}
+
+// TestAppendWhileDisconnected: with the NATS server down, Append answers at once, for
+// every signal, that it is not connected, and publishes nothing: once the server is
+// back, the stream holds only what was acknowledged.
+func TestAppendWhileDisconnected(t *testing.T) {
+	srv := streamtest.StartServer(t)
+	nc, err := nats.Connect(srv.URL, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond), nats.ReconnectBufSize(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := StreamConfig{Name: "OUTAGE", Subject: "outage", Partitions: 2}
+	if err := Ensure(context.Background(), js, cfg); err != nil {
+		t.Fatal(err)
+	}
+	set := metrics.NewSet()
+	p, err := NewPublisher(nc, PublisherConfig{Stream: cfg, Timeout: time.Hour}, set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	publish(t, p, signals("before", 10, 3), 5)
+
+	srv.Kill()
+	harness.CheckFor(t, 30*time.Second, 10*time.Millisecond, func() error {
+		if nc.IsConnected() {
+			return errors.New("the client has not noticed the server is gone")
+		}
+		return nil
+	})
+	refused := signals("during", 10, 3)
+	errs := make([]error, len(refused))
+	p.Append(context.Background(), "", refused, errs) // Timeout is an hour: a wait would hang the test
+	for i, err := range errs {
+		if !errors.Is(err, errNotConnected) || !errors.Is(err, buffer.ErrFull) {
+			t.Errorf("signal %d while disconnected: %v, want errNotConnected", i, err)
+		}
+	}
+
+	srv.Start()
+	harness.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+		if !nc.IsConnected() {
+			return errors.New("not reconnected yet")
+		}
+		return nil
+	})
+	publish(t, p, signals("after", 10, 3), 5)
+	s, err := js.Stream(context.Background(), cfg.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stored int
+	cons, err := s.CreateOrUpdateConsumer(context.Background(), jetstream.ConsumerConfig{Durable: "check", AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for m := range batch.Messages() {
+		sigs, err := ParseFrames(m.Data(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, g := range sigs {
+			if strings.HasPrefix(g.EventID, "during") {
+				t.Errorf("%s, refused while disconnected, is in the stream", g.EventID)
+			}
+			stored++
+		}
+	}
+	if stored != 20 {
+		t.Errorf("the stream holds %d signals, want the 20 acknowledged", stored)
+	}
+	if got := metric(set, `rung_stream_publish_errors_total{reason="not_connected"}`); got != "10" {
+		t.Errorf("not_connected refusals counted: %s, want 10", got)
 	}
 }

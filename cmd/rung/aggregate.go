@@ -62,9 +62,10 @@ func (c *aggregateConfig) owned() ([]int, error) {
 
 // runAggregate consumes the owned partitions: it restores their open sessions from the
 // sink, then rolls each batch into them and writes it, and acknowledges the batch only
-// once the sink holds it. A batch delivered again (its first write failed half way, or
-// its worker died before the ack) is checked against the sink first, so no raw row is
-// written twice (see skipStored).
+// once the sink holds it. Every batch is checked against the sink first (see fresh), so
+// no (site, anonymous_id, event_id) is stored twice: not a batch delivered again (its
+// first write failed half way, or its worker died before the ack), nor a client's
+// resend of a signal whose 202 it never saw.
 func runAggregate(ctx context.Context, args []string, env environ, stdout io.Writer) error {
 	var cfg aggregateConfig
 	if done, err := configure("rung aggregate", &cfg, &cfg.DryRun, args, env, stdout); done || err != nil {
@@ -74,6 +75,11 @@ func runAggregate(ctx context.Context, args []string, env environ, stdout io.Wri
 	log := newLogger(cfg.LogLevel)
 	set := metrics.NewSet()
 
+	hook, err := failpoint(env)
+	if err != nil {
+		return err
+	}
+	cfg.afterSignals = hook
 	store, err := openSink(ctx, cfg.sinkAt(), false, set)
 	if err != nil {
 		return err
@@ -88,23 +94,31 @@ func runAggregate(ctx context.Context, args []string, env environ, stdout io.Wri
 	if err != nil {
 		return err
 	}
+	owns := sink.ResumeScope{Partitions: cfg.Partitions, Owned: owned}.Owner()
+	atStart, err := recount(ctx, &cfg.pipeConfig, agg, store, owns)
+	if err != nil {
+		return err
+	}
 	health := sink.NewHealth(cfg.sinkAt().String(), store, log, set)
 	w := &skipStored{w: health}
 	flush := agg.FlushTo(w)
-	skipped := set.NewCounter(`rung_aggregate_redelivered_stored_total`)
+	dups := set.NewCounter(`rung_aggregate_duplicates_total`)
+	recounted := set.NewCounter(`rung_aggregate_recounted_total`)
+	recounted.Add(atStart)
 	dropped := set.NewCounter(`rung_signals_dropped_total{reason="sink_error"}`)
-	handle := func(ctx context.Context, signals []schemas.Signal, redelivered []bool) error {
-		stored, err := storedOf(ctx, store, signals, redelivered)
+	handle := func(ctx context.Context, signals []schemas.Signal, _ []bool) error {
+		kept, stored, n, err := fresh(ctx, store, signals)
 		if err != nil {
 			return err
 		}
+		dups.Add(n)
+		recounted.Add(len(stored))
 		w.stored = stored // the handler runs in one goroutine at a time
-		skipped.Add(len(stored))
-		err = flush(ctx, signals)
+		err = flush(ctx, kept)
 		if class, ok := sink.ClassOf(err); ok && class == sink.Permanent {
 			// Redelivered, it would fail the same way for ever: drop it once, counted
 			// and logged (Health), and ack it.
-			dropped.Add(len(signals) - len(stored))
+			dropped.Add(len(kept) - len(stored))
 			return nil
 		}
 		return err
@@ -134,7 +148,7 @@ func runAggregate(ctx context.Context, args []string, env environ, stdout io.Wri
 	}
 	web := &http.Server{Handler: aggregateMux(set, ping, nc.IsConnected), ReadHeaderTimeout: 5 * time.Second}
 	log.Info("rung aggregating", "addr", ln.Addr().String(), "sink", cfg.sinkAt(),
-		"stream", scfg.Name, "partitions", len(owned), "sessions_restored", restored)
+		"stream", scfg.Name, "partitions", len(owned), "sessions_restored", restored, "recounted", atStart)
 
 	// Stop order: the consumer stops fetching and flushes what it holds (acking it once
 	// the sink has it) while the HTTP side stops; NATS and the sink close last
@@ -145,36 +159,55 @@ func runAggregate(ctx context.Context, args []string, env environ, stdout io.Wri
 	return err
 }
 
-// lander says which signals the sink already holds.
+// lander says which signals the sink already holds, and whether their rollups too.
 type lander interface {
 	Landed(ctx context.Context, signals []schemas.Signal) (map[sink.Key]bool, error)
 }
 
-// storedOf returns the keys of the redelivered signals whose raw rows the sink already
-// holds. A batch with no redelivery costs no lookup.
-func storedOf(ctx context.Context, s lander, signals []schemas.Signal, redelivered []bool) (map[sink.Key]bool, error) {
-	var again []schemas.Signal
-	for i, r := range redelivered {
-		if r {
-			again = append(again, signals[i])
-		}
-	}
-	if len(again) == 0 {
-		return nil, nil
-	}
-	held, err := s.Landed(ctx, again)
+// fresh makes a batch fit for the sessionizer, in place: it drops the signals the sink
+// holds and has counted (a redelivery, or a client's resend after an answer it never
+// saw or an unsure 503) and every later copy of a (visitor, event_id) within the batch.
+// It returns the signals kept; the keys of those among them whose raw rows the sink
+// holds but whose rollups it does not (a write cut between the two), which are
+// counted again without their raw rows being written again (see skipStored); and how
+// many it dropped. Every batch costs one lookup: a resend comes in any message, not
+// only in redelivered ones.
+func fresh(ctx context.Context, s lander, signals []schemas.Signal) ([]schemas.Signal, map[sink.Key]bool, int, error) {
+	held, err := s.Landed(ctx, signals)
 	if err != nil {
-		return nil, fmt.Errorf("check %d redelivered signals against the sink: %w", len(again), err)
+		return nil, nil, 0, fmt.Errorf("check %d signals against the sink: %w", len(signals), err)
 	}
-	return held, nil
+	seen := make(map[sink.Key]bool, len(signals))
+	var stored map[sink.Key]bool
+	kept := signals[:0]
+	for i := range signals {
+		k := sink.KeyOf(&signals[i])
+		if k.EventID != "" {
+			counted, ok := held[k]
+			if seen[k] || counted {
+				continue
+			}
+			seen[k] = true
+			if ok {
+				if stored == nil {
+					stored = make(map[sink.Key]bool)
+				}
+				stored[k] = true
+			}
+		}
+		kept = append(kept, signals[i])
+	}
+	n := len(signals) - len(kept)
+	clear(signals[len(kept):]) // no strings pinned past the batch
+	return kept, stored, n, nil
 }
 
 // skipStored is the aggregator's writer. A batch JetStream delivered again may hold
 // signals whose raw rows the sink stored on the first delivery, before the rollups
 // failed or the worker died. Those signals still go through the sessionizer (which
-// undid them when the first write failed, or knows them already when it restored their
-// session after a crash), and every rollup row is written (they are absolute and
-// versioned: a second write changes nothing), but their raw rows are not written again.
+// undid them when the first write failed, and left them out when it restored the
+// sessions after a crash, see sink.Resume), and their rollups are written, but their
+// raw rows are not written again: they go in the batch's Counted instead.
 type skipStored struct {
 	w      preagg.Writer
 	stored map[sink.Key]bool // signals whose raw rows are stored; set per batch
@@ -184,11 +217,13 @@ func (s *skipStored) Write(ctx context.Context, b *sink.Batch) error {
 	if len(s.stored) == 0 {
 		return s.w.Write(ctx, b)
 	}
-	kept := sink.Batch{Landing: b.Landing, Exposures: b.Exposures, Conversions: b.Conversions}
+	kept := sink.Batch{Landing: b.Landing, Exposures: b.Exposures, Conversions: b.Conversions, Counted: b.Counted}
 	for i := range b.Signals {
 		if !s.stored[sink.KeyOf(&b.Signals[i])] {
 			kept.Signals = append(kept.Signals, b.Signals[i])
 			kept.SessionMs = append(kept.SessionMs, b.SessionOf(i))
+		} else {
+			kept.Counted = append(kept.Counted, b.Signals[i])
 		}
 	}
 	return s.w.Write(ctx, &kept)

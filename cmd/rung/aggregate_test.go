@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
-	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 
@@ -17,9 +17,10 @@ import (
 	"github.com/rungdev/rung/sink/sqlite"
 )
 
-// TestSkipStored: of a redelivered batch, the raw rows the sink holds are not written
-// again, and every rollup row is.
-func TestSkipStored(t *testing.T) {
+// TestFresh: of a batch, the signals the sink holds and has counted are dropped,
+// however late their copy comes, and so is every later copy within the batch; and the
+// writer does not write again the raw rows of those it holds but has not counted.
+func TestFresh(t *testing.T) {
 	ctx := context.Background()
 	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "telemetry.db"), metrics.NewSet())
 	if err != nil {
@@ -34,37 +35,41 @@ func TestSkipStored(t *testing.T) {
 		t.Fatal(err)
 	}
 	tests := []struct {
-		name        string
-		batch       []int
-		redelivered []bool
-		stored      []string
+		name    string
+		batch   []int
+		resent  time.Duration // added to every signal's received_at
+		kept    []string
+		dropped int
 	}{
-		{"no redelivery costs no lookup", []int{0, 1, 5}, []bool{false, false, false}, nil},
-		{"redelivered and stored", []int{0, 3, 1, 4}, []bool{true, true, true, false}, []string{"e0", "e1"}},
-		{"only redeliveries are checked", []int{2, 6}, []bool{false, true}, nil},
+		{"none stored", []int{5, 6}, 0, []string{"e5", "e6"}, 0},
+		{"stored ones dropped", []int{0, 3, 1, 4}, 0, []string{"e3", "e4"}, 2},
+		{"copies within the batch", []int{3, 3, 6, 3}, 0, []string{"e3", "e6"}, 2},
+		{"a resend hours later", []int{2, 7}, 5 * time.Hour, []string{"e7"}, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var batch []schemas.Signal
 			for _, i := range tt.batch {
-				batch = append(batch, sig(i))
+				g := sig(i)
+				g.ReceivedAt += tt.resent.Milliseconds()
+				batch = append(batch, g)
 			}
-			stored, err := storedOf(ctx, s, batch, tt.redelivered)
+			kept, stored, n, err := fresh(ctx, s, batch)
 			if err != nil {
 				t.Fatal(err)
 			}
 			var got []string
-			for k := range stored {
-				got = append(got, k.EventID)
+			for _, g := range kept {
+				got = append(got, g.EventID)
 			}
-			slices.Sort(got)
-			if !reflect.DeepEqual(got, tt.stored) {
-				t.Errorf("stored %v, want %v", got, tt.stored)
+			if !reflect.DeepEqual(got, tt.kept) || n != tt.dropped || len(stored) != 0 {
+				t.Errorf("kept %v, dropped %d, held uncounted %v; want %v, %d, none", got, n, stored, tt.kept, tt.dropped)
 			}
 		})
 	}
 
-	// The writer drops the stored raw rows and passes on the rest, rollups included.
+	// The writer drops the stored raw rows, naming them counted, and passes on the rest,
+	// rollups included.
 	var rec recorder
 	s0 := sig(0)
 	w := &skipStored{w: &rec, stored: map[sink.Key]bool{sink.KeyOf(&s0): true}}
@@ -72,7 +77,8 @@ func TestSkipStored(t *testing.T) {
 	if err := w.Write(ctx, &sink.Batch{Signals: []schemas.Signal{sig(0), sig(7)}, SessionMs: []int64{10, 70}, Landing: landing}); err != nil {
 		t.Fatal(err)
 	}
-	if len(rec.b.Signals) != 1 || rec.b.Signals[0].EventID != "e7" || rec.b.SessionOf(0) != 70 || len(rec.b.Landing) != 1 {
+	if len(rec.b.Signals) != 1 || rec.b.Signals[0].EventID != "e7" || rec.b.SessionOf(0) != 70 || len(rec.b.Landing) != 1 ||
+		len(rec.b.Counted) != 1 || rec.b.Counted[0].EventID != "e0" {
 		t.Errorf("wrote %+v", rec.b)
 	}
 }

@@ -18,7 +18,13 @@ import (
 // keeps reconnecting for ever: a NATS node down is a wait, not a failure.
 func joinStream(ctx context.Context, c *streamConfig, role string, log *slog.Logger) (*nats.Conn, jetstream.JetStream, stream.StreamConfig, error) {
 	scfg := stream.StreamConfig{Name: c.Stream, Subject: c.Subject, Partitions: c.Partitions, Replicas: c.Replicas, MaxBytes: c.StreamBytes}
-	nc, err := outbox.Connect(c.NATS, log, nats.Name("rung "+role))
+	opts := []nats.Option{nats.Name("rung " + role)}
+	if role == "collector" {
+		// A publish buffered while the connection is down would be sent after its
+		// request was answered 503 (see stream.NewPublisher).
+		opts = append(opts, nats.ReconnectBufSize(-1))
+	}
+	nc, err := outbox.Connect(c.NATS, log, opts...)
 	if err != nil {
 		return nil, nil, scfg, err
 	}

@@ -109,8 +109,9 @@ func postRound(t *testing.T, round []map[string]any, accepted map[string]bool, t
 
 // TestCluster runs rung's cluster mode on real servers on loopback: a three-node NATS
 // cluster holding the stream with three replicas, two collectors, two aggregators and a
-// two-shard ClickHouse. Mid-run an aggregator is SIGKILLed and replaced, and a NATS node
-// is killed. Then: the signals landed are the signals accepted, by id, none twice;
+// two-shard ClickHouse. Mid-run an aggregator is SIGKILLed and replaced, the other
+// kills itself between a flush's raw rows and its rollups (RUNG_FAILPOINT) and is
+// replaced, and a NATS node is killed. Then: the signals landed are the signals accepted, by id, none twice;
 // reconcile finds the rollups equal to a recomputation from the raw signals (no rollup
 // counted twice); and the landing-page and experiment stats equal those one `rung
 // serve` reports for the same workload.
@@ -135,7 +136,10 @@ func TestCluster(t *testing.T) {
 	// The first owner of 0-31 holds what it reads and never flushes: when it dies, all of
 	// it must come back to its replacement.
 	aggA := aggregator("0-31", "--flush-interval", "1h", "--batch-size", "1000000")
-	aggB := aggregator("32-63")
+	// Its second write (of the three or more its 1,000 signals take at --batch-size 400)
+	// is cut after the raw rows.
+	aggB := startRungEnv(t, []string{failpointVar + "=after-signals:2"}, "aggregate",
+		append(common, "--partitions", "32-63", "--ack-wait", "2s", "--flush-interval", "100ms", "--batch-size", "400")...)
 	collectors := []*proc{startServe(t, collector...), startServe(t, collector...)}
 	for _, c := range collectors {
 		waitReady(t, c)
@@ -178,7 +182,14 @@ func TestCluster(t *testing.T) {
 	if t.Failed() {
 		t.FailNow()
 	}
+	select {
+	case <-aggB.done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the aggregator of 32-63 did not reach its failpoint")
+	}
+	aggB = aggregator("32-63")
 
+	drained(t, urls[0]) // the replacements have had, and stored, all they get again
 	ctx := context.Background()
 	ch, err := clickhouse.Open(ctx, dsn, clickhouse.Options{Writers: 1, Cluster: "rung"}, metrics.NewSet())
 	if err != nil {
@@ -200,16 +211,19 @@ func TestCluster(t *testing.T) {
 			c.metric("rung_stream_publish_retries_total"), c.metric("rung_stream_published_duplicates_total"))
 	}
 	for name, a := range map[string]*proc{"0-31": aggA, "32-63": aggB} {
-		t.Logf("aggregator %s: read %v, redelivered %v, of them already stored %v", name, a.metric("rung_stream_read_total"),
-			a.metric("rung_stream_redelivered_total"), a.metric("rung_aggregate_redelivered_stored_total"))
+		t.Logf("aggregator %s: read %v, redelivered %v, duplicates dropped %v, counted again %v", name, a.metric("rung_stream_read_total"),
+			a.metric("rung_stream_redelivered_total"), a.metric("rung_aggregate_duplicates_total"), a.metric("rung_aggregate_recounted_total"))
 	}
 	checkLanded(t, landed, accepted)
 	again := aggA.metric("rung_stream_redelivered_total")
 	if again == 0 {
 		t.Error("the replacement aggregator was given nothing again: the dead one's signals were not redelivered")
 	}
+	if aggB.metric("rung_aggregate_recounted_total") == 0 {
+		t.Error("the replacement of 32-63 counted nothing again: its predecessor's failpoint left no raw rows without rollups")
+	}
 	t.Logf("%d signals accepted by 2 collectors, landed once each on 2 shards; %v redelivered to the replacement, %v of them already stored",
-		len(accepted), again, aggA.metric("rung_aggregate_redelivered_stored_total"))
+		len(accepted), again, aggA.metric("rung_aggregate_duplicates_total"))
 
 	out, err := runCmd(t, runReconcile, nil, "--clickhouse", dsn, "--clickhouse-cluster", "rung", "--from", "-1d", "--business", "none")
 	if err != nil {

@@ -214,6 +214,8 @@ type pipeConfig struct {
 	Goals             string        `json:"goals"`
 	MaxOpenSessions   int           `json:"max_open_sessions"`
 	LogLevel          string        `json:"log_level"`
+	// afterSignals is the failpoint a test sets through the environment (failpoint).
+	afterSignals func()
 }
 
 func (c *pipeConfig) flags(fs *flag.FlagSet) {

@@ -16,6 +16,7 @@ import (
 	"github.com/rungdev/rung/collector"
 	"github.com/rungdev/rung/preagg"
 	"github.com/rungdev/rung/schemas"
+	"github.com/rungdev/rung/sink"
 )
 
 // walDir is where --durability disk keeps its write-ahead log, under --data-dir.
@@ -41,12 +42,12 @@ func openLog(ctx context.Context, cfg *serveConfig, agg *preagg.Aggregator, s st
 		if len(batch) == 0 {
 			return nil
 		}
-		held, err := s.Landed(ctx, batch)
+		kept, stored, _, err := fresh(ctx, s, batch)
 		if err != nil {
-			return fmt.Errorf("check %d replayed signals against the sink: %w", len(batch), err)
+			return fmt.Errorf("replay: %w", err)
 		}
-		w.stored = held
-		if err := flush(ctx, batch); err != nil {
+		w.stored = stored
+		if err := flush(ctx, kept); err != nil {
 			return fmt.Errorf("replay %d signals from the write-ahead log: %w", len(batch), err)
 		}
 		n += len(batch)
@@ -75,6 +76,48 @@ func openLog(ctx context.Context, cfg *serveConfig, agg *preagg.Aggregator, s st
 		return nil, 0, err // the log stays as it is, for the next start
 	}
 	return l, n, nil
+}
+
+// halfWritten is a store whose flush is several writes (ClickHouse: raw rows, rollup
+// rows, then the keys counted), so that a writer killed among them leaves work for the
+// next one: inserts that may still land after it died, and raw rows without rollups.
+type halfWritten interface {
+	WaitInserts(ctx context.Context) error
+	Uncounted(ctx context.Context, windowMs int64) ([]schemas.Signal, error)
+}
+
+// recount rolls up, on start, the signals of the visitors owns accepts that the last
+// run stored raw without their rollups, looking back one session timeout. On one node
+// nothing else brings them again (a write-ahead log replay may, and then finds them
+// counted); in a cluster JetStream does, but only after the ack wait, behind newer
+// messages that would make them late. Counted now, they come before anything newer of
+// their visitors, as their raw rows say, and their redelivery is a duplicate. Their raw
+// rows are not written again. It returns how many it counted.
+func recount(ctx context.Context, c *pipeConfig, agg *preagg.Aggregator, s store, owns func(string) bool) (int, error) {
+	hw, ok := s.(halfWritten)
+	if !ok {
+		return 0, nil
+	}
+	sigs, err := hw.Uncounted(ctx, c.SessionTimeout.Milliseconds())
+	if err != nil || len(sigs) == 0 {
+		return 0, err
+	}
+	w := &skipStored{w: s, stored: make(map[sink.Key]bool, len(sigs))}
+	kept := sigs[:0]
+	for i := range sigs {
+		k := sink.KeyOf(&sigs[i])
+		if owns(k.AnonymousID) && !w.stored[k] { // a row stored twice is counted once
+			w.stored[k] = true
+			kept = append(kept, sigs[i])
+		}
+	}
+	flush := agg.FlushTo(w)
+	for i := 0; i < len(kept); i += c.BatchSize {
+		if err := flush(ctx, kept[i:min(i+c.BatchSize, len(kept))]); err != nil {
+			return 0, fmt.Errorf("count %d signals stored without their rollups: %w", len(kept), err)
+		}
+	}
+	return len(kept), nil
 }
 
 // logDone is the buffer's Config.Done for log: it tells the log which of its segments'

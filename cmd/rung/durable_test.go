@@ -34,35 +34,47 @@ import (
 // is stored that was never sent, and `rung reconcile` finds the rollups equal to a
 // recomputation from the raw signals. The seed is logged; RUNG_TEST_SEED replays one.
 //
-// On ClickHouse two things are reported, not asserted (see sink/clickhouse/CLUSTER.md).
-// The reconcile: a kill between a flush's raw rows and its rollup rows (two inserts
-// there, one transaction on SQLite) leaves that batch out of the rollups, and its replay
-// cannot tell whether they landed. And raw rows stored twice: the sink writes an insert
-// again when the first one's fate is unknown, and its queries count an event_id once.
-// Loss, and rows never sent, fail the test on both sinks.
+// On ClickHouse a flush is several inserts (raw rows, rollup rows, the keys counted),
+// and a kill between them or during one is what this test is for there too: no raw
+// row is stored twice, and the raw rows of a flush whose rollups never landed are
+// counted again (sink/clickhouse/counted.go). One window is left there: a kill after a
+// flush's landing rows landed and before its keys were recorded counts that flush's
+// landing-page sessions twice, which reconcile reports, so on ClickHouse the test
+// reports reconcile's mismatches rather than failing on them. (Its first kill is the
+// server's own, at the failpoint between a flush's raw rows and its rollups; but the
+// other flushers are anywhere in theirs. TestAggregatorKilledAfterRaw, whose
+// aggregator writes one flush at a time, asserts a clean reconcile after that kill.)
 func TestDurableUnderKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills a server ten times under load; skipped in -short mode")
 	}
 	for _, tc := range []struct {
-		name  string
-		args  func(t *testing.T, dir string) []string
-		exact bool // reconcile and duplicates asserted, or only reported
+		name string
+		args func(t *testing.T, dir string) []string
+		kill killPlan
 	}{
-		{"sqlite", func(t *testing.T, dir string) []string { return []string{"--data-dir", dir} }, true},
+		{"sqlite", func(t *testing.T, dir string) []string { return []string{"--data-dir", dir} }, killPlan{exact: true}},
 		{"clickhouse", func(t *testing.T, dir string) []string {
 			dsn := testClickHouseDSN()
 			dropAfter(t, dsn)
 			return []string{"--data-dir", dir, "--clickhouse", dsn}
-		}, false},
+		}, killPlan{failpoint: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			killTest(t, tc.args(t, t.TempDir()), tc.exact)
+			killTest(t, tc.args(t, t.TempDir()), tc.kill)
 		})
 	}
 }
 
-func killTest(t *testing.T, store []string, strict bool) {
+// killPlan is how a kill test kills the server, and what it asserts of the rollups.
+type killPlan struct {
+	// The first kill is the server's own, at the failpoint between a flush's raw rows
+	// and its rollups (ClickHouse; one transaction on SQLite).
+	failpoint bool
+	exact     bool // reconcile must find nothing; else its mismatches are reported
+}
+
+func killTest(t *testing.T, store []string, plan killPlan) {
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("RUNG_TEST_SEED"); s != "" {
 		seed, _ = strconv.ParseUint(s, 10, 64)
@@ -80,7 +92,11 @@ func killTest(t *testing.T, store []string, strict bool) {
 		statuses = map[int]int{}
 		failed   atomic.Int64 // requests without an answer: the server was killed under them
 	)
-	p := startServe(t, args...)
+	var env []string
+	if plan.failpoint {
+		env = []string{fmt.Sprintf("%s=after-signals:%d", failpointVar, 3+r.IntN(10))}
+	}
+	p := startRungEnv(t, env, "serve", args...)
 	u := p.url("/collect")
 	url.Store(&u)
 
@@ -150,9 +166,18 @@ func killTest(t *testing.T, store []string, strict bool) {
 	replayed := 0.0
 	retries := 0.0
 	for k := range kills {
-		time.Sleep(time.Duration(200+r.IntN(800)) * time.Millisecond)
-		retries += p.metric("rung_sink_retries_total")
-		p.kill()
+		if k == 0 && plan.failpoint {
+			select {
+			case <-p.done:
+			case <-time.After(60 * time.Second):
+				t.Fatal("the server did not reach its failpoint")
+			}
+			t.Log("kill 1 at the failpoint, between a flush's raw rows and its rollups")
+		} else {
+			time.Sleep(time.Duration(200+r.IntN(800)) * time.Millisecond)
+			retries += p.metric("rung_sink_retries_total")
+			p.kill()
+		}
 		p = startServe(t, args...)
 		replayed += p.metric("rung_wal_replayed_records_total")
 		u := p.url("/collect")
@@ -176,23 +201,19 @@ func killTest(t *testing.T, store []string, strict bool) {
 	if replayed == 0 {
 		t.Error("no restart replayed anything: the kills never caught a signal between its 202 and the sink")
 	}
-	stored := storedSignals(t, store)
-	if !strict {
-		once, copies := map[string]bool{}, 0
-		for _, s := range stored {
-			if once[s.EventID] {
-				copies++
-			}
-			once[s.EventID] = true
-		}
-		t.Logf("raw rows stored twice (reported only): %d; sink retries over the run: %v", copies, retries)
-		stored = stored[:0]
-		for id := range once {
-			stored = append(stored, schemas.Signal{EventID: id})
-		}
+	t.Logf("sink retries over the run: %v", retries)
+	checkStored(t, storedSignals(t, store), acked, sent) // acknowledged: stored once; sent: at most once
+	if plan.exact {
+		reconcile(t, store)
+		return
 	}
-	checkStored(t, stored, acked, sent) // acknowledged: stored once; sent: at most once
-	reconcile(t, store, strict)
+	out, err := exec.Command(harness.RungBinary(t), append([]string{"reconcile", "--from", "-24h", "--business", "none"}, store...)...).
+		CombinedOutput()
+	m := regexp.MustCompile(`compared (\d+) sessions.*: (\d+) mismatches`).FindSubmatch(out)
+	if m == nil || string(m[1]) == "0" {
+		t.Fatalf("rung reconcile compared no sessions: %v\n%s", err, out)
+	}
+	t.Logf("rung reconcile (reported, see the test's comment): %s", m[0])
 }
 
 // killSignal is one signal of the kill test's load: a few hundred visitors, each a
@@ -247,22 +268,17 @@ func storedSignals(t *testing.T, args []string) []schemas.Signal {
 }
 
 // reconcile runs `rung reconcile` on the store args name, as a user would, and fails
-// the test unless it exits 0 having compared some sessions; not strict, it only reports
-// the mismatches.
-func reconcile(t *testing.T, args []string, strict bool) {
+// the test unless it exits 0 having compared some sessions.
+func reconcile(t *testing.T, args []string) {
 	t.Helper()
 	cmd := exec.Command(harness.RungBinary(t), append([]string{"reconcile", "--from", "-24h", "--business", "none"}, args...)...)
 	out, err := cmd.CombinedOutput()
-	if err != nil && strict {
+	if err != nil {
 		t.Fatalf("rung reconcile: %v\n%s", err, out)
 	}
 	m := regexp.MustCompile(`compared (\d+) sessions.*: (\d+) mismatches`).FindSubmatch(out)
 	if m == nil || string(m[1]) == "0" {
 		t.Fatalf("rung reconcile compared no sessions:\n%s", out)
-	}
-	if err != nil {
-		t.Logf("rung reconcile (known gap, reported only): %v; %s", err, m[0])
-		return
 	}
 	t.Logf("rung reconcile: %s", bytes.TrimSpace(out))
 }

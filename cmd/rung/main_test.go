@@ -35,12 +35,18 @@ func startServe(t *testing.T, args ...string) *proc {
 // free port, and waits until /healthz answers.
 func startRung(t *testing.T, sub string, args ...string) *proc {
 	t.Helper()
+	return startRungEnv(t, nil, sub, args...)
+}
+
+// startRungEnv is startRung with env added to the process's environment.
+func startRungEnv(t *testing.T, env []string, sub string, args ...string) *proc {
+	t.Helper()
 	p := &proc{t: t, sub: sub, addr: harness.FreeAddr(t), stderr: &harness.Output{}, done: make(chan error, 1)}
 	// A data directory of its own unless args name one (the last flag wins): serve locks
 	// its directory, and the default one is shared by every test.
 	p.cmd = exec.Command(harness.RungBinary(t), append([]string{sub, "--listen", p.addr, "--data-dir", t.TempDir()}, args...)...)
 	p.cmd.Stderr = p.stderr
-	p.cmd.Env = append(os.Environ(), "RUNG_LOG_LEVEL=info")
+	p.cmd.Env = append(append(os.Environ(), "RUNG_LOG_LEVEL=info"), env...)
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

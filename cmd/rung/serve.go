@@ -36,6 +36,11 @@ func runServe(ctx context.Context, args []string, env environ, stdout io.Writer)
 	if done, err := configure("rung serve", &cfg, &cfg.DryRun, args, env, stdout); done || err != nil {
 		return err
 	}
+	hook, err := failpoint(env)
+	if err != nil {
+		return err
+	}
+	cfg.afterSignals = hook
 	return serve(ctx, &cfg, newLogger(cfg.LogLevel), listenTCP)
 }
 
@@ -199,6 +204,11 @@ func openIntake(ctx context.Context, cfg *serveConfig, store store, set *metrics
 	if err != nil {
 		return nil, err
 	}
+	if recounted, err := recount(ctx, &cfg.pipeConfig, agg, store, sink.ResumeScope{}.Owner()); err != nil {
+		return nil, err
+	} else if recounted > 0 {
+		log.Info("signals stored without their rollups by the last run counted", "signals", recounted)
+	}
 	policy, _ := buffer.ParsePolicy(cfg.WhenFull) // validated
 	// --durability disk: a write-ahead log; what it held from the last run is delivered
 	// before anything is served.
@@ -343,6 +353,11 @@ func openAggregator(ctx context.Context, c *pipeConfig, s store, partitions int,
 	}, set)
 	if err != nil {
 		return nil, 0, err
+	}
+	if hw, ok := s.(halfWritten); ok {
+		if err := hw.WaitInserts(ctx); err != nil {
+			return nil, 0, err
+		}
 	}
 	n, err := agg.Restore(ctx, s, owned)
 	if err != nil {

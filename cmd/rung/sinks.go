@@ -5,7 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -48,10 +53,14 @@ var (
 type sinkAt struct {
 	ClickHouse, Cluster, DataDir string
 	Discard                      bool
+	// AfterSignals is ClickHouse's failpoint (clickhouse.Options.AfterSignals): see
+	// failpoint.
+	AfterSignals func()
 }
 
 func (c *pipeConfig) sinkAt() sinkAt {
-	return sinkAt{ClickHouse: c.ClickHouse, Cluster: c.ClickHouseCluster, DataDir: c.DataDir, Discard: c.Sink == "discard"}
+	return sinkAt{ClickHouse: c.ClickHouse, Cluster: c.ClickHouseCluster, DataDir: c.DataDir, Discard: c.Sink == "discard",
+		AfterSignals: c.afterSignals}
 }
 
 func (at sinkAt) sqlitePath() string { return filepath.Join(at.DataDir, "telemetry.db") }
@@ -84,7 +93,8 @@ func openSink(ctx context.Context, at sinkAt, readOnly bool, set *metrics.Set) (
 		}
 		octx, cancel := context.WithTimeout(ctx, wait)
 		defer cancel()
-		return clickhouse.Open(octx, at.ClickHouse, clickhouse.Options{Cluster: at.Cluster, ReadOnly: readOnly}, set)
+		return clickhouse.Open(octx, at.ClickHouse, clickhouse.Options{Cluster: at.Cluster, ReadOnly: readOnly,
+			AfterSignals: at.AfterSignals}, set)
 	}
 	if !readOnly {
 		return sqlite.Open(ctx, at.sqlitePath(), set)
@@ -95,4 +105,29 @@ func openSink(ctx context.Context, at sinkAt, readOnly bool, set *metrics.Set) (
 			at.sqlitePath(), sink.ErrNotMigrated)
 	}
 	return s, err
+}
+
+// failpointVar names the failpoint a test may set in a writer's environment:
+// "after-signals:N" makes the process SIGKILL itself once the raw rows of the Nth
+// ClickHouse write that has any landed, before that write's rollup rows: the moment a
+// crash leaves raw rows without rollups. It is no flag: nothing but a test should want
+// it.
+const failpointVar = "RUNG_FAILPOINT"
+
+// failpoint returns the AfterSignals hook env's failpointVar asks for, nil when none.
+func failpoint(env environ) (func(), error) {
+	v, ok := env(failpointVar)
+	if !ok || v == "" {
+		return nil, nil
+	}
+	n, err := strconv.Atoi(strings.TrimPrefix(v, "after-signals:"))
+	if err != nil || n < 1 || !strings.HasPrefix(v, "after-signals:") {
+		return nil, fmt.Errorf("%s=%q: want after-signals:N, N at least 1", failpointVar, v)
+	}
+	var writes atomic.Int64
+	return func() {
+		if writes.Add(1) == int64(n) {
+			syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		}
+	}, nil
 }

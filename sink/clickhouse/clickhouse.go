@@ -44,6 +44,13 @@ type ClickHouse struct {
 	rollups   map[string]*metrics.Counter // rows written, by table
 	group     *group                      // rollup rows of concurrent flushes, written together
 	abandoned *metrics.Counter
+
+	// Raw rows received before this are counted whether or not counted holds them
+	// (counted.go).
+	countedSince int64
+	// afterSignals, when set, is called once a Write's raw rows landed, before its
+	// rollups: a failpoint for tests (Options.AfterSignals).
+	afterSignals func()
 }
 
 var _ sink.Sink = (*ClickHouse)(nil)
@@ -69,6 +76,10 @@ type Options struct {
 	// ReadOnly opens the tables for reading: Open runs no DDL (no CREATE, no ALTER) and
 	// fails with sink.ErrNotMigrated when a table is missing. Writers is then 1.
 	ReadOnly bool
+	// AfterSignals, when set, is called by Write once the batch's raw rows landed and
+	// before its rollup rows are written: the moment a crash leaves raw rows without
+	// their rollups, for tests that crash there.
+	AfterSignals func()
 }
 
 // Open connects to the server named by dsn ("clickhouse://host:9000/rung"), creates the
@@ -119,11 +130,12 @@ func Open(ctx context.Context, dsn string, o Options, set *metrics.Set) (*ClickH
 			Errors:      set.GetOrCreateCounter(`rung_sink_errors_total`),
 			Retries:     set.GetOrCreateCounter(`rung_sink_retries_total`),
 		},
-		abandoned: set.GetOrCreateCounter(`rung_sink_batches_abandoned_total`),
+		abandoned:    set.GetOrCreateCounter(`rung_sink_batches_abandoned_total`),
+		afterSignals: o.AfterSignals,
 	}
 	c.cols.New = func() any { return new(columns) }
 	c.group = newGroup(o.GroupLinger, c.writeRollups, set)
-	for _, t := range rollupTables {
+	for _, t := range append(rollupTables, "counted") {
 		c.rollups[t] = set.GetOrCreateCounter(`rung_sink_rows_written_total{table="` + t + `"}`)
 	}
 	if o.Cluster != "" {
@@ -153,6 +165,9 @@ func Open(ctx context.Context, dsn string, o Options, set *metrics.Set) (*ClickH
 		return c, nil
 	}
 	err = c.retry.Do(ctx, db, func() error { return c.migrate(ctx, tables) })
+	if err == nil {
+		err = c.openCounted(ctx)
+	}
 	if err != nil {
 		c.Close()
 		return nil, fmt.Errorf("migrate clickhouse %s: %w", dsn, err)
@@ -329,11 +344,12 @@ func (k *columns) clear() {
 	}
 }
 
-// Write inserts the batch table by table, raw signals first, retrying each by the class
-// of its error (classify.go); the error it gives up with is a *sink.WriteError. A table
-// that landed is not written again when a later one fails; every rollup row is
-// idempotent, so a flush retried as a whole counts once too. Rollup rows go through the
-// group commit (group.go).
+// Write inserts the batch table by table, raw signals first, then the rollup rows, then
+// the keys of the signals counted (counted.go), retrying each by the class of its error
+// (classify.go); the error it gives up with is a *sink.WriteError. A table that landed
+// is not written again when a later one fails; every rollup row is idempotent, so a
+// flush retried as a whole counts once too. Rollup rows go through the group commit
+// (group.go).
 func (c *ClickHouse) Write(ctx context.Context, b *sink.Batch) error {
 	rollups := b.Rollups()
 	if rollups {
@@ -348,12 +364,18 @@ func (c *ClickHouse) Write(ctx context.Context, b *sink.Batch) error {
 			return fmt.Errorf("insert %d signals into clickhouse: %w", len(b.Signals), err)
 		}
 	}
-	if !rollups {
-		return nil
+	if c.afterSignals != nil && len(b.Signals) > 0 {
+		c.afterSignals()
 	}
-	if err := c.group.commit(ctx, b); err != nil {
+	if rollups {
+		if err := c.group.commit(ctx, b); err != nil {
+			c.abandoned.Inc()
+			return err
+		}
+	}
+	if err := c.writeCounted(ctx, b); err != nil {
 		c.abandoned.Inc()
-		return err
+		return fmt.Errorf("mark %d signals counted in clickhouse: %w", len(b.Signals)+len(b.Counted), err)
 	}
 	return nil
 }
@@ -393,8 +415,21 @@ type dest struct {
 func (c *ClickHouse) insertSignals(ctx context.Context, d dest, b *sink.Batch, shards []int, s int) error {
 	k := c.cols.Get().(*columns)
 	k.fill(b, shards, s)
-	n := len(k.ms)
-	err := c.retry.Do(ctx, d.table, func() error { return c.insert(ctx, d, k) })
+	n, attempts := len(k.ms), 0
+	err := c.retry.Do(ctx, d.table, func() error {
+		if attempts++; attempts > 1 {
+			// The attempt before may have landed though it failed (a timeout after
+			// the server took the rows): only what is missing goes again.
+			rest, err := c.missing(ctx, d, b, shards, s)
+			if err != nil {
+				return err
+			}
+			if k.fill(rest, nil, 0); len(k.ms) == 0 {
+				return nil
+			}
+		}
+		return c.insert(ctx, d, k)
+	})
 	k.clear()
 	c.cols.Put(k)
 	if err != nil {

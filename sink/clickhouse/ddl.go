@@ -85,7 +85,7 @@ var (
 )
 
 // tables are the tables Open creates.
-var tables = []table{signalsTable, landingTable, visitorsTable}
+var tables = []table{signalsTable, landingTable, visitorsTable, countedTable}
 
 // create returns the statement that creates t as db.name when absent.
 func (t table) create(db, name string) string {

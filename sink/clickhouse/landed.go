@@ -5,50 +5,102 @@ import (
 	"fmt"
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/ext"
 
 	"github.com/rungdev/rung/schemas"
 	"github.com/rungdev/rung/sink"
 )
 
-// Landed returns the keys of the signals the store already holds: an aggregator asks
-// it of a batch JetStream redelivered, whose first delivery may have landed before its
-// worker died. The visitors and the earliest day narrow the read to a few granules of
-// the (site, date, anonymous_id) order.
+// Landed returns the keys of the signals the store already holds, each with whether
+// its rollups are stored too (counted.go): an aggregator asks it of every batch, which
+// may hold a redelivery or a client's resend. The visitors and the days from
+// sink.ResendWindow before the earliest signal narrow the read to a few granules of
+// the (site, date, anonymous_id) order per day.
 func (c *ClickHouse) Landed(ctx context.Context, signals []schemas.Signal) (map[sink.Key]bool, error) {
-	out := make(map[sink.Key]bool)
 	if len(signals) == 0 {
-		return out, nil
+		return map[sink.Key]bool{}, nil
 	}
-	ids := make([]any, 0, len(signals))
-	anons := make([]any, 0, len(signals))
+	held, since, err := c.held(ctx, dest{c.conn, c.db + ".signals"}, signals)
+	if err != nil {
+		return nil, err
+	}
+	return c.countedOf(ctx, held, day(since, -1))
+}
+
+// held returns the keys of the signals d's table holds, with the earliest received_ms
+// of each, and the time the look-up started from. The keys go as an external table:
+// thousands of literals in an IN list cost the server more to parse than to look up.
+func (c *ClickHouse) held(ctx context.Context, d dest, signals []schemas.Signal) (map[sink.Key]int64, int64, error) {
+	keys, err := ext.NewTable("landed_keys", ext.Column("anonymous_id", "String"), ext.Column("event_id", "String"))
+	if err != nil {
+		return nil, 0, err
+	}
+	var sites []any
 	seen := make(map[string]bool)
-	want := make(map[sink.Key]bool, len(signals))
 	since := signals[0].ReceivedAt
 	for i := range signals {
 		g := &signals[i]
-		ids = append(ids, g.EventID)
-		want[sink.KeyOf(g)] = true
-		if !seen[g.AnonymousID] {
-			seen[g.AnonymousID] = true
-			anons = append(anons, g.AnonymousID)
+		if err := keys.Append(g.AnonymousID, g.EventID); err != nil {
+			return nil, 0, fmt.Errorf("keep a key to look up: %w", err)
+		}
+		if !seen[g.Site] {
+			seen[g.Site] = true
+			sites = append(sites, g.Site)
 		}
 		since = min(since, g.ReceivedAt)
 	}
-	rows, err := c.conn.Query(ctx, "SELECT DISTINCT anonymous_id, event_id FROM "+c.db+".signals WHERE date >= toDate(@day) "+
-		"AND received_ms >= @since AND anonymous_id IN @anons AND event_id IN @ids",
-		ch.Named("day", day(since, -1)), ch.Named("since", since), ch.Named("anons", ch.GroupSet{Value: anons}), ch.Named("ids", ch.GroupSet{Value: ids}))
+	since -= sink.ResendWindow
+	// site first, and the visitors: the (site, date, anonymous_id) key then prunes to
+	// their granules.
+	rows, err := d.conn.Query(ch.Context(ctx, ch.WithExternalTable(keys)),
+		"SELECT anonymous_id, event_id, min(received_ms) FROM "+d.table+" WHERE site IN @sites "+
+			"AND date >= toDate(@day) AND received_ms >= @since AND anonymous_id IN (SELECT anonymous_id FROM landed_keys) "+
+			"AND (anonymous_id, event_id) IN landed_keys GROUP BY anonymous_id, event_id",
+		ch.Named("sites", ch.GroupSet{Value: sites}), ch.Named("day", day(since, -1)), ch.Named("since", since))
 	if err != nil {
-		return nil, fmt.Errorf("look up %d landed signals: %w", len(signals), err)
+		return nil, 0, fmt.Errorf("look up %d landed signals: %w", len(signals), err)
 	}
 	defer rows.Close()
+	held := make(map[sink.Key]int64)
 	for rows.Next() {
-		var k sink.Key
-		if err := rows.Scan(&k.AnonymousID, &k.EventID); err != nil {
-			return nil, fmt.Errorf("scan a landed event_id: %w", err)
+		var (
+			k  sink.Key
+			ms int64
+		)
+		if err := rows.Scan(&k.AnonymousID, &k.EventID, &ms); err != nil {
+			return nil, 0, fmt.Errorf("scan a landed event_id: %w", err)
 		}
-		if want[k] { // the IN lists also match one visitor's row with another's event_id
-			out[k] = true
+		held[k] = ms
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("look up %d landed signals: %w", len(signals), err)
+	}
+	return held, since, nil
+}
+
+// missing returns the signals of b that fill takes for (shards, s) and d's table does
+// not hold, with their sessions.
+func (c *ClickHouse) missing(ctx context.Context, d dest, b *sink.Batch, shards []int, s int) (*sink.Batch, error) {
+	var part sink.Batch
+	for i := range b.Signals {
+		if shards == nil || shards[i] == s {
+			part.Signals = append(part.Signals, b.Signals[i])
+			part.SessionMs = append(part.SessionMs, b.SessionOf(i))
 		}
 	}
-	return out, rows.Err()
+	if len(part.Signals) == 0 {
+		return &part, nil
+	}
+	held, _, err := c.held(ctx, d, part.Signals)
+	if err != nil {
+		return nil, err
+	}
+	rest := sink.Batch{}
+	for i := range part.Signals {
+		if _, ok := held[sink.KeyOf(&part.Signals[i])]; !ok {
+			rest.Signals = append(rest.Signals, part.Signals[i])
+			rest.SessionMs = append(rest.SessionMs, part.SessionMs[i])
+		}
+	}
+	return &rest, nil
 }

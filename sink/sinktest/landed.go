@@ -29,6 +29,9 @@ func landed(t *testing.T, s Store) {
 		t.Fatalf("Write: %v", err)
 	}
 	ask := append([]schemas.Signal(nil), held[10:1100]...)
+	for i := range ask {
+		ask[i].ReceivedAt += 5 * 3600_000 // a client's resend, hours later
+	}
 	var never []schemas.Signal
 	for i := range 5 {
 		g := signal(2000 + i)

@@ -12,9 +12,11 @@ import (
 // landedChunk bounds the parameters of one lookup, well under SQLite's limit.
 const landedChunk = 400
 
-// Landed returns the keys of the signals the store already holds: an aggregator asks
-// it of a batch JetStream redelivered, whose first delivery may have landed before its
-// worker died. It looks each visitor up by index, from the earliest signal's time.
+// Landed returns the keys of the signals the store already holds, each true (a write
+// here is one transaction: whatever holds the raw rows holds the rollups): an
+// aggregator asks it of every batch, which may hold a redelivery or a client's resend.
+// It looks each visitor up by index, from sink.ResendWindow before the earliest
+// signal's time.
 func (s *SQLite) Landed(ctx context.Context, signals []schemas.Signal) (map[sink.Key]bool, error) {
 	out := make(map[sink.Key]bool)
 	if len(signals) == 0 {
@@ -28,6 +30,7 @@ func (s *SQLite) Landed(ctx context.Context, signals []schemas.Signal) (map[sink
 		anons[signals[i].AnonymousID] = true
 		since = min(since, signals[i].ReceivedAt)
 	}
+	since -= sink.ResendWindow
 	ids := make([]any, 0, landedChunk+1)
 	for a := range anons {
 		ids = append(ids, a)

@@ -17,6 +17,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/rungdev/rung/internal/testport"
 )
 
 // Server is the nats-server binary the clusters run (Debian's).
@@ -179,4 +181,67 @@ func freePorts(t testing.TB, n int) []int {
 		l.Close()
 	}
 	return ports
+}
+
+// Single is one nats-server with JetStream that a test can stop and start again, on
+// the same port and store: a NATS outage.
+type Single struct {
+	URL  string
+	t    testing.TB
+	args []string
+	log  string
+	cmd  *exec.Cmd
+}
+
+// StartServer starts one nats-server with JetStream, storing in a directory of
+// t.TempDir(), and waits until JetStream answers. It is stopped when the test ends; if
+// the test failed, its log's tail is printed.
+func StartServer(t testing.TB) *Single {
+	t.Helper()
+	if _, err := os.Stat(Server); err != nil {
+		t.Fatalf("nats-server: %v", err)
+	}
+	dir := t.TempDir()
+	// Below the ephemeral range: a client's connection must not take the port while
+	// the server is down.
+	port := testport.Stable(t)
+	s := &Single{t: t, URL: fmt.Sprintf("nats://127.0.0.1:%d", port), log: filepath.Join(dir, "nats.log"),
+		args: []string{"-a", "127.0.0.1", "-p", fmt.Sprint(port), "-js", "-sd", filepath.Join(dir, "store"), "-l", filepath.Join(dir, "nats.log")}}
+	t.Cleanup(func() {
+		s.Kill()
+		if t.Failed() {
+			b, _ := os.ReadFile(s.log)
+			if len(b) > 4000 {
+				b = b[len(b)-4000:]
+			}
+			t.Logf("nats-server log tail:\n%s", bytes.TrimSpace(b))
+		}
+	})
+	s.Start()
+	return s
+}
+
+// Start starts the server again after Kill, and waits until JetStream answers.
+func (s *Single) Start() {
+	s.t.Helper()
+	if s.cmd != nil {
+		return
+	}
+	s.cmd = exec.Command(Server, s.args...)
+	if err := s.cmd.Start(); err != nil {
+		s.t.Fatalf("start nats-server: %v", err)
+	}
+	if err := waitJetStream([]string{s.URL}, 30*time.Second); err != nil {
+		s.t.Fatalf("nats-server: %v", err)
+	}
+}
+
+// Kill SIGKILLs the server and waits for it to exit.
+func (s *Single) Kill() {
+	if s.cmd == nil {
+		return
+	}
+	s.cmd.Process.Signal(syscall.SIGKILL)
+	s.cmd.Wait()
+	s.cmd = nil
 }

@@ -7,7 +7,6 @@ package chtest
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -18,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rungdev/rung/internal/testport"
 )
 
 // Server is a running clickhouse-server of the test's own.
@@ -57,7 +58,7 @@ func StartServers(t testing.TB, n int, remoteServers func(s []*Server) string) [
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { os.RemoveAll(dir) })
-		s[i] = &Server{t: t, dir: dir, Port: freePort(t)}
+		s[i] = &Server{t: t, dir: dir, Port: testport.Stable(t)}
 	}
 	clusters := ""
 	var usersD map[string][]byte
@@ -71,9 +72,9 @@ func StartServers(t testing.TB, n int, remoteServers func(s []*Server) string) [
 		cfg := string(src)
 		for _, r := range []struct{ re, to string }{
 			{`(?s)<remote_servers.*</remote_servers>`, clusters},
-			{`<http_port>\d+</http_port>`, fmt.Sprintf("<http_port>%d</http_port>", freePort(t))},
+			{`<http_port>\d+</http_port>`, fmt.Sprintf("<http_port>%d</http_port>", testport.Stable(t))},
 			{`<tcp_port>\d+</tcp_port>`, fmt.Sprintf("<tcp_port>%d</tcp_port>", x.Port)},
-			{`<interserver_http_port>\d+</interserver_http_port>`, fmt.Sprintf("<interserver_http_port>%d</interserver_http_port>", freePort(t))},
+			{`<interserver_http_port>\d+</interserver_http_port>`, fmt.Sprintf("<interserver_http_port>%d</interserver_http_port>", testport.Stable(t))},
 			{`<listen_host>::1</listen_host>`, ""},
 			{`/var/lib/clickhouse/`, x.dir + "/data/"},
 			{`/var/log/clickhouse-server/`, x.dir + "/log/"},
@@ -244,33 +245,4 @@ func stopAll(s []*Server) {
 		}
 		x.cmd = nil
 	}
-}
-
-// freePort picks a free port below the kernel's ephemeral range, the range outgoing
-// connections take their local ports from. A port chosen here is bound by a server a
-// moment later, and again after an outage the test makes; in the ephemeral range a
-// client's connection could take it meanwhile, and clickhouse-server would run without
-// listening on it.
-func freePort(t testing.TB) int {
-	t.Helper()
-	low := 32768
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-		if f := strings.Fields(string(b)); len(f) == 2 {
-			if n, err := strconv.Atoi(f[0]); err == nil && n > 2048 {
-				low = n
-			}
-		}
-	}
-	from := max(1024, low-12000)
-	for range 200 {
-		p := from + rand.IntN(low-from)
-		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
-		if err != nil {
-			continue
-		}
-		ln.Close()
-		return p
-	}
-	t.Fatalf("no free port in [%d, %d)", from, low)
-	return 0
 }
