@@ -306,7 +306,7 @@ func TestAppendWhileDisconnected(t *testing.T) {
 	})
 	refused := signals("during", 10, 3)
 	errs := make([]error, len(refused))
-	p.Append(context.Background(), "", refused, errs) // Timeout is an hour: a wait would hang the test
+	p.Append(context.Background(), refused, errs) // Timeout is an hour: a wait would hang the test
 	for i, err := range errs {
 		if !errors.Is(err, errNotConnected) || !errors.Is(err, buffer.ErrFull) {
 			t.Errorf("signal %d while disconnected: %v, want errNotConnected", i, err)
