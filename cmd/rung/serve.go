@@ -134,7 +134,11 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger, listen liste
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
-	const grace = 5 * time.Second
+	// fasthttp's shutdown closes a connection waiting for its next request at once, but
+	// one that has not sent its first request only once it is 5 s old, as net/http does:
+	// a client's spare connection, opened just before the signal, must not outlast the
+	// grace and fail the shutdown.
+	const grace = 7 * time.Second
 	accept := []part{{"public listener", func(ctx context.Context) error { return srv.Serve(ctx, ln, grace) }}}
 	if cfg.AdminListen != "" {
 		aln, err := listen(cfg.AdminListen)
