@@ -36,6 +36,8 @@ type ClickHouse struct {
 	db      string
 	cluster *cluster  // nil in the single-node layout
 	cols    sync.Pool // *columns, reused across flushes
+	// inserters keeps prepared INSERTs whose columns keep their memory across flushes.
+	inserters inserters
 
 	retry sink.Retry // of every statement, by classify's class
 
@@ -121,7 +123,8 @@ func Open(ctx context.Context, dsn string, o Options, set *metrics.Set) (*ClickH
 		},
 		abandoned: set.GetOrCreateCounter(`rung_sink_batches_abandoned_total`),
 	}
-	c.cols.New = func() any { return new(columns) }
+	c.cols.New = func() any { return newColumns() }
+	c.inserters = inserters{max: o.Writers, idle: make(map[dest][]*inserter)}
 	c.group = newGroup(o.GroupLinger, c.writeRollups, set)
 	for _, t := range rollupTables {
 		c.rollups[t] = set.GetOrCreateCounter(`rung_sink_rows_written_total{table="` + t + `"}`)
@@ -238,92 +241,6 @@ func addColumns(ctx context.Context, conn driver.Conn, db, table, name string) e
 	return nil
 }
 
-const insertSignals = "INSERT INTO %s (date, received_at, received_ms, event_id, type, site, " +
-	"anonymous_id, bot, url, path, referrer, utm_source, utm_medium, utm_campaign, utm_term, " +
-	"utm_content, name, experiment, variant, value, props, session_ms)"
-
-// columns holds one batch in columnar form; reused through a pool.
-type columns struct {
-	date, at                                    []time.Time
-	ms                                          []int64
-	eventID, typ, site, anon, url, path, ref    []string
-	src, med, camp, term, content, name, exp, v []string
-	bot                                         []uint8
-	value                                       []*float64
-	values                                      []float64
-	props                                       []string
-	session                                     []int64
-}
-
-// fill puts the signals of b into k: those of shard s when shards is given (the shard
-// of each signal), all of them when it is nil.
-func (k *columns) fill(b *sink.Batch, shards []int, s int) {
-	signals := b.Signals
-	n := len(signals)
-	k.date, k.at, k.ms, k.session = k.date[:0], k.at[:0], k.ms[:0], k.session[:0]
-	for _, p := range []*[]string{&k.eventID, &k.typ, &k.site, &k.anon, &k.url, &k.path, &k.ref,
-		&k.src, &k.med, &k.camp, &k.term, &k.content, &k.name, &k.exp, &k.v, &k.props} {
-		*p = (*p)[:0]
-	}
-	k.bot, k.value = k.bot[:0], k.value[:0]
-	if cap(k.values) < n {
-		k.values = make([]float64, n)
-	}
-	k.values = k.values[:n]
-	for i := range signals {
-		if shards != nil && shards[i] != s {
-			continue
-		}
-		g := &signals[i]
-		t := time.UnixMilli(g.ReceivedAt).UTC()
-		k.date = append(k.date, t)
-		k.at = append(k.at, t)
-		k.ms = append(k.ms, g.ReceivedAt)
-		k.eventID = append(k.eventID, g.EventID)
-		k.typ = append(k.typ, g.Type.String())
-		k.site = append(k.site, g.Site)
-		k.anon = append(k.anon, g.AnonymousID)
-		var bot uint8
-		if g.Bot {
-			bot = 1
-		}
-		k.bot = append(k.bot, bot)
-		k.url = append(k.url, g.URL)
-		k.path = append(k.path, g.Path)
-		k.ref = append(k.ref, g.Referrer)
-		k.src = append(k.src, g.UTMSource)
-		k.med = append(k.med, g.UTMMedium)
-		k.camp = append(k.camp, g.UTMCampaign)
-		k.term = append(k.term, g.UTMTerm)
-		k.content = append(k.content, g.UTMContent)
-		k.name = append(k.name, g.Name)
-		k.exp = append(k.exp, g.Experiment)
-		k.v = append(k.v, g.Variant)
-		var vp *float64
-		if g.HasValue {
-			k.values[i] = g.Value
-			vp = &k.values[i]
-		}
-		k.value = append(k.value, vp)
-		k.props = append(k.props, g.Props)
-		k.session = append(k.session, b.SessionOf(i))
-	}
-}
-
-func (k *columns) list() []any {
-	return []any{k.date, k.at, k.ms, k.eventID, k.typ, k.site, k.anon, k.bot, k.url, k.path, k.ref,
-		k.src, k.med, k.camp, k.term, k.content, k.name, k.exp, k.v, k.value, k.props, k.session}
-}
-
-// clear drops the references to the signals' strings before the columns go back to the
-// pool.
-func (k *columns) clear() {
-	for _, p := range []*[]string{&k.eventID, &k.typ, &k.site, &k.anon, &k.url, &k.path, &k.ref,
-		&k.src, &k.med, &k.camp, &k.term, &k.content, &k.name, &k.exp, &k.v, &k.props} {
-		clear(*p)
-	}
-}
-
 // Write inserts the batch table by table, raw signals first, retrying each by the class
 // of its error (classify.go); the error it gives up with is a *sink.WriteError. A table
 // that landed is not written again when a later one fails; every rollup row is
@@ -388,31 +305,14 @@ type dest struct {
 func (c *ClickHouse) insertSignals(ctx context.Context, d dest, b *sink.Batch, shards []int, s int) error {
 	k := c.cols.Get().(*columns)
 	k.fill(b, shards, s)
-	n := len(k.ms)
-	err := c.retry.Do(ctx, d.table, func() error { return c.insert(ctx, d, k) })
-	k.clear()
+	n, cols := k.n, k.list()
+	err := c.retry.Do(ctx, d.table, func() error { return c.insert(ctx, d, insertSignals, cols) })
+	k.reset()
 	c.cols.Put(k)
 	if err != nil {
 		return err
 	}
 	c.rows.Add(n)
-	return nil
-}
-
-func (c *ClickHouse) insert(ctx context.Context, d dest, k *columns) error {
-	batch, err := d.conn.PrepareBatch(ctx, fmt.Sprintf(insertSignals, d.table))
-	if err != nil {
-		return fmt.Errorf("prepare: %w", err)
-	}
-	defer batch.Close()
-	for i, col := range k.list() {
-		if err := batch.Column(i).Append(col); err != nil {
-			return fmt.Errorf("append column %d: %w", i, err)
-		}
-	}
-	if err := batch.Send(); err != nil {
-		return fmt.Errorf("send: %w", err)
-	}
 	return nil
 }
 
@@ -433,6 +333,7 @@ func (c *ClickHouse) Ping(ctx context.Context) error {
 
 // Close closes the connections.
 func (c *ClickHouse) Close() error {
+	c.inserters.close()
 	err := c.conn.Close()
 	if c.cluster != nil {
 		err = errors.Join(err, c.cluster.close())
