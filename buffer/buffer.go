@@ -71,6 +71,12 @@ func (p Policy) String() string {
 // default.
 type Config struct {
 	BatchSize     int           // signals per flush; default 5000
+	// MaxBatch is the most signals one flush takes when more are waiting than
+	// BatchSize: a backlog drains in fewer, larger writes, which a columnar store takes
+	// much faster than many small ones. Default 20 × BatchSize. A flush also stops
+	// taking once it holds MaxBytes / (4 × Flushers) bytes of signals, so what the
+	// flushes hold beside the buffer stays a fraction of its bound.
+	MaxBatch int
 	FlushInterval time.Duration // the oldest signal waits at most this long; default 1s
 	MaxBytes      int64         // memory bound for held and in-flight signals; default 128 MiB
 	WhenFull      Policy
@@ -87,6 +93,9 @@ func (c *Config) defaults() {
 	if c.BatchSize <= 0 {
 		c.BatchSize = 5000
 	}
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = 20 * c.BatchSize
+	}
 	if c.FlushInterval <= 0 {
 		c.FlushInterval = time.Second
 	}
@@ -102,6 +111,7 @@ func (c *Config) defaults() {
 	if c.Flushers > c.Shards {
 		c.Flushers = c.Shards
 	}
+	c.MaxBatch = max(c.MaxBatch, c.BatchSize)
 }
 
 // FlushFunc delivers one batch. It owns the retrying: it returns when the batch is
@@ -390,17 +400,20 @@ func (f *flusher) due(closing bool) bool {
 	return held > 0 && (closing || f.b.policy.Due(held, 0, time.Duration(now-oldest)))
 }
 
-// flushOnce takes up to one batch from the flusher's shards and delivers it.
+// flushOnce takes up to one batch from the flusher's shards and delivers it: up to
+// MaxBatch signals and about MaxBytes / (4 × Flushers) bytes of them.
 func (f *flusher) flushOnce(ctx context.Context) {
-	limit := f.b.policy.Count
+	limit, budget := f.b.cfg.MaxBatch, max(f.b.cfg.MaxBytes/int64(4*f.b.cfg.Flushers), 1)
+	var size int64
 	f.batch, f.tags = f.batch[:0], f.tags[:0]
 	for i, s := range f.shards {
 		f.taken[i] = 0
-		if len(f.batch) >= limit {
+		if len(f.batch) >= limit || size >= budget {
 			continue
 		}
 		s.mu.Lock()
-		f.batch, f.tags, f.taken[i] = s.q.take(f.batch, f.tags, limit-len(f.batch))
+		f.batch, f.tags, f.taken[i] = s.q.take(f.batch, f.tags, limit-len(f.batch), budget-size)
+		size += f.taken[i]
 		// since stays: what is left is no older than it, so due stays honest
 		s.mu.Unlock()
 	}

@@ -40,11 +40,12 @@ func (q *queue) push(body string, s *schemas.Signal, tag uint32) bool {
 }
 
 // take moves up to k of the oldest signals to dst, and their tags to tags, and returns
-// both with the signals' total size. The slots are cleared so the request bodies they
-// point into can be collected.
-func (q *queue) take(dst []schemas.Signal, tags []uint32, k int) ([]schemas.Signal, []uint32, int64) {
+// both with the signals' total size; it stops early, at the end of a chunk, once that
+// size has reached budget. The slots are cleared so the request bodies they point into
+// can be collected.
+func (q *queue) take(dst []schemas.Signal, tags []uint32, k int, budget int64) ([]schemas.Signal, []uint32, int64) {
 	var size int64
-	for k = min(k, q.n); k > 0; {
+	for k = min(k, q.n); k > 0 && size < budget; {
 		c := q.chunks[0]
 		m := min(k, chunkLen-q.head)
 		n := len(dst)
