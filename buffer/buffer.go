@@ -70,13 +70,13 @@ func (p Policy) String() string {
 // Config sets the buffer's bounds and batching. The zero value of a field takes its
 // default.
 type Config struct {
-	BatchSize     int           // signals per flush; default 5000
+	BatchSize int // signals per flush; default 5000
 	// MaxBatch is the most signals one flush takes when more are waiting than
 	// BatchSize: a backlog drains in fewer, larger writes, which a columnar store takes
 	// much faster than many small ones. Default 20 × BatchSize. A flush also stops
 	// taking once it holds MaxBytes / (4 × Flushers) bytes of signals, so what the
 	// flushes hold beside the buffer stays a fraction of its bound.
-	MaxBatch int
+	MaxBatch      int
 	FlushInterval time.Duration // the oldest signal waits at most this long; default 1s
 	MaxBytes      int64         // memory bound for held and in-flight signals; default 128 MiB
 	WhenFull      Policy
