@@ -70,18 +70,18 @@ func (p Policy) String() string {
 // Config sets the buffer's bounds and batching. The zero value of a field takes its
 // default.
 type Config struct {
-	BatchSize int // signals per flush; default 5000
-	// MaxBatch is the most signals one flush takes when more are waiting than
-	// BatchSize: a backlog drains in fewer, larger writes, which a columnar store takes
-	// much faster than many small ones. Default 20 × BatchSize. A flush also stops
-	// taking once it holds MaxBytes / (4 × Flushers) bytes of signals, so what the
-	// flushes hold beside the buffer stays a fraction of its bound.
-	MaxBatch      int
+	BatchSize     int           // signals per flush; default 5000
 	FlushInterval time.Duration // the oldest signal waits at most this long; default 1s
 	MaxBytes      int64         // memory bound for held and in-flight signals; default 128 MiB
 	WhenFull      Policy
 	Shards        int // default 64
 	Flushers      int // concurrent flushes; default 4
+	// MaxBatch is the most signals one flush takes when more are waiting than
+	// BatchSize: a backlog drains in fewer, larger writes, which a columnar store takes
+	// much faster than many small ones. Default 20 × BatchSize. A flush also stops
+	// taking once it holds MaxBytes / (4 × Flushers) bytes of signals, so what the
+	// flushes hold beside the buffer stays a fraction of its bound.
+	MaxBatch int
 	// Done, when set, is called by a flusher after each batch with the tags its signals
 	// were pushed with (see AppendTagged), once the sink holds them or they are counted
 	// as dropped for a sink error. Signals abandoned at a hard stop are not reported.
