@@ -175,7 +175,7 @@ func New(cfg Config, flush FlushFunc, set *metrics.Set) *Buffer {
 		flushes:       set.NewCounter(`rung_buffer_flushes_total`),
 		flushFailures: set.NewCounter(`rung_buffer_flush_failures_total`),
 		flushRows: set.NewPrometheusHistogramExt(`rung_buffer_flush_signals`,
-			[]float64{1, 10, 100, 500, 1000, 2500, 5000, 10000, 25000, 50000}),
+			[]float64{1, 10, 100, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000}),
 		flushSeconds: set.NewPrometheusHistogramExt(`rung_buffer_flush_seconds`,
 			[]float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}),
 	}

@@ -15,9 +15,9 @@
 #
 # Needs wrk, clickhouse-client and a built rung (go build -o /tmp/rung ./cmd/rung; RUNG
 # names another binary). CLICKHOUSE names the server (default 127.0.0.1:9000), PORT
-# rung's address (default 18293); the
-# database rung_drain is dropped and made again. PROFILE=file saves a 5 s CPU profile of
-# rung from the start of each round's drain as file.<round>.
+# rung's port (default 18293); the database rung_drain is dropped and made again.
+# PROFILE=file saves a 5 s CPU profile of rung from the start of each round's drain as
+# file.<round>.
 set -euo pipefail
 cd "$(dirname "$0")"
 rounds=${1:-2}; secs=${2:-10}; shift 2 || true
