@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
@@ -34,9 +33,11 @@ import (
 type ClickHouse struct {
 	conn    driver.Conn
 	db      string
-	cluster *cluster  // nil in the single-node layout
-	cols    sync.Pool // *columns, reused across flushes
-	// inserters keeps prepared INSERTs whose columns keep their memory across flushes.
+	cluster *cluster // nil in the single-node layout
+	// cols keeps idle *columns, and inserters prepared INSERTs, so that flushes reuse
+	// their memory: bounded free lists rather than sync.Pools, which the garbage
+	// collector empties at every cycle, and a drain's large batches make cycles frequent.
+	cols      chan *columns
 	inserters inserters
 
 	retry sink.Retry // of every statement, by classify's class
@@ -123,7 +124,7 @@ func Open(ctx context.Context, dsn string, o Options, set *metrics.Set) (*ClickH
 		},
 		abandoned: set.GetOrCreateCounter(`rung_sink_batches_abandoned_total`),
 	}
-	c.cols.New = func() any { return newColumns() }
+	c.cols = make(chan *columns, o.Writers)
 	c.inserters = inserters{max: o.Writers, idle: make(map[dest][]*inserter)}
 	c.group = newGroup(o.GroupLinger, c.writeRollups, set)
 	for _, t := range rollupTables {
@@ -303,12 +304,20 @@ type dest struct {
 
 // insertSignals inserts into d the signals of b that fill takes for (shards, s).
 func (c *ClickHouse) insertSignals(ctx context.Context, d dest, b *sink.Batch, shards []int, s int) error {
-	k := c.cols.Get().(*columns)
+	var k *columns
+	select {
+	case k = <-c.cols:
+	default:
+		k = newColumns()
+	}
 	k.fill(b, shards, s)
 	n, cols := k.n, k.list()
 	err := c.retry.Do(ctx, d.table, func() error { return c.insert(ctx, d, insertSignals, cols) })
 	k.reset()
-	c.cols.Put(k)
+	select {
+	case c.cols <- k:
+	default:
+	}
 	if err != nil {
 		return err
 	}
