@@ -40,8 +40,8 @@ up() { until curl -s -o /dev/null "$1"; do sleep 0.2; done; }
 $RUNG baseline --listen 127.0.0.1:$bare >/dev/null & pids+=($!)
 chc -q "DROP DATABASE IF EXISTS rung_sustained"
 $RUNG serve --listen 127.0.0.1:$chp --log-level warn --relay=false --data-dir "$work/ch" \
-	--clickhouse "clickhouse://$ch/rung_sustained" & pids+=($!)
-$RUNG serve --listen 127.0.0.1:$litep --log-level warn --relay=false --data-dir "$work/sqlite" & pids+=($!)
+	--clickhouse "clickhouse://$ch/rung_sustained" & pids+=($!); chpid=$!
+$RUNG serve --listen 127.0.0.1:$litep --log-level warn --relay=false --data-dir "$work/sqlite" & pids+=($!); litepid=$!
 up 127.0.0.1:$bare/; up 127.0.0.1:$chp/readyz; up 127.0.0.1:$litep/readyz
 if [ -n "${BULK:-}" ]; then
 	chc -q "DROP DATABASE IF EXISTS peer_bulk"
@@ -156,4 +156,7 @@ if [ -n "${BULK:-}" ]; then
 	ratio "rung → ClickHouse, 50/request" "clickhouse-bulk, 50 rows/request"
 fi
 ratio "rung → ClickHouse, 1/request" "bare fasthttp 202 (req/s)"
+# The memory bound: the peak RSS of each rung process over the whole run.
+peak() { awk '/^VmHWM/ {printf "%d MiB", $2 / 1024}' "/proc/$1/status"; }
+echo "peak RSS (--buffer-bytes 128 MiB): rung → ClickHouse $(peak $chpid), rung → SQLite $(peak $litepid)"
 chc -q "DROP DATABASE IF EXISTS rung_sustained"
