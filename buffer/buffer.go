@@ -84,6 +84,12 @@ type Config struct {
 	WhenFull      Policy
 	Shards        int // default 64
 	Flushers      int // concurrent flushes; default 4
+	// MaxBatch is the most signals one flush takes when more are waiting than
+	// BatchSize: a backlog drains in fewer, larger writes, which a columnar store takes
+	// much faster than many small ones. Default 20 × BatchSize. A flush also stops
+	// taking once it holds MaxBytes / (4 × Flushers) bytes of signals, so what the
+	// flushes hold beside the buffer stays a fraction of its bound.
+	MaxBatch int
 	// Done, when set, is called by a flusher after each batch with the tags its signals
 	// were pushed with (see AppendTagged), once the sink holds them or they are counted
 	// as dropped for a sink error. Signals abandoned at a hard stop are not reported.
@@ -94,6 +100,9 @@ type Config struct {
 func (c *Config) defaults() {
 	if c.BatchSize <= 0 {
 		c.BatchSize = 5000
+	}
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = 20 * c.BatchSize
 	}
 	if c.FlushInterval <= 0 {
 		c.FlushInterval = time.Second
@@ -110,6 +119,7 @@ func (c *Config) defaults() {
 	if c.Flushers > c.Shards {
 		c.Flushers = c.Shards
 	}
+	c.MaxBatch = max(c.MaxBatch, c.BatchSize)
 }
 
 // FlushFunc delivers one batch. It owns the retrying: it returns when the batch is
@@ -175,7 +185,7 @@ func New(cfg Config, flush FlushFunc, set *metrics.Set) *Buffer {
 		flushes:       set.NewCounter(`rung_buffer_flushes_total`),
 		flushFailures: set.NewCounter(`rung_buffer_flush_failures_total`),
 		flushRows: set.NewPrometheusHistogramExt(`rung_buffer_flush_signals`,
-			[]float64{1, 10, 100, 500, 1000, 2500, 5000, 10000, 25000, 50000}),
+			[]float64{1, 10, 100, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000}),
 		flushSeconds: set.NewPrometheusHistogramExt(`rung_buffer_flush_seconds`,
 			[]float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}),
 	}
@@ -209,12 +219,23 @@ func ShardOf(anonymousID string, shards int) int {
 
 // Overhead is the most memory a Buffer of cfg holds beyond what it charges against
 // cfg.MaxBytes: the unused room of one partly filled chunk at each end of each shard's
-// queue, and each flusher's batch of cfg.BatchSize signals (their strings lie in the
+// queue, and each flusher's batch (maxTake signals at most; their strings lie in the
 // chunks). Chunks are kept for reuse once their batch is delivered, so the chunks in use
 // and kept together never take more than MaxBytes and this.
 func Overhead(cfg Config) int64 {
 	cfg.defaults()
-	return int64(cfg.Shards)*2*chunkBytes + int64(cfg.Flushers*cfg.BatchSize)*int64(unsafe.Sizeof(schemas.Signal{}))
+	return int64(cfg.Shards)*2*chunkBytes + int64(cfg.Flushers)*maxTake(&cfg)*int64(unsafe.Sizeof(schemas.Signal{}))
+}
+
+// flushBudget is the charge at which a flush stops taking signals: a fraction of the
+// bound, so a backlog drains in large writes while most of the buffer stays open to
+// requests.
+func flushBudget(cfg *Config) int64 { return max(cfg.MaxBytes/int64(4*cfg.Flushers), 1) }
+
+// maxTake is the most signals one flush takes: MaxBatch, or what its budget holds of
+// the smallest signals, plus the rest of the chunk at which it was reached.
+func maxTake(cfg *Config) int64 {
+	return min(int64(cfg.MaxBatch), flushBudget(cfg)/slotBytes+chunkLen)
 }
 
 // Append pushes the signals, with Push's answer in errs[i]: the buffer is the collector's
@@ -432,17 +453,18 @@ func (f *flusher) due(closing bool) bool {
 	return held > 0 && (closing || f.b.policy.Due(held, 0, time.Duration(now-oldest)))
 }
 
-// flushOnce takes up to one batch from the flusher's shards and delivers it.
+// flushOnce takes up to one batch from the flusher's shards and delivers it: up to
+// MaxBatch signals and about MaxBytes / (4 × Flushers) bytes of them.
 func (f *flusher) flushOnce(ctx context.Context) {
-	limit := f.b.policy.Count
+	limit, budget := f.b.cfg.MaxBatch, flushBudget(&f.b.cfg)
 	t := &f.t
 	t.batch, t.tags, t.done, t.charged = t.batch[:0], t.tags[:0], t.done[:0], 0
 	for _, s := range f.shards {
-		if len(t.batch) >= limit {
+		if len(t.batch) >= limit || t.charged >= budget {
 			break
 		}
 		s.mu.Lock()
-		s.q.take(t, limit-len(t.batch))
+		s.q.take(t, limit-len(t.batch), budget)
 		// since stays: what is left is no older than it, so due stays honest
 		s.mu.Unlock()
 	}

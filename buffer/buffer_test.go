@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"strings"
 	"sync"
@@ -327,7 +328,7 @@ func TestQueue(t *testing.T) {
 			next++
 		}
 		tk.batch, tk.tags = tk.batch[:0], tk.tags[:0]
-		q.take(&tk, sizes[1])
+		q.take(&tk, sizes[1], math.MaxInt64)
 		for i, s := range tk.batch {
 			w := sig("v", want)
 			if s.EventID != w.EventID || int(tk.tags[i]) != want {
@@ -399,6 +400,81 @@ func TestDoneReportsTags(t *testing.T) {
 			defer mu.Unlock()
 			if n := got[7] + got[8]; n != tc.reports || (n > 0 && (got[7] != 5 || got[8] != 5)) {
 				t.Errorf("Done reported tags %v, want %d reports, half of each tag", got, tc.reports)
+			}
+		})
+	}
+}
+
+// TestBacklogFlushesLargerBatches holds the first flush while a backlog builds up
+// behind it; the flushes after it take more than BatchSize at once, up to MaxBatch
+// signals, or until they hold the byte budget (MaxBytes / (4 × Flushers)), and keep
+// each visitor's order.
+func TestBacklogFlushesLargerBatches(t *testing.T) {
+	one := sig("backlog", 0)
+	size := Charge(&one)
+	tests := []struct {
+		name    string
+		cfg     Config
+		backlog int
+		check   func(second []schemas.Signal) error
+	}{
+		{"count", Config{BatchSize: 10, MaxBatch: 35, MaxBytes: 1 << 30}, 100, func(second []schemas.Signal) error {
+			if len(second) != 35 {
+				return fmt.Errorf("second flush took %d signals, want MaxBatch = 35", len(second))
+			}
+			return nil
+		}},
+		// Room for the signals and for what the chunks they close leave unused, which is
+		// charged too; a flush's budget is a quarter of it.
+		{"bytes", Config{BatchSize: 10, MaxBatch: 1 << 20, MaxBytes: 2000*size + 16*chunkBytes}, 1900, func(second []schemas.Signal) error {
+			var bytes int64
+			for i := range second {
+				bytes += Charge(&second[i])
+			}
+			budget := (2000*size + 16*chunkBytes) / 4
+			if len(second) <= 10 || len(second) >= 1900 || bytes > budget+chunkLen*size {
+				return fmt.Errorf("second flush took %d signals, %d bytes: want more than BatchSize, fewer than all 1900, within the byte budget %d (and one chunk)", len(second), bytes, budget)
+			}
+			return nil
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := &sinkRecorder{}
+			gate := make(chan struct{})
+			var once sync.Once
+			flush := func(ctx context.Context, batch []schemas.Signal) error {
+				once.Do(func() { <-gate })
+				return rec.flush(ctx, batch)
+			}
+			tt.cfg.Shards, tt.cfg.Flushers, tt.cfg.FlushInterval = 1, 1, time.Hour
+			b, _, stop := start(t, tt.cfg, flush)
+			total := tt.cfg.BatchSize + tt.backlog
+			for i := range total {
+				s := sig("backlog", i)
+				if err := b.Push(&s); err != nil {
+					close(gate)
+					stop()
+					t.Fatal(err)
+				}
+			}
+			close(gate)
+			stop() // drains: the last batch may be smaller than BatchSize
+			if n := len(rec.signals()); n != total {
+				t.Fatalf("flushed %d of %d signals", n, total)
+			}
+			for i, s := range rec.signals() {
+				if s.EventID != sig("backlog", i).EventID {
+					t.Fatalf("signal %d is %s: order broken", i, s.EventID)
+				}
+			}
+			rec.mu.Lock()
+			defer rec.mu.Unlock()
+			if len(rec.batches) < 2 {
+				t.Fatalf("%d flushes", len(rec.batches))
+			}
+			if err := tt.check(rec.batches[1]); err != nil {
+				t.Error(err)
 			}
 		})
 	}

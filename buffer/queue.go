@@ -131,11 +131,12 @@ type taking struct {
 	charged int64    // bytes charged for the batch's signals and the chunks in done
 }
 
-// take moves up to k of the oldest signals to t. Their strings lie in the chunks'
-// arenas: every chunk take empties goes to t.done, to be reset and reused only once the
-// batch is delivered.
-func (q *queue) take(t *taking, k int) {
-	for k = min(k, q.n); k > 0; {
+// take moves up to k of the oldest signals to t; it stops early, at the end of a chunk,
+// once t.charged has reached budget. Their strings lie in the chunks' arenas: every
+// chunk take empties goes to t.done, to be reset and reused only once the batch is
+// delivered.
+func (q *queue) take(t *taking, k int, budget int64) {
+	for k = min(k, q.n); k > 0 && t.charged < budget; {
 		c := q.chunks[0]
 		m := min(k, c.n-q.head)
 		n := len(t.batch)

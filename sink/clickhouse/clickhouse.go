@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
@@ -34,8 +33,12 @@ import (
 type ClickHouse struct {
 	conn    driver.Conn
 	db      string
-	cluster *cluster  // nil in the single-node layout
-	cols    sync.Pool // *columns, reused across flushes
+	cluster *cluster // nil in the single-node layout
+	// cols keeps idle *columns, and inserters prepared INSERTs, so that flushes reuse
+	// their memory: bounded free lists rather than sync.Pools, which the garbage
+	// collector empties at every cycle, and a drain's large batches make cycles frequent.
+	cols      chan *columns
+	inserters inserters
 
 	retry sink.Retry // of every statement, by classify's class
 
@@ -133,7 +136,8 @@ func Open(ctx context.Context, dsn string, o Options, set *metrics.Set) (*ClickH
 		abandoned:    set.GetOrCreateCounter(`rung_sink_batches_abandoned_total`),
 		afterSignals: o.AfterSignals,
 	}
-	c.cols.New = func() any { return new(columns) }
+	c.cols = make(chan *columns, o.Writers)
+	c.inserters = inserters{max: o.Writers, idle: make(map[dest][]*inserter)}
 	c.group = newGroup(o.GroupLinger, c.writeRollups, set)
 	for _, t := range append(rollupTables, "counted") {
 		c.rollups[t] = set.GetOrCreateCounter(`rung_sink_rows_written_total{table="` + t + `"}`)
@@ -253,97 +257,6 @@ func addColumns(ctx context.Context, conn driver.Conn, db, table, name string) e
 	return nil
 }
 
-const insertSignals = "INSERT INTO %s (date, received_at, received_ms, event_id, type, site, " +
-	"anonymous_id, bot, url, path, referrer, utm_source, utm_medium, utm_campaign, utm_term, " +
-	"utm_content, name, experiment, variant, value, props, session_ms, event_ms, seq)"
-
-// columns holds one batch in columnar form; reused through a pool.
-type columns struct {
-	date, at                                    []time.Time
-	ms                                          []int64
-	eventID, typ, site, anon, url, path, ref    []string
-	src, med, camp, term, content, name, exp, v []string
-	bot                                         []uint8
-	value                                       []*float64
-	values                                      []float64
-	props                                       []string
-	session                                     []int64
-	ev                                          []int64
-	seq                                         []uint64
-}
-
-// fill puts the signals of b into k: those of shard s when shards is given (the shard
-// of each signal), all of them when it is nil.
-func (k *columns) fill(b *sink.Batch, shards []int, s int) {
-	signals := b.Signals
-	n := len(signals)
-	k.date, k.at, k.ms, k.session = k.date[:0], k.at[:0], k.ms[:0], k.session[:0]
-	k.ev, k.seq = k.ev[:0], k.seq[:0]
-	for _, p := range []*[]string{&k.eventID, &k.typ, &k.site, &k.anon, &k.url, &k.path, &k.ref,
-		&k.src, &k.med, &k.camp, &k.term, &k.content, &k.name, &k.exp, &k.v, &k.props} {
-		*p = (*p)[:0]
-	}
-	k.bot, k.value = k.bot[:0], k.value[:0]
-	if cap(k.values) < n {
-		k.values = make([]float64, n)
-	}
-	k.values = k.values[:n]
-	for i := range signals {
-		if shards != nil && shards[i] != s {
-			continue
-		}
-		g := &signals[i]
-		t := time.UnixMilli(g.ReceivedAt).UTC()
-		k.date = append(k.date, t)
-		k.at = append(k.at, t)
-		k.ms = append(k.ms, g.ReceivedAt)
-		k.eventID = append(k.eventID, g.EventID)
-		k.typ = append(k.typ, g.Type.String())
-		k.site = append(k.site, g.Site)
-		k.anon = append(k.anon, g.AnonymousID)
-		var bot uint8
-		if g.Bot {
-			bot = 1
-		}
-		k.bot = append(k.bot, bot)
-		k.url = append(k.url, g.URL)
-		k.path = append(k.path, g.Path)
-		k.ref = append(k.ref, g.Referrer)
-		k.src = append(k.src, g.UTMSource)
-		k.med = append(k.med, g.UTMMedium)
-		k.camp = append(k.camp, g.UTMCampaign)
-		k.term = append(k.term, g.UTMTerm)
-		k.content = append(k.content, g.UTMContent)
-		k.name = append(k.name, g.Name)
-		k.exp = append(k.exp, g.Experiment)
-		k.v = append(k.v, g.Variant)
-		var vp *float64
-		if g.HasValue {
-			k.values[i] = g.Value
-			vp = &k.values[i]
-		}
-		k.value = append(k.value, vp)
-		k.props = append(k.props, g.Props)
-		k.session = append(k.session, b.SessionOf(i))
-		k.ev = append(k.ev, g.At())
-		k.seq = append(k.seq, g.Seq)
-	}
-}
-
-func (k *columns) list() []any {
-	return []any{k.date, k.at, k.ms, k.eventID, k.typ, k.site, k.anon, k.bot, k.url, k.path, k.ref,
-		k.src, k.med, k.camp, k.term, k.content, k.name, k.exp, k.v, k.value, k.props, k.session, k.ev, k.seq}
-}
-
-// clear drops the references to the signals' strings before the columns go back to the
-// pool.
-func (k *columns) clear() {
-	for _, p := range []*[]string{&k.eventID, &k.typ, &k.site, &k.anon, &k.url, &k.path, &k.ref,
-		&k.src, &k.med, &k.camp, &k.term, &k.content, &k.name, &k.exp, &k.v, &k.props} {
-		clear(*p)
-	}
-}
-
 // Write inserts the batch table by table, raw signals first, then the rollup rows, then
 // the keys of the signals counted (counted.go), retrying each by the class of its error
 // (classify.go); the error it gives up with is a *sink.WriteError. A table that landed
@@ -413,9 +326,14 @@ type dest struct {
 
 // insertSignals inserts into d the signals of b that fill takes for (shards, s).
 func (c *ClickHouse) insertSignals(ctx context.Context, d dest, b *sink.Batch, shards []int, s int) error {
-	k := c.cols.Get().(*columns)
+	var k *columns
+	select {
+	case k = <-c.cols:
+	default:
+		k = newColumns()
+	}
 	k.fill(b, shards, s)
-	n, attempts := len(k.ms), 0
+	n, attempts := k.n, 0
 	err := c.retry.Do(ctx, d.table, func() error {
 		if attempts++; attempts > 1 {
 			// The attempt before may have landed though it failed (a timeout after
@@ -424,35 +342,22 @@ func (c *ClickHouse) insertSignals(ctx context.Context, d dest, b *sink.Batch, s
 			if err != nil {
 				return err
 			}
-			if k.fill(rest, nil, 0); len(k.ms) == 0 {
+			k.reset()
+			if k.fill(rest, nil, 0); k.n == 0 {
 				return nil
 			}
 		}
-		return c.insert(ctx, d, k)
+		return c.insert(ctx, d, insertSignals, k.list())
 	})
-	k.clear()
-	c.cols.Put(k)
+	k.reset()
+	select {
+	case c.cols <- k:
+	default:
+	}
 	if err != nil {
 		return err
 	}
 	c.rows.Add(n)
-	return nil
-}
-
-func (c *ClickHouse) insert(ctx context.Context, d dest, k *columns) error {
-	batch, err := d.conn.PrepareBatch(ctx, fmt.Sprintf(insertSignals, d.table))
-	if err != nil {
-		return fmt.Errorf("prepare: %w", err)
-	}
-	defer batch.Close()
-	for i, col := range k.list() {
-		if err := batch.Column(i).Append(col); err != nil {
-			return fmt.Errorf("append column %d: %w", i, err)
-		}
-	}
-	if err := batch.Send(); err != nil {
-		return fmt.Errorf("send: %w", err)
-	}
 	return nil
 }
 
@@ -473,6 +378,7 @@ func (c *ClickHouse) Ping(ctx context.Context) error {
 
 // Close closes the connections.
 func (c *ClickHouse) Close() error {
+	c.inserters.close()
 	err := c.conn.Close()
 	if c.cluster != nil {
 		err = errors.Join(err, c.cluster.close())

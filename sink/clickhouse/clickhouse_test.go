@@ -31,7 +31,7 @@ func testServer() string {
 	return "clickhouse://127.0.0.1:9000"
 }
 
-func openTest(t *testing.T) *ClickHouse {
+func openTest(t testing.TB) *ClickHouse {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

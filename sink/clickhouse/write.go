@@ -22,11 +22,12 @@ const (
 // insert costs a round trip and a part on the server whatever its size, so the flush
 // waits for the slowest one instead of their sum. On a cluster each shard's rows go to
 // its local tables, all shards concurrently too. The goroutines are the call's own and
-// have returned when it does.
+// have returned when it does. One failing insert does not cut the others short: they
+// keep ctx, whose inserters are reused (insert.go).
 func (c *ClickHouse) writeRollups(ctx context.Context, b *sink.Batch) error {
-	g, ctx := errgroup.WithContext(ctx)
+	var g errgroup.Group
 	if c.cluster == nil {
-		c.goRollups(ctx, g, c.conn, "", b)
+		c.goRollups(ctx, &g, c.conn, "", b)
 		return g.Wait()
 	}
 	k := c.cluster
@@ -44,7 +45,7 @@ func (c *ClickHouse) writeRollups(ctx context.Context, b *sink.Batch) error {
 		p.Conversions = append(p.Conversions, b.Conversions[i])
 	}
 	for s, conn := range k.shards {
-		c.goRollups(ctx, g, conn, "_local", &parts[s])
+		c.goRollups(ctx, &g, conn, "_local", &parts[s])
 	}
 	return g.Wait()
 }
@@ -104,23 +105,7 @@ func (c *ClickHouse) writeVisitors(ctx context.Context, d dest, exposures []sink
 // send inserts n rows given as columns into d, retrying by the error's class; table
 // names the rollup for the metrics.
 func (c *ClickHouse) send(ctx context.Context, d dest, table, query string, n int, cols ...any) error {
-	q := fmt.Sprintf(query, d.table)
-	err := c.retry.Do(ctx, d.table, func() error {
-		batch, err := d.conn.PrepareBatch(ctx, q)
-		if err != nil {
-			return fmt.Errorf("prepare: %w", err)
-		}
-		defer batch.Close()
-		for i, col := range cols {
-			if err := batch.Column(i).Append(col); err != nil {
-				return fmt.Errorf("append column %d: %w", i, err)
-			}
-		}
-		if err := batch.Send(); err != nil {
-			return fmt.Errorf("send: %w", err)
-		}
-		return nil
-	})
+	err := c.retry.Do(ctx, d.table, func() error { return c.insert(ctx, d, query, cols) })
 	if err != nil {
 		return fmt.Errorf("insert %d rows into clickhouse: %w", n, err)
 	}

@@ -1,0 +1,232 @@
+package clickhouse
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/rungdev/rung/schemas"
+	"github.com/rungdev/rung/sink"
+)
+
+// signalColumns are the columns of the signals table rung writes, in the order of its
+// INSERT, each with how its values are taken from a batch. A new column is one line
+// here (and one in ddl.go).
+var signalColumns = []struct {
+	name string
+	new  func() builder
+}{
+	{"date", of(func(b *sink.Batch, i int) time.Time { return utc(b.Signals[i].ReceivedAt) })},
+	{"received_at", of(func(b *sink.Batch, i int) time.Time { return utc(b.Signals[i].ReceivedAt) })},
+	{"received_ms", of(func(b *sink.Batch, i int) int64 { return b.Signals[i].ReceivedAt })},
+	{"event_id", str(func(g *schemas.Signal) string { return g.EventID })},
+	{"type", str(func(g *schemas.Signal) string { return g.Type.String() })},
+	{"site", str(func(g *schemas.Signal) string { return g.Site })},
+	{"anonymous_id", str(func(g *schemas.Signal) string { return g.AnonymousID })},
+	{"bot", of(func(b *sink.Batch, i int) uint8 {
+		if b.Signals[i].Bot {
+			return 1
+		}
+		return 0
+	})},
+	{"url", str(func(g *schemas.Signal) string { return g.URL })},
+	{"path", str(func(g *schemas.Signal) string { return g.Path })},
+	{"referrer", str(func(g *schemas.Signal) string { return g.Referrer })},
+	{"utm_source", str(func(g *schemas.Signal) string { return g.UTMSource })},
+	{"utm_medium", str(func(g *schemas.Signal) string { return g.UTMMedium })},
+	{"utm_campaign", str(func(g *schemas.Signal) string { return g.UTMCampaign })},
+	{"utm_term", str(func(g *schemas.Signal) string { return g.UTMTerm })},
+	{"utm_content", str(func(g *schemas.Signal) string { return g.UTMContent })},
+	{"name", str(func(g *schemas.Signal) string { return g.Name })},
+	{"experiment", str(func(g *schemas.Signal) string { return g.Experiment })},
+	{"variant", str(func(g *schemas.Signal) string { return g.Variant })},
+	// The pointer is into the batch, which outlives the insert.
+	{"value", of(func(b *sink.Batch, i int) *float64 {
+		if g := &b.Signals[i]; g.HasValue {
+			return &g.Value
+		}
+		return nil
+	})},
+	{"props", str(func(g *schemas.Signal) string { return g.Props })},
+	{"session_ms", of(func(b *sink.Batch, i int) int64 { return b.SessionOf(i) })},
+	{"event_ms", of(func(b *sink.Batch, i int) int64 { return b.Signals[i].At() })},
+	{"seq", of(func(b *sink.Batch, i int) uint64 { return b.Signals[i].Seq })},
+}
+
+// insertSignals is the INSERT of signalColumns, with %s for the table.
+var insertSignals = func() string {
+	names := make([]string, len(signalColumns))
+	for i, c := range signalColumns {
+		names[i] = c.name
+	}
+	return "INSERT INTO %s (" + strings.Join(names, ", ") + ")"
+}()
+
+func utc(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
+
+// builder is one column of a batch being built: values are added row by row, and the
+// column is handed to clickhouse-go as a slice.
+type builder interface {
+	add(b *sink.Batch, i int)
+	values() any
+	// reset empties the column, keeping its capacity, and drops its references into the
+	// batch so the request bodies they lie in can be collected.
+	reset()
+}
+
+// col is a builder of a column of values of type T.
+type col[T any] struct {
+	v   []T
+	get func(b *sink.Batch, i int) T
+}
+
+func (c *col[T]) add(b *sink.Batch, i int) { c.v = append(c.v, c.get(b, i)) }
+func (c *col[T]) values() any              { return c.v }
+func (c *col[T]) reset()                   { clear(c.v); c.v = c.v[:0] }
+
+// of makes builders of a column whose values get takes from row i of a batch.
+func of[T any](get func(b *sink.Batch, i int) T) func() builder {
+	return func() builder { return &col[T]{get: get} }
+}
+
+// str makes builders of a String column taken from each signal.
+func str(get func(g *schemas.Signal) string) func() builder {
+	return of(func(b *sink.Batch, i int) string { return get(&b.Signals[i]) })
+}
+
+// columns holds one batch's signals in columnar form; reused through a pool.
+type columns struct {
+	cols []builder
+	n    int
+}
+
+func newColumns() *columns {
+	k := &columns{cols: make([]builder, len(signalColumns))}
+	for i, c := range signalColumns {
+		k.cols[i] = c.new()
+	}
+	return k
+}
+
+// fill puts the signals of b into k: those of shard s when shards is given (the shard
+// of each signal), all of them when it is nil.
+func (k *columns) fill(b *sink.Batch, shards []int, s int) {
+	k.n = 0
+	for i := range b.Signals {
+		if shards != nil && shards[i] != s {
+			continue
+		}
+		for _, c := range k.cols {
+			c.add(b, i)
+		}
+		k.n++
+	}
+}
+
+func (k *columns) list() []any {
+	out := make([]any, len(k.cols))
+	for i, c := range k.cols {
+		out[i] = c.values()
+	}
+	return out
+}
+
+func (k *columns) reset() {
+	for _, c := range k.cols {
+		c.reset()
+	}
+}
+
+// inserter is one INSERT statement kept across flushes: clickhouse-go's batch, prepared
+// once, whose Flush sends the rows as a whole INSERT on a connection taken from the pool
+// for it (WithReleaseConnection, WithCloseOnFlush) and then empties its columns keeping
+// their capacity. A flush so fills memory the last one already had: building each INSERT
+// in fresh columns, grown row by row, was most of the sink's CPU while it drained a
+// backlog (BENCHMARKS.md).
+type inserter struct {
+	ctx   context.Context // the batch's: it cancels the acquiring of its connections and the wait for answers
+	batch driver.Batch
+}
+
+// inserters keeps the idle inserters of each destination, up to a bound each, so the
+// memory they hold is that of the largest flushes of the writers, and no more.
+type inserters struct {
+	mu   sync.Mutex
+	max  int
+	idle map[dest][]*inserter
+}
+
+// take returns an idle inserter of query into d made with ctx, or prepares one.
+func (s *inserters) take(ctx context.Context, d dest, query string) (*inserter, error) {
+	s.mu.Lock()
+	free := s.idle[d]
+	var in *inserter
+	for len(free) > 0 && in == nil {
+		in, free = free[len(free)-1], free[:len(free)-1]
+		if in.ctx != ctx { // made by another caller: its context may be gone
+			in.batch.Close()
+			in = nil
+		}
+	}
+	s.idle[d] = free
+	s.mu.Unlock()
+	if in != nil {
+		return in, nil
+	}
+	batch, err := d.conn.PrepareBatch(ctx, query, driver.WithReleaseConnection(), driver.WithCloseOnFlush())
+	if err != nil {
+		return nil, err
+	}
+	return &inserter{ctx: ctx, batch: batch}, nil
+}
+
+// give puts back an inserter whose last flush succeeded.
+func (s *inserters) give(d dest, in *inserter) {
+	s.mu.Lock()
+	if len(s.idle[d]) < s.max {
+		s.idle[d] = append(s.idle[d], in)
+		in = nil
+	}
+	s.mu.Unlock()
+	if in != nil {
+		in.batch.Close()
+	}
+}
+
+// close drops every idle inserter.
+func (s *inserters) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for d, free := range s.idle {
+		for _, in := range free {
+			in.batch.Close()
+		}
+		delete(s.idle, d)
+	}
+}
+
+// insert sends cols, the values of query's columns in order, to d as one INSERT. A
+// failed inserter is not reused: its state after an error is the driver's to know.
+func (c *ClickHouse) insert(ctx context.Context, d dest, query string, cols []any) error {
+	q := fmt.Sprintf(query, d.table)
+	in, err := c.inserters.take(ctx, d, q)
+	if err != nil {
+		return fmt.Errorf("prepare: %w", err)
+	}
+	for i, col := range cols {
+		if err := in.batch.Column(i).Append(col); err != nil {
+			in.batch.Close()
+			return fmt.Errorf("append column %d: %w", i, err)
+		}
+	}
+	if err := in.batch.Flush(); err != nil {
+		in.batch.Close()
+		return fmt.Errorf("send: %w", err)
+	}
+	c.inserters.give(d, in)
+	return nil
+}
