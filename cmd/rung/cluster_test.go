@@ -59,8 +59,10 @@ func clusterWorkload(seed uint64, site string, visitors int) [][]map[string]any 
 }
 
 // postRound posts one round in batches of up to 50, spread over the collectors from 8
-// goroutines, and adds the event_ids accepted to accepted. Every signal is valid: any
-// answer but 202 with all accepted is an error.
+// goroutines, and adds the event_ids accepted to accepted. Every signal is valid. A
+// signal refused with "retry later" (JetStream unreachable for a moment, as while a NATS
+// node dies and the collector's connection moves) is sent again with its event_id, as
+// t.js does, until it is taken; any other answer is an error.
 func postRound(t *testing.T, round []map[string]any, accepted map[string]bool, to ...*proc) {
 	t.Helper()
 	var (
@@ -75,28 +77,53 @@ func postRound(t *testing.T, round []map[string]any, accepted map[string]bool, t
 			defer wg.Done()
 			n := w
 			for batch := range work {
-				n++
-				body, _ := json.Marshal(batch)
-				req, _ := http.NewRequest("POST", to[n%len(to)].url("/collect"), bytes.NewReader(body))
-				req.Header.Set("Content-Type", "application/json")
-				req.Header.Set("User-Agent", harness.BrowserUA) // a bot's signals are left out of the stats
-				resp, err := client.Do(req)
-				if err != nil {
-					t.Errorf("post: %v", err)
-					continue
+				for attempt := 0; len(batch) > 0; attempt++ {
+					if attempt == 60 {
+						t.Errorf("%d signals still refused after %d attempts", len(batch), attempt)
+						break
+					}
+					if attempt > 0 {
+						time.Sleep(250 * time.Millisecond)
+					}
+					n++
+					body, _ := json.Marshal(batch)
+					req, _ := http.NewRequest("POST", to[n%len(to)].url("/collect"), bytes.NewReader(body))
+					req.Header.Set("Content-Type", "application/json")
+					req.Header.Set("User-Agent", harness.BrowserUA) // a bot's signals are left out of the stats
+					resp, err := client.Do(req)
+					if err != nil {
+						t.Errorf("post: %v", err)
+						break
+					}
+					raw, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					var ans collectAnswer
+					if err := json.Unmarshal(raw, &ans); err != nil ||
+						(resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusServiceUnavailable) {
+						t.Errorf("status %d: %s", resp.StatusCode, raw)
+						break
+					}
+					refused := map[int]bool{}
+					var again []map[string]any
+					for _, e := range ans.Errors {
+						if !strings.Contains(e.Reason, "retry later") {
+							t.Errorf("signal %d refused: %s", e.Index, e.Reason)
+						}
+						refused[e.Index] = true
+						again = append(again, batch[e.Index])
+					}
+					if resp.StatusCode == http.StatusServiceUnavailable && len(ans.Errors) == 0 {
+						again = batch // the whole request refused
+					}
+					mu.Lock()
+					for i, s := range batch {
+						if resp.StatusCode == http.StatusAccepted && !refused[i] {
+							accepted[s["event_id"].(string)] = true
+						}
+					}
+					mu.Unlock()
+					batch = again
 				}
-				raw, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				var ans collectAnswer
-				if err := json.Unmarshal(raw, &ans); err != nil || resp.StatusCode != http.StatusAccepted || ans.Accepted != len(batch) {
-					t.Errorf("status %d, %d of %d accepted: %s", resp.StatusCode, ans.Accepted, len(batch), raw)
-					continue
-				}
-				mu.Lock()
-				for _, s := range batch {
-					accepted[s["event_id"].(string)] = true
-				}
-				mu.Unlock()
 			}
 		}()
 	}
