@@ -25,7 +25,7 @@ RACE_PKGS := ./bench ./buffer ./buffer/batch ./collector ./collector/snippet \
 	./internal/harness ./preagg/dashboard ./preagg/stats ./schemas ./sink ./sink/sqlite \
 	./tiers/place
 
-.PHONY: test services vet staticcheck crossbuild vulncheck race serve
+.PHONY: test services vet staticcheck crossbuild vulncheck race faults serve
 
 test: services vet staticcheck crossbuild vulncheck race
 	go test ./...
@@ -54,6 +54,11 @@ vulncheck:
 # Allocation tests skip themselves under -race (harness.SkipAllocsUnderRace).
 race:
 	go test -race $(RACE_PKGS)
+
+# The fault suite (README, "The fault suite"): every fault test, against the real services.
+FAULTS := TestSIGTERMDrains|TestShutdownThatDropsExitsNonZero|TestClickHouseOutage|TestClickHouseSchemaFaults|TestWriteFaults|TestClassify|TestPaddedBodiesStayInBound|TestFullRefusedBeforeDecode|TestHostile|TestRejectedCost|TestDurableUnderKill|TestDurableTornTail|TestCluster|TestAggregatorKilledAfterRaw|TestClusterNATSOutage|TestRelaySIGKILLed|TestRelayDownPastDuplicateWindow|TestNATSOutage|TestProjectorSIGKILLedBeforeAck|TestConcurrentStarts
+faults: services
+	go test -count=1 -run '^($(FAULTS))$$' ./cmd/rung ./collector ./sink/sqlite ./stitch/outbox
 
 # rung on the embedded defaults (SQLite under ./rung-data).
 serve:
