@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rungdev/rung/internal/harness"
+	"github.com/rungdev/rung/internal/testport"
 )
 
 // proc is a running `rung serve` or `rung aggregate`.
@@ -41,7 +42,10 @@ func startRung(t *testing.T, sub string, args ...string) *proc {
 // startRungEnv is startRung with env added to the process's environment.
 func startRungEnv(t *testing.T, env []string, sub string, args ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, sub: sub, addr: harness.FreeAddr(t), stderr: &harness.Output{}, done: make(chan error, 1)}
+	// A port below the ephemeral range: the load tests' client connections take their
+	// local ports from that range, and a restarted server binds its port again.
+	addr := "127.0.0.1:" + strconv.Itoa(testport.Stable(t))
+	p := &proc{t: t, sub: sub, addr: addr, stderr: &harness.Output{}, done: make(chan error, 1)}
 	// A data directory of its own unless args name one (the last flag wins): serve locks
 	// its directory, and the default one is shared by every test.
 	p.cmd = exec.Command(harness.RungBinary(t), append([]string{sub, "--listen", p.addr, "--data-dir", t.TempDir()}, args...)...)
@@ -71,6 +75,11 @@ func startRungEnv(t *testing.T, env []string, sub string, args ...string) *proc 
 			return err
 		}
 		resp.Body.Close()
+		// The answer is this process's only once it says it listens there: another
+		// test's server may have taken the port between its choice and the bind.
+		if !strings.Contains(p.stderr.String(), "addr="+p.addr) {
+			return fmt.Errorf("rung %s has not said it listens on %s yet", sub, p.addr)
+		}
 		return nil
 	})
 	return p
@@ -111,7 +120,10 @@ func (p *proc) metric(name string) float64 {
 		p.t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		p.t.Fatalf("GET /metrics: %d %v: %.300s", resp.StatusCode, err, b)
+	}
 	for _, line := range strings.Split(string(b), "\n") {
 		if v, ok := strings.CutPrefix(line, name+" "); ok {
 			f, err := strconv.ParseFloat(v, 64)
@@ -121,6 +133,6 @@ func (p *proc) metric(name string) float64 {
 			return f
 		}
 	}
-	p.t.Fatalf("metric %s not in /metrics", name)
+	p.t.Fatalf("metric %s not in /metrics (%d bytes): %.300s", name, len(b), b)
 	return 0
 }
