@@ -13,8 +13,9 @@
 // memory it did not allocate, so it never keeps a request body alive. Beyond MaxBytes,
 // it holds what Overhead says.
 //
-// Concurrency: Push is called from many goroutines and takes only one shard's lock, and
-// one compare-and-swap for the bound (one per Append, whatever its signals). Each
+// Concurrency: Push is called from many goroutines and takes one shard's lock, one
+// compare-and-swap for the bound (one per Append, whatever its signals), and, once a
+// chunk fills (every 128 signals or 32 KiB of strings), the chunk pool's lock. Each
 // shard belongs to exactly one flusher goroutine, which is what keeps a visitor's signals
 // in order through the flush function; flushers run concurrently with each other and
 // with Push. The Buffer owns its flusher goroutines: Run starts them and returns when
@@ -78,7 +79,7 @@ func (p Policy) String() string {
 // Config sets the buffer's bounds and batching. The zero value of a field takes its
 // default.
 type Config struct {
-	BatchSize     int           // signals per flush; default 5000
+	BatchSize     int           // signals held that make a flush due (a flush takes up to MaxBatch); default 5000
 	FlushInterval time.Duration // the oldest signal waits at most this long; default 1s
 	MaxBytes      int64         // memory bound for held and in-flight signals, over all shards; default 128 MiB
 	WhenFull      Policy
@@ -155,9 +156,9 @@ type Buffer struct {
 	flushFailures *metrics.Counter
 }
 
-// shard is one lock's worth of the buffer. Push touches nothing else shared between
-// shards but the byte bound, so pushes to different shards seldom contend; counters are
-// summed when scraped.
+// shard is one lock's worth of the buffer. Push shares nothing else between shards but
+// the byte bound and, once a chunk in 128 signals, the chunk pool, so pushes to
+// different shards seldom contend; counters are summed when scraped.
 type shard struct {
 	mu     sync.Mutex
 	q      queue
@@ -250,7 +251,7 @@ func (b *Buffer) Append(_ context.Context, signals []*schemas.Signal, errs []err
 func (b *Buffer) AppendTagged(signals []*schemas.Signal, errs []error, tag uint32) {
 	var size int64
 	for _, s := range signals {
-		size += Charge(s)
+		size += charge(s)
 	}
 	if err := b.reserve(size, len(signals)); err != nil {
 		for i := range signals {
@@ -266,7 +267,7 @@ func (b *Buffer) AppendTagged(signals []*schemas.Signal, errs []error, tag uint3
 // Push stores a copy of s. It never blocks on the flush: a full buffer answers at once
 // with ErrFull or ErrDropped, by policy.
 func (b *Buffer) Push(s *schemas.Signal) error {
-	if err := b.reserve(Charge(s), 1); err != nil {
+	if err := b.reserve(charge(s), 1); err != nil {
 		return err
 	}
 	return b.push(s, 0)
@@ -299,13 +300,13 @@ func (b *Buffer) reserve(size int64, n int) error {
 	}
 }
 
-// push stores a copy of s, whose Charge has been reserved.
+// push stores a copy of s, whose charge has been reserved.
 func (b *Buffer) push(s *schemas.Signal, tag uint32) error {
 	sh := &b.shards[ShardOf(s.AnonymousID, len(b.shards))]
 	sh.mu.Lock()
 	if b.closed.Load() {
 		sh.mu.Unlock()
-		b.used.Add(-Charge(s))
+		b.used.Add(-charge(s))
 		return ErrClosed
 	}
 	if sh.q.len() == 0 {

@@ -186,7 +186,7 @@ func TestWhenFull(t *testing.T) {
 		t.Run(policy.String(), func(t *testing.T) {
 			flush, open := gate()
 			one := sig("visitor-full", 0)
-			max := Charge(&one) * 5
+			max := charge(&one) * 5
 			b, set, stop := start(t, Config{BatchSize: 1000, FlushInterval: time.Hour, MaxBytes: max, Shards: 1, Flushers: 1, WhenFull: policy}, flush)
 			for i := 0; i < 5; i++ {
 				s := sig("visitor-full", i)
@@ -231,7 +231,7 @@ func TestOneVisitorMayFillTheBuffer(t *testing.T) {
 		}
 	}
 	one := sig("one-visitor", n)
-	if used := b.used.Load(); used+Charge(&one) <= max || used < max-chunkBytes {
+	if used := b.used.Load(); used+charge(&one) <= max || used < max-chunkBytes {
 		t.Errorf("one visitor was refused at %d bytes charged of %d", used, max)
 	}
 	for i := range 64 {
@@ -324,7 +324,7 @@ func TestQueue(t *testing.T) {
 			case 5:
 				s.Props = strings.Repeat("b", bigAt+1)
 			}
-			charged += Charge(&s) + q.push(&s, uint32(next))
+			charged += charge(&s) + q.push(&s, uint32(next))
 			next++
 		}
 		tk.batch, tk.tags = tk.batch[:0], tk.tags[:0]
@@ -411,7 +411,7 @@ func TestDoneReportsTags(t *testing.T) {
 // each visitor's order.
 func TestBacklogFlushesLargerBatches(t *testing.T) {
 	one := sig("backlog", 0)
-	size := Charge(&one)
+	size := charge(&one)
 	tests := []struct {
 		name    string
 		cfg     Config
@@ -429,7 +429,7 @@ func TestBacklogFlushesLargerBatches(t *testing.T) {
 		{"bytes", Config{BatchSize: 10, MaxBatch: 1 << 20, MaxBytes: 2000*size + 16*chunkBytes}, 1900, func(second []schemas.Signal) error {
 			var bytes int64
 			for i := range second {
-				bytes += Charge(&second[i])
+				bytes += charge(&second[i])
 			}
 			budget := (2000*size + 16*chunkBytes) / 4
 			if len(second) <= 10 || len(second) >= 1900 || bytes > budget+chunkLen*size {

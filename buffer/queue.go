@@ -93,9 +93,9 @@ type queue struct {
 func (q *queue) len() int { return q.n }
 
 // push copies s into the queue with its tag. It returns what it charged beyond s's own
-// Charge: the unused room of a chunk it closed to make room for s.
+// charge: the unused room of a chunk it closed to make room for s.
 func (q *queue) push(s *schemas.Signal, tag uint32) (closed int64) {
-	n := stringBytes(s)
+	n := s.StringBytes()
 	var c *chunk
 	if k := len(q.chunks); k > 0 {
 		c = q.chunks[k-1]

@@ -34,16 +34,9 @@ const numStrings = 15
 // slotBytes is what one slot costs, whatever its signal.
 const slotBytes = int64(unsafe.Sizeof(slot{}))
 
-// stringBytes is the length of s's strings together: what a slot holds besides itself.
-func stringBytes(s *schemas.Signal) int {
-	return len(s.Site) + len(s.AnonymousID) + len(s.EventID) + len(s.URL) + len(s.Path) +
-		len(s.Referrer) + len(s.UTMSource) + len(s.UTMMedium) + len(s.UTMCampaign) + len(s.UTMTerm) +
-		len(s.UTMContent) + len(s.Name) + len(s.Experiment) + len(s.Variant) + len(s.Props)
-}
-
-// Charge is what the buffer counts against Config.MaxBytes for holding s: its slot and
+// charge is what the buffer counts against Config.MaxBytes for holding s: its slot and
 // a copy of its strings.
-func Charge(s *schemas.Signal) int64 { return slotBytes + int64(stringBytes(s)) }
+func charge(s *schemas.Signal) int64 { return slotBytes + int64(s.StringBytes()) }
 
 // pack stores s in sl, its n bytes of strings appended to dst, which has room for them,
 // and returns dst.

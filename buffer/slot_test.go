@@ -38,7 +38,7 @@ func TestSlotRoundTrip(t *testing.T) {
 			t.Fatalf("field %s: slot does not know kind %s", v.Type().Field(i).Name, f.Kind())
 		}
 	}
-	n := stringBytes(&want)
+	n := want.StringBytes()
 	arena := append(make([]byte, 0, 64+n), "strings of the signals held before"...)
 	var x slot
 	arena = x.pack(arena, &want, n)
@@ -54,7 +54,7 @@ func TestSlotRoundTrip(t *testing.T) {
 	if unsafe.StringData(got.URL) == unsafe.StringData(want.URL) {
 		t.Error("the URL came back as the original's bytes, not the arena's")
 	}
-	if Charge(&want) != slotBytes+int64(n) {
-		t.Errorf("Charge %d, want slot %d + strings %d", Charge(&want), slotBytes, n)
+	if charge(&want) != slotBytes+int64(n) {
+		t.Errorf("charge %d, want slot %d + strings %d", charge(&want), slotBytes, n)
 	}
 }

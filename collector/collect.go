@@ -168,7 +168,7 @@ func (s *Server) collect(ctx *fasthttp.RequestCtx) {
 }
 
 // fullAnswer is the answer to a body refused because the buffer is full.
-var fullAnswer = append(append([]byte(`{"error":`), appendJSONString(nil, "buffer full, retry later")...), "}\n"...)
+var fullAnswer = errorBody("buffer full, retry later")
 
 // quarantine hands a sample of what was rejected to the quarantine, when there is one.
 func (s *Server) quarantine(q schemas.Quarantined) {
@@ -286,13 +286,17 @@ func (s *Server) fail(ctx *fasthttp.RequestCtx, status int, reason, msg string) 
 	answerError(ctx, status, msg)
 }
 
-// answerError answers status with {"error":msg}: the shape of every error answer of
-// the collector, so a client parses one format whatever refused it.
+// answerError answers status with errorBody(msg).
 func answerError(ctx *fasthttp.RequestCtx, status int, msg string) {
 	ctx.SetStatusCode(status)
 	ctx.SetContentType("application/json")
-	out := append([]byte(`{"error":`), appendJSONString(nil, msg)...)
-	ctx.SetBody(append(out, "}\n"...))
+	ctx.SetBody(errorBody(msg))
+}
+
+// errorBody is {"error":msg}: the shape of every error answer of the collector, so a
+// client parses one format whatever refused it.
+func errorBody(msg string) []byte {
+	return append(appendJSONString([]byte(`{"error":`), msg), "}\n"...)
 }
 
 func bodyError(err error) (int, string) {

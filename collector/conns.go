@@ -84,8 +84,7 @@ func (l *capped) refuse(c net.Conn, status int) {
 	}
 	l.s.bodyErrs[reason].Inc()
 	l.s.requests[status].Inc()
-	body := appendJSONString([]byte(`{"error":`), msg)
-	body = append(body, "}\n"...)
+	body := errorBody(msg)
 	c.SetWriteDeadline(time.Now().Add(time.Second))
 	fmt.Fprintf(c, "HTTP/1.1 %d %s\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
 		status, fasthttp.StatusMessage(status), len(body), body)

@@ -52,9 +52,9 @@
 // A signal whose event_id the visitor already sent in the current session is a
 // duplicate: stored raw (placed after the visitor's last signal, so the first copy stays
 // the earliest), counted once. The sessionizer remembers a visitor's event_ids while
-// their session is open (and across a restart, see below); a copy arriving after the
-// session closed is counted again, and reconcile, which deduplicates over all time,
-// reports it.
+// their session is open (and across a restart, see below); on one node a copy arriving
+// after the session closed is counted again, and reconcile, which deduplicates over all
+// time, reports it (rung aggregate drops every copy the sink already holds first).
 //
 // # Memory
 //

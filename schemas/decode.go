@@ -79,6 +79,8 @@ type Batch struct {
 	Index    []int    // Index[i] is the position of Signals[i] in the body
 	Raw      []string // Raw[i] is Signals[i] as sent: a slice of the body
 	Rejected []Rejection
+
+	order []int // number's scratch, kept for the next request
 }
 
 // Reset empties b for reuse, dropping references to the previous body.
@@ -109,7 +111,7 @@ func (r *Registry) Decode(body string, meta Meta, maxBatch int, b *Batch) error 
 		return err
 	}
 	if meta.Seq != nil && len(b.Signals) > n0 {
-		number(b.Signals[n0:], meta.Seq.Reserve(len(b.Signals)-n0, meta.ReceivedAt))
+		b.order = number(b.Signals[n0:], meta.Seq.Reserve(len(b.Signals)-n0, meta.ReceivedAt), b.order)
 	}
 	return nil
 }
@@ -117,14 +119,15 @@ func (r *Registry) Decode(body string, meta Meta, maxBatch int, b *Batch) error 
 // number gives the signals of one request their sequence numbers from first on, in the
 // order of their event times, ties in body order: a client may send signals out of the
 // order it made them (t.js puts a failed request's signals back behind newer ones).
-func number(sigs []Signal, first uint64) {
+// It sorts in scratch, which it returns, grown, for the next call.
+func number(sigs []Signal, first uint64, scratch []int) []int {
 	if slices.IsSortedFunc(sigs, func(a, b Signal) int { return cmp.Compare(a.EventAt, b.EventAt) }) {
 		for i := range sigs {
 			sigs[i].Seq = first + uint64(i)
 		}
-		return
+		return scratch
 	}
-	idx := make([]int, len(sigs))
+	idx := slices.Grow(scratch[:0], len(sigs))[:len(sigs)]
 	for i := range idx {
 		idx[i] = i
 	}
@@ -132,6 +135,7 @@ func number(sigs []Signal, first uint64) {
 	for rank, i := range idx {
 		sigs[i].Seq = first + uint64(rank)
 	}
+	return idx
 }
 
 type decoder struct {

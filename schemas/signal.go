@@ -82,8 +82,11 @@ func (s *Signal) At() int64 {
 const signalOverhead = int(unsafe.Sizeof(Signal{}))
 
 // Size is the Signal's memory footprint in bytes: the struct and its strings.
-func (s *Signal) Size() int {
-	return signalOverhead + len(s.Site) + len(s.AnonymousID) + len(s.EventID) + len(s.URL) +
+func (s *Signal) Size() int { return signalOverhead + s.StringBytes() }
+
+// StringBytes is the length of the Signal's strings together.
+func (s *Signal) StringBytes() int {
+	return len(s.Site) + len(s.AnonymousID) + len(s.EventID) + len(s.URL) +
 		len(s.Path) + len(s.Referrer) + len(s.UTMSource) + len(s.UTMMedium) + len(s.UTMCampaign) +
 		len(s.UTMTerm) + len(s.UTMContent) + len(s.Name) + len(s.Experiment) + len(s.Variant) + len(s.Props)
 }

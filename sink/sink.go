@@ -69,7 +69,7 @@ type Key struct{ AnonymousID, EventID string }
 // for while it was stored after all, is recognised when it comes within this time of
 // the first copy. (t.js resends a signal it holds with backoff, or at the next page of
 // the site that loads.)
-const ResendWindow = 24 * 60 * 60 * 1000 // ms
+const ResendWindow = schemas.MaxLagMs // ms: as long as t.js keeps a signal it has not delivered
 
 // KeyOf returns s's Key.
 func KeyOf(s *schemas.Signal) Key { return Key{s.AnonymousID, s.EventID} }

@@ -32,8 +32,7 @@ var errTruncated = errors.New("truncated")
 
 // EncodedSize returns an upper bound of len(Append(nil, s)), for sizing buffers.
 func EncodedSize(s *schemas.Signal) int {
-	// Size less the Size of an empty Signal is the signal's string bytes.
-	return maxEncodedHeader + 15*binary.MaxVarintLen32 + s.Size() - (&schemas.Signal{}).Size()
+	return maxEncodedHeader + 15*binary.MaxVarintLen32 + s.StringBytes()
 }
 
 // Append appends the wire form of s to dst and returns the extended slice. It allocates

@@ -17,7 +17,8 @@ import (
 )
 
 // Handler takes one batch to the sink. redelivered[i] says that signals[i] was
-// delivered before and may already be in the sink (drop it by event_id if so). Returning
+// delivered before (a hint: a client's resend comes in a message of its own, so rung's
+// aggregator checks every batch against the sink, not only these). Returning
 // nil says the sink holds the whole batch: its messages are then acked and gone from
 // the stream. An error sends them all back, to be delivered again after a delay. The
 // slices are reused after Handler returns: it must not keep them (the signals' strings

@@ -202,9 +202,10 @@ func fresh(ctx context.Context, s lander, signals []schemas.Signal) ([]schemas.S
 	return kept, stored, n, nil
 }
 
-// skipStored is the aggregator's writer. A batch JetStream delivered again may hold
-// signals whose raw rows the sink stored on the first delivery, before the rollups
-// failed or the worker died. Those signals still go through the sessionizer (which
+// skipStored is the writer of the aggregator, of the write-ahead log's replay and of the
+// recount at start. A batch delivered again (by JetStream, or replayed from the log) may
+// hold signals whose raw rows the sink stored on the first delivery, before the rollups
+// failed or the process died. Those signals still go through the sessionizer (which
 // undid them when the first write failed, and left them out when it restored the
 // sessions after a crash, see sink.Resume), and their rollups are written, but their
 // raw rows are not written again: they go in the batch's Counted instead.

@@ -103,6 +103,9 @@ func (c *serveConfig) validate() error {
 	}
 	if c.Durability != "memory" && c.Durability != "disk" {
 		errs = append(errs, fmt.Errorf("--durability %q: want memory or disk", c.Durability))
+	} else if c.Durability == "disk" && c.NATS != "" {
+		// With --nats a 202 already waits for JetStream; the log would never be written.
+		errs = append(errs, errors.New("--durability disk: one node only; with --nats a 202 already means JetStream holds the signal"))
 	}
 	if c.WALBytes < 64<<20 {
 		errs = append(errs, fmt.Errorf("--wal-bytes %d: must be at least 64 MiB", c.WALBytes))

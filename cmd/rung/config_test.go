@@ -48,6 +48,7 @@ func TestServeConfig(t *testing.T) {
 				t.Errorf("stream settings: %v", c)
 			}
 		}},
+		{name: "disk log in a cluster", args: []string{"--nats", "nats://127.0.0.1:4222", "--durability", "disk"}, wantErr: "--durability disk: one node only"},
 		{name: "no linger", args: []string{"--nats", "nats://127.0.0.1:4222", "--publish-linger", "0s"}, wantErr: "--publish-linger 0s"},
 		{name: "messages past NATS's payload", args: []string{"--nats", "nats://127.0.0.1:4222", "--publish-max-bytes", "1048576"}, wantErr: "--publish-max-bytes 1048576"},
 		{name: "flood controls", args: []string{"--rate-ip-delay", "100ms", "--max-conns-per-ip", "32"}, check: func(t *testing.T, c map[string]any) {
