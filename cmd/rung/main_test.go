@@ -64,7 +64,10 @@ func startRungEnv(t *testing.T, env []string, sub string, args ...string) *proc 
 			t.Logf("rung %s stderr:\n%s", sub, p.stderr.String())
 		}
 	})
-	harness.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+	// A restarted server replays its write-ahead log (tens of thousands of signals into
+	// the sink) before it listens; on a loaded machine beside other packages' tests that
+	// has taken over 30 s.
+	harness.CheckFor(t, 90*time.Second, 20*time.Millisecond, func() error {
 		select {
 		case err := <-p.done:
 			return fmt.Errorf("rung %s exited early: %v\n%s", sub, err, p.stderr.String())
