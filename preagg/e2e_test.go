@@ -142,7 +142,7 @@ func endToEnd(t *testing.T, st store) {
 
 	q := stats.NewQueries(st, stats.Options{})
 	for _, site := range []string{"", "a.example", "b.example", "c.example"} {
-		rep, err := q.LandingPages(ctx, stats.LandingQuery{Site: site, From: time.UnixMilli(from), To: time.UnixMilli(to), Limit: 1000})
+		rep, err := q.LandingPages(ctx, stats.LandingQuery{Filter: stats.Filter{Site: site, From: time.UnixMilli(from), To: time.UnixMilli(to)}, Limit: 1000})
 		if err != nil {
 			t.Fatal(err)
 		}

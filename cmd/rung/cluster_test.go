@@ -325,11 +325,11 @@ func sameStats(t *testing.T, want, got *stats.Queries, site string) {
 	t.Helper()
 	ctx := context.Background()
 	from, to := time.Now().Add(-24*time.Hour), time.Now().Add(time.Hour)
-	lw, err := want.LandingPages(ctx, stats.LandingQuery{Site: site, From: from, To: to})
+	lw, err := want.LandingPages(ctx, stats.LandingQuery{Filter: stats.Filter{Site: site, From: from, To: to}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	lg, err := got.LandingPages(ctx, stats.LandingQuery{Site: site, From: from, To: to})
+	lg, err := got.LandingPages(ctx, stats.LandingQuery{Filter: stats.Filter{Site: site, From: from, To: to}})
 	if err != nil {
 		t.Fatal(err)
 	}

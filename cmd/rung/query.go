@@ -121,7 +121,7 @@ func queryLandingPages(ctx context.Context, args []string, env environ, stdout i
 	if err != nil {
 		return err
 	}
-	lq.Site, lq.From, lq.To, lq.UTMSource, lq.UTMMedium, lq.UTMCampaign = f.Site, f.From, f.To, f.UTMSource, f.UTMMedium, f.UTMCampaign
+	lq.Filter = f
 	st, err := openSink(ctx, sf.sinkAt(), true, metrics.NewSet())
 	if err != nil {
 		return err

@@ -88,7 +88,7 @@ func TestQueryCommands(t *testing.T) {
 	ctx := context.Background()
 	rng := []string{"--from", "2024-03-01", "--to", "2024-03-02"}
 
-	want, err := q.LandingPages(ctx, stats.LandingQuery{Site: "shop.example", From: statsBase, To: statsBase.Add(24 * time.Hour)})
+	want, err := q.LandingPages(ctx, stats.LandingQuery{Filter: stats.Filter{Site: "shop.example", From: statsBase, To: statsBase.Add(24 * time.Hour)}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,8 +25,7 @@ func filterParams(v url.Values, now time.Time) (stats.Filter, error) {
 func landingQuery(r *http.Request, now time.Time) (stats.LandingQuery, error) {
 	v := r.URL.Query()
 	f, err := filterParams(v, now)
-	lq := stats.LandingQuery{Site: f.Site, From: f.From, To: f.To, UTMSource: f.UTMSource, UTMMedium: f.UTMMedium,
-		UTMCampaign: f.UTMCampaign, Sort: v.Get("sort"), Order: v.Get("order")}
+	lq := stats.LandingQuery{Filter: f, Sort: v.Get("sort"), Order: v.Get("order")}
 	if err != nil {
 		return lq, err
 	}

@@ -14,7 +14,6 @@ import (
 
 // Reader reads the rollups back; both sinks are one.
 type Reader interface {
-	LandingCounts(ctx context.Context, f sink.LandingFilter) ([]sink.LandingCount, error)
 	VariantCounts(ctx context.Context, f sink.ExperimentFilter) ([]sink.VariantCount, error)
 	Experiments(ctx context.Context, site string) ([]sink.ExperimentInfo, error)
 	Referrers(ctx context.Context, f sink.ReferrerFilter) ([]sink.ReferrerCount, error)
@@ -78,18 +77,13 @@ func NewQueries(r Reader, o Options) *Queries {
 	return &Queries{r: r, o: o}
 }
 
-// LandingQuery selects and orders landing pages. Site to UTMCampaign select sessions as
-// a Filter does: zero times mean the last 30 days, widened to whole hours.
+// LandingQuery selects sessions by its Filter and orders their landing pages.
 type LandingQuery struct {
-	Site        string
-	From, To    time.Time
-	UTMSource   string
-	UTMMedium   string
-	UTMCampaign string
-	Sort        string // sessions (default), converted, cvr, cvr_low, path
-	Order       string // desc (default; asc for path) or asc
-	Limit       int    // default 50, at most 1000
-	Offset      int
+	Filter
+	Sort   string // sessions (default), converted, cvr, cvr_low, path
+	Order  string // desc (default; asc for path) or asc
+	Limit  int    // default 50, at most 1000
+	Offset int
 }
 
 // LandingSorts are the orders a landing-page query accepts.
@@ -113,18 +107,14 @@ type LandingReport struct {
 // LandingPage is one landing page of one site: its sessions, converting sessions and
 // conversion rate with its 95% Wilson interval.
 type LandingPage struct {
-	Site      string   `json:"site"`
-	Path      string   `json:"path"`
-	Sessions  int64    `json:"sessions"`
-	Converted int64    `json:"converted"`
-	CVR       float64  `json:"cvr"`
-	CI        Interval `json:"ci"`
+	Site string `json:"site"`
+	Path string `json:"path"`
+	Counts
 }
 
 // LandingPages answers the landing-page CVR query.
 func (q *Queries) LandingPages(ctx context.Context, lq LandingQuery) (*LandingReport, error) {
-	lf := Filter{Site: lq.Site, From: lq.From, To: lq.To, UTMSource: lq.UTMSource, UTMMedium: lq.UTMMedium, UTMCampaign: lq.UTMCampaign}
-	f, err := q.filter(&lf)
+	f, err := q.filter(&lq.Filter)
 	if err != nil {
 		return nil, err
 	}
@@ -153,7 +143,7 @@ func (q *Queries) LandingPages(ctx context.Context, lq LandingQuery) (*LandingRe
 	if lq.Offset < 0 {
 		return nil, fmt.Errorf("%w: offset %d: must not be negative", ErrQuery, lq.Offset)
 	}
-	counts, err := q.r.LandingGroups(ctx, f, []string{"site", "landing_path"})
+	groups, err := q.r.LandingGroups(ctx, f, []string{"site", "landing_path"})
 	if err != nil {
 		return nil, err
 	}
@@ -161,12 +151,11 @@ func (q *Queries) LandingPages(ctx context.Context, lq LandingQuery) (*LandingRe
 	if err != nil {
 		return nil, err
 	}
-	rep := &LandingReport{Selection: lf.selection(),
-		Sort: lq.Sort, Order: lq.Order, Limit: lq.Limit, Offset: lq.Offset, Total: len(counts), BotSignals: bots}
-	pages := make([]LandingPage, len(counts))
-	for i, c := range counts {
-		pages[i] = LandingPage{Site: c.Keys[0], Path: c.Keys[1], Sessions: c.Sessions, Converted: c.Converted,
-			CVR: rate(c.Converted, c.Sessions), CI: Wilson(c.Converted, c.Sessions, Z95)}
+	rep := &LandingReport{Selection: lq.selection(),
+		Sort: lq.Sort, Order: lq.Order, Limit: lq.Limit, Offset: lq.Offset, Total: len(groups), BotSignals: bots}
+	pages := make([]LandingPage, len(groups))
+	for i, c := range groups {
+		pages[i] = LandingPage{Site: c.Keys[0], Path: c.Keys[1], Counts: counts(c.Sessions, c.Converted)}
 		rep.Sessions += c.Sessions
 		rep.Converted += c.Converted
 	}

@@ -77,16 +77,16 @@ func TestLandingPagesQuery(t *testing.T) {
 		q    LandingQuery
 		want string
 	}{
-		{LandingQuery{Site: "s.example"}, "/a,/b,/c,"},
-		{LandingQuery{Site: "s.example", Sort: "cvr"}, "/c,/b,/a,"},
-		{LandingQuery{Site: "s.example", Sort: "cvr_low"}, "/c,/b,/a,"},
-		{LandingQuery{Site: "s.example", Sort: "converted", Order: "asc"}, ",/c,/a,/b"},
-		{LandingQuery{Site: "s.example", Sort: "path"}, ",/a,/b,/c"},
-		{LandingQuery{Site: "s.example", Limit: 2, Offset: 1}, "/b,/c"},
-		{LandingQuery{Site: "s.example", Offset: 10}, ""},
-		{LandingQuery{Site: "s.example", UTMSource: "google"}, "/a,/b"},
+		{LandingQuery{Filter: Filter{Site: "s.example"}}, "/a,/b,/c,"},
+		{LandingQuery{Filter: Filter{Site: "s.example"}, Sort: "cvr"}, "/c,/b,/a,"},
+		{LandingQuery{Filter: Filter{Site: "s.example"}, Sort: "cvr_low"}, "/c,/b,/a,"},
+		{LandingQuery{Filter: Filter{Site: "s.example"}, Sort: "converted", Order: "asc"}, ",/c,/a,/b"},
+		{LandingQuery{Filter: Filter{Site: "s.example"}, Sort: "path"}, ",/a,/b,/c"},
+		{LandingQuery{Filter: Filter{Site: "s.example"}, Limit: 2, Offset: 1}, "/b,/c"},
+		{LandingQuery{Filter: Filter{Site: "s.example"}, Offset: 10}, ""},
+		{LandingQuery{Filter: Filter{Site: "s.example", UTMSource: "google"}}, "/a,/b"},
 		{LandingQuery{}, "/a,/b,/c,/a,"}, // every site, kept apart
-		{LandingQuery{Site: "s.example", From: time.UnixMilli(testBase + 2*hour), To: time.UnixMilli(testBase + 3*hour)}, ""},
+		{LandingQuery{Filter: Filter{Site: "s.example", From: time.UnixMilli(testBase + 2*hour), To: time.UnixMilli(testBase + 3*hour)}}, ""},
 	} {
 		r, err := q.LandingPages(ctx, c.q)
 		if err != nil {
@@ -96,7 +96,7 @@ func TestLandingPagesQuery(t *testing.T) {
 			t.Errorf("%+v: pages %q, want %q", c.q, got, c.want)
 		}
 	}
-	r, err := q.LandingPages(ctx, LandingQuery{Site: "s.example", Limit: 1})
+	r, err := q.LandingPages(ctx, LandingQuery{Filter: Filter{Site: "s.example"}, Limit: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,8 +110,7 @@ func TestLandingPagesQuery(t *testing.T) {
 	if !r.From.Equal(time.UnixMilli(sinkHour(testBase + 2*hour - 30*24*hour))) {
 		t.Errorf("default from %v", r.From)
 	}
-	for _, bad := range []LandingQuery{{Sort: "bounce"}, {Order: "up"}, {Limit: 5000}, {Offset: -1},
-		{From: time.UnixMilli(testBase), To: time.UnixMilli(testBase - 1)}} {
+	for _, bad := range []LandingQuery{{Sort: "bounce"}, {Order: "up"}, {Limit: 5000}, {Offset: -1}, {Filter: Filter{From: time.UnixMilli(testBase), To: time.UnixMilli(testBase - 1)}}} {
 		if _, err := q.LandingPages(ctx, bad); !errors.Is(err, ErrQuery) {
 			t.Errorf("%+v: %v, want ErrQuery", bad, err)
 		}

@@ -58,10 +58,6 @@ func (*Sink) Close() error { return nil }
 
 // The reads below answer as an empty store would.
 
-func (*Sink) LandingCounts(context.Context, sink.LandingFilter) ([]sink.LandingCount, error) {
-	return nil, nil
-}
-
 func (*Sink) VariantCounts(context.Context, sink.ExperimentFilter) ([]sink.VariantCount, error) {
 	return nil, nil
 }
