@@ -629,7 +629,7 @@ func TestHostile(t *testing.T) {
 	rss := rssBytes(t, p.cmd.Process.Pid)
 	t.Logf("RSS after the attacks: %d MiB, %d MiB before", rss>>20, idleRSS>>20)
 	harness.NewLedger().Check(t, harness.Outcome{Memory: []harness.Memory{
-		{What: "RSS grown over the idle figure (bound: four times the buffer)", Used: int64(rss) - int64(idleRSS), Bound: 4 * buffer}}})
+		{What: "RSS grown over the idle figure (bound: four times the buffer)", Used: rss - idleRSS, Bound: 4 * buffer}}})
 	var buf bytes.Buffer
 	resp, err := http.Get(p.url("/metrics"))
 	if err == nil {

@@ -235,7 +235,7 @@ func (l *Ledger) check(o Outcome) (problems []string, tally string) {
 			problems = append(problems, fmt.Sprintf("%s %d KiB, over its bound of %d KiB", m.What, m.Used>>10, m.Bound>>10))
 		}
 	}
-	tally = fmt.Sprintf("%d sent: %d acknowledged, %d unanswered, %d refused; %d stored, %d missing, %d counted dropped, %d refused stored",
+	tally = fmt.Sprintf("%d sent: %d acknowledged, %d unanswered, %d refused or rejected; %d stored, %d missing, %d counted dropped, %d refused stored",
 		len(l.ids), acked, unsure, refused, len(o.Stored), len(missing), o.Dropped, len(landedRefused))
 	for _, m := range o.Memory {
 		tally += fmt.Sprintf("; %s %d KiB of %d KiB", m.What, m.Used>>10, m.Bound>>10)
