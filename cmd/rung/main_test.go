@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -25,6 +26,9 @@ type proc struct {
 	addr   string
 	stderr *harness.Output
 	done   chan error
+	// ledger records what tests sent p through p.collect, with seq numbering its event_ids.
+	ledger *harness.Ledger
+	seq    atomic.Int64
 }
 
 // startServe runs `rung serve` with args on a free port and waits until /healthz answers.
@@ -46,7 +50,7 @@ func startRungEnv(t *testing.T, env []string, sub string, args ...string) *proc 
 	// A port below the ephemeral range: the load tests' client connections take their
 	// local ports from that range, and a restarted server binds its port again.
 	addr := "127.0.0.1:" + strconv.Itoa(testport.Stable(t))
-	p := &proc{t: t, sub: sub, addr: addr, stderr: &harness.Output{}, done: make(chan error, 1)}
+	p := &proc{t: t, sub: sub, addr: addr, stderr: &harness.Output{}, done: make(chan error, 1), ledger: harness.NewLedger()}
 	// A data directory of its own unless args name one (the last flag wins): serve locks
 	// its directory, and the default one is shared by every test.
 	p.cmd = exec.Command(harness.RungBinary(t), append([]string{sub, "--listen", p.addr, "--data-dir", t.TempDir()}, args...)...)
