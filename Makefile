@@ -56,9 +56,9 @@ race:
 	go test -race $(RACE_PKGS)
 
 # The fault suite (README, "The fault suite"): every fault test, against the real services.
-FAULTS := TestSIGTERMDrains|TestShutdownThatDropsExitsNonZero|TestClickHouseOutage|TestClickHouseSchemaFaults|TestWriteFaults|TestClassify|TestPaddedBodiesStayInBound|TestFullRefusedBeforeDecode|TestHostile|TestRejectedCost|TestDurableUnderKill|TestDurableTornTail|TestCluster|TestAggregatorKilledAfterRaw|TestClusterNATSOutage|TestRelaySIGKILLed|TestRelayDownPastDuplicateWindow|TestNATSOutage|TestProjectorSIGKILLedBeforeAck|TestConcurrentStarts
+FAULTS := TestSIGTERMDrains|TestShutdownThatDropsExitsNonZero|TestClickHouseOutage|TestClickHouseSchemaFaults|TestWriteFaults|TestClassify|TestPaddedBodiesStayInBound|TestFullRefusedBeforeDecode|TestHostile|TestRejectedCost|TestDurableUnderKill|TestDurableTornTail|TestDurableLogFull|TestDurableDrainTimeout|TestCluster|TestClusterPermanentSinkError|TestAggregatorKilledAfterRaw|TestClusterNATSOutage|TestRelaySIGKILLed|TestRelayDownPastDuplicateWindow|TestNATSOutage|TestProjectorSIGKILLedBeforeAck|TestConcurrentStarts|TestLedger.*
 faults: services
-	go test -count=1 -run '^($(FAULTS))$$' ./cmd/rung ./collector ./sink/sqlite ./stitch/outbox
+	go test -count=1 -run '^($(FAULTS))$$' ./internal/harness ./cmd/rung ./collector ./sink/sqlite ./stitch/outbox
 
 # rung on the embedded defaults (SQLite under ./rung-data).
 serve:

@@ -59,14 +59,13 @@ func clusterWorkload(seed uint64, site string, visitors int) [][]map[string]any 
 }
 
 // postRound posts one round in batches of up to 50, spread over the collectors from 8
-// goroutines, and adds the event_ids accepted to accepted. Every signal is valid. A
-// signal refused with "retry later" (JetStream unreachable for a moment, as while a NATS
-// node dies and the collector's connection moves) is sent again with its event_id, as
-// t.js does, until it is taken; any other answer is an error.
-func postRound(t *testing.T, round []map[string]any, accepted map[string]bool, to ...*proc) {
+// goroutines, and records every answer in l. Every signal is valid. A signal refused
+// with "retry later" (JetStream unreachable for a moment, as while a NATS node dies and
+// the collector's connection moves) is sent again with its event_id, as t.js does,
+// until it is taken; any other answer is an error.
+func postRound(t *testing.T, round []map[string]any, l *harness.Ledger, to ...*proc) {
 	t.Helper()
 	var (
-		mu   sync.Mutex
 		wg   sync.WaitGroup
 		work = make(chan []map[string]any)
 	)
@@ -86,12 +85,17 @@ func postRound(t *testing.T, round []map[string]any, accepted map[string]bool, t
 						time.Sleep(250 * time.Millisecond)
 					}
 					n++
+					ids := make([]string, len(batch))
+					for i, s := range batch {
+						ids[i] = s["event_id"].(string)
+					}
 					body, _ := json.Marshal(batch)
 					req, _ := http.NewRequest("POST", to[n%len(to)].url("/collect"), bytes.NewReader(body))
 					req.Header.Set("Content-Type", "application/json")
 					req.Header.Set("User-Agent", harness.BrowserUA) // a bot's signals are left out of the stats
 					resp, err := client.Do(req)
 					if err != nil {
+						l.Collect(ids, 0, nil, err)
 						t.Errorf("post: %v", err)
 						break
 					}
@@ -100,28 +104,19 @@ func postRound(t *testing.T, round []map[string]any, accepted map[string]bool, t
 					var ans collectAnswer
 					if err := json.Unmarshal(raw, &ans); err != nil ||
 						(resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusServiceUnavailable) {
+						l.Collect(ids, resp.StatusCode, raw, nil)
 						t.Errorf("status %d: %s", resp.StatusCode, raw)
 						break
 					}
-					refused := map[int]bool{}
-					var again []map[string]any
 					for _, e := range ans.Errors {
 						if !strings.Contains(e.Reason, "retry later") {
 							t.Errorf("signal %d refused: %s", e.Index, e.Reason)
 						}
-						refused[e.Index] = true
-						again = append(again, batch[e.Index])
 					}
-					if resp.StatusCode == http.StatusServiceUnavailable && len(ans.Errors) == 0 {
-						again = batch // the whole request refused
+					var again []map[string]any
+					for _, i := range l.Collect(ids, resp.StatusCode, raw, nil) {
+						again = append(again, batch[i])
 					}
-					mu.Lock()
-					for i, s := range batch {
-						if resp.StatusCode == http.StatusAccepted && !refused[i] {
-							accepted[s["event_id"].(string)] = true
-						}
-					}
-					mu.Unlock()
 					batch = again
 				}
 			}
@@ -172,9 +167,9 @@ func TestCluster(t *testing.T) {
 		waitReady(t, c)
 	}
 
-	accepted := map[string]bool{}
-	postRound(t, rounds[0], accepted, collectors...)
-	postRound(t, rounds[1], accepted, collectors...)
+	l := harness.NewLedger()
+	postRound(t, rounds[0], l, collectors...)
+	postRound(t, rounds[1], l, collectors...)
 	if t.Failed() {
 		for _, c := range collectors {
 			resp, err := http.Get(c.url("/metrics"))
@@ -199,12 +194,12 @@ func TestCluster(t *testing.T) {
 		return nil
 	})
 	aggA.kill()
-	postRound(t, rounds[2], accepted, collectors...) // while no one owns 0-31
+	postRound(t, rounds[2], l, collectors...) // while no one owns 0-31
 	aggA = aggregator("0-31")
 	// A NATS node dies: the stream has two replicas left, and the collectors go on.
 	killNATS(2)
 	for _, r := range rounds[3:] {
-		postRound(t, r, accepted, collectors...)
+		postRound(t, r, l, collectors...)
 	}
 	if t.Failed() {
 		t.FailNow()
@@ -224,12 +219,13 @@ func TestCluster(t *testing.T) {
 	}
 	t.Cleanup(func() { ch.DropDatabase(context.Background()); ch.Close() })
 	var landed []schemas.Signal
+	acked, _ := l.Count(harness.Acked)
 	harness.CheckFor(t, 60*time.Second, 200*time.Millisecond, func() error {
 		if landed, err = ch.Signals(ctx, 0, 1<<62); err != nil {
 			return err
 		}
-		if len(landed) < len(accepted) {
-			return fmt.Errorf("%d of %d accepted signals landed", len(landed), len(accepted))
+		if len(landed) < acked {
+			return fmt.Errorf("%d of %d accepted signals landed", len(landed), acked)
 		}
 		return nil
 	})
@@ -241,7 +237,8 @@ func TestCluster(t *testing.T) {
 		t.Logf("aggregator %s: read %v, redelivered %v, duplicates dropped %v, counted again %v", name, a.metric("rung_stream_read_total"),
 			a.metric("rung_stream_redelivered_total"), a.metric("rung_aggregate_duplicates_total"), a.metric("rung_aggregate_recounted_total"))
 	}
-	checkLanded(t, landed, accepted)
+	dropped := aggA.dropped() + aggB.dropped() // an aggregator counts the batches the sink refused for good
+	l.Check(t, harness.Outcome{Stored: copies(landed), Dropped: dropped})
 	again := aggA.metric("rung_stream_redelivered_total")
 	if again == 0 {
 		t.Error("the replacement aggregator was given nothing again: the dead one's signals were not redelivered")
@@ -250,7 +247,7 @@ func TestCluster(t *testing.T) {
 		t.Error("the replacement of 32-63 counted nothing again: its predecessor's failpoint left no raw rows without rollups")
 	}
 	t.Logf("%d signals accepted by 2 collectors, landed once each on 2 shards; %v redelivered to the replacement, %v of them already stored",
-		len(accepted), again, aggA.metric("rung_aggregate_duplicates_total"))
+		acked, again, aggA.metric("rung_aggregate_duplicates_total"))
 
 	out, err := runCmd(t, runReconcile, nil, "--clickhouse", dsn, "--clickhouse-cluster", "rung", "--from", "-1d", "--business", "none")
 	if err != nil {
@@ -286,7 +283,7 @@ func TestCluster(t *testing.T) {
 	// The same workload through one node, on its embedded store.
 	dir := t.TempDir()
 	one := startServe(t, "--data-dir", dir, "--flush-interval", "100ms")
-	single := map[string]bool{}
+	single := harness.NewLedger()
 	for _, r := range rounds {
 		postRound(t, r, single, one)
 	}

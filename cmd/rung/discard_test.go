@@ -16,7 +16,7 @@ import (
 // sink counts it; the stats API answers as over an empty store; SIGTERM drains and exits.
 func TestServeDiscard(t *testing.T) {
 	p := startServe(t, "--sink", "discard", "--relay=false", "--data-dir", t.TempDir(), "--flush-interval", "50ms")
-	accepted := postAll(t, generate(21, 3000), 21, p)
+	accepted := postAll(t, harness.NewLedger(), generate(21, 3000), 21, p)
 	if len(accepted) == 0 {
 		t.Fatal("nothing accepted")
 	}

@@ -83,6 +83,28 @@ func statusFrom(src, addr, body string) (int, error) {
 	return resp.StatusCode, nil
 }
 
+// collect posts one pageview of site to p from c, with an event_id of its own, padded
+// with spaces to pad bytes if that is longer, and records the answer in p.ledger.
+func (p *proc) collect(c *http.Client, site string, pad int, header ...string) (int, string, time.Duration, error) {
+	n := p.seq.Add(1)
+	id := fmt.Sprintf("hostile-%08d", n)
+	body := fmt.Sprintf(`{"type":"pageview","site":%q,"anonymous_id":"visitor-%06d","event_id":%q,"url":"https://%s/"}`, site, n%1000, id, site)
+	body += strings.Repeat(" ", max(pad-len(body), 0))
+	st, answer, d, err := send(c, p.url("/collect"), body, header...)
+	p.ledger.Collect([]string{id}, st, []byte(answer), err)
+	return st, answer, d, err
+}
+
+// hostileCheck stops p and ends in harness's check, by event_id, over what p.collect
+// sent: every signal answered 202 stored once (or counted dropped), none refused
+// stored; and the memory figures under their bounds.
+func hostileCheck(t *testing.T, p *proc, mem ...harness.Memory) {
+	t.Helper()
+	dropped := p.dropped()
+	p.stop()
+	p.ledger.Check(t, harness.Outcome{Stored: copies(storedSignals(t, p.cmd.Args)), Dropped: dropped, Memory: mem})
+}
+
 func signalFor(site string, i int) string {
 	return fmt.Sprintf(`{"type":"pageview","site":%q,"anonymous_id":"visitor-%06d","event_id":"hostile-%08d","url":"https://%s/"}`, site, i%1000, i, site)
 }
@@ -128,13 +150,13 @@ func paced(t *testing.T, p *proc, src string, gap time.Duration, stop <-chan str
 	var lat []time.Duration
 	tick := time.NewTicker(gap)
 	defer tick.Stop()
-	for i := 0; ; i++ {
+	for {
 		select {
 		case <-stop:
 			return lat
 		case <-tick.C:
 		}
-		st, body, d, err := send(c, p.url("/collect"), signalFor("example.com", i), "Origin", "https://example.com")
+		st, body, d, err := p.collect(c, "example.com", 0, "Origin", "https://example.com")
 		if err != nil || st != 202 {
 			t.Errorf("legitimate request: %d %s %v", st, body, err)
 			return lat
@@ -196,8 +218,8 @@ func floodOne(t *testing.T, p *proc, src string, legit [3]string) flood {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				for i := 0; time.Now().Before(end); i++ {
-					st, _, _, err := send(c, p.url("/collect"), signalFor("example.com", i))
+				for time.Now().Before(end) {
+					st, _, _, err := p.collect(c, "example.com", 0)
 					if err != nil {
 						t.Errorf("flood: %v", err)
 						return
@@ -399,8 +421,8 @@ func slowloris(t *testing.T, p *proc, n int, legitSrc string) slow {
 func legit(t *testing.T, p *proc, src string, n int) []time.Duration {
 	c := clientFrom(src)
 	var lat []time.Duration
-	for i := 0; i < n; i++ {
-		st, body, d, err := send(c, p.url("/collect"), signalFor("example.com", i), "Origin", "https://example.com")
+	for range n {
+		st, body, d, err := p.collect(c, "example.com", 0, "Origin", "https://example.com")
 		if err != nil || st != 202 {
 			t.Errorf("legitimate request: %d %s %v", st, body, err)
 			return lat
@@ -444,6 +466,7 @@ func TestHostile(t *testing.T) {
 			t.Errorf("%d 429s over %v on %d connections held %v each: want at most %d", f.counts[429], floodPhase, floodConns, delay, most)
 		}
 		t.Logf("flood from one address, %d connections, 429s held %v: %v", floodConns, delay, f)
+		hostileCheck(t, pd)
 	})
 
 	t.Run("flood from many addresses", func(t *testing.T) {
@@ -455,8 +478,8 @@ func TestHostile(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				c := clientFrom(fmt.Sprintf("127.0.1.%d", a))
-				for i := 0; i < 40; i++ {
-					st, _, _, err := send(c, p.url("/collect"), signalFor("example.com", a*1000+i))
+				for range 40 {
+					st, _, _, err := p.collect(c, "example.com", 0)
 					if err != nil {
 						t.Errorf("flood: %v", err)
 						return
@@ -476,17 +499,27 @@ func TestHostile(t *testing.T) {
 	t.Run("forged origins, unknown sites, bots, compressed bodies", func(t *testing.T) {
 		c := clientFrom("127.0.0.5")
 		for _, tc := range []struct {
-			name, body string
+			name, site string // site: a signal of it, through p.collect; else body
+			body       string
 			header     []string
 			status     int
 			counter    string
 		}{
-			{"forged origin", signalFor("shop.example", 1), []string{"Origin", "https://evil.example"}, 400, `rung_signals_rejected_total{reason="origin"}`},
-			{"unknown site", signalFor("elsewhere.example", 1), nil, 400, `rung_signals_rejected_total{reason="unknown_site"}`},
-			{"headless crawler", signalFor("example.com", 1), []string{"User-Agent", "Mozilla/5.0 (compatible; Googlebot/2.1)"}, 400, `rung_signals_rejected_total{reason="bot"}`},
-			{"gzip bomb", "\x1f\x8b\x08\x00", []string{"Content-Encoding", "gzip"}, 415, `rung_requests_rejected_total{reason="content_encoding"}`},
+			{"forged origin", "shop.example", "", []string{"Origin", "https://evil.example"}, 400, `rung_signals_rejected_total{reason="origin"}`},
+			{"unknown site", "elsewhere.example", "", nil, 400, `rung_signals_rejected_total{reason="unknown_site"}`},
+			{"headless crawler", "example.com", "", []string{"User-Agent", "Mozilla/5.0 (compatible; Googlebot/2.1)"}, 400, `rung_signals_rejected_total{reason="bot"}`},
+			{"gzip bomb", "", "\x1f\x8b\x08\x00", []string{"Content-Encoding", "gzip"}, 415, `rung_requests_rejected_total{reason="content_encoding"}`},
 		} {
-			st, body, _, err := send(c, p.url("/collect"), tc.body, tc.header...)
+			var (
+				st   int
+				body string
+				err  error
+			)
+			if tc.site != "" {
+				st, body, _, err = p.collect(c, tc.site, 0, tc.header...)
+			} else {
+				st, body, _, err = send(c, p.url("/collect"), tc.body, tc.header...)
+			}
 			if err != nil || st != tc.status {
 				t.Errorf("%s: %d %s %v, want %d", tc.name, st, body, err, tc.status)
 			}
@@ -499,10 +532,8 @@ func TestHostile(t *testing.T) {
 	t.Run("bodies around the limit", func(t *testing.T) {
 		c := clientFrom("127.0.0.6")
 		const limit = 1 << 20
-		sig := signalFor("example.com", 7)
 		for _, size := range []int{limit - 1, limit, limit + 1, 2 * limit, 3 * limit} {
-			body := sig + strings.Repeat(" ", size-len(sig))
-			st, _, _, err := send(c, p.url("/collect"), body)
+			st, _, _, err := p.collect(c, "example.com", size)
 			want := 202
 			if size > limit {
 				want = 413
@@ -543,6 +574,7 @@ func TestHostile(t *testing.T) {
 			t.Errorf("RSS grew by %.1f KiB per slow connection held (%d MiB idle, %d MiB with %d held), over 32 KiB", perConn/1024, sl.idleRSS>>20, sl.peakRSS>>20, sl.peakConns)
 		}
 		t.Logf("%d slow connections: %v; legitimate p99 alone %v", slowConns, sl, p99(base).Round(time.Microsecond))
+		hostileCheck(t, ps)
 	})
 
 	t.Run("connection caps refuse the excess at once", func(t *testing.T) {
@@ -624,11 +656,7 @@ func TestHostile(t *testing.T) {
 	// What the attacks leave behind is bounded by the 16 MiB buffer, not by the attack:
 	// the RSS grows over its own idle figure by at most four buffers' worth.
 	const buffer = 16 << 20
-	if rss := rssBytes(t, p.cmd.Process.Pid); rss-idleRSS > 4*buffer {
-		t.Errorf("RSS %d MiB after the attacks, %d MiB before: grew by over four times the %d MiB buffer", rss>>20, idleRSS>>20, buffer>>20)
-	} else {
-		t.Logf("RSS after the attacks: %d MiB, %d MiB before", rss>>20, idleRSS>>20)
-	}
+	rss := rssBytes(t, p.cmd.Process.Pid)
 	var buf bytes.Buffer
 	resp, err := http.Get(p.url("/metrics"))
 	if err == nil {
@@ -638,6 +666,7 @@ func TestHostile(t *testing.T) {
 	if p.metric("rung_validation_disagreements_total") != 0 {
 		t.Error("validation disagreements under attack")
 	}
+	hostileCheck(t, p, harness.Memory{What: "RSS grown over the idle figure (bound: four times the buffer)", Used: rss - idleRSS, Bound: 4 * buffer})
 }
 
 func isTimeout(err error) bool {

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -78,9 +77,9 @@ type collectAnswer struct {
 }
 
 // postAll posts the signals, singly and in batches of random size, from several
-// goroutines, spread over the servers given, and returns the event_ids the servers said
-// they accepted.
-func postAll(t *testing.T, sigs []genSignal, seed uint64, to ...*proc) map[string]bool {
+// goroutines, spread over the servers given, records each answer in l, and returns the
+// event_ids the servers said they accepted.
+func postAll(t *testing.T, l *harness.Ledger, sigs []genSignal, seed uint64, to ...*proc) map[string]bool {
 	t.Helper()
 	r := rand.New(rand.NewPCG(seed, 1))
 	type request struct {
@@ -122,13 +121,19 @@ func postAll(t *testing.T, sigs []genSignal, seed uint64, to ...*proc) map[strin
 					body, _ = json.Marshal(list)
 				}
 				ct := []string{"application/json", "text/plain;charset=UTF-8"}[len(body)%2]
+				ids := make([]string, len(req))
+				for i := range req {
+					ids[i] = req[i].id
+				}
 				resp, err := client.Post(rq.to.url("/collect"), ct, bytes.NewReader(body))
 				if err != nil {
+					l.Collect(ids, 0, nil, err)
 					t.Errorf("post: %v", err)
 					continue
 				}
 				raw, _ := io.ReadAll(resp.Body)
 				resp.Body.Close()
+				l.Collect(ids, resp.StatusCode, raw, nil)
 				var ans collectAnswer
 				if err := json.Unmarshal(raw, &ans); err != nil {
 					t.Errorf("answer %q: %v", raw, err)
@@ -174,44 +179,9 @@ func postAll(t *testing.T, sigs []genSignal, seed uint64, to ...*proc) map[strin
 	return accepted
 }
 
-// checkLanded compares the set of event_ids stored with the set accepted, by id.
-func checkLanded(t *testing.T, stored []schemas.Signal, accepted map[string]bool) {
-	t.Helper()
-	checkStored(t, stored, accepted, accepted)
-}
-
-// checkStored checks by id that every event_id of must is stored, that every stored one
-// is in may, and that none is stored twice.
-func checkStored(t *testing.T, stored []schemas.Signal, must, may map[string]bool) {
-	t.Helper()
-	seen := map[string]int{}
-	for _, s := range stored {
-		seen[s.EventID]++
-	}
-	var missing, extra, dup []string
-	for id := range must {
-		if seen[id] == 0 {
-			missing = append(missing, id)
-		}
-	}
-	for id, n := range seen {
-		if !may[id] {
-			extra = append(extra, id)
-		}
-		if n > 1 {
-			dup = append(dup, id)
-		}
-	}
-	if len(missing)+len(extra)+len(dup) > 0 {
-		t.Fatalf("stored set wrong: %d missing %v, %d not expected %v, %d duplicated %v",
-			len(missing), first(missing), len(extra), first(extra), len(dup), first(dup))
-	}
-}
-
-// first returns the first ten of ids, sorted: enough to go and look.
-func first(ids []string) []string {
-	sort.Strings(ids)
-	return ids[:min(len(ids), 10)]
+// copies is what a store holds, by event_id: what harness's check takes.
+func copies(stored []schemas.Signal) map[string]int {
+	return harness.Copies(stored, func(s schemas.Signal) string { return s.EventID })
 }
 
 func TestIngestEndToEnd(t *testing.T) {
@@ -262,7 +232,8 @@ func TestIngestEndToEnd(t *testing.T) {
 				}
 			}
 			p := startServe(t, append(args, "--flush-interval", "100ms", "--batch-size", "500")...)
-			accepted := postAll(t, sigs, 7, p)
+			l := harness.NewLedger()
+			accepted := postAll(t, l, sigs, 7, p)
 			if len(accepted) != n-invalid {
 				t.Errorf("accepted %d, want %d", len(accepted), n-invalid)
 			}
@@ -284,8 +255,9 @@ func TestIngestEndToEnd(t *testing.T) {
 			if got := p.metric("rung_validation_disagreements_total"); got != 0 {
 				t.Errorf("fast path and oracle disagreed %v times", got)
 			}
+			dropped := p.dropped()
 			p.stop()
-			checkLanded(t, read(), accepted)
+			l.Check(t, harness.Outcome{Stored: copies(read()), Dropped: dropped})
 		})
 	}
 }
@@ -319,7 +291,8 @@ func TestSIGTERMDrains(t *testing.T) {
 	dir := t.TempDir()
 	p := startServe(t, "--data-dir", dir, "--flush-interval", "1h", "--batch-size", "100000")
 	sigs := generate(9, 500)
-	accepted := postAll(t, sigs, 3, p)
+	l := harness.NewLedger()
+	accepted := postAll(t, l, sigs, 3, p)
 	if held := p.metric("rung_buffer_signals"); held != float64(len(accepted)) {
 		t.Fatalf("buffer holds %v signals before SIGTERM, want %d", held, len(accepted))
 	}
@@ -333,5 +306,5 @@ func TestSIGTERMDrains(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkLanded(t, got, accepted)
+	l.Check(t, harness.Outcome{Stored: copies(got)}) // the drain dropped nothing: stop checks the exit is 0
 }

@@ -6,8 +6,10 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -24,6 +26,9 @@ type proc struct {
 	addr   string
 	stderr *harness.Output
 	done   chan error
+	// ledger records what tests sent p through p.collect, with seq numbering its event_ids.
+	ledger *harness.Ledger
+	seq    atomic.Int64
 }
 
 // startServe runs `rung serve` with args on a free port and waits until /healthz answers.
@@ -45,7 +50,7 @@ func startRungEnv(t *testing.T, env []string, sub string, args ...string) *proc 
 	// A port below the ephemeral range: the load tests' client connections take their
 	// local ports from that range, and a restarted server binds its port again.
 	addr := "127.0.0.1:" + strconv.Itoa(testport.Stable(t))
-	p := &proc{t: t, sub: sub, addr: addr, stderr: &harness.Output{}, done: make(chan error, 1)}
+	p := &proc{t: t, sub: sub, addr: addr, stderr: &harness.Output{}, done: make(chan error, 1), ledger: harness.NewLedger()}
 	// A data directory of its own unless args name one (the last flag wins): serve locks
 	// its directory, and the default one is shared by every test.
 	p.cmd = exec.Command(harness.RungBinary(t), append([]string{sub, "--listen", p.addr, "--data-dir", t.TempDir()}, args...)...)
@@ -113,6 +118,51 @@ func (p *proc) kill() {
 		p.t.Fatal(err)
 	}
 	<-p.done
+}
+
+// dropped returns the accepted signals p counted dropped, for every reason
+// (rung_signals_dropped_total).
+func (p *proc) dropped() int {
+	p.t.Helper()
+	n := 0.0
+	for line := range strings.Lines(p.metricsText()) {
+		if rest, ok := strings.CutPrefix(line, "rung_signals_dropped_total{"); ok {
+			_, v, _ := strings.Cut(rest, "} ")
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				p.t.Fatalf("%s: %v", line, err)
+			}
+			n += f
+		}
+	}
+	return int(n)
+}
+
+// stopDrops returns how many accepted signals a stopped rung serve said it dropped while
+// stopping (the drain deadline passed, the sink gave up): its /metrics are gone by then.
+func (p *proc) stopDrops() int {
+	p.t.Helper()
+	m := regexp.MustCompile(`(\d+) accepted signals dropped while stopping`).FindStringSubmatch(p.stderr.String())
+	if m == nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
+
+// metricsText returns p's /metrics.
+func (p *proc) metricsText() string {
+	p.t.Helper()
+	resp, err := http.Get(p.url("/metrics"))
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		p.t.Fatalf("GET /metrics: %d %v: %.300s", resp.StatusCode, err, b)
+	}
+	return string(b)
 }
 
 // metric returns the value of one series from /metrics.

@@ -96,7 +96,8 @@ func TestPublicListenerFailureStopsServe(t *testing.T) {
 func TestShutdownThatDropsExitsNonZero(t *testing.T) {
 	dir := t.TempDir()
 	p := startServe(t, "--data-dir", dir, "--flush-interval", "1h", "--batch-size", "100000")
-	accepted := postAll(t, generate(5, 50), 3, p)
+	l := harness.NewLedger()
+	accepted := postAll(t, l, generate(5, 50), 3, p)
 	if len(accepted) == 0 {
 		t.Fatal("nothing accepted")
 	}
@@ -126,4 +127,6 @@ func TestShutdownThatDropsExitsNonZero(t *testing.T) {
 	if !strings.Contains(p.stderr.String(), "dropped while stopping") {
 		t.Errorf("stderr does not say what was dropped:\n%s", p.stderr.String())
 	}
+	// The table is gone: nothing is stored, and every accepted signal is counted.
+	l.Check(t, harness.Outcome{Stored: map[string]int{}, Dropped: p.stopDrops()})
 }
