@@ -174,11 +174,13 @@ func killTest(t *testing.T, store []string, plan killPlan) {
 			retries += p.metric("rung_sink_retries_total")
 			p.kill()
 		}
+		start := time.Now()
 		p = startServe(t, args...)
+		up := time.Since(start)
 		replayed += p.metric("rung_wal_replayed_records_total")
 		u := p.url("/collect")
 		url.Store(&u)
-		t.Logf("kill %d: restarted, %v signals replayed", k+1, p.metric("rung_wal_replayed_records_total"))
+		t.Logf("kill %d: restarted in %v, %v signals replayed", k+1, up.Round(time.Millisecond), p.metric("rung_wal_replayed_records_total"))
 	}
 	time.Sleep(300 * time.Millisecond)
 	stopLoad()

@@ -13,11 +13,11 @@ import (
 // group commits the rollup rows of concurrent flushes together, with the keys of the
 // signals they count (counted.go). Every INSERT costs the server a part, and a merge of
 // it later, whatever its size; rollup batches are small, so parts, not rows, are what
-// pre-aggregation costs ClickHouse. No goroutine is
-// started: the first flush to submit leads. It waits, up to linger, for the flushes
-// still inserting their raw signals to submit too, writes everything pending in one
-// INSERT per table, and hands the lead to the next flush waiting. Under load the four
-// flushers' rollups go in one part per table; alone, a flush does not wait at all.
+// pre-aggregation costs ClickHouse. No goroutine is started: the first flush to submit
+// leads. It waits, up to linger, for the flushes still inserting their raw signals to
+// submit too, writes everything pending in one INSERT per table, and hands the lead to
+// the next flush waiting. Under load the four flushers' rollups go in one part per
+// table; alone, a flush does not wait at all.
 //
 // A flush returns only once its rows are written or failed, so its batch is never read
 // after Write returns. Rows of concurrent flushes never share a key (the pre-aggregator
