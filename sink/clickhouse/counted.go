@@ -140,13 +140,13 @@ func (c *ClickHouse) writeCounted(ctx context.Context, bs []*sink.Batch, flush u
 			all = append(all, &b.Counted[i])
 		}
 	}
+	size := len(all) // on one node the columns' length, give or take the signals without an event_id
+	if c.cluster != nil {
+		size = 0 // each shard's part: grown as it comes
+	}
 	send := func(conn driver.Conn, table string, keep func(*schemas.Signal) bool) error {
-		var (
-			date      []time.Time
-			anon, ids []string
-			since     []int64
-			flushes   []uint64
-		)
+		date, anon, ids := make([]time.Time, 0, size), make([]string, 0, size), make([]string, 0, size)
+		since, flushes := make([]int64, 0, size), make([]uint64, 0, size)
 		for _, g := range all {
 			if g.EventID == "" || !keep(g) {
 				continue
@@ -241,9 +241,12 @@ func (c *ClickHouse) committedTable(ctx context.Context, fromMs int64) (*ext.Tab
 }
 
 // countedOf returns which of keys (stored raw rows, with their earliest received_ms)
-// have their rollups stored; day bounds the look-up. A key's counted rows are read
-// with their flushes, then the markers of those flushes: two short queries, the second
-// through the prefix of landing_hourly's order that the markers' empty site takes.
+// have their rollups stored; day bounds the look-up. On one node one query answers:
+// the keys' counted rows whose flush is 0 or has its marker, the markers read through
+// the prefix of landing_hourly's order that their empty site takes, narrowed to the
+// flushes of these keys. On a cluster the markers of a flush are on every shard while a
+// key's counted rows are on its visitor's, so the keys' counted rows are read with their
+// flushes first, then committed looks those flushes up over all shards.
 func (c *ClickHouse) countedOf(ctx context.Context, keys map[sink.Key]int64, day string) (map[sink.Key]bool, error) {
 	out := make(map[sink.Key]bool, len(keys))
 	ask, err := ext.NewTable("counted_keys", ext.Column("anonymous_id", "String"), ext.Column("event_id", "String"))
@@ -267,56 +270,63 @@ func (c *ClickHouse) countedOf(ctx context.Context, keys map[sink.Key]int64, day
 	if n == 0 {
 		return out, nil
 	}
-	rows, err := c.conn.Query(ch.Context(ctx, ch.WithExternalTable(ask)),
-		"SELECT DISTINCT anonymous_id, event_id, flush FROM "+c.db+".counted WHERE date >= toDate(@day) "+
-			"AND anonymous_id IN (SELECT anonymous_id FROM counted_keys) AND (anonymous_id, event_id) IN counted_keys",
-		ch.Named("day", day))
+	ofKeys := "FROM " + c.db + ".counted WHERE date >= toDate(@day) " +
+		"AND anonymous_id IN (SELECT anonymous_id FROM counted_keys) AND (anonymous_id, event_id) IN counted_keys"
+	q := "SELECT DISTINCT anonymous_id, event_id, flush " + ofKeys
+	args := []any{ch.Named("day", day)}
+	if c.cluster == nil {
+		// Every row returned is counted.
+		q = "SELECT DISTINCT anonymous_id, event_id " + ofKeys + " AND (flush = 0 OR flush IN (SELECT cell FROM " +
+			c.db + ".landing_hourly WHERE " + markerWhere + " AND cell IN (SELECT flush " + ofKeys + ")))"
+		args = append(args, markerArgs(from)...)
+	}
+	rows, err := c.conn.Query(ch.Context(ctx, ch.WithExternalTable(ask)), q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("look up %d counted signals: %w", n, err)
 	}
 	defer rows.Close()
-	var pending map[sink.Key][]uint64 // keys counted only by flushes whose markers are to be looked up
+	// The keys counted by a flush whose marker is to be looked up, and those flushes.
+	type keyFlush struct {
+		k sink.Key
+		f uint64
+	}
+	var (
+		pending []keyFlush
+		ids     map[uint64]bool
+		k       sink.Key
+		f       uint64 // stays 0 on one node
+		dest    = []any{&k.AnonymousID, &k.EventID, &f}
+	)
+	if c.cluster == nil {
+		dest = dest[:2]
+	}
 	for rows.Next() {
-		var (
-			k sink.Key
-			f uint64
-		)
-		if err := rows.Scan(&k.AnonymousID, &k.EventID, &f); err != nil {
+		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("scan a counted event_id: %w", err)
 		}
 		if f == 0 {
 			out[k] = true
 			continue
 		}
-		if pending == nil {
-			pending = make(map[sink.Key][]uint64)
+		if ids == nil {
+			ids = make(map[uint64]bool)
 		}
-		pending[k] = append(pending[k], f)
+		pending, ids[f] = append(pending, keyFlush{k, f}), true
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("look up %d counted signals: %w", n, err)
 	}
-	ids := make(map[uint64]bool)
-	for k, fs := range pending {
-		if out[k] {
-			continue
-		}
-		for _, f := range fs {
-			ids[f] = true
-		}
-	}
-	if len(ids) == 0 {
+	rows.Close() // its connection, for the next query
+	if len(pending) == 0 {
 		return out, nil
 	}
 	done, err := c.committed(ctx, from, ids)
 	if err != nil {
 		return nil, err
 	}
-	for k, fs := range pending {
-		for _, f := range fs {
-			if done[f] {
-				out[k] = true
-			}
+	for _, p := range pending {
+		if done[p.f] {
+			out[p.k] = true
 		}
 	}
 	return out, nil
