@@ -73,7 +73,7 @@ func startRungEnv(t *testing.T, env []string, sub string, args ...string) *proc 
 		select {
 		case err := <-p.done:
 			p.done <- err // for the cleanup
-			t.Fatalf("rung %s exited early: %v\n%s", sub, err, p.stderr.String())
+			t.Fatalf("rung %s exited early (its stderr follows): %v", sub, err)
 		default:
 		}
 		err := p.up()
@@ -81,7 +81,8 @@ func startRungEnv(t *testing.T, env []string, sub string, args ...string) *proc 
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("rung %s not up after %v: %v\n%s", sub, wait, err, p.dump())
+			p.quit()
+			t.Fatalf("rung %s not up after %v (its stderr, with its goroutines at SIGQUIT, follows): %v", sub, wait, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -103,10 +104,10 @@ func (p *proc) up() error {
 	return nil
 }
 
-// dump ends a process that is not up with SIGQUIT, whose goroutine dump (every
-// goroutine: the test sets GOTRACEBACK=all) says what it was doing, and returns its
-// stderr.
-func (p *proc) dump() string {
+// quit ends a process that is not up with SIGQUIT, whose goroutine dump (every
+// goroutine: the test sets GOTRACEBACK=all) goes to its stderr, which the cleanup logs:
+// what it was doing.
+func (p *proc) quit() {
 	if p.cmd.Process.Signal(syscall.SIGQUIT) == nil {
 		select {
 		case err := <-p.done:
@@ -114,7 +115,6 @@ func (p *proc) dump() string {
 		case <-time.After(10 * time.Second):
 		}
 	}
-	return p.stderr.String()
 }
 
 func (p *proc) url(path string) string { return "http://" + p.addr + path }
