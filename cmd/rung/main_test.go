@@ -65,8 +65,8 @@ func startRungEnv(t *testing.T, env []string, sub string, args ...string) *proc 
 		}
 	})
 	// A restarted server replays its write-ahead log (tens of thousands of signals into
-	// the sink) before it listens; on a loaded machine beside other packages' tests that
-	// has taken over 30 s.
+	// the sink) before it listens: a few seconds, more on a machine loaded with other
+	// packages' tests. One not up by then is asked what it is doing.
 	const wait = 90 * time.Second
 	deadline := time.Now().Add(wait)
 	for {
