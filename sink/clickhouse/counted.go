@@ -171,7 +171,7 @@ func (c *ClickHouse) writeCounted(ctx context.Context, bs []*sink.Batch, flush u
 	return g.Wait()
 }
 
-// markerWhere selects the markers (counted.go's package comment) written from fromMs.
+// markerWhere selects the markers (see the top of this file) written from @marker_from.
 const markerWhere = "site = '' AND landing_path = '' AND hour >= toDateTime(@marker_from) AND date >= toDate(@marker_day)"
 
 // markerArgs binds markerWhere's parameters.
