@@ -67,10 +67,11 @@ func BenchmarkLandingQuery10M(b *testing.B) {
 		b.Logf("loaded %d signals in %v (%.0f signals/s)", n, time.Since(start).Round(time.Second), float64(n)/time.Since(start).Seconds())
 	}
 	var counts struct{ signals, landing, visitors uint64 }
+	// landing_hourly's rows of an empty site are the flushes' markers, no rollup.
 	for _, q := range []struct {
 		table string
 		n     *uint64
-	}{{"signals", &counts.signals}, {"landing_hourly", &counts.landing}, {"visitors", &counts.visitors}} {
+	}{{"signals", &counts.signals}, {"landing_hourly WHERE site != ''", &counts.landing}, {"visitors", &counts.visitors}} {
 		if err := st.Conn().QueryRow(ctx, "SELECT count() FROM "+db+"."+q.table).Scan(q.n); err != nil {
 			b.Fatal(err)
 		}
@@ -109,7 +110,7 @@ func BenchmarkLandingQuery10M(b *testing.B) {
 	if err := st.Optimize(ctx); err != nil {
 		b.Fatal(err)
 	}
-	if err := st.Conn().QueryRow(ctx, "SELECT count() FROM "+db+".landing_hourly").Scan(&counts.landing); err != nil {
+	if err := st.Conn().QueryRow(ctx, "SELECT count() FROM "+db+".landing_hourly WHERE site != ''").Scan(&counts.landing); err != nil {
 		b.Fatal(err)
 	}
 	b.Logf("after OPTIMIZE FINAL: %d landing_hourly rows", counts.landing)

@@ -22,6 +22,13 @@ import (
 // walDir is where --durability disk keeps its write-ahead log, under --data-dir.
 const walDir = "wal"
 
+// replayCheck is how many logged signals a replay checks against the sink at a time,
+// then flushes in batches of --batch-size. One look-up per flush made a restart slow:
+// a look-up reads every row of its visitors from sink.ResendWindow back (on SQLite,
+// through the visitor's index), so with few visitors, each in every flush, a replay
+// read the whole day's rows once per flush.
+const replayCheck = 10_000
+
 // openLog opens the write-ahead log under --data-dir and delivers what it holds from
 // the last run, before anything is served: its signals go through the flush path
 // (sessionizer, then sink) in the order they were logged, and the segments are deleted
@@ -47,8 +54,10 @@ func openLog(ctx context.Context, cfg *serveConfig, agg *preagg.Aggregator, s st
 			return fmt.Errorf("replay: %w", err)
 		}
 		w.stored = stored
-		if err := flush(ctx, kept); err != nil {
-			return fmt.Errorf("replay %d signals from the write-ahead log: %w", len(batch), err)
+		for i := 0; i < len(kept); i += cfg.BatchSize {
+			if err := flush(ctx, kept[i:min(i+cfg.BatchSize, len(kept))]); err != nil {
+				return fmt.Errorf("replay %d signals from the write-ahead log: %w", len(batch), err)
+			}
 		}
 		n += len(batch)
 		clear(batch)
@@ -60,7 +69,7 @@ func openLog(ctx context.Context, cfg *serveConfig, agg *preagg.Aggregator, s st
 		if err := stream.Parse(rec, &batch[len(batch)-1]); err != nil {
 			return fmt.Errorf("write-ahead log record %d: %w", n+len(batch), err)
 		}
-		if len(batch) < cfg.BatchSize {
+		if len(batch) < max(cfg.BatchSize, replayCheck) {
 			return nil
 		}
 		return deliver()
@@ -78,9 +87,10 @@ func openLog(ctx context.Context, cfg *serveConfig, agg *preagg.Aggregator, s st
 	return l, n, nil
 }
 
-// halfWritten is a store whose flush is several writes (ClickHouse: raw rows, rollup
-// rows, then the keys counted), so that a writer killed among them leaves work for the
-// next one: inserts that may still land after it died, and raw rows without rollups.
+// halfWritten is a store whose flush is several writes (ClickHouse: raw rows, the keys
+// counted and the visitors rows, then the landing rows that commit the flush), so that
+// a writer killed among them leaves work for the next one: inserts that may still land
+// after it died, and raw rows whose flush never committed.
 type halfWritten interface {
 	WaitInserts(ctx context.Context) error
 	Uncounted(ctx context.Context, windowMs int64) ([]schemas.Signal, error)

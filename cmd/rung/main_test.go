@@ -55,7 +55,7 @@ func startRungEnv(t *testing.T, env []string, sub string, args ...string) *proc 
 	// its directory, and the default one is shared by every test.
 	p.cmd = exec.Command(harness.RungBinary(t), append([]string{sub, "--listen", p.addr, "--data-dir", t.TempDir()}, args...)...)
 	p.cmd.Stderr = p.stderr
-	p.cmd.Env = append(append(os.Environ(), "RUNG_LOG_LEVEL=info"), env...)
+	p.cmd.Env = append(append(os.Environ(), "RUNG_LOG_LEVEL=info", "GOTRACEBACK=all"), env...)
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -70,27 +70,56 @@ func startRungEnv(t *testing.T, env []string, sub string, args ...string) *proc 
 		}
 	})
 	// A restarted server replays its write-ahead log (tens of thousands of signals into
-	// the sink) before it listens; on a loaded machine beside other packages' tests that
-	// has taken over 30 s.
-	harness.CheckFor(t, 90*time.Second, 20*time.Millisecond, func() error {
+	// the sink) before it listens: a few seconds, more on a machine loaded with other
+	// packages' tests. One not up by then is asked what it is doing.
+	const wait = 90 * time.Second
+	deadline := time.Now().Add(wait)
+	for {
 		select {
 		case err := <-p.done:
-			return fmt.Errorf("rung %s exited early: %v\n%s", sub, err, p.stderr.String())
+			p.done <- err // for the cleanup
+			t.Fatalf("rung %s exited early (its stderr follows): %v", sub, err)
 		default:
 		}
-		resp, err := http.Get(p.url("/healthz"))
-		if err != nil {
-			return err
+		err := p.up()
+		if err == nil {
+			break
 		}
-		resp.Body.Close()
-		// The answer is this process's only once it says it listens there: another
-		// test's server may have taken the port between its choice and the bind.
-		if !strings.Contains(p.stderr.String(), "addr="+p.addr) {
-			return fmt.Errorf("rung %s has not said it listens on %s yet", sub, p.addr)
+		if time.Now().After(deadline) {
+			p.quit()
+			t.Fatalf("rung %s not up after %v (its stderr, with its goroutines at SIGQUIT, follows): %v", sub, wait, err)
 		}
-		return nil
-	})
+		time.Sleep(20 * time.Millisecond)
+	}
 	return p
+}
+
+// up says whether the process is up: listening, and saying so in its log.
+func (p *proc) up() error {
+	resp, err := http.Get(p.url("/healthz"))
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	// The answer is this process's only once it says it listens there: another
+	// test's server may have taken the port between its choice and the bind.
+	if !strings.Contains(p.stderr.String(), "addr="+p.addr) {
+		return fmt.Errorf("rung %s has not said it listens on %s yet", p.sub, p.addr)
+	}
+	return nil
+}
+
+// quit ends a process that is not up with SIGQUIT, whose goroutine dump (every
+// goroutine: the test sets GOTRACEBACK=all) goes to its stderr, which the cleanup logs:
+// what it was doing.
+func (p *proc) quit() {
+	if p.cmd.Process.Signal(syscall.SIGQUIT) == nil {
+		select {
+		case err := <-p.done:
+			p.done <- err
+		case <-time.After(10 * time.Second):
+		}
+	}
 }
 
 func (p *proc) url(path string) string { return "http://" + p.addr + path }

@@ -52,8 +52,9 @@ type ClickHouse struct {
 	// (counted.go).
 	countedSince int64
 	// afterSignals, when set, is called once a Write's raw rows landed, before its
-	// rollups: a failpoint for tests (Options.AfterSignals).
-	afterSignals func()
+	// rollups: a failpoint for tests (Options.AfterSignals). beforeLanding likewise
+	// (Options.BeforeLanding).
+	afterSignals, beforeLanding func()
 }
 
 var _ sink.Sink = (*ClickHouse)(nil)
@@ -83,6 +84,11 @@ type Options struct {
 	// before its rollup rows are written: the moment a crash leaves raw rows without
 	// their rollups, for tests that crash there.
 	AfterSignals func()
+	// BeforeLanding, when set, is called by a write of rollup rows once the keys of
+	// the signals they count and the visitors rows landed, before the landing rows and
+	// the marker that commits them (counted.go): the moment a crash leaves keys
+	// recorded under a flush that never committed, for tests that crash there.
+	BeforeLanding func()
 }
 
 // Open connects to the server named by dsn ("clickhouse://host:9000/rung"), creates the
@@ -133,8 +139,9 @@ func Open(ctx context.Context, dsn string, o Options, set *metrics.Set) (*ClickH
 			Errors:      set.GetOrCreateCounter(`rung_sink_errors_total`),
 			Retries:     set.GetOrCreateCounter(`rung_sink_retries_total`),
 		},
-		abandoned:    set.GetOrCreateCounter(`rung_sink_batches_abandoned_total`),
-		afterSignals: o.AfterSignals,
+		abandoned:     set.GetOrCreateCounter(`rung_sink_batches_abandoned_total`),
+		afterSignals:  o.AfterSignals,
+		beforeLanding: o.BeforeLanding,
 	}
 	c.cols = make(chan *columns, o.Writers)
 	c.inserters = inserters{max: o.Writers, idle: make(map[dest][]*inserter)}
@@ -257,12 +264,12 @@ func addColumns(ctx context.Context, conn driver.Conn, db, table, name string) e
 	return nil
 }
 
-// Write inserts the batch table by table, raw signals first, then the rollup rows, then
-// the keys of the signals counted (counted.go), retrying each by the class of its error
-// (classify.go); the error it gives up with is a *sink.WriteError. A table that landed
-// is not written again when a later one fails; every rollup row is idempotent, so a
-// flush retried as a whole counts once too. Rollup rows go through the group commit
-// (group.go).
+// Write inserts the batch table by table, raw signals first, then the rollup rows with
+// the keys of the signals counted, the landing rows last with a marker that commits the
+// flush (counted.go), retrying each by the class of its error (classify.go); the error
+// it gives up with is a *sink.WriteError. A table that landed is not written again when
+// a later one fails; every rollup row is idempotent, so a flush retried as a whole
+// counts once too. Rollup rows and keys go through the group commit (group.go).
 func (c *ClickHouse) Write(ctx context.Context, b *sink.Batch) error {
 	rollups := b.Rollups()
 	if rollups {
@@ -285,8 +292,10 @@ func (c *ClickHouse) Write(ctx context.Context, b *sink.Batch) error {
 			c.abandoned.Inc()
 			return err
 		}
+		return nil
 	}
-	if err := c.writeCounted(ctx, b); err != nil {
+	// No rollup rows: the keys alone, confirmed.
+	if err := c.writeCounted(ctx, []*sink.Batch{b}, 0); err != nil {
 		c.abandoned.Inc()
 		return fmt.Errorf("mark %d signals counted in clickhouse: %w", len(b.Signals)+len(b.Counted), err)
 	}

@@ -3,6 +3,8 @@ package clickhouse
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
+	"strconv"
 	"time"
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
@@ -14,34 +16,71 @@ import (
 	"github.com/rungdev/rung/sink"
 )
 
-// A flush is two writes here, raw signals then rollup rows, and a writer may die
-// between them. The counted table closes that gap: once a flush's rollup rows are
-// written, it records the (anonymous_id, event_id) of every signal they count. A raw
-// row without its key in counted is a signal whose rollups are missing, and three
-// readers act on it:
+// A flush is several inserts here, and a writer may die between any two. The counted
+// table says which raw rows have their rollups stored: one row per signal, its
+// (anonymous_id, event_id), and the flush that counted it. The landing insert is the
+// commit point of a flush, because it is the one insert that is not idempotent (a
+// landing row is a cell's cumulative count, and a recount goes to a new cell):
 //
-//   - Resume leaves such rows out of the sessions it restores, so the sessionizer
+//   - the counted rows go first, carrying a random flush id F, and the visitors rows
+//     (idempotent: the earliest exposure and the latest conversion win) alongside;
+//   - the landing rows go last, and the same INSERT block carries a marker row for F
+//     (an empty site, cell F, no sessions: no reader shows or sums it). ClickHouse writes a
+//     block whole or not at all, so the marker is there exactly when the landing rows
+//     are.
+//
+// A signal is counted when it has a counted row with flush 0 (written by a flush
+// without landing rows, last, or before the column existed) or with a flush whose
+// marker exists. A writer killed before the landing insert leaves counted rows of an
+// F without a marker: those signals are not counted, and their recount is the only
+// count in the landing rollup. Killed after it, the flush is whole. Three readers apply
+// the rule:
+//
+//   - Resume leaves uncounted rows out of the sessions it restores, so the sessionizer
 //     starts from what the rollups hold;
 //   - Uncounted lists them, for the writer that restored to count them at once;
 //   - Landed reports them held but not counted, so a writer that gets them again (a
 //     JetStream redelivery, a write-ahead log replay) rolls them up once more without
 //     writing their raw rows again, and lists them in the Batch's Counted.
 //
+// On a cluster each shard's landing insert is an insert of its own, so every shard's
+// carries a marker for F (one holding only the marker when the shard has no landing
+// rows of the flush), each naming its shard in utm_source, and F counts once all
+// shards have theirs (committed).
+//
 // Rows older than the table (a database made before it) count as counted: its first
 // row, anonymous_id and event_id empty, holds in since_ms the time it was made.
-//
-// A writer killed after the rollup rows landed and before counted did leaves signals
-// counted in the rollups but not in counted: the next writer counts them again (see
-// CLUSTER.md, "A flush cut short").
 var countedTable = table{"counted", `
 			date         Date,
 			anonymous_id String,
 			event_id     String,
-			since_ms     Int64`, `MergeTree
+			since_ms     Int64,
+			flush        UInt64`, `MergeTree
 		PARTITION BY toYYYYMM(date)
 		ORDER BY (anonymous_id, event_id)`}
 
-const insertCounted = "INSERT INTO %s (date, anonymous_id, event_id, since_ms)"
+const insertCounted = "INSERT INTO %s (date, anonymous_id, event_id, since_ms, flush)"
+
+// markerSlack widens a marker look-up back from a signal's receive time: the marker is
+// written after the signal was received, by the clock of the writer, which on a
+// cluster is not the collector's that stamped the signal.
+const markerSlack = int64(time.Hour / time.Millisecond)
+
+// newFlushID returns a flush id for a flush's counted rows and marker: never 0, which
+// means confirmed.
+func newFlushID() uint64 {
+	for {
+		if f := rand.Uint64(); f != 0 {
+			return f
+		}
+	}
+}
+
+// markerRow returns the landing row that marks flush f committed, written at nowMs, on
+// shard s (0 on one node).
+func markerRow(f uint64, nowMs int64, s int) sink.LandingCell {
+	return sink.LandingCell{LandingKey: sink.LandingKey{HourMs: sink.HourMs(nowMs), UTMSource: strconv.Itoa(s)}, Cell: f, Version: 1}
+}
 
 // insertsWait bounds WaitInserts.
 const insertsWait = 10 * time.Second
@@ -62,7 +101,7 @@ func (c *ClickHouse) openCounted(ctx context.Context) error {
 		now := time.Now()
 		mark := func(conn driver.Conn, table string) error {
 			return c.send(ctx, dest{conn, c.db + "." + table}, "counted", insertCounted, 1,
-				[]time.Time{now}, []string{""}, []string{""}, []int64{now.UnixMilli()})
+				[]time.Time{now}, []string{""}, []string{""}, []int64{now.UnixMilli()}, []uint64{0})
 		}
 		if c.cluster == nil {
 			err = mark(c.conn, "counted")
@@ -81,37 +120,44 @@ func (c *ClickHouse) openCounted(ctx context.Context) error {
 	return nil
 }
 
-// writeCounted records that the rollups of b's signals, and of those it counted again
-// (Counted), are stored: on a cluster on each visitor's shard, as its raw rows are.
-func (c *ClickHouse) writeCounted(ctx context.Context, b *sink.Batch) error {
-	n := len(b.Signals) + len(b.Counted)
+// writeCounted records the keys of the signals of bs, and of those they count again
+// (Counted), as counted by flush (0: confirmed now; else once its marker is stored):
+// on a cluster on each visitor's shard, as its raw rows are.
+func (c *ClickHouse) writeCounted(ctx context.Context, bs []*sink.Batch, flush uint64) error {
+	n := 0
+	for _, b := range bs {
+		n += len(b.Signals) + len(b.Counted)
+	}
 	if n == 0 {
 		return nil
 	}
 	all := make([]*schemas.Signal, 0, n)
-	for i := range b.Signals {
-		all = append(all, &b.Signals[i])
+	for _, b := range bs {
+		for i := range b.Signals {
+			all = append(all, &b.Signals[i])
+		}
+		for i := range b.Counted {
+			all = append(all, &b.Counted[i])
+		}
 	}
-	for i := range b.Counted {
-		all = append(all, &b.Counted[i])
+	size := len(all) // on one node the columns' length, give or take the signals without an event_id
+	if c.cluster != nil {
+		size = 0 // each shard's part: grown as it comes
 	}
 	send := func(conn driver.Conn, table string, keep func(*schemas.Signal) bool) error {
-		var (
-			date      []time.Time
-			anon, ids []string
-			since     []int64
-		)
+		date, anon, ids := make([]time.Time, 0, size), make([]string, 0, size), make([]string, 0, size)
+		since, flushes := make([]int64, 0, size), make([]uint64, 0, size)
 		for _, g := range all {
 			if g.EventID == "" || !keep(g) {
 				continue
 			}
 			date = append(date, time.UnixMilli(g.ReceivedAt).UTC())
-			anon, ids, since = append(anon, g.AnonymousID), append(ids, g.EventID), append(since, 0)
+			anon, ids, since, flushes = append(anon, g.AnonymousID), append(ids, g.EventID), append(since, 0), append(flushes, flush)
 		}
 		if len(ids) == 0 {
 			return nil
 		}
-		return c.send(ctx, dest{conn, c.db + "." + table}, "counted", insertCounted, len(ids), date, anon, ids, since)
+		return c.send(ctx, dest{conn, c.db + "." + table}, "counted", insertCounted, len(ids), date, anon, ids, since, flushes)
 	}
 	if c.cluster == nil {
 		return send(c.conn, "counted", func(*schemas.Signal) bool { return true })
@@ -125,8 +171,82 @@ func (c *ClickHouse) writeCounted(ctx context.Context, b *sink.Batch) error {
 	return g.Wait()
 }
 
+// markerWhere selects the markers (see the top of this file) written from @marker_from.
+const markerWhere = "site = '' AND landing_path = '' AND hour >= toDateTime(@marker_from) AND date >= toDate(@marker_day)"
+
+// markerArgs binds markerWhere's parameters.
+func markerArgs(fromMs int64) []any {
+	from := seconds(sink.HourMs(fromMs - markerSlack))
+	return []any{ch.Named("marker_from", from), ch.Named("marker_day", day(from*1000, -1))}
+}
+
+// committed returns which flushes written from fromMs have their markers stored (on a
+// cluster, every shard's): those of ids, or all when ids is nil.
+func (c *ClickHouse) committed(ctx context.Context, fromMs int64, ids map[uint64]bool) (map[uint64]bool, error) {
+	out := make(map[uint64]bool, len(ids))
+	if ids != nil && len(ids) == 0 {
+		return out, nil
+	}
+	q := "SELECT cell FROM " + c.db + ".landing_hourly WHERE " + markerWhere
+	args := markerArgs(fromMs)
+	if ids != nil {
+		set := make([]any, 0, len(ids))
+		for f := range ids {
+			set = append(set, f)
+		}
+		q += " AND cell IN @ids"
+		args = append(args, ch.Named("ids", ch.GroupSet{Value: set}))
+	}
+	shards := 1
+	if c.cluster != nil {
+		shards = len(c.cluster.shards)
+	}
+	q += " GROUP BY cell HAVING uniqExact(utm_source) >= @shards"
+	rows, err := c.conn.Query(ctx, q, append(args, ch.Named("shards", shards))...)
+	if err != nil {
+		return nil, fmt.Errorf("look up the markers of flushes: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var f uint64
+		if err := rows.Scan(&f); err != nil {
+			return nil, fmt.Errorf("scan a flush marker: %w", err)
+		}
+		out[f] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("look up the markers of flushes: %w", err)
+	}
+	return out, nil
+}
+
+// committedTable returns the flushes written from fromMs whose markers are stored, as
+// an external table named committed_flushes (column flush), for the queries that
+// count a signal when "flush = 0 OR flush IN committed_flushes".
+func (c *ClickHouse) committedTable(ctx context.Context, fromMs int64) (*ext.Table, error) {
+	set, err := c.committed(ctx, fromMs, nil)
+	if err != nil {
+		return nil, err
+	}
+	t, err := ext.NewTable("committed_flushes", ext.Column("flush", "UInt64"))
+	if err != nil {
+		return nil, err
+	}
+	for f := range set {
+		if err := t.Append(f); err != nil {
+			return nil, fmt.Errorf("keep a committed flush: %w", err)
+		}
+	}
+	return t, nil
+}
+
 // countedOf returns which of keys (stored raw rows, with their earliest received_ms)
-// have their rollups stored; day bounds the look-up.
+// have their rollups stored; day bounds the look-up. On one node one query answers:
+// the keys' counted rows whose flush is 0 or has its marker, the markers read through
+// the prefix of landing_hourly's order that their empty site takes, narrowed to the
+// flushes of these keys. On a cluster the markers of a flush are on every shard while a
+// key's counted rows are on its visitor's, so the keys' counted rows are read with their
+// flushes first, then committed looks those flushes up over all shards.
 func (c *ClickHouse) countedOf(ctx context.Context, keys map[sink.Key]int64, day string) (map[sink.Key]bool, error) {
 	out := make(map[sink.Key]bool, len(keys))
 	ask, err := ext.NewTable("counted_keys", ext.Column("anonymous_id", "String"), ext.Column("event_id", "String"))
@@ -134,11 +254,15 @@ func (c *ClickHouse) countedOf(ctx context.Context, keys map[sink.Key]int64, day
 		return nil, err
 	}
 	n := 0
+	from := int64(0)
 	for k, ms := range keys {
 		out[k] = ms < c.countedSince
 		if !out[k] {
 			if err := ask.Append(k.AnonymousID, k.EventID); err != nil {
 				return nil, fmt.Errorf("keep a key to look up: %w", err)
+			}
+			if n == 0 || ms < from {
+				from = ms
 			}
 			n++
 		}
@@ -146,29 +270,73 @@ func (c *ClickHouse) countedOf(ctx context.Context, keys map[sink.Key]int64, day
 	if n == 0 {
 		return out, nil
 	}
-	rows, err := c.conn.Query(ch.Context(ctx, ch.WithExternalTable(ask)),
-		"SELECT DISTINCT anonymous_id, event_id FROM "+c.db+".counted WHERE date >= toDate(@day) "+
-			"AND anonymous_id IN (SELECT anonymous_id FROM counted_keys) AND (anonymous_id, event_id) IN counted_keys",
-		ch.Named("day", day))
+	ofKeys := "FROM " + c.db + ".counted WHERE date >= toDate(@day) " +
+		"AND anonymous_id IN (SELECT anonymous_id FROM counted_keys) AND (anonymous_id, event_id) IN counted_keys"
+	q := "SELECT DISTINCT anonymous_id, event_id, flush " + ofKeys
+	args := []any{ch.Named("day", day)}
+	if c.cluster == nil {
+		// Every row returned is counted.
+		q = "SELECT DISTINCT anonymous_id, event_id " + ofKeys + " AND (flush = 0 OR flush IN (SELECT cell FROM " +
+			c.db + ".landing_hourly WHERE " + markerWhere + " AND cell IN (SELECT flush " + ofKeys + ")))"
+		args = append(args, markerArgs(from)...)
+	}
+	rows, err := c.conn.Query(ch.Context(ctx, ch.WithExternalTable(ask)), q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("look up %d counted signals: %w", n, err)
 	}
 	defer rows.Close()
+	// The keys counted by a flush whose marker is to be looked up, and those flushes.
+	type keyFlush struct {
+		k sink.Key
+		f uint64
+	}
+	var (
+		pending []keyFlush
+		ids     map[uint64]bool
+		k       sink.Key
+		f       uint64 // stays 0 on one node
+		dest    = []any{&k.AnonymousID, &k.EventID, &f}
+	)
+	if c.cluster == nil {
+		dest = dest[:2]
+	}
 	for rows.Next() {
-		var k sink.Key
-		if err := rows.Scan(&k.AnonymousID, &k.EventID); err != nil {
+		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("scan a counted event_id: %w", err)
 		}
-		out[k] = true
+		if f == 0 {
+			out[k] = true
+			continue
+		}
+		if ids == nil {
+			ids = make(map[uint64]bool)
+		}
+		pending, ids[f] = append(pending, keyFlush{k, f}), true
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("look up %d counted signals: %w", n, err)
+	}
+	rows.Close() // its connection, for the next query
+	if len(pending) == 0 {
+		return out, nil
+	}
+	done, err := c.committed(ctx, from, ids)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range pending {
+		if done[p.f] {
+			out[p.k] = true
+		}
+	}
+	return out, nil
 }
 
 // Uncounted returns the raw signals received in the last windowMs before the newest
-// whose rollups are not stored, oldest first: what a crash between a flush's two writes
+// whose rollups are not stored, oldest first: what a crash between a flush's writes
 // left, for a single writer to count again on start (its replacement gets nothing
-// again from a stream). One scan of the window, and the window's keys of counted as
-// a set on the server.
+// again from a stream). One scan of the window, and the window's counted keys as a
+// set on the server.
 func (c *ClickHouse) Uncounted(ctx context.Context, windowMs int64) ([]schemas.Signal, error) {
 	var newest int64
 	if err := c.conn.QueryRow(ctx, "SELECT max(received_ms) FROM "+c.db+".signals").Scan(&newest); err != nil {
@@ -178,8 +346,14 @@ func (c *ClickHouse) Uncounted(ctx context.Context, windowMs int64) ([]schemas.S
 	if newest < since {
 		return nil, nil
 	}
-	out, err := c.query(ctx, "WHERE received_ms >= @since AND date >= toDate(@day) AND (anonymous_id, event_id) NOT IN "+
-		"(SELECT anonymous_id, event_id FROM "+c.db+".counted WHERE date >= toDate(@day)) ORDER BY received_ms",
+	done, err := c.committedTable(ctx, since)
+	if err != nil {
+		return nil, fmt.Errorf("read the signals without rollups: %w", err)
+	}
+	out, err := c.query(ch.Context(ctx, ch.WithExternalTable(done)),
+		"WHERE received_ms >= @since AND date >= toDate(@day) AND (anonymous_id, event_id) NOT IN "+
+			"(SELECT anonymous_id, event_id FROM "+c.db+".counted WHERE date >= toDate(@day) "+
+			"AND (flush = 0 OR flush IN committed_flushes)) ORDER BY received_ms",
 		ch.Named("since", since), ch.Named("day", day(since, -1)))
 	if err != nil {
 		return nil, fmt.Errorf("read the signals without rollups: %w", err)
@@ -187,10 +361,11 @@ func (c *ClickHouse) Uncounted(ctx context.Context, windowMs int64) ([]schemas.S
 	return out, nil
 }
 
-// WaitInserts waits until the INSERTs into the signals tables that the servers are
-// running now have ended: those of a writer that died mid-insert may still land after
-// it, and a replacement that asked Landed before they did would store their rows again.
-// Inserts that start later are not waited for, nor any for longer than
+// WaitInserts waits until the INSERTs into the signals and landing tables that the
+// servers are running now have ended: those of a writer that died mid-insert may still
+// land after it, and a replacement that asked Landed, Uncounted or Resume before they
+// did would store raw rows again, or count again a flush whose landing rows and marker
+// then land. Inserts that start later are not waited for, nor any for longer than
 // insertsWait: an insert whose rows all arrived ends in a moment, and one still waiting
 // for rows from a dead writer fails without storing anything.
 func (c *ClickHouse) WaitInserts(ctx context.Context) error {
@@ -241,8 +416,20 @@ func (c *ClickHouse) WaitInserts(ctx context.Context) error {
 		}
 		return nil
 	}
-	if c.cluster == nil {
-		return wait(c.conn, "signals")
+	suffix := ""
+	if c.cluster != nil {
+		suffix = "_local"
 	}
-	return c.cluster.eachNode(ctx, func(conn driver.Conn, _ clusterNode) error { return wait(conn, "signals_local") })
+	each := func(f func(driver.Conn) error) error {
+		if c.cluster == nil {
+			return f(c.conn)
+		}
+		return c.cluster.eachNode(ctx, func(conn driver.Conn, _ clusterNode) error { return f(conn) })
+	}
+	for _, t := range []string{"signals", "landing_hourly"} {
+		if err := each(func(conn driver.Conn) error { return wait(conn, t+suffix) }); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/rungdev/rung/preagg"
 	"github.com/rungdev/rung/schemas"
 	"github.com/rungdev/rung/sink"
 )
@@ -120,7 +121,10 @@ func TestCountedGap(t *testing.T) {
 // BenchmarkLanded is the price of asking the store about every batch (an aggregator
 // does, so that a client's resend is stored once) against writing the batch: a batch
 // of 5,000 signals of as many visitors, half of them resends, over 200,000 stored rows.
-// Compare landed with write in the same run.
+// Every batch is written as an aggregator's flush is, with a landing row, so its keys
+// count through its flush's marker (counted.go), and the store is taken as made with the
+// counted table, so that every key is looked up there. Compare landed with write in the
+// same run.
 func BenchmarkLanded(b *testing.B) {
 	ctx := context.Background()
 	c, err := Open(ctx, testDSN(), Options{}, metrics.NewSet())
@@ -128,6 +132,8 @@ func BenchmarkLanded(b *testing.B) {
 		b.Fatalf("ClickHouse is required: %v", err)
 	}
 	b.Cleanup(func() { c.DropDatabase(context.Background()); c.Close() })
+	// As in a database made with the counted table: every key is looked up there.
+	c.countedSince = 0
 	now := time.Now().UnixMilli()
 	batch := func(from int) []schemas.Signal {
 		out := make([]schemas.Signal, 5000)
@@ -139,8 +145,12 @@ func BenchmarkLanded(b *testing.B) {
 		}
 		return out
 	}
+	flush := func(from int) *sink.Batch {
+		return &sink.Batch{Signals: batch(from), Landing: []sink.LandingCell{{LandingKey: sink.LandingKey{Site: "bench.example",
+			HourMs: sink.HourMs(now - 3600_000), LandingPath: "/p"}, Cell: 1, Version: uint64(from), Sessions: int64(from)}}}
+	}
 	for from := 0; from < 200_000; from += 5000 {
-		if err := c.Write(ctx, &sink.Batch{Signals: batch(from)}); err != nil {
+		if err := c.Write(ctx, flush(from)); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -155,7 +165,7 @@ func BenchmarkLanded(b *testing.B) {
 	b.Run("write", func(b *testing.B) {
 		from := 1_000_000
 		for b.Loop() {
-			if err := c.Write(ctx, &sink.Batch{Signals: batch(from)}); err != nil {
+			if err := c.Write(ctx, flush(from)); err != nil {
 				b.Fatal(err)
 			}
 			from += 5000
@@ -185,4 +195,192 @@ func TestMissing(t *testing.T) {
 		rest.SessionOf(0) != 30 || rest.SessionOf(1) != 40 {
 		t.Errorf("missing: %+v", rest)
 	}
+}
+
+// TestFlushCommit kills a writer (cancels its Write at a failpoint, then drops its
+// pre-aggregator) at each point of a flush's rollup writes that matters, and runs the
+// writer that takes over as rung does: it waits for the dead one's inserts, restores
+// the open sessions, counts what Uncounted lists, then gets the cut flush's signals
+// again (a redelivery, a log replay). Every signal must then be stored and counted
+// once by event_id, and the rollups equal a recomputation from the raw rows.
+func TestFlushCommit(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// before: the cut flush dies after its keys and visitors rows, before its
+		// landing rows and marker; else after its landing insert, before the writer
+		// acknowledged it (where counted rows used to be written: the old window).
+		before bool
+	}{
+		{"before landing", true},
+		{"after landing", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			var cut context.CancelFunc
+			c, err := Open(ctx, testDSN(), Options{BeforeLanding: func() {
+				if cut != nil {
+					cut()
+				}
+			}}, metrics.NewSet())
+			if err != nil {
+				t.Fatalf("ClickHouse is required for this test (start it with .ci/services): %v", err)
+			}
+			t.Cleanup(func() { c.DropDatabase(context.Background()); c.Close() })
+
+			now := time.Now().UnixMilli()
+			sig := func(i, visitor int, typ schemas.Type) schemas.Signal {
+				g := schemas.Signal{Type: typ, ReceivedAt: now + int64(i), Site: "commit.example",
+					AnonymousID: fmt.Sprintf("visitor-%d", visitor), EventID: fmt.Sprintf("e%d", i),
+					URL: fmt.Sprintf("https://commit.example/p%d", visitor%2), Path: fmt.Sprintf("/p%d", visitor%2)}
+				switch typ {
+				case schemas.TypeEvent:
+					g.Name = "form_submitted"
+				case schemas.TypeExposure:
+					g.Experiment, g.Variant = "x", fmt.Sprintf("v%d", visitor%2)
+				}
+				return g
+			}
+			first := []schemas.Signal{sig(0, 0, schemas.TypePageview), sig(1, 1, schemas.TypePageview),
+				sig(2, 2, schemas.TypePageview), sig(3, 0, schemas.TypeExposure)}
+			// The cut flush starts sessions, converts one begun before, and exposes.
+			second := []schemas.Signal{sig(4, 3, schemas.TypePageview), sig(5, 4, schemas.TypePageview),
+				sig(6, 0, schemas.TypeEvent), sig(7, 3, schemas.TypeExposure), sig(8, 1, schemas.TypePageview)}
+			all := append(append([]schemas.Signal(nil), first...), second...)
+
+			dead, err := preagg.New(preagg.Config{}, metrics.NewSet())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := dead.Restore(ctx, c, nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := dead.FlushTo(c)(ctx, append([]schemas.Signal(nil), first...)); err != nil {
+				t.Fatal(err)
+			}
+			wctx, cancel := context.WithCancel(ctx)
+			if tc.before {
+				cut = cancel
+			}
+			err = dead.FlushTo(c)(wctx, append([]schemas.Signal(nil), second...))
+			cut = nil
+			cancel()
+			if tc.before != (err != nil) {
+				t.Fatalf("the cut flush: %v", err)
+			}
+			landed, err := c.Landed(ctx, second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, g := range second {
+				if counted, held := landed[sink.KeyOf(&g)]; !held || counted == tc.before {
+					t.Errorf("after the cut, Landed(%s) = counted %v, held %v; want held, counted %v", g.EventID, counted, held, !tc.before)
+				}
+			}
+
+			// The writer that takes over.
+			next, err := preagg.New(preagg.Config{}, metrics.NewSet())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.WaitInserts(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := next.Restore(ctx, c, nil); err != nil {
+				t.Fatal(err)
+			}
+			left, err := c.Uncounted(ctx, time.Hour.Milliseconds())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := map[bool]int{true: len(second), false: 0}[tc.before]; len(left) != want {
+				t.Errorf("Uncounted lists %d signals, want %d", len(left), want)
+			}
+			countAgain(ctx, t, c, next, left)
+			countAgain(ctx, t, c, next, second) // delivered again
+
+			landed, err = c.Landed(ctx, all)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, g := range all {
+				if counted, held := landed[sink.KeyOf(&g)]; !held || !counted {
+					t.Errorf("Landed(%s) = counted %v, held %v; want both", g.EventID, counted, held)
+				}
+			}
+			if left, err := c.Uncounted(ctx, time.Hour.Milliseconds()); err != nil || len(left) != 0 {
+				t.Errorf("Uncounted after the recount: %d signals, %v; want none", len(left), err)
+			}
+			stored, err := c.Signals(ctx, 0, 1<<62)
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen := make(map[string]int)
+			for _, g := range stored {
+				seen[g.EventID]++
+			}
+			for _, g := range all {
+				if seen[g.EventID] != 1 {
+					t.Errorf("%s stored %d times, want once", g.EventID, seen[g.EventID])
+				}
+			}
+			audit, err := preagg.Reconcile(ctx, c, time.UnixMilli(now-3600_000), time.UnixMilli(now+3600_000), next.Rules())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if audit.Sessions != 5 || audit.LandingHours == 0 || audit.Exposures != 2 {
+				t.Errorf("reconcile compared %d sessions, %d landing hours, %d exposures; want 5, some, 2",
+					audit.Sessions, audit.LandingHours, audit.Exposures)
+			}
+			for _, m := range audit.Mismatches {
+				t.Errorf("reconcile: %s", m)
+			}
+		})
+	}
+}
+
+// countAgain hands signals to agg as a writer that gets them again does (cmd/rung's
+// skipStored): the counted ones are dropped, and those held but not counted are
+// rolled up without their raw rows stored again.
+func countAgain(ctx context.Context, t *testing.T, c *ClickHouse, agg *preagg.Aggregator, signals []schemas.Signal) {
+	t.Helper()
+	landed, err := c.Landed(ctx, signals)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &countOnly{w: c, held: make(map[sink.Key]bool)}
+	var fresh []schemas.Signal
+	for _, g := range signals {
+		k := sink.KeyOf(&g)
+		counted, held := landed[k]
+		if counted {
+			continue
+		}
+		w.held[k] = held
+		fresh = append(fresh, g)
+	}
+	if len(fresh) == 0 {
+		return
+	}
+	if err := agg.FlushTo(w)(ctx, fresh); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// countOnly moves the signals whose raw rows are held into the batch's Counted.
+type countOnly struct {
+	w    *ClickHouse
+	held map[sink.Key]bool
+}
+
+func (s *countOnly) Write(ctx context.Context, b *sink.Batch) error {
+	kept := sink.Batch{Landing: b.Landing, Exposures: b.Exposures, Conversions: b.Conversions, Counted: b.Counted}
+	for i := range b.Signals {
+		if s.held[sink.KeyOf(&b.Signals[i])] {
+			kept.Counted = append(kept.Counted, b.Signals[i])
+		} else {
+			kept.Signals = append(kept.Signals, b.Signals[i])
+			kept.SessionMs = append(kept.SessionMs, b.SessionOf(i))
+		}
+	}
+	return s.w.Write(ctx, &kept)
 }

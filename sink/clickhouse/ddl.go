@@ -102,4 +102,6 @@ var addedColumns = []struct{ table, column, typ string }{
 	// Signals stored before event times were placed at their receive time.
 	{"signals", "event_ms", "Int64 DEFAULT received_ms"},
 	{"signals", "seq", "UInt64"},
+	// Keys recorded before flushes had markers are confirmed: 0.
+	{"counted", "flush", "UInt64"},
 }

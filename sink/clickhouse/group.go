@@ -10,13 +10,14 @@ import (
 	"github.com/rungdev/rung/sink"
 )
 
-// group commits the rollup rows of concurrent flushes together. Every INSERT costs the
-// server a part, and a merge of it later, whatever its size; rollup batches are small,
-// so parts, not rows, are what pre-aggregation costs ClickHouse. No goroutine is
-// started: the first flush to submit leads. It waits, up to linger, for the flushes
-// still inserting their raw signals to submit too, writes everything pending in one
-// INSERT per table, and hands the lead to the next flush waiting. Under load the four
-// flushers' rollups go in one part per table; alone, a flush does not wait at all.
+// group commits the rollup rows of concurrent flushes together, with the keys of the
+// signals they count (counted.go). Every INSERT costs the server a part, and a merge of
+// it later, whatever its size; rollup batches are small, so parts, not rows, are what
+// pre-aggregation costs ClickHouse. No goroutine is started: the first flush to submit
+// leads. It waits, up to linger, for the flushes still inserting their raw signals to
+// submit too, writes everything pending in one INSERT per table, and hands the lead to
+// the next flush waiting. Under load the four flushers' rollups go in one part per
+// table; alone, a flush does not wait at all.
 //
 // A flush returns only once its rows are written or failed, so its batch is never read
 // after Write returns. Rows of concurrent flushes never share a key (the pre-aggregator
@@ -29,8 +30,10 @@ type group struct {
 	inflight int           // flushes that will submit: past begin, not yet submitted
 	arrived  chan struct{} // pokes a waiting leader; capacity 1
 	merged   sink.Batch    // reused by the leader; guarded by the lead
+	batches  []*sink.Batch // the flushes merged; reused by the leader, guarded by the lead
 	linger   time.Duration
-	write    func(ctx context.Context, b *sink.Batch) error
+	// write stores m, the rollup rows of the flushes bs, and the keys of bs's signals.
+	write func(ctx context.Context, m *sink.Batch, bs []*sink.Batch) error
 
 	groups, flushes *metrics.Counter // writes, and the flushes they carried
 }
@@ -45,7 +48,7 @@ type groupResult struct {
 	err  error
 }
 
-func newGroup(linger time.Duration, write func(context.Context, *sink.Batch) error, set *metrics.Set) *group {
+func newGroup(linger time.Duration, write func(context.Context, *sink.Batch, []*sink.Batch) error, set *metrics.Set) *group {
 	return &group{arrived: make(chan struct{}, 1), linger: linger, write: write,
 		groups:  set.GetOrCreateCounter(`rung_sink_rollup_groups_total`),
 		flushes: set.GetOrCreateCounter(`rung_sink_rollup_group_flushes_total`)}
@@ -73,8 +76,8 @@ func (g *group) poke() {
 	}
 }
 
-// commit writes b's rollup rows, with those of the flushes alongside. The caller called
-// begin.
+// commit writes b's rollup rows and counted keys, with those of the flushes alongside.
+// The caller called begin.
 func (g *group) commit(ctx context.Context, b *sink.Batch) error {
 	s := &submission{b: b, done: make(chan groupResult, 1)}
 	g.mu.Lock()
@@ -121,7 +124,13 @@ func (g *group) commit(ctx context.Context, b *sink.Batch) error {
 			m.Conversions = append(m.Conversions, x.b.Conversions...)
 		}
 	}
-	err := g.write(ctx, m)
+	bs := g.batches[:0]
+	for _, x := range batch {
+		bs = append(bs, x.b)
+	}
+	err := g.write(ctx, m, bs)
+	clear(bs)
+	g.batches = bs[:0]
 	g.groups.Inc()
 	g.flushes.Add(len(batch))
 	if m == &g.merged {

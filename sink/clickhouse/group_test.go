@@ -26,7 +26,7 @@ func TestGroupCommitMerges(t *testing.T) {
 		mu     sync.Mutex
 		writes []int
 	)
-	g := newGroup(time.Hour, func(ctx context.Context, b *sink.Batch) error {
+	g := newGroup(time.Hour, func(ctx context.Context, b *sink.Batch, _ []*sink.Batch) error {
 		mu.Lock()
 		first := len(writes) == 0
 		writes = append(writes, len(b.Landing))
@@ -82,7 +82,7 @@ func TestGroupCommitMerges(t *testing.T) {
 func TestGroupCommitWaitsAndFails(t *testing.T) {
 	boom := errors.New("boom")
 	var sizes []int
-	g := newGroup(time.Hour, func(ctx context.Context, b *sink.Batch) error {
+	g := newGroup(time.Hour, func(ctx context.Context, b *sink.Batch, _ []*sink.Batch) error {
 		sizes = append(sizes, len(b.Landing))
 		return boom
 	}, metrics.NewSet())

@@ -310,6 +310,12 @@ func (c *ClickHouse) resume(ctx context.Context, timeoutMs int64, scope sink.Res
 		}
 		skipped = int(float64(counts[0]-counts[from]) * share)
 	}
+	// The flushes whose markers are stored, from the earliest session on: a signal
+	// counted by another than these is left out below.
+	done, err := c.committedTable(ctx, first)
+	if err != nil {
+		return 0, fmt.Errorf("read open sessions: %w", err)
+	}
 	// A tenth over the estimate keeps a chunk within its size despite the estimate's error.
 	chunks := max(1, int((counts[from]*11/10+uint64(chunk)-1)/uint64(chunk)))
 	owns := scope.Owner()
@@ -319,7 +325,7 @@ func (c *ClickHouse) resume(ctx context.Context, timeoutMs int64, scope sink.Res
 			WHERE session_ms > 0 AND event_ms >= @from AND date >= toDate(@from_day) AND ` + part + `
 			GROUP BY site, anonymous_id`
 		args := []any{ch.Named("from", cuts[from]), ch.Named("from_day", day(cuts[from], -1))}
-		qctx := ctx
+		tables := []*ext.Table{done}
 		if len(scope.Owned) > 0 {
 			// The owned partitions' open sessions, sent back as an external table: the
 			// signals of the others are then neither read out nor sent.
@@ -330,15 +336,16 @@ func (c *ClickHouse) resume(ctx context.Context, timeoutMs int64, scope sink.Res
 			if keys == nil {
 				continue
 			}
-			qctx = ch.Context(ctx, ch.WithExternalTable(keys))
+			tables = append(tables, keys)
 			open = "SELECT site, anonymous_id, start FROM " + keys.Name()
 		}
+		qctx := ch.Context(ctx, ch.WithExternalTable(tables...))
 		// Raw rows whose rollups are not stored are left out (counted.go): the writer
 		// restoring counts them again (Uncounted), or they come again.
 		rows, starts, err := c.resumeChunk(qctx, `WHERE session_ms >= @first AND date >= toDate(@first_day) AND `+part+
 			` AND (site, anonymous_id, session_ms) IN (`+open+`)`+
 			` AND (received_ms < @counted_since OR (anonymous_id, event_id) IN (SELECT anonymous_id, event_id FROM `+c.db+
-			`.counted WHERE date >= toDate(@first_day) AND `+part+`))`,
+			`.counted WHERE date >= toDate(@first_day) AND `+part+` AND (flush = 0 OR flush IN committed_flushes)))`,
 			append(args, ch.Named("first", first), ch.Named("first_day", day(first, -1)), ch.Named("counted_since", c.countedSince))...)
 		if err != nil {
 			return 0, fmt.Errorf("read open sessions, chunk %d of %d: %w", k+1, chunks, err)

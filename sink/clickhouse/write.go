@@ -6,6 +6,7 @@ import (
 	"math"
 	"time"
 
+	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"golang.org/x/sync/errgroup"
 
@@ -18,66 +19,154 @@ const (
 	insertVisitors = "INSERT INTO %s (site, anonymous_id, experiment, ms, variant, rank)"
 )
 
-// writeRollups inserts the batch's rollup rows, the two tables concurrently: each
-// insert costs a round trip and a part on the server whatever its size, so the flush
-// waits for the slowest one instead of their sum. On a cluster each shard's rows go to
-// its local tables, all shards concurrently too. The goroutines are the call's own and
-// have returned when it does. One failing insert does not cut the others short: they
-// keep ctx, whose inserters are reused (insert.go).
-func (c *ClickHouse) writeRollups(ctx context.Context, b *sink.Batch) error {
+// writeRollups stores a group of flushes (group.go): m holds their rollup rows, bs the
+// flushes, whose signals' keys go to counted. With landing rows, in two steps: the keys
+// under a new flush id and the visitors rows, concurrently, then the landing rows with
+// the flush's marker, the commit point (counted.go). Without landing rows, the visitors
+// rows then the keys as confirmed (flush 0): nothing a recount writes again is then
+// counted twice, and no landing part is made for a marker alone. Each insert costs a
+// round trip and a part on the server whatever its size, so inserts that may run
+// together do, and the flush waits for the slowest instead of their sum. On a cluster
+// each shard's rows go to its local tables, all shards concurrently too. The goroutines
+// are the call's own and have returned when it does. One failing insert does not cut
+// the others short: they keep ctx, whose inserters are reused (insert.go).
+func (c *ClickHouse) writeRollups(ctx context.Context, m *sink.Batch, bs []*sink.Batch) error {
+	counted := func(flush uint64) error {
+		if err := c.writeCounted(ctx, bs, flush); err != nil {
+			n := 0
+			for _, b := range bs {
+				n += len(b.Signals) + len(b.Counted)
+			}
+			return fmt.Errorf("mark %d signals counted in clickhouse: %w", n, err)
+		}
+		return nil
+	}
+	if len(m.Landing) == 0 {
+		if err := c.writeAllVisitors(ctx, m); err != nil {
+			return err
+		}
+		return counted(0)
+	}
+	flush := newFlushID()
 	var g errgroup.Group
+	g.Go(func() error { return counted(flush) })
+	g.Go(func() error { return c.writeAllVisitors(ctx, m) })
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if c.beforeLanding != nil {
+		c.beforeLanding()
+	}
+	return c.writeAllLanding(ctx, m.Landing, flush)
+}
+
+// writeAllVisitors inserts m's exposures and conversions: on a cluster each visitor's
+// into its shard's local table, the shards concurrently.
+func (c *ClickHouse) writeAllVisitors(ctx context.Context, m *sink.Batch) error {
+	if len(m.Exposures)+len(m.Conversions) == 0 {
+		return nil
+	}
 	if c.cluster == nil {
-		c.goRollups(ctx, &g, c.conn, "", b)
-		return g.Wait()
+		return c.writeVisitors(ctx, dest{c.conn, c.db + ".visitors"}, m.Exposures, m.Conversions)
 	}
 	k := c.cluster
 	parts := make([]sink.Batch, len(k.shards))
-	for i := range b.Landing {
-		p := &parts[k.landingShard(&b.Landing[i])]
-		p.Landing = append(p.Landing, b.Landing[i])
+	for i := range m.Exposures {
+		p := &parts[k.visitorShard(m.Exposures[i].AnonymousID)]
+		p.Exposures = append(p.Exposures, m.Exposures[i])
 	}
-	for i := range b.Exposures {
-		p := &parts[k.visitorShard(b.Exposures[i].AnonymousID)]
-		p.Exposures = append(p.Exposures, b.Exposures[i])
+	for i := range m.Conversions {
+		p := &parts[k.visitorShard(m.Conversions[i].AnonymousID)]
+		p.Conversions = append(p.Conversions, m.Conversions[i])
 	}
-	for i := range b.Conversions {
-		p := &parts[k.visitorShard(b.Conversions[i].AnonymousID)]
-		p.Conversions = append(p.Conversions, b.Conversions[i])
-	}
+	var g errgroup.Group
 	for s, conn := range k.shards {
-		c.goRollups(ctx, &g, conn, "_local", &parts[s])
+		if p := &parts[s]; len(p.Exposures)+len(p.Conversions) > 0 {
+			g.Go(func() error {
+				return c.writeVisitors(ctx, dest{conn, c.db + ".visitors_local"}, p.Exposures, p.Conversions)
+			})
+		}
 	}
 	return g.Wait()
 }
 
-// goRollups starts the inserts of b's rollup rows into the tables of conn named with
-// suffix.
-func (c *ClickHouse) goRollups(ctx context.Context, g *errgroup.Group, conn driver.Conn, suffix string, b *sink.Batch) {
-	if len(b.Landing) > 0 {
-		g.Go(func() error { return c.writeLanding(ctx, dest{conn, c.db + ".landing_hourly" + suffix}, b.Landing) })
+// writeAllLanding inserts the landing rows with the marker of flush: on a cluster each
+// row into the local table of its shard, with a marker on every shard (alone on a
+// shard without rows), the shards concurrently.
+func (c *ClickHouse) writeAllLanding(ctx context.Context, rows []sink.LandingCell, flush uint64) error {
+	now := time.Now().UnixMilli()
+	if c.cluster == nil {
+		return c.writeLanding(ctx, dest{c.conn, c.db + ".landing_hourly"}, rows, markerRow(flush, now, 0))
 	}
-	if len(b.Exposures)+len(b.Conversions) > 0 {
+	k := c.cluster
+	parts := make([][]sink.LandingCell, len(k.shards))
+	for i := range rows {
+		s := k.landingShard(&rows[i])
+		parts[s] = append(parts[s], rows[i])
+	}
+	var g errgroup.Group
+	for s, conn := range k.shards {
 		g.Go(func() error {
-			return c.writeVisitors(ctx, dest{conn, c.db + ".visitors" + suffix}, b.Exposures, b.Conversions)
+			return c.writeLanding(ctx, dest{conn, c.db + ".landing_hourly_local"}, parts[s], markerRow(flush, now, s))
 		})
 	}
+	return g.Wait()
 }
 
-func (c *ClickHouse) writeLanding(ctx context.Context, d dest, rows []sink.LandingCell) error {
-	if n := len(rows); n > 0 {
-		date, hour, site := make([]time.Time, n), make([]time.Time, n), make([]string, n)
-		path, src, med, camp := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		cell, sess, conv, ver := make([]uint64, n), make([]int64, n), make([]int64, n), make([]uint64, n)
-		for i := range rows {
-			l := &rows[i]
-			h := time.UnixMilli(l.HourMs).UTC()
-			date[i], hour[i], site[i] = h, h, l.Site
-			path[i], src[i], med[i], camp[i] = l.LandingPath, l.UTMSource, l.UTMMedium, l.UTMCampaign
-			cell[i], sess[i], conv[i], ver[i] = l.Cell, l.Sessions, l.Converted, l.Version
+// writeLanding inserts rows and marker into d in one INSERT: one block, which the
+// server stores whole or not at all. An attempt after a failure first asks whether the
+// marker, and so the whole insert, landed though it failed; so does a writer that
+// gives up, so that it does not abort a flush the store holds (the rows would then be
+// superseded by the cell's next rows while the marker says its signals are counted).
+func (c *ClickHouse) writeLanding(ctx context.Context, d dest, rows []sink.LandingCell, marker sink.LandingCell) error {
+	n := len(rows) + 1
+	date, hour, site := make([]time.Time, n), make([]time.Time, n), make([]string, n)
+	path, src, med, camp := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	cell, sess, conv, ver := make([]uint64, n), make([]int64, n), make([]int64, n), make([]uint64, n)
+	for i := range n {
+		l := &marker
+		if i < len(rows) {
+			l = &rows[i]
 		}
-		return c.send(ctx, d, "landing_hourly", insertLanding, n, date, hour, site, path, src, med, camp, cell, sess, conv, ver)
+		h := time.UnixMilli(l.HourMs).UTC()
+		date[i], hour[i], site[i] = h, h, l.Site
+		path[i], src[i], med[i], camp[i] = l.LandingPath, l.UTMSource, l.UTMMedium, l.UTMCampaign
+		cell[i], sess[i], conv[i], ver[i] = l.Cell, l.Sessions, l.Converted, l.Version
 	}
+	cols := []any{date, hour, site, path, src, med, camp, cell, sess, conv, ver}
+	attempts := 0
+	err := c.retry.Do(ctx, d.table, func() error {
+		if attempts++; attempts > 1 {
+			if landed, err := c.hasMarker(ctx, d, marker); err != nil || landed {
+				return err
+			}
+		}
+		return c.insert(ctx, d, insertLanding, cols)
+	})
+	if err != nil && attempts > 0 {
+		check, cancel := context.WithTimeout(context.WithoutCancel(ctx), insertsWait)
+		landed, cerr := c.hasMarker(check, d, marker)
+		cancel()
+		if cerr == nil && landed {
+			err = nil
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("insert %d rows into clickhouse: %w", n, err)
+	}
+	c.rollups["landing_hourly"].Add(len(rows))
 	return nil
+}
+
+// hasMarker reports whether d's table holds marker.
+func (c *ClickHouse) hasMarker(ctx context.Context, d dest, marker sink.LandingCell) (bool, error) {
+	var n uint64
+	err := d.conn.QueryRow(ctx, "SELECT count() FROM "+d.table+" WHERE "+markerWhere+" AND cell = @cell AND utm_source = @shard",
+		append(markerArgs(marker.HourMs), ch.Named("cell", marker.Cell), ch.Named("shard", marker.UTMSource))...).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("look up the marker of flush %x: %w", marker.Cell, err)
+	}
+	return n > 0, nil
 }
 
 // writeVisitors inserts exposures and conversions into the visitors table, a
