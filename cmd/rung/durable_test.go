@@ -29,9 +29,9 @@ import (
 // TestDurableUnderKill is the promise of --durability disk: a 202 means the signals are
 // on disk. It SIGKILLs `rung serve --durability disk` at random moments under
 // concurrent load (single signals and batches), restarts it each time, and records
-// client-side every event_id a 202 acknowledged. At the end every acknowledged signal is
-// stored exactly once (the client never resends, so any copy is the server's), nothing
-// is stored that was never sent, and `rung reconcile` finds the rollups equal to a
+// client-side how each send was answered (harness.Ledger). At the end every acknowledged
+// signal is stored exactly once (the client never resends, so any copy is the server's),
+// none refused and none never sent is stored, and `rung reconcile` finds the rollups equal to a
 // recomputation from the raw signals. The seed is logged; RUNG_TEST_SEED replays one.
 //
 // On ClickHouse a flush is several inserts (raw rows; the keys counted and the
@@ -82,9 +82,8 @@ func killTest(t *testing.T, store []string, plan killPlan) {
 
 	var (
 		url      atomic.Pointer[string]
+		ledger   = harness.NewLedger()
 		mu       sync.Mutex
-		acked    = map[string]bool{}
-		sent     = map[string]bool{}
 		statuses = map[int]int{}
 		failed   atomic.Int64 // requests without an answer: the server was killed under them
 	)
@@ -118,41 +117,25 @@ func killTest(t *testing.T, store []string, plan killPlan) {
 					batch[i] = killSignal(wr, ids[i])
 				}
 				body, _ := json.Marshal(batch)
-				mu.Lock()
-				for _, id := range ids {
-					sent[id] = true
-				}
-				mu.Unlock()
 				req, _ := http.NewRequest("POST", *url.Load(), bytes.NewReader(body))
 				req.Header.Set("Content-Type", "text/plain")
 				req.Header.Set("User-Agent", harness.BrowserUA) // a bot's signals are left out of the rollups
 				resp, err := client.Do(req)
 				if err != nil {
+					ledger.Collect(ids, 0, nil, err)
 					failed.Add(1)
 					time.Sleep(20 * time.Millisecond) // a restart is under way
 					continue
 				}
 				raw, err := io.ReadAll(resp.Body)
 				resp.Body.Close()
+				ledger.Collect(ids, resp.StatusCode, raw, err)
 				if err != nil {
 					failed.Add(1)
 					continue
 				}
-				var ans collectAnswer
-				json.Unmarshal(raw, &ans)
 				mu.Lock()
 				statuses[resp.StatusCode]++
-				if resp.StatusCode == http.StatusAccepted {
-					refused := map[int]bool{}
-					for _, e := range ans.Errors {
-						refused[e.Index] = true
-					}
-					for i, id := range ids {
-						if !refused[i] {
-							acked[id] = true
-						}
-					}
-				}
 				mu.Unlock()
 			}
 		}()
@@ -190,28 +173,19 @@ func killTest(t *testing.T, store []string, plan killPlan) {
 	dropped := p.dropped()
 	p.stop()
 
+	acked, sent := ledger.Count(harness.Acked)
 	mu.Lock()
 	defer mu.Unlock()
 	t.Logf("%d kills; statuses %v; %d requests unanswered; %d signals sent, %d acknowledged; %v replayed; %v tails cut",
-		kills, statuses, failed.Load(), len(sent), len(acked), replayed, cut)
-	if len(acked) == 0 || statuses[http.StatusAccepted] == 0 {
+		kills, statuses, failed.Load(), sent, acked, replayed, cut)
+	if acked == 0 || statuses[http.StatusAccepted] == 0 {
 		t.Fatal("no signal acknowledged: the load never reached the server")
 	}
 	if replayed == 0 {
 		t.Error("no restart replayed anything: the kills never caught a signal between its 202 and the sink")
 	}
 	t.Logf("sink retries over the run: %v", retries)
-	// The load counts only what was acknowledged: any other send (a 503, or no answer as
-	// the server was killed under it) may have landed, once.
-	l := harness.NewLedger()
-	for id := range sent {
-		if acked[id] {
-			l.Record(harness.Acked, id)
-		} else {
-			l.Record(harness.Unsure, id)
-		}
-	}
-	l.Check(t, harness.Outcome{Stored: copies(storedSignals(t, store)), Dropped: dropped})
+	ledger.Check(t, harness.Outcome{Stored: copies(storedSignals(t, store)), Dropped: dropped})
 	reconcile(t, store)
 }
 
