@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -85,14 +84,7 @@ func postRound(t *testing.T, round []map[string]any, l *harness.Ledger, to ...*p
 						time.Sleep(250 * time.Millisecond)
 					}
 					n++
-					ids := make([]string, len(batch))
-					for i, s := range batch {
-						ids[i] = s["event_id"].(string)
-					}
-					body, _ := json.Marshal(batch)
-					req, _ := http.NewRequest("POST", to[n%len(to)].url("/collect"), bytes.NewReader(body))
-					req.Header.Set("Content-Type", "application/json")
-					req.Header.Set("User-Agent", harness.BrowserUA) // a bot's signals are left out of the stats
+					req, ids := collectRequest(to[n%len(to)].url("/collect"), batch)
 					resp, err := client.Do(req)
 					if err != nil {
 						l.Collect(ids, 0, nil, err)

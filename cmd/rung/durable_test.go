@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -109,17 +108,12 @@ func killTest(t *testing.T, store []string, plan killPlan) {
 				if wr.IntN(2) == 0 {
 					n = 1 + wr.IntN(50)
 				}
-				ids := make([]string, n)
 				batch := make([]map[string]any, n)
 				for i := range batch {
 					seq++
-					ids[i] = fmt.Sprintf("kill-%d-%08d", w, seq)
-					batch[i] = killSignal(wr, ids[i])
+					batch[i] = killSignal(wr, fmt.Sprintf("kill-%d-%08d", w, seq))
 				}
-				body, _ := json.Marshal(batch)
-				req, _ := http.NewRequest("POST", *url.Load(), bytes.NewReader(body))
-				req.Header.Set("Content-Type", "text/plain")
-				req.Header.Set("User-Agent", harness.BrowserUA) // a bot's signals are left out of the rollups
+				req, ids := collectRequest(*url.Load(), batch)
 				resp, err := client.Do(req)
 				if err != nil {
 					ledger.Collect(ids, 0, nil, err)

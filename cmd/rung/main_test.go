@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -179,6 +181,27 @@ func (p *proc) stopDrops() int {
 	return n
 }
 
+// collectRequest is a POST of batch to url (a /collect) as t.js sends it: text/plain,
+// from a browser, since a bot's signals are left out of the rollups. It returns the
+// batch's event_ids in order, for a harness.Ledger.
+func collectRequest(url string, batch []map[string]any) (*http.Request, []string) {
+	ids := make([]string, len(batch))
+	for i, s := range batch {
+		ids[i] = s["event_id"].(string)
+	}
+	body, err := json.Marshal(batch)
+	if err != nil {
+		panic(err) // the tests' own maps of strings and numbers
+	}
+	req, err := http.NewRequest("POST", url, bytes.NewReader(body))
+	if err != nil {
+		panic(err)
+	}
+	req.Header.Set("Content-Type", "text/plain")
+	req.Header.Set("User-Agent", harness.BrowserUA)
+	return req, ids
+}
+
 // metricsText returns p's /metrics.
 func (p *proc) metricsText() string {
 	p.t.Helper()
@@ -197,16 +220,8 @@ func (p *proc) metricsText() string {
 // metric returns the value of one series from /metrics.
 func (p *proc) metric(name string) float64 {
 	p.t.Helper()
-	resp, err := http.Get(p.url("/metrics"))
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		p.t.Fatalf("GET /metrics: %d %v: %.300s", resp.StatusCode, err, b)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
+	b := p.metricsText()
+	for _, line := range strings.Split(b, "\n") {
 		if v, ok := strings.CutPrefix(line, name+" "); ok {
 			f, err := strconv.ParseFloat(v, 64)
 			if err != nil {

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -68,14 +66,7 @@ func TestClusterNATSOutage(t *testing.T) {
 					}
 				}
 				r.Shuffle(len(batch), func(i, j int) { batch[i], batch[j] = batch[j], batch[i] })
-				ids := make([]string, len(batch))
-				for i, s := range batch {
-					ids[i] = s["event_id"].(string)
-				}
-				body, _ := json.Marshal(batch)
-				req, _ := http.NewRequest("POST", col.url("/collect"), bytes.NewReader(body))
-				req.Header.Set("Content-Type", "text/plain")
-				req.Header.Set("User-Agent", harness.BrowserUA)
+				req, ids := collectRequest(col.url("/collect"), batch)
 				var again []int
 				status := 0
 				if resp, err := client.Do(req); err != nil {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -100,14 +99,7 @@ func bigSignal(id string, i int) map[string]any {
 // status and body.
 func postBatch(t *testing.T, l *harness.Ledger, p *proc, batch []map[string]any) (int, []byte) {
 	t.Helper()
-	ids := make([]string, len(batch))
-	for i, s := range batch {
-		ids[i] = s["event_id"].(string)
-	}
-	body, _ := json.Marshal(batch)
-	req, _ := http.NewRequest("POST", p.url("/collect"), bytes.NewReader(body))
-	req.Header.Set("Content-Type", "text/plain")
-	req.Header.Set("User-Agent", harness.BrowserUA)
+	req, ids := collectRequest(p.url("/collect"), batch)
 	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
 	if err != nil {
 		l.Collect(ids, 0, nil, err)
