@@ -230,6 +230,7 @@ func openIntake(ctx context.Context, cfg *serveConfig, store store, set *metrics
 		FlushInterval: cfg.FlushInterval,
 		MaxBytes:      cfg.BufferBytes,
 		WhenFull:      policy,
+		FullWait:      cfg.FullWait,
 		Shards:        sessionShards,
 		Flushers:      sessionLanes,
 		Done:          logDone(wlog),
