@@ -88,8 +88,9 @@ type Config struct {
 	// MaxBatch is the most signals one flush takes when more are waiting than
 	// BatchSize: a backlog drains in fewer, larger writes, which a columnar store takes
 	// much faster than many small ones. Default 20 × BatchSize. A flush also stops
-	// taking once it holds MaxBytes / (4 × Flushers) bytes of signals, so what the
-	// flushes hold beside the buffer stays a fraction of its bound.
+	// taking once it holds MaxBytes / (2 × Flushers) bytes of signals, so the flushes
+	// together hold at most half of what is charged and the other half stays open to
+	// requests while they are written.
 	MaxBatch int
 	// FullWait is how long a body the buffer has no room for waits for a flush to make
 	// room (in Admits, and in Append once decoded) before it is refused; 0 refuses at
@@ -254,9 +255,9 @@ func waitBytes(cfg *Config) int64 {
 }
 
 // flushBudget is the charge at which a flush stops taking signals: a fraction of the
-// bound, so a backlog drains in large writes while most of the buffer stays open to
-// requests.
-func flushBudget(cfg *Config) int64 { return max(cfg.MaxBytes/int64(4*cfg.Flushers), 1) }
+// bound, so a backlog drains in large writes (a columnar store spends per INSERT what
+// many rows cost) while half the buffer stays open to requests.
+func flushBudget(cfg *Config) int64 { return max(cfg.MaxBytes/int64(2*cfg.Flushers), 1) }
 
 // maxTake is the most signals one flush takes: MaxBatch, or what its budget holds of
 // the smallest signals, plus the rest of the chunk at which it was reached.
@@ -549,7 +550,7 @@ func (f *flusher) due(closing bool) bool {
 }
 
 // flushOnce takes up to one batch from the flusher's shards and delivers it: up to
-// MaxBatch signals and about MaxBytes / (4 × Flushers) bytes of them.
+// MaxBatch signals and about MaxBytes / (2 × Flushers) bytes of them.
 func (f *flusher) flushOnce(ctx context.Context) {
 	limit, budget := f.b.cfg.MaxBatch, flushBudget(&f.b.cfg)
 	t := &f.t
