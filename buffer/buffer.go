@@ -254,6 +254,13 @@ func waitBytes(cfg *Config) int64 {
 	return cfg.MaxBytes / 16
 }
 
+// InFlight is the most bytes of held signals, as charged, that the flushes of a Buffer
+// of cfg deliver at once: what a sink's working memory is in proportion to.
+func InFlight(cfg Config) int64 {
+	cfg.defaults()
+	return int64(cfg.Flushers) * flushBudget(&cfg)
+}
+
 // flushBudget is the charge at which a flush stops taking signals: a fraction of the
 // bound, so a backlog drains in large writes (a columnar store spends per INSERT what
 // many rows cost) while half the buffer stays open to requests.

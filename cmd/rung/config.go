@@ -52,6 +52,9 @@ type serveConfig struct {
 	RateIPDelay      time.Duration `json:"rate_ip_delay"`
 	MaxHeaderBytes   int           `json:"max_header_bytes"`
 	DryRun           bool          `json:"-"`
+	// memoryLimit: serve sets the runtime's soft memory limit (memory.go); not when
+	// GOMEMLIMIT is set, nor in tests that run serve in their own process.
+	memoryLimit bool
 }
 
 func (c *serveConfig) flags(fs *flag.FlagSet) {

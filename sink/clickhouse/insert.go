@@ -230,3 +230,11 @@ func (c *ClickHouse) insert(ctx context.Context, d dest, query string, cols []an
 	c.inserters.give(d, in)
 	return nil
 }
+
+// WorkingMemory is about the most the sink holds while it writes flushes holding
+// inFlight bytes of signals as the buffer charges them: each row's values in rung's
+// columns and in clickhouse-go's, the block encoded for the wire, the counted keys, all
+// kept for reuse by the next flushes (insert.go, counted.go). A heap profile of a drain
+// with four flushers' 30,000–40,000-row batches in flight had about four times their
+// charge in these (BENCHMARKS.md, "Memory").
+func (c *ClickHouse) WorkingMemory(inFlight int64) int64 { return 4 * inFlight }
