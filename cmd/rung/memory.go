@@ -9,6 +9,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/rungdev/rung/buffer"
+	"github.com/rungdev/rung/sink/clickhouse"
 )
 
 // sessionBytes is what the memory limit allows for each open session: a visitor, its
@@ -21,6 +22,8 @@ const sessionBytes = 1 << 10
 type workingMemory interface {
 	WorkingMemory(inFlight int64) int64
 }
+
+var _ workingMemory = (*clickhouse.ClickHouse)(nil)
 
 // memoryLimit is the soft limit rung serve gives the Go runtime (debug.SetMemoryLimit)
 // unless GOMEMLIMIT is set: what the buffer may hold (--buffer-bytes and
