@@ -29,12 +29,12 @@ var _ workingMemory = (*clickhouse.ClickHouse)(nil)
 // unless GOMEMLIMIT is set: what the buffer may hold (--buffer-bytes and
 // buffer.Overhead), the sink's working memory for the flushes the buffer lets run at
 // once, and sessionBytes for each open session. Without it the garbage collector lets
-// the heap grow to twice what is live before it collects (GOGC=100), and a buffer kept
-// full, with the sink's columns beside it, took the process to several times
-// --buffer-bytes; with it the collector works sooner as the heap nears what rung may
-// hold. It is soft: what is live is never collected, so a process holding more than it
-// states (a sink that does not state its memory, a store outside Go's heap such as
-// SQLite's page cache) goes past it, with the collector working harder.
+// the heap grow to twice what is live before it collects (GOGC=100), so a buffer kept
+// full, with the sink's columns beside it, makes the process several times
+// --buffer-bytes; with it the garbage collector works sooner as the heap nears what
+// rung may hold. It is soft: what is live is never collected, so a process holding
+// more than it states (a sink that does not state its memory, a store outside Go's
+// heap such as SQLite's page cache) goes past it, the garbage collector working harder.
 type memoryLimit struct {
 	base int64
 	open func() int // open sessions

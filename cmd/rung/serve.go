@@ -41,8 +41,8 @@ func runServe(ctx context.Context, args []string, env environ, stdout io.Writer)
 		return err
 	}
 	cfg.afterSignals = hook
-	_, cfg.memoryLimit = env("GOMEMLIMIT") // the runtime's own, when set, stands
-	cfg.memoryLimit = !cfg.memoryLimit
+	_, own := env("GOMEMLIMIT") // the runtime's own limit, when set, stands
+	cfg.memoryLimit = !own
 	return serve(ctx, &cfg, newLogger(cfg.LogLevel), listenTCP)
 }
 

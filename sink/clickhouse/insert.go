@@ -233,8 +233,7 @@ func (c *ClickHouse) insert(ctx context.Context, d dest, query string, cols []an
 
 // WorkingMemory is about the most the sink holds while it writes flushes holding
 // inFlight bytes of signals as the buffer charges them: each row's values in rung's
-// columns and in clickhouse-go's, the block encoded for the wire, the counted keys, all
-// kept for reuse by the next flushes (insert.go, counted.go). A heap profile of a drain
-// with four flushers' 30,000–40,000-row batches in flight had about four times their
-// charge in these (BENCHMARKS.md, "Memory").
+// columns and in clickhouse-go's, the block encoded for the wire and the counted keys,
+// kept for reuse by the next flushes; four times their charge, for pageviews of a few
+// hundred bytes (BENCHMARKS.md, "Memory: what rung serve holds").
 func (c *ClickHouse) WorkingMemory(inFlight int64) int64 { return 4 * inFlight }
