@@ -88,9 +88,17 @@ type Config struct {
 	// MaxBatch is the most signals one flush takes when more are waiting than
 	// BatchSize: a backlog drains in fewer, larger writes, which a columnar store takes
 	// much faster than many small ones. Default 20 × BatchSize. A flush also stops
-	// taking once it holds MaxBytes / (4 × Flushers) bytes of signals, so what the
-	// flushes hold beside the buffer stays a fraction of its bound.
+	// taking once it holds MaxBytes / (2 × Flushers) bytes of signals, so the flushes
+	// together hold at most half of what is charged and the other half stays open to
+	// requests while they are written.
 	MaxBatch int
+	// FullWait is how long a body the buffer has no room for waits for a flush to make
+	// room (in Admits, and in Append once decoded) before it is refused; 0 refuses at
+	// once. A client that sends again as soon as it is refused (a closed loop, a retry
+	// without backoff) is paced so by the store's pace, and the CPU that answering its
+	// refusals would take is left to the flush. What the waiting bodies hold is bounded
+	// (waitBytes) and in Overhead.
+	FullWait time.Duration
 	// Done, when set, is called by a flusher after each batch with the tags its signals
 	// were pushed with (see AppendTagged), once the sink holds them or they are counted
 	// as dropped for a sink error. Signals abandoned at a hard stop are not reported.
@@ -145,6 +153,14 @@ type Buffer struct {
 	_       [64]byte     // keep used, written by every push, off the lines read with it
 	used    atomic.Int64 // bytes charged for what is held and in flight (see the package doc)
 	_       [64]byte
+
+	// room is closed when a flush has released its charge, waking the bodies waiting
+	// for room; the first waiter after that makes the next. waiting is the bytes of the
+	// bodies waiting, and timers their reusable timers.
+	roomMu  sync.Mutex
+	room    chan struct{}
+	waiting atomic.Int64
+	timers  sync.Pool
 
 	droppedFull   *metrics.Counter
 	rejectedFull  *metrics.Counter
@@ -225,13 +241,30 @@ func ShardOf(anonymousID string, shards int) int {
 // and kept together never take more than MaxBytes and this.
 func Overhead(cfg Config) int64 {
 	cfg.defaults()
-	return int64(cfg.Shards)*2*chunkBytes + int64(cfg.Flushers)*maxTake(&cfg)*int64(unsafe.Sizeof(schemas.Signal{}))
+	return int64(cfg.Shards)*2*chunkBytes + int64(cfg.Flushers)*maxTake(&cfg)*int64(unsafe.Sizeof(schemas.Signal{})) +
+		waitBytes(&cfg)
+}
+
+// waitBytes is the most bytes of bodies (or their decoded signals) that wait for room
+// at once: beyond it, a body is refused without waiting.
+func waitBytes(cfg *Config) int64 {
+	if cfg.FullWait <= 0 || cfg.WhenFull == Drop {
+		return 0
+	}
+	return cfg.MaxBytes / 16
+}
+
+// InFlight is the most bytes of held signals, as charged, that the flushes of a Buffer
+// of cfg deliver at once: what a sink's working memory is in proportion to.
+func InFlight(cfg Config) int64 {
+	cfg.defaults()
+	return int64(cfg.Flushers) * flushBudget(&cfg)
 }
 
 // flushBudget is the charge at which a flush stops taking signals: a fraction of the
-// bound, so a backlog drains in large writes while most of the buffer stays open to
-// requests.
-func flushBudget(cfg *Config) int64 { return max(cfg.MaxBytes/int64(4*cfg.Flushers), 1) }
+// bound, so a backlog drains in large writes (a columnar store spends per INSERT what
+// many rows cost) while half the buffer stays open to requests.
+func flushBudget(cfg *Config) int64 { return max(cfg.MaxBytes/int64(2*cfg.Flushers), 1) }
 
 // maxTake is the most signals one flush takes: MaxBatch, or what its budget holds of
 // the smallest signals, plus the rest of the chunk at which it was reached.
@@ -241,7 +274,8 @@ func maxTake(cfg *Config) int64 {
 
 // Append pushes the signals, with Push's answer in errs[i]: the buffer is the collector's
 // intake on one node. They are taken together or, when the buffer has not room for all
-// of them, refused (or dropped) together. It copies what it keeps, and never blocks.
+// of them, refused (or dropped) together. It copies what it keeps, and never blocks on
+// the flush longer than Config.FullWait.
 func (b *Buffer) Append(_ context.Context, signals []*schemas.Signal, errs []error) {
 	b.AppendTagged(signals, errs, 0)
 }
@@ -264,8 +298,8 @@ func (b *Buffer) AppendTagged(signals []*schemas.Signal, errs []error, tag uint3
 	}
 }
 
-// Push stores a copy of s. It never blocks on the flush: a full buffer answers at once
-// with ErrFull or ErrDropped, by policy.
+// Push stores a copy of s. It never blocks on the flush longer than Config.FullWait: a
+// full buffer then answers with ErrFull or ErrDropped, by policy.
 func (b *Buffer) Push(s *schemas.Signal) error {
 	if err := b.reserve(charge(s), 1); err != nil {
 		return err
@@ -278,24 +312,92 @@ func (b *Buffer) Push(s *schemas.Signal) error {
 // what its signals will be charged (t.js's are charged about their body's length; a
 // padded one less), so a body the buffer does not admit can be refused whole, before
 // any work is spent on it.
+//
+// With Config.FullWait, a body the buffer has no room for waits up to that long for a
+// flush to make room before it is refused.
 func (b *Buffer) Admits(n int) bool {
-	return b.cfg.WhenFull == Drop || b.used.Load()+int64(n) <= b.cfg.MaxBytes
+	if b.cfg.WhenFull == Drop || b.roomFor(int64(n)) {
+		return true
+	}
+	return b.waitRoom(int64(n), func() bool { return b.roomFor(int64(n)) })
 }
 
-// reserve charges size bytes for n signals, or answers why not (counted).
+func (b *Buffer) roomFor(n int64) bool { return b.used.Load()+n <= b.cfg.MaxBytes }
+
+// waitRoom calls try, which says whether there is room for what waits (n bytes), each
+// time a flush releases its charge, until it says yes or Config.FullWait has passed.
+// It says no at once without FullWait, or when waitBytes of bodies wait already.
+func (b *Buffer) waitRoom(n int64, try func() bool) bool {
+	if b.cfg.FullWait <= 0 || b.cfg.WhenFull == Drop {
+		return false
+	}
+	if b.waiting.Add(n) > waitBytes(&b.cfg) {
+		b.waiting.Add(-n)
+		return false
+	}
+	defer b.waiting.Add(-n)
+	t, _ := b.timers.Get().(*time.Timer)
+	if t == nil {
+		t = time.NewTimer(b.cfg.FullWait)
+	} else {
+		t.Reset(b.cfg.FullWait)
+	}
+	defer func() { t.Stop(); b.timers.Put(t) }()
+	for {
+		b.roomMu.Lock()
+		if b.room == nil {
+			b.room = make(chan struct{})
+		}
+		room := b.room
+		b.roomMu.Unlock()
+		// Tried after taking the channel, so a release in between is not missed.
+		if try() {
+			return true
+		}
+		select {
+		case <-room:
+		case <-t.C:
+			return false
+		case <-b.closing:
+			return false
+		}
+	}
+}
+
+// released wakes the bodies waiting for room.
+func (b *Buffer) released() {
+	b.roomMu.Lock()
+	if b.room != nil {
+		close(b.room)
+		b.room = nil
+	}
+	b.roomMu.Unlock()
+}
+
+// reserve charges size bytes for n signals, or answers why not (counted). With
+// Config.FullWait it waits that long for a flush to make room before it says no: the
+// signals, decoded already, are taken if room comes, not decoded again by a retry.
 func (b *Buffer) reserve(size int64, n int) error {
+	if b.take(size) || b.waitRoom(size, func() bool { return b.take(size) }) {
+		return nil
+	}
+	if b.cfg.WhenFull == Drop {
+		b.droppedFull.Add(n)
+		return ErrDropped
+	}
+	b.rejectedFull.Add(n)
+	return ErrFull
+}
+
+// take charges size bytes if there is room for them.
+func (b *Buffer) take(size int64) bool {
 	for {
 		used := b.used.Load()
 		if used+size > b.cfg.MaxBytes {
-			if b.cfg.WhenFull == Drop {
-				b.droppedFull.Add(n)
-				return ErrDropped
-			}
-			b.rejectedFull.Add(n)
-			return ErrFull
+			return false
 		}
 		if b.used.CompareAndSwap(used, used+size) {
-			return nil
+			return true
 		}
 	}
 }
@@ -455,7 +557,7 @@ func (f *flusher) due(closing bool) bool {
 }
 
 // flushOnce takes up to one batch from the flusher's shards and delivers it: up to
-// MaxBatch signals and about MaxBytes / (4 × Flushers) bytes of them.
+// MaxBatch signals and about MaxBytes / (2 × Flushers) bytes of them.
 func (f *flusher) flushOnce(ctx context.Context) {
 	limit, budget := f.b.cfg.MaxBatch, flushBudget(&f.b.cfg)
 	t := &f.t
@@ -500,4 +602,5 @@ func (f *flusher) flushOnce(ctx context.Context) {
 	f.b.pool.put(t.done)
 	f.b.used.Add(-t.charged)
 	f.inflight.Store(0)
+	f.b.released()
 }

@@ -407,7 +407,7 @@ func TestDoneReportsTags(t *testing.T) {
 
 // TestBacklogFlushesLargerBatches holds the first flush while a backlog builds up
 // behind it; the flushes after it take more than BatchSize at once, up to MaxBatch
-// signals, or until they hold the byte budget (MaxBytes / (4 × Flushers)), and keep
+// signals, or until they hold the byte budget (MaxBytes / (2 × Flushers)), and keep
 // each visitor's order.
 func TestBacklogFlushesLargerBatches(t *testing.T) {
 	one := sig("backlog", 0)
@@ -425,13 +425,13 @@ func TestBacklogFlushesLargerBatches(t *testing.T) {
 			return nil
 		}},
 		// Room for the signals and for what the chunks they close leave unused, which is
-		// charged too; a flush's budget is a quarter of it.
+		// charged too; a flush's budget is half of it (one flusher).
 		{"bytes", Config{BatchSize: 10, MaxBatch: 1 << 20, MaxBytes: 2000*size + 16*chunkBytes}, 1900, func(second []schemas.Signal) error {
 			var bytes int64
 			for i := range second {
 				bytes += charge(&second[i])
 			}
-			budget := (2000*size + 16*chunkBytes) / 4
+			budget := (2000*size + 16*chunkBytes) / 2
 			if len(second) <= 10 || len(second) >= 1900 || bytes > budget+chunkLen*size {
 				return fmt.Errorf("second flush took %d signals, %d bytes: want more than BatchSize, fewer than all 1900, within the byte budget %d (and one chunk)", len(second), bytes, budget)
 			}
@@ -475,6 +475,58 @@ func TestBacklogFlushesLargerBatches(t *testing.T) {
 			}
 			if err := tt.check(rec.batches[1]); err != nil {
 				t.Error(err)
+			}
+		})
+	}
+}
+
+// TestFullWait: with FullWait, a signal the full buffer has no room for waits for a
+// flush to release its charge and is then taken; with no flush in time it is refused;
+// and once waitBytes of signals wait, another is refused without waiting.
+func TestFullWait(t *testing.T) {
+	one := sig("visitor-wait", 0)
+	size := charge(&one)
+	tests := []struct {
+		name     string
+		maxBytes int64
+		wait     time.Duration
+		open     bool // the flush is let go while the signal waits
+		want     error
+	}{
+		{"room comes", size * 64, time.Hour, true, nil},
+		{"no room in time", size * 64, 10 * time.Millisecond, false, ErrFull},
+		{"too many waiting", size * 5, time.Hour, false, ErrFull}, // waitBytes is under one signal
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			flush, open := gate()
+			n := int(tt.maxBytes / size)
+			b, _, stop := start(t, Config{BatchSize: n, FlushInterval: time.Hour, MaxBytes: tt.maxBytes, Shards: 1,
+				Flushers: 1, FullWait: tt.wait}, flush)
+			defer stop()
+			for i := range n {
+				s := sig("visitor-wait", i)
+				if err := b.Push(&s); err != nil {
+					t.Fatalf("push %d: %v", i, err)
+				}
+			}
+			done := make(chan error, 1)
+			go func() {
+				s := sig("visitor-wait", n)
+				done <- b.Push(&s)
+			}()
+			if tt.open {
+				select {
+				case err := <-done:
+					t.Fatalf("push into a full buffer returned %v before any flush released its charge", err)
+				case <-time.After(20 * time.Millisecond):
+				}
+				open()
+			} else {
+				defer open()
+			}
+			if err := <-done; !errors.Is(err, tt.want) && err != tt.want {
+				t.Fatalf("push into a full buffer: %v, want %v", err, tt.want)
 			}
 		})
 	}

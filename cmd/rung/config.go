@@ -24,6 +24,7 @@ type serveConfig struct {
 	Listen           string        `json:"listen"`
 	BufferBytes      int64         `json:"buffer_bytes"`
 	WhenFull         string        `json:"when_full"`
+	FullWait         time.Duration `json:"full_wait"`
 	Durability       string        `json:"durability"`
 	WALBytes         int64         `json:"wal_bytes"`
 	AllowedOrigins   string        `json:"allowed_origins"`
@@ -51,6 +52,9 @@ type serveConfig struct {
 	RateIPDelay      time.Duration `json:"rate_ip_delay"`
 	MaxHeaderBytes   int           `json:"max_header_bytes"`
 	DryRun           bool          `json:"-"`
+	// memoryLimit: serve sets the runtime's soft memory limit (memory.go); not when
+	// GOMEMLIMIT is set, nor in tests that run serve in their own process.
+	memoryLimit bool
 }
 
 func (c *serveConfig) flags(fs *flag.FlagSet) {
@@ -60,6 +64,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Listen, "listen", "127.0.0.1:8080", "address for HTTP: /collect, the API, the pages")
 	fs.Int64Var(&c.BufferBytes, "buffer-bytes", 128<<20, "memory bound of the buffer, in bytes")
 	fs.StringVar(&c.WhenFull, "when-full", "reject", "full buffer: reject (503 + Retry-After) or drop (202, counted)")
+	fs.DurationVar(&c.FullWait, "full-wait", 250*time.Millisecond, "full buffer, --when-full reject: how long a body waits for a flush to make room before it is refused (0: refuse at once); paces clients that retry at once, leaving the CPU to the flush")
 	fs.StringVar(&c.Durability, "durability", "memory", "what a 202 means on one node: memory (held in the buffer; lost in a crash) or disk (synced to a write-ahead log under --data-dir/wal, replayed at start)")
 	fs.Int64Var(&c.WALBytes, "wal-bytes", 1<<30, "bound of the write-ahead log (--durability disk), in bytes; when full, --when-full applies")
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", "*", "comma-separated origins allowed to post signals, or *")
@@ -100,6 +105,9 @@ func (c *serveConfig) validate() error {
 	}
 	if _, err := buffer.ParsePolicy(c.WhenFull); err != nil {
 		errs = append(errs, fmt.Errorf("--when-full: %w", err))
+	}
+	if c.FullWait < 0 || c.FullWait > time.Minute {
+		errs = append(errs, fmt.Errorf("--full-wait %v: want 0 to 1m", c.FullWait))
 	}
 	if c.Durability != "memory" && c.Durability != "disk" {
 		errs = append(errs, fmt.Errorf("--durability %q: want memory or disk", c.Durability))

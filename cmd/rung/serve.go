@@ -41,6 +41,8 @@ func runServe(ctx context.Context, args []string, env environ, stdout io.Writer)
 		return err
 	}
 	cfg.afterSignals = hook
+	_, own := env("GOMEMLIMIT") // the runtime's own limit, when set, stands
+	cfg.memoryLimit = !own
 	return serve(ctx, &cfg, newLogger(cfg.LogLevel), listenTCP)
 }
 
@@ -157,6 +159,10 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger, listen liste
 	if pipe != nil {
 		sup.then("relay", part{"outbox relay", pipe.Run})
 	}
+	if cfg.memoryLimit && in.buf != nil {
+		m := newMemoryLimit(in.bcfg, store, in.open)
+		sup.then("memory limit", part{"memory limit", func(ctx context.Context) error { return m.run(ctx, set, log) }})
+	}
 	log.Info("rung serving", "addr", ln.Addr().String(), "sink", cfg.sinkAt(), "sessions_restored", in.restored)
 	if cfg.privateOpen() {
 		log.Warn("--insecure-public-stats: " + privateSurfaces + " are open to anyone who can reach this address")
@@ -179,6 +185,8 @@ type intake struct {
 	intake   collector.Intake
 	ready    func(context.Context) error
 	buf      *buffer.Buffer    // one node
+	bcfg     buffer.Config     // one node: the buffer's
+	open     func() int        // one node: the sessions open
 	pub      *stream.Publisher // a cluster collector
 	nc       *nats.Conn        // a cluster collector's, closed last
 	wlog     *wal.Log          // --durability disk: closed after the drain, before the sink
@@ -225,16 +233,19 @@ func openIntake(ctx context.Context, cfg *serveConfig, store store, set *metrics
 		log.Info("write-ahead log replayed", "signals", replayed)
 	}
 	health := sink.NewHealth(cfg.sinkAt().String(), store, log, set)
-	buf := buffer.New(buffer.Config{
+	bcfg := buffer.Config{
 		BatchSize:     cfg.BatchSize,
 		FlushInterval: cfg.FlushInterval,
 		MaxBytes:      cfg.BufferBytes,
 		WhenFull:      policy,
+		FullWait:      cfg.FullWait,
 		Shards:        sessionShards,
 		Flushers:      sessionLanes,
 		Done:          logDone(wlog),
-	}, agg.FlushTo(health), set)
-	return &intake{intake: newIntake(buf, wlog, policy, set), ready: health.Ready, buf: buf, wlog: wlog, restored: n}, nil
+	}
+	buf := buffer.New(bcfg, agg.FlushTo(health), set)
+	return &intake{intake: newIntake(buf, wlog, policy, set), ready: health.Ready, buf: buf, bcfg: bcfg, open: agg.Open,
+		wlog: wlog, restored: n}, nil
 }
 
 // drain is the intake's part: it runs the buffer's flushers and, asked to stop (once
