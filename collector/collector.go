@@ -40,7 +40,8 @@ import (
 // in a cluster. Append stores each signal or says in errs[i] why not (buffer.ErrFull,
 // buffer.ErrDropped, buffer.ErrClosed). The signals' strings point into the request
 // body, which the HTTP server reuses once the handler returns: Append must copy what it
-// keeps. The buffer answers at once; a stream returns once JetStream holds them, which
+// keeps. The buffer answers at once, or within its FullWait when full; a stream returns
+// once JetStream holds them, which
 // is why it is handed the request's signals together, so their acknowledgements are
 // awaited as one.
 type Intake interface {
@@ -61,8 +62,9 @@ type Config struct {
 	MaxConns       int           // concurrent connections; default 10000
 	MaxConnsPerIP  int           // concurrent connections from one client address; 0: no cap
 	MaxHeaderBytes int           // default 8 KiB
-	// Admits, when set, says whether a body of n bytes may be decoded now; a body it
-	// refuses is answered 503 + Retry-After before it is read further (buffer.Admits).
+	// Admits, when set, says whether a body of n bytes may be decoded now, or within the
+	// buffer's FullWait; a body it refuses is answered 503 + Retry-After before it is
+	// read further (buffer.Admits).
 	Admits func(n int) bool
 
 	// Abuse controls; the zero values turn them off.

@@ -64,7 +64,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Listen, "listen", "127.0.0.1:8080", "address for HTTP: /collect, the API, the pages")
 	fs.Int64Var(&c.BufferBytes, "buffer-bytes", 128<<20, "memory bound of the buffer, in bytes")
 	fs.StringVar(&c.WhenFull, "when-full", "reject", "full buffer: reject (503 + Retry-After) or drop (202, counted)")
-	fs.DurationVar(&c.FullWait, "full-wait", 250*time.Millisecond, "full buffer, --when-full reject: how long a body waits for a flush to make room before it is refused (0: refuse at once); paces clients that retry at once, leaving the CPU to the flush")
+	fs.DurationVar(&c.FullWait, "full-wait", 250*time.Millisecond, "full buffer, --when-full reject: how long a body waits for a flush to make room before it is decoded, and again once decoded, before it is refused (0: refuse at once); paces clients that retry at once, leaving the CPU to the flush")
 	fs.StringVar(&c.Durability, "durability", "memory", "what a 202 means on one node: memory (held in the buffer; lost in a crash) or disk (synced to a write-ahead log under --data-dir/wal, replayed at start)")
 	fs.Int64Var(&c.WALBytes, "wal-bytes", 1<<30, "bound of the write-ahead log (--durability disk), in bytes; when full, --when-full applies")
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", "*", "comma-separated origins allowed to post signals, or *")

@@ -25,9 +25,10 @@ import (
 //   - the counted rows go first, carrying a random flush id F, and the visitors rows
 //     (idempotent: the earliest exposure and the latest conversion win) alongside;
 //   - the landing rows go last, and the same INSERT block carries a marker row for F
-//     (an empty site, cell F, no sessions: no reader shows or sums it). ClickHouse writes a
-//     block whole or not at all, so the marker is there exactly when the landing rows
-//     are.
+//     (an empty site, cell F, no sessions: it adds nothing to a sum, and readers leave
+//     out the keys that sum to nothing). ClickHouse writes a block whole or not at all
+//     when its rows fall in one partition (one month; see CLUSTER.md for a block across
+//     two), so the marker is there exactly when the landing rows are.
 //
 // A signal is counted when it has a counted row with flush 0 (written by a flush
 // without landing rows, last, or before the column existed) or with a flush whose
@@ -77,13 +78,21 @@ func newFlushID() uint64 {
 }
 
 // markerRow returns the landing row that marks flush f committed, written at nowMs, on
-// shard s (0 on one node).
-func markerRow(f uint64, nowMs int64, s int) sink.LandingCell {
-	return sink.LandingCell{LandingKey: sink.LandingKey{HourMs: sink.HourMs(nowMs), UTMSource: strconv.Itoa(s)}, Cell: f, Version: 1}
+// shard s of shards (0 of 1 on one node). Its version holds how many shards the flush
+// was written over, so a flush stays committed when shards are added later.
+func markerRow(f uint64, nowMs int64, s, shards int) sink.LandingCell {
+	return sink.LandingCell{LandingKey: sink.LandingKey{HourMs: sink.HourMs(nowMs), UTMSource: strconv.Itoa(s)},
+		Cell: f, Version: uint64(shards)}
 }
 
 // insertsWait bounds WaitInserts.
 const insertsWait = 10 * time.Second
+
+// markerCheckWait bounds the look-up, after a landing insert failed, of whether its
+// marker landed all the same. It outlives the flush's context (a flush the store holds
+// must not be taken for aborted because the writer was stopping), so it is short: at a
+// hard stop with the store unreachable, every group's landing write waits this long.
+const markerCheckWait = 2 * time.Second
 
 // openCounted reads, and on the first open of a database writes, the time before
 // which every raw row counts as counted.
@@ -197,12 +206,8 @@ func (c *ClickHouse) committed(ctx context.Context, fromMs int64, ids map[uint64
 		q += " AND cell IN @ids"
 		args = append(args, ch.Named("ids", ch.GroupSet{Value: set}))
 	}
-	shards := 1
-	if c.cluster != nil {
-		shards = len(c.cluster.shards)
-	}
-	q += " GROUP BY cell HAVING uniqExact(utm_source) >= @shards"
-	rows, err := c.conn.Query(ctx, q, append(args, ch.Named("shards", shards))...)
+	q += " GROUP BY cell HAVING uniqExact(utm_source) >= max(version)"
+	rows, err := c.conn.Query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("look up the markers of flushes: %w", err)
 	}

@@ -207,8 +207,8 @@ func TestFlushCommit(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		// before: the cut flush dies after its keys and visitors rows, before its
-		// landing rows and marker; else after its landing insert, before the writer
-		// acknowledged it (where counted rows used to be written: the old window).
+		// landing rows and marker; else after its landing insert, before Write
+		// returned.
 		before bool
 	}{
 		{"before landing", true},

@@ -96,7 +96,7 @@ func (c *ClickHouse) writeAllVisitors(ctx context.Context, m *sink.Batch) error 
 func (c *ClickHouse) writeAllLanding(ctx context.Context, rows []sink.LandingCell, flush uint64) error {
 	now := time.Now().UnixMilli()
 	if c.cluster == nil {
-		return c.writeLanding(ctx, dest{c.conn, c.db + ".landing_hourly"}, rows, markerRow(flush, now, 0))
+		return c.writeLanding(ctx, dest{c.conn, c.db + ".landing_hourly"}, rows, markerRow(flush, now, 0, 1))
 	}
 	k := c.cluster
 	parts := make([][]sink.LandingCell, len(k.shards))
@@ -107,14 +107,14 @@ func (c *ClickHouse) writeAllLanding(ctx context.Context, rows []sink.LandingCel
 	var g errgroup.Group
 	for s, conn := range k.shards {
 		g.Go(func() error {
-			return c.writeLanding(ctx, dest{conn, c.db + ".landing_hourly_local"}, parts[s], markerRow(flush, now, s))
+			return c.writeLanding(ctx, dest{conn, c.db + ".landing_hourly_local"}, parts[s], markerRow(flush, now, s, len(k.shards)))
 		})
 	}
 	return g.Wait()
 }
 
 // writeLanding inserts rows and marker into d in one INSERT: one block, which the
-// server stores whole or not at all. An attempt after a failure first asks whether the
+// server stores whole or not at all within a partition (counted.go). An attempt after a failure first asks whether the
 // marker, and so the whole insert, landed though it failed; so does a writer that
 // gives up, so that it does not abort a flush the store holds (the rows would then be
 // superseded by the cell's next rows while the marker says its signals are counted).
@@ -144,7 +144,7 @@ func (c *ClickHouse) writeLanding(ctx context.Context, d dest, rows []sink.Landi
 		return c.insert(ctx, d, insertLanding, cols)
 	})
 	if err != nil && attempts > 0 {
-		check, cancel := context.WithTimeout(context.WithoutCancel(ctx), insertsWait)
+		check, cancel := context.WithTimeout(context.WithoutCancel(ctx), markerCheckWait)
 		landed, cerr := c.hasMarker(check, d, marker)
 		cancel()
 		if cerr == nil && landed {
