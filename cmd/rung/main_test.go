@@ -129,16 +129,24 @@ func (p *proc) url(path string) string { return "http://" + p.addr + path }
 // stop sends SIGTERM and waits for a clean exit.
 func (p *proc) stop() {
 	p.t.Helper()
+	if err := p.terminate(); err != nil {
+		p.t.Fatalf("rung %s exited with %v after SIGTERM\n%s", p.sub, err, p.stderr.String())
+	}
+}
+
+// terminate sends SIGTERM and returns how the process exited (an *exec.ExitError for
+// a non-zero status); it fails the test if the process has not exited within 60 s.
+func (p *proc) terminate() error {
+	p.t.Helper()
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		p.t.Fatal(err)
 	}
 	select {
 	case err := <-p.done:
-		if err != nil {
-			p.t.Fatalf("rung %s exited with %v after SIGTERM\n%s", p.sub, err, p.stderr.String())
-		}
+		return err
 	case <-time.After(60 * time.Second):
 		p.t.Fatalf("rung %s did not exit within 60s of SIGTERM\n%s", p.sub, p.stderr.String())
+		return nil
 	}
 }
 

@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -201,17 +200,9 @@ func TestDurableDrainTimeout(t *testing.T) {
 	if _, err := lock.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
 	var exit *exec.ExitError
-	select {
-	case err := <-p.done:
-		if !errors.As(err, &exit) || exit.ExitCode() != 1 {
-			t.Fatalf("rung serve exited with %v after a drain that timed out, want exit status 1", err)
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("rung serve did not exit within 60s of SIGTERM")
+	if err := p.terminate(); !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("rung serve exited with %v after a drain that timed out, want exit status 1", err)
 	}
 	left := p.stopDrops()
 	if left == 0 {
