@@ -151,10 +151,10 @@ func (c *ClickHouse) writeCounted(ctx context.Context, bs []*sink.Batch, flush u
 			k.fill(b.Signals, flush, keep)
 			k.fill(b.Counted, flush, keep)
 		}
-		if len(k.ids) == 0 {
+		if len(k.ids.v) == 0 {
 			return nil
 		}
-		return c.send(ctx, dest{conn, c.db + "." + table}, "counted", insertCounted, len(k.ids), k.list()...)
+		return c.send(ctx, dest{conn, c.db + "." + table}, "counted", insertCounted, len(k.ids.v), k.list()...)
 	}
 	if c.cluster == nil {
 		return send(c.conn, "counted", nil)
@@ -171,7 +171,7 @@ func (c *ClickHouse) writeCounted(ctx context.Context, bs []*sink.Batch, flush u
 // countedColumns are the columns of insertCounted being built.
 type countedColumns struct {
 	date      []time.Time
-	anon, ids []string
+	anon, ids runs
 	since     []int64
 	flushes   []uint64
 }
@@ -185,19 +185,19 @@ func (k *countedColumns) fill(signals []schemas.Signal, flush uint64, keep func(
 			continue
 		}
 		k.date = append(k.date, time.UnixMilli(g.ReceivedAt).UTC())
-		k.anon, k.ids = append(k.anon, g.AnonymousID), append(k.ids, g.EventID)
+		k.anon.v, k.ids.v = append(k.anon.v, g.AnonymousID), append(k.ids.v, g.EventID)
 		k.since, k.flushes = append(k.since, 0), append(k.flushes, flush)
 	}
 }
 
-func (k *countedColumns) list() []any { return []any{k.date, k.anon, k.ids, k.since, k.flushes} }
+func (k *countedColumns) list() []any { return []any{k.date, &k.anon, &k.ids, k.since, k.flushes} }
 
 // reset empties the columns, keeping their capacity, and drops their references into
 // the batches.
 func (k *countedColumns) reset() {
-	clear(k.anon)
-	clear(k.ids)
-	k.date, k.anon, k.ids, k.since, k.flushes = k.date[:0], k.anon[:0], k.ids[:0], k.since[:0], k.flushes[:0]
+	clear(k.anon.v)
+	clear(k.ids.v)
+	k.date, k.anon.v, k.ids.v, k.since, k.flushes = k.date[:0], k.anon.v[:0], k.ids.v[:0], k.since[:0], k.flushes[:0]
 }
 
 // markerWhere selects the markers (see the top of this file) written from @marker_from.
