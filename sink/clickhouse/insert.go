@@ -195,6 +195,7 @@ func (k *columns) reset() {
 type inserter struct {
 	ctx   context.Context // the batch's: it cancels the acquiring of its connections and the wait for answers
 	batch driver.Batch
+	cols  []driver.BatchColumn // this insert's, taken once: each Column call allocates
 }
 
 // inserters keeps the idle inserters of each destination, up to a bound each, so the
@@ -277,6 +278,10 @@ func (c *ClickHouse) insert(ctx context.Context, d dest, query string, cols []an
 			n = reflect.ValueOf(cols[0]).Len()
 		}
 	}
+	in.cols = in.cols[:0]
+	for i := range cols {
+		in.cols = append(in.cols, in.batch.Column(i))
+	}
 	for k, from := 0, 0; from == 0 || from < n; k, from = k+1, from+stringRun {
 		for i, col := range cols {
 			switch v := col.(type) {
@@ -289,7 +294,7 @@ func (c *ClickHouse) insert(ctx context.Context, d dest, query string, cols []an
 					continue
 				}
 			}
-			if err := in.batch.Column(i).Append(col); err != nil {
+			if err := in.cols[i].Append(col); err != nil {
 				in.batch.Close()
 				return fmt.Errorf("append column %d: %w", i, err)
 			}
