@@ -34,10 +34,11 @@ type ClickHouse struct {
 	conn    driver.Conn
 	db      string
 	cluster *cluster // nil in the single-node layout
-	// cols keeps idle *columns, and inserters prepared INSERTs, so that flushes reuse
+	// cols and counted keep idle columns, and inserters prepared INSERTs, so that flushes reuse
 	// their memory: bounded free lists rather than sync.Pools, which the garbage
 	// collector empties at every cycle, and a drain's large batches make cycles frequent.
 	cols      chan *columns
+	counted   chan *countedColumns
 	inserters inserters
 
 	retry sink.Retry // of every statement, by classify's class
@@ -144,6 +145,7 @@ func Open(ctx context.Context, dsn string, o Options, set *metrics.Set) (*ClickH
 		beforeLanding: o.BeforeLanding,
 	}
 	c.cols = make(chan *columns, o.Writers)
+	c.counted = make(chan *countedColumns, o.Writers)
 	c.inserters = inserters{max: o.Writers, idle: make(map[dest][]*inserter)}
 	c.group = newGroup(o.GroupLinger, c.writeRollups, set)
 	for _, t := range append(rollupTables, "counted") {

@@ -131,7 +131,9 @@ func (c *ClickHouse) openCounted(ctx context.Context) error {
 
 // writeCounted records the keys of the signals of bs, and of those they count again
 // (Counted), as counted by flush (0: confirmed now; else once its marker is stored):
-// on a cluster on each visitor's shard, as its raw rows are.
+// on a cluster on each visitor's shard, as its raw rows are. The columns are taken from
+// a free list and go back to it emptied, as the signals' are (insert.go): a drain's
+// flushes are as large as its signals inserts.
 func (c *ClickHouse) writeCounted(ctx context.Context, bs []*sink.Batch, flush uint64) error {
 	n := 0
 	for _, b := range bs {
@@ -140,36 +142,31 @@ func (c *ClickHouse) writeCounted(ctx context.Context, bs []*sink.Batch, flush u
 	if n == 0 {
 		return nil
 	}
-	all := make([]*schemas.Signal, 0, n)
-	for _, b := range bs {
-		for i := range b.Signals {
-			all = append(all, &b.Signals[i])
-		}
-		for i := range b.Counted {
-			all = append(all, &b.Counted[i])
-		}
-	}
-	size := len(all) // on one node the columns' length, give or take the signals without an event_id
-	if c.cluster != nil {
-		size = 0 // each shard's part: grown as it comes
-	}
 	send := func(conn driver.Conn, table string, keep func(*schemas.Signal) bool) error {
-		date, anon, ids := make([]time.Time, 0, size), make([]string, 0, size), make([]string, 0, size)
-		since, flushes := make([]int64, 0, size), make([]uint64, 0, size)
-		for _, g := range all {
-			if g.EventID == "" || !keep(g) {
-				continue
-			}
-			date = append(date, time.UnixMilli(g.ReceivedAt).UTC())
-			anon, ids, since, flushes = append(anon, g.AnonymousID), append(ids, g.EventID), append(since, 0), append(flushes, flush)
+		var k *countedColumns
+		select {
+		case k = <-c.counted:
+		default:
+			k = new(countedColumns)
 		}
-		if len(ids) == 0 {
+		defer func() {
+			k.reset()
+			select {
+			case c.counted <- k:
+			default:
+			}
+		}()
+		for _, b := range bs {
+			k.fill(b.Signals, flush, keep)
+			k.fill(b.Counted, flush, keep)
+		}
+		if len(k.ids.v) == 0 {
 			return nil
 		}
-		return c.send(ctx, dest{conn, c.db + "." + table}, "counted", insertCounted, len(ids), date, anon, ids, since, flushes)
+		return c.send(ctx, dest{conn, c.db + "." + table}, "counted", insertCounted, len(k.ids.v), k.list()...)
 	}
 	if c.cluster == nil {
-		return send(c.conn, "counted", func(*schemas.Signal) bool { return true })
+		return send(c.conn, "counted", nil)
 	}
 	var g errgroup.Group
 	for s, conn := range c.cluster.shards {
@@ -178,6 +175,38 @@ func (c *ClickHouse) writeCounted(ctx context.Context, bs []*sink.Batch, flush u
 		})
 	}
 	return g.Wait()
+}
+
+// countedColumns are the columns of insertCounted being built.
+type countedColumns struct {
+	date      []time.Time
+	anon, ids runs
+	since     []int64
+	flushes   []uint64
+}
+
+// fill adds the keys of signals that keep takes (all when keep is nil), but for those
+// without an event_id, as counted by flush.
+func (k *countedColumns) fill(signals []schemas.Signal, flush uint64, keep func(*schemas.Signal) bool) {
+	for i := range signals {
+		g := &signals[i]
+		if g.EventID == "" || keep != nil && !keep(g) {
+			continue
+		}
+		k.date = append(k.date, time.UnixMilli(g.ReceivedAt).UTC())
+		k.anon.v, k.ids.v = append(k.anon.v, g.AnonymousID), append(k.ids.v, g.EventID)
+		k.since, k.flushes = append(k.since, 0), append(k.flushes, flush)
+	}
+}
+
+func (k *countedColumns) list() []any { return []any{k.date, &k.anon, &k.ids, k.since, k.flushes} }
+
+// reset empties the columns, keeping their capacity, and drops their references into
+// the batches.
+func (k *countedColumns) reset() {
+	clear(k.anon.v)
+	clear(k.ids.v)
+	k.date, k.anon.v, k.ids.v, k.since, k.flushes = k.date[:0], k.anon.v[:0], k.ids.v[:0], k.since[:0], k.flushes[:0]
 }
 
 // markerWhere selects the markers (see the top of this file) written from @marker_from.

@@ -3,6 +3,7 @@ package clickhouse
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -93,9 +94,53 @@ func of[T any](get func(b *sink.Batch, i int) T) func() builder {
 	return func() builder { return &col[T]{get: get} }
 }
 
-// str makes builders of a String column taken from each signal.
+// str makes builders of a String column taken from each signal: most of the columns,
+// so their values are taken in one call rather than through of's.
 func str(get func(g *schemas.Signal) string) func() builder {
-	return of(func(b *sink.Batch, i int) string { return get(&b.Signals[i]) })
+	return func() builder { return &strCol{get: get} }
+}
+
+// strCol is a builder of a String column.
+type strCol struct {
+	runs
+	get func(g *schemas.Signal) string
+}
+
+func (c *strCol) add(b *sink.Batch, i int) { c.v = append(c.v, c.get(&b.Signals[i])) }
+func (c *strCol) values() any              { return &c.runs }
+func (c *strCol) reset()                   { clear(c.v); c.v = c.v[:0] }
+
+// runs is a String column that insert copies into the driver's columns stringRun rows
+// at a time. It keeps each run as the driver takes it, an interface holding a slice,
+// across flushes while its memory stays where it was: making them anew would allocate
+// every run of every flush.
+type runs struct {
+	v     []string
+	boxes []any
+}
+
+// run returns the values of run k.
+func (r *runs) run(k int) any {
+	from, to := k*stringRun, min((k+1)*stringRun, len(r.v))
+	if from >= to {
+		return r.v[:0]
+	}
+	if k < len(r.boxes) {
+		if b := r.boxes[k].([]string); len(b) == to-from && &b[0] == &r.v[from] {
+			return r.boxes[k]
+		}
+		if k == 0 { // moved: the rest are of the old memory, which they would keep
+			clear(r.boxes)
+			r.boxes = r.boxes[:0]
+		}
+	}
+	box := any(r.v[from:to])
+	if k < len(r.boxes) {
+		r.boxes[k] = box
+	} else if k == len(r.boxes) {
+		r.boxes = append(r.boxes, box)
+	}
+	return box
 }
 
 // columns holds one batch's signals in columnar form; reused through a pool.
@@ -150,6 +195,7 @@ func (k *columns) reset() {
 type inserter struct {
 	ctx   context.Context // the batch's: it cancels the acquiring of its connections and the wait for answers
 	batch driver.Batch
+	cols  []driver.BatchColumn // this insert's, taken once: each Column call allocates
 }
 
 // inserters keeps the idle inserters of each destination, up to a bound each, so the
@@ -209,7 +255,14 @@ func (s *inserters) close() {
 	}
 }
 
-// insert sends cols, the values of query's columns in order, to d as one INSERT. A
+// stringRun is how many rows of the String columns insert copies into the driver's
+// columns at a time, column after column: the strings lie in the request bodies, a
+// row's values side by side, and copying a run of rows of every column while their
+// bodies are in the cache reads each body from memory once rather than once a column.
+const stringRun = 512
+
+// insert sends cols, the values of query's columns in order (slices, or *runs), to d as
+// one INSERT. A
 // failed inserter is not reused: its state after an error is the driver's to know.
 func (c *ClickHouse) insert(ctx context.Context, d dest, query string, cols []any) error {
 	q := fmt.Sprintf(query, d.table)
@@ -217,10 +270,34 @@ func (c *ClickHouse) insert(ctx context.Context, d dest, query string, cols []an
 	if err != nil {
 		return fmt.Errorf("prepare: %w", err)
 	}
-	for i, col := range cols {
-		if err := in.batch.Column(i).Append(col); err != nil {
-			in.batch.Close()
-			return fmt.Errorf("append column %d: %w", i, err)
+	n := 0
+	if len(cols) > 0 {
+		if r, ok := cols[0].(*runs); ok {
+			n = len(r.v)
+		} else {
+			n = reflect.ValueOf(cols[0]).Len()
+		}
+	}
+	in.cols = in.cols[:0]
+	for i := range cols {
+		in.cols = append(in.cols, in.batch.Column(i))
+	}
+	for k, from := 0, 0; from == 0 || from < n; k, from = k+1, from+stringRun {
+		for i, col := range cols {
+			switch v := col.(type) {
+			case *runs:
+				col = v.run(k)
+			case []string:
+				col = v[min(from, len(v)):min(from+stringRun, len(v))]
+			default:
+				if from > 0 {
+					continue
+				}
+			}
+			if err := in.cols[i].Append(col); err != nil {
+				in.batch.Close()
+				return fmt.Errorf("append column %d: %w", i, err)
+			}
 		}
 	}
 	if err := in.batch.Flush(); err != nil {

@@ -96,6 +96,9 @@ func (c *ClickHouse) insertRaw(ctx context.Context, k *columns) error {
 	}
 	defer batch.Close()
 	for i, col := range k.list() {
+		if r, ok := col.(*runs); ok {
+			col = r.v
+		}
 		if err := batch.Column(i).Append(col); err != nil {
 			return err
 		}
