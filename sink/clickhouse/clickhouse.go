@@ -299,7 +299,7 @@ func (c *ClickHouse) Write(ctx context.Context, b *sink.Batch) error {
 	// No rollup rows: the keys alone, confirmed.
 	if err := c.writeCounted(ctx, []*sink.Batch{b}, 0); err != nil {
 		c.abandoned.Inc()
-		return fmt.Errorf("mark %d signals counted in clickhouse: %w", len(b.Signals)+len(b.Counted), err)
+		return err
 	}
 	return nil
 }

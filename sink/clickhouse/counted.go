@@ -165,16 +165,22 @@ func (c *ClickHouse) writeCounted(ctx context.Context, bs []*sink.Batch, flush u
 		}
 		return c.send(ctx, dest{conn, c.db + "." + table}, "counted", insertCounted, len(k.ids.v), k.list()...)
 	}
+	var err error
 	if c.cluster == nil {
-		return send(c.conn, "counted", nil)
+		err = send(c.conn, "counted", nil)
+	} else {
+		var g errgroup.Group
+		for s, conn := range c.cluster.shards {
+			g.Go(func() error {
+				return send(conn, "counted_local", func(sig *schemas.Signal) bool { return c.cluster.visitorShard(sig.AnonymousID) == s })
+			})
+		}
+		err = g.Wait()
 	}
-	var g errgroup.Group
-	for s, conn := range c.cluster.shards {
-		g.Go(func() error {
-			return send(conn, "counted_local", func(sig *schemas.Signal) bool { return c.cluster.visitorShard(sig.AnonymousID) == s })
-		})
+	if err != nil {
+		return fmt.Errorf("mark %d signals counted in clickhouse: %w", n, err)
 	}
-	return g.Wait()
+	return nil
 }
 
 // countedColumns are the columns of insertCounted being built.

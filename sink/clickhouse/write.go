@@ -31,25 +31,15 @@ const (
 // are the call's own and have returned when it does. One failing insert does not cut
 // the others short: they keep ctx, whose inserters are reused (insert.go).
 func (c *ClickHouse) writeRollups(ctx context.Context, m *sink.Batch, bs []*sink.Batch) error {
-	counted := func(flush uint64) error {
-		if err := c.writeCounted(ctx, bs, flush); err != nil {
-			n := 0
-			for _, b := range bs {
-				n += len(b.Signals) + len(b.Counted)
-			}
-			return fmt.Errorf("mark %d signals counted in clickhouse: %w", n, err)
-		}
-		return nil
-	}
 	if len(m.Landing) == 0 {
 		if err := c.writeAllVisitors(ctx, m); err != nil {
 			return err
 		}
-		return counted(0)
+		return c.writeCounted(ctx, bs, 0)
 	}
 	flush := newFlushID()
 	var g errgroup.Group
-	g.Go(func() error { return counted(flush) })
+	g.Go(func() error { return c.writeCounted(ctx, bs, flush) })
 	g.Go(func() error { return c.writeAllVisitors(ctx, m) })
 	if err := g.Wait(); err != nil {
 		return err
