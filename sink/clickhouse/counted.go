@@ -373,9 +373,11 @@ func (c *ClickHouse) countedOf(ctx context.Context, keys map[sink.Key]int64, day
 }
 
 // Uncounted returns the raw signals received in the last windowMs before the newest
-// whose rollups are not stored, oldest first: what a crash between a flush's writes
-// left, for a single writer to count again on start (its replacement gets nothing
-// again from a stream). One scan of the window, and the window's counted keys as a
+// whose rollups are not stored, in the order they were counted in (event time, then
+// arrival): what a crash between a flush's writes left, for a single writer to count
+// again on start (its replacement gets nothing again from a stream). Not in the order
+// received: a visitor's signals of one flush, counted again over several, would then
+// find one placed later than the next, and its rollup time would move. One scan of the window, and the window's counted keys as a
 // set on the server.
 func (c *ClickHouse) Uncounted(ctx context.Context, windowMs int64) ([]schemas.Signal, error) {
 	var newest int64
@@ -393,7 +395,7 @@ func (c *ClickHouse) Uncounted(ctx context.Context, windowMs int64) ([]schemas.S
 	out, err := c.query(ch.Context(ctx, ch.WithExternalTable(done)),
 		"WHERE received_ms >= @since AND date >= toDate(@day) AND (anonymous_id, event_id) NOT IN "+
 			"(SELECT anonymous_id, event_id FROM "+c.db+".counted WHERE date >= toDate(@day) "+
-			"AND (flush = 0 OR flush IN committed_flushes)) ORDER BY received_ms",
+			"AND (flush = 0 OR flush IN committed_flushes)) ORDER BY event_ms, seq",
 		ch.Named("since", since), ch.Named("day", day(since, -1)))
 	if err != nil {
 		return nil, fmt.Errorf("read the signals without rollups: %w", err)

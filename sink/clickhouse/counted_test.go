@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -43,7 +44,14 @@ func TestCountedGap(t *testing.T) {
 	if err := c.Write(ctx, whole); err != nil {
 		t.Fatal(err)
 	}
-	half := &sink.Batch{Signals: []schemas.Signal{sig(3), sig(4), sig(5)}, SessionMs: []int64{now, now + 1, now + 2},
+	// The cut flush's signals were received e3, e4, e5 but stand in their timelines the
+	// other way round (a client's clock): the order they are counted in.
+	late := func(i int) schemas.Signal {
+		g := sig(i)
+		g.EventAt = now + 100 - int64(i)
+		return g
+	}
+	half := &sink.Batch{Signals: []schemas.Signal{late(3), late(4), late(5)}, SessionMs: []int64{now, now + 1, now + 2},
 		Landing: []sink.LandingCell{{LandingKey: landing[0].LandingKey, Cell: 1, Version: 2, Sessions: 3}}}
 	wctx, cancel := context.WithCancel(ctx)
 	cut = cancel
@@ -102,6 +110,19 @@ func TestCountedGap(t *testing.T) {
 		}
 	}
 	check("cut", map[string]bool{"e0": true, "e1": true, "e2": true})
+	// Uncounted gives them in that order, so that a recount in several flushes does not
+	// find one of a visitor's signals later than the next it counted.
+	left, err := c.Uncounted(ctx, time.Hour.Milliseconds())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var order []string
+	for _, g := range left {
+		order = append(order, g.EventID)
+	}
+	if got := strings.Join(order, ","); got != "e5,e4,e3" {
+		t.Errorf("Uncounted lists %s, want e5,e4,e3 (by event time, as they were counted)", got)
+	}
 
 	// The writer that gets them again counts them without storing them again.
 	again := &sink.Batch{Counted: []schemas.Signal{sig(3), sig(4), sig(5)}, Landing: half.Landing}
