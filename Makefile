@@ -37,12 +37,14 @@ vet:
 	go vet ./...
 
 # Compiles every package for each of PLATFORMS without cgo, as the image is built, and
-# discards the binaries. After the first run the build cache holds every package; only
-# the commands are linked again.
+# discards the binaries; then the commands for each with the go command's own defaults
+# (cgo is off when cross-compiling unless asked for), as a user would build them. After
+# the first run the build cache holds every package; only the commands are linked again.
 crossbuild:
 	@for p in $(PLATFORMS); do \
-		echo "go build ./... for $$p"; \
+		echo "go build ./... and ./cmd/... for $$p"; \
 		CGO_ENABLED=0 GOOS=$${p%/*} GOARCH=$${p#*/} go build ./... || exit 1; \
+		env -u CGO_ENABLED GOOS=$${p%/*} GOARCH=$${p#*/} go build -o /dev/null ./cmd/... || exit 1; \
 	done
 
 staticcheck:

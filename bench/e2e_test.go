@@ -70,9 +70,6 @@ func serve(t *testing.T, args ...string) (base, dataDir string) {
 // TestEndToEnd runs the load generator against a real `rung serve` on SQLite, single
 // signals and batches, and checks id by id that what landed is what was accepted.
 func TestEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs rung serve")
-	}
 	base, dataDir := serve(t)
 	store, err := OpenStore(context.Background(), "", "", filepath.Join(dataDir, "telemetry.db"))
 	if err != nil {
@@ -129,9 +126,6 @@ func TestEndToEnd(t *testing.T) {
 // TestLandedCheckFindsLoss: the landed check is not a rubber stamp. Signals deleted from
 // the sink behind rung's back are reported missing, by id.
 func TestLandedCheckFindsLoss(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs rung serve")
-	}
 	base, dataDir := serve(t)
 	store, err := OpenStore(context.Background(), "", "", filepath.Join(dataDir, "telemetry.db"))
 	if err != nil {
@@ -167,9 +161,6 @@ func TestLandedCheckFindsLoss(t *testing.T) {
 
 // TestCommand runs `rung bench` as a user would, with --json and --html.
 func TestCommand(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs rung serve")
-	}
 	base, dataDir := serve(t)
 	html := filepath.Join(t.TempDir(), "report.html")
 	cmd := exec.Command(harness.RungBinary(t), "bench", "--target", base, "--count", "300", "--connections", "4",

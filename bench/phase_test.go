@@ -23,9 +23,6 @@ import (
 // journeys were finished at many times the rate. The finish phase is reported apart:
 // its own series, marked so, with no latency figures.
 func TestFinishKeepsToTheRate(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs rung serve")
-	}
 	base, _ := serve(t)
 	const rate, conns = 300.0, 8
 	var progress harness.Output // the ticker writes it while the run goes on
@@ -85,9 +82,6 @@ func TestFinishKeepsToTheRate(t *testing.T) {
 // CheckStatsAccess; a /collect that answers 401 (a proxy wanting credentials) stops the
 // run at once with ErrUnauthorized.
 func TestUnauthorizedFailsFast(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs rung serve")
-	}
 	base, _ := serve(t, "--api-token", "s3cret")
 	ctx := context.Background()
 	if err := CheckStatsAccess(ctx, base, ""); !errors.Is(err, ErrUnauthorized) || !strings.Contains(err.Error(), "--api-token") {

@@ -11,9 +11,6 @@ import (
 // token fails before it sends any load, with the message that says what to do — not
 // after the run and the whole verification wait.
 func TestBenchRefusedToken(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs rung serve")
-	}
 	p := startServe(t, "--api-token", "s3cret")
 	for _, tc := range []struct{ name, token, says string }{
 		{"no token", "", "give the stats API's token (--api-token)"},

@@ -112,9 +112,6 @@ func answerThroughPage(t *testing.T, ctx context.Context, base string, ans map[s
 // does: same tier, level, verdict, warnings, the rung highlighted on the ladder and the
 // pairing's cell marked in the matrix.
 func TestPageInChromium(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts headless Chromium")
-	}
 	e, srv := newServer(t)
 	bctx := browser(t)
 	// Screenshots (full-page PNGs, slow to encode) are taken of one result page; set

@@ -65,9 +65,6 @@ func artifactDir(t *testing.T) string {
 // ladder — that no code listing is shown unfolded, and that nothing is wider than the
 // screen. It saves a screenshot of each first screen and each whole page.
 func TestPageFirstScreen(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts headless Chromium")
-	}
 	_, srv := newServer(t)
 	bctx := browser(t)
 	shots := artifactDir(t)
