@@ -83,13 +83,9 @@ func TestClassify(t *testing.T) {
 // A transient error is tried MaxServerAttempts times, then given up: never for ever.
 func TestTransientBounded(t *testing.T) {
 	set := metrics.NewSet()
-	c, err := Open(context.Background(), testDSN(), Options{MaxServerAttempts: 3}, set)
-	if err != nil {
-		t.Fatalf("ClickHouse is required for this test (start it with .ci/services): %v", err)
-	}
-	defer func() { c.DropDatabase(context.Background()); c.Close() }()
+	c := openWith(t, Options{MaxServerAttempts: 3}, set)
 	tries := 0
-	err = c.retry.Do(context.Background(), "t", func() error {
+	err := c.retry.Do(context.Background(), "t", func() error {
 		tries++
 		return overMemory(c)
 	})

@@ -33,9 +33,15 @@ func testServer() string {
 
 func openTest(t testing.TB) *ClickHouse {
 	t.Helper()
+	return openWith(t, Options{}, metrics.NewSet())
+}
+
+// openWith opens the test database with o, reporting to set; the test's cleanup drops it.
+func openWith(t testing.TB, o Options, set *metrics.Set) *ClickHouse {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	c, err := Open(ctx, testDSN(), Options{}, metrics.NewSet())
+	c, err := Open(ctx, testDSN(), o, set)
 	if err != nil {
 		t.Fatalf("ClickHouse is required for this test (start it with .ci/services): %v", err)
 	}

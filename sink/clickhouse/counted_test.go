@@ -15,6 +15,16 @@ import (
 	"github.com/rungdev/rung/sink"
 )
 
+// cutter is a failpoint (Options.AfterSignals, BeforeLanding) that cancels the Write
+// a test armed it for, and does nothing when unarmed.
+type cutter struct{ cancel context.CancelFunc }
+
+func (c *cutter) fire() {
+	if c.cancel != nil {
+		c.cancel()
+	}
+}
+
 // TestCountedGap cuts a Write between its raw rows and its rollups (the failpoint
 // cancels it there), and follows the signals through what a writer that gets them
 // again relies on: Landed says they are held but not counted, Resume leaves them out,
@@ -22,16 +32,8 @@ import (
 // everywhere and their raw rows are still stored once.
 func TestCountedGap(t *testing.T) {
 	ctx := context.Background()
-	var cut context.CancelFunc
-	c, err := Open(ctx, testDSN(), Options{AfterSignals: func() {
-		if cut != nil {
-			cut()
-		}
-	}}, metrics.NewSet())
-	if err != nil {
-		t.Fatalf("ClickHouse is required for this test (start it with .ci/services): %v", err)
-	}
-	t.Cleanup(func() { c.DropDatabase(context.Background()); c.Close() })
+	var cut cutter
+	c := openWith(t, Options{AfterSignals: cut.fire}, metrics.NewSet())
 
 	now := time.Now().UnixMilli()
 	sig := func(i int) schemas.Signal {
@@ -54,11 +56,11 @@ func TestCountedGap(t *testing.T) {
 	half := &sink.Batch{Signals: []schemas.Signal{late(3), late(4), late(5)}, SessionMs: []int64{now, now + 1, now + 2},
 		Landing: []sink.LandingCell{{LandingKey: landing[0].LandingKey, Cell: 1, Version: 2, Sessions: 3}}}
 	wctx, cancel := context.WithCancel(ctx)
-	cut = cancel
+	cut.cancel = cancel
 	if err := c.Write(wctx, half); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Write cut after its raw rows: %v, want it cancelled", err)
 	}
-	cut = nil
+	cut.cancel = nil
 
 	all := []schemas.Signal{sig(0), sig(1), sig(2), sig(3), sig(4), sig(5)}
 	check := func(when string, want map[string]bool) {
@@ -237,16 +239,8 @@ func TestFlushCommit(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			var cut context.CancelFunc
-			c, err := Open(ctx, testDSN(), Options{BeforeLanding: func() {
-				if cut != nil {
-					cut()
-				}
-			}}, metrics.NewSet())
-			if err != nil {
-				t.Fatalf("ClickHouse is required for this test (start it with .ci/services): %v", err)
-			}
-			t.Cleanup(func() { c.DropDatabase(context.Background()); c.Close() })
+			var cut cutter
+			c := openWith(t, Options{BeforeLanding: cut.fire}, metrics.NewSet())
 
 			now := time.Now().UnixMilli()
 			sig := func(i, visitor int, typ schemas.Type) schemas.Signal {
@@ -280,10 +274,10 @@ func TestFlushCommit(t *testing.T) {
 			}
 			wctx, cancel := context.WithCancel(ctx)
 			if tc.before {
-				cut = cancel
+				cut.cancel = cancel
 			}
 			err = dead.FlushTo(c)(wctx, append([]schemas.Signal(nil), second...))
-			cut = nil
+			cut.cancel = nil
 			cancel()
 			if tc.before != (err != nil) {
 				t.Fatalf("the cut flush: %v", err)
