@@ -54,10 +54,8 @@ func openLog(ctx context.Context, cfg *serveConfig, agg *preagg.Aggregator, s st
 			return fmt.Errorf("replay: %w", err)
 		}
 		w.stored = stored
-		for i := 0; i < len(kept); i += cfg.BatchSize {
-			if err := flush(ctx, kept[i:min(i+cfg.BatchSize, len(kept))]); err != nil {
-				return fmt.Errorf("replay %d signals from the write-ahead log: %w", len(batch), err)
-			}
+		if err := flushEach(ctx, flush, kept, cfg.BatchSize); err != nil {
+			return fmt.Errorf("replay %d signals from the write-ahead log: %w", len(batch), err)
 		}
 		n += len(batch)
 		clear(batch)
@@ -122,10 +120,8 @@ func recount(ctx context.Context, c *pipeConfig, agg *preagg.Aggregator, s store
 		}
 	}
 	flush := agg.FlushTo(w)
-	for i := 0; i < len(kept); i += c.BatchSize {
-		if err := flush(ctx, kept[i:min(i+c.BatchSize, len(kept))]); err != nil {
-			return 0, fmt.Errorf("count %d signals stored without their rollups: %w", len(kept), err)
-		}
+	if err := flushEach(ctx, flush, kept, c.BatchSize); err != nil {
+		return 0, fmt.Errorf("count %d signals stored without their rollups: %w", len(kept), err)
 	}
 	return len(kept), nil
 }
@@ -239,4 +235,15 @@ func (d *durable) Append(ctx context.Context, signals []*schemas.Signal, errs []
 			}
 		}
 	}
+}
+
+// flushEach hands signals to flush size at a time, in order, as the buffer's flushes
+// would have: a start-up's catching up writes batches the sink takes as it takes any.
+func flushEach(ctx context.Context, flush func(context.Context, []schemas.Signal) error, signals []schemas.Signal, size int) error {
+	for i := 0; i < len(signals); i += size {
+		if err := flush(ctx, signals[i:min(i+size, len(signals))]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
