@@ -62,20 +62,20 @@ for ((i = 1; i <= rounds; i++)); do
 	kill $rung; wait $rung || true
 	if [ "$sink" = sqlite ]; then
 		lite=(sqlite3 "$data/telemetry.db")
-		rows=$("${lite[@]}" "SELECT count(*) FROM signals")
+		rows=$("${lite[@]}" "SELECT count(*) FROM signals"); b0=0; b1=0
 		"${lite[@]}" ".schema signals" | sed 's/signals/signals_copy/g' | "${lite[@]}"
 		c0=$(now); "${lite[@]}" "BEGIN; INSERT INTO signals_copy SELECT * FROM signals; COMMIT;"; c1=$(now)
 	else
 		rows=$(chc -q "SELECT count() FROM $db.signals")
 		chc -q "SELECT * FROM $db.signals FORMAT Native" >"$native"
 		chc -q "CREATE TABLE $db.signals_copy AS $db.signals"
-		c0=$(now); chc -q "INSERT INTO $db.signals_copy FORMAT Native" <"$native"; c1=$(now)
+		b0=$(ticks "$server"); c0=$(now); chc -q "INSERT INTO $db.signals_copy FORMAT Native" <"$native"; c1=$(now); b1=$(ticks "$server")
 	fi
 	base=clickhouse-client; [ "$sink" = sqlite ] && base="sqlite3 copy"
 	ours=$(rate $((w1 - w0)) "$t0" "$t1"); theirs=$(rate "$rows" "$c0" "$c1")
-	printf 'round %d  load %-16s  rung drained %8d rows (held %d) in %5.1f s: %7d rows/s (%d flushes)  %s %7d rows/s  ratio %s  CPU µs/row: rung %s, server %s\n' \
+	printf 'round %d  load %-16s  rung drained %8d rows (held %d) in %5.1f s: %7d rows/s (%d flushes)  %s %7d rows/s  ratio %s  CPU µs/row: rung %s, server %s (for %s: %s)\n' \
 		"$i" "$la" $((w1 - w0)) "$held" "$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')" "$ours" "$flushes" "$base" "$theirs" \
 		"$(awk -v a="$ours" -v b="$theirs" 'BEGIN { printf "%.2f", a / b }')" \
-		"$(perrow $((u1 - u0)) $((w1 - w0)))" "$(perrow $((s1 - s0)) $((w1 - w0)))"
+		"$(perrow $((u1 - u0)) $((w1 - w0)))" "$(perrow $((s1 - s0)) $((w1 - w0)))" "$base" "$(perrow $((b1 - b0)) "$rows")"
 done
 [ "$sink" = sqlite ] || chc -q "DROP DATABASE IF EXISTS $db"

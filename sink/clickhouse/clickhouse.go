@@ -266,19 +266,22 @@ func addColumns(ctx context.Context, conn driver.Conn, db, table, name string) e
 	return nil
 }
 
-// Write inserts the batch table by table, raw signals first, then the rollup rows with
-// the keys of the signals counted, the landing rows last with a marker that commits the
-// flush (counted.go), retrying each by the class of its error (classify.go); the error
-// it gives up with is a *sink.WriteError. A table that landed is not written again when
-// a later one fails; every rollup row is idempotent, so a flush retried as a whole
-// counts once too. Rollup rows and keys go through the group commit (group.go).
+// Write inserts the batch table by table, raw signals first, carrying the id of the
+// flush, then the rollup rows, the landing rows last with the flush's marker that
+// commits its count (counted.go), retrying each by the class of its error
+// (classify.go); the error it gives up with is a *sink.WriteError. A table that landed
+// is not written again when a later one fails; every rollup row is idempotent, so a
+// flush retried as a whole counts once too. Rollup rows go through the group commit
+// (group.go).
 func (c *ClickHouse) Write(ctx context.Context, b *sink.Batch) error {
 	rollups := b.Rollups()
+	flush := uint64(noRollups)
 	if rollups {
 		c.group.begin()
+		flush = newFlushID()
 	}
 	if len(b.Signals) > 0 {
-		if err := c.writeSignals(ctx, b); err != nil {
+		if err := c.writeSignals(ctx, b, flush); err != nil {
 			if rollups {
 				c.group.abandon()
 			}
@@ -290,28 +293,29 @@ func (c *ClickHouse) Write(ctx context.Context, b *sink.Batch) error {
 		c.afterSignals()
 	}
 	if rollups {
-		if err := c.group.commit(ctx, b); err != nil {
+		if err := c.group.commit(ctx, b, flush); err != nil {
 			c.abandoned.Inc()
 			return err
 		}
 		return nil
 	}
-	// No rollup rows: the keys alone, confirmed.
-	if err := c.writeCounted(ctx, []*sink.Batch{b}, 0); err != nil {
+	// No rollup rows: the raw rows count as they land, and the keys counted again are
+	// confirmed.
+	if err := c.writeCounted(ctx, []flushed{{b, noRollups}}, 0, false); err != nil {
 		c.abandoned.Inc()
 		return err
 	}
 	return nil
 }
 
-// writeSignals inserts the batch's signals: into the signals table, or on a cluster
-// into each shard's local table the signals of the visitors it holds, the shards
-// concurrently. A shard's rows that landed are not written again when another shard's
-// fail, and a shard that fails does not cut short the others' inserts (which would leave
-// it unknown whether they landed).
-func (c *ClickHouse) writeSignals(ctx context.Context, b *sink.Batch) error {
+// writeSignals inserts the batch's signals, counted by flush: into the signals table,
+// or on a cluster into each shard's local table the signals of the visitors it holds,
+// the shards concurrently. A shard's rows that landed are not written again when
+// another shard's fail, and a shard that fails does not cut short the others' inserts
+// (which would leave it unknown whether they landed).
+func (c *ClickHouse) writeSignals(ctx context.Context, b *sink.Batch, flush uint64) error {
 	if c.cluster == nil {
-		return c.insertSignals(ctx, dest{c.conn, c.db + ".signals"}, b, nil, 0)
+		return c.insertSignals(ctx, dest{c.conn, c.db + ".signals"}, b, flush, nil, 0)
 	}
 	k := c.cluster
 	shards := make([]int, len(b.Signals))
@@ -323,7 +327,7 @@ func (c *ClickHouse) writeSignals(ctx context.Context, b *sink.Batch) error {
 	var g errgroup.Group
 	for s, conn := range k.shards {
 		if counts[s] > 0 {
-			g.Go(func() error { return c.insertSignals(ctx, dest{conn, c.db + ".signals_local"}, b, shards, s) })
+			g.Go(func() error { return c.insertSignals(ctx, dest{conn, c.db + ".signals_local"}, b, flush, shards, s) })
 		}
 	}
 	return g.Wait()
@@ -336,14 +340,14 @@ type dest struct {
 }
 
 // insertSignals inserts into d the signals of b that fill takes for (shards, s).
-func (c *ClickHouse) insertSignals(ctx context.Context, d dest, b *sink.Batch, shards []int, s int) error {
+func (c *ClickHouse) insertSignals(ctx context.Context, d dest, b *sink.Batch, flush uint64, shards []int, s int) error {
 	var k *columns
 	select {
 	case k = <-c.cols:
 	default:
 		k = newColumns()
 	}
-	k.fill(b, shards, s)
+	k.fill(b, flush, shards, s)
 	n, attempts := k.n, 0
 	err := c.retry.Do(ctx, d.table, func() error {
 		if attempts++; attempts > 1 {
@@ -354,7 +358,7 @@ func (c *ClickHouse) insertSignals(ctx context.Context, d dest, b *sink.Batch, s
 				return err
 			}
 			k.reset()
-			if k.fill(rest, nil, 0); k.n == 0 {
+			if k.fill(rest, flush, nil, 0); k.n == 0 {
 				return nil
 			}
 		}

@@ -3,6 +3,7 @@ package clickhouse
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"strconv"
 	"time"
@@ -16,26 +17,37 @@ import (
 	"github.com/rungdev/rung/sink"
 )
 
-// A flush is several inserts here, and a writer may die between any two. The counted
-// table says which raw rows have their rollups stored: one row per signal, its
-// (anonymous_id, event_id), and the flush that counted it. The landing insert is the
-// commit point of a flush, because it is the one insert that is not idempotent (a
-// landing row is a cell's cumulative count, and a recount goes to a new cell):
+// A flush is several inserts here, and a writer may die between any two. Which raw rows
+// have their rollups stored is told by a flush id: every flush with rollup rows draws a
+// random id F, its raw rows carry it (the signals table's flush column), and the
+// landing insert is the commit point of the flush, because it is the one insert that
+// is not idempotent (a landing row is a cell's cumulative count, and a recount goes to
+// a new cell):
 //
-//   - the counted rows go first, carrying a random flush id F, and the visitors rows
-//     (idempotent: the earliest exposure and the latest conversion win) alongside;
+//   - the raw rows go first, carrying F; then the visitors rows (idempotent: the
+//     earliest exposure and the latest conversion win);
 //   - the landing rows go last, and the same INSERT block carries a marker row for F
 //     (an empty site, cell F, no sessions: it adds nothing to a sum, and readers leave
 //     out the keys that sum to nothing). ClickHouse writes a block whole or not at all
 //     when its rows fall in one partition (one month; see CLUSTER.md for a block across
-//     two), so the marker is there exactly when the landing rows are.
+//     two), so the marker is there exactly when the landing rows are. Flushes whose
+//     rollups are committed together (group.go) each have their marker in the block.
 //
-// A signal is counted when it has a counted row with flush 0 (written by a flush
-// without landing rows, last, or before the column existed) or with a flush whose
-// marker exists. A writer killed before the landing insert leaves counted rows of an
-// F without a marker: those signals are not counted, and their recount is the only
-// count in the landing rollup. Killed after it, the flush is whole. Three readers apply
-// the rule:
+// The counted table holds what a raw row cannot carry: one row per signal, its
+// (anonymous_id, event_id) and the flush that counted it, for the signals counted by
+// another flush than the one that stored them (a signal held but not counted, counted
+// again: Batch.Counted), and for the signals of a flush with visitors rows but no
+// landing rows (flush 0, written after its visitors rows). A row of the counted table
+// per signal cost the server about as much as the raw row itself, so a flush that
+// counts what it stores writes none. The raw rows of a flush without rollup rows carry
+// noRollups, and count as they land.
+//
+// A signal is counted when one of its raw rows carries noRollups or a flush whose
+// marker exists, or it has a counted row with flush 0 or with a flush whose marker exists. Raw rows
+// stored before the flush column carry 0, and their counted rows say. A writer killed
+// before the landing insert leaves raw rows (and counted rows) of an F without a
+// marker: those signals are not counted, and their recount is the only count in the
+// landing rollup. Killed after it, the flush is whole. Three readers apply the rule:
 //
 //   - Resume leaves uncounted rows out of the sessions it restores, so the sessionizer
 //     starts from what the rollups hold;
@@ -45,7 +57,7 @@ import (
 //     writing their raw rows again, and lists them in the Batch's Counted.
 //
 // On a cluster each shard's landing insert is an insert of its own, so every shard's
-// carries a marker for F (one holding only the marker when the shard has no landing
+// carries a marker for F (one holding only the markers when the shard has no landing
 // rows of the flush), each naming its shard in utm_source, and F counts once all
 // shards have theirs (committed).
 //
@@ -67,11 +79,16 @@ const insertCounted = "INSERT INTO %s (date, anonymous_id, event_id, since_ms, f
 // cluster is not the collector's that stamped the signal.
 const markerSlack = int64(time.Hour / time.Millisecond)
 
-// newFlushID returns a flush id for a flush's counted rows and marker: never 0, which
-// means confirmed.
+// noRollups is the flush of the raw rows of a flush without rollup rows: they count as
+// they land, there being nothing to commit.
+const noRollups = math.MaxUint64
+
+// newFlushID returns a flush id for a flush's raw rows, counted rows and marker: never
+// 0, which means confirmed in the counted table and "see the counted table" in the
+// signals table, nor noRollups.
 func newFlushID() uint64 {
 	for {
-		if f := rand.Uint64(); f != 0 {
+		if f := rand.Uint64(); f != 0 && f != noRollups {
 			return f
 		}
 	}
@@ -129,15 +146,19 @@ func (c *ClickHouse) openCounted(ctx context.Context) error {
 	return nil
 }
 
-// writeCounted records the keys of the signals of bs, and of those they count again
-// (Counted), as counted by flush (0: confirmed now; else once its marker is stored):
-// on a cluster on each visitor's shard, as its raw rows are. The columns are taken from
-// a free list and go back to it emptied, as the signals' are (insert.go): a drain's
-// flushes are as large as its signals inserts.
-func (c *ClickHouse) writeCounted(ctx context.Context, bs []*sink.Batch, flush uint64) error {
+// writeCounted records the keys of the signals the flushes fs count again (Counted),
+// and with signals the keys of their own signals too, as counted by flush (0:
+// confirmed now; else once its marker is stored): on a cluster on each visitor's
+// shard, as its raw rows are. The columns are taken from a free list and go back to it
+// emptied, as the signals' are (insert.go): a flush without landing rows records as
+// many keys as it has signals.
+func (c *ClickHouse) writeCounted(ctx context.Context, fs []flushed, flush uint64, signals bool) error {
 	n := 0
-	for _, b := range bs {
-		n += len(b.Signals) + len(b.Counted)
+	for _, f := range fs {
+		n += len(f.b.Counted)
+		if signals {
+			n += len(f.b.Signals)
+		}
 	}
 	if n == 0 {
 		return nil
@@ -156,9 +177,11 @@ func (c *ClickHouse) writeCounted(ctx context.Context, bs []*sink.Batch, flush u
 			default:
 			}
 		}()
-		for _, b := range bs {
-			k.fill(b.Signals, flush, keep)
-			k.fill(b.Counted, flush, keep)
+		for _, f := range fs {
+			if signals {
+				k.fill(f.b.Signals, flush, keep)
+			}
+			k.fill(f.b.Counted, flush, keep)
 		}
 		if len(k.ids.v) == 0 {
 			return nil
@@ -225,10 +248,14 @@ func markerArgs(fromMs int64) []any {
 }
 
 // committed returns which flushes written from fromMs have their markers stored (on a
-// cluster, every shard's): those of ids, or all when ids is nil.
+// cluster, every shard's), and noRollups, which needs none: those of ids, or all when
+// ids is nil.
 func (c *ClickHouse) committed(ctx context.Context, fromMs int64, ids map[uint64]bool) (map[uint64]bool, error) {
 	out := make(map[uint64]bool, len(ids))
-	if ids != nil && len(ids) == 0 {
+	if ids == nil || ids[noRollups] {
+		out[noRollups] = true
+	}
+	if ids != nil && len(ids) == len(out) {
 		return out, nil
 	}
 	q := "SELECT cell FROM " + c.db + ".landing_hourly WHERE " + markerWhere
@@ -280,29 +307,56 @@ func (c *ClickHouse) committedTable(ctx context.Context, fromMs int64) (*ext.Tab
 	return t, nil
 }
 
-// countedOf returns which of keys (stored raw rows, with their earliest received_ms)
-// have their rollups stored; day bounds the look-up. On one node one query answers:
-// the keys' counted rows whose flush is 0 or has its marker, the markers read through
-// the prefix of landing_hourly's order that their empty site takes, narrowed to the
-// flushes of these keys. On a cluster the markers of a flush are on every shard while a
-// key's counted rows are on its visitor's, so the keys' counted rows are read with their
-// flushes first, then committed looks those flushes up over all shards.
-func (c *ClickHouse) countedOf(ctx context.Context, keys map[sink.Key]int64, day string) (map[sink.Key]bool, error) {
+// countedOf returns which of keys (stored raw rows) have their rollups stored; day
+// bounds the look-up. A key is counted when one of its raw rows carries a flush whose
+// markers are stored, which one look-up of those flushes answers for most keys, else
+// when it has a counted row of flush 0 or of a flush whose markers are stored. On one
+// node one query answers for the counted rows: the keys' rows whose flush is 0 or has
+// its marker, the markers read through the prefix of landing_hourly's order that their
+// empty site takes, narrowed to the flushes of these keys. On a cluster the markers of
+// a flush are on every shard while a key's counted rows are on its visitor's, so the
+// keys' counted rows are read with their flushes first, then committed looks those
+// flushes up over all shards.
+func (c *ClickHouse) countedOf(ctx context.Context, keys map[sink.Key]stored, day string) (map[sink.Key]bool, error) {
 	out := make(map[sink.Key]bool, len(keys))
+	from := int64(0)
+	var carried map[uint64]bool
+	for k, v := range keys {
+		if out[k] = v.ms < c.countedSince; out[k] {
+			continue
+		}
+		if from == 0 || v.ms < from {
+			from = v.ms
+		}
+		for _, f := range v.flushes {
+			if f != 0 {
+				if carried == nil {
+					carried = make(map[uint64]bool)
+				}
+				carried[f] = true
+			}
+		}
+	}
+	if carried != nil {
+		done, err := c.committed(ctx, from, carried)
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range keys {
+			for _, f := range v.flushes {
+				out[k] = out[k] || done[f]
+			}
+		}
+	}
 	ask, err := ext.NewTable("counted_keys", ext.Column("anonymous_id", "String"), ext.Column("event_id", "String"))
 	if err != nil {
 		return nil, err
 	}
 	n := 0
-	from := int64(0)
-	for k, ms := range keys {
-		out[k] = ms < c.countedSince
+	for k := range keys {
 		if !out[k] {
 			if err := ask.Append(k.AnonymousID, k.EventID); err != nil {
 				return nil, fmt.Errorf("keep a key to look up: %w", err)
-			}
-			if n == 0 || ms < from {
-				from = ms
 			}
 			n++
 		}
@@ -377,8 +431,10 @@ func (c *ClickHouse) countedOf(ctx context.Context, keys map[sink.Key]int64, day
 // arrival): what a crash between a flush's writes left, for a single writer to count
 // again on start (its replacement gets nothing again from a stream). Not in the order
 // received: a visitor's signals of one flush, counted again over several, would then
-// find one placed later than the next, and its rollup time would move. One scan of the window, and the window's counted keys as a
-// set on the server.
+// find one placed later than the next, and its rollup time would move. A key is left
+// out when any of its raw rows is counted, not only the row read: a signal stored
+// twice is counted once. One scan of the window, and the window's counted keys as
+// sets on the server.
 func (c *ClickHouse) Uncounted(ctx context.Context, windowMs int64) ([]schemas.Signal, error) {
 	var newest int64
 	if err := c.conn.QueryRow(ctx, "SELECT max(received_ms) FROM "+c.db+".signals").Scan(&newest); err != nil {
@@ -394,6 +450,8 @@ func (c *ClickHouse) Uncounted(ctx context.Context, windowMs int64) ([]schemas.S
 	}
 	out, err := c.query(ch.Context(ctx, ch.WithExternalTable(done)),
 		"WHERE received_ms >= @since AND date >= toDate(@day) AND (anonymous_id, event_id) NOT IN "+
+			"(SELECT anonymous_id, event_id FROM "+c.db+".signals WHERE received_ms >= @since AND date >= toDate(@day) "+
+			"AND flush IN committed_flushes) AND (anonymous_id, event_id) NOT IN "+
 			"(SELECT anonymous_id, event_id FROM "+c.db+".counted WHERE date >= toDate(@day) "+
 			"AND (flush = 0 OR flush IN committed_flushes)) ORDER BY event_ms, seq",
 		ch.Named("since", since), ch.Named("day", day(since, -1)))

@@ -40,7 +40,8 @@ var (
 			props        String,
 			session_ms   Int64,
 			event_ms     Int64 DEFAULT received_ms,
-			seq          UInt64`, `MergeTree
+			seq          UInt64,
+			flush        UInt64`, `MergeTree
 		PARTITION BY toYYYYMM(date)
 		ORDER BY (site, date, anonymous_id, received_ms)`}
 	// Cumulative counts per (landing key, cell); readers sum the cells' latest rows.
@@ -104,4 +105,6 @@ var addedColumns = []struct{ table, column, typ string }{
 	{"signals", "seq", "UInt64"},
 	// Keys recorded before flushes had markers are confirmed: 0.
 	{"counted", "flush", "UInt64"},
+	// Signals stored before they carried their flush: 0, their counted rows say.
+	{"signals", "flush", "UInt64"},
 }

@@ -29,17 +29,24 @@ type group struct {
 	pending  []*submission
 	inflight int           // flushes that will submit: past begin, not yet submitted
 	arrived  chan struct{} // pokes a waiting leader; capacity 1
-	merged   sink.Batch    // reused by the leader; guarded by the lead
-	batches  []*sink.Batch // the flushes merged; reused by the leader, guarded by the lead
+	merged   sink.Batch // reused by the leader; guarded by the lead
+	merging  []flushed  // the flushes merged; reused by the leader, guarded by the lead
 	linger   time.Duration
-	// write stores m, the rollup rows of the flushes bs, and the keys of bs's signals.
-	write func(ctx context.Context, m *sink.Batch, bs []*sink.Batch) error
+	// write stores m, the rollup rows of the flushes fs, and commits fs.
+	write func(ctx context.Context, m *sink.Batch, fs []flushed) error
 
 	groups, flushes *metrics.Counter // writes, and the flushes they carried
 }
 
+// flushed is a flush whose signals are stored, and the id of the flush they carry:
+// the marker of id is what commits their count (counted.go).
+type flushed struct {
+	b  *sink.Batch
+	id uint64
+}
+
 type submission struct {
-	b    *sink.Batch
+	flushed
 	done chan groupResult
 }
 
@@ -48,7 +55,7 @@ type groupResult struct {
 	err  error
 }
 
-func newGroup(linger time.Duration, write func(context.Context, *sink.Batch, []*sink.Batch) error, set *metrics.Set) *group {
+func newGroup(linger time.Duration, write func(context.Context, *sink.Batch, []flushed) error, set *metrics.Set) *group {
 	return &group{arrived: make(chan struct{}, 1), linger: linger, write: write,
 		groups:  set.GetOrCreateCounter(`rung_sink_rollup_groups_total`),
 		flushes: set.GetOrCreateCounter(`rung_sink_rollup_group_flushes_total`)}
@@ -76,10 +83,11 @@ func (g *group) poke() {
 	}
 }
 
-// commit writes b's rollup rows and counted keys, with those of the flushes alongside.
-// The caller called begin.
-func (g *group) commit(ctx context.Context, b *sink.Batch) error {
-	s := &submission{b: b, done: make(chan groupResult, 1)}
+// commit writes the rollup rows of b, whose signals carry the flush id (0 when they
+// do not), with those of the flushes alongside, and commits them. The caller called
+// begin.
+func (g *group) commit(ctx context.Context, b *sink.Batch, id uint64) error {
+	s := &submission{flushed: flushed{b, id}, done: make(chan groupResult, 1)}
 	g.mu.Lock()
 	g.inflight--
 	g.pending = append(g.pending, s)
@@ -124,13 +132,13 @@ func (g *group) commit(ctx context.Context, b *sink.Batch) error {
 			m.Conversions = append(m.Conversions, x.b.Conversions...)
 		}
 	}
-	bs := g.batches[:0]
+	fs := g.merging[:0]
 	for _, x := range batch {
-		bs = append(bs, x.b)
+		fs = append(fs, x.flushed)
 	}
-	err := g.write(ctx, m, bs)
-	clear(bs)
-	g.batches = bs[:0]
+	err := g.write(ctx, m, fs)
+	clear(fs)
+	g.merging = fs[:0]
 	g.groups.Inc()
 	g.flushes.Add(len(batch))
 	if m == &g.merged {

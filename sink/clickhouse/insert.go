@@ -58,13 +58,14 @@ var signalColumns = []struct {
 	{"seq", of(func(b *sink.Batch, i int) uint64 { return b.Signals[i].Seq })},
 }
 
-// insertSignals is the INSERT of signalColumns, with %s for the table.
+// insertSignals is the INSERT of signalColumns and the flush column, with %s for the
+// table.
 var insertSignals = func() string {
-	names := make([]string, len(signalColumns))
+	names := make([]string, len(signalColumns), len(signalColumns)+1)
 	for i, c := range signalColumns {
 		names[i] = c.name
 	}
-	return "INSERT INTO %s (" + strings.Join(names, ", ") + ")"
+	return "INSERT INTO %s (" + strings.Join(append(names, "flush"), ", ") + ")"
 }()
 
 func utc(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
@@ -146,7 +147,10 @@ func (r *runs) run(k int) any {
 // columns holds one batch's signals in columnar form; reused through a pool.
 type columns struct {
 	cols []builder
-	n    int
+	// The flush column: the id of the flush whose marker commits the rows' count, the
+	// same for every row of a batch (counted.go).
+	flushes []uint64
+	n       int
 }
 
 func newColumns() *columns {
@@ -157,9 +161,9 @@ func newColumns() *columns {
 	return k
 }
 
-// fill puts the signals of b into k: those of shard s when shards is given (the shard
-// of each signal), all of them when it is nil.
-func (k *columns) fill(b *sink.Batch, shards []int, s int) {
+// fill puts the signals of b, counted by flush, into k: those of shard s when shards is
+// given (the shard of each signal), all of them when it is nil.
+func (k *columns) fill(b *sink.Batch, flush uint64, shards []int, s int) {
 	k.n = 0
 	for i := range b.Signals {
 		if shards != nil && shards[i] != s {
@@ -168,22 +172,24 @@ func (k *columns) fill(b *sink.Batch, shards []int, s int) {
 		for _, c := range k.cols {
 			c.add(b, i)
 		}
+		k.flushes = append(k.flushes, flush)
 		k.n++
 	}
 }
 
 func (k *columns) list() []any {
-	out := make([]any, len(k.cols))
+	out := make([]any, len(k.cols), len(k.cols)+1)
 	for i, c := range k.cols {
 		out[i] = c.values()
 	}
-	return out
+	return append(out, k.flushes)
 }
 
 func (k *columns) reset() {
 	for _, c := range k.cols {
 		c.reset()
 	}
+	k.flushes = k.flushes[:0]
 }
 
 // inserter is one INSERT statement kept across flushes: clickhouse-go's batch, prepared

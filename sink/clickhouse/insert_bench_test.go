@@ -44,7 +44,7 @@ func BenchmarkInsert(b *testing.B) {
 	ctx := context.Background()
 	signals := benchSignals(n)
 	k := newColumns()
-	k.fill(&sink.Batch{Signals: signals}, nil, 0)
+	k.fill(&sink.Batch{Signals: signals}, 0, nil, 0)
 	ways := []struct {
 		name string
 		run  func() error

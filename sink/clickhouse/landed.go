@@ -27,10 +27,17 @@ func (c *ClickHouse) Landed(ctx context.Context, signals []schemas.Signal) (map[
 	return c.countedOf(ctx, held, day(since, -1))
 }
 
-// held returns the keys of the signals d's table holds, with the earliest received_ms
-// of each, and the time the look-up started from. The keys go as an external table:
+// stored is what the signals table holds of a key: its earliest received_ms, and the
+// flushes its raw rows carry (counted.go).
+type stored struct {
+	ms      int64
+	flushes []uint64
+}
+
+// held returns the keys of the signals d's table holds, with what it holds of each,
+// and the time the look-up started from. The keys go as an external table:
 // thousands of literals in an IN list cost the server more to parse than to look up.
-func (c *ClickHouse) held(ctx context.Context, d dest, signals []schemas.Signal) (map[sink.Key]int64, int64, error) {
+func (c *ClickHouse) held(ctx context.Context, d dest, signals []schemas.Signal) (map[sink.Key]stored, int64, error) {
 	keys, err := ext.NewTable("landed_keys", ext.Column("anonymous_id", "String"), ext.Column("event_id", "String"))
 	if err != nil {
 		return nil, 0, err
@@ -53,7 +60,7 @@ func (c *ClickHouse) held(ctx context.Context, d dest, signals []schemas.Signal)
 	// site first, and the visitors: the (site, date, anonymous_id) key then prunes to
 	// their granules.
 	rows, err := d.conn.Query(ch.Context(ctx, ch.WithExternalTable(keys)),
-		"SELECT anonymous_id, event_id, min(received_ms) FROM "+d.table+" WHERE site IN @sites "+
+		"SELECT anonymous_id, event_id, min(received_ms), groupUniqArray(flush) FROM "+d.table+" WHERE site IN @sites "+
 			"AND date >= toDate(@day) AND received_ms >= @since AND anonymous_id IN (SELECT anonymous_id FROM landed_keys) "+
 			"AND (anonymous_id, event_id) IN landed_keys GROUP BY anonymous_id, event_id",
 		ch.Named("sites", ch.GroupSet{Value: sites}), ch.Named("day", day(since, -1)), ch.Named("since", since))
@@ -61,16 +68,16 @@ func (c *ClickHouse) held(ctx context.Context, d dest, signals []schemas.Signal)
 		return nil, 0, fmt.Errorf("look up %d landed signals: %w", len(signals), err)
 	}
 	defer rows.Close()
-	held := make(map[sink.Key]int64)
+	held := make(map[sink.Key]stored)
 	for rows.Next() {
 		var (
-			k  sink.Key
-			ms int64
+			k sink.Key
+			v stored
 		)
-		if err := rows.Scan(&k.AnonymousID, &k.EventID, &ms); err != nil {
+		if err := rows.Scan(&k.AnonymousID, &k.EventID, &v.ms, &v.flushes); err != nil {
 			return nil, 0, fmt.Errorf("scan a landed event_id: %w", err)
 		}
-		held[k] = ms
+		held[k] = v
 	}
 	if err := rows.Err(); err != nil {
 		return nil, 0, fmt.Errorf("look up %d landed signals: %w", len(signals), err)

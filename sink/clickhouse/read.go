@@ -344,7 +344,7 @@ func (c *ClickHouse) resume(ctx context.Context, timeoutMs int64, scope sink.Res
 		// restoring counts them again (Uncounted), or they come again.
 		rows, starts, err := c.resumeChunk(qctx, `WHERE session_ms >= @first AND date >= toDate(@first_day) AND `+part+
 			` AND (site, anonymous_id, session_ms) IN (`+open+`)`+
-			` AND (received_ms < @counted_since OR (anonymous_id, event_id) IN (SELECT anonymous_id, event_id FROM `+c.db+
+			` AND (received_ms < @counted_since OR flush IN committed_flushes OR (anonymous_id, event_id) IN (SELECT anonymous_id, event_id FROM `+c.db+
 			`.counted WHERE date >= toDate(@first_day) AND `+part+` AND (flush = 0 OR flush IN committed_flushes)))`,
 			append(args, ch.Named("first", first), ch.Named("first_day", day(first, -1)), ch.Named("counted_since", c.countedSince))...)
 		if err != nil {

@@ -19,27 +19,27 @@ const (
 	insertVisitors = "INSERT INTO %s (site, anonymous_id, experiment, ms, variant, rank)"
 )
 
-// writeRollups stores a group of flushes (group.go): m holds their rollup rows, bs the
-// flushes, whose signals' keys go to counted. With landing rows, in two steps: the keys
-// under a new flush id and the visitors rows, concurrently, then the landing rows with
-// the flush's marker, the commit point (counted.go). Without landing rows, the visitors
-// rows then the keys as confirmed (flush 0): nothing a recount writes again is then
-// counted twice, and no landing part is made for a marker alone. Each insert costs a
+// writeRollups stores a group of flushes (group.go): m holds their rollup rows, fs the
+// flushes. With landing rows, in two steps: the visitors rows and the keys of the
+// signals the flushes count again (their raw rows carry another flush's id), under the
+// id of the first flush, concurrently; then the landing rows with every flush's
+// marker, the commit point (counted.go). Without landing rows, the visitors rows then
+// the keys of all their signals as confirmed (flush 0): nothing a recount writes again
+// is then counted twice, and no landing part is made for markers alone. Each insert costs a
 // round trip and a part on the server whatever its size, so inserts that may run
 // together do, and the flush waits for the slowest instead of their sum. On a cluster
 // each shard's rows go to its local tables, all shards concurrently too. The goroutines
 // are the call's own and have returned when it does. One failing insert does not cut
 // the others short: they keep ctx, whose inserters are reused (insert.go).
-func (c *ClickHouse) writeRollups(ctx context.Context, m *sink.Batch, bs []*sink.Batch) error {
+func (c *ClickHouse) writeRollups(ctx context.Context, m *sink.Batch, fs []flushed) error {
 	if len(m.Landing) == 0 {
 		if err := c.writeAllVisitors(ctx, m); err != nil {
 			return err
 		}
-		return c.writeCounted(ctx, bs, 0)
+		return c.writeCounted(ctx, fs, 0, true)
 	}
-	flush := newFlushID()
 	var g errgroup.Group
-	g.Go(func() error { return c.writeCounted(ctx, bs, flush) })
+	g.Go(func() error { return c.writeCounted(ctx, fs, fs[0].id, false) })
 	g.Go(func() error { return c.writeAllVisitors(ctx, m) })
 	if err := g.Wait(); err != nil {
 		return err
@@ -47,7 +47,7 @@ func (c *ClickHouse) writeRollups(ctx context.Context, m *sink.Batch, bs []*sink
 	if c.beforeLanding != nil {
 		c.beforeLanding()
 	}
-	return c.writeAllLanding(ctx, m.Landing, flush)
+	return c.writeAllLanding(ctx, m.Landing, fs)
 }
 
 // writeAllVisitors inserts m's exposures and conversions: on a cluster each visitor's
@@ -80,13 +80,20 @@ func (c *ClickHouse) writeAllVisitors(ctx context.Context, m *sink.Batch) error 
 	return g.Wait()
 }
 
-// writeAllLanding inserts the landing rows with the marker of flush: on a cluster each
-// row into the local table of its shard, with a marker on every shard (alone on a
-// shard without rows), the shards concurrently.
-func (c *ClickHouse) writeAllLanding(ctx context.Context, rows []sink.LandingCell, flush uint64) error {
+// writeAllLanding inserts the landing rows with the markers of the flushes fs: on a
+// cluster each row into the local table of its shard, with the markers on every shard
+// (alone on a shard without rows), the shards concurrently.
+func (c *ClickHouse) writeAllLanding(ctx context.Context, rows []sink.LandingCell, fs []flushed) error {
 	now := time.Now().UnixMilli()
+	markers := func(s, shards int) []sink.LandingCell {
+		out := make([]sink.LandingCell, len(fs))
+		for i, f := range fs {
+			out[i] = markerRow(f.id, now, s, shards)
+		}
+		return out
+	}
 	if c.cluster == nil {
-		return c.writeLanding(ctx, dest{c.conn, c.db + ".landing_hourly"}, rows, markerRow(flush, now, 0, 1))
+		return c.writeLanding(ctx, dest{c.conn, c.db + ".landing_hourly"}, rows, markers(0, 1))
 	}
 	k := c.cluster
 	parts := make([][]sink.LandingCell, len(k.shards))
@@ -97,26 +104,30 @@ func (c *ClickHouse) writeAllLanding(ctx context.Context, rows []sink.LandingCel
 	var g errgroup.Group
 	for s, conn := range k.shards {
 		g.Go(func() error {
-			return c.writeLanding(ctx, dest{conn, c.db + ".landing_hourly_local"}, parts[s], markerRow(flush, now, s, len(k.shards)))
+			return c.writeLanding(ctx, dest{conn, c.db + ".landing_hourly_local"}, parts[s], markers(s, len(k.shards)))
 		})
 	}
 	return g.Wait()
 }
 
-// writeLanding inserts rows and marker into d in one INSERT: one block, which the
-// server stores whole or not at all within a partition (counted.go). An attempt after a failure first asks whether the
-// marker, and so the whole insert, landed though it failed; so does a writer that
-// gives up, so that it does not abort a flush the store holds (the rows would then be
-// superseded by the cell's next rows while the marker says its signals are counted).
-func (c *ClickHouse) writeLanding(ctx context.Context, d dest, rows []sink.LandingCell, marker sink.LandingCell) error {
-	n := len(rows) + 1
+// writeLanding inserts rows and markers into d in one INSERT: one block, which the
+// server stores whole or not at all within a partition (counted.go). An attempt after
+// a failure first asks whether the first marker, and so the whole insert, landed
+// though it failed; so does a writer that gives up, so that it does not abort a flush
+// the store holds (the rows would then be superseded by the cell's next rows while the
+// marker says its signals are counted).
+func (c *ClickHouse) writeLanding(ctx context.Context, d dest, rows, markers []sink.LandingCell) error {
+	n := len(rows) + len(markers)
 	date, hour, site := make([]time.Time, n), make([]time.Time, n), make([]string, n)
 	path, src, med, camp := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	cell, sess, conv, ver := make([]uint64, n), make([]int64, n), make([]int64, n), make([]uint64, n)
+	marker := markers[0]
 	for i := range n {
-		l := &marker
+		var l *sink.LandingCell
 		if i < len(rows) {
 			l = &rows[i]
+		} else {
+			l = &markers[i-len(rows)]
 		}
 		h := time.UnixMilli(l.HourMs).UTC()
 		date[i], hour[i], site[i] = h, h, l.Site
