@@ -29,8 +29,8 @@ type group struct {
 	pending  []*submission
 	inflight int           // flushes that will submit: past begin, not yet submitted
 	arrived  chan struct{} // pokes a waiting leader; capacity 1
-	merged   sink.Batch // reused by the leader; guarded by the lead
-	merging  []flushed  // the flushes merged; reused by the leader, guarded by the lead
+	merged   sink.Batch    // reused by the leader; guarded by the lead
+	merging  []flushed     // the flushes merged; reused by the leader, guarded by the lead
 	linger   time.Duration
 	// write stores m, the rollup rows of the flushes fs, and commits fs.
 	write func(ctx context.Context, m *sink.Batch, fs []flushed) error
