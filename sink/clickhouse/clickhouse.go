@@ -271,37 +271,28 @@ func addColumns(ctx context.Context, conn driver.Conn, db, table, name string) e
 // commits its count (counted.go), retrying each by the class of its error
 // (classify.go); the error it gives up with is a *sink.WriteError. A table that landed
 // is not written again when a later one fails; every rollup row is idempotent, so a
-// flush retried as a whole counts once too. Rollup rows go through the group commit
-// (group.go).
+// flush retried as a whole counts once too. A flush without rollup rows is committed by
+// its marker all the same: it changed the sessionizer's state, which a failed write
+// rolls back. What follows the raw rows goes through the group commit (group.go).
 func (c *ClickHouse) Write(ctx context.Context, b *sink.Batch) error {
-	rollups := b.Rollups()
-	flush := uint64(noRollups)
-	if rollups {
-		c.group.begin()
-		flush = newFlushID()
+	if b.Empty() {
+		return nil
 	}
+	c.group.begin()
+	f := flushed{b: b, id: newFlushID()}
 	if len(b.Signals) > 0 {
-		if err := c.writeSignals(ctx, b, flush); err != nil {
-			if rollups {
-				c.group.abandon()
-			}
+		adopted, err := c.writeSignals(ctx, b, f.id)
+		if err != nil {
+			c.group.abandon()
 			c.abandoned.Inc()
 			return fmt.Errorf("insert %d signals into clickhouse: %w", len(b.Signals), err)
 		}
-	}
-	if c.afterSignals != nil && len(b.Signals) > 0 {
-		c.afterSignals()
-	}
-	if rollups {
-		if err := c.group.commit(ctx, b, flush); err != nil {
-			c.abandoned.Inc()
-			return err
+		f.adopted = adopted
+		if c.afterSignals != nil {
+			c.afterSignals()
 		}
-		return nil
 	}
-	// No rollup rows: the raw rows count as they land, and the keys counted again are
-	// confirmed.
-	if err := c.writeCounted(ctx, []flushed{{b, noRollups}}, 0, false); err != nil {
+	if err := c.group.commit(ctx, f); err != nil {
 		c.abandoned.Inc()
 		return err
 	}
@@ -312,8 +303,9 @@ func (c *ClickHouse) Write(ctx context.Context, b *sink.Batch) error {
 // or on a cluster into each shard's local table the signals of the visitors it holds,
 // the shards concurrently. A shard's rows that landed are not written again when
 // another shard's fail, and a shard that fails does not cut short the others' inserts
-// (which would leave it unknown whether they landed).
-func (c *ClickHouse) writeSignals(ctx context.Context, b *sink.Batch, flush uint64) error {
+// (which would leave it unknown whether they landed). It returns the signals a retry
+// found stored by another flush (insertSignals).
+func (c *ClickHouse) writeSignals(ctx context.Context, b *sink.Batch, flush uint64) ([]schemas.Signal, error) {
 	if c.cluster == nil {
 		return c.insertSignals(ctx, dest{c.conn, c.db + ".signals"}, b, flush, nil, 0)
 	}
@@ -324,13 +316,18 @@ func (c *ClickHouse) writeSignals(ctx context.Context, b *sink.Batch, flush uint
 		shards[i] = k.visitorShard(b.Signals[i].AnonymousID)
 		counts[shards[i]]++
 	}
+	adopted := make([][]schemas.Signal, len(k.shards))
 	var g errgroup.Group
 	for s, conn := range k.shards {
 		if counts[s] > 0 {
-			g.Go(func() error { return c.insertSignals(ctx, dest{conn, c.db + ".signals_local"}, b, flush, shards, s) })
+			g.Go(func() (err error) {
+				adopted[s], err = c.insertSignals(ctx, dest{conn, c.db + ".signals_local"}, b, flush, shards, s)
+				return err
+			})
 		}
 	}
-	return g.Wait()
+	err := g.Wait()
+	return slices.Concat(adopted...), err
 }
 
 // dest is where an INSERT goes: a connection and the table it names.
@@ -339,8 +336,11 @@ type dest struct {
 	table string
 }
 
-// insertSignals inserts into d the signals of b that fill takes for (shards, s).
-func (c *ClickHouse) insertSignals(ctx context.Context, d dest, b *sink.Batch, flush uint64, shards []int, s int) error {
+// insertSignals inserts into d the signals of b that fill takes for (shards, s). A
+// retry sends only the rows d does not hold (missing), and returns the signals it
+// found held by another flush's rows than this one's: their count is this flush's, and
+// a counted row must say so (writeCounted), since no raw row of theirs carries it.
+func (c *ClickHouse) insertSignals(ctx context.Context, d dest, b *sink.Batch, flush uint64, shards []int, s int) ([]schemas.Signal, error) {
 	var k *columns
 	select {
 	case k = <-c.cols:
@@ -349,14 +349,16 @@ func (c *ClickHouse) insertSignals(ctx context.Context, d dest, b *sink.Batch, f
 	}
 	k.fill(b, flush, shards, s)
 	n, attempts := k.n, 0
+	var adopted []schemas.Signal
 	err := c.retry.Do(ctx, d.table, func() error {
 		if attempts++; attempts > 1 {
 			// The attempt before may have landed though it failed (a timeout after
 			// the server took the rows): only what is missing goes again.
-			rest, err := c.missing(ctx, d, b, shards, s)
+			rest, other, err := c.missing(ctx, d, b, flush, shards, s)
 			if err != nil {
 				return err
 			}
+			adopted = other
 			k.reset()
 			if k.fill(rest, flush, nil, 0); k.n == 0 {
 				return nil
@@ -370,10 +372,10 @@ func (c *ClickHouse) insertSignals(ctx context.Context, d dest, b *sink.Batch, f
 	default:
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	c.rows.Add(n)
-	return nil
+	return adopted, nil
 }
 
 // Ping checks the server answers, and on a cluster that every shard does.

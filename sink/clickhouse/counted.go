@@ -3,7 +3,6 @@ package clickhouse
 import (
 	"context"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"strconv"
 	"time"
@@ -18,11 +17,10 @@ import (
 )
 
 // A flush is several inserts here, and a writer may die between any two. Which raw rows
-// have their rollups stored is told by a flush id: every flush with rollup rows draws a
-// random id F, its raw rows carry it (the signals table's flush column), and the
-// landing insert is the commit point of the flush, because it is the one insert that
-// is not idempotent (a landing row is a cell's cumulative count, and a recount goes to
-// a new cell):
+// have their rollups stored is told by a flush id: every flush draws a random id F,
+// its raw rows carry it (the signals table's flush column), and the landing insert is
+// the commit point of the flush, because it is the one insert that is not idempotent (a
+// landing row is a cell's cumulative count, and a recount goes to a new cell):
 //
 //   - the raw rows go first, carrying F; then the visitors rows (idempotent: the
 //     earliest exposure and the latest conversion win);
@@ -31,19 +29,22 @@ import (
 //     out the keys that sum to nothing). ClickHouse writes a block whole or not at all
 //     when its rows fall in one partition (one month; see CLUSTER.md for a block across
 //     two), so the marker is there exactly when the landing rows are. Flushes whose
-//     rollups are committed together (group.go) each have their marker in the block.
+//     rollups are committed together (group.go) each have their marker in the block; a
+//     group without landing rows writes its markers alone, because a flush without
+//     rollup rows changed the sessionizer's state all the same (a session's last
+//     activity), which it rolls back when the write fails.
 //
 // The counted table holds what a raw row cannot carry: one row per signal, its
-// (anonymous_id, event_id) and the flush that counted it, for the signals counted by
-// another flush than the one that stored them (a signal held but not counted, counted
-// again: Batch.Counted), and for the signals of a flush with visitors rows but no
-// landing rows (flush 0, written after its visitors rows). A row of the counted table
-// per signal cost the server about as much as the raw row itself, so a flush that
-// counts what it stores writes none. The raw rows of a flush without rollup rows carry
-// noRollups, and count as they land.
+// (anonymous_id, event_id) and the flush that counted it, for the signals a flush
+// counts whose raw rows carry another flush's id: a signal held but not counted,
+// counted again (Batch.Counted), or one a retried insert found stored by another
+// flush (insertSignals). A row of the counted table per signal cost the server about
+// as much as the raw row itself, so a flush that counts what it stores writes none.
+// Before the flush column, every flush wrote its keys there (flush 0 when it had no
+// landing rows, and then after its other rows).
 //
-// A signal is counted when one of its raw rows carries noRollups or a flush whose
-// marker exists, or it has a counted row with flush 0 or with a flush whose marker exists. Raw rows
+// A signal is counted when one of its raw rows carries a flush whose marker exists, or
+// it has a counted row with flush 0 or with a flush whose marker exists. Raw rows
 // stored before the flush column carry 0, and their counted rows say. A writer killed
 // before the landing insert leaves raw rows (and counted rows) of an F without a
 // marker: those signals are not counted, and their recount is the only count in the
@@ -55,6 +56,10 @@ import (
 //   - Landed reports them held but not counted, so a writer that gets them again (a
 //     JetStream redelivery, a write-ahead log replay) rolls them up once more without
 //     writing their raw rows again, and lists them in the Batch's Counted.
+//
+// A writer of a release before the flush column reads every signal of a later one as
+// not counted: writers of both must not share a database (stop the old, then start the
+// new; there is no way back but a restore).
 //
 // On a cluster each shard's landing insert is an insert of its own, so every shard's
 // carries a marker for F (one holding only the markers when the shard has no landing
@@ -79,16 +84,12 @@ const insertCounted = "INSERT INTO %s (date, anonymous_id, event_id, since_ms, f
 // cluster is not the collector's that stamped the signal.
 const markerSlack = int64(time.Hour / time.Millisecond)
 
-// noRollups is the flush of the raw rows of a flush without rollup rows: they count as
-// they land, there being nothing to commit.
-const noRollups = math.MaxUint64
-
 // newFlushID returns a flush id for a flush's raw rows, counted rows and marker: never
 // 0, which means confirmed in the counted table and "see the counted table" in the
-// signals table, nor noRollups.
+// signals table.
 func newFlushID() uint64 {
 	for {
-		if f := rand.Uint64(); f != 0 && f != noRollups {
+		if f := rand.Uint64(); f != 0 {
 			return f
 		}
 	}
@@ -146,19 +147,15 @@ func (c *ClickHouse) openCounted(ctx context.Context) error {
 	return nil
 }
 
-// writeCounted records the keys of the signals the flushes fs count again (Counted),
-// and with signals the keys of their own signals too, as counted by flush (0:
-// confirmed now; else once its marker is stored): on a cluster on each visitor's
-// shard, as its raw rows are. The columns are taken from a free list and go back to it
-// emptied, as the signals' are (insert.go): a flush without landing rows records as
-// many keys as it has signals.
-func (c *ClickHouse) writeCounted(ctx context.Context, fs []flushed, flush uint64, signals bool) error {
+// writeCounted records as counted by flush (once its marker is stored) the keys of the
+// signals the flushes fs count whose raw rows carry another flush's id: those counted
+// again (Counted) and those a retry found stored by another flush (adopted). On a
+// cluster each on its visitor's shard, as its raw rows are. The columns are taken from
+// a free list and go back to it emptied, as the signals' are (insert.go).
+func (c *ClickHouse) writeCounted(ctx context.Context, fs []flushed, flush uint64) error {
 	n := 0
 	for _, f := range fs {
-		n += len(f.b.Counted)
-		if signals {
-			n += len(f.b.Signals)
-		}
+		n += len(f.b.Counted) + len(f.adopted)
 	}
 	if n == 0 {
 		return nil
@@ -178,10 +175,8 @@ func (c *ClickHouse) writeCounted(ctx context.Context, fs []flushed, flush uint6
 			}
 		}()
 		for _, f := range fs {
-			if signals {
-				k.fill(f.b.Signals, flush, keep)
-			}
 			k.fill(f.b.Counted, flush, keep)
+			k.fill(f.adopted, flush, keep)
 		}
 		if len(k.ids.v) == 0 {
 			return nil
@@ -248,14 +243,10 @@ func markerArgs(fromMs int64) []any {
 }
 
 // committed returns which flushes written from fromMs have their markers stored (on a
-// cluster, every shard's), and noRollups, which needs none: those of ids, or all when
-// ids is nil.
+// cluster, every shard's): those of ids, or all when ids is nil.
 func (c *ClickHouse) committed(ctx context.Context, fromMs int64, ids map[uint64]bool) (map[uint64]bool, error) {
 	out := make(map[uint64]bool, len(ids))
-	if ids == nil || ids[noRollups] {
-		out[noRollups] = true
-	}
-	if ids != nil && len(ids) == len(out) {
+	if ids != nil && len(ids) == 0 {
 		return out, nil
 	}
 	q := "SELECT cell FROM " + c.db + ".landing_hourly WHERE " + markerWhere

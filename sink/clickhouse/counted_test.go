@@ -159,6 +159,39 @@ func TestCountedGap(t *testing.T) {
 	}
 }
 
+// A flush without rollup rows cut after its raw rows is not counted either: the
+// sessionizer rolls back what it did with the signals (a session's last activity), so
+// a writer that gets them again must count them, and does, once.
+func TestCountedCutWithoutRollups(t *testing.T) {
+	ctx := context.Background()
+	var cut cutter
+	c := openWith(t, Options{AfterSignals: cut.fire}, metrics.NewSet())
+	now := time.Now().UnixMilli()
+	signals := []schemas.Signal{{Type: schemas.TypePageview, ReceivedAt: now, Site: "cut.example", AnonymousID: "visitor",
+		EventID: "e0", URL: "https://cut.example/", Path: "/"}}
+	wctx, cancel := context.WithCancel(ctx)
+	cut.cancel = cancel
+	if err := c.Write(wctx, &sink.Batch{Signals: signals, SessionMs: []int64{now}}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Write cut after its raw rows: %v, want it cancelled", err)
+	}
+	cut.cancel = nil
+	check := func(when string, want bool) {
+		t.Helper()
+		landed, err := c.Landed(ctx, signals)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if counted, held := landed[sink.KeyOf(&signals[0])]; !held || counted != want {
+			t.Errorf("%s: Landed says held %v, counted %v; want held, counted %v", when, held, counted, want)
+		}
+	}
+	check("cut", false)
+	if err := c.Write(ctx, &sink.Batch{Counted: signals}); err != nil {
+		t.Fatal(err)
+	}
+	check("counted again", true)
+}
+
 // TestCountedRule stores raw rows, counted rows and markers as writers of every kind
 // leave them (a flush that counts what it stores, one cut before its landing insert, a
 // recount, rows stored before the flush column or the markers, a signal stored twice)
@@ -183,7 +216,7 @@ func TestCountedRule(t *testing.T) {
 		{"cut-then-recounted", []uint64{cut}, []uint64{redone}, true},
 		{"cut-then-recount-cut", []uint64{cut}, []uint64{uncut}, false},
 		{"stored-twice", []uint64{cut, done}, nil, true},
-		{"without-rollups", []uint64{noRollups}, nil, true},
+		{"old-flush-without-landing", []uint64{cut}, []uint64{0}, true},
 	}
 	now := time.Now().UnixMilli()
 	var all []schemas.Signal
@@ -263,7 +296,7 @@ func BenchmarkLanded(b *testing.B) {
 		b.Fatalf("ClickHouse is required: %v", err)
 	}
 	b.Cleanup(func() { c.DropDatabase(context.Background()); c.Close() })
-	// As in a database made with the counted table: every key is looked up there.
+	// As in a database made with the counted table: no key counts by its age.
 	c.countedSince = 0
 	now := time.Now().UnixMilli()
 	batch := func(from int) []schemas.Signal {
@@ -305,7 +338,8 @@ func BenchmarkLanded(b *testing.B) {
 }
 
 // TestMissing: an insert retried after a failure whose outcome is unclear sends only
-// the rows the table does not hold yet, with their sessions.
+// the rows the table does not hold yet, with their sessions, and tells apart those it
+// holds in rows of another flush: their count must be recorded for this one.
 func TestMissing(t *testing.T) {
 	ctx := context.Background()
 	c := openTest(t)
@@ -314,17 +348,27 @@ func TestMissing(t *testing.T) {
 		return schemas.Signal{Type: schemas.TypePageview, ReceivedAt: now + int64(i), Site: "retry.example",
 			AnonymousID: fmt.Sprintf("visitor-%d", i%2), EventID: fmt.Sprintf("e%d", i), URL: "https://retry.example/", Path: "/"}
 	}
-	if err := c.Write(ctx, &sink.Batch{Signals: []schemas.Signal{sig(0), sig(1), sig(2)}}); err != nil {
-		t.Fatal(err)
+	d := dest{c.conn, c.db + ".signals"}
+	const this, other = 7, 9
+	for _, w := range []struct {
+		flush   uint64
+		signals []schemas.Signal
+	}{{this, []schemas.Signal{sig(0), sig(1)}}, {other, []schemas.Signal{sig(2)}}} {
+		if _, err := c.insertSignals(ctx, d, &sink.Batch{Signals: w.signals}, w.flush, nil, 0); err != nil {
+			t.Fatal(err)
+		}
 	}
-	b := &sink.Batch{Signals: []schemas.Signal{sig(0), sig(3), sig(1), sig(4)}, SessionMs: []int64{10, 30, 11, 40}}
-	rest, err := c.missing(ctx, dest{c.conn, c.db + ".signals"}, b, nil, 0)
+	b := &sink.Batch{Signals: []schemas.Signal{sig(0), sig(3), sig(1), sig(4), sig(2)}, SessionMs: []int64{10, 30, 11, 40, 12}}
+	rest, adopted, err := c.missing(ctx, d, b, this, nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(rest.Signals) != 2 || rest.Signals[0].EventID != "e3" || rest.Signals[1].EventID != "e4" ||
 		rest.SessionOf(0) != 30 || rest.SessionOf(1) != 40 {
 		t.Errorf("missing: %+v", rest)
+	}
+	if len(adopted) != 1 || adopted[0].EventID != "e2" {
+		t.Errorf("held by another flush: %+v, want e2", adopted)
 	}
 }
 
@@ -337,7 +381,7 @@ func TestMissing(t *testing.T) {
 func TestFlushCommit(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		// before: the cut flush dies after its keys and visitors rows, before its
+		// before: the cut flush dies after its raw and visitors rows, before its
 		// landing rows and marker; else after its landing insert, before Write
 		// returned.
 		before bool

@@ -7,12 +7,13 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/rungdev/rung/schemas"
 	"github.com/rungdev/rung/sink"
 )
 
-// group commits the rollup rows of concurrent flushes together, with the keys of the
-// signals they count (counted.go). Every INSERT costs the server a part, and a merge of
-// it later, whatever its size; rollup batches are small, so parts, not rows, are what
+// group commits concurrent flushes together: their rollup rows, and their markers
+// (counted.go). Every INSERT costs the server a part, and a merge of it later,
+// whatever its size; rollup batches are small, so parts, not rows, are what
 // pre-aggregation costs ClickHouse. No goroutine is started: the first flush to submit
 // leads. It waits, up to linger, for the flushes still inserting their raw signals to
 // submit too, writes everything pending in one INSERT per table, and hands the lead to
@@ -38,11 +39,13 @@ type group struct {
 	groups, flushes *metrics.Counter // writes, and the flushes they carried
 }
 
-// flushed is a flush whose signals are stored, and the id of the flush they carry:
-// the marker of id is what commits their count (counted.go).
+// flushed is a flush whose signals are stored, with the id they carry, whose marker
+// commits their count (counted.go), and the signals of the flush that rows of another
+// flush held (insertSignals).
 type flushed struct {
-	b  *sink.Batch
-	id uint64
+	b       *sink.Batch
+	id      uint64
+	adopted []schemas.Signal
 }
 
 type submission struct {
@@ -83,11 +86,11 @@ func (g *group) poke() {
 	}
 }
 
-// commit writes the rollup rows of b, whose signals carry the flush id (0 when they
-// do not), with those of the flushes alongside, and commits them. The caller called
-// begin.
-func (g *group) commit(ctx context.Context, b *sink.Batch, id uint64) error {
-	s := &submission{flushed: flushed{b, id}, done: make(chan groupResult, 1)}
+// commit writes the rollup rows of f, with those of the flushes alongside, and commits
+// them. The caller called begin.
+func (g *group) commit(ctx context.Context, f flushed) error {
+	b := f.b
+	s := &submission{flushed: f, done: make(chan groupResult, 1)}
 	g.mu.Lock()
 	g.inflight--
 	g.pending = append(g.pending, s)

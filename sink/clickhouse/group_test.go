@@ -39,7 +39,7 @@ func TestGroupCommitMerges(t *testing.T) {
 	const n = 8
 	g.begin()
 	errs := make(chan error, n)
-	go func() { errs <- g.commit(context.Background(), rowBatch(0), 0) }()
+	go func() { errs <- g.commit(context.Background(), flushed{b: rowBatch(0)}) }()
 	harness.CheckFor(t, 5*time.Second, time.Millisecond, func() error {
 		mu.Lock()
 		defer mu.Unlock()
@@ -50,7 +50,7 @@ func TestGroupCommitMerges(t *testing.T) {
 	})
 	for i := 1; i < n; i++ {
 		g.begin()
-		go func() { errs <- g.commit(context.Background(), rowBatch(i), 0) }()
+		go func() { errs <- g.commit(context.Background(), flushed{b: rowBatch(i)}) }()
 	}
 	harness.CheckFor(t, 5*time.Second, time.Millisecond, func() error {
 		g.mu.Lock()
@@ -90,7 +90,7 @@ func TestGroupCommitWaitsAndFails(t *testing.T) {
 	g.begin() // one still inserting raw signals: will submit
 	g.begin() // one that will give up
 	errs := make(chan error, 2)
-	go func() { errs <- g.commit(context.Background(), rowBatch(0), 0) }()
+	go func() { errs <- g.commit(context.Background(), flushed{b: rowBatch(0)}) }()
 	harness.CheckFor(t, 5*time.Second, time.Millisecond, func() error {
 		g.mu.Lock()
 		defer g.mu.Unlock()
@@ -99,7 +99,7 @@ func TestGroupCommitWaitsAndFails(t *testing.T) {
 		}
 		return nil
 	})
-	go func() { errs <- g.commit(context.Background(), rowBatch(1), 0) }()
+	go func() { errs <- g.commit(context.Background(), flushed{b: rowBatch(1)}) }()
 	g.abandon()
 	for i := 0; i < 2; i++ {
 		if err := <-errs; !errors.Is(err, boom) {
@@ -111,7 +111,7 @@ func TestGroupCommitWaitsAndFails(t *testing.T) {
 	}
 	// With nobody else under way, a flush writes at once.
 	g.begin()
-	if err := g.commit(context.Background(), rowBatch(2), 0); !errors.Is(err, boom) {
+	if err := g.commit(context.Background(), flushed{b: rowBatch(2)}); !errors.Is(err, boom) {
 		t.Errorf("commit alone: %v", err)
 	}
 }

@@ -3,6 +3,7 @@ package clickhouse
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/ext"
@@ -86,8 +87,9 @@ func (c *ClickHouse) held(ctx context.Context, d dest, signals []schemas.Signal)
 }
 
 // missing returns the signals of b that fill takes for (shards, s) and d's table does
-// not hold, with their sessions.
-func (c *ClickHouse) missing(ctx context.Context, d dest, b *sink.Batch, shards []int, s int) (*sink.Batch, error) {
+// not hold, with their sessions; and those it holds, but only in rows of other flushes
+// than flush.
+func (c *ClickHouse) missing(ctx context.Context, d dest, b *sink.Batch, flush uint64, shards []int, s int) (*sink.Batch, []schemas.Signal, error) {
 	var part sink.Batch
 	for i := range b.Signals {
 		if shards == nil || shards[i] == s {
@@ -96,18 +98,23 @@ func (c *ClickHouse) missing(ctx context.Context, d dest, b *sink.Batch, shards 
 		}
 	}
 	if len(part.Signals) == 0 {
-		return &part, nil
+		return &part, nil, nil
 	}
 	held, _, err := c.held(ctx, d, part.Signals)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	rest := sink.Batch{}
+	var other []schemas.Signal
 	for i := range part.Signals {
-		if _, ok := held[sink.KeyOf(&part.Signals[i])]; !ok {
+		v, ok := held[sink.KeyOf(&part.Signals[i])]
+		switch {
+		case !ok:
 			rest.Signals = append(rest.Signals, part.Signals[i])
 			rest.SessionMs = append(rest.SessionMs, part.SessionMs[i])
+		case !slices.Contains(v.flushes, flush):
+			other = append(other, part.Signals[i])
 		}
 	}
-	return &rest, nil
+	return &rest, other, nil
 }

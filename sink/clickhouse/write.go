@@ -20,26 +20,18 @@ const (
 )
 
 // writeRollups stores a group of flushes (group.go): m holds their rollup rows, fs the
-// flushes. With landing rows, in two steps: the visitors rows and the keys of the
-// signals the flushes count again (their raw rows carry another flush's id), under the
-// id of the first flush, concurrently; then the landing rows with every flush's
-// marker, the commit point (counted.go). Without landing rows, the visitors rows then
-// the keys of all their signals as confirmed (flush 0): nothing a recount writes again
-// is then counted twice, and no landing part is made for markers alone. Each insert costs a
-// round trip and a part on the server whatever its size, so inserts that may run
-// together do, and the flush waits for the slowest instead of their sum. On a cluster
-// each shard's rows go to its local tables, all shards concurrently too. The goroutines
-// are the call's own and have returned when it does. One failing insert does not cut
-// the others short: they keep ctx, whose inserters are reused (insert.go).
+// flushes. In two steps: the visitors rows and the keys of the signals the flushes
+// count whose raw rows carry another flush's id (Counted, adopted), under the id of the
+// first flush, concurrently; then the landing rows, if any, with every flush's marker,
+// the commit point (counted.go). Each insert costs a round trip and a part on the
+// server whatever its size, so inserts that may run together do, and the flush waits
+// for the slowest instead of their sum. On a cluster each shard's rows go to its local
+// tables, all shards concurrently too. The goroutines are the call's own and have
+// returned when it does. One failing insert does not cut the others short: they keep
+// ctx, whose inserters are reused (insert.go).
 func (c *ClickHouse) writeRollups(ctx context.Context, m *sink.Batch, fs []flushed) error {
-	if len(m.Landing) == 0 {
-		if err := c.writeAllVisitors(ctx, m); err != nil {
-			return err
-		}
-		return c.writeCounted(ctx, fs, 0, true)
-	}
 	var g errgroup.Group
-	g.Go(func() error { return c.writeCounted(ctx, fs, fs[0].id, false) })
+	g.Go(func() error { return c.writeCounted(ctx, fs, fs[0].id) })
 	g.Go(func() error { return c.writeAllVisitors(ctx, m) })
 	if err := g.Wait(); err != nil {
 		return err
