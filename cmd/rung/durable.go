@@ -85,10 +85,10 @@ func openLog(ctx context.Context, cfg *serveConfig, agg *preagg.Aggregator, s st
 	return l, n, nil
 }
 
-// halfWritten is a store whose flush is several writes (ClickHouse: raw rows, the keys
-// counted and the visitors rows, then the landing rows that commit the flush), so that
-// a writer killed among them leaves work for the next one: inserts that may still land
-// after it died, and raw rows whose flush never committed.
+// halfWritten is a store whose flush is several writes (ClickHouse: raw rows carrying
+// the flush's id, the visitors rows, then the landing rows that commit the flush), so
+// that a writer killed among them leaves work for the next one: inserts that may still
+// land after it died, and raw rows whose flush never committed.
 type halfWritten interface {
 	WaitInserts(ctx context.Context) error
 	Uncounted(ctx context.Context, windowMs int64) ([]schemas.Signal, error)
