@@ -85,10 +85,10 @@ type Options struct {
 	// before its rollup rows are written: the moment a crash leaves raw rows without
 	// their rollups, for tests that crash there.
 	AfterSignals func()
-	// BeforeLanding, when set, is called by a write of rollup rows once the keys of
-	// the signals they count and the visitors rows landed, before the landing rows and
-	// the marker that commits them (counted.go): the moment a crash leaves keys
-	// recorded under a flush that never committed, for tests that crash there.
+	// BeforeLanding, when set, is called by the commit of a group of flushes once
+	// their raw rows (carrying their ids), visitors rows and counted rows landed, before
+	// the landing rows and the markers that commit them (counted.go): the moment a
+	// crash leaves rows of flushes that never committed, for tests that crash there.
 	BeforeLanding func()
 }
 
