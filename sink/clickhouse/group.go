@@ -11,14 +11,15 @@ import (
 	"github.com/rungdev/rung/sink"
 )
 
-// group commits concurrent flushes together: their rollup rows, and their markers
-// (counted.go). Every INSERT costs the server a part, and a merge of it later,
-// whatever its size; rollup batches are small, so parts, not rows, are what
-// pre-aggregation costs ClickHouse. No goroutine is started: the first flush to submit
-// leads. It waits, up to linger, for the flushes still inserting their raw signals to
-// submit too, writes everything pending in one INSERT per table, and hands the lead to
-// the next flush waiting. Under load the four flushers' rollups go in one part per
-// table; alone, a flush does not wait at all.
+// group commits concurrent flushes together: their rollup rows, the counted rows of the
+// signals they count that other flushes stored, and their markers (counted.go). Every
+// INSERT costs the server a part, and a merge of it later, whatever its size; rollup
+// batches are small, so parts, not rows, are what pre-aggregation costs ClickHouse. No
+// goroutine is started: the first flush to submit leads. It waits, up to linger, for
+// the flushes still inserting their raw signals to submit too, writes everything
+// pending in one INSERT per table, and hands the lead to the next flush waiting. Under
+// load the four flushers' rollups go in one part per table; alone, a flush does not
+// wait at all.
 //
 // A flush returns only once its rows are written or failed, so its batch is never read
 // after Write returns. Rows of concurrent flushes never share a key (the pre-aggregator
@@ -64,7 +65,7 @@ func newGroup(linger time.Duration, write func(context.Context, *sink.Batch, []f
 		flushes: set.GetOrCreateCounter(`rung_sink_rollup_group_flushes_total`)}
 }
 
-// begin announces a flush that will submit rollups (or call abandon).
+// begin announces a flush that will call commit (or abandon).
 func (g *group) begin() {
 	g.mu.Lock()
 	g.inflight++
