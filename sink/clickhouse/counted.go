@@ -424,8 +424,9 @@ func (c *ClickHouse) countedOf(ctx context.Context, keys map[sink.Key]stored, da
 // received: a visitor's signals of one flush, counted again over several, would then
 // find one placed later than the next, and its rollup time would move. A key is left
 // out when any of its raw rows is counted, not only the row read: a signal stored
-// twice is counted once. One scan of the window, and the window's counted keys as
-// sets on the server.
+// twice is counted once. The server reads the window twice (its rows, and the keys any
+// of whose rows carries a committed flush) and the counted table's keys once, after a
+// look-up of the committed flushes.
 func (c *ClickHouse) Uncounted(ctx context.Context, windowMs int64) ([]schemas.Signal, error) {
 	var newest int64
 	if err := c.conn.QueryRow(ctx, "SELECT max(received_ms) FROM "+c.db+".signals").Scan(&newest); err != nil {
