@@ -33,7 +33,7 @@ import (
 // none refused and none never sent is stored, and `rung reconcile` finds the rollups equal to a
 // recomputation from the raw signals. The seed is logged; RUNG_TEST_SEED replays one.
 //
-// On ClickHouse a flush is several inserts (raw rows; the keys counted and the
+// On ClickHouse a flush is several inserts (raw rows carrying the flush's id; the
 // visitors rows; the landing rows with the marker that commits the flush), and a kill
 // between them or during one is what this test is for there too: no raw row is stored
 // twice, and the raw rows of a flush whose landing insert never landed are counted
