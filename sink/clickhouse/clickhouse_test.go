@@ -65,13 +65,15 @@ func TestOpenRejectsHTTP(t *testing.T) {
 	}
 }
 
-// A database made before signals had session_ms gets the column on Open (18.16 has no
-// ADD COLUMN IF NOT EXISTS: migrate looks first).
-func TestMigrateAddsSessionColumn(t *testing.T) {
+// A database made before signals had session_ms and flush gets the columns on Open
+// (18.16 has no ADD COLUMN IF NOT EXISTS: migrate looks first).
+func TestMigrateAddsSignalsColumns(t *testing.T) {
 	ctx := context.Background()
 	c := openTest(t)
-	if err := c.conn.Exec(ctx, "ALTER TABLE "+c.db+".signals DROP COLUMN session_ms"); err != nil {
-		t.Fatal(err)
+	for _, col := range []string{"session_ms", "flush"} {
+		if err := c.conn.Exec(ctx, "ALTER TABLE "+c.db+".signals DROP COLUMN "+col); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := c.migrate(ctx, tables); err != nil {
 		t.Fatalf("migrate: %v", err)
@@ -80,9 +82,9 @@ func TestMigrateAddsSessionColumn(t *testing.T) {
 		t.Fatalf("migrate again: %v", err)
 	}
 	var n uint64
-	if err := c.conn.QueryRow(ctx, "SELECT count() FROM system.columns WHERE database = ? AND table = 'signals' AND name = 'session_ms'",
-		c.db).Scan(&n); err != nil || n != 1 {
-		t.Fatalf("session_ms columns: %d, %v", n, err)
+	if err := c.conn.QueryRow(ctx, "SELECT count() FROM system.columns WHERE database = ? AND table = 'signals' AND name IN ('session_ms', 'flush')",
+		c.db).Scan(&n); err != nil || n != 2 {
+		t.Fatalf("session_ms and flush columns: %d of 2, %v", n, err)
 	}
 }
 

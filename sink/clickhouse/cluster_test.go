@@ -329,13 +329,13 @@ func size(v any) int {
 	return reflect.ValueOf(v).Len()
 }
 
-// migrateCluster: a cluster database made before signals had session_ms, event_ms and
-// seq gets the columns on every node's local and Distributed tables.
+// migrateCluster: a cluster database made before signals had session_ms, event_ms, seq
+// and flush gets the columns on every node's local and Distributed tables.
 func migrateCluster(t *testing.T, s [2]*chtest.Server) {
 	ctx := context.Background()
 	c := openCluster(t, s[0], "rung")
 	err := c.cluster.eachNode(ctx, func(conn driver.Conn, _ clusterNode) error {
-		for _, col := range []string{"session_ms", "event_ms", "seq"} {
+		for _, col := range []string{"session_ms", "event_ms", "seq", "flush"} {
 			for _, q := range []string{"ALTER TABLE " + c.db + ".signals DROP COLUMN " + col,
 				"ALTER TABLE " + c.db + ".signals_local DROP COLUMN " + col} {
 				if err := conn.Exec(ctx, q); err != nil {
@@ -359,9 +359,9 @@ func migrateCluster(t *testing.T, s [2]*chtest.Server) {
 			t.Fatal(err)
 		}
 		var n uint64
-		if err := conn.QueryRow(ctx, "SELECT count() FROM system.columns WHERE database = ? AND table IN ('signals', 'signals_local') AND name IN ('session_ms', 'event_ms', 'seq')",
-			c.db).Scan(&n); err != nil || n != 6 {
-			t.Errorf("%s: session_ms, event_ms and seq columns: %d of 6, %v", x.Addr(), n, err)
+		if err := conn.QueryRow(ctx, "SELECT count() FROM system.columns WHERE database = ? AND table IN ('signals', 'signals_local') AND name IN ('session_ms', 'event_ms', 'seq', 'flush')",
+			c.db).Scan(&n); err != nil || n != 8 {
+			t.Errorf("%s: session_ms, event_ms, seq and flush columns: %d of 8, %v", x.Addr(), n, err)
 		}
 		conn.Close()
 	}
