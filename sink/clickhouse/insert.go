@@ -150,6 +150,7 @@ type columns struct {
 	// The flush column: the id of the flush whose marker commits the rows' count, the
 	// same for every row of a batch (counted.go).
 	flushes []uint64
+	order   order
 	n       int
 }
 
@@ -162,19 +163,18 @@ func newColumns() *columns {
 }
 
 // fill puts the signals of b, counted by flush, into k: those of shard s when shards is
-// given (the shard of each signal), all of them when it is nil.
+// given (the shard of each signal), all of them when it is nil. They go in the order of
+// the signals table's key, so that the server finds the block sorted and stores it as
+// it comes: its sort of a block permutes every column, ours orders row numbers.
 func (k *columns) fill(b *sink.Batch, flush uint64, shards []int, s int) {
-	k.n = 0
-	for i := range b.Signals {
-		if shards != nil && shards[i] != s {
-			continue
-		}
+	k.order.sort(b.Signals, shards, s)
+	for _, r := range k.order.keys {
 		for _, c := range k.cols {
-			c.add(b, i)
+			c.add(b, int(r.i))
 		}
 		k.flushes = append(k.flushes, flush)
-		k.n++
 	}
+	k.n = len(k.order.keys)
 }
 
 func (k *columns) list() []any {
