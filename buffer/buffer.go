@@ -79,7 +79,7 @@ func (p Policy) String() string {
 // Config sets the buffer's bounds and batching. The zero value of a field takes its
 // default.
 type Config struct {
-	BatchSize     int           // signals held that make a flush due (a flush takes up to MaxBatch); default 5000
+	BatchSize     int           // signals a flusher's shards hold that make its flush due (a flush takes up to MaxBatch); default 20000
 	FlushInterval time.Duration // the oldest signal waits at most this long; default 1s
 	MaxBytes      int64         // memory bound for held and in-flight signals, over all shards; default 128 MiB
 	WhenFull      Policy
@@ -108,7 +108,7 @@ type Config struct {
 
 func (c *Config) defaults() {
 	if c.BatchSize <= 0 {
-		c.BatchSize = 5000
+		c.BatchSize = 20000
 	}
 	if c.MaxBatch <= 0 {
 		c.MaxBatch = 20 * c.BatchSize

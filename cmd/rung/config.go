@@ -234,7 +234,7 @@ func (c *pipeConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ClickHouse, "clickhouse", "", "ClickHouse DSN, e.g. clickhouse://127.0.0.1:9000/rung; empty: the embedded SQLite sink")
 	fs.StringVar(&c.ClickHouseCluster, "clickhouse-cluster", "", "a cluster of the ClickHouse servers' <remote_servers>: tables are sharded over it (local tables behind Distributed ones); empty: one server")
 	fs.StringVar(&c.DataDir, "data-dir", "./rung-data", "directory of the embedded stores")
-	fs.IntVar(&c.BatchSize, "batch-size", 5000, "signals per flush to the sink")
+	fs.IntVar(&c.BatchSize, "batch-size", 20000, "signals held that make a flush due, else --flush-interval does (serve: each of the 4 flushers)")
 	fs.DurationVar(&c.FlushInterval, "flush-interval", time.Second, "longest a signal waits before it is flushed")
 	fs.DurationVar(&c.SessionTimeout, "session-timeout", 30*time.Minute, "inactivity that ends a session")
 	fs.StringVar(&c.Goals, "goals", "form_submitted", "comma-separated event names that count as conversions")
