@@ -87,7 +87,9 @@ type Config struct {
 	Flushers      int // concurrent flushes; default 4
 	// MaxBatch is the most signals one flush takes when more are waiting than
 	// BatchSize: a backlog drains in fewer, larger writes, which a columnar store takes
-	// much faster than many small ones. Default 20 × BatchSize. A flush also stops
+	// much faster than many small ones. Default 100,000 (BatchSize when larger): larger
+	// flushes of a big backlog cost the sink more in growing its columns than the
+	// server saves in fewer inserts (BENCHMARKS.md). A flush also stops
 	// taking once it holds MaxBytes / (2 × Flushers) bytes of signals, so the flushes
 	// together hold at most half of what is charged and the other half stays open to
 	// requests while they are written.
@@ -111,7 +113,7 @@ func (c *Config) defaults() {
 		c.BatchSize = 20000
 	}
 	if c.MaxBatch <= 0 {
-		c.MaxBatch = 20 * c.BatchSize
+		c.MaxBatch = 100_000
 	}
 	if c.FlushInterval <= 0 {
 		c.FlushInterval = time.Second
