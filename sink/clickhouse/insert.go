@@ -316,7 +316,8 @@ func (c *ClickHouse) insert(ctx context.Context, d dest, query string, cols []an
 
 // WorkingMemory is about the most the sink holds while it writes flushes holding
 // inFlight bytes of signals as the buffer charges them: each row's values in rung's
-// columns and in clickhouse-go's, the block encoded for the wire and the counted keys,
-// kept for reuse by the next flushes; four times their charge, for pageviews of a few
-// hundred bytes (BENCHMARKS.md, "Memory: what rung serve holds").
+// columns and in clickhouse-go's, the block encoded for the wire, the rows' order and
+// the counted keys of signals counted again, kept for reuse by the next flushes; four
+// times their charge, for pageviews of a few hundred bytes (BENCHMARKS.md, "Memory:
+// what rung serve holds", measured when every signal had a counted key: an upper bound).
 func (c *ClickHouse) WorkingMemory(inFlight int64) int64 { return 4 * inFlight }

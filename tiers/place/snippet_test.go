@@ -271,9 +271,6 @@ func TestSnippetIdentifiers(t *testing.T) {
 // tree): the snippets are real Go that type-checks against rung's real API, methods and
 // signatures included.
 func TestSnippetsCompile(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the snippets with the go command")
-	}
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		t.Fatalf("the go command is needed to build the snippets: %v", err)
